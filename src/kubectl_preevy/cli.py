@@ -1,0 +1,166 @@
+"""Command line: parses arguments, runs one command, maps errors to exit codes.
+
+Command modules are imported only when their command runs, so `--help` stays instant.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+from kubectl_preevy import __version__, messages
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+OUTPUT_FORMATS = ("table", "json")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our one-line `error: ...` and the usage exit code."""
+
+    def error(self, message: str):
+        from kubectl_preevy import console
+
+        console.error(f"{message} (see `{self.prog} -h`)")
+        sys.exit(int(ExitCode.USAGE))
+
+
+def prog_name(argv0: str | None = None) -> str:
+    """`kubectl preevy` when run as a kubectl plugin (or from our checkout), else the program name."""
+    name = os.path.basename(argv0 or sys.argv[0])
+    return "kubectl preevy" if name.startswith("kubectl-") else name
+
+
+def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster (kubectl's flags; Preevy's --kube-pod-* names also work)")
+    group.add_argument("--kubeconfig", "--kube-pod-kubeconfig", dest="kubeconfig", metavar="PATH",
+                       help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+    group.add_argument("--context", "--kube-pod-context", dest="context", metavar="NAME",
+                       help="kubeconfig context (default: $KUBE_CONTEXT, else the current context)")
+    group.add_argument("-n", "--namespace", "--kube-pod-namespace", dest="namespace", metavar="NS",
+                       help="namespace (default: the current context's namespace, else `default`)")
+    group.add_argument("--profile", metavar="NAME", help="profile to use (default: the current profile)")
+
+
+def _add_driver_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("environment template")
+    group.add_argument("--kube-pod-template", dest="template", metavar="PATH",
+                       help="template file (default: the bundled template; see `kubectl preevy template`)")
+    group.add_argument("--kube-pod-server-side-apply", dest="server_side_apply",
+                       action=argparse.BooleanOptionalAction, default=None,
+                       help="apply with server-side apply (default) or client-side create/apply")
+    group.add_argument("--kube-pod-storage-class", dest="storage_class", metavar="CLASS",
+                       help="StorageClass of the Docker data volume (default: the cluster's default)")
+    group.add_argument("--kube-pod-storage-size", dest="storage_size", metavar="GIB",
+                       help="size of the Docker data volume in GiB (default: 5)")
+
+
+def _add_project_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("compose project")
+    group.add_argument("-f", "--file", dest="files", action="append", metavar="FILE",
+                       help="compose file (repeatable; default: compose.yaml & co. in the current directory)")
+    group.add_argument("-p", "--project", dest="project", metavar="NAME", help="compose project name")
+    group.add_argument("--id", dest="env_id", metavar="ID",
+                       help="environment id (default: <project>-<git branch>)")
+
+
+def _add_output_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="table",
+                        help="result format on stdout (json is versioned: see `apiVersion`)")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog, description="A Docker Compose project as a preview environment in one pod of your cluster.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    up = commands.add_parser("up", help="create or update the environment and start every service")
+    _add_project_flags(up)
+    _add_cluster_flags(up)
+    _add_driver_flags(up)
+    up.add_argument("--timeout", default="5m", metavar="DURATION",
+                    help="how long to wait for the Docker server to be ready (default: 5m)")
+    up.add_argument("--dry-run", action="store_true", help="print the objects `up` would apply, as YAML, and stop")
+    up.add_argument("--recreate", action="store_true",
+                    help="delete and recreate the environment (and its volume) when a change cannot be applied in place")
+    _add_output_flag(up)
+
+    down = commands.add_parser("down", help="delete every object of the environment")
+    _add_project_flags(down)
+    _add_cluster_flags(down)
+    _add_driver_flags(down)
+    down.add_argument("--force", action="store_true", help="exit 0 quietly if the environment does not exist")
+    down.add_argument("--no-wait", dest="wait", action="store_false", help="do not wait until every object is gone")
+    down.add_argument("--timeout", default="3m", metavar="DURATION", help="how long to wait for deletion (default: 3m)")
+    _add_output_flag(down)
+
+    connect = commands.add_parser("connect", help="forward every published port to 127.0.0.1 until Ctrl-C")
+    _add_project_flags(connect)
+    _add_cluster_flags(connect)
+    _add_output_flag(connect)
+
+    ls = commands.add_parser("ls", help="list the environments of the profile")
+    _add_cluster_flags(ls)
+    _add_output_flag(ls)
+
+    template = commands.add_parser("template", help="print the default template (to start a custom one)")
+    template.add_argument("--variant", choices=("default", "sysbox"), default="default",
+                          help="which bundled template to print")
+
+    init = commands.add_parser("init", help="create a profile")
+    init.add_argument("name", nargs="?", default="default", help="profile name (default: `default`)")
+    _add_cluster_flags(init)
+    _add_driver_flags(init)
+    init.add_argument("--store", choices=("local", "cluster"), default="local",
+                      help="keep the profile on this machine, or in a ConfigMap in the cluster to share it with CI")
+
+    profile = commands.add_parser("profile", help="list, show, select, configure and remove profiles")
+    profile_commands = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")
+    profile_commands.required = True
+    for name, help_text in (("ls", "list profiles"), ("show", "show a profile"), ("use", "make a profile current"),
+                            ("rm", "remove a profile")):
+        sub = profile_commands.add_parser(name, help=help_text)
+        if name != "ls":
+            sub.add_argument("name", nargs="?" if name == "show" else None)
+        _add_cluster_flags(sub)
+        if name in ("ls", "show"):
+            _add_output_flag(sub)
+    config = profile_commands.add_parser("config", help="set or unset option defaults of a profile")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_commands.required = True
+    config_set = config_commands.add_parser("set", help="set option defaults: KEY=VALUE ...")
+    config_set.add_argument("settings", nargs="+", metavar="KEY=VALUE")
+    _add_cluster_flags(config_set)
+    config_unset = config_commands.add_parser("unset", help="unset option defaults: KEY ...")
+    config_unset.add_argument("keys", nargs="+", metavar="KEY")
+    _add_cluster_flags(config_unset)
+
+    version = commands.add_parser("version", help="print the version")
+    _add_output_flag(version)
+    return parser
+
+
+COMMAND_MODULES = {
+    "up": "up", "down": "down", "connect": "connect", "ls": "ls", "template": "template",
+    "init": "init", "profile": "profile", "version": "version",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(prog_name())
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[args.command]}")
+    return _run(module.run, args)
+
+
+def _run(command, args: argparse.Namespace) -> int:
+    from kubectl_preevy import console
+
+    try:
+        return int(command(args) or 0)
+    except PreevyError as err:
+        console.error(err.message)
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        console.error(messages.INTERRUPTED)
+        return int(ExitCode.INTERRUPTED)

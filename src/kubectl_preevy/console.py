@@ -1,0 +1,48 @@
+"""Terminal output: progress, warnings and errors on stderr; results on stdout.
+
+rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help` stays fast.
+"""
+import functools
+import sys
+
+
+@functools.cache
+def stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def stdout():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    stderr().print(message, markup=False)
+
+
+def step(message: str) -> None:
+    stderr().print(f"[bold]>[/bold] {_escape(message)}")
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]warning:[/yellow] {_escape(message)}")
+
+
+def error(message: str) -> None:
+    stderr().print(f"[red]error:[/red] {_escape(message)}")
+
+
+def result(text: str) -> None:
+    """A result for scripts: plain text on stdout, never styled."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,129 @@
+"""THE table of served resources. Discovery, OpenAPI, routing, kinds, tables and defaults read it."""
+from __future__ import annotations
+
+import dataclasses
+
+RW_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sub:
+    name: str
+    verbs: tuple[str, ...]
+    kind: tuple[str, str, str] | None = None   # (group, version, kind) of the response; None = parent kind
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    group: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Sub, ...] = ()
+    verbs: tuple[str, ...] = RW_VERBS
+    version: str = "v1"
+    generation: bool = False          # metadata.generation tracks spec changes
+    name_rule: str = "subdomain"      # subdomain | label | path
+    status_sub: bool = False          # has a status subresource: main writes keep status
+    fields: tuple[str, ...] = ()      # extra field selectors beyond metadata.name / metadata.namespace
+    top: tuple[str, ...] | None = ("spec", "status")   # known top-level fields (None = anything)
+    store: bool = True                # False: virtual (create-only reviews)
+
+    @property
+    def key(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    def sub(self, name: str) -> Sub | None:
+        for s in self.subresources:
+            if s.name == name:
+                return s
+        return None
+
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        p = self.prefix
+        if self.namespaced and namespace:
+            p += f"/namespaces/{namespace}"
+        p += f"/{self.plural}"
+        if name:
+            p += f"/{name}"
+        return p
+
+
+STATUS = Sub("status", ("get", "patch", "update"))
+SCALE = Sub("scale", ("get", "patch", "update"), ("autoscaling", "v1", "Scale"))
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "namespaces", "namespace", "Namespace", namespaced=False, short_names=("ns",),
+             subresources=(STATUS, Sub("finalize", ("update",))), name_rule="label", status_sub=True,
+             fields=("status.phase",)),
+    Resource("", "pods", "pod", "Pod", short_names=("po",), categories=("all",),
+             subresources=(STATUS, Sub("exec", ("create", "get"), ("", "v1", "PodExecOptions")),
+                           Sub("portforward", ("create", "get"), ("", "v1", "PodPortForwardOptions")),
+                           Sub("log", ("get",))),
+             status_sub=True,
+             fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                     "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")),
+    Resource("", "configmaps", "configmap", "ConfigMap", short_names=("cm",),
+             top=("data", "binaryData", "immutable")),
+    Resource("", "secrets", "secret", "Secret", fields=("type",),
+             top=("data", "stringData", "type", "immutable")),
+    Resource("", "serviceaccounts", "serviceaccount", "ServiceAccount", short_names=("sa",),
+             top=("secrets", "imagePullSecrets", "automountServiceAccountToken")),
+    Resource("", "services", "service", "Service", short_names=("svc",), categories=("all",),
+             subresources=(STATUS,), name_rule="label", status_sub=True),
+    Resource("", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", short_names=("pvc",),
+             subresources=(STATUS,), status_sub=True),
+    Resource("", "events", "event", "Event", short_names=("ev",), top=None,
+             fields=("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                     "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                     "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")),
+    Resource("apps", "statefulsets", "statefulset", "StatefulSet", short_names=("sts",), categories=("all",),
+             subresources=(STATUS, SCALE), generation=True, status_sub=True),
+    Resource("apps", "deployments", "deployment", "Deployment", short_names=("deploy",), categories=("all",),
+             subresources=(STATUS, SCALE), generation=True, status_sub=True),
+    Resource("rbac.authorization.k8s.io", "roles", "role", "Role", name_rule="path", top=("rules",)),
+    Resource("rbac.authorization.k8s.io", "rolebindings", "rolebinding", "RoleBinding", name_rule="path",
+             top=("subjects", "roleRef")),
+    Resource("networking.k8s.io", "ingresses", "ingress", "Ingress", short_names=("ing",),
+             subresources=(STATUS,), generation=True, status_sub=True),
+    Resource("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+             "SelfSubjectAccessReview", namespaced=False, verbs=("create",), store=False),
+    Resource("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+             "SelfSubjectRulesReview", namespaced=False, verbs=("create",), store=False),
+)
+
+BY_KEY = {r.key: r for r in RESOURCES}
+BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+
+
+def groups() -> list[tuple[str, str]]:
+    """(group, version) in serving order, core first."""
+    out = []
+    for r in RESOURCES:
+        gv = (r.group, r.version)
+        if gv not in out:
+            out.append(gv)
+    return out
+
+
+def in_group(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def by_key(key: str) -> Resource:
+    return BY_KEY[key]
