@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The README's first command: `kubectl preevy up` of examples/hello, end to end.
+
+Uses the cluster of your current kubectl context when one answers; otherwise (or with
+--emulator) it starts the local cluster emulator (tests/kubesim) as an embedded cluster.
+It prints a working URL, keeps the environment until Enter/Ctrl-C (at once when not on a
+terminal), then runs `kubectl preevy down` and stops everything it started.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "hello"
+PLUGIN = str(REPO / "kubectl-preevy")
+ENV_ID = "hello-demo"
+
+
+def log(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+def cluster_answers(env: dict) -> bool:
+    probe = subprocess.run(["kubectl", "version", "--request-timeout=3s", "-o", "json"], env=env,
+                           capture_output=True, timeout=20)
+    return probe.returncode == 0
+
+
+def start_emulator(workdir: Path, env: dict) -> subprocess.Popen:
+    kubeconfig = workdir / "kubeconfig"
+    log_file = open(workdir / "kubesim.log", "wb")
+    emulator = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(kubeconfig),
+                                 "--state-dir", str(workdir / "state")], cwd=REPO, stdout=log_file,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not kubeconfig.exists():
+        if emulator.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"demo: the emulator did not start; see {workdir / 'kubesim.log'}")
+        time.sleep(0.1)
+    env.update(KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(workdir / "kubecache"))
+    env.pop("KUBE_CONTEXT", None)
+    log(f"no cluster at hand: started the local emulator (pid {emulator.pid}), kubeconfig {kubeconfig}")
+    return emulator
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for_url(connect: subprocess.Popen, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    for line in connect.stdout:
+        match = re.search(r"https?://\S+", line)
+        if match:
+            return match.group(0)
+        if time.monotonic() > deadline:
+            break
+    raise SystemExit("demo: `kubectl preevy connect` printed no URL")
+
+
+def fetch(url: str, attempts: int = 30) -> str:
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"demo: {url} did not answer")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emulator", action="store_true", help="use the local emulator even if a cluster answers")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    workdir = Path(tempfile.mkdtemp(prefix="preevy-demo-"))
+    env.setdefault("KUBECACHEDIR", str(workdir / "kubecache"))
+    shutil.copy2("/bin/busybox", EXAMPLE / "busybox")  # the example image is FROM scratch + static busybox
+    emulator = connect = None
+    try:
+        if args.emulator or not cluster_answers(env):
+            emulator = start_emulator(workdir, env)
+        subprocess.run([PLUGIN, "up", "--id", ENV_ID], cwd=EXAMPLE, env=env, check=True, timeout=600)
+        connect = subprocess.Popen([PLUGIN, "connect", "--id", ENV_ID], cwd=EXAMPLE, env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        url = wait_for_url(connect)
+        page = fetch(url)
+        print(f"\n{url} serves:\n{page}")
+        if sys.stdin.isatty():
+            input(f"The preview environment is live at {url}. Press Enter to tear it down... ")
+        return 0
+    finally:
+        stop(connect)
+        subprocess.run([PLUGIN, "down", "--id", ENV_ID, "--force"], cwd=EXAMPLE, env=env, timeout=300)
+        stop(emulator)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
