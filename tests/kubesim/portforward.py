@@ -200,7 +200,7 @@ class ForwardedConnection:
             self._writer.transport.abort()
         if not self._connected.done():
             self._connected.set_result(False)
-        if self._task is not None:
+        if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
     async def _run(self) -> None:

@@ -1,0 +1,88 @@
+"""`kubectl preevy connect`: every published port of the environment on 127.0.0.1, until Ctrl-C.
+
+The published ports come from the running environment itself (the Docker server's containers,
+read through a forward), so `connect --id ID` works without the project's compose files.
+A forward that drops is started again, with back-off.
+"""
+import time
+
+from kubectl_preevy import commands, console, docker, environment, messages, portforward, urls
+from kubectl_preevy.commands import Run
+from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.portforward import PortForward
+
+POLL_SECONDS = 0.5
+BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30)
+STABLE_SECONDS = 30     # a forward up this long resets the back-off
+
+
+def run(args) -> int:
+    current = commands.load_run(args, project="optional")
+    env_id = commands.env_id(args, current)
+    kubectl = current.kubectl
+    with commands.sigterm_as_interrupt():
+        try:
+            env = _environment(current, env_id)
+            pod = environment.ready_pod(kubectl, env)
+            published = _published_ports(current, pod)
+            local_ports = portforward.local_ports_for(sorted({p.published for p in published}))
+            forward = PortForward(kubectl, pod, [(local, remote) for remote, local in local_ports.items()])
+            try:
+                forward.start()
+                _report(args, env_id, current, env, urls.service_urls(published, local_ports))
+                _keep_alive(forward, current, env)
+            finally:
+                forward.stop()
+        except KeyboardInterrupt:
+            console.info(messages.CONNECT_STOPPED)
+            return 0
+
+
+def _environment(current: Run, env_id: str) -> environment.Environment:
+    found = environment.find(current.kubectl, current.profile.id, env_id)
+    if not found:
+        raise PreevyError(messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
+                          ExitCode.FAILURE)
+    return found[0]
+
+
+def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
+    with docker.forward(current.kubectl, pod) as docker_forward:
+        published = docker.published_ports(docker_forward.local_ports[docker.DOCKER_PORT],
+                                           current.project.name if current.project else None)
+    if not published:
+        raise PreevyError(messages.NOTHING_TO_CONNECT, ExitCode.FAILURE)
+    return published
+
+
+def _report(args, env_id: str, current: Run, env: environment.Environment, service_urls: list[urls.ServiceUrl]):
+    if args.output == "json":
+        console.result(urls.to_json(urls.environment_document(env_id, current.kubectl.namespace, env.name,
+                                                              service_urls, instance=env.instance)))
+    else:
+        console.result(urls.urls_table(service_urls))
+    console.info(messages.CONNECTED)
+
+
+def _keep_alive(forward: PortForward, current: Run, env: environment.Environment) -> None:
+    """Forever: when kubectl exits (`lost connection to pod`), start it again on the same local ports."""
+    failures = 0
+    started_at = time.monotonic()
+    while True:
+        time.sleep(POLL_SECONDS)
+        if forward.running:
+            continue
+        if time.monotonic() - started_at > STABLE_SECONDS:
+            failures = 0
+        delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+        console.warn(messages.FORWARD_LOST.format(error=forward.last_error or "kubectl exited", seconds=delay))
+        time.sleep(delay)
+        failures += 1
+        try:
+            forward.pod = environment.ready_pod(current.kubectl, env)     # the pod may have been replaced
+            forward.start()
+        except PreevyError as err:
+            console.warn(err.message)
+            continue
+        started_at = time.monotonic()
+        console.info(messages.FORWARD_RESTORED)

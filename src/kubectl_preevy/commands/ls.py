@@ -1,0 +1,17 @@
+"""`kubectl preevy ls`: the environments of the profile in the namespace (not those being deleted)."""
+from kubectl_preevy import commands, console, environment, messages, urls
+
+
+def run(args) -> int:
+    current = commands.load_run(args, project="none")
+    envs = environment.list_all(current.kubectl, current.profile.id)
+    if args.output == "json":
+        console.result(urls.to_json({"apiVersion": urls.API_VERSION, "kind": "EnvironmentList", "items": [
+            {"envId": env.env_id, "instance": env.instance, "namespace": env.namespace, "ready": env.ready_replicas,
+             "createdAt": env.created_at} for env in envs]}))
+    elif envs:
+        console.result(urls.table([[env.env_id, env.instance, env.namespace, env.ready_replicas, env.created_at]
+                                   for env in envs], ["env id", "instance", "namespace", "ready", "created"]))
+    else:
+        console.info(messages.NO_ENVIRONMENTS.format(profile=current.profile.name, namespace=current.kubectl.namespace))
+    return 0

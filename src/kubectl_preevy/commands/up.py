@@ -1,0 +1,103 @@
+"""`kubectl preevy up`: create or update the environment, copy the files, start every service."""
+import datetime
+import json
+import os
+import tempfile
+
+from kubectl_preevy import commands, compose, console, docker, environment, filesync, messages, naming, template, urls
+from kubectl_preevy.commands import Run
+from kubectl_preevy.environment import Environment
+
+
+def run(args) -> int:
+    timeout = commands.parse_duration(args.timeout, "--timeout")
+    current = commands.load_run(args, project="required")
+    env_id = commands.env_id(args, current)
+    with commands.sigterm_as_interrupt():
+        current.kubectl.namespace_exists()
+        existing = _existing(current, env_id)
+        objects = _objects(current, env_id, existing)
+        if args.dry_run:
+            console.result(_yaml(objects))
+            return 0
+        env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout)
+        console.step(messages.WAITING_READY.format(name=env.name))
+        environment.wait_ready(current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id))
+        services, stats = _deploy(current, env)
+    _report(args, current, env_id, env, services, stats)
+    return 0
+
+
+def _existing(current: Run, env_id: str) -> Environment | None:
+    found = environment.find(current.kubectl, current.profile.id, env_id)
+    if len(found) > 1:
+        console.warn(messages.DUPLICATE_ENVIRONMENTS.format(
+            env_id=env_id, instances=", ".join(e.instance for e in found), chosen=found[0].instance))
+    return found[0] if found else None
+
+
+def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+    """The template's objects with Preevy's metadata; the instance name and creation time of the
+    existing environment are kept, so an unchanged environment applies as a no-op."""
+    instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
+    created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
+    rendered = template.render_template(current.options, instance, template.template_labels(current.profile.id, instance),
+                                        namespace=current.kubectl.namespace)
+    return template.add_environment_metadata(rendered, profile_id=current.profile.id, env_id=env_id,
+                                             instance=instance, created_at=created_at)
+
+
+def _apply(current: Run, env_id: str, existing: Environment | None, objects: list[dict], *, recreate: bool,
+           timeout: float) -> Environment:
+    kubectl = current.kubectl
+    verb = messages.UPDATING if existing else messages.CREATING
+    console.step(verb.format(env_id=env_id, namespace=kubectl.namespace))
+    try:
+        environment.apply(kubectl, _yaml(objects), server_side=current.options.server_side_apply, new=existing is None)
+    except environment.ImmutableChange:
+        if not recreate:
+            raise
+        console.step(messages.RECREATING.format(instance=existing.instance))
+        environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
+        objects = _objects(current, env_id, None)
+        environment.apply(kubectl, _yaml(objects), server_side=current.options.server_side_apply, new=True)
+    return Environment(template.docker_host_statefulset(objects))
+
+
+def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+    """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
+    project, kubectl = current.project, current.kubectl
+    pod = environment.ready_pod(kubectl, env)
+    with docker.forward(kubectl, pod) as docker_forward:
+        port = docker_forward.local_ports[docker.DOCKER_PORT]
+        console.step(messages.SYNCING.format(pod=pod, directory=project.remote_dir))
+        stats = filesync.sync(kubectl, pod, env.first_container, project)
+        console.info(stats.summary())
+        console.step(messages.COMPOSE_UP.format(project=project.name))
+        with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
+            json.dump(compose.remote_model(project), model_file)
+            model_file.flush()
+            docker.compose_up(project.name, model_file.name, str(project.working_dir), os.environ, port)
+        return docker.published_ports(port, project.name), stats
+
+
+def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+    namespace = current.kubectl.namespace
+    service_urls = urls.service_urls(services)
+    console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
+    connect = current.command_hint("connect", env_id)
+    if args.output == "json":
+        console.result(urls.to_json(urls.environment_document(
+            env_id, namespace, env.name, service_urls, instance=env.instance, connect=connect, sync=stats.as_json())))
+        return
+    if service_urls:
+        console.result(urls.urls_table(service_urls))
+        console.info(messages.CONNECT_HINT.format(command=connect))
+    else:
+        console.info(messages.NO_PUBLISHED_PORTS)
+
+
+def _yaml(objects: list[dict]) -> str:
+    import yaml
+
+    return yaml.dump_all(objects, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)

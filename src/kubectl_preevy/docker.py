@@ -1,0 +1,115 @@
+"""The Docker server in the pod, reached through a port-forward: its API and `docker compose`."""
+import dataclasses
+import http.client
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Mapping
+
+from kubectl_preevy import messages, process
+from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.portforward import PortForward
+
+DOCKER_PORT = 2375
+PING_TIMEOUT_SECONDS = 60
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedPort:
+    service: str
+    port: int           # the container's port
+    published: int      # the port on the Docker host (the pod)
+    protocol: str = "tcp"
+
+
+def compose_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
+    """The caller's environment talking to the forwarded Docker server, and only to it."""
+    env = {key: value for key, value in environ.items() if not key.startswith("DOCKER_")}
+    env["DOCKER_HOST"] = f"tcp://127.0.0.1:{port}"
+    return env
+
+
+def forward(kubectl: Kubectl, pod: str, timeout: float = PING_TIMEOUT_SECONDS) -> PortForward:
+    """A started forward to the pod's Docker server, once that answers `GET /_ping`.
+
+    dockerd may still be starting (a custom template may have no readiness probe), and kubectl
+    port-forward exits when a connection to the pod port fails: then it is started again.
+    The caller stops the forward.
+    """
+    docker_forward = PortForward(kubectl, pod, [(0, DOCKER_PORT)])
+    deadline = time.monotonic() + timeout
+    try:
+        docker_forward.start()
+        while True:
+            error = ping(docker_forward.local_ports[DOCKER_PORT])
+            if error is None:
+                return docker_forward
+            if time.monotonic() > deadline:
+                raise PreevyError(messages.DOCKER_NOT_ANSWERING.format(pod=pod, timeout=f"{timeout:g}s", error=error),
+                                  ExitCode.TIMEOUT)
+            time.sleep(0.2)
+            if not docker_forward.running:
+                docker_forward.start()
+    except BaseException:
+        docker_forward.stop()
+        raise
+
+
+def ping(port: int) -> str | None:
+    """None when the Docker server answers, else what went wrong."""
+    try:
+        body = _request(port, "GET", "/_ping", timeout=5)
+    except (OSError, http.client.HTTPException, PreevyError) as err:
+        return str(err) or type(err).__name__
+    return None if body.strip() == b"OK" else f"unexpected answer {body[:40]!r}"
+
+
+def published_ports(port: int, project: str | None = None) -> list[PublishedPort]:
+    """The TCP ports published by the running compose containers (of one project, or of all)."""
+    label = f"{COMPOSE_PROJECT_LABEL}={project}" if project else COMPOSE_PROJECT_LABEL
+    query = urllib.parse.urlencode({"filters": json.dumps({"label": [label]})})
+    containers = json.loads(_request(port, "GET", f"/containers/json?{query}"))
+    found = set()
+    for container in containers:
+        service = (container.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, container["Names"][0].lstrip("/"))
+        for binding in container.get("Ports") or []:
+            if binding.get("PublicPort") and binding.get("Type", "tcp") == "tcp":
+                found.add(PublishedPort(service, binding["PrivatePort"], binding["PublicPort"]))
+    return sorted(found, key=lambda p: (p.service, p.port, p.published))
+
+
+def _request(port: int, method: str, path: str, timeout: float = 30) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status >= 400:
+            raise PreevyError(messages.DOCKER_API_FAILED.format(path=path.split("?")[0], status=response.status,
+                                                                error=body.decode(errors="replace").strip()))
+        return body
+    finally:
+        connection.close()
+
+
+def compose_up(project: str, model_file: str, working_dir: str, environ: Mapping[str, str], port: int) -> None:
+    """`docker compose up -d --build --remove-orphans` of the rewritten model; all its output on our stderr.
+
+    It runs in the project directory so that relative build contexts resolve; the build context
+    travels to the remote Docker server through the forward.
+    """
+    argv = ["docker", "compose", "-p", project, "--project-directory", working_dir, "-f", model_file,
+            "up", "-d", "--build", "--remove-orphans"]
+    proc = process.popen(argv, env=compose_environ(environ, port), cwd=working_dir,
+                         stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=None)
+    try:
+        returncode = proc.wait()
+    finally:
+        process.stop(proc)
+    if returncode != 0:
+        raise PreevyError(messages.COMPOSE_UP_FAILED.format(code=returncode), ExitCode.FAILURE)

@@ -1,0 +1,223 @@
+"""An environment in the cluster: found by its labels, applied, waited for, explained, deleted.
+
+An environment is the objects of one rendered template, all labelled with its instance name;
+its docker-host StatefulSet carries the env id, the creation time and the list of object types.
+"""
+import dataclasses
+import json
+import re
+
+from kubectl_preevy import messages, naming
+from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.kubectl import Kubectl
+
+FIELD_MANAGER = "kubectl-preevy"
+# Types deleted with every environment whatever its template says: the pods (so that `down`
+# waits until their processes are gone) and the claims the StatefulSet made.
+ALWAYS_DELETED_TYPES = ("pods", "persistentvolumeclaims")
+# When the docker-host StatefulSet is already gone (an interrupted `down`), what may be left.
+LEFTOVER_TYPES = ("statefulsets.apps", "pods", "persistentvolumeclaims", "configmaps", "serviceaccounts", "secrets",
+                  "services", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io")
+_IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
+
+
+@dataclasses.dataclass
+class Environment:
+    statefulset: dict
+
+    @property
+    def name(self) -> str:
+        return self.statefulset["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.statefulset["metadata"]["namespace"]
+
+    @property
+    def instance(self) -> str:
+        return self._labels.get(naming.LABEL_INSTANCE, self.name)
+
+    @property
+    def env_id(self) -> str:
+        return self._annotations.get(naming.ANNOTATION_ENV_ID) or self._labels.get(naming.LABEL_ENV_ID, "")
+
+    @property
+    def created_at(self) -> str:
+        return self._annotations.get(naming.ANNOTATION_CREATED_AT) or self.statefulset["metadata"].get(
+            "creationTimestamp", "")
+
+    @property
+    def deleted(self) -> bool:
+        return self._labels.get(naming.LABEL_DELETED) == "true"
+
+    @property
+    def ready_replicas(self) -> str:
+        status = self.statefulset.get("status") or {}
+        return f"{status.get('readyReplicas', 0)}/{self.statefulset['spec'].get('replicas', 1)}"
+
+    @property
+    def first_container(self) -> str:
+        return self.statefulset["spec"]["template"]["spec"]["containers"][0]["name"]
+
+    @property
+    def types(self) -> list[str]:
+        """kubectl resource names of every type of the environment (all-types annotation), pods and PVCs."""
+        try:
+            declared = json.loads(self._annotations.get(naming.ANNOTATION_ALL_TYPES, "[]"))
+        except json.JSONDecodeError:
+            declared = []
+        names = [resource_name(t["apiVersion"], t["kind"]) for t in declared if "apiVersion" in t and "kind" in t]
+        names = names or [resource_name("apps/v1", "StatefulSet")]
+        return list(dict.fromkeys(names + list(ALWAYS_DELETED_TYPES)))
+
+    @property
+    def _labels(self) -> dict:
+        return self.statefulset["metadata"].get("labels") or {}
+
+    @property
+    def _annotations(self) -> dict:
+        return self.statefulset["metadata"].get("annotations") or {}
+
+
+def resource_name(api_version: str, kind: str) -> str:
+    """A type as kubectl names it unambiguously: `Kind.version.group`, or just `Kind` for the core group."""
+    if "/" not in api_version:
+        return kind
+    group, version = api_version.split("/", 1)
+    return f"{kind}.{version}.{group}"
+
+
+def find(kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False) -> list[Environment]:
+    """The environment's docker-host StatefulSets, oldest first (more than one only after concurrent ups)."""
+    selector = naming.env_selector(profile_id, env_id, deleted=None if include_deleted else False, docker_host=True)
+    return _statefulsets(kubectl, selector)
+
+
+def list_all(kubectl: Kubectl, profile_id: str) -> list[Environment]:
+    selector = ",".join([naming.profile_selector(profile_id), f"{naming.LABEL_DELETED}!=true",
+                         f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}"])
+    return _statefulsets(kubectl, selector)
+
+
+def _statefulsets(kubectl: Kubectl, selector: str) -> list[Environment]:
+    items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
+    return [Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))]
+
+
+def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
+    """Create or update the objects. Server-side apply updates in place; what Kubernetes refuses to
+    change in place (a StatefulSet's volumeClaimTemplates...) is reported, never deleted silently."""
+    if server_side:
+        args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-"]
+    elif new:
+        args = ["create", "--save-config", "-f", "-"]
+    else:
+        args = ["apply", "-f", "-"]
+    result = kubectl.run(*args, stdin=manifest)
+    if result.ok:
+        return
+    immutable = _IMMUTABLE.search(result.stderr)
+    if immutable:
+        raise ImmutableChange(messages.IMMUTABLE_CHANGE.format(detail=immutable.group(1)[:200]), ExitCode.FAILURE)
+    raise kubectl.error(result)
+
+
+class ImmutableChange(PreevyError):
+    """The template or an option changed a field Kubernetes does not change in place."""
+
+
+def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
+    """`kubectl rollout status` with a deadline; on timeout, why the pod is not ready."""
+    result = kubectl.run("rollout", "status", f"statefulset/{name}", f"--timeout={timeout_seconds:g}s",
+                         timeout=timeout_seconds + 30)
+    if result.ok:
+        return
+    if "timed out" not in result.stderr:
+        raise kubectl.error(result)
+    raise PreevyError(messages.NOT_READY.format(
+        env_id=env_id, timeout=f"{timeout_seconds:g}s", reason=unready_reason(kubectl, name),
+        pod=f"{name}-0", namespace=kubectl.namespace, cleanup=cleanup_hint), ExitCode.TIMEOUT)
+
+
+def unready_reason(kubectl: Kubectl, name: str) -> str:
+    """One phrase: the waiting/terminated state of a container, or the latest warning event."""
+    pod = kubectl.run("get", "pod", f"{name}-0", "-o", "json")
+    if not pod.ok:
+        return _latest_warning(kubectl, "StatefulSet", name) or messages.REASON_NO_POD
+    pod = json.loads(pod.stdout)
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state, container = status.get("state") or {}, status["name"]
+        if "waiting" in state:
+            reason = messages.REASON_WAITING.format(container=container, reason=state["waiting"].get("reason", ""),
+                                                    message=state["waiting"].get("message", "")).rstrip(": ")
+        elif "terminated" in state:
+            reason = messages.REASON_TERMINATED.format(container=container)
+        else:
+            continue
+        return reason + _last_words(kubectl, f"{name}-0", container, status)
+    return _latest_warning(kubectl, "Pod", f"{name}-0") or messages.REASON_NOT_READY.format(pod=f"{name}-0")
+
+
+def _last_words(kubectl: Kubectl, pod: str, container: str, status: dict) -> str:
+    """`; last exit code N: <its last log line>` of a container that has exited, else ""."""
+    terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get("terminated")
+    if not terminated:
+        return ""
+    logs = kubectl.run("logs", pod, "-c", container, "--tail=1")    # in back-off: the exited container's
+    last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
+    return messages.REASON_LAST_EXIT.format(code=terminated.get("exitCode"), output=last_line).rstrip(": ")
+
+
+def _latest_warning(kubectl: Kubectl, kind: str, name: str) -> str | None:
+    result = kubectl.run("get", "events", "--field-selector",
+                         f"involvedObject.kind={kind},involvedObject.name={name},type=Warning", "-o", "json")
+    if not result.ok:
+        return None
+    events = json.loads(result.stdout).get("items") or []
+    if not events:
+        return None
+    latest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": ")
+
+
+def ready_pod(kubectl: Kubectl, env: Environment) -> str:
+    """The name of a Ready pod owned by the environment's StatefulSet."""
+    selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
+    for pod in kubectl.json("pods", "-l", selector)["items"]:
+        owned = any(ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
+                    for ref in pod["metadata"].get("ownerReferences") or [])
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or [])
+        if owned and ready and not pod["metadata"].get("deletionTimestamp"):
+            return pod["metadata"]["name"]
+    raise PreevyError(messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
+                      ExitCode.FAILURE)
+
+
+def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float) -> None:
+    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all."""
+    selector = f"{naming.LABEL_INSTANCE}={instance}"
+    kinds = ",".join(types)
+    kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    result = kubectl.run("delete", kinds, "-l", selector, f"--wait={'true' if wait else 'false'}",
+                         f"--timeout={timeout_seconds:g}s", timeout=timeout_seconds + 60)
+    if result.ok:
+        return
+    if wait and "timed out" in result.stderr:
+        raise PreevyError(messages.DELETE_TIMEOUT.format(instance=instance, timeout=f"{timeout_seconds:g}s",
+                                                         namespace=kubectl.namespace), ExitCode.TIMEOUT)
+    raise kubectl.error(result)
+
+
+def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
+    """Instances that still have objects although their docker-host StatefulSet is gone."""
+    selector = naming.env_selector(profile_id, env_id, deleted=None)
+    result = kubectl.check("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o",
+                           f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
+                           "{\"\\n\"}{end}")
+    return sorted({line for line in result.stdout.splitlines() if line})
+
+
+def _jsonpath_key(key: str) -> str:
+    return key.replace(".", "\\.")
+

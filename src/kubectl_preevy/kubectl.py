@@ -1,0 +1,109 @@
+"""kubectl, bound to the resolved kubeconfig, context and namespace; its raw errors made into ours."""
+import json
+import re
+import subprocess
+from collections.abc import Mapping
+
+from kubectl_preevy import messages, process
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+# Verbs that only talk to the API server: they get --request-timeout so a dead server cannot
+# hang them. Streams (exec, port-forward) and watches (rollout status, wait) must not.
+API_VERBS = frozenset({"get", "apply", "create", "delete", "label", "annotate", "patch", "replace", "auth", "logs"})
+REQUEST_TIMEOUT = "20s"
+API_CALL_TIMEOUT_SECONDS = 90
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
+                 environ: Mapping[str, str]):
+        self.environ = dict(environ)
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
+            ["--context", context] if context else [])
+        self.namespace = namespace or self._current_namespace()
+
+    def argv(self, *args: str) -> list[str]:
+        flags = list(self._config_flags) + ["-n", self.namespace]
+        if args and args[0] in API_VERBS:
+            flags += ["--request-timeout", REQUEST_TIMEOUT]
+        return ["kubectl", *flags, *args]
+
+    def run(self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+            ) -> process.Result:
+        """Run kubectl; never raises on failure (see `check`)."""
+        return process.run(self.argv(*args), stdin=stdin, env=self.environ, timeout=timeout)
+
+    def check(self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+              ) -> process.Result:
+        """Run kubectl; a failure becomes our one-line PreevyError."""
+        result = self.run(*args, stdin=stdin, timeout=timeout)
+        if not result.ok:
+            raise self.error(result)
+        return result
+
+    def json(self, *args: str) -> dict:
+        """`kubectl get ARGS -o json`, parsed."""
+        return json.loads(self.check("get", *args, "-o", "json").stdout)
+
+    def popen(self, *args: str, **popen_kwargs) -> subprocess.Popen:
+        return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
+
+    def error(self, result: process.Result) -> PreevyError:
+        rest = result.argv[1 + len(self._config_flags):]
+        verb = rest[2:3] if rest[:1] == ["-n"] else rest[:1]
+        return translate_error(result.stderr, " ".join(["kubectl", *verb]), self.namespace, result.last_error_line())
+
+    def namespace_exists(self) -> None:
+        """A clear error for a missing namespace, before anything is applied.
+
+        A user allowed only inside the namespace may not read it: then we go on.
+        """
+        result = self.run("get", "namespace", self.namespace, "-o", "name")
+        if result.ok or "Forbidden" in result.stderr or "forbidden" in result.stderr:
+            return
+        if "NotFound" in result.stderr:
+            raise PreevyError(messages.NAMESPACE_MISSING.format(namespace=self.namespace), ExitCode.CLUSTER)
+        raise self.error(result)
+
+    def _current_namespace(self) -> str:
+        result = process.run(["kubectl", *self._config_flags, "config", "view", "--minify",
+                              "-o", "jsonpath={..namespace}"], env=self.environ, timeout=API_CALL_TIMEOUT_SECONDS)
+        if not result.ok:
+            raise self.error(result)
+        return result.stdout.strip() or "default"
+
+
+# (pattern in kubectl's stderr, message, exit code); the first match wins.
+_TRANSLATIONS = (
+    (re.compile(r'error loading config file "([^"]*)": (.*)'), messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
+    (re.compile(r"^error: (?:stat|open) ([^:]+): no such file or directory", re.M), messages.KUBECONFIG_MISSING,
+     ExitCode.CLUSTER),
+    (re.compile(r'cannot locate context (\S+)|context was not found for specified context: (\S+)|'
+                r'context "([^"]+)" does not exist'), messages.CONTEXT_MISSING, ExitCode.CLUSTER),
+    (re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
+     messages.NO_CURRENT_CONTEXT, ExitCode.CLUSTER),
+    (re.compile(r"The connection to the server (\S+) was refused"), messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
+    (re.compile(r'Unable to connect to the server: (?:\w+ )?"?(?:https?://)?([^/"\s:]+(?::\d+)?)'),
+     messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
+    (re.compile(r"dial tcp (\S+?):? .*(?:refused|timeout|no route|unreachable)"), messages.CLUSTER_UNREACHABLE,
+     ExitCode.CLUSTER),
+    (re.compile(r"(Unauthorized|must be logged in|provide credentials)"), messages.CLUSTER_UNAUTHORIZED,
+     ExitCode.CLUSTER),
+    (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
+)
+
+
+def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
+    for pattern, message, exit_code in _TRANSLATIONS:
+        match = pattern.search(stderr)
+        if match:
+            groups = [g for g in match.groups() if g is not None]
+            return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
+    return PreevyError(messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE)
+
+
+def _clean(line: str) -> str:
+    """kubectl's `error: ...` / `Error from server (X): ...` without the prefix (ours adds `error:`)."""
+    return re.sub(r"^(error: |Error from server( \(\w+\))?: )", "", line)

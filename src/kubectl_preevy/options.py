@@ -1,0 +1,218 @@
+"""The environment's options and where each one came from.
+
+Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the compose file > profile
+> built-in default. Every value is validated, and an error names the option and its source.
+"""
+import dataclasses
+import pathlib
+from collections.abc import Mapping
+
+from kubectl_preevy import messages, naming
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+DRIVER = "kube-pod"
+DEFAULT_STORAGE_SIZE = 5.0
+SOURCE_DEFAULT = "default"
+SOURCE_CONTEXT = "the kubeconfig context (else `default`)"
+SOURCE_KUBECTL = "kubectl's default loading"
+
+# Preevy's option names (profile keys, x-preevy keys) -> Options field and CLI flag (args attribute).
+OPTION_FIELDS = {
+    "namespace": "namespace",
+    "kubeconfig": "kubeconfig",
+    "context": "context",
+    "template": "template",
+    "server-side-apply": "server_side_apply",
+    "storage-class": "storage_class",
+    "storage-size": "storage_size",
+}
+OPTION_FLAGS = {
+    "namespace": "-n/--namespace",
+    "kubeconfig": "--kubeconfig",
+    "context": "--context",
+    "template": "--kube-pod-template",
+    "server-side-apply": "--[no-]kube-pod-server-side-apply",
+    "storage-class": "--kube-pod-storage-class",
+    "storage-size": "--kube-pod-storage-size",
+}
+OPTION_ENV_VARS = {"kubeconfig": "KUBECONFIG", "context": "KUBE_CONTEXT"}
+OPTION_NAMES = tuple(OPTION_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    namespace: str | None          # None: the current context's namespace (Kubectl resolves it, else "default")
+    kubeconfig: str | None         # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
+    context: str | None            # None: current context
+    template: pathlib.Path | None  # None: bundled default
+    server_side_apply: bool
+    storage_class: str | None
+    storage_size: float            # GiB, > 0
+    sources: dict[str, str]        # option name -> where the value came from
+
+
+def resolve_options(args, x_preevy: dict | None, compose_file: pathlib.Path | None,
+                    profile, environ: Mapping[str, str]) -> Options:
+    """The options of this run: each from the first source that sets it, validated (PreevyError USAGE)."""
+    cwd = pathlib.Path.cwd()
+    compose_dir = compose_file.parent if compose_file else cwd
+    layers = [
+        (_flag_values(args), lambda name: f"flag {OPTION_FLAGS[name]}", cwd),
+        (_env_values(environ), lambda name: f"env {OPTION_ENV_VARS[name]}", cwd),
+        (x_preevy_driver_options(x_preevy, compose_file),
+         lambda name: f"x-preevy in {compose_file or 'the compose file'}", compose_dir),
+        (dict(profile.options) if profile else {}, lambda name: f"profile '{profile.name}'", cwd),
+    ]
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for name in OPTION_NAMES:
+        for layer_values, describe, base_dir in layers:
+            if layer_values.get(name) is not None:
+                source = describe(name)
+                values[name] = parse_option(name, layer_values[name], source, base_dir)
+                sources[name] = source
+                break
+    if sources.get("kubeconfig", "").startswith("env "):
+        values["kubeconfig"] = None     # kubectl reads (and merges) $KUBECONFIG itself
+    return Options(
+        namespace=values.get("namespace"),
+        kubeconfig=values.get("kubeconfig"),
+        context=values.get("context"),
+        template=values.get("template"),
+        server_side_apply=values.get("server-side-apply", True),
+        storage_class=values.get("storage-class"),
+        storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
+        sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
+    )
+
+
+def _default_source(name: str) -> str:
+    return {"namespace": SOURCE_CONTEXT, "kubeconfig": SOURCE_KUBECTL, "context": SOURCE_CONTEXT}.get(name, SOURCE_DEFAULT)
+
+
+def _flag_values(args) -> dict[str, object]:
+    return {name: getattr(args, field, None) for name, field in OPTION_FIELDS.items()}
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, object]:
+    return {name: environ.get(var) or None for name, var in OPTION_ENV_VARS.items()}
+
+
+def x_preevy_driver_options(x_preevy: dict | None, compose_file: pathlib.Path | None) -> dict[str, object]:
+    """`x-preevy.drivers.kube-pod` of the compose file, checked for shape and unknown keys."""
+    if not x_preevy:
+        return {}
+    where = f"x-preevy in {compose_file or 'the compose file'}"
+    if not isinstance(x_preevy, Mapping):
+        raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key="x-preevy"), ExitCode.USAGE)
+    drivers = x_preevy.get("drivers") or {}
+    if not isinstance(drivers, Mapping):
+        raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key="x-preevy.drivers"), ExitCode.USAGE)
+    driver_options = drivers.get(DRIVER) or {}
+    if not isinstance(driver_options, Mapping):
+        raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key=f"x-preevy.drivers.{DRIVER}"),
+                          ExitCode.USAGE)
+    unknown = sorted(set(driver_options) - set(OPTION_NAMES))
+    if unknown:
+        raise PreevyError(messages.UNKNOWN_OPTION.format(key=unknown[0], source=where, known=", ".join(OPTION_NAMES)),
+                          ExitCode.USAGE)
+    return dict(driver_options)
+
+
+def parse_option(name: str, raw: object, source: str, base_dir: pathlib.Path | None = None) -> object:
+    """raw (a flag's string, a YAML value, a profile value) as the option's type, or PreevyError USAGE."""
+    if name not in OPTION_FIELDS:
+        raise PreevyError(messages.UNKNOWN_OPTION.format(key=name, source=source, known=", ".join(OPTION_NAMES)),
+                          ExitCode.USAGE)
+    return _PARSERS[name](name, raw, source, base_dir or pathlib.Path.cwd())
+
+
+def _invalid(name: str, raw: object, source: str, why: str) -> PreevyError:
+    return PreevyError(messages.INVALID_OPTION.format(option=name, value=_show(raw), source=source, why=why),
+                       ExitCode.USAGE)
+
+
+def _show(raw: object) -> str:
+    return raw if isinstance(raw, str) else repr(raw) if not isinstance(raw, (int, float)) else naming.js_number(raw)
+
+
+def _parse_namespace(name, raw, source, base_dir) -> str:
+    if not isinstance(raw, str) or not naming.is_rfc1123_label(raw):
+        raise _invalid(name, raw, source, messages.WHY_RFC1123_LABEL)
+    return raw
+
+
+def _parse_storage_class(name, raw, source, base_dir) -> str:
+    if not isinstance(raw, str) or not naming.is_rfc1123_subdomain(raw):
+        raise _invalid(name, raw, source, messages.WHY_RFC1123_SUBDOMAIN)
+    return raw
+
+
+def _parse_context(name, raw, source, base_dir) -> str:
+    if not isinstance(raw, str) or not raw.strip() or "\n" in raw:
+        raise _invalid(name, raw, source, messages.WHY_CONTEXT)
+    return raw
+
+
+def _parse_kubeconfig(name, raw, source, base_dir) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _invalid(name, raw, source, messages.WHY_PATH)
+    if source.startswith("env "):
+        return raw      # possibly several paths joined by ':', which kubectl merges itself
+    path = (base_dir / pathlib.Path(raw).expanduser()).resolve()
+    if not path.is_file():
+        raise _invalid(name, raw, source, messages.WHY_FILE_MISSING.format(path=path))
+    return str(path)
+
+
+def _parse_template(name, raw, source, base_dir) -> pathlib.Path:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _invalid(name, raw, source, messages.WHY_PATH)
+    path = (base_dir / pathlib.Path(raw).expanduser()).resolve()
+    if not path.is_file():
+        raise _invalid(name, raw, source, messages.WHY_FILE_MISSING.format(path=path))
+    return path
+
+
+def _parse_bool(name, raw, source, base_dir) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return raw.strip().lower() in ("true", "yes", "1")
+    raise _invalid(name, raw, source, messages.WHY_BOOL)
+
+
+def _parse_storage_size(name, raw, source, base_dir) -> float:
+    if isinstance(raw, bool):
+        raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE)
+    try:
+        size = float(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE) from None
+    if not size > 0 or size == float("inf"):
+        raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE)
+    return size
+
+
+_PARSERS = {
+    "namespace": _parse_namespace,
+    "kubeconfig": _parse_kubeconfig,
+    "context": _parse_context,
+    "template": _parse_template,
+    "server-side-apply": _parse_bool,
+    "storage-class": _parse_storage_class,
+    "storage-size": _parse_storage_size,
+}
+
+
+def cluster_flags(options: Options, namespace: str | None = None) -> list[str]:
+    """kubectl's global flags for these options (namespace overrides options.namespace when given)."""
+    flags = []
+    if options.kubeconfig:
+        flags.append(f"--kubeconfig={options.kubeconfig}")
+    if options.context:
+        flags.append(f"--context={options.context}")
+    namespace = namespace or options.namespace
+    if namespace:
+        flags.append(f"--namespace={namespace}")
+    return flags

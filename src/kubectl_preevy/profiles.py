@@ -1,0 +1,309 @@
+"""Profiles: a profile id (in every object's labels, so environments are found again) and option defaults.
+
+Two stores:
+- local: `$XDG_CONFIG_HOME/kubectl-preevy/profiles/<name>.yaml` (default ~/.config), plus a `current` file;
+- cluster: a ConfigMap `preevy-profile-<name>` in a namespace, so a laptop and a CI job share a profile.
+  It is looked up there when no local profile has the name, in the namespace of -n (else the context's).
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import re
+from collections.abc import Mapping
+
+from kubectl_preevy import messages, naming, process
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+API_VERSION = "kubectl-preevy/v1"
+DEFAULT_PROFILE = "default"
+DEFAULT_PROFILE_ID = "default"      # deterministic: a laptop and a fresh CI machine find the same environments
+PROFILE_ENV_VAR = "PREEVY_PROFILE"
+STORE_LOCAL = "local"
+STORE_CLUSTER = "cluster"
+CONFIGMAP_PREFIX = "preevy-profile-"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubectl-preevy"
+LABEL_PROFILE = "preevy.dev/profile"
+CONFIGMAP_ID_KEY = "profile-id"
+MAX_NAME_LENGTH = 40
+KUBECTL_TIMEOUT = 30
+_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_ID = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
+
+
+@dataclasses.dataclass
+class Profile:
+    name: str
+    id: str                        # goes into every object's labels (preevy.dev/profile-id)
+    options: dict[str, object]     # option defaults, Preevy's option names (see options.OPTION_NAMES)
+    store: str = STORE_LOCAL       # local | cluster
+    location: str = ""             # the file, or namespace/ConfigMap, it is kept in
+
+    def to_dict(self, current: bool = False) -> dict:
+        return {"name": self.name, "id": self.id, "store": self.store, "location": self.location,
+                "current": current, "options": dict(self.options)}
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+        raise PreevyError(messages.INVALID_PROFILE_NAME.format(name=name), ExitCode.USAGE)
+    return name
+
+
+def validate_id(profile_id: str) -> str:
+    if len(profile_id) > naming.MAX_LABEL_LENGTH or not _ID.fullmatch(profile_id):
+        raise PreevyError(messages.INVALID_PROFILE_ID.format(id=profile_id), ExitCode.USAGE)
+    return profile_id
+
+
+def new_profile_id(name: str) -> str:
+    """`default` for the default profile (deterministic), else Preevy's style `<name>-<5 random [a-z0-9]>`."""
+    return DEFAULT_PROFILE_ID if name == DEFAULT_PROFILE else f"{name}-{naming.random_suffix()}"
+
+
+def option_to_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return naming.js_number(value)
+    return str(value)
+
+
+# --- local store ------------------------------------------------------------------------------------
+
+def config_dir(environ: Mapping[str, str]) -> pathlib.Path:
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+    return pathlib.Path(base) / "kubectl-preevy"
+
+
+class LocalStore:
+    def __init__(self, environ: Mapping[str, str]):
+        self.dir = config_dir(environ)
+        self.profiles_dir = self.dir / "profiles"
+        self.current_file = self.dir / "current"
+
+    def path(self, name: str) -> pathlib.Path:
+        return self.profiles_dir / f"{name}.yaml"
+
+    def load(self, name: str) -> Profile | None:
+        path = self.path(name)
+        try:
+            text = path.read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            raise PreevyError(messages.PROFILE_FILE_INVALID.format(path=path, problem=err.strerror, name=name)) from None
+        return self._parse(name, path, text)
+
+    def _parse(self, name: str, path: pathlib.Path, text: str) -> Profile:
+        import yaml
+
+        def invalid(problem: str) -> PreevyError:
+            return PreevyError(messages.PROFILE_FILE_INVALID.format(path=path, problem=problem, name=name))
+
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as err:
+            raise invalid(f"invalid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise invalid("no id")
+        options = data.get("options") or {}
+        if not isinstance(options, dict):
+            raise invalid("options is not a mapping")
+        return Profile(name=name, id=data["id"], options=options, store=STORE_LOCAL, location=str(path))
+
+    def save(self, profile: Profile) -> None:
+        import yaml
+
+        path = self.path(profile.name)
+        document = {"apiVersion": API_VERSION, "kind": "Profile", "name": profile.name, "id": profile.id,
+                    "options": dict(profile.options)}
+        _write_atomically(path, yaml.safe_dump(document, sort_keys=False))
+        profile.store, profile.location = STORE_LOCAL, str(path)
+
+    def remove(self, name: str) -> bool:
+        try:
+            self.path(name).unlink()
+        except FileNotFoundError:
+            return False
+        if self.current() == name:
+            self.set_current(None)
+        return True
+
+    def list(self) -> list[Profile]:
+        if not self.profiles_dir.is_dir():
+            return []
+        names = sorted(path.stem for path in self.profiles_dir.glob("*.yaml") if _NAME.fullmatch(path.stem))
+        return [profile for profile in (self.load(name) for name in names) if profile]
+
+    def current(self) -> str | None:
+        try:
+            name = self.current_file.read_text().strip()
+        except OSError:
+            return None
+        return name or None
+
+    def set_current(self, name: str | None) -> None:
+        if name is None:
+            self.current_file.unlink(missing_ok=True)
+        else:
+            _write_atomically(self.current_file, name + "\n")
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise PreevyError(messages.PROFILE_WRITE_FAILED.format(path=path, problem=err.strerror or err)) from None
+
+
+# --- cluster store ----------------------------------------------------------------------------------
+
+class ClusterStoreError(PreevyError):
+    """kubectl failed on a profile ConfigMap; `detail` is what kubectl said."""
+
+    def __init__(self, message: str, detail: str):
+        super().__init__(message, ExitCode.CLUSTER)
+        self.detail = detail
+
+
+class ClusterStore:
+    """Profiles as ConfigMaps, through kubectl with the cluster flags of this run (kept self-contained)."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
+                 environ: Mapping[str, str]):
+        self.namespace = namespace
+        self.environ = dict(environ)
+        self.flags = [f"--kubeconfig={kubeconfig}"] * bool(kubeconfig) + [f"--context={context}"] * bool(context)
+        self.flags += [f"--namespace={namespace}"] * bool(namespace)
+
+    @classmethod
+    def from_args(cls, args, environ: Mapping[str, str]) -> "ClusterStore":
+        return cls(getattr(args, "kubeconfig", None), getattr(args, "context", None) or environ.get("KUBE_CONTEXT"),
+                   getattr(args, "namespace", None), environ)
+
+    @property
+    def where(self) -> str:
+        return f"namespace {self.namespace}" if self.namespace else "the current context's namespace"
+
+    def _kubectl(self, *args: str, stdin: str | None = None, action: str, name: str) -> process.Result:
+        result = process.run(["kubectl", *self.flags, "--request-timeout=20s", *args], stdin=stdin,
+                             env=self.environ, timeout=KUBECTL_TIMEOUT)
+        if not result.ok:
+            detail = result.last_error_line()
+            raise ClusterStoreError(messages.PROFILE_CLUSTER_FAILED.format(action=action, name=name, detail=detail),
+                                    detail)
+        return result
+
+    def load(self, name: str) -> Profile | None:
+        result = self._kubectl("get", "configmap", CONFIGMAP_PREFIX + name, "--ignore-not-found", "-o", "json",
+                               action="read", name=name)
+        return self._parse(json.loads(result.stdout), name) if result.stdout.strip() else None
+
+    def list(self) -> list[Profile]:
+        result = self._kubectl("get", "configmaps", "-l", f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_PROFILE}",
+                               "-o", "json", action="list", name="*")
+        items = json.loads(result.stdout).get("items", [])
+        profiles = [self._parse(item, item.get("metadata", {}).get("labels", {}).get(LABEL_PROFILE, ""))
+                    for item in items]
+        return sorted(profiles, key=lambda profile: profile.name)
+
+    def _parse(self, configmap: dict, name: str) -> Profile:
+        from kubectl_preevy import options as options_module
+
+        metadata = configmap.get("metadata", {})
+        namespace, configmap_name = metadata.get("namespace", "?"), metadata.get("name", "?")
+        data = dict(configmap.get("data") or {})
+        profile_id = data.pop(CONFIGMAP_ID_KEY, None)
+        if not profile_id:
+            raise PreevyError(messages.PROFILE_CONFIGMAP_INVALID.format(
+                namespace=namespace, configmap=configmap_name, problem=f"no {CONFIGMAP_ID_KEY}"))
+        options = {key: value for key, value in data.items() if key in options_module.OPTION_NAMES}
+        return Profile(name=name, id=profile_id, options=options, store=STORE_CLUSTER,
+                       location=f"{namespace}/configmap/{configmap_name}")
+
+    def manifest(self, profile: Profile) -> str:
+        data = {CONFIGMAP_ID_KEY: profile.id}
+        data.update({key: option_to_text(value) for key, value in profile.options.items()})
+        metadata = {"name": CONFIGMAP_PREFIX + profile.name,
+                    "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_PROFILE: profile.name}}
+        return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+
+    def create(self, profile: Profile) -> None:
+        result = self._kubectl("create", "-f", "-", "-o", "json", stdin=self.manifest(profile),
+                               action="create", name=profile.name)
+        self._located(profile, result)
+
+    def replace(self, profile: Profile) -> None:
+        result = self._kubectl("replace", "-f", "-", "-o", "json", stdin=self.manifest(profile),
+                               action="update", name=profile.name)
+        self._located(profile, result)
+
+    def _located(self, profile: Profile, result: process.Result) -> None:
+        metadata = json.loads(result.stdout).get("metadata", {})
+        profile.store = STORE_CLUSTER
+        profile.location = f"{metadata.get('namespace', '?')}/configmap/{metadata.get('name', '?')}"
+
+    def remove(self, name: str) -> bool:
+        result = self._kubectl("delete", "configmap", CONFIGMAP_PREFIX + name, "--ignore-not-found", "-o", "name",
+                               action="remove", name=name)
+        return bool(result.stdout.strip())
+
+
+# --- lookup -----------------------------------------------------------------------------------------
+
+def requested_name(args, environ: Mapping[str, str]) -> str | None:
+    """The profile named by --profile, else $PREEVY_PROFILE, else the current one (None: no choice made)."""
+    name = getattr(args, "profile", None) or environ.get(PROFILE_ENV_VAR) or LocalStore(environ).current()
+    return validate_name(name) if name else None
+
+
+def find_profile(name: str, args, environ: Mapping[str, str]) -> Profile | None:
+    """The local profile of that name, else the one kept in the cluster, else None."""
+    profile = LocalStore(environ).load(name)
+    if profile:
+        return profile
+    try:
+        return ClusterStore.from_args(args, environ).load(name)
+    except ClusterStoreError as err:
+        raise PreevyError(messages.PROFILE_NOT_LOCAL_CLUSTER_FAILED.format(name=name, detail=err.detail),
+                          err.exit_code) from None
+
+
+def load_profile(args, environ: Mapping[str, str]) -> Profile:
+    """--profile, else $PREEVY_PROFILE, else the current profile, else `default` (created on first use)."""
+    name = requested_name(args, environ)
+    if name:
+        profile = find_profile(name, args, environ)
+        if profile is None:
+            raise PreevyError(messages.PROFILE_NOT_FOUND.format(
+                name=name, namespace=ClusterStore.from_args(args, environ).where), ExitCode.USAGE)
+        return profile
+    return _default_profile(args, environ)
+
+
+def _default_profile(args, environ: Mapping[str, str]) -> Profile:
+    from kubectl_preevy import console
+
+    local = LocalStore(environ)
+    profile = local.load(DEFAULT_PROFILE)
+    if profile:
+        return profile
+    try:
+        profile = ClusterStore.from_args(args, environ).load(DEFAULT_PROFILE)
+    except PreevyError:
+        profile = None      # no usable cluster here: the command itself reports that, better
+    if profile:
+        return profile
+    profile = Profile(name=DEFAULT_PROFILE, id=DEFAULT_PROFILE_ID, options={})
+    try:
+        local.save(profile)
+    except PreevyError as err:
+        console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=err.message))
+        return profile
+    console.info(messages.PROFILE_CREATED_DEFAULT.format(path=local.path(DEFAULT_PROFILE)))
+    return profile

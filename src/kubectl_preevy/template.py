@@ -1,0 +1,340 @@
+"""The environment template: render (Jinja2, compatible with Preevy's nunjucks templates), parse, validate,
+and add Preevy's labels and annotations.
+
+Template variables (Preevy's contract): id, namespace, labels, storageSize, storageClass (may be undefined).
+"""
+import copy
+import datetime
+import functools
+import json
+import pathlib
+import re
+import sys
+
+from kubectl_preevy import __version__, messages, naming
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+OPTIONAL_VARIABLES = frozenset({"storageClass"})
+MANAGED_BY = "kubectl-preevy"
+PVC_TYPE = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
+CLUSTER_SCOPED_KINDS = frozenset({
+    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "PriorityClass", "RuntimeClass", "IngressClass", "CSIDriver", "CSINode",
+    "VolumeAttachment", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest",
+    "FlowSchema", "PriorityLevelConfiguration",
+})
+# Strings YAML (1.1, as kubectl reads it) could take for something else, beyond what PyYAML's resolver knows.
+_YAML_1_1_BOOLEANS = frozenset({"y", "n"})
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+
+
+class TemplateLabels(dict):
+    """The `labels` variable: iterates as (key, value) pairs like a nunjucks object (`{% for k, v in labels %}`),
+    and is otherwise a plain mapping (`labels['x']`, `labels | length`, `labels.items()`)."""
+
+    def __iter__(self):
+        return iter(dict.items(self))
+
+
+def template_labels(profile_id: str, instance: str) -> dict[str, str]:
+    """The `labels` Preevy renders templates with (selector and pod labels of the docker-host StatefulSet)."""
+    return {naming.LABEL_PROFILE_ID: profile_id, naming.LABEL_INSTANCE: instance}
+
+
+# --- YAML-safe output --------------------------------------------------------------------------------
+
+def yaml_value(value) -> str:
+    """How `{{ value }}` is written: a plain scalar where YAML reads it back unchanged, else a JSON scalar.
+
+    So an id, label, namespace or storage class can never inject YAML, while `{{ storageSize }}Gi` and
+    `name: {{ id }}-sa` render as Preevy's templates expect. `| safe` (or `| dump`) writes text as is.
+    """
+    import jinja2
+    import markupsafe
+
+    if isinstance(value, jinja2.Undefined):
+        return str(value)       # "" for an optional variable (storageClass), else StrictUndefined raises
+    if value is None:
+        return ""
+    if isinstance(value, markupsafe.Markup):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return naming.js_number(value)
+    if isinstance(value, str):
+        return value if is_plain_yaml(value) else json.dumps(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(dict(value.items()) if isinstance(value, dict) else list(value))
+    return yaml_value(str(value))
+
+
+def is_plain_yaml(text: str) -> bool:
+    """Whether text written unquoted is read back by YAML (in any position) as this same string."""
+    import yaml
+
+    if not _PLAIN_SAFE.fullmatch(text) or text.lower() in _YAML_1_1_BOOLEANS:
+        return False
+    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+
+
+def _dump(value, indent=None):
+    """nunjucks' `dump` filter: JSON, written as is."""
+    import markupsafe
+
+    return markupsafe.Markup(json.dumps(value, indent=indent))
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+def template_source(options) -> tuple[str, str]:
+    """(display name, text) of the template of these options: the file, else the bundled default."""
+    from kubectl_preevy import resources
+
+    if options.template is None:
+        return resources.template_display_name(resources.DEFAULT_TEMPLATE), resources.template_text(resources.DEFAULT_TEMPLATE)
+    try:
+        return str(options.template), pathlib.Path(options.template).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        problem = getattr(err, "strerror", None) or str(err)
+        raise PreevyError(messages.TEMPLATE_ERROR.format(
+            template=options.template, problem=messages.TEMPLATE_UNREADABLE.format(problem=problem)),
+            ExitCode.USAGE) from None
+
+
+def render_template(options, instance: str, labels: dict[str, str], *, namespace: str | None = None) -> list[dict]:
+    """The template's objects: rendered, parsed and validated (PreevyError naming the file and document).
+
+    namespace: the environment's (resolved) namespace, when options.namespace is None. Objects without a
+    namespace get it; the returned list holds the non-empty documents in template order.
+    """
+    name, text = template_source(options)
+    namespace = namespace or options.namespace
+    if not namespace:
+        raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_NAMESPACE))
+    context = {"id": instance, "namespace": namespace, "labels": TemplateLabels(labels),
+               "storageSize": _storage_size(options.storage_size)}
+    if options.storage_class is not None:
+        context["storageClass"] = options.storage_class
+    rendered = render_text(name, text, context)
+    documents = parse_documents(name, rendered)
+    return validate_objects(name, documents, namespace)
+
+
+def _storage_size(size: float) -> int | float:
+    return int(size) if float(size).is_integer() else size
+
+
+def render_text(name: str, text: str, context: dict) -> str:
+    """Render template text with Jinja2, as nunjucks would render it for Preevy."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)), undefined=_undefined_class(),
+        finalize=yaml_value,
+        keep_trailing_newline=True, autoescape=False)
+    environment.filters["dump"] = _dump
+    try:
+        return environment.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as err:
+        problem = messages.TEMPLATE_SYNTAX.format(line=err.lineno, problem=err.message)
+    except jinja2.UndefinedError as err:
+        problem = messages.TEMPLATE_UNDEFINED.format(where=_template_line(name), problem=err.message)
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as err:
+        problem = messages.TEMPLATE_RENDER_FAILED.format(where=_template_line(name), problem=str(err) or type(err).__name__)
+    raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=problem), ExitCode.USAGE)
+
+
+def _template_line(name: str) -> str:
+    """`line N: ` of the template frame of the exception being handled (Jinja2 rewrites tracebacks so)."""
+    traceback = sys.exc_info()[2]
+    line = None
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == name:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return f"line {line}: " if line else ""
+
+
+@functools.cache
+def _undefined_class():
+    import jinja2
+
+    class TemplateUndefined(jinja2.StrictUndefined):
+        """StrictUndefined, except the optional variables (storageClass): falsy and empty, as in nunjucks."""
+
+        def _optional(self) -> bool:
+            return self._undefined_name in OPTIONAL_VARIABLES and self._undefined_obj is jinja2.utils.missing
+
+        def __bool__(self):
+            return False if self._optional() else super().__bool__()
+
+        def __str__(self):
+            return "" if self._optional() else super().__str__()
+
+    return TemplateUndefined
+
+
+# --- parsing and validation ---------------------------------------------------------------------------
+
+def _yaml_loader():
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class TemplateLoader(base):
+        """Safe loading, with timestamps kept as strings (objects go out as JSON, as kubectl reads them)."""
+
+    TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+    return TemplateLoader
+
+
+def parse_documents(name: str, rendered: str) -> list:
+    """The rendered YAML documents, in order (None for an empty one)."""
+    import yaml
+
+    documents = []
+    try:
+        for document in yaml.load_all(rendered, Loader=_yaml_loader()):
+            documents.append(document)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PreevyError(messages.TEMPLATE_DOCUMENT_ERROR.format(
+            template=name, document=len(documents) + 1,
+            problem=messages.TEMPLATE_YAML.format(problem=problem, line=mark.line + 1 if mark else "?")),
+            ExitCode.USAGE) from None
+    return documents
+
+
+def validate_objects(name: str, documents: list, namespace: str) -> list[dict]:
+    """The non-empty documents, checked as environment objects; missing namespaces filled in."""
+    objects, seen, docker_hosts = [], {}, []
+
+    def fail(number: int, problem: str) -> PreevyError:
+        return PreevyError(messages.TEMPLATE_DOCUMENT_ERROR.format(template=name, document=number, problem=problem),
+                           ExitCode.USAGE)
+
+    for number, document in enumerate(documents, start=1):
+        if document is None:
+            continue
+        problem = _object_problem(document, namespace)
+        if problem:
+            raise fail(number, problem)
+        kind, object_name = document["kind"], document["metadata"]["name"]
+        key = (document["apiVersion"].split("/")[0] if "/" in document["apiVersion"] else "", kind, object_name)
+        if key in seen:
+            raise fail(number, messages.TEMPLATE_DUPLICATE.format(kind=kind, name=object_name, other=seen[key]))
+        seen[key] = number
+        if is_docker_host(document):
+            if docker_hosts:
+                raise fail(number, messages.TEMPLATE_TWO_DOCKER_HOSTS.format(name=object_name, other=docker_hosts[0]))
+            if not _containers(document):
+                raise fail(number, messages.TEMPLATE_NO_CONTAINERS.format(name=object_name))
+            docker_hosts.append(number)
+        objects.append(document)
+    if not docker_hosts:
+        raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_DOCKER_HOST),
+                          ExitCode.USAGE)
+    return objects
+
+
+def _object_problem(document, namespace: str) -> str | None:
+    """What is wrong with one document as an object of the environment (fills in a missing namespace)."""
+    if not isinstance(document, dict):
+        return messages.TEMPLATE_NOT_OBJECT
+    kind = document.get("kind")
+    what = kind if isinstance(kind, str) and kind else "object"
+    for field in ("apiVersion", "kind"):
+        if not isinstance(document.get(field), str) or not document[field]:
+            return messages.TEMPLATE_MISSING_FIELD.format(what=what, field=field)
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        return messages.TEMPLATE_MISSING_FIELD.format(what=what, field="metadata.name")
+    if kind in CLUSTER_SCOPED_KINDS:
+        return messages.TEMPLATE_CLUSTER_SCOPED.format(kind=kind, name=metadata["name"])
+    object_namespace = metadata.get("namespace")
+    if object_namespace in (None, ""):
+        metadata["namespace"] = namespace
+    elif object_namespace != namespace:
+        return messages.TEMPLATE_OTHER_NAMESPACE.format(kind=kind, name=metadata["name"], namespace=object_namespace,
+                                                        expected=namespace)
+    return None
+
+
+def _containers(statefulset: dict) -> list:
+    containers = (((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    return containers if isinstance(containers, list) else []
+
+
+def is_docker_host(obj: dict) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return obj.get("kind") == "StatefulSet" and labels.get(naming.LABEL_COMPONENT) == naming.DOCKER_HOST_COMPONENT
+
+
+def docker_host_statefulset(objects: list[dict]) -> dict:
+    """The StatefulSet labelled app.kubernetes.io/component: docker-host (validated: exactly one)."""
+    for obj in objects:
+        if is_docker_host(obj):
+            return obj
+    raise PreevyError(messages.TEMPLATE_ERROR.format(template="", problem=messages.TEMPLATE_NO_DOCKER_HOST),
+                      ExitCode.USAGE)
+
+
+# --- environment metadata -------------------------------------------------------------------------------
+
+def all_types(objects: list[dict]) -> list[dict]:
+    """Preevy's all-types: PersistentVolumeClaim (made by the StatefulSet), then every type of the template."""
+    types = []
+    for obj in [PVC_TYPE, *objects]:
+        entry = {"apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+        if entry not in types:
+            types.append(entry)
+    return types
+
+
+def iso_timestamp(moment: datetime.datetime | str) -> str:
+    """JavaScript's toISOString: UTC, milliseconds, `Z`."""
+    if isinstance(moment, str):
+        return moment
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def add_environment_metadata(objects: list[dict], *, profile_id: str, env_id: str, instance: str,
+                             created_at: datetime.datetime | str) -> list[dict]:
+    """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash of
+    the objects as given, and `preevy.dev/all-types` on the docker-host StatefulSet."""
+    specs = copy.deepcopy(objects)
+    template_hash = naming.template_hash(objects)
+    types = json.dumps(all_types(objects), separators=(",", ":"))
+    for index, spec in enumerate(specs):
+        metadata = spec.setdefault("metadata", {})
+        metadata.setdefault("labels", {})
+        metadata.setdefault("annotations", {})
+        metadata["labels"] = dict(metadata["labels"] or {})
+        metadata["annotations"] = dict(metadata["annotations"] or {})
+        metadata["labels"].update(naming.sanitize_labels({
+            naming.LABEL_PROFILE_ID: profile_id,
+            naming.LABEL_ENV_ID: env_id,
+            naming.LABEL_INSTANCE: instance,
+            "app.kubernetes.io/instance": instance,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "app.kubernetes.io/name": env_id,
+            "app.kubernetes.io/part-of": profile_id,
+            "app.kubernetes.io/version": __version__,
+            "internal.config.kubernetes.io/index": str(index),
+        }))
+        metadata["annotations"].update({
+            naming.ANNOTATION_ENV_ID: env_id,
+            naming.ANNOTATION_PROFILE_ID: profile_id,
+            naming.ANNOTATION_CREATED_AT: iso_timestamp(created_at),
+            naming.ANNOTATION_TEMPLATE_HASH: template_hash,
+            naming.ANNOTATION_KIND: spec["kind"],
+            naming.ANNOTATION_API_VERSION: spec["apiVersion"],
+        })
+        if is_docker_host(spec):
+            metadata["annotations"][naming.ANNOTATION_ALL_TYPES] = types
+    return specs

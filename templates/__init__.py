@@ -1,0 +1,1 @@
+"""The bundled environment templates (installed as the package `kubectl_preevy.templates`)."""

@@ -1,0 +1,101 @@
+"""connect: the services on 127.0.0.1 until stopped, surviving a dropped forward, without the compose files."""
+import socket
+import uuid
+
+import pytest
+
+from tests.e2e import (connect, error_lines, hello_project, http_get, port_forward_pids, preevy, stop, up_json,
+                       user_env)
+
+ENV_ID = "hello-connect"
+
+
+@pytest.fixture(scope="module")
+def environment(kubesim, tmp_path_factory):
+    """One environment of examples/hello for every test here: (namespace, project dir, env)."""
+    base = tmp_path_factory.mktemp("connect")
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    kubesim.kubectl("create", "namespace", namespace)
+    environ = user_env(kubesim, base / "config")
+    project = hello_project(base / "hello")
+    try:
+        up = up_json("-n", namespace, "--id", ENV_ID, cwd=project, env=environ)
+        yield namespace, project, environ, f"{up['statefulSet']}-0"
+    finally:
+        preevy("down", "-n", namespace, "--id", ENV_ID, "--force", cwd=project, env=environ)
+        kubesim.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_connect_with_only_the_id_and_stop_on_sigterm(environment, tmp_path):
+    namespace, project, environ, pod = environment
+    elsewhere = tmp_path / "no-compose-files-here"
+    elsewhere.mkdir()
+    served = connect(["-n", namespace, "--id", ENV_ID], elsewhere, environ, services=2)
+    try:
+        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
+        assert port_forward_pids(pod)
+    finally:
+        assert stop(served.proc) == 0
+    assert port_forward_pids(pod) == []
+
+
+def test_a_busy_local_port_moves_to_the_next_free_one(environment, kubesim):
+    namespace, project, environ, pod = environment
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            busy.bind(("127.0.0.1", 8080))
+        except OSError:
+            pass        # already taken by someone else: just as good
+        busy.listen()
+        served = connect(["-n", namespace, "--id", ENV_ID, "-o", "json"], project, environ, services=0)
+        try:
+            document = _json_document(served)
+        finally:
+            stop(served.proc)
+    web = next(s for s in document["services"] if s["service"] == "web")
+    assert web["port"] == 8080 and web["url"] != "http://localhost:8080"
+
+
+def test_a_dropped_forward_is_restarted(environment, kubesim):
+    namespace, project, environ, pod = environment
+    served = connect(["-n", namespace, "--id", ENV_ID], project, environ, services=2)
+    try:
+        page = (project / "site" / "index.html").read_bytes()
+        assert http_get(served.urls["web"]) == page
+        kubesim.cut_portforward_after(10)
+        with pytest.raises(OSError):
+            http_get(served.urls["web"], timeout=0)
+        kubesim.clear_faults()
+        assert http_get(served.urls["web"], timeout=30) == page
+        assert served.proc.poll() is None
+    finally:
+        kubesim.clear_faults()
+        assert stop(served.proc) == 0
+    stderr = "".join(served.stderr)
+    assert "port-forward lost" in stderr and "port-forward restored" in stderr
+    assert port_forward_pids(pod) == []
+
+
+def test_connect_to_an_unknown_environment_fails_in_one_line(environment, tmp_path):
+    namespace, project, environ, pod = environment
+    result = preevy("connect", "-n", namespace, "--id", "nope", cwd=tmp_path, env=environ)
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [f"error: no environment nope in namespace {namespace}: see "
+                                          "`kubectl preevy ls`, or pass --force to ignore"]
+
+
+def _json_document(served) -> dict:
+    import json
+    import time
+
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        line = served.proc.stdout.readline()
+        if not line:
+            break
+        text += line
+        if line.startswith("}"):
+            return json.loads(text)
+    raise AssertionError(f"no JSON document from connect: {text!r} {''.join(served.stderr)}")

@@ -1,0 +1,137 @@
+"""up, up again, dry run, refused and forced recreation, down: the life of one environment, as a user sees it."""
+import json
+import signal
+import threading
+import time
+
+import yaml
+
+from tests.e2e import (UP_TIMEOUT, alive, connect, env, environment_objects, error_lines,  # noqa: F401 (env: fixture)
+                       hello_project, http_get, port_forward_pids, preevy, remote, start, stop, up_json)
+
+REMOTE_SITE = "/var/lib/preevy/projects/hello/relative/site"
+
+
+def uid(kubesim, namespace: str, kind: str, name: str) -> str:
+    return kubesim.kubectl("get", kind, name, "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
+
+
+def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    site = project / "site"
+    (site / "about.html").write_text("<p>about</p>\n")
+    (site / "keep.txt").write_text("unchanged\n")
+    flags = ["-n", namespace, "--id", "hello-e2e"]
+
+    first = up_json(*flags, cwd=project, env=env)
+    assert (first["apiVersion"], first["kind"], first["envId"], first["namespace"]) == (
+        "kubectl-preevy/v1", "Environment", "hello-e2e", namespace)
+    assert sorted((s["service"], s["port"]) for s in first["services"]) == [("counter", 8081), ("web", 8080)]
+    assert first["sync"] == {"files": 3, "bytes": sum(f.stat().st_size for f in site.iterdir()), "unchanged": 0,
+                             "deleted": 0}
+    statefulset = first["statefulSet"]
+    pod, claim = f"{statefulset}-0", f"data-{statefulset}-0"
+    pod_uid, claim_uid = uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)
+    keep_mtime = remote(kubesim, namespace, pod, "stat", "-c", "%Y", f"{REMOTE_SITE}/keep.txt").stdout
+
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == (site / "index.html").read_bytes()
+        assert http_get(served.urls["web"] + "/keep.txt") == b"unchanged\n"
+        assert http_get(served.urls["counter"]).strip() == b"1"
+    finally:
+        assert stop(served.proc) == 0
+    assert port_forward_pids(pod) == []
+
+    listed = json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout)
+    assert [(e["envId"], e["instance"], e["ready"]) for e in listed["items"]] == [("hello-e2e", statefulset, "1/1")]
+
+    # A second up: only the edited file travels, the deleted one goes, the pod and its volume stay.
+    (site / "index.html").write_text("<h1>changed</h1>\n")
+    (site / "about.html").unlink()
+    second = up_json(*flags, cwd=project, env=env)
+    assert second["statefulSet"] == statefulset
+    assert second["sync"] == {"files": 1, "bytes": len("<h1>changed</h1>\n"), "unchanged": 1, "deleted": 1}
+    assert (uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)) == (pod_uid, claim_uid)
+    assert remote(kubesim, namespace, pod, "stat", "-c", "%Y", f"{REMOTE_SITE}/keep.txt").stdout == keep_mtime
+    assert remote(kubesim, namespace, pod, "test", "-e", f"{REMOTE_SITE}/about.html", check=False).returncode == 1
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == b"<h1>changed</h1>\n"
+        assert http_get(served.urls["counter"]).strip() == b"1"      # its volume and container were kept
+    finally:
+        assert stop(served.proc) == 0
+
+    # --dry-run prints what up would apply (the same instance) and changes nothing.
+    version = kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
+                              "jsonpath={.metadata.resourceVersion}").stdout
+    dry = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True)
+    objects = list(yaml.safe_load_all(dry.stdout))
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"] == [statefulset]
+    assert all(o["metadata"]["labels"]["preevy.dev/env-id"] == "hello-e2e" for o in objects)
+    assert kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
+                           "jsonpath={.metadata.resourceVersion}").stdout == version
+    preevy("up", "--dry-run", "-n", namespace, "--id", "never-applied", cwd=project, env=env, check=True)
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=never-applied") == []
+
+    # A change Kubernetes cannot make in place is refused, and the volume is kept...
+    refused = preevy("up", *flags, "--kube-pod-storage-size", "6", cwd=project, env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert len(error_lines(refused.stderr)) == 1 and "--recreate" in refused.stderr
+    assert uid(kubesim, namespace, "pvc", claim) == claim_uid
+
+    # ... unless --recreate: a new instance with the new volume, the old one gone.
+    recreated = up_json(*flags, "--kube-pod-storage-size", "6", "--recreate", cwd=project, env=env)
+    assert recreated["statefulSet"] != statefulset
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
+    new_claim = f"data-{recreated['statefulSet']}-0"
+    assert kubesim.kubectl("get", "pvc", new_claim, "-n", namespace, "-o",
+                           "jsonpath={.spec.resources.requests.storage}").stdout == "6Gi"
+    assert recreated["sync"]["files"] == 2
+
+    new_pod = f"{recreated['statefulSet']}-0"
+    pids = kubesim.pod_pids(namespace, new_pod)
+    assert pids
+    down = preevy("down", *flags, cwd=project, env=env, check=True)
+    assert down.stdout.strip() == "hello-e2e"
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=hello-e2e") == []
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={recreated['statefulSet']}") == []
+    assert not [pid for pid in pids if alive(pid)]
+
+    again = preevy("down", *flags, cwd=project, env=env)
+    assert again.returncode == 1 and error_lines(again.stderr) == [
+        f"error: no environment hello-e2e in namespace {namespace}: see `kubectl preevy ls`, or pass --force to ignore"]
+    forced = preevy("down", *flags, "--force", cwd=project, env=env)
+    assert (forced.returncode, forced.stdout) == (0, "")
+
+
+def test_interrupted_up_leaves_no_forward_and_the_next_up_completes(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "interrupted"]
+    proc = start(["up", *flags, "--timeout", "60s"], project, env)
+    try:
+        _wait_for_line(proc, "docker compose up", timeout=UP_TIMEOUT)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        stop(proc)
+    (statefulset,) = kubesim.kubectl("get", "sts", "-n", namespace, "-l", "preevy.dev/env-id=interrupted",
+                                     "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    assert port_forward_pids(f"{statefulset}-0") == []
+
+    completed = up_json(*flags, cwd=project, env=env)
+    assert completed["statefulSet"] == statefulset
+    assert port_forward_pids(f"{statefulset}-0") == []
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def _wait_for_line(proc, text: str, timeout: float) -> None:
+    """Read proc's stderr until a line holds text; the rest is drained so that proc never blocks on it."""
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        if text in line:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return
+        assert time.monotonic() < deadline, f"no {text!r} on stderr within {timeout}s"
+    raise AssertionError(f"up exited {proc.wait()} before printing {text!r}")
+

@@ -1,0 +1,200 @@
+"""The cluster: store, faults, kubelet, controllers, and object deletion semantics shared by API and controllers."""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import pathlib
+import shutil
+import uuid
+
+from . import objects
+from .faults import Faults
+from .resources import BY_KEY, RESOURCES
+from .store import Store, now
+
+log = logging.getLogger("kubesim.cluster")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+NODE_NAME = "kubesim-node"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+
+
+def _later(seconds: int) -> str:
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Cluster:
+    def __init__(self, state_dir: pathlib.Path | str):
+        from .controllers import GarbageCollector, NamespaceController, ServiceAccountController, VolumeController
+        from .kubelet import Kubelet
+        from .statefulset import StatefulSetController
+        self.state_dir = pathlib.Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store()
+        self.faults = Faults()
+        self.kubelet = Kubelet(self)
+        self.controllers = [NamespaceController(self), ServiceAccountController(self), VolumeController(self),
+                            StatefulSetController(self), GarbageCollector(self)]
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self.stopping = False
+        for ns in SYSTEM_NAMESPACES:
+            self.create_object("namespaces", {"metadata": {"name": ns}})
+
+    # ------------------------------------------------------------ lifecycle
+    def pvc_path(self, namespace: str, claim: str) -> pathlib.Path:
+        return self.state_dir / "volumes" / namespace / claim
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self.store.subscribe(self._on_event)
+        self._reconcile_all()
+        self._task = asyncio.create_task(self._run(), name="kubesim-controllers")
+        await self.kubelet.start()
+
+    async def stop(self) -> None:
+        """Controllers stand still first (no churn while pods go), then the kubelet stops every pod."""
+        self.stopping = True
+        self.wake()
+        if self._task:
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                self._task.cancel()
+        try:
+            await asyncio.wait_for(self.kubelet.stop(), timeout=60)
+        except asyncio.TimeoutError:
+            log.error("kubelet did not stop within 60s")
+        finally:
+            self.store.unsubscribe(self._on_event)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_event(self, event_type: str, key: str, obj: dict) -> None:
+        if key == "persistentvolumeclaims":
+            path = self.pvc_path(obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if event_type == "ADDED":
+                path.mkdir(parents=True, exist_ok=True)
+            elif event_type == "DELETED":
+                shutil.rmtree(path, ignore_errors=True)
+        for c in self.controllers:
+            c.observe(event_type, key, obj)
+        self.wake()
+
+    async def _run(self) -> None:
+        while not self.stopping:
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=1.0)
+            finally:
+                waiter.cancel()
+            if self.stopping:
+                break
+            self._wake.clear()
+            self._reconcile_all()
+            await asyncio.sleep(0)
+
+    def _reconcile_all(self) -> None:
+        for c in self.controllers:
+            try:
+                c.reconcile()
+            except Exception:
+                log.exception("controller %s failed", type(c).__name__)
+
+    # ------------------------------------------------------------ helpers used by API and controllers
+    def namespace_phase(self, name: str) -> str | None:
+        ns = self.store.get("namespaces", None, name)
+        if ns is None:
+            return None
+        return "Terminating" if ns["metadata"].get("deletionTimestamp") else "Active"
+
+    def admit(self, key: str, obj: dict) -> None:
+        """Mutations that admission plugins / the scheduler apply on create."""
+        spec = obj.get("spec")
+        if key == "persistentvolumeclaims":
+            fins = obj["metadata"].setdefault("finalizers", [])
+            if PVC_PROTECTION not in fins:
+                fins.append(PVC_PROTECTION)
+            if isinstance(spec, dict) and "storageClassName" not in spec:
+                spec["storageClassName"] = "standard"
+        elif key == "pods" and isinstance(spec, dict):
+            spec.setdefault("nodeName", NODE_NAME)
+
+    def create_object(self, key: str, obj: dict) -> dict:
+        """Create as a controller would through the API (defaults, admission, initial status; no validation)."""
+        objects.initial_status(key, obj)
+        objects.apply_defaults(key, obj)
+        self.admit(key, obj)
+        return self.store.create(key, obj)
+
+    def delete_object(self, key: str, namespace: str | None, name: str, grace: int | None = None) -> dict | None:
+        """Delete with the real semantics: graceful pods, terminating namespaces, finalizers."""
+        obj = self.store.get(key, namespace, name)
+        if obj is None:
+            return None
+        meta = obj["metadata"]
+        if key == "pods":
+            if grace is None:
+                grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            if grace == 0 and not meta.get("finalizers"):
+                return self.store.remove(key, namespace, name)
+            if meta.get("deletionTimestamp"):
+                return obj
+            meta["deletionTimestamp"] = _later(grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            return self.store.update(key, obj)
+        if key == "namespaces":
+            if meta.get("deletionTimestamp"):
+                return obj
+            meta["deletionTimestamp"] = now()
+            meta["deletionGracePeriodSeconds"] = 0
+            obj.setdefault("status", {})["phase"] = "Terminating"
+            return self.store.update(key, obj)
+        if meta.get("finalizers"):
+            if meta.get("deletionTimestamp"):
+                return obj
+            meta["deletionTimestamp"] = now()
+            meta["deletionGracePeriodSeconds"] = 0
+            return self.store.update(key, obj)
+        return self.store.remove(key, namespace, name)
+
+    def finalize_if_done(self, key: str, obj: dict) -> dict | None:
+        """An object being deleted whose finalizers are all gone is removed. Returns the removed object."""
+        meta = obj["metadata"]
+        if key in ("pods", "namespaces") or not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return None
+        return self.store.remove(key, meta.get("namespace"), meta["name"])
+
+    def record_event(self, involved: dict, reason: str, message: str, type_: str = "Normal",
+                     component: str = "kubesim") -> None:
+        """A core/v1 Event about an object (what `kubectl describe` and `get events` show)."""
+        meta = involved["metadata"]
+        ns = meta.get("namespace") or "default"
+        if self.namespace_phase(ns) != "Active":
+            return
+        ts = now()
+        ev = {
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": ns},
+            "involvedObject": {"kind": involved.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
+                               "uid": meta.get("uid"), "apiVersion": involved.get("apiVersion"),
+                               "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason, "message": message, "source": {"component": component},
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1, "type": type_, "eventTime": None,
+            "reportingComponent": component, "reportingInstance": "",
+        }
+        if not meta.get("namespace"):
+            ev["involvedObject"].pop("namespace")
+        try:
+            self.store.create("events", ev)
+        except Exception:
+            log.exception("recording event failed")
+
+    def namespaced_keys(self) -> list[str]:
+        return [r.key for r in RESOURCES if r.namespaced and r.store]
+
+    def resource(self, key: str):
+        return BY_KEY[key]

@@ -1,0 +1,50 @@
+"""Fault injection state, set through the control endpoint (control.py), read by both halves."""
+from __future__ import annotations
+
+import dataclasses
+
+from . import errors
+
+
+@dataclasses.dataclass
+class RequestFailure:
+    verb: str          # get, list, watch, create, update, patch, delete, deletecollection, or *
+    resource: str      # store key ("statefulsets.apps"), key/subresource ("pods/status"), or *
+    code: int
+    count: int
+    message: str | None = None
+
+    def matches(self, verb: str, key: str) -> bool:
+        if self.verb not in ("*", verb):
+            return False
+        base = key.split("/", 1)[0]
+        return self.resource in ("*", key) or (self.resource == base and "/" not in self.resource and "/" not in key)
+
+
+class Faults:
+    def __init__(self):
+        self.requests: list[RequestFailure] = []
+        self.portforward_cut_after: int | None = None
+        self.unready: set[tuple[str, str]] = set()
+
+    def add_request_failure(self, verb: str, resource: str, code: int, count: int = 1, message: str | None = None):
+        self.requests.append(RequestFailure(verb.lower(), resource, int(code), int(count), message))
+
+    def take_request_failure(self, verb: str, key: str) -> dict | None:
+        for f in self.requests:
+            if f.count > 0 and f.matches(verb, key):
+                f.count -= 1
+                if f.count <= 0:
+                    self.requests.remove(f)
+                return errors.for_code(f.code, f.message)
+        return None
+
+    def clear(self) -> None:
+        self.requests.clear()
+        self.portforward_cut_after = None
+        self.unready.clear()
+
+    def describe(self) -> dict:
+        return {"requests": [dataclasses.asdict(f) for f in self.requests],
+                "portforwardCutAfterBytes": self.portforward_cut_after,
+                "unready": [{"namespace": ns, "pod": p} for ns, p in sorted(self.unready)]}

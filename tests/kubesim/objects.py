@@ -1,0 +1,396 @@
+"""Per-kind defaults, initial status and validation, as a real API server applies them."""
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import itertools
+import re
+
+from . import errors
+from .resources import Resource
+
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+MSG_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+MSG_LABEL = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+             "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+             "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+MSG_1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+            "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+            "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+MSG_LABEL_VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+                   "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+                   "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+
+NAME_RULES = {
+    "namespaces": "label", "services": "dns1035", "statefulsets.apps": "label",
+}
+
+_cluster_ips = (str(ipaddress.IPv4Address("10.96.0.10") + i) for i in itertools.count(1))
+
+METADATA_FIELDS = {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+                   "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
+                   "ownerReferences", "finalizers", "managedFields"}
+
+POD_SPEC_FIELDS = {
+    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName", "serviceAccount",
+    "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+    "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
+    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates", "runtimeClassName",
+    "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints", "setHostnameAsFQDN", "os",
+    "hostUsers", "schedulingGates", "resourceClaims", "resources"}
+CONTAINER_FIELDS = {
+    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources", "resizePolicy",
+    "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle",
+    "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce",
+    "tty"}
+SPEC_FIELDS = {
+    "statefulsets.apps": {"replicas", "selector", "template", "volumeClaimTemplates", "serviceName",
+                          "podManagementPolicy", "updateStrategy", "revisionHistoryLimit", "minReadySeconds",
+                          "persistentVolumeClaimRetentionPolicy", "ordinals"},
+    "deployments.apps": {"replicas", "selector", "template", "strategy", "minReadySeconds", "revisionHistoryLimit",
+                         "paused", "progressDeadlineSeconds"},
+    "persistentvolumeclaims": {"accessModes", "selector", "resources", "volumeName", "storageClassName", "volumeMode",
+                               "dataSource", "dataSourceRef", "volumeAttributesClassName"},
+    "services": {"ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity",
+                 "loadBalancerIP", "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy",
+                 "healthCheckNodePort", "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies",
+                 "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
+                 "trafficDistribution"},
+    "namespaces": {"finalizers"},
+}
+
+
+# ------------------------------------------------------------------ strict field validation
+
+def unknown_fields(res: Resource, obj: dict) -> list[str]:
+    """Field paths a strict decoder would reject (top level, metadata, and the well-known specs)."""
+    out = []
+    if res.top is not None:
+        known = {"apiVersion", "kind", "metadata"} | set(res.top)
+        out += [k for k in obj if k not in known]
+    out += [f"metadata.{k}" for k in (obj.get("metadata") or {}) if k not in METADATA_FIELDS]
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and res.key in SPEC_FIELDS:
+        out += [f"spec.{k}" for k in spec if k not in SPEC_FIELDS[res.key]]
+    if res.key == "pods":
+        out += _pod_spec_unknown(spec, "spec")
+    elif res.key in ("statefulsets.apps", "deployments.apps") and isinstance(spec, dict):
+        tpl = spec.get("template") or {}
+        if isinstance(tpl, dict):
+            out += [f"spec.template.{k}" for k in tpl if k not in ("metadata", "spec")]
+            out += _pod_spec_unknown(tpl.get("spec"), "spec.template.spec")
+    return out
+
+
+def _pod_spec_unknown(spec, prefix) -> list[str]:
+    if not isinstance(spec, dict):
+        return []
+    out = [f"{prefix}.{k}" for k in spec if k not in POD_SPEC_FIELDS]
+    for field in ("containers", "initContainers"):
+        for c in spec.get(field) or []:
+            if isinstance(c, dict):
+                out += [f"{prefix}.{field}[{c.get('name', '')}].{k}" for k in c if k not in CONTAINER_FIELDS]
+    return out
+
+
+# ------------------------------------------------------------------ defaults
+
+def _image_pull_policy(image: str) -> str:
+    last = (image or "").rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    if ":" not in last or last.endswith(":latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def default_pod_spec(spec: dict) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for field in ("containers", "initContainers"):
+        for c in spec.get(field) or []:
+            if not isinstance(c, dict):
+                continue
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("imagePullPolicy", _image_pull_policy(c.get("image", "")))
+            c.setdefault("resources", {})
+            for p in c.get("ports") or []:
+                if isinstance(p, dict):
+                    p.setdefault("protocol", "TCP")
+    for v in spec.get("volumes") or []:
+        if not isinstance(v, dict):
+            continue
+        for src in ("configMap", "secret"):
+            if isinstance(v.get(src), dict):
+                v[src].setdefault("defaultMode", 420)
+        if isinstance(v.get("projected"), dict):
+            v["projected"].setdefault("defaultMode", 420)
+
+
+def default_pvc_spec(spec: dict) -> None:
+    spec.setdefault("volumeMode", "Filesystem")
+
+
+def apply_defaults(key: str, obj: dict) -> None:
+    spec = obj.get("spec")
+    if key == "pods" and isinstance(spec, dict):
+        default_pod_spec(spec)
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
+    elif key in ("statefulsets.apps", "deployments.apps") and isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        tpl = spec.get("template")
+        if isinstance(tpl, dict) and isinstance(tpl.get("spec"), dict):
+            default_pod_spec(tpl["spec"])
+        if key == "statefulsets.apps":
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            us = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+            if isinstance(us, dict):
+                us.setdefault("type", "RollingUpdate")
+                if us["type"] == "RollingUpdate":
+                    ru = us.setdefault("rollingUpdate", {})
+                    if isinstance(ru, dict):
+                        ru.setdefault("partition", 0)
+            pol = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+            if isinstance(pol, dict):
+                pol.setdefault("whenDeleted", "Retain")
+                pol.setdefault("whenScaled", "Retain")
+            for vct in spec.get("volumeClaimTemplates") or []:
+                if isinstance(vct, dict):
+                    vct.setdefault("apiVersion", "v1")
+                    vct.setdefault("kind", "PersistentVolumeClaim")
+                    if isinstance(vct.get("spec"), dict):
+                        default_pvc_spec(vct["spec"])
+                    vct.setdefault("status", {"phase": "Pending"})
+        else:
+            spec.setdefault("progressDeadlineSeconds", 600)
+            st = spec.setdefault("strategy", {"type": "RollingUpdate"})
+            if isinstance(st, dict) and st.get("type", "RollingUpdate") == "RollingUpdate":
+                st.setdefault("type", "RollingUpdate")
+                st.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+    elif key == "services":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            if not spec.get("clusterIP"):
+                spec["clusterIP"] = next(_cluster_ips)
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for p in spec.get("ports") or []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
+                if "port" in p:
+                    p.setdefault("targetPort", p["port"])
+        obj.setdefault("status", {"loadBalancer": {}})
+    elif key == "persistentvolumeclaims" and isinstance(spec, dict):
+        default_pvc_spec(spec)
+    elif key == "secrets":
+        obj.setdefault("type", "Opaque")
+        sd = obj.pop("stringData", None)
+        if isinstance(sd, dict):
+            data = obj.setdefault("data", {})
+            for k, v in sd.items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+    elif key == "namespaces":
+        name = obj["metadata"].get("name", "")
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+
+
+def initial_status(key: str, obj: dict) -> None:
+    """What a create does to .status (users cannot set status on create for these)."""
+    if key == "pods":
+        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+    elif key == "persistentvolumeclaims":
+        obj["status"] = {"phase": "Pending"}
+    elif key == "namespaces":
+        obj["status"] = {"phase": "Active"}
+    elif key in ("statefulsets.apps", "deployments.apps"):
+        obj["status"] = {"replicas": 0, "availableReplicas": 0} if key == "statefulsets.apps" else {}
+    elif key == "ingresses.networking.k8s.io":
+        obj["status"] = {"loadBalancer": {}}
+
+
+# ------------------------------------------------------------------ validation
+
+def _name_causes(key: str, res: Resource, name, generate: bool = False) -> list[dict]:
+    if not name:
+        return [errors.field_required("metadata.name", "name or generateName is required")]
+    rule = NAME_RULES.get(key, res.name_rule)
+    if rule == "path":
+        for bad in ("/", "%"):
+            if bad in name:
+                return [errors.field_invalid("metadata.name", name, f"may not contain '{bad}'")]
+        if name in (".", ".."):
+            return [errors.field_invalid("metadata.name", name, f"may not be '{name}'")]
+        return []
+    pattern, msg, limit = {"subdomain": (SUBDOMAIN, MSG_SUBDOMAIN, 253), "label": (LABEL, MSG_LABEL, 63),
+                           "dns1035": (DNS1035, MSG_1035, 63)}[rule]
+    out = []
+    if len(name) > limit:
+        out.append(errors.field_invalid("metadata.name", name, f"must be no more than {limit} characters"))
+    if not pattern.match(name):
+        out.append(errors.field_invalid("metadata.name", name, msg))
+    return out
+
+
+def _labels_causes(labels, field="metadata.labels") -> list[dict]:
+    out = []
+    if labels is None:
+        return out
+    if not isinstance(labels, dict):
+        return [errors.field_invalid(field, str(labels), "must be a map of strings")]
+    for k, v in labels.items():
+        if not isinstance(v, str):
+            out.append(errors.field_invalid(field, str(v), "label values must be strings"))
+            continue
+        name = k.rsplit("/", 1)[-1]
+        if not k or len(name) > 63 or not QUALIFIED.match(name):
+            out.append(errors.field_invalid(field, k, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"))
+        if len(v) > 63:
+            out.append(errors.field_invalid(field, v, "must be no more than 63 characters"))
+        elif not LABEL_VALUE.match(v):
+            out.append(errors.field_invalid(field, v, MSG_LABEL_VALUE))
+    return out
+
+
+def _containers_causes(spec, prefix) -> list[dict]:
+    out = []
+    if not isinstance(spec, dict):
+        return [errors.field_required(prefix, "")]
+    containers = spec.get("containers")
+    if not containers:
+        return [errors.field_required(f"{prefix}.containers", "")]
+    seen = set()
+    for i, c in enumerate(containers):
+        p = f"{prefix}.containers[{i}]"
+        if not isinstance(c, dict):
+            out.append(errors.field_invalid(p, str(c), "must be an object"))
+            continue
+        if not c.get("name"):
+            out.append(errors.field_required(f"{p}.name", ""))
+        elif not LABEL.match(c["name"]):
+            out.append(errors.field_invalid(f"{p}.name", c["name"], MSG_LABEL))
+        elif c["name"] in seen:
+            out.append({"reason": "FieldValueDuplicate", "message": f'Duplicate value: "{c["name"]}"', "field": f"{p}.name"})
+        seen.add(c.get("name"))
+        if not c.get("image"):
+            out.append(errors.field_required(f"{p}.image", ""))
+    return out
+
+
+def _strip_images(spec: dict) -> dict:
+    s = copy.deepcopy(spec)
+    for field in ("containers", "initContainers"):
+        for c in s.get(field) or []:
+            if isinstance(c, dict):
+                c.pop("image", None)
+    for f in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+        s.pop(f, None)
+    return s
+
+
+POD_UPDATE_MSG = ("pod updates may not change fields other than `spec.containers[*].image`,"
+                  "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                  "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+                  "previously negative)")
+STS_UPDATE_MSG = ("updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+                  "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+STS_MUTABLE = {"replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
+               "minReadySeconds", "revisionHistoryLimit"}
+
+
+def validate(key: str, res: Resource, obj: dict, old: dict | None) -> None:
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    causes = [] if old is not None else _name_causes(key, res, name)
+    causes += _labels_causes(meta.get("labels"))
+    spec = obj.get("spec")
+    if key == "pods":
+        causes += _containers_causes(spec, "spec")
+        if old is not None and isinstance(spec, dict) and _strip_images(spec) != _strip_images(old.get("spec") or {}):
+            causes.append(errors.field_forbidden("spec", POD_UPDATE_MSG))
+    elif key in ("statefulsets.apps", "deployments.apps"):
+        if not isinstance(spec, dict):
+            causes.append(errors.field_required("spec", ""))
+        else:
+            sel = spec.get("selector")
+            tpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+            tpl_labels = (tpl.get("metadata") or {}).get("labels") or {}
+            if not sel:
+                causes.append(errors.field_required("spec.selector", ""))
+            else:
+                from .selectors import match_labels, selector_from_label_selector
+                reqs = selector_from_label_selector(sel)
+                if not reqs:
+                    causes.append(errors.field_invalid("spec.selector", "{}", "empty selector is invalid for deployment" if key.startswith("deploy") else "empty selector is invalid for statefulset"))
+                elif not match_labels(reqs, tpl_labels):
+                    lbl = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in tpl_labels.items()) + "}"
+                    causes.append({"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
+                                   "message": f"Invalid value: {lbl}: `selector` does not match template `labels`"})
+            causes += _containers_causes(tpl.get("spec"), "spec.template.spec")
+            r = spec.get("replicas")
+            if not isinstance(r, int) or r < 0:
+                causes.append(errors.field_invalid("spec.replicas", r, "must be greater than or equal to 0"))
+            if key == "statefulsets.apps":
+                pol = spec.get("podManagementPolicy")
+                if pol not in ("OrderedReady", "Parallel"):
+                    causes.append(errors.field_unsupported("spec.podManagementPolicy", pol, ["OrderedReady", "Parallel"]))
+                ut = (spec.get("updateStrategy") or {}).get("type")
+                if ut not in ("RollingUpdate", "OnDelete"):
+                    causes.append(errors.field_unsupported("spec.updateStrategy.type", ut, ["OnDelete", "RollingUpdate"]))
+                for i, vct in enumerate(spec.get("volumeClaimTemplates") or []):
+                    vname = ((vct or {}).get("metadata") or {}).get("name")
+                    if not vname:
+                        causes.append(errors.field_required(f"spec.volumeClaimTemplates[{i}].metadata.name", "name or generateName is required"))
+                if old is not None:
+                    o = {k: v for k, v in (old.get("spec") or {}).items() if k not in STS_MUTABLE}
+                    n = {k: v for k, v in spec.items() if k not in STS_MUTABLE}
+                    if o != n:
+                        causes.append(errors.field_forbidden("spec", STS_UPDATE_MSG))
+            elif old is not None and (old.get("spec") or {}).get("selector") != sel:
+                causes.append(errors.field_invalid("spec.selector", str(sel), "field is immutable"))
+    elif key == "persistentvolumeclaims":
+        if not isinstance(spec, dict) or not spec.get("accessModes"):
+            causes.append(errors.field_required("spec.accessModes", "at least 1 access mode is required"))
+        if isinstance(spec, dict) and not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+            causes.append(errors.field_required("spec.resources[storage]", ""))
+        if old is not None and isinstance(spec, dict):
+            o = dict(old.get("spec") or {})
+            n = dict(spec)
+            for d in (o, n):
+                d.pop("resources", None)
+                d.pop("volumeAttributesClassName", None)
+            if o != n:
+                causes.append(errors.field_forbidden("spec", "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"))
+    elif key == "rolebindings.rbac.authorization.k8s.io":
+        if not obj.get("roleRef"):
+            causes.append(errors.field_required("roleRef.name", ""))
+        elif old is not None and old.get("roleRef") != obj.get("roleRef"):
+            causes.append(errors.field_invalid("roleRef", str(obj.get("roleRef")), "cannot change roleRef"))
+    elif key in ("configmaps", "secrets") and old is not None and old.get("immutable"):
+        for f in ("data", "binaryData", "stringData"):
+            if old.get(f) != obj.get(f):
+                causes.append(errors.field_forbidden(f, "field is immutable when `immutable` is set"))
+    if causes:
+        raise errors.invalid(res.kind, res.group, name or "", causes)
