@@ -47,10 +47,11 @@ def mark_in_use(build_dir):
         pass
 
 
-def try_lock(path, create=True):
-    """An exclusive lock on path without waiting, or None if someone else holds it."""
+def try_lock(path):
+    """An exclusive lock on path (created if missing) without waiting, or None if someone else
+    holds it or it cannot be opened."""
     try:
-        fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError:
         return None
     try:

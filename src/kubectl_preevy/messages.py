@@ -131,8 +131,8 @@ PROVISIONED = "Preview environment {env_id} provisioned at: StatefulSet/{name} o
 CONNECT_HINT = "these URLs work on this machine while `{command}` runs"
 NO_PUBLISHED_PORTS = "no service publishes a port"
 
-UNKNOWN_ENVIRONMENT = ("no environment {env_id} in namespace {namespace}: see `kubectl preevy ls`, or pass --force to "
-                       "ignore")
+UNKNOWN_ENVIRONMENT = "no environment {env_id} in namespace {namespace}: see `kubectl preevy ls`"
+UNKNOWN_ENVIRONMENT_DOWN = UNKNOWN_ENVIRONMENT + ", or pass --force to ignore"
 DELETING = "deleting {instance} in namespace {namespace}"
 DELETE_TIMEOUT = ("objects of {instance} still exist after {timeout}: see `kubectl get all,pvc -n {namespace} -l "
                   "preevy.dev/instance={instance}`, and run `kubectl preevy down` again")

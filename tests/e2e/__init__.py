@@ -85,32 +85,39 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20)
 
 @dataclasses.dataclass
 class Connection:
-    """A running `kubectl preevy connect` and the URLs it printed."""
+    """A running `kubectl preevy connect` and what it printed: the URLs (service -> url), the document (-o json)."""
     proc: subprocess.Popen
     urls: dict[str, str]
+    document: dict | None
     stderr: list[str]
 
 
 def connect(args: list[str], cwd: pathlib.Path, env: dict[str, str], services: int, timeout: float = 60) -> Connection:
-    """Start `connect` and read its URL table (one row per service) from stdout."""
+    """Start `connect` and read its URL table (one row per service), or its JSON document with `-o json`."""
     proc = start(["connect", *args], cwd, env)
     stderr: list[str] = []
     threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
-    urls: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     reader = _LineReader(proc.stdout)
+    as_json = "json" in args
+    urls: dict[str, str] = {}
+    text = ""
     try:
         while len(urls) < services:
             line = reader.readline(deadline - time.monotonic())
             if line is None:
-                raise AssertionError(f"connect printed no URL table (exit {proc.poll()}):\n{''.join(stderr)}")
+                raise AssertionError(f"connect printed no URLs (exit {proc.poll()}):\n{''.join(stderr)}")
+            text += line
+            if as_json and line.startswith("}"):
+                document = json.loads(text)
+                return Connection(proc, {s["service"]: s["url"] for s in document["services"]}, document, stderr)
             match = re.match(r"(\S+)\s+(\d+)\s+(http://\S+)", line)
-            if match:
+            if match and not as_json:
                 urls[match.group(1)] = match.group(3)
     except BaseException:
         stop(proc)
         raise
-    return Connection(proc, urls, stderr)
+    return Connection(proc, urls, None, stderr)
 
 
 class _LineReader:

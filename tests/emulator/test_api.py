@@ -223,10 +223,14 @@ def test_wait_for_ready_and_delete(kubesim, namespace):
     _until(lambda: _json(kubesim, "get", "pods", "-n", namespace, "-l", "app=w")["items"], what="pod w-0")
     out = kubesim.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=w", "-n", namespace, "--timeout=60s").stdout
     assert "pod/w-0 condition met" in out
-    kubesim.kubectl("delete", "pod", "w-0", "-n", namespace, "--wait=false")
-    kubesim.kubectl("wait", "--for=delete", "pod/w-0", "-n", namespace, "--timeout=60s", check=False)
+    uid = _json(kubesim, "get", "pod", "w-0", "-n", namespace)["metadata"]["uid"]
+    kubesim.kubectl("delete", "pod", "w-0", "-n", namespace)     # waits until it is really gone
     # the controller recreates it
     kubesim.kubectl("rollout", "status", "statefulset/w", "-n", namespace, "--timeout=60s")
+    assert _json(kubesim, "get", "pod", "w-0", "-n", namespace)["metadata"]["uid"] != uid
+    kubesim.kubectl("delete", "sts", "w", "-n", namespace, "--wait=false")
+    kubesim.kubectl("wait", "--for=delete", "pod/w-0", "-n", namespace, "--timeout=60s")   # (silent if already gone)
+    assert kubesim.kubectl("get", "pod", "w-0", "-n", namespace, check=False).returncode == 1
 
 
 # ---------------------------------------------------------------- delete, scale, roll
@@ -427,7 +431,7 @@ def test_watch_replays_from_resource_version(kubesim, namespace):
 
 def test_watch_with_kubectl(kubesim, namespace):
     import subprocess
-    p = subprocess.Popen(["kubectl", "get", "cm", "-n", namespace, "-w", "--output-watch-events", "-o", "name"],
+    p = subprocess.Popen(["kubectl", "get", "cm", "-n", namespace, "-w", "--output-watch-events", "-o", "json"],
                          env=kubesim.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)
@@ -436,7 +440,8 @@ def test_watch_with_kubectl(kubesim, namespace):
     finally:
         p.terminate()
         out, _ = p.communicate(timeout=10)
-    assert "ADDED configmap/watched" in out
+    events = [json.loads(doc) for doc in out.replace("}\n{", "}\0{").split("\0") if doc.strip()]
+    assert ("ADDED", "watched") in [(e["type"], e["object"]["metadata"]["name"]) for e in events]
 
 
 def test_request_fault_injection(kubesim, namespace):

@@ -221,6 +221,24 @@ def test_pod_waits_for_missing_configmap(kubesim, namespace):
     assert _container_status(pod, "main")["state"]["waiting"]["reason"] == "ContainerCreating"
     _apply(kubesim, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"a": "b"}})
     _until(lambda: _ready(kubesim, namespace, "waits"), what="pod ready once its configMap exists")
+    # a pod waiting for something that never comes is deleted at once
+    _apply(kubesim, namespace, pod_manifest("stuck", [container(volumeMounts=[{"name": "c", "mountPath": "/c"}])],
+                                            [{"name": "c", "persistentVolumeClaim": {"claimName": "never"}}]))
+    time.sleep(0.5)
+    assert _pod(kubesim, namespace, "stuck")["status"]["phase"] == "Pending"
+    start = time.monotonic()
+    kubesim.kubectl("delete", "pod", "stuck", "-n", namespace, "--wait=true", "--timeout=30s")
+    assert time.monotonic() - start < 5
+
+
+def test_host_network_pod(kubesim, namespace):
+    _apply(kubesim, namespace, pod_manifest("hostnet", [container()], hostNetwork=True))
+    _until(lambda: _ready(kubesim, namespace, "hostnet"), what="ready")
+    links = _exec(kubesim, namespace, "hostnet", "ip", "-o", "link").stdout
+    with open("/proc/net/dev") as f:
+        host_links = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+    assert sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()) == sorted(host_links)
+    assert _pod(kubesim, namespace, "hostnet")["status"]["podIP"] == "127.0.0.1"
 
 
 def test_init_container_runs_first(kubesim, namespace):

@@ -57,8 +57,8 @@ def _dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
 
 
-async def serve(kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int) -> None:
-    cluster = Cluster(state_dir)
+async def serve(kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int, watch_history: int = 2000) -> None:
+    cluster = Cluster(state_dir, watch_history=watch_history)
     await cluster.start()
     app = build_app(cluster)
     runner = web.AppRunner(app, handle_signals=False, access_log=logging.getLogger("kubesim.access"),
@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--kubeconfig", required=True, type=pathlib.Path, help="where to write the kubeconfig once serving")
     p.add_argument("--state-dir", type=pathlib.Path, help="where pods and volumes live (default: a temp dir removed on exit)")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = ephemeral)")
+    p.add_argument("--watch-history", type=int, default=2000,
+                   help="events kept for watch replay (older resourceVersions get 410 Gone)")
     p.add_argument("--log-level", default=os.environ.get("KUBESIM_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
     own_state = args.state_dir is None
     state_dir = pathlib.Path(tempfile.mkdtemp(prefix="kubesim-")) if own_state else args.state_dir
     try:
-        asyncio.run(serve(args.kubeconfig.absolute(), state_dir.absolute(), args.port))
+        asyncio.run(serve(args.kubeconfig.absolute(), state_dir.absolute(), args.port, args.watch_history))
     finally:
         if own_state:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -27,13 +27,13 @@ def _later(seconds: int) -> str:
 
 
 class Cluster:
-    def __init__(self, state_dir: pathlib.Path | str):
+    def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
         from .controllers import GarbageCollector, NamespaceController, ServiceAccountController, VolumeController
         from .kubelet import Kubelet
         from .statefulset import StatefulSetController
         self.state_dir = pathlib.Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store()
+        self.store = Store(history=watch_history)
         self.faults = Faults()
         self.kubelet = Kubelet(self)
         self.controllers = [NamespaceController(self), ServiceAccountController(self), VolumeController(self),

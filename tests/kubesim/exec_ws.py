@@ -69,9 +69,11 @@ async def run_exec(ws: web.WebSocketResponse, argv: list[str], options: ExecOpti
     command = asyncio.create_task(_pump_output_until_exit(ws, process))
     try:
         await asyncio.wait({client, command}, return_when=asyncio.FIRST_COMPLETED)
-        if command.done() and not command.exception():
+        if command.done():
             client.cancel()
             await finish_with_status(ws, _status_for(command.result()))
+    except ConnectionError:
+        pass  # the client went away mid-stream: the process is killed below
     finally:
         client.cancel()
         command.cancel()
@@ -79,14 +81,17 @@ async def run_exec(ws: web.WebSocketResponse, argv: list[str], options: ExecOpti
 
 
 async def _spawn(argv: list[str], options: ExecOptions) -> asyncio.subprocess.Process:
-    pipe_or_null = lambda wanted: subprocess.PIPE if wanted else subprocess.DEVNULL  # noqa: E731
     if options.tty:
         stderr = subprocess.STDOUT if options.stdout else subprocess.DEVNULL
     else:
-        stderr = pipe_or_null(options.stderr)
+        stderr = _pipe_if(options.stderr)
     return await asyncio.create_subprocess_exec(
-        *argv, stdin=pipe_or_null(options.stdin), stdout=pipe_or_null(options.stdout), stderr=stderr,
+        *argv, stdin=_pipe_if(options.stdin), stdout=_pipe_if(options.stdout), stderr=stderr,
         start_new_session=True)  # its own process group, so an abandoned exec is killed whole
+
+
+def _pipe_if(wanted: bool) -> int:
+    return subprocess.PIPE if wanted else subprocess.DEVNULL
 
 
 def _status_for(returncode: int) -> dict:

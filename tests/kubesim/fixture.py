@@ -39,8 +39,9 @@ class KubesimError(RuntimeError):
 class Kubesim:
     """A running emulator: kubeconfig, url, state dir, env for kubectl, and the fault-injection controls."""
 
-    def __init__(self, base: pathlib.Path):
+    def __init__(self, base: pathlib.Path, extra_args: tuple[str, ...] = ()):
         self.base = base
+        self.extra_args = tuple(extra_args)
         self.kubeconfig = base / "kubeconfig"
         self.state_dir = base / "state"
         self.log_path = base / "kubesim.log"
@@ -56,7 +57,7 @@ class Kubesim:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(self.kubeconfig),
-             "--state-dir", str(self.state_dir), "--port", "0"],
+             "--state-dir", str(self.state_dir), "--port", "0", *self.extra_args],
             cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while not self.kubeconfig.exists():

@@ -312,11 +312,21 @@ class Api:
                 if expired is not None:
                     await send("ERROR", expired)
                     return resp
+                if since is not None and not send_initial:
+                    # objects whose first replayed event is ADDED did not exist at `since`; others did
+                    first_seen: dict = {}
+                    for t, o in initial:
+                        first_seen.setdefault((o["metadata"].get("namespace", ""), o["metadata"]["name"]), (t, o))
+                    for ident, (t, o) in first_seen.items():
+                        if t == "ADDED":
+                            visible.discard(ident)
+                        else:
+                            visible.add(ident)
                 for t, o in initial:
                     if since is None or send_initial:
                         await send(t, o)
                     else:
-                        t2 = visible_event(t, o) if t != "ADDED" else ("ADDED" if match(o) else None)
+                        t2 = visible_event(t, o)
                         if t2:
                             await send(t2, o)
                 if send_initial and bookmarks:

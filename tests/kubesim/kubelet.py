@@ -574,9 +574,11 @@ class Pod:
             raise
 
     def log_path(self, container: str, previous: bool = False) -> pathlib.Path:
+        """The output file of the container's current instance (of the one before with
+        previous=True: a file that does not exist when there was none)."""
         c = self.by_name.get(container)
         count = c.restart_count if c is not None else 0
-        return self.dir / "logs" / container / f"{max(0, count - 1) if previous else count}.log"
+        return self.dir / "logs" / container / f"{count - 1 if previous else count}.log"
 
     def host_pids(self) -> list[int]:
         holder = self.holder

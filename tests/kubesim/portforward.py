@@ -72,7 +72,7 @@ class PortForwardSession:
                     await self._dispatch(frame)
         except spdy.ProtocolError as error:
             log.warning("port-forward: %s", error)
-            await self._say_goodbye(spdy.RST_PROTOCOL_ERROR)
+            await self._say_goodbye(spdy.RST_PROTOCOL_ERROR, spdy.GOAWAY_PROTOCOL_ERROR)
         except ConnectionError:
             return
 
@@ -112,11 +112,11 @@ class PortForwardSession:
             request.connection = ForwardedConnection(self, request)
             request.connection.start()
 
-    async def _say_goodbye(self, status: int = spdy.RST_CANCEL) -> None:
+    async def _say_goodbye(self, reset_status: int = spdy.RST_CANCEL, goaway_status: int = spdy.GOAWAY_OK) -> None:
         try:
             for stream_id in sorted(self._request_of_stream):
-                await self.send(spdy.rst_stream_frame(stream_id, status))
-            await self.send(spdy.goaway_frame(self._last_stream_id))
+                await self.send(spdy.rst_stream_frame(stream_id, reset_status))
+            await self.send(spdy.goaway_frame(self._last_stream_id, goaway_status))
             await self._ws.close()
         except ConnectionError:
             pass
@@ -190,7 +190,7 @@ class ForwardedConnection:
         except ConnectionError:
             self._client_done = True
         if self._bytes_moved_past_cut():
-            self._cut()
+            await self._cut()
         self._close_when_both_done()
 
     def abort(self) -> None:
@@ -208,7 +208,7 @@ class ForwardedConnection:
             reader = await self._open()
             if reader is not None:
                 await self._pump_pod_to_client(reader)
-        except ConnectionError:
+        except ConnectionError:  # the websocket is gone
             self.abort()
         finally:
             if not self._connected.done():
@@ -232,12 +232,16 @@ class ForwardedConnection:
     async def _pump_pod_to_client(self, reader: asyncio.StreamReader) -> None:
         data_stream = self._request.data_stream
         while not self._pod_done:
-            chunk = self._within_cut_budget(await reader.read(MAX_DATA_FRAME))
-            if not chunk:
+            try:
+                received = await reader.read(MAX_DATA_FRAME)
+            except OSError:  # reset by the pod side: ends the connection like an EOF
+                received = b""
+            if not received:
                 break
-            await self._session.send(spdy.data_frame(data_stream, chunk))
+            if chunk := self._within_cut_budget(received):
+                await self._session.send(spdy.data_frame(data_stream, chunk))
             if self._bytes_moved_past_cut():
-                self._cut()
+                await self._cut()
                 return
         if not self._pod_done:
             self._pod_done = True
@@ -260,19 +264,14 @@ class ForwardedConnection:
         limit = self._session.cut_after_bytes()
         return limit is not None and self._bytes_moved >= limit
 
-    def _cut(self) -> None:
-        """Fault injection: drop both sides as a network failure would; the forward lives on."""
+    async def _cut(self) -> None:
+        """Fault injection: drop both sides as a network failure would. Resetting both streams
+        makes kubectl close its local socket; the forward itself lives on."""
         log.info("port-forward: cutting a connection to port %s after %d bytes", self._request.port, self._bytes_moved)
         self._session.forget(self._request)
-        for stream_id in (self._request.data_stream, self._request.error_stream):
-            asyncio.create_task(self._send_quietly(spdy.rst_stream_frame(stream_id, spdy.RST_CANCEL)))
         self.abort()
-
-    async def _send_quietly(self, frame: bytes) -> None:
-        try:
-            await self._session.send(frame)
-        except ConnectionError:
-            pass
+        for stream_id in (self._request.data_stream, self._request.error_stream):
+            await self._session.send(spdy.rst_stream_frame(stream_id, spdy.RST_CANCEL))
 
     def _close_when_both_done(self) -> None:
         if self._client_done and self._pod_done:

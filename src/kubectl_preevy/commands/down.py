@@ -18,7 +18,7 @@ def run(args) -> int:
         if not targets:
             if args.force:
                 return 0
-            raise PreevyError(messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=kubectl.namespace),
+            raise PreevyError(messages.UNKNOWN_ENVIRONMENT_DOWN.format(env_id=env_id, namespace=kubectl.namespace),
                               ExitCode.FAILURE)
         for instance, types in targets.items():
             console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))

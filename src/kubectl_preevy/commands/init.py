@@ -50,6 +50,8 @@ def _create_in_cluster(profile: profiles.Profile, args: argparse.Namespace, envi
         console.warn(messages.PROFILE_CLUSTER_OPTIONS_SKIPPED)
         for name in skipped:
             del profile.options[name]
+    # -n says where the profile is kept; environments go there too unless `profile config set namespace=...`
+    profile.options.pop("namespace", None)
     cluster = profiles.ClusterStore.from_args(args, environ)
     existing = cluster.load(profile.name)
     if existing:
