@@ -56,7 +56,7 @@ def load_project(files: list[str] | None, project: str | None, cwd: pathlib.Path
     result = process.run(argv + ["config", "--format", "json"], env=dict(environ), cwd=str(cwd),
                          timeout=CONFIG_TIMEOUT_SECONDS)
     if not result.ok:
-        raise _config_error(result)
+        raise _config_error(result, environ)
     model = json.loads(result.stdout)
     return ComposeProject(name=model["name"], files=paths, working_dir=paths[0].parent, model=model,
                           x_preevy=model.get("x-preevy"))
@@ -88,8 +88,10 @@ def _one_of(directory: pathlib.Path, names: tuple[str, ...]) -> pathlib.Path | N
     return found[0].resolve() if found else None
 
 
-def _config_error(result: process.Result) -> PreevyError:
-    if "is not a docker command" in result.stderr or "unknown command" in result.stderr:
+def _config_error(result: process.Result, environ: Mapping[str, str]) -> PreevyError:
+    # Without the plugin, the docker CLI reads `compose` or its flags as its own, and says so in ways
+    # that vary by version: ask the plugin itself.
+    if not process.run(["docker", "compose", "version"], env=dict(environ), timeout=CONFIG_TIMEOUT_SECONDS).ok:
         return PreevyError(messages.MISSING_COMPOSE_PLUGIN, ExitCode.MISSING_TOOL)
     return PreevyError(messages.INVALID_COMPOSE.format(error=result.last_error_line()), ExitCode.USAGE)
 

@@ -22,7 +22,9 @@ class Kubectl:
         self.context = context
         self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
             ["--context", context] if context else [])
-        self.namespace = namespace or self._current_namespace()
+        self.namespace = namespace or ""
+        if not namespace:
+            self.namespace = self._current_namespace()
 
     def argv(self, *args: str) -> list[str]:
         flags = list(self._config_flags) + ["-n", self.namespace]

@@ -41,6 +41,7 @@ PROFILE_CLUSTER_LIST_FAILED = "could not list the profiles kept in the cluster (
 PROFILE_CLUSTER_OPTIONS_SKIPPED = "kubeconfig and context are not stored in a cluster profile: they differ on every machine"
 PROFILE_CLUSTER_OPTION_REFUSED = ("kubeconfig and context cannot be stored in a cluster profile (they differ on every "
                                   "machine): pass --kubeconfig/--context, or set them in a local profile")
+PROFILE_TEMPLATE_UNREADABLE = "cannot read the template {path} to store it in the cluster profile ({problem}): fix the path"
 PROFILE_SETTING_INVALID = 'invalid setting "{setting}": use KEY=VALUE, KEY one of {known}'
 PROFILE_WRITE_FAILED = "could not write {path}: {problem}"
 PROFILE_CREATED = "created profile '{name}' (id {id}) {where}; it is now the current profile"

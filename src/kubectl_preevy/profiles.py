@@ -4,8 +4,10 @@ Two stores:
 - local: `$XDG_CONFIG_HOME/kubectl-preevy/profiles/<name>.yaml` (default ~/.config), plus a `current` file;
 - cluster: a ConfigMap `preevy-profile-<name>` in a namespace, so a laptop and a CI job share a profile.
   It is looked up there when no local profile has the name, in the namespace of -n (else the context's).
+  Its template, if any, is embedded in the ConfigMap, and used from a copy in ~/.cache/kubectl-preevy.
 """
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -26,6 +28,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubectl-preevy"
 LABEL_PROFILE = "preevy.dev/profile"
 CONFIGMAP_ID_KEY = "profile-id"
+CONFIGMAP_TEMPLATE_KEY = "template.yaml.njk"
 MAX_NAME_LENGTH = 40
 KUBECTL_TIMEOUT = 30
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -74,6 +77,11 @@ def option_to_text(value: object) -> str:
 
 def config_dir(environ: Mapping[str, str]) -> pathlib.Path:
     base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+    return pathlib.Path(base) / "kubectl-preevy"
+
+
+def cache_dir(environ: Mapping[str, str]) -> pathlib.Path:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
     return pathlib.Path(base) / "kubectl-preevy"
 
 
@@ -151,6 +159,14 @@ class LocalStore:
             _write_atomically(self.current_file, name + "\n")
 
 
+def _read_template(path: str) -> str:
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PreevyError(messages.PROFILE_TEMPLATE_UNREADABLE.format(
+            path=path, problem=getattr(err, "strerror", None) or err), ExitCode.USAGE) from None
+
+
 def _write_atomically(path: pathlib.Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,12 +239,27 @@ class ClusterStore:
             raise PreevyError(messages.PROFILE_CONFIGMAP_INVALID.format(
                 namespace=namespace, configmap=configmap_name, problem=f"no {CONFIGMAP_ID_KEY}"))
         options = {key: value for key, value in data.items() if key in options_module.OPTION_NAMES}
+        options.pop("template", None)
+        if data.get(CONFIGMAP_TEMPLATE_KEY):
+            options["template"] = str(self._template_file(name, data[CONFIGMAP_TEMPLATE_KEY]))
         return Profile(name=name, id=profile_id, options=options, store=STORE_CLUSTER,
                        location=f"{namespace}/configmap/{configmap_name}")
 
+    def _template_file(self, name: str, text: str) -> pathlib.Path:
+        """The profile's embedded template as a local file (content-addressed, in the user's cache dir)."""
+        digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+        path = cache_dir(self.environ) / "templates" / f"{name}-{digest}.yaml.njk"
+        if not path.is_file():
+            _write_atomically(path, text)
+        return path
+
     def manifest(self, profile: Profile) -> str:
+        """The profile's ConfigMap. A template is embedded (its text, not its path: a path means nothing
+        on another machine), so CI renders the laptop's custom template without copying files by hand."""
         data = {CONFIGMAP_ID_KEY: profile.id}
-        data.update({key: option_to_text(value) for key, value in profile.options.items()})
+        data.update({key: option_to_text(value) for key, value in profile.options.items() if key != "template"})
+        if profile.options.get("template"):
+            data[CONFIGMAP_TEMPLATE_KEY] = _read_template(str(profile.options["template"]))
         metadata = {"name": CONFIGMAP_PREFIX + profile.name,
                     "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_PROFILE: profile.name}}
         return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})

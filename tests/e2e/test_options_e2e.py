@@ -130,6 +130,7 @@ def preevy(kubesim, machine: pathlib.Path, *argv: str, cwd: pathlib.Path, env: d
     """Run ./kubectl-preevy on a "machine" (its own XDG_CONFIG_HOME)."""
     environ = {key: value for key, value in kubesim.env.items() if key not in CI_VARIABLES}
     environ["XDG_CONFIG_HOME"] = str(machine)
+    environ["XDG_CACHE_HOME"] = str(machine / "cache")
     environ.update(env or {})
     return subprocess.run([str(EXECUTABLE), *argv], cwd=cwd, env=environ, capture_output=True, text=True,
                           timeout=timeout)
@@ -320,19 +321,24 @@ def test_invalid_cluster_profile_option_names_the_profile(kubesim, namespace, to
 def test_cluster_profile_shared_by_laptop_and_ci(kubesim, namespace, tools, tmp_path):
     laptop, ci = tmp_path / "laptop", tmp_path / "ci"
     project = make_project(tmp_path / "shop")
+    laptop_template = tmp_path / "laptop-files" / "preview.yaml.njk"
+    laptop_template.parent.mkdir()
+    laptop_template.write_text(CUSTOM_TEMPLATE)
     ok(preevy(kubesim, laptop, "init", "shared", "--store", "cluster", "-n", namespace,
-              "--kube-pod-storage-size", "3", cwd=project))
+              "--kube-pod-storage-size", "3", "--kube-pod-template", str(laptop_template), cwd=project))
     configmap = json.loads(kubesim.kubectl("get", "configmap", "preevy-profile-shared", "-n", namespace,
                                            "-o", "json").stdout)
     assert configmap["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubectl-preevy",
                                                "preevy.dev/profile": "shared"}
     profile_id = configmap["data"]["profile-id"]
     assert profile_id.startswith("shared-") and configmap["data"]["storage-size"] == "3"
-    assert not (ci / "kubectl-preevy").exists()
+    assert configmap["data"]["template.yaml.njk"] == CUSTOM_TEMPLATE
+    assert not (ci / "kubectl-preevy").exists() and not (ci / "cache").exists()
+    laptop_template.unlink()        # CI never sees the laptop's files: the template travels in the profile
 
     shown = json.loads(ok(preevy(kubesim, ci, "profile", "show", "shared", "-n", namespace, "-o", "json",
                                  cwd=project)).stdout)
-    assert (shown["id"], shown["store"], shown["options"]) == (profile_id, "cluster", {"storage-size": "3"})
+    assert (shown["id"], shown["store"], shown["options"]["storage-size"]) == (profile_id, "cluster", "3")
     listed = json.loads(ok(preevy(kubesim, ci, "profile", "ls", "-n", namespace, "-o", "json", cwd=project)).stdout)
     assert [(item["name"], item["store"]) for item in listed["items"]] == [("shared", "cluster")]
 
@@ -340,7 +346,8 @@ def test_cluster_profile_shared_by_laptop_and_ci(kubesim, namespace, tools, tmp_
         ok(preevy(kubesim, ci, "up", "--profile", "shared", "-n", namespace, "--id", "pr-7", cwd=project,
                   timeout=UP_TIMEOUT))
         created = objects(kubesim, namespace, f"preevy.dev/profile-id={profile_id},preevy.dev/env-id=pr-7")
-        assert "StatefulSet" in {o["kind"] for o in created}
+        statefulsets = [o for o in created if o["kind"] == "StatefulSet"]
+        assert len(statefulsets) == 2 and all(o["metadata"]["labels"]["team"] == "previews" for o in statefulsets)
         claims = [o for o in objects(kubesim, namespace, f"preevy.dev/profile-id={profile_id}")
                   if o["kind"] == "PersistentVolumeClaim"]
         assert [c["spec"]["resources"]["requests"]["storage"] for c in claims] == ["3Gi"]
@@ -354,11 +361,13 @@ def test_cluster_profile_shared_by_laptop_and_ci(kubesim, namespace, tools, tmp_
 
     ok(preevy(kubesim, ci, "profile", "config", "set", "storage-size=4", "--profile", "shared", "-n", namespace,
               cwd=project))
+    assert json.loads(kubesim.kubectl("get", "configmap", "preevy-profile-shared", "-n", namespace, "-o", "json")
+                      .stdout)["data"]["template.yaml.njk"] == CUSTOM_TEMPLATE
     result = one_line_error(preevy(kubesim, ci, "profile", "config", "set", "storage-size=abc", "--profile", "shared",
                                    "-n", namespace, cwd=project), 'invalid storage-size "abc"')
     assert result
     assert json.loads(ok(preevy(kubesim, laptop, "profile", "show", "shared", "-n", namespace, "-o", "json",
-                                cwd=project)).stdout)["options"] == {"storage-size": "4"}
+                                cwd=project)).stdout)["options"]["storage-size"] == "4"
     ok(preevy(kubesim, laptop, "profile", "rm", "shared", "-n", namespace, cwd=project))
     assert kubesim.kubectl("get", "configmap", "preevy-profile-shared", "-n", namespace, "--ignore-not-found",
                            "-o", "name").stdout == ""

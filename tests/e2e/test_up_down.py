@@ -45,6 +45,9 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
 
     listed = json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout)
     assert [(e["envId"], e["instance"], e["ready"]) for e in listed["items"]] == [("hello-e2e", statefulset, "1/1")]
+    kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted=true")
+    assert preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout == ""     # being deleted
+    kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted-")
 
     # A second up: only the edited file travels, the deleted one goes, the pod and its volume stay.
     (site / "index.html").write_text("<h1>changed</h1>\n")
@@ -106,8 +109,9 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
 
 
 def test_interrupted_up_leaves_no_forward_and_the_next_up_completes(kubesim, namespace, env, tmp_path):
+    """Also the client-side apply path: `kubectl create` of a new environment, `kubectl apply` of an existing one."""
     project = hello_project(tmp_path / "hello")
-    flags = ["-n", namespace, "--id", "interrupted"]
+    flags = ["-n", namespace, "--id", "interrupted", "--no-kube-pod-server-side-apply"]
     proc = start(["up", *flags, "--timeout", "60s"], project, env)
     try:
         _wait_for_line(proc, "docker compose up", timeout=UP_TIMEOUT)

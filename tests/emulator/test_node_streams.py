@@ -204,6 +204,16 @@ def _echo_round_trip(port: int, size: int, chunk: int = MB) -> tuple[str, str, i
     return sent.hexdigest(), received.hexdigest(), count
 
 
+def _until(probe, good, timeout: float = 30):
+    """probe() until good(its value), or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not good(value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout}s")
+        time.sleep(0.2)
+    return value
+
+
 def _tree(root: pathlib.Path) -> dict[str, tuple]:
     """Relative path -> what a user would compare: file bytes (hashed), link target, or dir."""
     tree = {}
@@ -321,9 +331,9 @@ def test_port_forward_to_a_closed_port_reports_like_the_kubelet(kubesim, namespa
 def test_logs_show_the_container_output_and_follow_it(kubesim, namespace):
     ticker = "echo started; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
     _run_pod(kubesim, namespace, _pod("ticker", ["sh", "-c", ticker]))
-    time.sleep(0.5)
-    lines = kubesim.kubectl("logs", "-n", namespace, "ticker").stdout.splitlines()
-    assert lines[0] == "started" and lines[1] == "tick 0"
+    lines = _until(lambda: kubesim.kubectl("logs", "-n", namespace, "ticker").stdout.splitlines()[:2],
+                   lambda first: len(first) == 2)
+    assert lines == ["started", "tick 0"]
     last = kubesim.kubectl("logs", "-n", namespace, "ticker", "--tail=1").stdout.splitlines()
     assert len(last) == 1 and last[0].startswith("tick ")
     with _kubectl_running(kubesim, "logs", "-f", "-n", namespace, "ticker") as follow:
@@ -334,7 +344,7 @@ def test_logs_show_the_container_output_and_follow_it(kubesim, namespace):
 
 def test_logs_follow_ends_with_the_container(kubesim, namespace):
     kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
-        _pod("once", ["sh", "-c", "echo one; sleep 2; echo two"], restartPolicy="Never")))
+        _pod("once", ["sh", "-c", "echo one; sleep 3; echo two"], restartPolicy="Never")))
     kubesim.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Running", "pod/once", "--timeout=30s")
     follow = kubesim.kubectl("logs", "-f", "-n", namespace, "once", timeout=30)
     assert follow.stdout == "one\ntwo\n"

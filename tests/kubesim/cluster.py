@@ -62,7 +62,9 @@ class Cluster:
         if self._task:
             done, _ = await asyncio.wait({self._task}, timeout=5)
             if not done:
+                log.warning("controllers did not stand still within 5s; cancelling them")
                 self._task.cancel()
+        log.info("controllers stopped; stopping the kubelet")
         try:
             await asyncio.wait_for(self.kubelet.stop(), timeout=60)
         except asyncio.TimeoutError:

@@ -28,6 +28,7 @@ def environ(tmp_path, monkeypatch):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("KUBECACHEDIR", str(tmp_path / "kubecache"))
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     for name in ("PREEVY_PROFILE", "KUBE_CONTEXT"):
@@ -262,3 +263,22 @@ def test_template_command_prints_the_bundled_templates(environ, capsys):
     for variant, name in resources.TEMPLATE_VARIANTS.items():
         code, out, _ = main(capsys, "template", "--variant", variant)
         assert code == 0 and out == resources.template_text(name)
+
+
+def test_cluster_profile_embeds_its_template(tmp_path):
+    template_file = tmp_path / "laptop" / "preview.yaml.njk"
+    template_file.parent.mkdir()
+    template_file.write_text("kind: X\n")
+    laptop = profiles.ClusterStore(None, None, "previews", {"XDG_CACHE_HOME": str(tmp_path / "laptop-cache")})
+    configmap = json.loads(laptop.manifest(profiles.Profile("ci", "ci-1", {"template": str(template_file)})))
+    assert configmap["data"] == {"profile-id": "ci-1", "template.yaml.njk": "kind: X\n"}
+    configmap["metadata"]["namespace"] = "previews"
+    template_file.unlink()                     # CI never had the laptop's file
+    ci = profiles.ClusterStore(None, None, "previews", {"XDG_CACHE_HOME": str(tmp_path / "ci-cache")})
+    loaded = ci._parse(configmap, "ci")
+    copy = profiles.pathlib.Path(loaded.options["template"])
+    assert copy.is_relative_to(tmp_path / "ci-cache") and copy.read_text() == "kind: X\n"
+    assert json.loads(ci.manifest(loaded))["data"] == configmap["data"]      # round trip, e.g. config set
+    assert options.resolve_options(args(), None, None, loaded, {}).template == copy
+    with pytest.raises(PreevyError, match="cannot read the template"):
+        laptop.manifest(profiles.Profile("ci", "ci-1", {"template": str(template_file)}))

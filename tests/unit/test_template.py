@@ -15,10 +15,191 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.options import Options
 
 # Preevy v0.0.67 packages/driver-kube-pod/static/default-template.yaml.njk, byte for byte.
-PREEVY_DEFAULT_TEMPLATE = '---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ id }}-sa\n  namespace: {{ namespace }}\n\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ id }}-dc\n  namespace: {{ namespace }}\ndata:\n  daemon.json: |\n    {\n      "tls": false\n    }\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {{ id }}\n  namespace: {{ namespace }}\n  labels:\n    app.kubernetes.io/component: docker-host\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      {% for k, v in labels %}\n      {{ k }}: {{ v }}\n      {% endfor %}\n  template:\n    metadata:\n      labels:\n        {% for k, v in labels %}\n        {{ k }}: {{ v }}\n        {% endfor %}\n    spec:\n      serviceAccountName: {{ id }}-sa\n      containers:\n      - name: docker\n        image: docker:24.0.7-dind-alpine3.18\n        securityContext:\n          privileged: true\n        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"]\n        volumeMounts:\n        - name: docker-config\n          mountPath: /etc/docker\n        - name: data\n          subPath: docker\n          mountPath: /var/lib/docker\n        - name: data\n          subPath: preevy\n          mountPath: /var/lib/preevy\n      volumes:\n      - name: docker-config\n        configMap:\n          name: {{ id }}-dc\n  volumeClaimTemplates:\n  - metadata:\n      name: data\n      labels:\n        {% for k, v in labels %}\n        {{ k }}: {{ v }}\n        {% endfor %}\n    spec:\n      accessModes: ["ReadWriteOnce"]\n{% if storageClass %}\n      storageClassName: "{{ storageClass }}"\n{% endif %}\n      resources:\n        requests:\n          storage: {{ storageSize }}Gi\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {{ id }}-role\n  namespace: {{ namespace }}\nrules:\n- apiGroups:\n    - metrics.k8s.io\n    - ""\n  resources:\n    - pods\n  verbs:\n    - get\n    - list\n\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {{ id }}-rolebind\n  namespace: {{ namespace }}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {{ id }}-role\nsubjects:\n- kind: ServiceAccount\n  name: {{ id }}-sa\n'
+PREEVY_DEFAULT_TEMPLATE = """\
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ id }}-sa
+  namespace: {{ namespace }}
+
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ id }}-dc
+  namespace: {{ namespace }}
+data:
+  daemon.json: |
+    {
+      "tls": false
+    }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ id }}
+  namespace: {{ namespace }}
+  labels:
+    app.kubernetes.io/component: docker-host
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      {% for k, v in labels %}
+      {{ k }}: {{ v }}
+      {% endfor %}
+  template:
+    metadata:
+      labels:
+        {% for k, v in labels %}
+        {{ k }}: {{ v }}
+        {% endfor %}
+    spec:
+      serviceAccountName: {{ id }}-sa
+      containers:
+      - name: docker
+        image: docker:24.0.7-dind-alpine3.18
+        securityContext:
+          privileged: true
+        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"]
+        volumeMounts:
+        - name: docker-config
+          mountPath: /etc/docker
+        - name: data
+          subPath: docker
+          mountPath: /var/lib/docker
+        - name: data
+          subPath: preevy
+          mountPath: /var/lib/preevy
+      volumes:
+      - name: docker-config
+        configMap:
+          name: {{ id }}-dc
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+      labels:
+        {% for k, v in labels %}
+        {{ k }}: {{ v }}
+        {% endfor %}
+    spec:
+      accessModes: ["ReadWriteOnce"]
+{% if storageClass %}
+      storageClassName: "{{ storageClass }}"
+{% endif %}
+      resources:
+        requests:
+          storage: {{ storageSize }}Gi
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ id }}-role
+  namespace: {{ namespace }}
+rules:
+- apiGroups:
+    - metrics.k8s.io
+    - ""
+  resources:
+    - pods
+  verbs:
+    - get
+    - list
+
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ id }}-rolebind
+  namespace: {{ namespace }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ id }}-role
+subjects:
+- kind: ServiceAccount
+  name: {{ id }}-sa
+"""
 
 # A custom template written for Preevy: nunjucks idioms, its own labels, a second (database) StatefulSet.
-PREEVY_STYLE_CUSTOM_TEMPLATE = '{# A Preevy-style custom template: extra labels, a database StatefulSet, nunjucks idioms #}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ id }}-extra\n  namespace: {{ namespace }}\n  labels:\n    team: previews\n    {% for k, v in labels %}\n    {{ k }}: {{ v }}\n    {% endfor %}\ndata:\n  label-count: "{{ labels | length }}"\n  instance: {{ labels[\'preevy.dev/instance\'] }}\n{% if storageClass %}\n  storage-class: {{ storageClass }}\n{% else %}\n  storage-class: cluster-default\n{% endif %}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {{ id }}\n  namespace: {{ namespace }}\n  labels:\n    app.kubernetes.io/component: docker-host\n    team: previews\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      {% for k, v in labels %}\n      {{ k }}: {{ v }}\n      {% endfor %}\n  template:\n    metadata:\n      labels:\n        {% for k, v in labels %}\n        {{ k }}: {{ v }}\n        {% endfor %}\n    spec:\n      containers:\n      - name: docker\n        image: docker:24.0.7-dind-alpine3.18\n        securityContext:\n          privileged: true\n        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"]\n  volumeClaimTemplates:\n  - metadata:\n      name: data\n    spec:\n      accessModes: ["ReadWriteOnce"]\n      resources:\n        requests:\n          storage: {{ storageSize }}Gi\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {{ id }}-db\n  namespace: {{ namespace }}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {{ id }}-db\n  template:\n    metadata:\n      labels:\n        app: {{ id }}-db\n    spec:\n      containers:\n      - name: db\n        image: postgres:16-alpine\n'
+PREEVY_STYLE_CUSTOM_TEMPLATE = """\
+{# A Preevy-style custom template: extra labels, a database StatefulSet, nunjucks idioms #}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ id }}-extra
+  namespace: {{ namespace }}
+  labels:
+    team: previews
+    {% for k, v in labels %}
+    {{ k }}: {{ v }}
+    {% endfor %}
+data:
+  label-count: "{{ labels | length }}"
+  instance: {{ labels['preevy.dev/instance'] }}
+{% if storageClass %}
+  storage-class: {{ storageClass }}
+{% else %}
+  storage-class: cluster-default
+{% endif %}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ id }}
+  namespace: {{ namespace }}
+  labels:
+    app.kubernetes.io/component: docker-host
+    team: previews
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      {% for k, v in labels %}
+      {{ k }}: {{ v }}
+      {% endfor %}
+  template:
+    metadata:
+      labels:
+        {% for k, v in labels %}
+        {{ k }}: {{ v }}
+        {% endfor %}
+    spec:
+      containers:
+      - name: docker
+        image: docker:24.0.7-dind-alpine3.18
+        securityContext:
+          privileged: true
+        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"]
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: ["ReadWriteOnce"]
+      resources:
+        requests:
+          storage: {{ storageSize }}Gi
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ id }}-db
+  namespace: {{ namespace }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: {{ id }}-db
+  template:
+    metadata:
+      labels:
+        app: {{ id }}-db
+    spec:
+      containers:
+      - name: db
+        image: postgres:16-alpine
+"""
 
 
 def write(tmp_path: pathlib.Path, text: str, name: str = "t.yaml.njk") -> pathlib.Path:
