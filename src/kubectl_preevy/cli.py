@@ -113,6 +113,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_driver_flags(init)
     init.add_argument("--store", choices=("local", "cluster"), default="local",
                       help="keep the profile on this machine, or in a ConfigMap in the cluster to share it with CI")
+    init.add_argument("--profile-id", metavar="ID",
+                      help="profile id (default: `default` for the default profile, else <name>-<5 random>); "
+                           "reuse a Preevy profile's id to find its environments")
 
     profile = commands.add_parser("profile", help="list, show, select, configure and remove profiles")
     profile_commands = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")

@@ -24,7 +24,6 @@ class PublishedPort:
     service: str
     port: int           # the container's port
     published: int      # the port on the Docker host (the pod)
-    protocol: str = "tcp"
 
 
 def compose_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:

@@ -14,7 +14,7 @@ from kubectl_preevy.kubectl import Kubectl
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
 # waits until their processes are gone) and the claims the StatefulSet made.
-ALWAYS_DELETED_TYPES = ("pods", "persistentvolumeclaims")
+ALWAYS_DELETED_TYPES = ("Pod", "PersistentVolumeClaim")
 # When the docker-host StatefulSet is already gone (an interrupted `down`), what may be left.
 LEFTOVER_TYPES = ("statefulsets.apps", "pods", "persistentvolumeclaims", "configmaps", "serviceaccounts", "secrets",
                   "services", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io")
@@ -45,10 +45,6 @@ class Environment:
     def created_at(self) -> str:
         return self._annotations.get(naming.ANNOTATION_CREATED_AT) or self.statefulset["metadata"].get(
             "creationTimestamp", "")
-
-    @property
-    def deleted(self) -> bool:
-        return self._labels.get(naming.LABEL_DELETED) == "true"
 
     @property
     def ready_replicas(self) -> str:

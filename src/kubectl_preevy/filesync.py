@@ -63,6 +63,14 @@ class SyncStats:
 
 
 def sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool = True) -> SyncStats:
+    try:
+        return _sync(kubectl, pod, container, project, compress)
+    except (PermissionError, FileNotFoundError) as err:     # a local file unreadable, or gone meanwhile
+        raise PreevyError(messages.LOCAL_FILE_UNREADABLE.format(path=err.filename, error=err.strerror),
+                          ExitCode.FAILURE) from None
+
+
+def _sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool) -> SyncStats:
     paths = synced_paths(project)
     if not paths:
         return SyncStats()
@@ -176,22 +184,20 @@ def _topmost(paths: list[str]) -> list[str]:
 
 def _apply(kubectl: Kubectl, pod: str, container: str, remote_dir: str, sync_plan: SyncPlan,
            local: dict[str, tuple[Entry, pathlib.Path]], compress: bool) -> None:
-    removals = sync_plan.delete + sync_plan.replace
-    inline = removals if sum(len(p) + 1 for p in removals) <= MAX_DELETE_ARGS_BYTES else []
-    for batch in _batches([p for p in removals if p not in inline]):
+    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
+    batches = list(_batches(sync_plan.delete + sync_plan.replace)) or [[]]
+    separate, last = (batches, []) if not sync_plan.send else (batches[:-1], batches[-1])
+    for batch in separate:
         _exec(kubectl, pod, container, APPLY_SCRIPT.format(untar=""), [remote_dir, *batch],
               timeout=LIST_TIMEOUT_SECONDS)
-    if not sync_plan.send:
-        if inline:
-            _exec(kubectl, pod, container, APPLY_SCRIPT.format(untar=""), [remote_dir, *inline],
-                  timeout=LIST_TIMEOUT_SECONDS)
-        return
-    script = APPLY_SCRIPT.format(untar=UNTAR if compress else UNTAR.replace("z", ""))
-    _stream_tar(kubectl, pod, container, script, [remote_dir, *inline],
-                [(path, local[path][1]) for path in sync_plan.send], compress)
+    if sync_plan.send:
+        script = APPLY_SCRIPT.format(untar=UNTAR if compress else UNTAR.replace("z", ""))
+        _stream_tar(kubectl, pod, container, script, [remote_dir, *last],
+                    [(path, local[path][1]) for path in sync_plan.send], compress)
 
 
 def _batches(paths: list[str]):
+    """paths in groups that fit a command line."""
     batch, size = [], 0
     for path in paths:
         if batch and size + len(path) > MAX_DELETE_ARGS_BYTES:

@@ -26,11 +26,9 @@ class Kubectl:
         if not namespace:
             self.namespace = self._current_namespace()
 
-    def argv(self, *args: str) -> list[str]:
-        flags = list(self._config_flags) + ["-n", self.namespace]
-        if args and args[0] in API_VERBS:
-            flags += ["--request-timeout", REQUEST_TIMEOUT]
-        return ["kubectl", *flags, *args]
+    def argv(self, verb: str, *args: str) -> list[str]:
+        timeout = ["--request-timeout", REQUEST_TIMEOUT] if verb in API_VERBS else []
+        return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
             ) -> process.Result:
@@ -54,8 +52,8 @@ class Kubectl:
 
     def error(self, result: process.Result) -> PreevyError:
         rest = result.argv[1 + len(self._config_flags):]
-        verb = rest[2:3] if rest[:1] == ["-n"] else rest[:1]
-        return translate_error(result.stderr, " ".join(["kubectl", *verb]), self.namespace, result.last_error_line())
+        verb = rest[2] if rest[:1] == ["-n"] else rest[0]
+        return translate_error(result.stderr, f"kubectl {verb}", self.namespace, result.last_error_line())
 
     def namespace_exists(self) -> None:
         """A clear error for a missing namespace, before anything is applied.
@@ -87,10 +85,8 @@ _TRANSLATIONS = (
     (re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
      messages.NO_CURRENT_CONTEXT, ExitCode.CLUSTER),
     (re.compile(r"The connection to the server (\S+) was refused"), messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
-    (re.compile(r'Unable to connect to the server: (?:\w+ )?"?(?:https?://)?([^/"\s:]+(?::\d+)?)'),
-     messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
-    (re.compile(r"dial tcp (\S+?):? .*(?:refused|timeout|no route|unreachable)"), messages.CLUSTER_UNREACHABLE,
-     ExitCode.CLUSTER),
+    (re.compile(r"dial tcp (\S+): connect: connection refused"), messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
+    (re.compile(r"Unable to connect to the server: (.*)"), messages.CLUSTER_UNREACHABLE_BECAUSE, ExitCode.CLUSTER),
     (re.compile(r"(Unauthorized|must be logged in|provide credentials)"), messages.CLUSTER_UNAUTHORIZED,
      ExitCode.CLUSTER),
     (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),

@@ -92,6 +92,8 @@ NO_CURRENT_CONTEXT = ("the kubeconfig has no current context: pass --context, or
                       "`kubectl config use-context NAME`")
 CLUSTER_UNREACHABLE = ("cannot reach the cluster at {0}: check that it is running and that the kubeconfig and "
                        "context point to it (`kubectl cluster-info`)")
+CLUSTER_UNREACHABLE_BECAUSE = ("cannot reach the cluster ({0}): check that it is running and that the kubeconfig and "
+                               "context point to it (`kubectl cluster-info`)")
 CLUSTER_UNAUTHORIZED = "the cluster refused our credentials ({detail}): log in again, or fix the kubeconfig's user"
 NAMESPACE_MISSING = ("namespace {namespace} does not exist: create it with `kubectl create namespace {namespace}`, "
                      "or choose another with -n")
@@ -122,6 +124,7 @@ REASON_NOT_READY = "pod {pod} runs but is not ready (its readiness probe fails)"
 NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `kubectl preevy up` again"
 SYNCING = "copying files into {pod}:{directory}"
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
+LOCAL_FILE_UNREADABLE = "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
 FILE_SYNC_FAILED = "copying files into the pod failed: {error}: check that its first container has sh, tar and find"
 DOCKER_NOT_ANSWERING = "the Docker server of pod {pod} did not answer within {timeout} ({error}): check its logs with `kubectl logs {pod}`"
 DOCKER_API_FAILED = "the Docker server answered {status} to {path}: {error}"

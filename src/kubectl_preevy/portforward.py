@@ -60,7 +60,8 @@ class PortForward:
 
     @property
     def last_error(self) -> str:
-        return self._stderr_tail[-1] if self._stderr_tail else ""
+        """kubectl's last words: the error, then `lost connection to pod` when it dropped."""
+        return "; ".join(list(self._stderr_tail)[-2:])
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -77,7 +78,7 @@ class PortForward:
     def _read_stdout(self, proc: subprocess.Popen) -> None:
         for raw in proc.stdout:
             match = _FORWARDING.search(raw.decode(errors="replace"))
-            if match:
+            if match and proc is self._proc:
                 self.local_ports[int(match.group(2))] = int(match.group(1))
                 if len(self.local_ports) == len(self.ports):
                     self._started.set()
@@ -85,7 +86,7 @@ class PortForward:
     def _read_stderr(self, proc: subprocess.Popen) -> None:
         for raw in proc.stderr:
             line = raw.decode(errors="replace").strip()
-            if line:
+            if line and proc is self._proc:
                 self._stderr_tail.append(line)
 
 

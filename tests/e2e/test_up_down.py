@@ -139,3 +139,20 @@ def _wait_for_line(proc, text: str, timeout: float) -> None:
         assert time.monotonic() < deadline, f"no {text!r} on stderr within {timeout}s"
     raise AssertionError(f"up exited {proc.wait()} before printing {text!r}")
 
+
+
+def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp_path):
+    """The StatefulSet is gone but its claim, ConfigMap... remain: down finds them by their labels."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "half-deleted"]
+    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
+    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    (statefulset,) = [o["metadata"]["name"] for o in yaml.safe_load_all(manifest) if o["kind"] == "StatefulSet"]
+    kubesim.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Bound", f"pvc/data-{statefulset}-0",
+                    "--timeout=60s", timeout=90)
+    kubesim.kubectl("delete", "-n", namespace, "sts", statefulset)
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}")
+
+    down = preevy("down", *flags, cwd=project, env=env, check=True)
+    assert down.stdout.strip() == "half-deleted"
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []

@@ -377,10 +377,11 @@ def test_namespace_deletion_removes_contents(kubesim):
     kubesim.kubectl("create", "namespace", ns)
     _apply_bundle(kubesim, ns)
     kubesim.kubectl("rollout", "status", "statefulset/demo", "-n", ns, "--timeout=60s")
-    kubesim.kubectl("delete", "namespace", ns, "--wait=false")
-    phase = _json(kubesim, "get", "namespace", ns)["status"]["phase"] if kubesim.kubectl(
-        "get", "namespace", ns, check=False).returncode == 0 else "gone"
-    assert phase in ("Terminating", "gone")
+    kubesim.hold_unready(ns, "demo-0")     # (no effect on deletion; keeps nothing alive)
+    deleted = json.loads(kubesim.kubectl("delete", "namespace", ns, "--wait=false", "-o", "json").stdout)
+    assert deleted["status"]["phase"] == "Terminating" and deleted["metadata"]["deletionTimestamp"]
+    res = kubesim.kubectl("create", "-n", ns, "-f", "-", input=manifests.configmap("late"), check=False)
+    assert res.returncode == 1 and ("being terminated" in res.stderr or "not found" in res.stderr)
     kubesim.kubectl("wait", "--for=delete", f"namespace/{ns}", "--timeout=60s")
     for kind in ("pods", "pvc", "sts", "cm"):
         assert kubesim.kubectl("get", kind, "-n", ns, "-o", "name").stdout.strip() == ""
