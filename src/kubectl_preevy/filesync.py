@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from kubectl_preevy import messages, process
+from kubectl_preevy import console, messages, process
 from kubectl_preevy.compose import ComposeProject, SyncedPath, synced_paths
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -76,6 +76,9 @@ def _sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, c
         return SyncStats()
     local = scan_local([p for p in paths if p.exists])
     missing = [p.remote for p in paths if not p.exists]
+    for path in paths:
+        if not path.exists:
+            console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
     listing = _exec(kubectl, pod, container, LIST_SCRIPT, [project.remote_dir, *missing], timeout=LIST_TIMEOUT_SECONDS)
     sync_plan = plan({path: entry for path, (entry, _) in local.items()}, parse_listing(listing),
                      [p.remote for p in paths if p.exists])

@@ -18,8 +18,6 @@ class Kubectl:
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
                  environ: Mapping[str, str]):
         self.environ = dict(environ)
-        self.kubeconfig = kubeconfig
-        self.context = context
         self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
             ["--context", context] if context else [])
         self.namespace = namespace or ""

@@ -123,6 +123,7 @@ REASON_LAST_EXIT = "; last exit code {code}: {output}"
 REASON_NOT_READY = "pod {pod} runs but is not ready (its readiness probe fails)"
 NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `kubectl preevy up` again"
 SYNCING = "copying files into {pod}:{directory}"
+SYNC_MISSING_SOURCE = "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
 LOCAL_FILE_UNREADABLE = "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
 FILE_SYNC_FAILED = "copying files into the pod failed: {error}: check that its first container has sh, tar and find"
@@ -130,7 +131,7 @@ DOCKER_NOT_ANSWERING = "the Docker server of pod {pod} did not answer within {ti
 DOCKER_API_FAILED = "the Docker server answered {status} to {path}: {error}"
 COMPOSE_UP = "docker compose up (project {project})"
 COMPOSE_UP_FAILED = ("`docker compose up` failed (exit code {code}; its output is above): fix the project and run "
-                     "`kubectl preevy up` again")
+                     "`kubectl preevy up` again, or `kubectl preevy down` to remove the environment")
 PROVISIONED = "Preview environment {env_id} provisioned at: StatefulSet/{name} of namespace {namespace}"
 CONNECT_HINT = "these URLs work on this machine while `{command}` runs"
 NO_PUBLISHED_PORTS = "no service publishes a port"

@@ -14,8 +14,6 @@ import threading
 import time
 import urllib.request
 
-import pytest
-
 from tests.kubesim.fixture import require_tool
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,11 +21,6 @@ PREEVY = REPO_ROOT / "kubectl-preevy"
 EXAMPLE = REPO_ROOT / "examples" / "hello"
 UP_TIMEOUT = 180
 COMMAND_TIMEOUT = 90
-
-
-@pytest.fixture
-def env(kubesim, tmp_path) -> dict[str, str]:
-    return user_env(kubesim, tmp_path / "config")
 
 
 def user_env(kubesim, config_dir: pathlib.Path) -> dict[str, str]:

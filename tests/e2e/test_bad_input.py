@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e import REPO_ROOT, env, environment_objects, error_lines, hello_project, preevy  # noqa: F401 (env: fixture)
+from tests.e2e import REPO_ROOT, environment_objects, error_lines, hello_project, preevy
 
 MISSING_TOOL, USAGE, CLUSTER, TIMEOUT = 3, 2, 4, 5
 TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
@@ -152,7 +152,7 @@ def test_pod_never_ready_names_the_reason_and_the_cleanup(project, env, namespac
     flags = ["--id", "never-ready", "-n", namespace]
     result = preevy("up", *flags, "--kube-pod-template", str(template), "--timeout", "5s", cwd=project, env=env)
     failed(result, TIMEOUT, "environment never-ready not ready after 5s", "container docker is waiting",
-           "last exit code 3: dockerd is missing", f"kubectl preevy down --id never-ready -n {namespace}")
+           "last exit code 3: dockerd is missing", f"kubectl preevy down --id never-ready --namespace={namespace}")
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=never-ready") == []
 

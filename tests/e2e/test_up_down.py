@@ -6,8 +6,8 @@ import time
 
 import yaml
 
-from tests.e2e import (UP_TIMEOUT, alive, connect, env, environment_objects, error_lines,  # noqa: F401 (env: fixture)
-                       hello_project, http_get, port_forward_pids, preevy, remote, start, stop, up_json)
+from tests.e2e import (UP_TIMEOUT, alive, connect, environment_objects, error_lines, hello_project, http_get,
+                       port_forward_pids, preevy, remote, start, stop, up_json)
 
 REMOTE_SITE = "/var/lib/preevy/projects/hello/relative/site"
 

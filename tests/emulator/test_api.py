@@ -377,8 +377,9 @@ def test_namespace_deletion_removes_contents(kubesim):
     kubesim.kubectl("create", "namespace", ns)
     _apply_bundle(kubesim, ns)
     kubesim.kubectl("rollout", "status", "statefulset/demo", "-n", ns, "--timeout=60s")
-    kubesim.hold_unready(ns, "demo-0")     # (no effect on deletion; keeps nothing alive)
-    deleted = json.loads(kubesim.kubectl("delete", "namespace", ns, "--wait=false", "-o", "json").stdout)
+    code, body = _http(kubesim, "DELETE", f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+    deleted = json.loads(body)
+    assert code == 200
     assert deleted["status"]["phase"] == "Terminating" and deleted["metadata"]["deletionTimestamp"]
     res = kubesim.kubectl("create", "-n", ns, "-f", "-", input=manifests.configmap("late"), check=False)
     assert res.returncode == 1 and ("being terminated" in res.stderr or "not found" in res.stderr)

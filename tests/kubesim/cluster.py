@@ -66,9 +66,9 @@ class Cluster:
                 self._task.cancel()
         log.info("controllers stopped; stopping the kubelet")
         try:
-            await asyncio.wait_for(self.kubelet.stop(), timeout=60)
+            await asyncio.wait_for(self.kubelet.stop(), timeout=45)
         except asyncio.TimeoutError:
-            log.error("kubelet did not stop within 60s")
+            log.error("kubelet did not stop within 45s")
         finally:
             self.store.unsubscribe(self._on_event)
 
@@ -83,9 +83,17 @@ class Cluster:
                 path.mkdir(parents=True, exist_ok=True)
             elif event_type == "DELETED":
                 shutil.rmtree(path, ignore_errors=True)
+        if key == "pods" and event_type == "ADDED" and not self.stopping:
+            asyncio.get_running_loop().call_soon(self._scheduled, obj)
         for c in self.controllers:
             c.observe(event_type, key, obj)
         self.wake()
+
+    def _scheduled(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        node = (pod.get("spec") or {}).get("nodeName") or NODE_NAME
+        self.record_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+                          component="default-scheduler")
 
     async def _run(self) -> None:
         while not self.stopping:

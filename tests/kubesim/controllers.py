@@ -104,7 +104,7 @@ class GarbageCollector(Controller):
         self._dirty = True
 
     def observe(self, event_type, key, obj):
-        if event_type == "DELETED" or obj["metadata"].get("ownerReferences"):
+        if event_type == "DELETED" or (event_type == "ADDED" and obj["metadata"].get("ownerReferences")):
             self._dirty = True
 
     def reconcile(self) -> None:

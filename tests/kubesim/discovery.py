@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .resources import RESOURCES, Resource, groups, in_group
+from .resources import Resource, groups, in_group
 
 AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 

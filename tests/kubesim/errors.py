@@ -139,9 +139,9 @@ def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:
 
 
 def unsupported_media_type(ctype: str) -> ApiError:
-    return ApiError(status(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: '
-                                                         f'application/json-patch+json, application/merge-patch+json, '
-                                                         f'application/apply-patch+yaml, application/strategic-merge-patch+json',
+    return ApiError(status(415, "UnsupportedMediaType", f'the body of the request was in an unknown format ({ctype}) - accepted media types include: '
+                                                         'application/json-patch+json, application/merge-patch+json, '
+                                                         'application/apply-patch+yaml, application/strategic-merge-patch+json',
                            {}))
 
 

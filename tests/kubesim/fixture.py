@@ -18,7 +18,7 @@ import yaml
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
 
 
 def require_tool(name: str) -> str:

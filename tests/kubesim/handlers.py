@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import random
-import string
 import uuid
 
 import yaml
@@ -746,7 +745,10 @@ def _spec_part(obj: dict) -> dict:
 
 
 def _without_managed(obj: dict) -> dict:
+    """The object as compared for a no-op write: managedFields without their timestamps, no resourceVersion."""
     o = copy.deepcopy(obj)
-    o.get("metadata", {}).pop("managedFields", None)
-    o.get("metadata", {}).pop("resourceVersion", None)
+    meta = o.get("metadata", {})
+    meta.pop("resourceVersion", None)
+    meta["managedFields"] = sorted((json.dumps({k: v for k, v in e.items() if k != "time"}, sort_keys=True)
+                                    for e in meta.get("managedFields") or []))
     return o

@@ -60,7 +60,9 @@ How a pod runs
 * Deletion: a pod with deletionTimestamp gets SIGTERM (forwarded to each container's program),
   then after min(grace period, 5 s) the pod's pid-namespace init is SIGKILLed (killing every
   process of the pod, dockerd's shims and containers included), its state dir is removed (not
-  PVC directories) and the pod is removed from the store. A pod that vanishes from the store
+  PVC directories) and the pod is removed from the store, never sooner than 0.5 s after the
+  deletion began (as a real kubelet: `kubectl delete` could otherwise miss the deletion of a
+  StatefulSet pod that is recreated at once under the same name). A pod that vanishes from the store
   otherwise is stopped the same way. `stop()` does this for every pod with a 1 s grace.
   Processes are only ever signalled through pidfds / pids kubesim started, never by name.
 """
@@ -92,6 +94,7 @@ ENV = shutil.which("env") or "/usr/bin/env"
 
 GRACE_CAP = 5.0            # seconds: longest graceful termination
 STOP_GRACE = 1.0           # seconds: graceful part of Kubelet.stop()
+MIN_DELETION = 0.5         # seconds: a deleted pod leaves the store no sooner (see Pod._terminate)
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
@@ -656,6 +659,7 @@ class Pod:
                 continue
             self.sandbox_up = True
             self._holder_up.set()
+            log.info("pod %s (%s): sandbox up, holder pid %s", self.key, self.uid, holder.pid)
             self.changed()
             if not self.initialized:
                 for c in self.init_containers:
@@ -710,6 +714,8 @@ class Pod:
 
     async def _terminate(self, grace: float) -> None:
         self.terminating = True
+        began = time.monotonic()
+        log.info("pod %s (%s): stopping, grace %gs", self.key, self.uid, min(max(grace, 0.0), GRACE_CAP))
         tasks = [t for t in [self.task] + [c.task for c in self.containers] if t is not None and not t.done()]
         for t in tasks:
             t.cancel()
@@ -732,11 +738,17 @@ class Pod:
         finally:
             self.kubelet.forget(self)
             if self.remove_when_done and not self.gone:
+                # Never faster than MIN_DELETION: `kubectl delete` GETs the pod, then LISTs and
+                # watches it; a pod removed in between and recreated at once by its StatefulSet
+                # (same name, new uid) would make kubectl wait for a deletion that never comes.
+                await asyncio.sleep(max(0.0, MIN_DELETION - (time.monotonic() - began)))
                 self.gone = True
                 store = self.kubelet.cluster.store
                 current = store.get("pods", self.namespace, self.name)
                 if current is not None and current["metadata"].get("uid") == self.uid:
                     store.remove("pods", self.namespace, self.name)
+            log.info("pod %s (%s): stopped in %.2fs%s", self.key, self.uid, time.monotonic() - began,
+                     ", removed" if self.remove_when_done else "")
 
     # ------------------------------------------------------------ status
     def changed(self) -> None:

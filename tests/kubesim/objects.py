@@ -29,76 +29,61 @@ MSG_LABEL_VALUE = ("a valid label must be an empty string or consist of alphanum
                    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
                    "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
 
-NAME_RULES = {
-    "namespaces": "label", "services": "dns1035", "statefulsets.apps": "label",
-}
 
 _cluster_ips = (str(ipaddress.IPv4Address("10.96.0.10") + i) for i in itertools.count(1))
 
-METADATA_FIELDS = {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-                   "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
-                   "ownerReferences", "finalizers", "managedFields"}
-
-POD_SPEC_FIELDS = {
-    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds",
-    "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName", "serviceAccount",
-    "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
-    "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
-    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates", "runtimeClassName",
-    "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints", "setHostnameAsFQDN", "os",
-    "hostUsers", "schedulingGates", "resourceClaims", "resources"}
-CONTAINER_FIELDS = {
-    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources", "resizePolicy",
-    "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle",
-    "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce",
-    "tty"}
-SPEC_FIELDS = {
-    "statefulsets.apps": {"replicas", "selector", "template", "volumeClaimTemplates", "serviceName",
-                          "podManagementPolicy", "updateStrategy", "revisionHistoryLimit", "minReadySeconds",
-                          "persistentVolumeClaimRetentionPolicy", "ordinals"},
-    "deployments.apps": {"replicas", "selector", "template", "strategy", "minReadySeconds", "revisionHistoryLimit",
-                         "paused", "progressDeadlineSeconds"},
-    "persistentvolumeclaims": {"accessModes", "selector", "resources", "volumeName", "storageClassName", "volumeMode",
-                               "dataSource", "dataSourceRef", "volumeAttributesClassName"},
-    "services": {"ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity",
-                 "loadBalancerIP", "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy",
-                 "healthCheckNodePort", "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies",
-                 "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
-                 "trafficDistribution"},
-    "namespaces": {"finalizers"},
-}
-
-
 # ------------------------------------------------------------------ strict field validation
 
-def unknown_fields(res: Resource, obj: dict) -> list[str]:
-    """Field paths a strict decoder would reject (top level, metadata, and the well-known specs)."""
-    out = []
-    if res.top is not None:
-        known = {"apiVersion", "kind", "metadata"} | set(res.top)
-        out += [k for k in obj if k not in known]
-    out += [f"metadata.{k}" for k in (obj.get("metadata") or {}) if k not in METADATA_FIELDS]
-    spec = obj.get("spec")
-    if isinstance(spec, dict) and res.key in SPEC_FIELDS:
-        out += [f"spec.{k}" for k in spec if k not in SPEC_FIELDS[res.key]]
-    if res.key == "pods":
-        out += _pod_spec_unknown(spec, "spec")
-    elif res.key in ("statefulsets.apps", "deployments.apps") and isinstance(spec, dict):
-        tpl = spec.get("template") or {}
-        if isinstance(tpl, dict):
-            out += [f"spec.template.{k}" for k in tpl if k not in ("metadata", "spec")]
-            out += _pod_spec_unknown(tpl.get("spec"), "spec.template.spec")
+_OPAQUE = {"meta.Time", "meta.MicroTime", "resource.Quantity", "intstr.IntOrString", "runtime.RawExtension",
+           "meta.FieldsV1", "meta.Duration"}
+
+
+def _fields_of(msg: str) -> dict[str, str]:
+    """JSON field name -> type of a message, with inline (embedded) structs flattened."""
+    from .protobuf import INLINE
+    from .protobuf_schema import MESSAGES
+    out = {}
+    for name, typ in MESSAGES.get(msg, {}).values():
+        if name in INLINE and typ in MESSAGES:
+            out.update(_fields_of(typ))
+        else:
+            out[name] = typ
+    if "metadata" in out:
+        out.setdefault("apiVersion", "s")
+        out.setdefault("kind", "s")
     return out
 
 
-def _pod_spec_unknown(spec, prefix) -> list[str]:
-    if not isinstance(spec, dict):
+def _walk_unknown(msg: str, value, path: str, out: list[str]) -> None:
+    if msg in _OPAQUE or not isinstance(value, dict):
+        return
+    fields = _fields_of(msg)
+    if not fields:
+        return
+    for k, v in value.items():
+        p = f"{path}.{k}" if path else k
+        typ = fields.get(k)
+        if typ is None:
+            out.append(p)
+            continue
+        if typ.startswith("map:"):
+            if isinstance(v, dict) and "." in typ:
+                for mk, mv in v.items():
+                    _walk_unknown(typ[4:], mv, f"{p}[{mk}]", out)
+        elif typ.endswith("*"):
+            if isinstance(v, list) and "." in typ:
+                for i, item in enumerate(v):
+                    _walk_unknown(typ[:-1], item, f"{p}[{i}]", out)
+        elif "." in typ:
+            _walk_unknown(typ, v, p, out)
+
+
+def unknown_fields(res: Resource, obj: dict) -> list[str]:
+    """Field paths a strict decoder would reject (checked against the API's own field tables)."""
+    if res.proto is None:
         return []
-    out = [f"{prefix}.{k}" for k in spec if k not in POD_SPEC_FIELDS]
-    for field in ("containers", "initContainers"):
-        for c in spec.get(field) or []:
-            if isinstance(c, dict):
-                out += [f"{prefix}.{field}[{c.get('name', '')}].{k}" for k in c if k not in CONTAINER_FIELDS]
+    out: list[str] = []
+    _walk_unknown(res.proto, obj, "", out)
     return out
 
 
@@ -236,7 +221,7 @@ def initial_status(key: str, obj: dict) -> None:
 def _name_causes(key: str, res: Resource, name, generate: bool = False) -> list[dict]:
     if not name:
         return [errors.field_required("metadata.name", "name or generateName is required")]
-    rule = NAME_RULES.get(key, res.name_rule)
+    rule = res.name_rule
     if rule == "path":
         for bad in ("/", "%"):
             if bad in name:

@@ -7,20 +7,22 @@ import json
 import struct
 
 from .protobuf_schema import MESSAGES
+from .resources import RESOURCES
 
 MAGIC = b"k8s\x00"
 
-ROOTS = {"Namespace": "core.Namespace", "Pod": "core.Pod", "ConfigMap": "core.ConfigMap", "Secret": "core.Secret",
-         "ServiceAccount": "core.ServiceAccount", "Service": "core.Service",
-         "PersistentVolumeClaim": "core.PersistentVolumeClaim", "Event": "core.Event",
-         "StatefulSet": "apps.StatefulSet", "Deployment": "apps.Deployment", "Role": "rbac.Role",
-         "RoleBinding": "rbac.RoleBinding", "Ingress": "net.Ingress", "DeleteOptions": "meta.DeleteOptions"}
+ROOTS = {r.kind: r.proto for r in RESOURCES if r.proto}
+ROOTS["DeleteOptions"] = "meta.DeleteOptions"
 
 # proto2 cannot tell an unset pointer from an explicit zero; these fields keep a 0 / false
 KEEP_ZERO = {"replicas", "automountServiceAccountToken", "immutable", "terminationGracePeriodSeconds", "partition",
              "revisionHistoryLimit", "enableServiceLinks", "defaultMode", "optional", "runAsUser", "runAsGroup",
              "runAsNonRoot", "privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem", "gracePeriodSeconds",
              "containerPort", "port", "count"}
+
+
+# Go structs embedded inline in JSON but carried as a nested message in protobuf
+INLINE = {"localObjectReference", "ephemeralContainerCommon", "volumeSource", "ingressRuleValue", "handler"}
 
 
 class DecodeError(ValueError):
@@ -152,6 +154,9 @@ def decode_message(name: str, buf: bytes) -> dict:
                 out.setdefault(fname, []).append(_value(et, wt, v))
         else:
             val = _value(t, wt, v)
+            if fname in INLINE and isinstance(val, dict):
+                out.update(val)
+                continue
             if val is None or val == "" or ((val == 0 or val is False) and not isinstance(val, dict)
                                              and fname not in KEEP_ZERO):
                 continue

@@ -37,7 +37,7 @@ def parse_labels(selector: str | None) -> list[tuple]:
     for term in _split_top(selector):
         t = term.strip()
         if not t:
-            raise errors.bad_request(f"unable to parse requirement: found '', expected: identifier")
+            raise errors.bad_request("unable to parse requirement: found '', expected: identifier")
         if m := _NOT_EXISTS.match(t):
             reqs.append(("!", m.group(1), ()))
         elif m := _SET.match(t):
@@ -46,7 +46,7 @@ def parse_labels(selector: str | None) -> list[tuple]:
         elif m := _OP.match(t):
             op = "=" if m.group(2) == "==" else m.group(2)
             if op in (">", "<") and not re.fullmatch(r"-?\d+", m.group(3)):
-                raise errors.bad_request(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
+                raise errors.bad_request("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
             reqs.append((op, m.group(1), (m.group(3),)))
         elif m := _EXISTS.match(t):
             reqs.append(("exists", m.group(1), ()))

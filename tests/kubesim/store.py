@@ -34,6 +34,8 @@ class Store:
         self._floor = 0          # every event with rv > floor is still in the history
         self._subs: list = []
         self._uids: dict[str, tuple[str, str, str]] = {}
+        self._pending: collections.deque = collections.deque()
+        self._delivering = False
 
     # ------------------------------------------------------------ reads
     @property
@@ -140,8 +142,19 @@ class Store:
         if len(self._history) == self._history.maxlen:
             self._floor = self._history[0][0]
         self._history.append((int(frozen["metadata"]["resourceVersion"]), event_type, key, frozen))
-        for cb in list(self._subs):
-            try:
-                cb(event_type, key, frozen)
-            except Exception:  # a subscriber must never break a write
-                log.exception("store subscriber %r failed", cb)
+        # a subscriber that writes while being told of an event must not make later subscribers
+        # see the newer event first: deliveries are queued and drained in resourceVersion order
+        self._pending.append((event_type, key, frozen))
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            while self._pending:
+                ev = self._pending.popleft()
+                for cb in list(self._subs):
+                    try:
+                        cb(*ev)
+                    except Exception:  # a subscriber must never break a write
+                        log.exception("store subscriber %r failed", cb)
+        finally:
+            self._delivering = False

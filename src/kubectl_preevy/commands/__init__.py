@@ -24,11 +24,8 @@ class Run:
 
     def command_hint(self, command: str, env_id: str) -> str:
         """The command line that reaches this environment again, e.g. for cleaning up."""
-        argv = ["kubectl", "preevy", command, "--id", env_id, "-n", self.kubectl.namespace]
-        if self.kubectl.context:
-            argv += ["--context", self.kubectl.context]
-        if self.kubectl.kubeconfig:
-            argv += ["--kubeconfig", self.kubectl.kubeconfig]
+        argv = ["kubectl", "preevy", command, "--id", env_id,
+                *options_module.cluster_flags(self.options, namespace=self.kubectl.namespace)]
         if self.profile.name != profiles.DEFAULT_PROFILE:
             argv += ["--profile", self.profile.name]
         return shlex.join(argv)
