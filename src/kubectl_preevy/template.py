@@ -338,3 +338,25 @@ def add_environment_metadata(objects: list[dict], *, profile_id: str, env_id: st
         if is_docker_host(spec):
             metadata["annotations"][naming.ANNOTATION_ALL_TYPES] = types
     return specs
+
+
+def manifest_yaml(objects: list[dict]) -> str:
+    """The objects as a YAML stream for kubectl (and `up --dry-run`).
+
+    kubectl reads YAML 1.1, where a bare `y`/`n` is a boolean; PyYAML does not know that and would
+    leave such a label value unquoted, so our dumper quotes them.
+    """
+    import yaml
+
+    return yaml.dump_all(objects, Dumper=_manifest_dumper(), sort_keys=False)
+
+
+@functools.cache
+def _manifest_dumper():
+    import yaml
+
+    class ManifestDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+        pass
+
+    ManifestDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+    return ManifestDumper

@@ -509,3 +509,14 @@ def test_template_hash_changes_with_the_template_and_options_but_not_with_metada
     with_metadata = template.add_environment_metadata(base, profile_id="p", env_id="e", instance="p-e-abcde",
                                                       created_at="2024-01-01T00:00:00.000Z")
     assert with_metadata[0]["metadata"]["annotations"]["preevy.dev/template-hash"] == naming.template_hash(base)
+
+
+def test_manifest_yaml_quotes_what_kubectl_would_read_as_booleans():
+    import yaml
+
+    from kubectl_preevy.template import manifest_yaml
+
+    labels = {"short-yes": "y", "short-no": "N", "word": "on", "plain": "x"}
+    text = manifest_yaml([{"metadata": {"labels": labels}}])
+    assert "'y'" in text and "'N'" in text and "plain: x" in text
+    assert yaml.safe_load(text)["metadata"]["labels"] == labels

@@ -6,8 +6,9 @@ A forward that drops is started again, with back-off.
 """
 import time
 
-from kubectl_preevy import commands, console, docker, environment, messages, portforward, urls
-from kubectl_preevy.commands import Run
+from kubectl_preevy import console, docker, environment, messages, portforward, urls
+from kubectl_preevy.commands import shared
+from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.portforward import PortForward
 
@@ -17,10 +18,10 @@ STABLE_SECONDS = 30     # a forward up this long resets the back-off
 
 
 def run(args) -> int:
-    current = commands.load_run(args, project="optional")
-    env_id = commands.env_id(args, current)
+    current = shared.load_run(args, project="optional")
+    env_id = shared.env_id(args, current)
     kubectl = current.kubectl
-    with commands.sigterm_as_interrupt():
+    with shared.sigterm_as_interrupt():
         try:
             env = _environment(current, env_id)
             pod = environment.ready_pod(kubectl, env)

@@ -1,14 +1,15 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
-from kubectl_preevy import commands, console, environment, messages, urls
+from kubectl_preevy import console, environment, messages, urls
+from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 
 def run(args) -> int:
-    timeout = commands.parse_duration(args.timeout, "--timeout")
-    current = commands.load_run(args, project="optional")
-    env_id = commands.env_id(args, current)
+    timeout = shared.parse_duration(args.timeout, "--timeout")
+    current = shared.load_run(args, project="optional")
+    env_id = shared.env_id(args, current)
     kubectl = current.kubectl
-    with commands.sigterm_as_interrupt():
+    with shared.sigterm_as_interrupt():
         # Objects already marked deleted are included: that is an interrupted `down` to finish.
         targets = {env.instance: env.types for env in environment.find(kubectl, current.profile.id, env_id,
                                                                        include_deleted=True)}

@@ -1,9 +1,10 @@
 """`kubectl preevy ls`: the environments of the profile in the namespace (not those being deleted)."""
-from kubectl_preevy import commands, console, environment, messages, urls
+from kubectl_preevy import console, environment, messages, urls
+from kubectl_preevy.commands import shared
 
 
 def run(args) -> int:
-    current = commands.load_run(args, project="none")
+    current = shared.load_run(args, project="none")
     envs = environment.list_all(current.kubectl, current.profile.id)
     if args.output == "json":
         console.result(urls.to_json({"apiVersion": urls.API_VERSION, "kind": "EnvironmentList", "items": [

@@ -4,21 +4,22 @@ import json
 import os
 import tempfile
 
-from kubectl_preevy import commands, compose, console, docker, environment, filesync, messages, naming, template, urls
-from kubectl_preevy.commands import Run
+from kubectl_preevy import compose, console, docker, environment, filesync, messages, naming, template, urls
+from kubectl_preevy.commands import shared
+from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
 
 
 def run(args) -> int:
-    timeout = commands.parse_duration(args.timeout, "--timeout")
-    current = commands.load_run(args, project="required")
-    env_id = commands.env_id(args, current)
-    with commands.sigterm_as_interrupt():
+    timeout = shared.parse_duration(args.timeout, "--timeout")
+    current = shared.load_run(args, project="required")
+    env_id = shared.env_id(args, current)
+    with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
         existing = _existing(current, env_id)
         objects = _objects(current, env_id, existing)
         if args.dry_run:
-            console.result(_yaml(objects))
+            console.result(template.manifest_yaml(objects))
             return 0
         env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout)
         console.step(messages.WAITING_READY.format(name=env.name))
@@ -53,14 +54,14 @@ def _apply(current: Run, env_id: str, existing: Environment | None, objects: lis
     verb = messages.UPDATING if existing else messages.CREATING
     console.step(verb.format(env_id=env_id, namespace=kubectl.namespace))
     try:
-        environment.apply(kubectl, _yaml(objects), server_side=current.options.server_side_apply, new=existing is None)
+        environment.apply(kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=existing is None)
     except environment.ImmutableChange:
         if not recreate:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
         objects = _objects(current, env_id, None)
-        environment.apply(kubectl, _yaml(objects), server_side=current.options.server_side_apply, new=True)
+        environment.apply(kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True)
     return Environment(template.docker_host_statefulset(objects))
 
 
@@ -95,9 +96,3 @@ def _report(args, current: Run, env_id: str, env: Environment, services, stats: 
         console.info(messages.CONNECT_HINT.format(command=connect))
     else:
         console.info(messages.NO_PUBLISHED_PORTS)
-
-
-def _yaml(objects: list[dict]) -> str:
-    import yaml
-
-    return yaml.dump_all(objects, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)

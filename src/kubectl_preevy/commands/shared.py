@@ -1,0 +1,81 @@
+"""What the commands share: the project, profile, options, kubectl and environment id of one run."""
+import contextlib
+import dataclasses
+import os
+import pathlib
+import re
+import shlex
+import signal
+
+from kubectl_preevy import compose, console, envid, messages, options as options_module, profiles
+from kubectl_preevy.compose import ComposeProject
+from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.kubectl import Kubectl
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+@dataclasses.dataclass
+class Run:
+    project: ComposeProject | None      # None: `--id` given and no compose file here
+    profile: profiles.Profile
+    options: options_module.Options
+    kubectl: Kubectl
+
+    def command_hint(self, command: str, env_id: str) -> str:
+        """The command line that reaches this environment again, e.g. for cleaning up."""
+        argv = ["kubectl", "preevy", command, "--id", env_id,
+                *options_module.cluster_flags(self.options, namespace=self.kubectl.namespace)]
+        if self.profile.name != profiles.DEFAULT_PROFILE:
+            argv += ["--profile", self.profile.name]
+        return shlex.join(argv)
+
+
+def load_run(args, *, project: str = "required") -> Run:
+    """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls)."""
+    environ = os.environ
+    cwd = pathlib.Path.cwd()
+    compose_project = None
+    if project == "required" or (project == "optional" and (
+            args.files or not args.env_id or compose.default_files(cwd, environ, required=False))):
+        compose_project = compose.load_project(getattr(args, "files", None), getattr(args, "project", None), cwd,
+                                               environ)
+    profile = profiles.load_profile(args, environ)
+    options = options_module.resolve_options(
+        args, compose_project.x_preevy if compose_project else None,
+        compose_project.files[0] if compose_project else None, profile, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    return Run(compose_project, profile, options, kubectl)
+
+
+def env_id(args, run: Run) -> str:
+    """--id, else `<project>-<branch>`; says which and why on stderr."""
+    value, why = envid.resolve_env_id(args.env_id, run.project.name if run.project else "", os.environ,
+                                      pathlib.Path.cwd())
+    console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
+    return value
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
+    match = _DURATION.fullmatch(text.strip()) if text else None
+    if not match or not any(match.groups()):
+        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
+    return total
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
