@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import shutil
 import time
-
-import pytest
 
 from tests.kubesim.fixture import Kubesim, require_tool
 
@@ -163,6 +160,15 @@ def test_container_without_known_program_runs_idle(kubesim, namespace):
 # ---------------------------------------------------------------- volumes
 
 def test_volumes_are_mounted_inside_the_pod_only(kubesim, namespace):
+    top = f"/kubesim-test-{namespace}"   # a missing directory right below /: created on the host (empty)
+    try:
+        _check_volumes(kubesim, namespace, top)
+    finally:
+        if os.path.isdir(top) and not os.listdir(top):
+            os.rmdir(top)
+
+
+def _check_volumes(kubesim, namespace, top):
     _apply(kubesim, namespace, pvc_manifest("claim"))
     _apply(kubesim, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
                                 "data": {"daemon.json": '{"tls": false}', "other": "x"}})
@@ -173,7 +179,7 @@ def test_volumes_are_mounted_inside_the_pod_only(kubesim, namespace):
               {"name": "cfg", "mountPath": "/etc/kubesim-test-file.json", "subPath": "daemon.json"},
               {"name": "items", "mountPath": "/opt/kubesim-test-items", "readOnly": True},
               {"name": "sec", "mountPath": "/run/secrets/kubesim"},
-              {"name": "scratch", "mountPath": "/scratch-kubesim-test"}]
+              {"name": "scratch", "mountPath": top}]
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "claim"}},
                {"name": "cfg", "configMap": {"name": "cfg"}},
                {"name": "items", "configMap": {"name": "cfg", "items": [{"key": "other", "path": "nested/renamed"}],
@@ -188,18 +194,18 @@ def test_volumes_are_mounted_inside_the_pod_only(kubesim, namespace):
                 " cat /etc/kubesim-test-file.json; echo; cat /opt/kubesim-test-items/nested/renamed; echo;"
                 " stat -c %a /opt/kubesim-test-items/nested/renamed; cat /run/secrets/kubesim/password; echo;"
                 " if touch /opt/kubesim-test-items/x 2>/dev/null; then echo writable; else echo read-only; fi;"
-                " echo e > /scratch-kubesim-test/e; ls /etc/kubesim-test-cfg | tr '\\n' ' '").stdout.splitlines()
+                f" echo e > {top}/e; ls /etc/kubesim-test-cfg | tr '\\n' ' '").stdout.splitlines()
     assert out == ['{"tls": false}', '{"tls": false}', "x", "600", "hunter2", "read-only", "daemon.json other "]
     # The PVC subPath is a directory of the claim's PV directory on the host ...
     pv = kubesim.state_dir / "volumes" / namespace / "claim" / "sub" / "dir"
     assert (pv / "f").read_text() == "written\n"
     # ... but nothing is mounted on the host, and the mount points were not created on it
-    # (they live in private overlays), except the top-level /scratch-kubesim-test directory.
+    # (they live in private overlays), except the top-level directory.
     assert _mountinfo() == before
     for path in ("/var/lib/kubesim-test-data", "/etc/kubesim-test-cfg", "/etc/kubesim-test-file.json",
                  "/opt/kubesim-test-items", "/run/secrets/kubesim"):
         assert not os.path.exists(path), path
-    assert os.listdir("/scratch-kubesim-test") == []
+    assert os.listdir(top) == []
     # configMap changes reach the running pod
     _apply(kubesim, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
                                 "data": {"daemon.json": '{"tls": true}', "other": "x"}})
@@ -474,11 +480,3 @@ def test_emulator_sigterm_leaves_no_process_and_no_mount(tmp_path):
     assert [p for p in pids if _alive(p)] == []
     assert _mountinfo() == mounts_before
     assert not (tmp_path / "state" / "pods").exists() or list((tmp_path / "state" / "pods").iterdir()) == []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _remove_top_level_test_dirs():
-    yield
-    for path in ("/scratch-kubesim-test",):
-        if pathlib.Path(path).is_dir() and not os.listdir(path):
-            os.rmdir(path)

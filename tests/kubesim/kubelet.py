@@ -14,7 +14,8 @@ How a pod runs
 * Each container is a host process in the pod's network/uts/ipc namespaces, with its own pid
   namespace (a child of the pod's: when the container's program exits, whatever it left
   behind dies with it) and its own mount namespace (a copy of the pod's) holding its
-  volumeMounts. The root filesystem is the host's: the image is recorded in the status
+  volumeMounts and its own /proc. Its pid 1 is `kubesim-init` (forwards SIGTERM & co to the
+  program, pid 2, and reaps). The root filesystem is the host's: the image is recorded in the status
   (image, a made-up imageID), never pulled. So `image: docker:24.0.7-dind-alpine3.18` with
   `command: [dockerd, ...]` runs the host's dockerd, isolated per pod.
 * `command` + `args` run with the container's env (value, valueFrom configMapKeyRef /
@@ -62,9 +63,11 @@ How a pod runs
   process of the pod, dockerd's shims and containers included), its state dir is removed (not
   PVC directories) and the pod is removed from the store, never sooner than 0.5 s after the
   deletion began (as a real kubelet: `kubectl delete` could otherwise miss the deletion of a
-  StatefulSet pod that is recreated at once under the same name). A pod that vanishes from the store
-  otherwise is stopped the same way. `stop()` does this for every pod with a 1 s grace.
-  Processes are only ever signalled through pidfds / pids kubesim started, never by name.
+  StatefulSet pod that is recreated at once under the same name). A pod that vanishes from
+  the store otherwise is stopped the same way. `stop()` does this for every pod with a 1 s
+  grace. Processes are only ever signalled through pidfds / pids kubesim started, never by
+  name. If the emulator dies (even by SIGKILL), each holder sees its control socket close and
+  exits, which kills its pod's processes.
 """
 from __future__ import annotations
 
@@ -115,6 +118,10 @@ def _image_id(image: str) -> str:
     if "/" not in repo:
         repo = "docker.io/library/" + repo
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+class SandboxGone(Exception):
+    """The pod's holder died: the container will start in the next one."""
 
 
 class Instance:
@@ -319,9 +326,13 @@ class Container:
         self.pod.changed()
 
     # ------------------------------------------------------------ runs
-    async def _start_instance(self) -> Instance | None:
+    async def _start_instance(self, holder: Holder | None = None) -> Instance | None:
+        """None: it could not start (the state says why). Raises SandboxGone."""
         pod = self.pod
-        holder = await pod.live_holder()
+        if holder is None:
+            holder = await pod.live_holder()
+        elif not holder.alive:
+            raise SandboxGone()
         try:
             env = node_volumes.container_env(pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip)
         except node_volumes.NotReadyYet as e:
@@ -339,7 +350,7 @@ class Container:
             holder.send(request)
         except ConnectionError:
             holder.instances.pop(cid, None)
-            return None
+            raise SandboxGone() from None
         started = await inst.started
         if started.get("error"):
             self._set(state={"waiting": {"reason": "CreateContainerError", "message": started["error"]}})
@@ -381,7 +392,10 @@ class Container:
     async def run(self) -> None:
         """A regular container: start, probe, restart per restartPolicy, until cancelled."""
         while True:
-            inst = await self._start_instance()
+            try:
+                inst = await self._start_instance()
+            except SandboxGone:
+                continue  # _start_instance waits for the next sandbox
             ran_for = 0.0
             if inst is not None:
                 probes = asyncio.create_task(self._probes(inst))
@@ -394,8 +408,6 @@ class Container:
                 if not self._should_restart(code):
                     self._set(done=True)
                     return
-            elif self.state.get("waiting", {}).get("reason") not in ("CreateContainerError", "CreateContainerConfigError", "ContainerCreating"):
-                continue  # the sandbox went away: wait for the next one
             await self._back_off(ran_for)
             if inst is not None:
                 self._set(restart_count=self.restart_count + 1)
@@ -405,7 +417,10 @@ class Container:
         None if the pod sandbox went away meanwhile."""
         while True:
             holder = self.pod.holder
-            inst = await self._start_instance()
+            try:
+                inst = await self._start_instance(holder)
+            except SandboxGone:
+                return None
             ran_for = 0.0
             if inst is not None:
                 code = await inst.exited
@@ -500,7 +515,7 @@ class Pod:
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.key = f"{self.namespace}/{self.name}"
         self.spec = obj.get("spec") or {}
-        self.dir = pathlib.Path(kubelet.cluster.state_dir) / "pods" / self.uid
+        self.dir = pathlib.Path(kubelet.cluster.state_dir).absolute() / "pods" / self.uid
         self.init_containers = [Container(self, c, True) for c in self.spec.get("initContainers") or []]
         self.containers = [Container(self, c, False) for c in self.spec.get("containers") or []]
         for c in self.containers:
@@ -710,6 +725,8 @@ class Pod:
         self.remove_when_done = self.remove_when_done or remove
         if self.term_task is None:
             self.term_task = asyncio.create_task(self._terminate(grace), name=f"stop pod {self.key}")
+            self.kubelet.terminations.add(self.term_task)
+            self.term_task.add_done_callback(self.kubelet.terminations.discard)
         return self.term_task
 
     async def _terminate(self, grace: float) -> None:
@@ -741,7 +758,8 @@ class Pod:
                 # Never faster than MIN_DELETION: `kubectl delete` GETs the pod, then LISTs and
                 # watches it; a pod removed in between and recreated at once by its StatefulSet
                 # (same name, new uid) would make kubectl wait for a deletion that never comes.
-                await asyncio.sleep(max(0.0, MIN_DELETION - (time.monotonic() - began)))
+                if not self.kubelet.stopping:
+                    await asyncio.sleep(max(0.0, MIN_DELETION - (time.monotonic() - began)))
                 self.gone = True
                 store = self.kubelet.cluster.store
                 current = store.get("pods", self.namespace, self.name)
@@ -826,7 +844,8 @@ class Kubelet:
         self.pods: dict[str, Pod] = {}     # by uid
         self.netns = podns.NetnsSockets()
         self._ticker: asyncio.Task | None = None
-        self._stopping = False
+        self.terminations: set[asyncio.Task] = set()
+        self.stopping = False
         self._ips: set[int] = set()
         self._next_ip = 2
 
@@ -839,13 +858,14 @@ class Kubelet:
         self._ticker = asyncio.create_task(self._tick(), name="kubelet ticker")
 
     async def stop(self) -> None:
-        self._stopping = True
+        self.stopping = True
         self.cluster.store.unsubscribe(self._on_event)
         if self._ticker is not None:
             self._ticker.cancel()
-        tasks = [pod.start_termination(STOP_GRACE, remove=False) for pod in list(self.pods.values())]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        for pod in list(self.pods.values()):
+            pod.start_termination(STOP_GRACE, remove=False)
+        while self.terminations:
+            await asyncio.gather(*list(self.terminations), return_exceptions=True)
         self.netns.close()
 
     def runtime(self, namespace: str, pod: str) -> Pod | None:
@@ -889,7 +909,7 @@ class Kubelet:
                     log.exception("pod %s: status", pod.key)
 
     def _on_event(self, event_type: str, key: str, obj: dict) -> None:
-        if self._stopping:
+        if self.stopping:
             return
         if key == "pods":
             self._on_pod(event_type, obj)

@@ -168,6 +168,7 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
             os.close(fd)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
+        podns.set_process_name("kubesim-init")
         name, filename = req["log"]
         log_fd = os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644, dir_fd=logdirs[name])
     except BaseException as e:  # noqa: BLE001
@@ -270,6 +271,7 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
 # ---------------------------------------------------------------- holder main loop
 
 def holder_main(spec, sock):
+    podns.set_process_name("kubesim-pod")
     try:
         staged, logdirs = setup_pod(spec)
     except BaseException as e:  # noqa: BLE001
@@ -357,6 +359,7 @@ def main():
         finally:
             os._exit(1)
     sock.close()
+    podns.set_process_name("kubesim-sandbox")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
     while True:

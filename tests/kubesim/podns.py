@@ -77,6 +77,11 @@ def set_parent_death_signal(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl")
 
 
+def set_process_name(name: str) -> None:
+    """What ps shows as the command (the 15-byte comm); best effort."""
+    _libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
+
+
 def loopback_up() -> None:
     """ip link set lo up, in the calling thread's network namespace."""
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
