@@ -656,9 +656,8 @@ class Pod:
                     if "waiting" in c.state and c.state["waiting"] != {"reason": e.reason, "message": str(e)}:
                         c._set(state={"waiting": {"reason": e.reason, "message": str(e)}})
                 await asyncio.sleep(RETRY)
-        for c in self.init_containers + self.containers:
-            if c.state.get("waiting", {}).get("message"):
-                c._set(state={"waiting": {"reason": "PodInitializing" if (self.init_containers and not c.init) else "ContainerCreating"}})
+        self._clear_waiting_messages()
+        failures = 0
         while not self.terminating:
             holder = Holder(self)
             self.holder = holder
@@ -667,11 +666,18 @@ class Pod:
                 self.netns_fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             except (OSError, RuntimeError, asyncio.TimeoutError) as e:
                 log.error("pod %s: cannot start its sandbox: %s", self.key, e)
+                for c in self.init_containers + self.containers:
+                    if "waiting" in c.state:
+                        c._set(state={"waiting": {"reason": "ContainerCreating", "message": f"pod sandbox: {e}"}})
                 holder.sigkill()
                 holder.close()
                 await holder.wait_gone(5)
-                await asyncio.sleep(1)
+                failures += 1
+                await asyncio.sleep(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
                 continue
+            if failures:
+                self._clear_waiting_messages()
+            failures = 0
             self.sandbox_up = True
             self._holder_up.set()
             log.info("pod %s (%s): sandbox up, holder pid %s", self.key, self.uid, holder.pid)
@@ -703,6 +709,12 @@ class Pod:
             holder.close()
             await holder.wait_gone(5)
             await asyncio.sleep(1)
+
+    def _clear_waiting_messages(self) -> None:
+        for c in self.init_containers + self.containers:
+            if c.state.get("waiting", {}).get("message"):
+                initializing = self.init_containers and not c.init
+                c._set(state={"waiting": {"reason": "PodInitializing" if initializing else "ContainerCreating"}})
 
     def _close_netns(self) -> None:
         if self.netns_fd is not None:
