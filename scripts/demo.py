@@ -62,15 +62,13 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-def wait_for_url(connect: subprocess.Popen, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
+def wait_for_url(connect: subprocess.Popen, service: str = "web") -> str:
+    """The URL of `service` from the table `kubectl preevy connect` prints on stdout."""
     for line in connect.stdout:
-        match = re.search(r"https?://\S+", line)
-        if match:
-            return match.group(0)
-        if time.monotonic() > deadline:
-            break
-    raise SystemExit("demo: `kubectl preevy connect` printed no URL")
+        columns = line.split()
+        if len(columns) == 3 and columns[0] == service and re.match(r"https?://", columns[2]):
+            return columns[2]
+    raise SystemExit(f"demo: `kubectl preevy connect` printed no URL for {service}")
 
 
 def fetch(url: str, attempts: int = 30) -> str:
