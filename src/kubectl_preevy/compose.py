@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 
+# Preevy's default files (core/src/compose/files.ts): one base file, else one override file alone;
+# a system file (compose.preevy.*) always goes first, also before -f files.
 DEFAULT_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILE_NAMES = ("compose.override.yaml", "compose.override.yml",
                        "docker-compose.override.yaml", "docker-compose.override.yml")
+SYSTEM_FILE_NAMES = ("compose.preevy.yaml", "compose.preevy.yml",
+                     "docker-compose.preevy.yaml", "docker-compose.preevy.yml")
 # Bind sources that name the Docker host itself (its socket, its logs): inside the pod they
 # mean the pod's own, so they stay as they are and nothing is copied.
 HOST_PATHS = (pathlib.PurePosixPath("/var/run"), pathlib.PurePosixPath("/run"), pathlib.PurePosixPath("/var/log"))
@@ -47,7 +51,7 @@ class SyncedPath:
 
 def load_project(files: list[str] | None, project: str | None, cwd: pathlib.Path,
                  environ: Mapping[str, str]) -> ComposeProject:
-    paths = [(cwd / f).resolve() for f in files] if files else default_files(cwd, environ)
+    paths = system_files(cwd) + ([(cwd / f).resolve() for f in files] if files else default_files(cwd, environ))
     argv = ["docker", "compose"]
     if project:
         argv += ["-p", project]
@@ -63,21 +67,26 @@ def load_project(files: list[str] | None, project: str | None, cwd: pathlib.Path
 
 
 def default_files(cwd: pathlib.Path, environ: Mapping[str, str], required: bool = True) -> list[pathlib.Path]:
-    """COMPOSE_FILE, else exactly one of compose.yaml & co., plus its override file if there is one.
+    """COMPOSE_FILE, else exactly one of compose.yaml & co., else exactly one of their override files.
 
     None found: an error, or [] when not required.
     """
     if environ.get("COMPOSE_FILE"):
         separator = environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
         return [(cwd / f).resolve() for f in environ["COMPOSE_FILE"].split(separator) if f]
-    main = _one_of(cwd, DEFAULT_FILE_NAMES)
-    if main is None:
+    found = _one_of(cwd, DEFAULT_FILE_NAMES) or _one_of(cwd, OVERRIDE_FILE_NAMES)
+    if found is None:
         if not required:
             return []
         raise PreevyError(messages.NO_COMPOSE_FILE.format(directory=cwd, names=", ".join(DEFAULT_FILE_NAMES)),
                           ExitCode.USAGE)
-    override = _one_of(cwd, OVERRIDE_FILE_NAMES)
-    return [main] + ([override] if override else [])
+    return [found]
+
+
+def system_files(cwd: pathlib.Path) -> list[pathlib.Path]:
+    """Preevy's system compose file (compose.preevy.yaml & co.), if there is one: read before the others."""
+    found = _one_of(cwd, SYSTEM_FILE_NAMES)
+    return [found] if found else []
 
 
 def _one_of(directory: pathlib.Path, names: tuple[str, ...]) -> pathlib.Path | None:

@@ -18,6 +18,7 @@ ALWAYS_DELETED_TYPES = ("Pod", "PersistentVolumeClaim")
 # When the docker-host StatefulSet is already gone (an interrupted `down`), what may be left.
 LEFTOVER_TYPES = ("statefulsets.apps", "pods", "persistentvolumeclaims", "configmaps", "serviceaccounts", "secrets",
                   "services", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io")
+REASON_MAX_LENGTH = 300     # of the reason in the one-line `not ready` error
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
@@ -136,44 +137,60 @@ def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float,
 
 
 def unready_reason(kubectl: Kubectl, name: str) -> str:
-    """One phrase: the waiting/terminated state of a container, or the latest warning event."""
-    pod = kubectl.run("get", "pod", f"{name}-0", "-o", "json")
-    if not pod.ok:
+    """The most telling reason, in one phrase: a container that keeps exiting (exit code, last log line),
+    else the pod's latest warning event (a failing probe, a volume that cannot be mounted...), else the
+    state a container waits in."""
+    pod_name = f"{name}-0"
+    result = kubectl.run("get", "pod", pod_name, "-o", "json")
+    if not result.ok:
         return _latest_warning(kubectl, "StatefulSet", name) or messages.REASON_NO_POD
-    pod = json.loads(pod.stdout)
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        state, container = status.get("state") or {}, status["name"]
-        if "waiting" in state:
-            reason = messages.REASON_WAITING.format(container=container, reason=state["waiting"].get("reason", ""),
-                                                    message=state["waiting"].get("message", "")).rstrip(": ")
-        elif "terminated" in state:
-            reason = messages.REASON_TERMINATED.format(container=container)
-        else:
-            continue
-        return reason + _last_words(kubectl, f"{name}-0", container, status)
-    return _latest_warning(kubectl, "Pod", f"{name}-0") or messages.REASON_NOT_READY.format(pod=f"{name}-0")
+    pod = json.loads(result.stdout)
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
+        state = status.get("state") or {}
+        terminated = (status.get("lastState") or {}).get("terminated") or state.get("terminated")
+        if "running" not in state and terminated:
+            return _exit_reason(kubectl, pod_name, status, terminated)
+    warning = _latest_warning(kubectl, "Pod", pod_name, uid=pod["metadata"].get("uid"))
+    if warning:
+        return warning
+    for status in statuses:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            return one_line(messages.REASON_WAITING.format(container=status["name"], reason=waiting.get("reason", ""),
+                                                           message=waiting.get("message", "")).rstrip(": "))
+    return messages.REASON_NOT_READY.format(pod=pod_name)
 
 
-def _last_words(kubectl: Kubectl, pod: str, container: str, status: dict) -> str:
-    """`; last exit code N: <its last log line>` of a container that has exited, else ""."""
-    terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get("terminated")
-    if not terminated:
-        return ""
-    logs = kubectl.run("logs", pod, "-c", container, "--tail=1")    # in back-off: the exited container's
+def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> str:
+    """A container that exited: its exit code, and its last log line (in back-off: the exited instance's)."""
+    logs = kubectl.run("logs", pod, "-c", status["name"], "--tail=1")
     last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
-    return messages.REASON_LAST_EXIT.format(code=terminated.get("exitCode"), output=last_line).rstrip(": ")
+    reason = messages.REASON_EXITED.format(container=status["name"], code=terminated.get("exitCode"),
+                                           restarts=status.get("restartCount", 0))
+    return one_line(messages.REASON_LAST_LOG_LINE.format(reason=reason, line=last_line) if last_line else reason)
 
 
-def _latest_warning(kubectl: Kubectl, kind: str, name: str) -> str | None:
+def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = None) -> str | None:
+    """`Reason: message` of the object's latest Warning event; a BackOff only when there is nothing else.
+    uid: only that object's events (a StatefulSet's new pod has the name of the one it replaces)."""
     result = kubectl.run("get", "events", "--field-selector",
                          f"involvedObject.kind={kind},involvedObject.name={name},type=Warning", "-o", "json")
     if not result.ok:
         return None
-    events = json.loads(result.stdout).get("items") or []
+    events = [event for event in json.loads(result.stdout).get("items") or []
+              if uid is None or (event.get("involvedObject") or {}).get("uid") in (None, uid)]
     if not events:
         return None
-    latest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": ")
+    latest = max(events, key=lambda e: (e.get("reason") != "BackOff",
+                                        e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return one_line(f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": "))
+
+
+def one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
+    """text with its whitespace runs (newlines of a probe's output...) as single spaces, cut to limit."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def ready_pod(kubectl: Kubectl, env: Environment) -> str:
@@ -195,8 +212,10 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     selector = f"{naming.LABEL_INSTANCE}={instance}"
     kinds = ",".join(types)
     kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
-    result = kubectl.run("delete", kinds, "-l", selector, f"--wait={'true' if wait else 'false'}",
-                         f"--timeout={timeout_seconds:g}s", timeout=timeout_seconds + 60)
+    # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
+    result = kubectl.run("delete", kinds, "-l", selector, "--cascade=foreground",
+                         f"--wait={'true' if wait else 'false'}", f"--timeout={timeout_seconds:g}s",
+                         timeout=timeout_seconds + 60)
     if result.ok:
         return
     if wait and "timed out" in result.stderr:

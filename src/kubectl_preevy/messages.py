@@ -23,6 +23,7 @@ X_PREEVY_NOT_MAPPING = "{key} (from {where}) must be a mapping: see `kubectl pre
 PROFILE_CREATED_DEFAULT = ("no profile yet: created profile 'default' (id default) in {path}; "
                            "`kubectl preevy init NAME` creates another")
 PROFILE_DEFAULT_NOT_SAVED = "no profile yet: using profile 'default' (id default) without saving it ({reason})"
+PROFILE_DEFAULT_DRY_RUN = "a dry run writes nothing"
 PROFILE_NOT_FOUND = ("profile '{name}' not found on this machine nor in namespace {namespace} of the cluster: "
                      "create it with `kubectl preevy init {name}`, or pass -n with the namespace that holds it")
 PROFILE_NOT_LOCAL_CLUSTER_FAILED = ("profile '{name}' is not on this machine, and looking for it in the cluster failed "
@@ -108,6 +109,13 @@ ENV_ID_USED = "environment id: {env_id} ({why})"
 INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
 DUPLICATE_ENVIRONMENTS = ("environment {env_id} exists several times ({instances}), from concurrent runs: using "
                           "{chosen}; `kubectl preevy down --id {env_id}` removes them all")
+LOCK_WAITING = "waiting for {holder}, which is changing environment {env_id}"
+LOCK_BROKEN = ("the lock of environment {env_id} held by {holder} expired at {expires_at} (that run stopped without "
+               "releasing it): taking it over")
+LOCK_TIMEOUT = ("environment {env_id} is still locked by {holder} after {timeout}: let that run finish and retry, or "
+                "pass a longer --timeout (a lock left behind by a crashed run is taken over after {expires_at})")
+LOCK_LOST = ("the lock of environment {env_id} was taken over by another run (this one did not renew it in time): "
+             "check the environment once both have finished")
 CREATING = "creating environment {env_id} in namespace {namespace}"
 UPDATING = "updating environment {env_id} in namespace {namespace}"
 RECREATING = "deleting {instance} (and its volume) to create it again"
@@ -118,8 +126,8 @@ NOT_READY = ("environment {env_id} not ready after {timeout}: {reason}; inspect 
              "-n {namespace}`, remove with `{cleanup}`")
 REASON_NO_POD = "its pod was not created"
 REASON_WAITING = "container {container} is waiting ({reason}): {message}"
-REASON_TERMINATED = "container {container} exited"
-REASON_LAST_EXIT = "; last exit code {code}: {output}"
+REASON_EXITED = "container {container} exited with code {code} (restart count {restarts})"
+REASON_LAST_LOG_LINE = "{reason}, its last log line: {line}"
 REASON_NOT_READY = "pod {pod} runs but is not ready (its readiness probe fails)"
 NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `kubectl preevy up` again"
 SYNCING = "copying files into {pod}:{directory}"

@@ -305,8 +305,9 @@ def find_profile(name: str, args, environ: Mapping[str, str]) -> Profile | None:
                           err.exit_code) from None
 
 
-def load_profile(args, environ: Mapping[str, str]) -> Profile:
-    """--profile, else $PREEVY_PROFILE, else the current profile, else `default` (created on first use)."""
+def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True) -> Profile:
+    """--profile, else $PREEVY_PROFILE, else the current profile, else `default` (created on first use,
+    saved unless save_default is False)."""
     name = requested_name(args, environ)
     if name:
         profile = find_profile(name, args, environ)
@@ -314,10 +315,10 @@ def load_profile(args, environ: Mapping[str, str]) -> Profile:
             raise PreevyError(messages.PROFILE_NOT_FOUND.format(
                 name=name, namespace=ClusterStore.from_args(args, environ).where), ExitCode.USAGE)
         return profile
-    return _default_profile(args, environ)
+    return _default_profile(args, environ, save_default)
 
 
-def _default_profile(args, environ: Mapping[str, str]) -> Profile:
+def _default_profile(args, environ: Mapping[str, str], save: bool) -> Profile:
     from kubectl_preevy import console
 
     local = LocalStore(environ)
@@ -331,6 +332,9 @@ def _default_profile(args, environ: Mapping[str, str]) -> Profile:
     if profile:
         return profile
     profile = Profile(name=DEFAULT_PROFILE, id=DEFAULT_PROFILE_ID, options={})
+    if not save:
+        console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=messages.PROFILE_DEFAULT_DRY_RUN))
+        return profile
     try:
         local.save(profile)
     except PreevyError as err:

@@ -181,7 +181,9 @@ def _state(pid: int) -> str:
 
 
 def environment_objects(kubesim, namespace: str, selector: str) -> list[str]:
-    result = kubesim.kubectl("get", "all,cm,sa,role,rolebinding,pvc", "-n", namespace, "-l", selector, "-o", "name")
+    """Objects of every type the cluster lists in a namespace (PVCs, ConfigMaps, Roles...) that match selector."""
+    types = kubesim.kubectl("api-resources", "--namespaced", "--verbs=list", "-o", "name").stdout.split()
+    result = kubesim.kubectl("get", ",".join(types), "-n", namespace, "-l", selector, "-o", "name")
     return result.stdout.split()
 
 

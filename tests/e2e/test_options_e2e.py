@@ -159,13 +159,16 @@ def names(items: list[dict]) -> set[tuple[str, str]]:
     return {(item["kind"], item["metadata"]["name"]) for item in items}
 
 
-def second_context_kubeconfig(kubesim, path: pathlib.Path, namespace: str) -> pathlib.Path:
-    """A copy of the emulator's kubeconfig with one more context, `second`, whose namespace is given."""
+def second_context_kubeconfig(kubesim, path: pathlib.Path, namespace: str, *, alone: bool = False) -> pathlib.Path:
+    """A copy of the emulator's kubeconfig with one more context, `second`, whose namespace is given;
+    alone: a kubeconfig holding only that context (its cluster and user are in the emulator's)."""
     config = yaml.safe_load(kubesim.kubeconfig.read_text())
     context = copy.deepcopy(config["contexts"][0])
     context["name"] = "second"
     context["context"]["namespace"] = namespace
     config["contexts"].append(context)
+    if alone:
+        config = {"apiVersion": "v1", "kind": "Config", "contexts": [context]}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -210,6 +213,7 @@ def test_up_with_custom_template_and_x_preevy_then_down_removes_it_all(kubesim, 
         down = ok(preevy(kubesim, machine, "down", "--id", "custom-tpl", cwd=project, timeout=UP_TIMEOUT))
         assert down.stdout.strip() == "custom-tpl"
         assert objects(kubesim, namespace) == []
+        assert kubesim.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout == ""    # the -db pod too
     finally:
         preevy(kubesim, machine, "down", "--id", "custom-tpl", "--force", cwd=project, timeout=UP_TIMEOUT)
 
@@ -220,7 +224,9 @@ def test_context_namespace_flag_and_env_precedence(kubesim, namespace, other_nam
     project = make_project(tmp_path / "shop", x_preevy={"drivers": {"kube-pod": {"storage-size": 1}}})
     kubeconfig = second_context_kubeconfig(kubesim, tmp_path / "kubeconfig", other_namespace)
     machine = tmp_path / "laptop"
-    env = {"KUBECONFIG": str(kubeconfig)}
+    # KUBECONFIG with two files, merged as kubectl merges them: the context in one, its cluster in the other
+    second_only = second_context_kubeconfig(kubesim, tmp_path / "second-only", other_namespace, alone=True)
+    env = {"KUBECONFIG": f"{second_only}:{kubesim.kubeconfig}"}
 
     def dry_run_namespace(*argv, extra_env=None):
         out = ok(preevy(kubesim, machine, "up", "--id", "ctx", "--dry-run", *argv, cwd=project,
@@ -237,6 +243,7 @@ def test_context_namespace_flag_and_env_precedence(kubesim, namespace, other_nam
     assert dry_run_namespace("--context", "second") == {namespace}                   # x-preevy beats the context
     assert dry_run_namespace("--context", "second", "--kube-pod-namespace", other_namespace) == {other_namespace}
     assert objects(kubesim, namespace) == [] and objects(kubesim, other_namespace) == []   # dry runs apply nothing
+    assert not (machine / "kubectl-preevy").exists()                                      # nor save a profile
 
     (project / "compose.yaml").write_text(yaml.safe_dump({"services": {"web": {"build": ".", "ports": ["8080"]}}}))
     try:

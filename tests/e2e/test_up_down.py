@@ -6,7 +6,7 @@ import time
 
 import yaml
 
-from tests.e2e import (UP_TIMEOUT, alive, connect, environment_objects, error_lines, hello_project, http_get,
+from tests.e2e import (REPO_ROOT, UP_TIMEOUT, alive, connect, environment_objects, error_lines, hello_project, http_get,
                        port_forward_pids, preevy, remote, start, stop, up_json)
 
 REMOTE_SITE = "/var/lib/preevy/projects/hello/relative/site"
@@ -40,7 +40,7 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
         assert http_get(served.urls["web"] + "/keep.txt") == b"unchanged\n"
         assert http_get(served.urls["counter"]).strip() == b"1"
     finally:
-        assert stop(served.proc) == 0
+        assert stop(served.proc, signal.SIGINT) == 0        # Ctrl-C
     assert port_forward_pids(pod) == []
 
     listed = json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout)
@@ -122,6 +122,8 @@ def test_interrupted_up_leaves_no_forward_and_the_next_up_completes(kubesim, nam
     (statefulset,) = kubesim.kubectl("get", "sts", "-n", namespace, "-l", "preevy.dev/env-id=interrupted",
                                      "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     assert port_forward_pids(f"{statefulset}-0") == []
+    assert kubesim.kubectl("get", "configmap", "preevy-lock-default-interrupted", "-n", namespace,
+                           "--ignore-not-found", "-o", "name").stdout == ""     # released on the way out
 
     completed = up_json(*flags, cwd=project, env=env)
     assert completed["statefulSet"] == statefulset
@@ -155,4 +157,60 @@ def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp
 
     down = preevy("down", *flags, cwd=project, env=env, check=True)
     assert down.stdout.strip() == "half-deleted"
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
+
+
+def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(kubesim, namespace, env, tmp_path):
+    """Also Preevy's default files: compose.preevy.yaml is read first, compose.override.yaml is not read next to
+    a compose.yaml."""
+    project = hello_project(tmp_path / "hello")
+    (project / "compose.preevy.yaml").write_text(
+        "services:\n  web:\n    ports: ['8090:8080']\n    secrets: [token]\n    volumes: ['./motd.txt:/etc/motd:ro']\n"
+        "secrets:\n  token:\n    file: ./token.txt\n")
+    (project / "token.txt").write_text("s3cret\n")
+    (project / "motd.txt").write_text("welcome\n")
+    (project / "compose.override.yaml").write_text("services:\n  counter:\n    ports: ['9999:8081']\n")
+    template = tmp_path / "preview.yaml.njk"
+    text = (REPO_ROOT / "templates" / "default.yaml.njk").read_text()
+    template.write_text(text)
+    flags = ["-n", namespace, "--id", "in-place", "--kube-pod-template", str(template)]
+
+    first = up_json(*flags, cwd=project, env=env)
+    assert sorted(s["url"] for s in first["services"]) == [
+        "http://localhost:8080", "http://localhost:8081", "http://localhost:8090"]
+    statefulset = first["statefulSet"]
+    pod, claim = f"{statefulset}-0", f"data-{statefulset}-0"
+    pod_uid, claim_uid = uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)
+    image = remote(kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format", "{{.Id}}").stdout
+    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-web-1", "cat", "/run/secrets/token",
+                  "/etc/motd").stdout == "s3cret\nwelcome\n"      # a secret file and a single-file bind mount travel
+    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout == "1\n"
+
+    # a new label and a bigger memory request: the StatefulSet is changed, its pod replaced, its volume kept
+    assert "memory: 256Mi" in text and "    app.kubernetes.io/component: docker-host\n" in text
+    template.write_text(text.replace("memory: 256Mi", "memory: 300Mi").replace(
+        "    app.kubernetes.io/component: docker-host\n", "    app.kubernetes.io/component: docker-host\n    tier: preview\n"))
+    second = up_json(*flags, cwd=project, env=env)
+    assert second["statefulSet"] == statefulset
+    assert kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
+                           "jsonpath={.metadata.labels.tier}").stdout == "preview"
+    assert kubesim.kubectl("get", "pod", pod, "-n", namespace, "-o",
+                           "jsonpath={.spec.containers[0].resources.requests.memory}").stdout == "300Mi"
+    assert uid(kubesim, namespace, "pod", pod) != pod_uid
+    assert uid(kubesim, namespace, "pvc", claim) == claim_uid
+    assert remote(kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format",
+                  "{{.Id}}").stdout == image                  # not built again: the image survived
+    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout == "2\n"
+
+    # down with a timeout: an object that does not go (a finalizer here) is named, and a later down finishes
+    kubesim.kubectl("patch", "configmap", f"{statefulset}-dc", "-n", namespace, "--type=merge", "-p",
+                    '{"metadata": {"finalizers": ["example.com/keep"]}}')
+    stuck = preevy("down", *flags, "--timeout", "3s", cwd=project, env=env)
+    assert stuck.returncode == 5 and error_lines(stuck.stderr) == [
+        f"error: objects of {statefulset} still exist after 3s: see `kubectl get all,pvc -n {namespace} -l "
+        f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down` again"]
+    kubesim.kubectl("patch", "configmap", f"{statefulset}-dc", "-n", namespace, "--type=merge", "-p",
+                    '{"metadata": {"finalizers": null}}')
+    assert preevy("down", *flags, "--no-wait", cwd=project, env=env, check=True).stdout == "in-place\n"
+    kubesim.kubectl("wait", "--for=delete", f"pod/{pod}", f"pvc/{claim}", "-n", namespace, "--timeout=60s", timeout=90)
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []

@@ -6,9 +6,9 @@ import datetime
 import logging
 import pathlib
 import shutil
-import uuid
 
 from . import objects
+from .events import EventRecorder
 from .faults import Faults
 from .resources import BY_KEY, RESOURCES
 from .store import Store, now
@@ -35,6 +35,7 @@ class Cluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(history=watch_history)
         self.faults = Faults()
+        self.events = EventRecorder(self.store, NODE_NAME, lambda ns: self.namespace_phase(ns) == "Active")
         self.kubelet = Kubelet(self)
         self.controllers = [NamespaceController(self), ServiceAccountController(self), VolumeController(self),
                             StatefulSetController(self), GarbageCollector(self)]
@@ -71,6 +72,7 @@ class Cluster:
             log.error("kubelet did not stop within 45s")
         finally:
             self.store.unsubscribe(self._on_event)
+            self.events.flush()
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -180,28 +182,11 @@ class Cluster:
         return self.store.remove(key, meta.get("namespace"), meta["name"])
 
     def record_event(self, involved: dict, reason: str, message: str, type_: str = "Normal",
-                     component: str = "kubesim") -> None:
-        """A core/v1 Event about an object (what `kubectl describe` and `get events` show)."""
-        meta = involved["metadata"]
-        ns = meta.get("namespace") or "default"
-        if self.namespace_phase(ns) != "Active":
-            return
-        ts = now()
-        ev = {
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": ns},
-            "involvedObject": {"kind": involved.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
-                               "uid": meta.get("uid"), "apiVersion": involved.get("apiVersion"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "source": {"component": component},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1, "type": type_, "eventTime": None,
-            "reportingComponent": component, "reportingInstance": "",
-        }
-        if not meta.get("namespace"):
-            ev["involvedObject"].pop("namespace")
-        try:
-            self.store.create("events", ev)
-        except Exception:
-            log.exception("recording event failed")
+                     component: str = "kubelet", field_path: str | None = None) -> None:
+        """A core/v1 Event about an object (what `kubectl describe` and `get events` show); repeats
+        are aggregated into one Event with a count (see events.py). field_path names a part of
+        the object, e.g. `spec.containers{docker}`."""
+        self.events.record(involved, reason, message, type_, component, field_path)
 
     def namespaced_keys(self) -> list[str]:
         return [r.key for r in RESOURCES if r.namespaced and r.store]

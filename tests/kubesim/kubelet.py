@@ -26,8 +26,9 @@ How a pod runs
   its probe, or at once without one); an init container in that case counts as completed.
   The log file then says why.
 * stdout+stderr go to `state_dir/pods/<uid>/logs/<container>/<restartCount>.log`, plain text
-  (no timestamps). `log_path(c)` is the current instance's file, `log_path(c, previous=True)`
-  the one before.
+  (no timestamps). `log_path(c)` is the current instance's file (running, else the newest
+  terminated one), `log_path(c, previous=True)` that of lastState.terminated, as the real
+  kubelet picks them (during a crash-loop back-off both are the newest, dead, instance).
 * Volumes: persistentVolumeClaim (the claim's directory `cluster.pvc_path`; the pod waits in
   ContainerCreating until the claim exists), configMap, secret, projected (configMap, secret,
   downwardAPI, serviceAccountToken: a dummy token), downwardAPI (files written under the pod's
@@ -58,6 +59,15 @@ How a pod runs
   initContainerStatuses (state, lastState, ready, started, restartCount, image, imageID,
   containerID), podIP 10.244.0.x (never used for traffic: connections go through the pod's
   netns), hostIP 127.0.0.1, startTime, qosClass.
+* Events (`cluster.record_event`: source kubelet, involvedObject the pod, fieldPath
+  `spec.containers{name}` for a container's; repeats aggregated into one Event with a count), as
+  a real kubelet words them: Pulled (`Container image "x" already present on machine`; Pulling +
+  Pulled for imagePullPolicy Always), Created, Started, Killing (`Stopping container x`, or
+  `Container x failed liveness probe, will be restarted`), BackOff (Warning, once per back-off),
+  Unhealthy (Warning, every failed probe: `Readiness probe failed: HTTP probe failed with
+  statuscode: 500`...), Failed (Warning, `Error: ...`: a missing env reference, a container that
+  cannot be created) and FailedMount (Warning, a missing configMap/secret/claim, reported after
+  0.5, 1, 2, 4 ... s of waiting, as the kubelet's mount retries).
 * Deletion: a pod with deletionTimestamp gets SIGTERM (forwarded to each container's program),
   then after min(grace period, 5 s) the pod's pid-namespace init is SIGKILLed (killing every
   process of the pod, dockerd's shims and containers included), its state dir is removed (not
@@ -103,6 +113,8 @@ BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
 TICK = 0.2                  # status re-check period (unready faults)
 RETRY = 0.5                 # waiting for a missing configMap/secret/claim
+MOUNT_REPORT_CAP = 122.0    # seconds: FailedMount is reported after 0.5, 1, 2, 4 ... s of waiting, then this often
+NORMAL, WARNING = "Normal", "Warning"
 HOLDER_START_TIMEOUT = 30.0
 
 
@@ -308,6 +320,7 @@ class Container:
         self.env: dict[str, str] | None = None
         self.mounts: list[tuple[str, str, bool]] = []
         self.task: asyncio.Task | None = None
+        self.log_files: dict[str, pathlib.Path] = {}   # by containerID: each instance's output
         self._backoff = 0.0
 
     # ------------------------------------------------------------ status
@@ -319,6 +332,16 @@ class Container:
         if self.container_id:
             out["containerID"] = self.container_id
         return out
+
+    def log_file(self, previous: bool = False) -> pathlib.Path:
+        """The output file of the instance `kubectl logs [--previous]` reads (see podlogs.py): the
+        running or terminated one, else that of lastState; previous: that of lastState."""
+        if previous or "waiting" in self.state:
+            instance = (self.last_state.get("terminated") or {}).get("containerID")
+        else:
+            instance = (self.state.get("terminated") or {}).get("containerID") or self.container_id
+        found = self.log_files.get(instance or "")
+        return found or self.pod.dir / "logs" / self.name / f"{self.restart_count}.log"
 
     def _set(self, **fields) -> None:
         for key, value in fields.items():
@@ -333,10 +356,12 @@ class Container:
             holder = await pod.live_holder()
         elif not holder.alive:
             raise SandboxGone()
+        self._pull_image()
         try:
             env = node_volumes.container_env(pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip)
         except node_volumes.NotReadyYet as e:
             self._set(state={"waiting": {"reason": e.reason, "message": str(e)}})
+            self.event("Failed", f"Error: {e}", WARNING)
             return None
         argv = [node_volumes.expand(str(a), env) for a in (self.spec.get("command") or []) + (self.spec.get("args") or [])]
         cid = f"{self.name}-{pod.next_instance()}"
@@ -351,16 +376,33 @@ class Container:
         except ConnectionError:
             holder.instances.pop(cid, None)
             raise SandboxGone() from None
-        started = await inst.started
+        started = await asyncio.shield(inst.started)
         if started.get("error"):
             self._set(state={"waiting": {"reason": "CreateContainerError", "message": started["error"]}})
-            await inst.exited
+            self.event("Failed", f"Error: {started['error']}", WARNING)
+            await asyncio.shield(inst.exited)
             return None
+        self.event("Created", f"Created container {self.name}")
+        self.event("Started", f"Started container {self.name}")
         self.env = env
         self.instance = inst
         self.container_id = "kubesim://" + hashlib.sha256(f"{pod.uid}/{cid}".encode()).hexdigest()
+        self.log_files[self.container_id] = self.pod.dir / "logs" / self.name / f"{self.restart_count}.log"
         self._set(state={"running": {"startedAt": inst.started_at}})
         return inst
+
+    def event(self, reason: str, message: str, type_: str = NORMAL) -> None:
+        """An Event about this container (involvedObject.fieldPath spec.containers{name})."""
+        self.pod.event(reason, message, type_, field_path=f"spec.{'initContainers' if self.init else 'containers'}{{{self.name}}}")
+
+    def _pull_image(self) -> None:
+        """Nothing is pulled (the host's programs run): the events say what a kubelet would."""
+        image = self.spec.get("image", "")
+        if self.spec.get("imagePullPolicy") == "Always":
+            self.event("Pulling", f'Pulling image "{image}"')
+            self.event("Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.')
+        else:
+            self.event("Pulled", f'Container image "{image}" already present on machine')
 
     def _record_exit(self, inst: Instance, code: int) -> None:
         reason = "Completed" if code == 0 else "Error"
@@ -369,8 +411,7 @@ class Container:
         if code > 128 and code - 128 < 65:
             terminated["signal"] = code - 128
         self.exit_code = code
-        self._set(state={"terminated": terminated}, last_state={"terminated": terminated}, ready=False,
-                  started=False, instance=None)
+        self._set(state={"terminated": terminated}, ready=False, started=False, instance=None)
 
     def _should_restart(self, code: int | None) -> bool:
         policy = self.pod.spec.get("restartPolicy") or "Always"
@@ -384,9 +425,11 @@ class Container:
         self._backoff = BACKOFF_FIRST if not self._backoff else min(BACKOFF_CAP, self._backoff * 2)
         if "terminated" in self.state:
             pod = self.pod
-            self._set(state={"waiting": {"reason": "CrashLoopBackOff", "message":
+            self._set(last_state=self.state, state={"waiting": {"reason": "CrashLoopBackOff", "message":
                                          f"back-off {self._backoff:g}s restarting failed container={self.name} "
                                          f"pod={pod.name}_{pod.namespace}({pod.uid})"}})
+            self.event("BackOff", f"Back-off restarting failed container {self.name} in pod "
+                                  f"{pod.name}_{pod.namespace}({pod.uid})", WARNING)
         await asyncio.sleep(self._backoff)
 
     async def run(self) -> None:
@@ -400,7 +443,7 @@ class Container:
             if inst is not None:
                 probes = asyncio.create_task(self._probes(inst))
                 try:
-                    code = await inst.exited
+                    code = await asyncio.shield(inst.exited)  # a cancel must leave it to _terminate
                 finally:
                     probes.cancel()
                 ran_for = time.monotonic() - inst.started_mono
@@ -423,7 +466,7 @@ class Container:
                 return None
             ran_for = 0.0
             if inst is not None:
-                code = await inst.exited
+                code = await asyncio.shield(inst.exited)
                 ran_for = time.monotonic() - inst.started_mono
                 self._record_exit(inst, code)
                 if code == 0:
@@ -445,10 +488,10 @@ class Container:
             params = node_probes.ProbeParams.of(startup)
             await asyncio.sleep(params.initial_delay)
             failures = 0
-            while not await node_probes.run_probe(self.pod, self.name, self.spec, startup):
+            while not await self._probe("Startup", startup):
                 failures += 1
                 if failures >= params.failure_threshold:
-                    await self._kill(inst, "startup probe failed")
+                    await self._kill(inst, "startup")
                     return
                 await asyncio.sleep(params.period)
         self._set(started=True)
@@ -469,7 +512,7 @@ class Container:
         await asyncio.sleep(params.initial_delay)
         successes = failures = 0
         while True:
-            if await node_probes.run_probe(self.pod, self.name, self.spec, probe):
+            if await self._probe("Readiness", probe):
                 successes, failures = successes + 1, 0
                 if successes >= params.success_threshold and not self.ready:
                     self._set(ready=True)
@@ -484,20 +527,28 @@ class Container:
         await asyncio.sleep(params.initial_delay)
         failures = 0
         while True:
-            if await node_probes.run_probe(self.pod, self.name, self.spec, probe):
+            if await self._probe("Liveness", probe):
                 failures = 0
             else:
                 failures += 1
                 if failures >= params.failure_threshold:
-                    await self._kill(inst, "liveness probe failed")
+                    await self._kill(inst, "liveness")
                     return
             await asyncio.sleep(params.period)
 
-    async def _kill(self, inst: Instance, why: str) -> None:
-        log.info("pod %s container %s: %s, restarting", self.pod.key, self.name, why)
+    async def _probe(self, kind: str, probe: dict) -> bool:
+        """One attempt; a failure is an Unhealthy event, as the real kubelet records each one."""
+        result = await node_probes.run_probe(self.pod, self.name, self.spec, probe)
+        if not result.ok:
+            self.event("Unhealthy", f"{kind} probe failed: {result.output}", WARNING)
+        return result.ok
+
+    async def _kill(self, inst: Instance, probe: str) -> None:
+        log.info("pod %s container %s: %s probe failed, restarting", self.pod.key, self.name, probe)
         holder = self.pod.holder
         if holder is None:
             return
+        self.event("Killing", f"Container {self.name} failed {probe} probe, will be restarted")
         holder.kill(inst.id, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(inst.exited), min(self.pod.grace_default(), GRACE_CAP))
@@ -592,11 +643,13 @@ class Pod:
             raise
 
     def log_path(self, container: str, previous: bool = False) -> pathlib.Path:
-        """The output file of the container's current instance (of the one before with
-        previous=True: a file that does not exist when there was none)."""
+        """The output file of the container's current instance (running, else the newest
+        terminated); previous=True: that of lastState.terminated. A file that does not exist
+        when there was no such instance."""
         c = self.by_name.get(container)
-        count = c.restart_count if c is not None else 0
-        return self.dir / "logs" / container / f"{count - 1 if previous else count}.log"
+        if c is None:
+            return self.dir / "logs" / container / "none.log"
+        return c.log_file(previous)
 
     def host_pids(self) -> list[int]:
         holder = self.holder
@@ -604,6 +657,11 @@ class Pod:
         if holder is None or holder.pid is None or holder.dead.done():
             return sorted(podns.pod_host_pids(-1, extra))
         return sorted(podns.pod_host_pids(holder.pid, extra))
+
+    def event(self, reason: str, message: str, type_: str = NORMAL, field_path: str | None = None) -> None:
+        """An Event from the kubelet about this pod (none while the emulator stops)."""
+        if not self.kubelet.stopping:
+            self.kubelet.cluster.record_event(self.obj, reason, message, type_, "kubelet", field_path)
 
     # ------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -634,8 +692,12 @@ class Pod:
         self.source_index = {}
         sources: list[str] = []
         for c in self.init_containers + self.containers:
-            env = node_volumes.container_env(store, self.obj, c.spec, self.pod_ip)
-            c.mounts = node_volumes.container_mounts(c.spec, self.volumes, env)
+            try:
+                env = node_volumes.container_env(store, self.obj, c.spec, self.pod_ip)
+                c.mounts = node_volumes.container_mounts(c.spec, self.volumes, env)
+            except node_volumes.NotReadyYet as e:
+                e.container = c
+                raise
             for src, _, _ in c.mounts:
                 if src not in self.source_index:
                     self.source_index[src] = len(sources)
@@ -647,6 +709,7 @@ class Pod:
 
     async def _run(self) -> None:
         self.changed()
+        waited, next_report = 0.0, 0.0
         while True:
             try:
                 self._prepare()
@@ -655,7 +718,11 @@ class Pod:
                 for c in self.init_containers + self.containers:
                     if "waiting" in c.state and c.state["waiting"] != {"reason": e.reason, "message": str(e)}:
                         c._set(state={"waiting": {"reason": e.reason, "message": str(e)}})
+                if waited >= next_report:  # the real kubelet retries a mount with exponential back-off
+                    self._report_not_ready(e)
+                    next_report = min(max(RETRY, next_report * 2), next_report + MOUNT_REPORT_CAP)
                 await asyncio.sleep(RETRY)
+                waited += RETRY
         self._clear_waiting_messages()
         failures = 0
         while not self.terminating:
@@ -700,7 +767,7 @@ class Pod:
                 for c in self.containers:
                     if c.task is None:
                         c.task = asyncio.create_task(c.run(), name=f"container {self.key}/{c.name}")
-            await holder.dead
+            await asyncio.shield(holder.dead)  # a cancelled wait must not mark the holder dead
             self._holder_up.clear()
             self._close_netns()
             if self.terminating:
@@ -709,6 +776,12 @@ class Pod:
             holder.close()
             await holder.wait_gone(5)
             await asyncio.sleep(1)
+
+    def _report_not_ready(self, e: node_volumes.NotReadyYet) -> None:
+        if e.mount_failure:
+            self.event("FailedMount", e.mount_failure, WARNING)
+        elif e.container is not None:
+            e.container.event("Failed", f"Error: {e}", WARNING)
 
     def _clear_waiting_messages(self) -> None:
         for c in self.init_containers + self.containers:
@@ -755,6 +828,9 @@ class Pod:
                 if holder.alive:
                     pending = [inst for inst in holder.instances.values() if not inst.exited.done()]
                     wait = min(max(grace, 0.0), GRACE_CAP)
+                    for c in self.init_containers + self.containers:
+                        if c.instance is not None and c.instance in pending:
+                            c.event("Killing", f"Stopping container {c.name}")
                     if pending and wait > 0:
                         for inst in pending:
                             holder.kill(inst.id, signal.SIGTERM)

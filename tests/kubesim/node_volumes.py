@@ -16,11 +16,14 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class NotReadyYet(Exception):
     """Something the pod needs does not exist yet (a configMap, a secret, a claim): retry later.
-    `reason` is the container waiting reason to show."""
+    `reason` is the container waiting reason to show; `mount_failure` the message of the
+    FailedMount event the real kubelet records when it is a volume that cannot be set up."""
 
-    def __init__(self, message: str, reason: str = "ContainerCreating"):
+    def __init__(self, message: str, reason: str = "ContainerCreating", mount_failure: str | None = None):
         super().__init__(message)
         self.reason = reason
+        self.mount_failure = mount_failure
+        self.container = None        # the container whose env or mounts are wrong (set by the kubelet)
 
 
 class ConfigError(NotReadyYet):
@@ -82,7 +85,7 @@ def field_value(pod: dict, path: str, pod_ip: str | None = None) -> str:
     return "" if value is None else str(value)
 
 
-def _items_files(kind: str, obj: dict | None, src: dict, where: str) -> list[tuple[str, bytes, int | None]]:
+def _items_files(kind: str, obj: dict | None, src: dict) -> list[tuple[str, bytes, int | None]]:
     """(relative path, content, mode or None) for a configMap/secret source with optional items."""
     if obj is None:
         return []
@@ -96,7 +99,8 @@ def _items_files(kind: str, obj: dict | None, src: dict, where: str) -> list[tup
         if key not in data:
             if src.get("optional"):
                 continue
-            raise ConfigError(f"{where}: key {key!r} not found")
+            raise NotReadyYet(f"configmap references non-existent config key: {key}" if kind == "configMap"
+                              else f"references non-existent secret key: {key}")
         out.append((item.get("path") or key, data[key], item.get("mode")))
     return out
 
@@ -155,8 +159,8 @@ def api_volume_files(store, pod: dict, volume: dict, pod_ip: str | None) -> tupl
         refs.add(("configmaps" if kind == "configMap" else "secrets", name))
         obj = _get_object(store, kind, ns, name)
         if obj is None and not src.get("optional"):
-            raise NotReadyYet(f'{kind} "{name}" not found')
-        return _items_files(kind, obj, src, f'{kind} "{name}"'), src.get("defaultMode"), refs
+            raise NotReadyYet(f'{kind.lower()} "{name}" not found')
+        return _items_files(kind, obj, src), src.get("defaultMode"), refs
     if "downwardAPI" in volume:
         src = volume["downwardAPI"] or {}
         return _downward_files(pod, src.get("items") or [], pod_ip), src.get("defaultMode"), refs
@@ -173,8 +177,8 @@ def api_volume_files(store, pod: dict, volume: dict, pod_ip: str | None) -> tupl
                 if obj is None and not sub.get("optional"):
                     if kind == "configMap" and name == "kube-root-ca.crt":
                         continue  # the service-account volume: no CA, nothing to verify against
-                    raise NotReadyYet(f'{kind} "{name}" not found')
-                files += _items_files(kind, obj, sub, f'{kind} "{name}"')
+                    raise NotReadyYet(f'{kind.lower()} "{name}" not found')
+                files += _items_files(kind, obj, sub)
             elif "downwardAPI" in source:
                 files += _downward_files(pod, (source["downwardAPI"] or {}).get("items") or [], pod_ip)
             elif "serviceAccountToken" in source:
@@ -195,48 +199,65 @@ def _downward_files(pod: dict, items: list, pod_ip: str | None) -> list:
 
 
 def prepare_volumes(cluster, pod: dict, pod_dir: pathlib.Path, pod_ip: str | None) -> dict[str, Volume]:
-    """Creates (or refreshes) every volume's host directory. Raises NotReadyYet."""
-    store = cluster.store
-    ns = pod["metadata"]["namespace"]
+    """Creates (or refreshes) every volume's host directory. Raises NotReadyYet (with the
+    FailedMount message the real kubelet would record)."""
     volumes: dict[str, Volume] = {}
     for volume in pod.get("spec", {}).get("volumes") or []:
         name = volume.get("name")
-        own_dir = pod_dir / "volumes" / name
-        if "persistentVolumeClaim" in volume:
-            src = volume["persistentVolumeClaim"] or {}
-            claim = src.get("claimName")
-            if store.get("persistentvolumeclaims", ns, claim) is None:
-                raise NotReadyYet(f'persistentvolumeclaim "{claim}" not found', "ContainerCreating")
-            path = pathlib.Path(cluster.pvc_path(ns, claim))
-            path.mkdir(parents=True, exist_ok=True)
-            volumes[name] = Volume(name, path, bool(src.get("readOnly")), "persistentVolumeClaim", set())
-        elif "hostPath" in volume:
-            src = volume["hostPath"] or {}
-            path = pathlib.Path(src.get("path", "/"))
-            kind = src.get("type") or ""
-            if kind == "DirectoryOrCreate":
-                path.mkdir(parents=True, exist_ok=True)
-            elif kind == "FileOrCreate" and not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.touch()
-            elif kind == "Directory" and not path.is_dir():
-                raise NotReadyYet(f"hostPath {path} is not a directory")
-            elif kind == "File" and not path.is_file():
-                raise NotReadyYet(f"hostPath {path} is not a file")
-            elif not kind and not path.exists():
-                raise NotReadyYet(f"hostPath {path} does not exist")
-            volumes[name] = Volume(name, path, False, "hostPath", set())
-        else:
-            api = api_volume_files(store, pod, volume, pod_ip)
-            if api is not None:
-                files, mode, refs = api
-                written = write_files(own_dir, files, mode)
-                kind = next(k for k in ("configMap", "secret", "downwardAPI", "projected") if k in volume)
-                volumes[name] = Volume(name, own_dir, False, kind, refs, written)
-            else:  # emptyDir and anything unknown: an empty directory removed with the pod
-                own_dir.mkdir(parents=True, exist_ok=True)
-                volumes[name] = Volume(name, own_dir, False, "emptyDir", set())
+        try:
+            volumes[name] = _prepare_volume(cluster, pod, volume, pod_dir / "volumes" / name, pod_ip)
+        except NotReadyYet as e:
+            e.mount_failure = e.mount_failure or f'MountVolume.SetUp failed for volume "{name}" : {e}'
+            raise
     return volumes
+
+
+def _prepare_volume(cluster, pod: dict, volume: dict, own_dir: pathlib.Path, pod_ip: str | None) -> Volume:
+    name = volume.get("name")
+    if "persistentVolumeClaim" in volume:
+        return _claim_volume(cluster, pod, volume)
+    if "hostPath" in volume:
+        return _host_path_volume(volume)
+    api = api_volume_files(cluster.store, pod, volume, pod_ip)
+    if api is None:  # emptyDir and anything unknown: an empty directory removed with the pod
+        own_dir.mkdir(parents=True, exist_ok=True)
+        return Volume(name, own_dir, False, "emptyDir", set())
+    files, mode, refs = api
+    written = write_files(own_dir, files, mode)
+    kind = next(k for k in ("configMap", "secret", "downwardAPI", "projected") if k in volume)
+    return Volume(name, own_dir, False, kind, refs, written)
+
+
+def _claim_volume(cluster, pod: dict, volume: dict) -> Volume:
+    ns, name = pod["metadata"]["namespace"], volume.get("name")
+    src = volume["persistentVolumeClaim"] or {}
+    claim = src.get("claimName")
+    if cluster.store.get("persistentvolumeclaims", ns, claim) is None:
+        raise NotReadyYet(f'persistentvolumeclaim "{claim}" not found', mount_failure=(
+            f"Unable to attach or mount volumes: unmounted volumes=[{name}], unattached volumes=[{name}], "
+            f"failed to process volumes=[{name}]: error processing PVC {ns}/{claim}: failed to fetch PVC "
+            f'from API server: persistentvolumeclaims "{claim}" not found'))
+    path = pathlib.Path(cluster.pvc_path(ns, claim))
+    path.mkdir(parents=True, exist_ok=True)
+    return Volume(name, path, bool(src.get("readOnly")), "persistentVolumeClaim", set())
+
+
+def _host_path_volume(volume: dict) -> Volume:
+    src = volume["hostPath"] or {}
+    path = pathlib.Path(src.get("path", "/"))
+    kind = src.get("type") or ""
+    if kind == "DirectoryOrCreate":
+        path.mkdir(parents=True, exist_ok=True)
+    elif kind == "FileOrCreate" and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    elif kind == "Directory" and not path.is_dir():
+        raise NotReadyYet(f"hostPath type check failed: {path} is not a directory")
+    elif kind == "File" and not path.is_file():
+        raise NotReadyYet(f"hostPath type check failed: {path} is not a file")
+    elif not kind and not path.exists():
+        raise NotReadyYet(f"hostPath {path} does not exist")
+    return Volume(volume.get("name"), path, False, "hostPath", set())
 
 
 def refresh_api_volume(cluster, pod: dict, volume: Volume, pod_ip: str | None) -> None:
@@ -289,7 +310,7 @@ def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict
             if obj is None:
                 if ref.get("optional"):
                     continue
-                raise ConfigError(f'{kind} "{ref.get("name")}" not found')
+                raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
             for key, value in _object_files(kind, obj).items():
                 env[prefix + key] = value.decode(errors="replace")
     for var in container.get("env") or []:
@@ -308,8 +329,8 @@ def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict
             if data is None or ref.get("key") not in data:
                 if ref.get("optional"):
                     continue
-                what = f'{kind} "{ref.get("name")}"' if data is None else f'key {ref.get("key")!r} in {kind} "{ref.get("name")}"'
-                raise ConfigError(f"{what} not found")
+                raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found' if data is None else
+                                  f'couldn\'t find key {ref.get("key")} in {kind[0].upper()}{kind[1:]} {ns}/{ref.get("name")}')
             env[name] = data[ref["key"]].decode(errors="replace")
         else:  # resourceFieldRef and the like: no resources here
             env[name] = "0"

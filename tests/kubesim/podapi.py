@@ -60,19 +60,18 @@ class PodStreamRoutes:
         pod = self._pod(request)
         name, query = pod["metadata"]["name"], request.query
         container = _log_container(pod, query.get("container"))
+        previous = _flag(query, "previous")
+        instance = podlogs.logged_instance(pod, container, previous)   # raises the kubelet's errors
         runtime = self._cluster.kubelet.runtime(pod["metadata"]["namespace"], name)
         if runtime is None:
             raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
-        previous = _flag(query, "previous")
-        if previous and _restart_count(pod, container) == 0:
-            raise errors.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
         tail = query.get("tailLines")
-        options = podlogs.LogOptions(follow=_flag(query, "follow") and not previous,
+        options = podlogs.LogOptions(follow=_flag(query, "follow"),
                                      tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None)
         path = runtime.log_path(container, previous=previous)
         with self._deletion_of(pod) as pod_gone:
-            return await podlogs.serve_log(request, path, options,
-                                           lambda: not pod_gone.is_set() and self._container_running(pod, container))
+            return await podlogs.serve_log(request, path, options, lambda: not pod_gone.is_set()
+                                           and self._instance_running(pod, container, instance))
 
     async def spdy_fallback(self, request: web.Request) -> web.StreamResponse:
         # The same checks as the websocket routes, so kubectl shows why its websocket was refused.
@@ -98,14 +97,13 @@ class PodStreamRoutes:
             raise errors.bad_request(f'pod "{name}" is not running (phase {phase})')
         return pod, runtime
 
-    def _container_running(self, pod: dict, container: str) -> bool:
+    def _instance_running(self, pod: dict, container: str, instance: str) -> bool:
+        """Whether that container instance (containerID) still runs: a follow ends with it."""
         current = self._cluster.store.get("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
         if current is None or current["metadata"].get("uid") != pod["metadata"].get("uid"):
             return False
-        for status in current.get("status", {}).get("containerStatuses", []):
-            if status.get("name") == container:
-                return "terminated" not in status.get("state", {})
-        return True
+        status = podlogs.container_status(current, container) or {}
+        return "running" in status.get("state", {}) and status.get("containerID") == instance
 
     @contextlib.contextmanager
     def _deletion_of(self, pod: dict) -> Iterator[asyncio.Event]:
@@ -124,8 +122,8 @@ class PodStreamRoutes:
             self._cluster.store.unsubscribe(on_event)
 
 
-def _container_names(pod: dict) -> list[str]:
-    return [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+def _container_names(pod: dict, field: str = "containers") -> list[str]:
+    return [c["name"] for c in pod.get("spec", {}).get(field) or []]
 
 
 def _exec_container(pod: dict, container: str | None) -> str:
@@ -139,20 +137,15 @@ def _exec_container(pod: dict, container: str | None) -> str:
 
 
 def _log_container(pod: dict, container: str | None) -> str:
-    names, name = _container_names(pod), pod["metadata"]["name"]
+    names, inits, name = _container_names(pod), _container_names(pod, "initContainers"), pod["metadata"]["name"]
     if container is None:
         if len(names) == 1:
             return names[0]
-        raise errors.bad_request(f"a container name must be specified for pod {name}, "
-                                 f"choose one of: [{' '.join(names)}]")
-    if container not in names:
+        raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                 f"[{' '.join(names)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+    if container not in names + inits:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
     return container
-
-
-def _restart_count(pod: dict, container: str) -> int:
-    statuses = pod.get("status", {}).get("containerStatuses", [])
-    return next((s.get("restartCount", 0) for s in statuses if s.get("name") == container), 0)
 
 
 def _flag(query, name: str) -> bool:

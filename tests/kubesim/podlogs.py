@@ -1,7 +1,16 @@
-"""pods/log: a container's output file served as text/plain, optionally followed.
+"""pods/log: a container instance's output file served as text/plain, optionally followed.
 
-The kubelet keeps plain output (no per-line times), so `timestamps` and `sinceSeconds` are
-accepted and ignored.
+Which instance, as the real kubelet picks it from the container's status: the running one,
+else the terminated one, else (waiting to restart) the one of lastState; `previous=true`: the
+one of lastState.terminated (during a crash-loop back-off that is the newest, dead, instance:
+the same as without `previous`, as on a real cluster). Errors are the kubelet's: `previous
+terminated container "c" in pod "p" not found`, `container "c" in pod "p" is waiting to start:
+ContainerCreating`.
+
+`follow` streams one instance: it ends when that instance ends (also when the container is
+then restarted: as `kubectl logs -f` on a real cluster, the new instance's output is not
+followed). The kubelet keeps plain output (no per-line times), so `timestamps` and
+`sinceSeconds` are accepted and ignored.
 """
 from __future__ import annotations
 
@@ -12,6 +21,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from . import errors
+
 CHUNK = 64 * 1024
 FOLLOW_POLL_SECONDS = 0.2
 
@@ -20,6 +31,39 @@ FOLLOW_POLL_SECONDS = 0.2
 class LogOptions:
     follow: bool
     tail_lines: int | None  # None: everything
+
+
+def container_status(pod: dict, container: str) -> dict | None:
+    status = pod.get("status") or {}
+    for s in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if s.get("name") == container:
+            return s
+    return None
+
+
+def logged_instance(pod: dict, container: str, previous: bool) -> str:
+    """The containerID whose output a log request gets; raises ApiError(400) worded as the kubelet's
+    validateContainerLogStatus."""
+    name = pod["metadata"]["name"]
+    status = container_status(pod, container)
+    if status is None:
+        raise errors.bad_request(f'container "{container}" in pod "{name}" is not available')
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    state = status.get("state") or {}
+    if previous:
+        if not last.get("containerID"):
+            raise errors.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+        return last["containerID"]
+    if "running" in state:
+        return status.get("containerID", "")
+    found = (state.get("terminated") or {}).get("containerID") or last.get("containerID")
+    if found:
+        return found
+    if "terminated" in state or last:
+        raise errors.bad_request(f'container "{container}" in pod "{name}" is terminated')
+    reason = (state.get("waiting") or {}).get("reason", "")
+    raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+                             if reason else f'container "{container}" in pod "{name}" is waiting to start - no logs yet')
 
 
 async def serve_log(request: web.Request, path: pathlib.Path, options: LogOptions,

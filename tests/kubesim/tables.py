@@ -114,10 +114,17 @@ def _svc_row(o):
 
 
 def _event_row(o):
-    inv = o.get("involvedObject") or {}
-    last = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
-    return [age(last), o.get("type", ""), o.get("reason", ""), f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}",
-            o.get("message", "")]
+    """As the apiserver prints an Event (wide: the priority-1 cells are always there)."""
+    inv, source = o.get("involvedObject") or {}, o.get("source") or {}
+    first = age(o.get("firstTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp"))
+    last = age(o["lastTimestamp"]) if o.get("lastTimestamp") else first
+    kind = (inv.get("kind") or "").lower()
+    target = f"{kind}/{inv['name']}" if inv.get("name") else kind
+    component = source.get("component") or o.get("reportingComponent") or ""
+    host = source.get("host") or o.get("reportingInstance") or ""
+    return [last, o.get("type", ""), o.get("reason", ""), target, inv.get("fieldPath", ""),
+            f"{component}, {host}" if host else component, (o.get("message") or "").strip(), first,
+            int(o.get("count") or 1), o["metadata"]["name"]]
 
 
 TABLES = {
@@ -144,7 +151,9 @@ TABLES = {
     "namespaces": ([NAME, _col("Status"), AGE],
                    lambda o: [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"),
                               age(o["metadata"].get("creationTimestamp"))]),
-    "events": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")], _event_row),
+    "events": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Subobject", priority=1),
+                _col("Source", priority=1), _col("Message"), _col("First Seen", priority=1),
+                _col("Count", priority=1), _col("Name", priority=1)], _event_row),
     "rolebindings.rbac.authorization.k8s.io": (
         [NAME, _col("Role"), AGE],
         lambda o: [o["metadata"]["name"], f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",

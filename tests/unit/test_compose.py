@@ -20,10 +20,24 @@ def bind(source: str, target: str = "/mnt") -> dict:
 
 # --- default files ---------------------------------------------------------------------------------
 
-def test_default_file_is_the_one_compose_file_plus_its_override(tmp_path):
+def test_default_file_is_the_one_compose_file_without_its_override_as_in_preevy(tmp_path):
     (tmp_path / "compose.yaml").write_text("services: {}\n")
     (tmp_path / "compose.override.yml").write_text("services: {}\n")
-    assert compose.default_files(tmp_path, {}) == [tmp_path / "compose.yaml", tmp_path / "compose.override.yml"]
+    assert compose.default_files(tmp_path, {}) == [tmp_path / "compose.yaml"]
+
+
+def test_an_override_file_alone_is_the_default_file(tmp_path):
+    (tmp_path / "docker-compose.override.yaml").write_text("services: {}\n")
+    assert compose.default_files(tmp_path, {}) == [tmp_path / "docker-compose.override.yaml"]
+
+
+def test_the_system_file_compose_preevy_goes_first(tmp_path):
+    (tmp_path / "compose.preevy.yml").write_text("services: {}\n")
+    assert compose.system_files(tmp_path) == [tmp_path / "compose.preevy.yml"]
+    (tmp_path / "docker-compose.preevy.yaml").write_text("services: {}\n")
+    with pytest.raises(PreevyError) as err:
+        compose.system_files(tmp_path)
+    assert "compose.preevy.yml, docker-compose.preevy.yaml" in err.value.message
 
 
 def test_several_compose_files_is_an_error_naming_them(tmp_path):

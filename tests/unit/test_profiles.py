@@ -95,6 +95,13 @@ def test_default_profile_is_created_on_first_use_and_said_once(environ, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_default_profile_of_a_dry_run_is_not_saved(environ, capsys):
+    profile = profiles.load_profile(args(), environ, save_default=False)
+    assert (profile.name, profile.id) == ("default", "default")
+    assert "without saving it (a dry run writes nothing)" in capsys.readouterr().err
+    assert profiles.LocalStore(environ).load("default") is None
+
+
 def test_default_profile_works_when_it_cannot_be_saved(environ, tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "file"))

@@ -1,7 +1,8 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
-from kubectl_preevy import console, environment, messages, urls
+from kubectl_preevy import console, environment, lock, messages, urls
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.kubectl import Kubectl
 
 
 def run(args) -> int:
@@ -9,13 +10,8 @@ def run(args) -> int:
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
     kubectl = current.kubectl
-    with shared.sigterm_as_interrupt():
-        # Objects already marked deleted are included: that is an interrupted `down` to finish.
-        targets = {env.instance: env.types for env in environment.find(kubectl, current.profile.id, env_id,
-                                                                       include_deleted=True)}
-        if not targets:
-            leftovers = environment.leftover_instances(kubectl, current.profile.id, env_id)
-            targets = {instance: list(environment.LEFTOVER_TYPES) for instance in leftovers}
+    with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "down", timeout):
+        targets = _targets(kubectl, current.profile.id, env_id)
         if not targets:
             if args.force:
                 return 0
@@ -30,3 +26,13 @@ def run(args) -> int:
     else:
         console.result(env_id)
     return 0
+
+
+def _targets(kubectl: Kubectl, profile_id: str, env_id: str) -> dict[str, list[str]]:
+    """instance -> the types of its objects. Objects already marked deleted are included (an interrupted
+    `down` to finish), and so are those left when the docker-host StatefulSet is already gone."""
+    targets = {env.instance: env.types for env in environment.find(kubectl, profile_id, env_id, include_deleted=True)}
+    if targets:
+        return targets
+    return {instance: list(environment.LEFTOVER_TYPES)
+            for instance in environment.leftover_instances(kubectl, profile_id, env_id)}

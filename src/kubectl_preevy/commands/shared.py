@@ -40,7 +40,7 @@ def load_run(args, *, project: str = "required") -> Run:
             args.files or not args.env_id or compose.default_files(cwd, environ, required=False))):
         compose_project = compose.load_project(getattr(args, "files", None), getattr(args, "project", None), cwd,
                                                environ)
-    profile = profiles.load_profile(args, environ)
+    profile = profiles.load_profile(args, environ, save_default=not getattr(args, "dry_run", False))
     options = options_module.resolve_options(
         args, compose_project.x_preevy if compose_project else None,
         compose_project.files[0] if compose_project else None, profile, environ)

@@ -4,7 +4,7 @@ import json
 import os
 import tempfile
 
-from kubectl_preevy import compose, console, docker, environment, filesync, messages, naming, template, urls
+from kubectl_preevy import compose, console, docker, environment, filesync, lock, messages, naming, template, urls
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
@@ -16,15 +16,17 @@ def run(args) -> int:
     env_id = shared.env_id(args, current)
     with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
-        existing = _existing(current, env_id)
-        objects = _objects(current, env_id, existing)
         if args.dry_run:
-            console.result(template.manifest_yaml(objects))
+            console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
             return 0
-        env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout)
-        console.step(messages.WAITING_READY.format(name=env.name))
-        environment.wait_ready(current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id))
-        services, stats = _deploy(current, env)
+        _objects(current, env_id, None)     # a template that does not render or validate fails before the lock
+        with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
+            existing = _existing(current, env_id)
+            env = _apply(current, env_id, existing, _objects(current, env_id, existing), recreate=args.recreate,
+                         timeout=timeout)
+            console.step(messages.WAITING_READY.format(name=env.name))
+            environment.wait_ready(current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id))
+            services, stats = _deploy(current, env)
     _report(args, current, env_id, env, services, stats)
     return 0
 
