@@ -157,8 +157,9 @@ def unready_reason(kubectl: Kubectl, name: str) -> str:
     for status in statuses:
         waiting = (status.get("state") or {}).get("waiting")
         if waiting:
-            return one_line(messages.REASON_WAITING.format(container=status["name"], reason=waiting.get("reason", ""),
-                                                           message=waiting.get("message", "")).rstrip(": "))
+            return _one_line(messages.REASON_WAITING.format(
+                container=status["name"], reason=waiting.get("reason", ""), message=waiting.get("message", "")
+            ).rstrip(": "))
     return messages.REASON_NOT_READY.format(pod=pod_name)
 
 
@@ -168,7 +169,7 @@ def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> 
     last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
     reason = messages.REASON_EXITED.format(container=status["name"], code=terminated.get("exitCode"),
                                            restarts=status.get("restartCount", 0))
-    return one_line(messages.REASON_LAST_LOG_LINE.format(reason=reason, line=last_line) if last_line else reason)
+    return _one_line(messages.REASON_LAST_LOG_LINE.format(reason=reason, line=last_line) if last_line else reason)
 
 
 def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = None) -> str | None:
@@ -184,10 +185,10 @@ def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = No
         return None
     latest = max(events, key=lambda e: (e.get("reason") != "BackOff",
                                         e.get("lastTimestamp") or e.get("eventTime") or ""))
-    return one_line(f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": "))
+    return _one_line(f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": "))
 
 
-def one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
+def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
     """text with its whitespace runs (newlines of a probe's output...) as single spaces, cut to limit."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + "..."

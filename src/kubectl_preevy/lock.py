@@ -70,7 +70,7 @@ class EnvironmentLock:
         self.holder = holder
         self.name = lock_name(profile_id, env_id)
         self.labels = naming.sanitize_labels({naming.LABEL_PROFILE_ID: profile_id, naming.LABEL_ENV_ID: env_id,
-                                              "app.kubernetes.io/managed-by": "kubectl-preevy"})
+                                              naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
         self._resource_version: str | None = None
         self._released = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -102,13 +102,18 @@ class EnvironmentLock:
         self._renewer.start()
 
     def release(self) -> None:
-        """Stop renewing, and delete the lock if it is still ours."""
+        """Stop renewing, and delete the lock if it is still ours. A cluster that does not answer now does
+        not hide the error the run may be ending with: the lock then expires on its own."""
         self._released.set()
         if self._renewer is not None:
             self._renewer.join()
-        current = self._current()
-        if current is not None and self._holder_and_expiry(current)[0] == self.holder:
-            self.kubectl.run("delete", "configmap", self.name, "--ignore-not-found")
+        try:
+            current = self._current()
+            if current is not None and self._holder_and_expiry(current)[0] == self.holder:
+                self.kubectl.run("delete", "configmap", self.name, "--ignore-not-found")
+        except PreevyError as err:
+            console.warn(messages.LOCK_NOT_RELEASED.format(env_id=self.env_id, error=err.message,
+                                                           seconds=LEASE_SECONDS))
 
     def _take_over(self, current: dict, holder: str, expires_at: str | None) -> str | None:
         resource_version = self._write(current["metadata"]["resourceVersion"])

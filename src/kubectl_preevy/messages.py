@@ -114,6 +114,8 @@ LOCK_BROKEN = ("the lock of environment {env_id} held by {holder} expired at {ex
                "releasing it): taking it over")
 LOCK_TIMEOUT = ("environment {env_id} is still locked by {holder} after {timeout}: let that run finish and retry, or "
                 "pass a longer --timeout (a lock left behind by a crashed run is taken over after {expires_at})")
+LOCK_NOT_RELEASED = ("could not release the lock of environment {env_id} ({error}): the next run takes it over "
+                     "within {seconds}s")
 LOCK_LOST = ("the lock of environment {env_id} was taken over by another run (this one did not renew it in time): "
              "check the environment once both have finished")
 CREATING = "creating environment {env_id} in namespace {namespace}"

@@ -23,6 +23,8 @@ LABEL_ENV_ID = "preevy.dev/env-id"
 LABEL_INSTANCE = "preevy.dev/instance"
 LABEL_DELETED = "preevy.dev/deleted"
 LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubectl-preevy"       # its value on everything we create
 DOCKER_HOST_COMPONENT = "docker-host"
 
 ANNOTATION_PROFILE_ID = "preevy.dev/profile-id"
@@ -157,7 +159,8 @@ def stable_json(value) -> str:
 
 
 def js_number(value: int | float) -> str:
-    """A number as JavaScript prints it: 5.0 -> "5", 1e-07 -> "1e-7", NaN -> "null" (as JSON.stringify)."""
+    """A number (or boolean) as JavaScript prints it: 5.0 -> "5", 1e-07 -> "1e-7", True -> "true",
+    NaN -> "null" (as JSON.stringify)."""
     if isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, int):

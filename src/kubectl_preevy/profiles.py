@@ -14,18 +14,15 @@ import pathlib
 import re
 from collections.abc import Mapping
 
-from kubectl_preevy import messages, naming, process
+from kubectl_preevy import console, messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 
-API_VERSION = "kubectl-preevy/v1"
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILE_ID = "default"      # deterministic: a laptop and a fresh CI machine find the same environments
 PROFILE_ENV_VAR = "PREEVY_PROFILE"
 STORE_LOCAL = "local"
 STORE_CLUSTER = "cluster"
 CONFIGMAP_PREFIX = "preevy-profile-"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kubectl-preevy"
 LABEL_PROFILE = "preevy.dev/profile"
 CONFIGMAP_ID_KEY = "profile-id"
 CONFIGMAP_TEMPLATE_KEY = "template.yaml.njk"
@@ -66,11 +63,7 @@ def new_profile_id(name: str) -> str:
 
 
 def option_to_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return naming.js_number(value)
-    return str(value)
+    return naming.js_number(value) if isinstance(value, (int, float)) else str(value)
 
 
 # --- local store ------------------------------------------------------------------------------------
@@ -125,7 +118,7 @@ class LocalStore:
         import yaml
 
         path = self.path(profile.name)
-        document = {"apiVersion": API_VERSION, "kind": "Profile", "name": profile.name, "id": profile.id,
+        document = {"apiVersion": console.API_VERSION, "kind": "Profile", "name": profile.name, "id": profile.id,
                     "options": dict(profile.options)}
         _write_atomically(path, yaml.safe_dump(document, sort_keys=False))
         profile.store, profile.location = STORE_LOCAL, str(path)
@@ -221,7 +214,7 @@ class ClusterStore:
         return self._parse(json.loads(result.stdout), name) if result.stdout.strip() else None
 
     def list(self) -> list[Profile]:
-        result = self._kubectl("get", "configmaps", "-l", f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_PROFILE}",
+        result = self._kubectl("get", "configmaps", "-l", f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},{LABEL_PROFILE}",
                                "-o", "json", action="list", name="*")
         items = json.loads(result.stdout).get("items", [])
         profiles = [self._parse(item, item.get("metadata", {}).get("labels", {}).get(LABEL_PROFILE, ""))
@@ -261,7 +254,7 @@ class ClusterStore:
         if profile.options.get("template"):
             data[CONFIGMAP_TEMPLATE_KEY] = _read_template(str(profile.options["template"]))
         metadata = {"name": CONFIGMAP_PREFIX + profile.name,
-                    "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_PROFILE: profile.name}}
+                    "labels": {naming.LABEL_MANAGED_BY: naming.MANAGED_BY, LABEL_PROFILE: profile.name}}
         return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
 
     def create(self, profile: Profile) -> None:
@@ -319,8 +312,6 @@ def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True)
 
 
 def _default_profile(args, environ: Mapping[str, str], save: bool) -> Profile:
-    from kubectl_preevy import console
-
     local = LocalStore(environ)
     profile = local.load(DEFAULT_PROFILE)
     if profile:

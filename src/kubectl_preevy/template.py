@@ -15,7 +15,6 @@ from kubectl_preevy import __version__, messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 OPTIONAL_VARIABLES = frozenset({"storageClass"})
-MANAGED_BY = "kubectl-preevy"
 PVC_TYPE = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
 CLUSTER_SCOPED_KINDS = frozenset({
     "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
@@ -59,9 +58,7 @@ def yaml_value(value) -> str:
         return ""
     if isinstance(value, markupsafe.Markup):
         return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)):      # booleans too: true / false
         return naming.js_number(value)
     if isinstance(value, str):
         return value if is_plain_yaml(value) else json.dumps(value)
@@ -321,7 +318,7 @@ def add_environment_metadata(objects: list[dict], *, profile_id: str, env_id: st
             naming.LABEL_ENV_ID: env_id,
             naming.LABEL_INSTANCE: instance,
             "app.kubernetes.io/instance": instance,
-            "app.kubernetes.io/managed-by": MANAGED_BY,
+            naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
             "app.kubernetes.io/name": env_id,
             "app.kubernetes.io/part-of": profile_id,
             "app.kubernetes.io/version": __version__,

@@ -150,30 +150,30 @@ PROBE = "readinessProbe:\n          httpGet:\n            path: /_ping\n        
 FAILING_PROBE = ('readinessProbe:\n          exec:\n            command: ["sh", "-c", "echo docker is not ready; '
                  'echo try later; exit 1"]\n')
 NEVER_READY = [
-    # (env id, what the template gets wrong, the reason the error must give)
-    ("crashes", (DOCKERD, '"sh", "-c", "echo dockerd is missing >&2; exit 3"'),
+    # (env id, what the template gets wrong, --timeout, the reason the error must give)
+    ("crashes", (DOCKERD, '"sh", "-c", "echo dockerd is missing >&2; exit 3"'), "5s",
      r"container docker exited with code 3 \(restart count \d+\), its last log line: dockerd is missing"),
-    ("probe-fails", (PROBE, FAILING_PROBE), "Unhealthy: Readiness probe failed: docker is not ready try later"),
-    ("mount-fails", (DOCKER_CONFIG_VOLUME, DOCKER_CONFIG_VOLUME.replace("-dc", "-missing")),
+    ("probe-fails", (PROBE, FAILING_PROBE), "8s", "Unhealthy: Readiness probe failed: docker is not ready try later"),
+    ("mount-fails", (DOCKER_CONFIG_VOLUME, DOCKER_CONFIG_VOLUME.replace("-dc", "-missing")), "5s",
      r'FailedMount: MountVolume.SetUp failed for volume "docker-config" : configmap "default-mount-fails-\w+-missing" '
      "not found"),
 ]
 
 
-@pytest.mark.parametrize("env_id, change, reason", NEVER_READY, ids=[case[0] for case in NEVER_READY])
+@pytest.mark.parametrize("env_id, change, timeout, reason", NEVER_READY, ids=[case[0] for case in NEVER_READY])
 def test_pod_never_ready_names_the_most_telling_reason_and_the_cleanup(project, env, namespace, kubesim, tmp_path,
-                                                                        env_id, change, reason):
+                                                                        env_id, change, timeout, reason):
     template = tmp_path / "never-ready.yaml.njk"
     text = TEMPLATE.read_text()
     assert change[0] in text
     template.write_text(text.replace(*change))
     flags = ["--id", env_id, "-n", namespace]
-    result = preevy("up", *flags, "--kube-pod-template", str(template), "--timeout", "8s", cwd=project, env=env)
+    result = preevy("up", *flags, "--kube-pod-template", str(template), "--timeout", timeout, cwd=project, env=env)
     events = kubesim.kubectl("get", "events", "-n", namespace, "--field-selector", "type=Warning").stdout
     assert "no profile yet: created profile 'default' (id default)" in result.stderr      # says it on first use
-    line = failed(result, TIMEOUT, f"environment {env_id} not ready after 8s: ",
+    line = failed(result, TIMEOUT, f"environment {env_id} not ready after {timeout}: ",
                   f"remove with `kubectl preevy down --id {env_id} --namespace={namespace}`")
-    assert re.search(f"not ready after 8s: {reason}; inspect with `kubectl describe pod ", line), (
+    assert re.search(f"not ready after {timeout}: {reason}; inspect with `kubectl describe pod ", line), (
         f"{line}\nthe emulator's warning events:\n{events}")
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, f"preevy.dev/env-id={env_id}") == []

@@ -1,9 +1,11 @@
 """In-process checks of the API half's building blocks (no kubectl)."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.kubesim import errors, patching, selectors
+from tests.kubesim import errors, events, patching, selectors
 from tests.kubesim.store import Store
 
 
@@ -56,3 +58,38 @@ def test_store_history_and_gone():
     assert [e[1] for e in events] == ["ADDED", "ADDED"]
     gone = s.remove("configmaps", "n", "c0")
     assert int(gone["metadata"]["resourceVersion"]) == s.resource_version
+
+
+def test_event_recorder_aggregates_repeats_and_writes_them_sparingly(monkeypatch):
+    monkeypatch.setattr(events, "WRITE_INTERVAL", 0.2)
+    store = Store()
+    writes = []
+    store.subscribe(lambda kind, key, obj: writes.append((kind, obj.get("count"))) if key == "events" else None)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x-0", "namespace": "n", "uid": "u"}}
+    recorder = events.EventRecorder(store, "node", lambda ns: True)
+
+    async def probe_failing(times: int) -> None:
+        for _ in range(times):
+            recorder.record(pod, "Unhealthy", "Readiness probe failed: no", "Warning", "kubelet", "spec.containers{c}")
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)          # the last repeats are written within WRITE_INTERVAL
+    asyncio.run(probe_failing(60))
+    [event] = store.list("events")
+    assert event["count"] == 60 and event["involvedObject"]["fieldPath"] == "spec.containers{c}"
+    assert writes[0] == ("ADDED", 1) and writes[-1] == ("MODIFIED", 60)
+    assert len(writes) <= 6               # about 0.6 s of repeats, written every 0.2 s
+
+
+def test_event_recorder_combines_similar_events():
+    store = Store()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x-0", "namespace": "n", "uid": "u"}}
+    recorder = events.EventRecorder(store, "node", lambda ns: True)
+
+    async def varying(times: int) -> None:
+        for i in range(times):
+            recorder.record(pod, "Unhealthy", f"Readiness probe failed: {i}", "Warning", "kubelet")
+        recorder.flush()
+    asyncio.run(varying(12))
+    found = {e["message"]: e["count"] for e in store.list("events")}
+    assert len(found) == 10               # 9 distinct ones, then one combined series with the latest message
+    assert found["(combined from similar events): Readiness probe failed: 11"] == 3

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from . import errors
-from .handlers import respond
+from .api_request import respond
 
 log = logging.getLogger("kubesim.control")
 

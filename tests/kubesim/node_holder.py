@@ -162,20 +162,7 @@ def resolve_program(name, env):
 
 def container_init(sock, req, staged, logdirs, wakeup_fds):
     """Runs in a fresh pid namespace (we are its pid 1). Never returns."""
-    try:
-        signal.set_wakeup_fd(-1)
-        for fd in wakeup_fds:
-            os.close(fd)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.setsid()
-        podns.set_process_name("kubesim-init")
-        name, filename = req["log"]
-        log_fd = os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644, dir_fd=logdirs[name])
-    except BaseException as e:  # noqa: BLE001
-        try:
-            send(sock, {"ev": "started", "id": req["id"], "error": f"container setup: {e}"})
-        finally:
-            os._exit(128)
+    log_fd = _init_process(sock, req, logdirs, wakeup_fds)
 
     def note(text):
         try:
@@ -183,31 +170,9 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
         except OSError:
             pass
 
-    env = req["env"]
-    argv = req["argv"]
+    env, argv = req["env"], req["argv"]
     try:
-        podns.unshare(podns.CLONE_NEWNS)
-        podns.mount(None, "/", None, podns.MS_REC | podns.MS_PRIVATE)
-        private = list(PRIVATE_ROOTS)
-        mounts = sorted(((os.path.realpath(m["dst"]), staged[m["src"]], bool(m.get("ro"))) for m in req["mounts"]),
-                        key=lambda m: m[0].rstrip("/").count("/"))
-        targets = [m[0] for m in mounts]
-        cwd = os.path.realpath(req.get("cwd") or "/")
-        # First every mount point (and the working dir) outside the volumes, overlays included, so
-        # that no overlay covers a volume; then the volumes, and what lies inside them.
-        outside = [(t, os.path.isdir(src)) for t, src, _ in mounts if not _strictly_under(t, targets)]
-        if not _under(cwd, targets):
-            outside.append((cwd, True))
-        ensure_paths(outside, private, req["id"].replace("/", "_"))
-        for target, source, ro in mounts:
-            ensure_paths([(target, os.path.isdir(source))], private + targets, "x")
-            podns.mount(source, target, None, podns.MS_BIND | podns.MS_REC)
-            if ro:
-                podns.mount(None, target, None, podns.MS_BIND | podns.MS_REMOUNT | podns.MS_RDONLY)
-        ensure_paths([(cwd, True)], private + targets, "x")
-        podns.umount(STAGING, podns.MNT_DETACH)
-        podns.mount("proc", "/proc", "proc", podns.MS_NOSUID | podns.MS_NODEV | podns.MS_NOEXEC)
-        os.chdir(cwd)  # `nsenter --wd` (kubectl exec) takes the working dir of this process
+        cwd = _make_mounts(req, staged)
         program = resolve_program(argv[0], env) if argv else None
     except BaseException as e:  # noqa: BLE001
         note(f"cannot create the container: {e}")
@@ -219,35 +184,85 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
     why = None
     if idle:
         why = "no command given (the image's entrypoint is unknown)" if not argv else f"{argv[0]}: not found on the host"
-        if req.get("missing") == "exit0":
-            note(f"{why}: counts as completed")
-        else:
-            note(f"{why}: the container runs idle")
+        note(f"{why}: counts as completed" if req.get("missing") == "exit0" else f"{why}: the container runs idle")
     send(sock, {"ev": "started", "id": req["id"], "idle": idle, "note": why})
     sock.close()
-
     if idle and req.get("missing") == "exit0":
         os._exit(0)
-    main = None
-    if not idle:
-        main = os.fork()
-        if main == 0:
-            try:
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
-                null = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(log_fd, 1)
-                os.dup2(log_fd, 2)
-                os.closerange(3, 1 << 16)
-                os.chdir(cwd)
-                os.execve(program, argv, env)
-            except OSError as e:
-                os.write(2, f"kubesim: exec {argv[0]}: {e.strerror}\n".encode())
-                os._exit(126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127)
-            finally:
-                os._exit(127)
+    _forward_signals_and_wait(None if idle else _start_program(program, argv, env, log_fd, cwd))
 
+
+def _init_process(sock, req, logdirs, wakeup_fds):
+    """The container init's own setup; returns the container's log file descriptor."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for fd in wakeup_fds:
+            os.close(fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        podns.set_process_name("kubesim-init")
+        name, filename = req["log"]
+        return os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644, dir_fd=logdirs[name])
+    except BaseException as e:  # noqa: BLE001
+        try:
+            send(sock, {"ev": "started", "id": req["id"], "error": f"container setup: {e}"})
+        finally:
+            os._exit(128)
+
+
+def _make_mounts(req, staged):
+    """The container's own mount namespace: its volumes, missing mount points and working dir
+    created, /proc remounted. Returns the working dir (we are in it)."""
+    podns.unshare(podns.CLONE_NEWNS)
+    podns.mount(None, "/", None, podns.MS_REC | podns.MS_PRIVATE)
+    private = list(PRIVATE_ROOTS)
+    mounts = sorted(((os.path.realpath(m["dst"]), staged[m["src"]], bool(m.get("ro"))) for m in req["mounts"]),
+                    key=lambda m: m[0].rstrip("/").count("/"))
+    targets = [m[0] for m in mounts]
+    cwd = os.path.realpath(req.get("cwd") or "/")
+    # First every mount point (and the working dir) outside the volumes, overlays included, so
+    # that no overlay covers a volume; then the volumes, and what lies inside them.
+    outside = [(t, os.path.isdir(src)) for t, src, _ in mounts if not _strictly_under(t, targets)]
+    if not _under(cwd, targets):
+        outside.append((cwd, True))
+    ensure_paths(outside, private, req["id"].replace("/", "_"))
+    for target, source, ro in mounts:
+        ensure_paths([(target, os.path.isdir(source))], private + targets, "x")
+        podns.mount(source, target, None, podns.MS_BIND | podns.MS_REC)
+        if ro:
+            podns.mount(None, target, None, podns.MS_BIND | podns.MS_REMOUNT | podns.MS_RDONLY)
+    ensure_paths([(cwd, True)], private + targets, "x")
+    podns.umount(STAGING, podns.MNT_DETACH)
+    podns.mount("proc", "/proc", "proc", podns.MS_NOSUID | podns.MS_NODEV | podns.MS_NOEXEC)
+    os.chdir(cwd)  # `nsenter --wd` (kubectl exec) takes the working dir of this process
+    return cwd
+
+
+def _start_program(program, argv, env, log_fd, cwd):
+    """Forks the container's program (pid 2), output to the log file. Returns its pid."""
+    main = os.fork()
+    if main == 0:
+        try:
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.closerange(3, 1 << 16)
+            os.chdir(cwd)
+            os.execve(program, argv, env)
+        except OSError as e:
+            os.write(2, f"kubesim: exec {argv[0]}: {e.strerror}\n".encode())
+            os._exit(126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127)
+        finally:
+            os._exit(127)
+    return main
+
+
+def _forward_signals_and_wait(main):
+    """Forwards SIGTERM & co to the program, reaps, exits with its status (main None: idle,
+    exit at the first such signal)."""
     def on_signal(sig, _frame):
         if main is None:
             os._exit(128 + sig)
@@ -270,25 +285,76 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
 
 # ---------------------------------------------------------------- holder main loop
 
-def holder_main(spec, sock):
-    podns.set_process_name("kubesim-pod")
-    try:
-        staged, logdirs = setup_pod(spec)
-    except BaseException as e:  # noqa: BLE001
-        send(sock, {"ev": "fatal", "msg": str(e)})
-        os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    running = {}  # pid (in the pod's pid ns) -> container instance id
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ)
-    sel.register(wake_r, selectors.EVENT_READ)
-    send(sock, {"ev": "ready"})
+class PodHolder:
+    """pid 1 of the pod's pid namespace: starts and signals container instances on request,
+    reaps every orphan, reports container exits."""
 
-    def reap():
+    def __init__(self, spec, sock):
+        self.sock = sock
+        self.staged, self.logdirs = setup_pod(spec)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.running = {}  # pid (in the pod's pid ns) -> container instance id
+
+    def serve(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ)
+        sel.register(self.wake_r, selectors.EVENT_READ)
+        send(self.sock, {"ev": "ready"})
+        while True:
+            for key, _ in sel.select():
+                if key.fileobj is self.sock:
+                    self.request()
+                else:
+                    self.drain_wakeups()
+                    self.reap()
+
+    def request(self):
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+        req = json.loads(data)
+        if req["op"] == "start":
+            self.start(req)
+        elif req["op"] == "kill":
+            for pid, cid in self.running.items():
+                if cid == req["id"]:
+                    try:
+                        os.kill(pid, req["sig"])
+                    except OSError:
+                        pass
+
+    def start(self, req):
+        podns.unshare(podns.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except OSError as e:
+            send(self.sock, {"ev": "started", "id": req["id"], "error": f"fork: {e}"})
+            send(self.sock, {"ev": "exit", "id": req["id"], "code": 128})
+            pid = None
+        if pid == 0:
+            try:
+                container_init(self.sock, req, self.staged, self.logdirs, (self.wake_r, self.wake_w))
+            finally:
+                os._exit(128)
+        podns.setns(self.own_pidns, podns.CLONE_NEWPID)
+        if pid:
+            self.running[pid] = req["id"]
+
+    def drain_wakeups(self):
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def reap(self):
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -296,50 +362,19 @@ def holder_main(spec, sock):
                 return
             if pid == 0:
                 return
-            cid = running.pop(pid, None)
+            cid = self.running.pop(pid, None)
             if cid is not None:
-                send(sock, {"ev": "exit", "id": cid, "code": exit_code(status)})
+                send(self.sock, {"ev": "exit", "id": cid, "code": exit_code(status)})
 
-    while True:
-        for key, _ in sel.select():
-            if key.fileobj is sock:
-                try:
-                    data = sock.recv(1 << 20)
-                except OSError:
-                    data = b""
-                if not data:
-                    os._exit(0)
-                req = json.loads(data)
-                if req["op"] == "start":
-                    podns.unshare(podns.CLONE_NEWPID)
-                    try:
-                        pid = os.fork()
-                    except OSError as e:
-                        send(sock, {"ev": "started", "id": req["id"], "error": f"fork: {e}"})
-                        send(sock, {"ev": "exit", "id": req["id"], "code": 128})
-                        pid = None
-                    if pid == 0:
-                        try:
-                            container_init(sock, req, staged, logdirs, (wake_r, wake_w))
-                        finally:
-                            os._exit(128)
-                    podns.setns(own_pidns, podns.CLONE_NEWPID)
-                    if pid:
-                        running[pid] = req["id"]
-                elif req["op"] == "kill":
-                    for pid, cid in running.items():
-                        if cid == req["id"]:
-                            try:
-                                os.kill(pid, req["sig"])
-                            except OSError:
-                                pass
-            else:
-                try:
-                    while os.read(wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
-                reap()
+
+def holder_main(spec, sock):
+    podns.set_process_name("kubesim-pod")
+    try:
+        holder = PodHolder(spec, sock)
+    except BaseException as e:  # noqa: BLE001
+        send(sock, {"ev": "fatal", "msg": str(e)})
+        os._exit(1)
+    holder.serve()
 
 
 def main():

@@ -6,8 +6,9 @@ import logging
 from aiohttp import web
 
 from . import errors
+from .api_request import status_response
 from .control import add_control_routes
-from .handlers import Api, status_response
+from .handlers import Api
 
 log = logging.getLogger("kubesim.server")
 

@@ -1,7 +1,7 @@
 """The URL table and its versioned JSON."""
 import json
 
-from kubectl_preevy import urls
+from kubectl_preevy import console, urls
 from kubectl_preevy.docker import PublishedPort
 
 PORTS = [PublishedPort("api", 3000, 3000), PublishedPort("web", 80, 8080)]
@@ -24,7 +24,7 @@ def test_table_is_aligned_with_an_upper_case_header():
 def test_json_document_is_versioned():
     document = urls.environment_document("shop-main", "previews", "default-shop-main-ab12c",
                                          urls.service_urls(PORTS[:1]), instance="default-shop-main-ab12c")
-    assert json.loads(urls.to_json(document)) == {
+    assert json.loads(console.to_json(document)) == {
         "apiVersion": "kubectl-preevy/v1", "kind": "Environment", "envId": "shop-main", "namespace": "previews",
         "statefulSet": "default-shop-main-ab12c",
         "services": [{"service": "api", "port": 3000, "url": "http://localhost:3000"}],

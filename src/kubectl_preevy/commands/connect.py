@@ -58,7 +58,7 @@ def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
 
 def _report(args, env_id: str, current: Run, env: environment.Environment, service_urls: list[urls.ServiceUrl]):
     if args.output == "json":
-        console.result(urls.to_json(urls.environment_document(env_id, current.kubectl.namespace, env.name,
+        console.result(console.to_json(urls.environment_document(env_id, current.kubectl.namespace, env.name,
                                                               service_urls, instance=env.instance)))
     else:
         console.result(urls.urls_table(service_urls))

@@ -1,5 +1,5 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
-from kubectl_preevy import console, environment, lock, messages, urls
+from kubectl_preevy import console, environment, lock, messages
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -21,8 +21,9 @@ def run(args) -> int:
             console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
             environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
     if args.output == "json":
-        console.result(urls.to_json({"apiVersion": urls.API_VERSION, "kind": "DeletedEnvironment", "envId": env_id,
-                                     "namespace": kubectl.namespace, "instances": sorted(targets)}))
+        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "DeletedEnvironment",
+                                        "envId": env_id, "namespace": kubectl.namespace,
+                                        "instances": sorted(targets)}))
     else:
         console.result(env_id)
     return 0

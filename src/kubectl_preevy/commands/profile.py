@@ -1,6 +1,5 @@
 """`kubectl preevy profile ls|show|use|rm|config set|config unset`: manage profiles (local and in-cluster)."""
 import argparse
-import json
 import os
 import pathlib
 
@@ -30,12 +29,12 @@ def _ls(args, environ) -> int:
         console.warn(messages.PROFILE_CLUSTER_LIST_FAILED.format(detail=getattr(err, "detail", err.message)))
     items = [listed[name].to_dict(current=name == current) for name in sorted(listed)]
     if args.output == "json":
-        console.result(_json({"apiVersion": profiles.API_VERSION, "kind": "ProfileList", "current": current,
-                              "items": items}))
+        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current,
+                                        "items": items}))
     else:
-        console.result(_table(["CURRENT", "NAME", "ID", "STORE", "OPTIONS"],
-                              [["*" if item["current"] else "", item["name"], item["id"], item["store"],
-                                _options_text(item["options"])] for item in items]))
+        console.result(console.table([["*" if item["current"] else "", item["name"], item["id"], item["store"],
+                                       _options_text(item["options"])] for item in items],
+                                     ["current", "name", "id", "store", "options"]))
     return 0
 
 
@@ -45,7 +44,7 @@ def _show(args, environ) -> int:
     profile = _named_profile(args.name, args, environ) if args.name else profiles.load_profile(args, environ)
     document = profile.to_dict(current=profiles.LocalStore(environ).current() == profile.name)
     if args.output == "json":
-        console.result(_json({"apiVersion": profiles.API_VERSION, "kind": "Profile", **document}))
+        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "Profile", **document}))
         return 0
     lines = [f"name: {profile.name}", f"id: {profile.id}", f"store: {profile.store} ({profile.location})",
              f"current: {'yes' if document['current'] else 'no'}", "options:"]
@@ -56,18 +55,8 @@ def _show(args, environ) -> int:
     return 0
 
 
-def _json(document: dict) -> str:
-    return json.dumps(document, indent=2)
-
-
 def _options_text(values: dict) -> str:
     return " ".join(f"{key}={profiles.option_to_text(value)}" for key, value in sorted(values.items())) or "-"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[column])) for row in [header, *rows]) for column in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in [header, *rows])
 
 
 # --- use / rm --------------------------------------------------------------------------------------

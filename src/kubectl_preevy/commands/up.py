@@ -90,7 +90,7 @@ def _report(args, current: Run, env_id: str, env: Environment, services, stats: 
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     if args.output == "json":
-        console.result(urls.to_json(urls.environment_document(
+        console.result(console.to_json(urls.environment_document(
             env_id, namespace, env.name, service_urls, instance=env.instance, connect=connect, sync=stats.as_json())))
         return
     if service_urls:

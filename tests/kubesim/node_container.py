@@ -1,0 +1,301 @@
+"""One container of a pod on the kubesim node: its instances, restarts, probes, state and events.
+
+A `Container` starts an instance in the pod's sandbox (node_sandbox.Holder), waits for it to
+exit, records the exit (state terminated), and restarts it per restartPolicy after a back-off
+(1 s, 2 s, 4 s ... capped at 30 s, reset after 60 s of running), shown as waiting
+CrashLoopBackOff with the exit moved to lastState. While an instance of a regular container
+runs, its startup, readiness and liveness probes run (node_probes.py); a failed liveness or
+startup probe kills the instance (SIGTERM, SIGKILL after the grace period). Every state change
+calls `pod.changed()` (the pod then rewrites its status, node_status.py). The events a real
+kubelet records about a container are recorded here (see kubelet.py's docstring).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import pathlib
+import signal
+import time
+
+from . import node_probes, node_volumes
+from .node_sandbox import Holder, Instance, SandboxGone
+from .store import now
+
+log = logging.getLogger("kubesim.kubelet")
+
+GRACE_CAP = 5.0             # seconds: longest graceful termination
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 30.0
+BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
+NORMAL, WARNING = "Normal", "Warning"
+
+
+class Container:
+    def __init__(self, pod, spec: dict, init: bool) -> None:
+        self.pod = pod
+        self.spec = spec
+        self.name = spec.get("name", "")
+        self.init = init
+        self.restart_count = 0
+        self.state: dict = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict = {}
+        self.ready = False
+        self.started = False
+        self.done = False              # will not run again
+        self.exit_code: int | None = None
+        self.container_id: str | None = None
+        self.instance: Instance | None = None
+        self.env: dict[str, str] | None = None
+        self.mounts: list[tuple[str, str, bool]] = []
+        self.task: asyncio.Task | None = None
+        self.log_files: dict[str, pathlib.Path] = {}   # by containerID: each instance's output
+        self._backoff = 0.0
+
+    def update(self, **fields) -> None:
+        """Set state fields; the pod's status follows."""
+        for key, value in fields.items():
+            setattr(self, key, value)
+        self.pod.changed()
+
+    def wait(self, reason: str, message: str | None = None) -> None:
+        """State waiting with that reason (and message)."""
+        self.update(state={"waiting": {"reason": reason, "message": message} if message else {"reason": reason}})
+
+    def event(self, reason: str, message: str, type_: str = NORMAL) -> None:
+        """An Event about this container (involvedObject.fieldPath spec.containers{name})."""
+        field = "initContainers" if self.init else "containers"
+        self.pod.event(reason, message, type_, field_path=f"spec.{field}{{{self.name}}}")
+
+    def log_file(self, previous: bool = False) -> pathlib.Path:
+        """The output file of the instance `kubectl logs [--previous]` reads (see podlogs.py): the
+        running or terminated one, else that of lastState; previous: that of lastState."""
+        if previous or "waiting" in self.state:
+            instance = (self.last_state.get("terminated") or {}).get("containerID")
+        else:
+            instance = (self.state.get("terminated") or {}).get("containerID") or self.container_id
+        return self.log_files.get(instance or "") or self._next_log_file()
+
+    def _next_log_file(self) -> pathlib.Path:
+        return self.pod.dir / "logs" / self.name / f"{self.restart_count}.log"
+
+    # ------------------------------------------------------------ runs
+    async def run(self) -> None:
+        """A regular container: start, probe, restart per restartPolicy, until cancelled."""
+        while True:
+            try:
+                inst = await self._start_instance()
+            except SandboxGone:
+                continue  # _start_instance waits for the next sandbox
+            if inst is not None:
+                code = await self._until_exit(inst, probes=True)
+                if not self._should_restart(code):
+                    self.update(done=True)
+                    return
+            await self._restart_after_back_off(inst)
+
+    async def run_to_completion(self) -> bool | None:
+        """An init container: True once it exited 0, False if it failed for good,
+        None if the pod sandbox went away meanwhile."""
+        while True:
+            holder = self.pod.holder
+            try:
+                inst = await self._start_instance(holder)
+            except SandboxGone:
+                return None
+            if inst is not None:
+                code = await self._until_exit(inst, probes=False)
+                if code == 0:
+                    self.update(done=True, ready=True)
+                    return True
+                if not self._should_restart(code):
+                    self.update(done=True)
+                    return False
+            if holder is None or holder.dead.done():
+                return None
+            await self._restart_after_back_off(inst)
+
+    async def _until_exit(self, inst: Instance, probes: bool) -> int:
+        """Waits for the instance's exit (probing it meanwhile), records it, returns the exit code."""
+        prober = asyncio.create_task(self._probes(inst)) if probes else None
+        try:
+            code = await asyncio.shield(inst.exited)  # a cancel must leave the instance to Pod._terminate
+        finally:
+            if prober is not None:
+                prober.cancel()
+        self._record_exit(inst, code)
+        return code
+
+    def _record_exit(self, inst: Instance, code: int) -> None:
+        reason = "Completed" if code == 0 else "Error"
+        terminated = {"exitCode": code, "reason": reason, "startedAt": inst.started_at, "finishedAt": now(),
+                      "containerID": self.container_id}
+        if code > 128 and code - 128 < 65:
+            terminated["signal"] = code - 128
+        self.exit_code = code
+        self.update(state={"terminated": terminated}, ready=False, started=False, instance=None)
+
+    def _should_restart(self, code: int | None) -> bool:
+        policy = self.pod.spec.get("restartPolicy") or "Always"
+        if self.init:
+            return code != 0 and policy != "Never"
+        return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+    async def _restart_after_back_off(self, inst: Instance | None) -> None:
+        """inst: the instance that exited (None: none could start, the state says why)."""
+        ran_for = time.monotonic() - inst.started_mono if inst is not None else 0.0
+        if ran_for >= BACKOFF_RESET_AFTER:
+            self._backoff = 0.0
+        self._backoff = BACKOFF_FIRST if not self._backoff else min(BACKOFF_CAP, self._backoff * 2)
+        if "terminated" in self.state:
+            pod = self.pod
+            self.update(last_state=self.state)
+            self.wait("CrashLoopBackOff", f"back-off {self._backoff:g}s restarting failed container={self.name} "
+                                          f"pod={pod.name}_{pod.namespace}({pod.uid})")
+            self.event("BackOff", f"Back-off restarting failed container {self.name} in pod "
+                                  f"{pod.name}_{pod.namespace}({pod.uid})", WARNING)
+        await asyncio.sleep(self._backoff)
+        if inst is not None:
+            self.update(restart_count=self.restart_count + 1)
+
+    # ------------------------------------------------------------ one instance
+    async def _start_instance(self, holder: Holder | None = None) -> Instance | None:
+        """None: it could not start (the state says why). Raises SandboxGone."""
+        if holder is None:
+            holder = await self.pod.live_holder()
+        elif not holder.alive:
+            raise SandboxGone()
+        self._pull_image()
+        env = self._env()
+        if env is None:
+            return None
+        inst = Instance(f"{self.name}-{self.pod.next_instance()}")
+        holder.instances[inst.id] = inst
+        try:
+            holder.send(self._start_request(inst, env))
+        except ConnectionError:
+            holder.instances.pop(inst.id, None)
+            raise SandboxGone() from None
+        started = await asyncio.shield(inst.started)
+        if started.get("error"):
+            self.wait("CreateContainerError", started["error"])
+            self.event("Failed", f"Error: {started['error']}", WARNING)
+            await asyncio.shield(inst.exited)
+            return None
+        self._running(inst, env)
+        return inst
+
+    def _pull_image(self) -> None:
+        """Nothing is pulled (the host's programs run): the events say what a kubelet would."""
+        image = self.spec.get("image", "")
+        if self.spec.get("imagePullPolicy") == "Always":
+            self.event("Pulling", f'Pulling image "{image}"')
+            self.event("Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.')
+        else:
+            self.event("Pulled", f'Container image "{image}" already present on machine')
+
+    def _env(self) -> dict[str, str] | None:
+        """The instance's environment; None (state waiting, a Failed event) when a reference is missing."""
+        pod = self.pod
+        try:
+            return node_volumes.container_env(pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip)
+        except node_volumes.NotReadyYet as e:
+            self.wait(e.reason, str(e))
+            self.event("Failed", f"Error: {e}", WARNING)
+            return None
+
+    def _start_request(self, inst: Instance, env: dict[str, str]) -> dict:
+        words = (self.spec.get("command") or []) + (self.spec.get("args") or [])
+        argv = [node_volumes.expand(str(a), env) for a in words]
+        mounts = [{"src": self.pod.source_index[src], "dst": dst, "ro": ro} for src, dst, ro in self.mounts]
+        return {"op": "start", "id": inst.id, "argv": argv or None, "env": env,
+                "cwd": self.spec.get("workingDir") or "/", "mounts": mounts,
+                "log": [self.name, self._next_log_file().name], "missing": "exit0" if self.init else "idle"}
+
+    def _running(self, inst: Instance, env: dict[str, str]) -> None:
+        self.event("Created", f"Created container {self.name}")
+        self.event("Started", f"Started container {self.name}")
+        self.env = env
+        self.instance = inst
+        self.container_id = "kubesim://" + hashlib.sha256(f"{self.pod.uid}/{inst.id}".encode()).hexdigest()
+        self.log_files[self.container_id] = self._next_log_file()
+        self.update(state={"running": {"startedAt": inst.started_at}})
+
+    # ------------------------------------------------------------ probes
+    async def _probes(self, inst: Instance) -> None:
+        startup = self.spec.get("startupProbe")
+        if startup and not await self._startup(startup, inst):
+            return
+        self.update(started=True)
+        loops = []
+        readiness = self.spec.get("readinessProbe")
+        if readiness:
+            loops.append(self._readiness(readiness))
+        else:
+            self.update(ready=True)
+        liveness = self.spec.get("livenessProbe")
+        if liveness:
+            loops.append(self._liveness(liveness, inst))
+        if loops:
+            await asyncio.gather(*loops)
+
+    async def _startup(self, probe: dict, inst: Instance) -> bool:
+        """True once the startup probe succeeded; False when it failed for good (instance killed)."""
+        params = node_probes.ProbeParams.of(probe)
+        await asyncio.sleep(params.initial_delay)
+        failures = 0
+        while not await self._probe("Startup", probe):
+            failures += 1
+            if failures >= params.failure_threshold:
+                await self._kill(inst, "startup")
+                return False
+            await asyncio.sleep(params.period)
+        return True
+
+    async def _readiness(self, probe: dict) -> None:
+        params = node_probes.ProbeParams.of(probe)
+        await asyncio.sleep(params.initial_delay)
+        successes = failures = 0
+        while True:
+            if await self._probe("Readiness", probe):
+                successes, failures = successes + 1, 0
+                if successes >= params.success_threshold and not self.ready:
+                    self.update(ready=True)
+            else:
+                successes, failures = 0, failures + 1
+                if failures >= params.failure_threshold and self.ready:
+                    self.update(ready=False)
+            await asyncio.sleep(params.period)
+
+    async def _liveness(self, probe: dict, inst: Instance) -> None:
+        params = node_probes.ProbeParams.of(probe)
+        await asyncio.sleep(params.initial_delay)
+        failures = 0
+        while True:
+            if await self._probe("Liveness", probe):
+                failures = 0
+            else:
+                failures += 1
+                if failures >= params.failure_threshold:
+                    await self._kill(inst, "liveness")
+                    return
+            await asyncio.sleep(params.period)
+
+    async def _probe(self, kind: str, probe: dict) -> bool:
+        """One attempt; a failure is an Unhealthy event, as the real kubelet records each one."""
+        result = await node_probes.run_probe(self.pod, self.name, self.spec, probe)
+        if not result.ok:
+            self.event("Unhealthy", f"{kind} probe failed: {result.output}", WARNING)
+        return result.ok
+
+    async def _kill(self, inst: Instance, probe: str) -> None:
+        log.info("pod %s container %s: %s probe failed, restarting", self.pod.key, self.name, probe)
+        holder = self.pod.holder
+        if holder is None:
+            return
+        self.event("Killing", f"Container {self.name} failed {probe} probe, will be restarted")
+        holder.kill(inst.id, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(inst.exited), min(self.pod.grace_default(), GRACE_CAP))
+        except asyncio.TimeoutError:
+            holder.kill(inst.id, signal.SIGKILL)
