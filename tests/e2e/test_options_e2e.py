@@ -63,7 +63,8 @@ spec:
         image: docker:24.0.7-dind-alpine3.18
         securityContext:
           privileged: true
-        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"]
+        # --tls=false: without TLS settings (the default template's daemon.json) dockerd sleeps 15 s at start
+        command: ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock", "--tls=false"]
         readinessProbe:
           httpGet: {path: /_ping, port: 2375}
           periodSeconds: 1

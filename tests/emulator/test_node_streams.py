@@ -12,11 +12,14 @@ import pathlib
 import queue
 import random
 import re
+import shutil
 import socket
 import struct
 import subprocess
 import threading
 import time
+import urllib.request
+import uuid
 import zlib
 
 import pytest
@@ -369,3 +372,94 @@ def test_logs_previous_shows_the_instance_before_the_restart(kubesim, namespace)
     assert second.startswith("instance ") and second != first
     assert kubesim.kubectl("logs", "-n", namespace, "relog", "--previous").stdout == first
     assert kubesim.kubectl("logs", "-n", namespace, "relog", "-p", "--tail=1").stdout == first
+
+
+# ---------------------------------------------------------------- dockerd through port-forward
+
+DOCKERD_POD = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: docker-config}
+data:
+  daemon.json: '{"tls": false}'
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: docker-data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dind}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: docker
+    image: docker:24.0.7-dind-alpine3.18
+    command: [dockerd, --host=tcp://0.0.0.0:2375, --host=unix:///var/run/docker.sock]
+    securityContext: {privileged: true}
+    readinessProbe:
+      httpGet: {path: /_ping, port: 2375}
+      periodSeconds: 1
+    volumeMounts:
+    - {name: data, mountPath: /var/lib/docker, subPath: docker}
+    - {name: config, mountPath: /etc/docker}
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: docker-data}
+  - name: config
+    configMap: {name: docker-config}
+"""
+
+COMPOSE_PROJECT = {
+    "compose.yaml": "services:\n  web:\n    build: .\n    ports: ['8080:8080']\n",
+    "Dockerfile": 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
+                  'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+}
+
+
+def _compose_project(directory: pathlib.Path, page: str) -> None:
+    for name, text in COMPOSE_PROJECT.items():
+        (directory / name).write_text(text)
+    shutil.copy2("/bin/busybox", directory / "busybox")
+    (directory / "www").mkdir()
+    (directory / "www" / "index.html").write_text(page)
+
+
+def _http_get(url: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_docker_compose_through_port_forward_to_dockerd_in_a_pod(kubesim, namespace, tmp_path):
+    require_tool("dockerd")
+    docker = require_tool("docker")
+    started = time.monotonic()
+    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=DOCKERD_POD)
+    kubesim.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/dind", "--timeout=90s", timeout=100)
+    print(f"\ndockerd pod: apply to Ready in {time.monotonic() - started:.1f}s")
+
+    page = f"<h1>served from a pod {uuid.uuid4()}</h1>\n"
+    _compose_project(tmp_path, page)
+    try:
+        with _port_forward(kubesim, namespace, "dind", 2375) as (docker_port, _):
+            env = {**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{docker_port}", "COMPOSE_PROJECT_NAME": "streams"}
+            up = subprocess.run([docker, "compose", "up", "-d", "--build"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=180)
+            assert up.returncode == 0, up.stdout + up.stderr
+            with _port_forward(kubesim, namespace, "dind", 8080) as (web_port, _):
+                assert _http_get(f"http://127.0.0.1:{web_port}/index.html") == page
+            down = subprocess.run([docker, "compose", "down", "--timeout", "1"], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert down.returncode == 0, down.stdout + down.stderr
+    finally:
+        kubesim.kubectl("delete", "-n", namespace, "pod/dind", "--wait=true", "--timeout=60s", check=False, timeout=70)

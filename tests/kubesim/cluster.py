@@ -11,7 +11,7 @@ from . import objects
 from .events import EventRecorder
 from .faults import Faults
 from .resources import BY_KEY, RESOURCES
-from .store import Store, now
+from .store import Store
 
 log = logging.getLogger("kubesim.cluster")
 
@@ -154,25 +154,23 @@ class Cluster:
                 grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
             if grace == 0 and not meta.get("finalizers"):
                 return self.store.remove(key, namespace, name)
-            if meta.get("deletionTimestamp"):
-                return obj
-            meta["deletionTimestamp"] = _later(grace)
-            meta["deletionGracePeriodSeconds"] = grace
-            return self.store.update(key, obj)
+            return self._mark_deleted(key, obj, grace)
         if key == "namespaces":
-            if meta.get("deletionTimestamp"):
-                return obj
-            meta["deletionTimestamp"] = now()
-            meta["deletionGracePeriodSeconds"] = 0
-            obj.setdefault("status", {})["phase"] = "Terminating"
-            return self.store.update(key, obj)
+            if not meta.get("deletionTimestamp"):
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            return self._mark_deleted(key, obj)
         if meta.get("finalizers"):
-            if meta.get("deletionTimestamp"):
-                return obj
-            meta["deletionTimestamp"] = now()
-            meta["deletionGracePeriodSeconds"] = 0
-            return self.store.update(key, obj)
+            return self._mark_deleted(key, obj)
         return self.store.remove(key, namespace, name)
+
+    def _mark_deleted(self, key: str, obj: dict, grace: int = 0) -> dict:
+        """Sets deletionTimestamp (now + grace) once; the object goes when its owner is done with it."""
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            return obj
+        meta["deletionTimestamp"] = _later(grace)
+        meta["deletionGracePeriodSeconds"] = grace
+        return self.store.update(key, obj)
 
     def finalize_if_done(self, key: str, obj: dict) -> dict | None:
         """An object being deleted whose finalizers are all gone is removed. Returns the removed object."""

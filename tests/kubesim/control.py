@@ -25,66 +25,71 @@ async def _body(request: web.Request) -> dict | None:
 
 
 def add_control_routes(app: web.Application, cluster) -> None:
-    faults = cluster.faults
+    control = Control(cluster)
+    app.router.add_get("/kubesim/v1/faults", control.get_faults)
+    app.router.add_delete("/kubesim/v1/faults", control.clear)
+    app.router.add_post("/kubesim/v1/faults/requests", control.requests)
+    app.router.add_post("/kubesim/v1/faults/portforward", control.portforward)
+    app.router.add_post("/kubesim/v1/faults/unready", control.unready)
+    app.router.add_post("/kubesim/v1/faults/kill", control.kill)
+    app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
 
-    async def get_faults(request):
-        return respond(faults.describe())
 
-    async def clear(request):
-        faults.clear()
+class Control:
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+        self.faults = cluster.faults
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return respond(self.faults.describe())
+
+    async def clear(self, request: web.Request) -> web.Response:
+        self.faults.clear()
         log.info("faults cleared")
-        return respond(faults.describe())
+        return respond(self.faults.describe())
 
-    async def requests_(request):
+    async def requests(self, request: web.Request) -> web.Response:
         b = await _body(request)
         if b is None or not b.get("verb") or not b.get("resource") or not isinstance(b.get("code"), int):
             return _bad('want {"verb": ..., "resource": ..., "code": int, "count": int}')
-        faults.add_request_failure(b["verb"], b["resource"], b["code"], int(b.get("count", 1)), b.get("message"))
+        self.faults.add_request_failure(b["verb"], b["resource"], b["code"], int(b.get("count", 1)), b.get("message"))
         log.info("fault: fail %s %s with %s x%s", b["verb"], b["resource"], b["code"], b.get("count", 1))
-        return respond(faults.describe())
+        return respond(self.faults.describe())
 
-    async def portforward(request):
+    async def portforward(self, request: web.Request) -> web.Response:
         b = await _body(request)
         if b is None or "cutAfterBytes" not in b or not (b["cutAfterBytes"] is None or isinstance(b["cutAfterBytes"], int)):
             return _bad('want {"cutAfterBytes": int|null}')
-        faults.portforward_cut_after = b["cutAfterBytes"]
+        self.faults.portforward_cut_after = b["cutAfterBytes"]
         log.info("fault: port-forward cut after %s bytes", b["cutAfterBytes"])
-        return respond(faults.describe())
+        return respond(self.faults.describe())
 
-    async def unready(request):
+    async def unready(self, request: web.Request) -> web.Response:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod"):
             return _bad('want {"namespace": ..., "pod": ..., "hold": bool}')
         ident = (b["namespace"], b["pod"])
         if b.get("hold", True):
-            faults.unready.add(ident)
+            self.faults.unready.add(ident)
         else:
-            faults.unready.discard(ident)
+            self.faults.unready.discard(ident)
         log.info("fault: unready %s/%s hold=%s", *ident, b.get("hold", True))
-        cluster.wake()
-        return respond(faults.describe())
+        self.cluster.wake()
+        return respond(self.faults.describe())
 
-    async def kill(request):
+    async def kill(self, request: web.Request) -> web.Response:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod") or not b.get("container"):
             return _bad('want {"namespace": ..., "pod": ..., "container": ...}')
-        ok = await cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
+        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
             return respond(errors.status(404, "NotFound", f'container "{b["container"]}" of pod "{b["pod"]}" is not running'), 404)
         return respond({"killed": True})
 
-    async def pids(request):
+    async def pids(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        runtime = cluster.kubelet.runtime(ns, name)
+        runtime = self.cluster.kubelet.runtime(ns, name)
         if runtime is None or not hasattr(runtime, "host_pids"):
             return respond(errors.status(404, "NotFound", f'pod "{name}" has no runtime'), 404)
         return respond({"pids": list(runtime.host_pids())})
-
-    app.router.add_get("/kubesim/v1/faults", get_faults)
-    app.router.add_delete("/kubesim/v1/faults", clear)
-    app.router.add_post("/kubesim/v1/faults/requests", requests_)
-    app.router.add_post("/kubesim/v1/faults/portforward", portforward)
-    app.router.add_post("/kubesim/v1/faults/unready", unready)
-    app.router.add_post("/kubesim/v1/faults/kill", kill)
-    app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", pids)

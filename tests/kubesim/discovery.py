@@ -19,13 +19,19 @@ def wants_aggregated(accept: str) -> bool:
     return "as=APIGroupDiscoveryList" in (accept or "")
 
 
-def _agg_resource(r: Resource) -> dict:
-    d = {"resource": r.plural, "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-         "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular, "verbs": list(r.verbs)}
+def _with_names(r: Resource, d: dict) -> dict:
+    """d with the resource's shortNames and categories, where it has some."""
     if r.short_names:
         d["shortNames"] = list(r.short_names)
     if r.categories:
         d["categories"] = list(r.categories)
+    return d
+
+
+def _agg_resource(r: Resource) -> dict:
+    d = _with_names(r, {"resource": r.plural, "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                        "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
+                        "verbs": list(r.verbs)})
     subs = []
     for s in r.subresources:
         g, v, k = s.kind or (r.group, r.version, r.kind)
@@ -73,13 +79,8 @@ def resource_list(group: str, version: str) -> dict | None:
         return None
     out = []
     for r in rs:
-        d = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-             "verbs": list(r.verbs)}
-        if r.short_names:
-            d["shortNames"] = list(r.short_names)
-        if r.categories:
-            d["categories"] = list(r.categories)
-        out.append(d)
+        out.append(_with_names(r, {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                                   "kind": r.kind, "verbs": list(r.verbs)}))
         for s in r.subresources:
             sd = {"name": f"{r.plural}/{s.name}", "singularName": "", "namespaced": r.namespaced,
                   "kind": (s.kind or (None, None, r.kind))[2], "verbs": list(s.verbs)}

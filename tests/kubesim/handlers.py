@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 
 from . import discovery, errors, selectors, tables
-from .api_request import Route, parse_route, respond, status_response
+from .api_request import Route, parse_route, respond
 from .api_subresources import review, scale_of
 from .api_watch import CLOSE, Watch
 from .api_writes import Writes
@@ -32,22 +32,12 @@ class Api:
         self._watch_queues: set[asyncio.Queue] = set()
 
     # ---------------------------------------------------------------- entry
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        try:
-            return await self._dispatch(request)
-        except errors.ApiError as e:
-            return status_response(e)
-        except (asyncio.CancelledError, ConnectionResetError):
-            raise
-        except Exception as e:
-            log.exception("handler failed: %s %s", request.method, request.path_qs)
-            return status_response(errors.internal(f"{type(e).__name__}: {e}"))
-
     def close_watches(self) -> None:
         for q in list(self._watch_queues):
             q.put_nowait((CLOSE, None))
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Errors (ApiError, or anything unexpected) are answered as Statuses by the server's middleware."""
         parts = [p for p in request.path.split("/") if p]
         if not parts:
             return respond({"paths": ["/api", "/api/v1", "/apis", "/openapi/v3", "/version", "/healthz"]})

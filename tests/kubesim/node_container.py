@@ -12,6 +12,7 @@ kubelet records about a container are recorded here (see kubelet.py's docstring)
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import pathlib
@@ -224,62 +225,58 @@ class Container:
     # ------------------------------------------------------------ probes
     async def _probes(self, inst: Instance) -> None:
         startup = self.spec.get("startupProbe")
-        if startup and not await self._startup(startup, inst):
+        if startup and not await self._probe_loop("Startup", startup, functools.partial(self._startup_result, inst)):
             return
         self.update(started=True)
         loops = []
         readiness = self.spec.get("readinessProbe")
         if readiness:
-            loops.append(self._readiness(readiness))
+            loops.append(self._probe_loop("Readiness", readiness, self._readiness_result))
         else:
             self.update(ready=True)
         liveness = self.spec.get("livenessProbe")
         if liveness:
-            loops.append(self._liveness(liveness, inst))
+            loops.append(self._probe_loop("Liveness", liveness, functools.partial(self._liveness_result, inst)))
         if loops:
             await asyncio.gather(*loops)
 
-    async def _startup(self, probe: dict, inst: Instance) -> bool:
-        """True once the startup probe succeeded; False when it failed for good (instance killed)."""
-        params = node_probes.ProbeParams.of(probe)
-        await asyncio.sleep(params.initial_delay)
-        failures = 0
-        while not await self._probe("Startup", probe):
-            failures += 1
-            if failures >= params.failure_threshold:
-                await self._kill(inst, "startup")
-                return False
-            await asyncio.sleep(params.period)
-        return True
-
-    async def _readiness(self, probe: dict) -> None:
+    async def _probe_loop(self, kind: str, probe: dict, react) -> bool:
+        """Probes after initialDelaySeconds, then every periodSeconds, until `await react(params,
+        consecutive successes, consecutive failures)` says how it ended (not None)."""
         params = node_probes.ProbeParams.of(probe)
         await asyncio.sleep(params.initial_delay)
         successes = failures = 0
         while True:
-            if await self._probe("Readiness", probe):
+            if await self._probe(kind, probe):
                 successes, failures = successes + 1, 0
-                if successes >= params.success_threshold and not self.ready:
-                    self.update(ready=True)
             else:
                 successes, failures = 0, failures + 1
-                if failures >= params.failure_threshold and self.ready:
-                    self.update(ready=False)
+            outcome = await react(params, successes, failures)
+            if outcome is not None:
+                return outcome
             await asyncio.sleep(params.period)
 
-    async def _liveness(self, probe: dict, inst: Instance) -> None:
-        params = node_probes.ProbeParams.of(probe)
-        await asyncio.sleep(params.initial_delay)
-        failures = 0
-        while True:
-            if await self._probe("Liveness", probe):
-                failures = 0
-            else:
-                failures += 1
-                if failures >= params.failure_threshold:
-                    await self._kill(inst, "liveness")
-                    return
-            await asyncio.sleep(params.period)
+    async def _startup_result(self, inst: Instance, params, successes: int, failures: int) -> bool | None:
+        """True: started; False: failed for good (the instance is killed)."""
+        if successes:
+            return True
+        if failures >= params.failure_threshold:
+            await self._kill(inst, "startup")
+            return False
+        return None
+
+    async def _readiness_result(self, params, successes: int, failures: int) -> None:
+        if successes >= params.success_threshold and not self.ready:
+            self.update(ready=True)
+        elif failures >= params.failure_threshold and self.ready:
+            self.update(ready=False)
+
+    async def _liveness_result(self, inst: Instance, params, successes: int, failures: int) -> bool | None:
+        """False once it failed for good (the instance is killed)."""
+        if failures >= params.failure_threshold:
+            await self._kill(inst, "liveness")
+            return False
+        return None
 
     async def _probe(self, kind: str, probe: dict) -> bool:
         """One attempt; a failure is an Unhealthy event, as the real kubelet records each one."""

@@ -301,18 +301,7 @@ def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
-        prefix = source.get("prefix") or ""
-        for kind in ("configMap", "secret"):
-            ref = source.get(f"{kind}Ref")
-            if ref is None:
-                continue
-            obj = _get_object(store, kind, ns, ref.get("name"))
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
-            for key, value in _object_files(kind, obj).items():
-                env[prefix + key] = value.decode(errors="replace")
+        env.update(_env_from(store, ns, source))
     for var in container.get("env") or []:
         name = var.get("name")
         if "valueFrom" not in var:
@@ -322,19 +311,43 @@ def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict
         if "fieldRef" in vf:
             env[name] = field_value(pod, (vf["fieldRef"] or {}).get("fieldPath", ""), pod_ip)
         elif "configMapKeyRef" in vf or "secretKeyRef" in vf:
-            kind = "configMap" if "configMapKeyRef" in vf else "secret"
-            ref = vf[f"{kind}KeyRef"] or {}
-            obj = _get_object(store, kind, ns, ref.get("name"))
-            data = _object_files(kind, obj) if obj is not None else None
-            if data is None or ref.get("key") not in data:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found' if data is None else
-                                  f'couldn\'t find key {ref.get("key")} in {kind[0].upper()}{kind[1:]} {ns}/{ref.get("name")}')
-            env[name] = data[ref["key"]].decode(errors="replace")
+            value = _key_ref(store, ns, vf)
+            if value is not None:
+                env[name] = value
         else:  # resourceFieldRef and the like: no resources here
             env[name] = "0"
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOME", "/root")
     env.setdefault("HOSTNAME", pod["metadata"]["name"])
     return env
+
+
+def _env_from(store, ns: str, source: dict) -> dict[str, str]:
+    prefix = source.get("prefix") or ""
+    env = {}
+    for kind in ("configMap", "secret"):
+        ref = source.get(f"{kind}Ref")
+        if ref is None:
+            continue
+        obj = _get_object(store, kind, ns, ref.get("name"))
+        if obj is None:
+            if ref.get("optional"):
+                continue
+            raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
+        for key, value in _object_files(kind, obj).items():
+            env[prefix + key] = value.decode(errors="replace")
+    return env
+
+
+def _key_ref(store, ns: str, value_from: dict) -> str | None:
+    """The value of a configMapKeyRef / secretKeyRef; None when missing but optional."""
+    kind = "configMap" if "configMapKeyRef" in value_from else "secret"
+    ref = value_from[f"{kind}KeyRef"] or {}
+    obj = _get_object(store, kind, ns, ref.get("name"))
+    data = _object_files(kind, obj) if obj is not None else None
+    if data is None or ref.get("key") not in data:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found' if data is None else
+                          f'couldn\'t find key {ref.get("key")} in {kind[0].upper()}{kind[1:]} {ns}/{ref.get("name")}')
+    return data[ref["key"]].decode(errors="replace")

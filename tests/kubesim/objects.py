@@ -130,76 +130,100 @@ def default_pvc_spec(spec: dict) -> None:
 
 
 def apply_defaults(key: str, obj: dict) -> None:
+    """The apiserver's defaulting of an object about to be written."""
     spec = obj.get("spec")
-    if key == "pods" and isinstance(spec, dict):
-        default_pod_spec(spec)
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
-    elif key in ("statefulsets.apps", "deployments.apps") and isinstance(spec, dict):
-        spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        tpl = spec.get("template")
-        if isinstance(tpl, dict) and isinstance(tpl.get("spec"), dict):
-            default_pod_spec(tpl["spec"])
-        if key == "statefulsets.apps":
-            spec.setdefault("podManagementPolicy", "OrderedReady")
-            us = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
-            if isinstance(us, dict):
-                us.setdefault("type", "RollingUpdate")
-                if us["type"] == "RollingUpdate":
-                    ru = us.setdefault("rollingUpdate", {})
-                    if isinstance(ru, dict):
-                        ru.setdefault("partition", 0)
-            pol = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
-            if isinstance(pol, dict):
-                pol.setdefault("whenDeleted", "Retain")
-                pol.setdefault("whenScaled", "Retain")
-            for vct in spec.get("volumeClaimTemplates") or []:
-                if isinstance(vct, dict):
-                    vct.setdefault("apiVersion", "v1")
-                    vct.setdefault("kind", "PersistentVolumeClaim")
-                    if isinstance(vct.get("spec"), dict):
-                        default_pvc_spec(vct["spec"])
-                    vct.setdefault("status", {"phase": "Pending"})
-        else:
-            spec.setdefault("progressDeadlineSeconds", 600)
-            st = spec.setdefault("strategy", {"type": "RollingUpdate"})
-            if isinstance(st, dict) and st.get("type", "RollingUpdate") == "RollingUpdate":
-                st.setdefault("type", "RollingUpdate")
-                st.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
-    elif key == "services":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        if spec["type"] != "ExternalName":
-            if not spec.get("clusterIP"):
-                spec["clusterIP"] = next(_cluster_ips)
-            spec.setdefault("clusterIPs", [spec["clusterIP"]])
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
-            spec.setdefault("internalTrafficPolicy", "Cluster")
-        for p in spec.get("ports") or []:
-            if isinstance(p, dict):
-                p.setdefault("protocol", "TCP")
-                if "port" in p:
-                    p.setdefault("targetPort", p["port"])
-        obj.setdefault("status", {"loadBalancer": {}})
-    elif key == "persistentvolumeclaims" and isinstance(spec, dict):
-        default_pvc_spec(spec)
-    elif key == "secrets":
-        obj.setdefault("type", "Opaque")
-        sd = obj.pop("stringData", None)
-        if isinstance(sd, dict):
-            data = obj.setdefault("data", {})
-            for k, v in sd.items():
-                data[k] = base64.b64encode(str(v).encode()).decode()
-    elif key == "namespaces":
-        name = obj["metadata"].get("name", "")
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    if key in _SPEC_DEFAULTS and isinstance(spec, dict):
+        _SPEC_DEFAULTS[key](spec)
+    elif key in _OBJECT_DEFAULTS:
+        _OBJECT_DEFAULTS[key](obj)
+
+
+def _default_pod(spec: dict) -> None:
+    default_pod_spec(spec)
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+
+
+def _default_workload(spec: dict) -> None:
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    tpl = spec.get("template")
+    if isinstance(tpl, dict) and isinstance(tpl.get("spec"), dict):
+        default_pod_spec(tpl["spec"])
+
+
+def _default_statefulset(spec: dict) -> None:
+    _default_workload(spec)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    us = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if isinstance(us, dict):
+        us.setdefault("type", "RollingUpdate")
+        if us["type"] == "RollingUpdate":
+            ru = us.setdefault("rollingUpdate", {})
+            if isinstance(ru, dict):
+                ru.setdefault("partition", 0)
+    pol = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    if isinstance(pol, dict):
+        pol.setdefault("whenDeleted", "Retain")
+        pol.setdefault("whenScaled", "Retain")
+    for vct in spec.get("volumeClaimTemplates") or []:
+        if isinstance(vct, dict):
+            vct.setdefault("apiVersion", "v1")
+            vct.setdefault("kind", "PersistentVolumeClaim")
+            if isinstance(vct.get("spec"), dict):
+                default_pvc_spec(vct["spec"])
+            vct.setdefault("status", {"phase": "Pending"})
+
+
+def _default_deployment(spec: dict) -> None:
+    _default_workload(spec)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    st = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if isinstance(st, dict) and st.get("type", "RollingUpdate") == "RollingUpdate":
+        st.setdefault("type", "RollingUpdate")
+        st.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+
+
+def _default_service(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["type"] != "ExternalName":
+        if not spec.get("clusterIP"):
+            spec["clusterIP"] = next(_cluster_ips)
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    for p in spec.get("ports") or []:
+        if isinstance(p, dict):
+            p.setdefault("protocol", "TCP")
+            if "port" in p:
+                p.setdefault("targetPort", p["port"])
+    obj.setdefault("status", {"loadBalancer": {}})
+
+
+def _default_secret(obj: dict) -> None:
+    obj.setdefault("type", "Opaque")
+    sd = obj.pop("stringData", None)
+    if isinstance(sd, dict):
+        data = obj.setdefault("data", {})
+        for k, v in sd.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+
+
+def _default_namespace(obj: dict) -> None:
+    name = obj["metadata"].get("name", "")
+    obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+
+
+_SPEC_DEFAULTS = {"pods": _default_pod, "statefulsets.apps": _default_statefulset,
+                  "deployments.apps": _default_deployment, "persistentvolumeclaims": default_pvc_spec}
+_OBJECT_DEFAULTS = {"services": _default_service, "secrets": _default_secret, "namespaces": _default_namespace}
 
 
 def initial_status(key: str, obj: dict) -> None:
@@ -306,76 +330,109 @@ STS_MUTABLE = {"replicas", "ordinals", "template", "updateStrategy", "persistent
 
 
 def validate(key: str, res: Resource, obj: dict, old: dict | None) -> None:
+    """The apiserver's validation of a create (old None) or update; raises 422 Invalid with causes."""
     meta = obj.get("metadata") or {}
     name = meta.get("name")
     causes = [] if old is not None else _name_causes(key, res, name)
     causes += _labels_causes(meta.get("labels"))
-    spec = obj.get("spec")
-    if key == "pods":
-        causes += _containers_causes(spec, "spec")
-        if old is not None and isinstance(spec, dict) and _strip_images(spec) != _strip_images(old.get("spec") or {}):
-            causes.append(errors.field_forbidden("spec", POD_UPDATE_MSG))
-    elif key in ("statefulsets.apps", "deployments.apps"):
-        if not isinstance(spec, dict):
-            causes.append(errors.field_required("spec", ""))
-        else:
-            sel = spec.get("selector")
-            tpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
-            tpl_labels = (tpl.get("metadata") or {}).get("labels") or {}
-            if not sel:
-                causes.append(errors.field_required("spec.selector", ""))
-            else:
-                from .selectors import match_labels, selector_from_label_selector
-                reqs = selector_from_label_selector(sel)
-                if not reqs:
-                    causes.append(errors.field_invalid("spec.selector", "{}", "empty selector is invalid for deployment" if key.startswith("deploy") else "empty selector is invalid for statefulset"))
-                elif not match_labels(reqs, tpl_labels):
-                    lbl = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in tpl_labels.items()) + "}"
-                    causes.append({"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
-                                   "message": f"Invalid value: {lbl}: `selector` does not match template `labels`"})
-            causes += _containers_causes(tpl.get("spec"), "spec.template.spec")
-            r = spec.get("replicas")
-            if not isinstance(r, int) or r < 0:
-                causes.append(errors.field_invalid("spec.replicas", r, "must be greater than or equal to 0"))
-            if key == "statefulsets.apps":
-                pol = spec.get("podManagementPolicy")
-                if pol not in ("OrderedReady", "Parallel"):
-                    causes.append(errors.field_unsupported("spec.podManagementPolicy", pol, ["OrderedReady", "Parallel"]))
-                ut = (spec.get("updateStrategy") or {}).get("type")
-                if ut not in ("RollingUpdate", "OnDelete"):
-                    causes.append(errors.field_unsupported("spec.updateStrategy.type", ut, ["OnDelete", "RollingUpdate"]))
-                for i, vct in enumerate(spec.get("volumeClaimTemplates") or []):
-                    vname = ((vct or {}).get("metadata") or {}).get("name")
-                    if not vname:
-                        causes.append(errors.field_required(f"spec.volumeClaimTemplates[{i}].metadata.name", "name or generateName is required"))
-                if old is not None:
-                    o = {k: v for k, v in (old.get("spec") or {}).items() if k not in STS_MUTABLE}
-                    n = {k: v for k, v in spec.items() if k not in STS_MUTABLE}
-                    if o != n:
-                        causes.append(errors.field_forbidden("spec", STS_UPDATE_MSG))
-            elif old is not None and (old.get("spec") or {}).get("selector") != sel:
-                causes.append(errors.field_invalid("spec.selector", str(sel), "field is immutable"))
-    elif key == "persistentvolumeclaims":
-        if not isinstance(spec, dict) or not spec.get("accessModes"):
-            causes.append(errors.field_required("spec.accessModes", "at least 1 access mode is required"))
-        if isinstance(spec, dict) and not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
-            causes.append(errors.field_required("spec.resources[storage]", ""))
-        if old is not None and isinstance(spec, dict):
-            o = dict(old.get("spec") or {})
-            n = dict(spec)
-            for d in (o, n):
-                d.pop("resources", None)
-                d.pop("volumeAttributesClassName", None)
-            if o != n:
-                causes.append(errors.field_forbidden("spec", "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"))
-    elif key == "rolebindings.rbac.authorization.k8s.io":
-        if not obj.get("roleRef"):
-            causes.append(errors.field_required("roleRef.name", ""))
-        elif old is not None and old.get("roleRef") != obj.get("roleRef"):
-            causes.append(errors.field_invalid("roleRef", str(obj.get("roleRef")), "cannot change roleRef"))
-    elif key in ("configmaps", "secrets") and old is not None and old.get("immutable"):
-        for f in ("data", "binaryData", "stringData"):
-            if old.get(f) != obj.get(f):
-                causes.append(errors.field_forbidden(f, "field is immutable when `immutable` is set"))
+    check = _VALIDATIONS.get(key)
+    if check is not None:
+        causes += check(key, obj, old)
     if causes:
         raise errors.invalid(res.kind, res.group, name or "", causes)
+
+
+def _pod_causes(key: str, obj: dict, old: dict | None) -> list:
+    spec = obj.get("spec")
+    causes = _containers_causes(spec, "spec")
+    if old is not None and isinstance(spec, dict) and _strip_images(spec) != _strip_images(old.get("spec") or {}):
+        causes.append(errors.field_forbidden("spec", POD_UPDATE_MSG))
+    return causes
+
+
+def _workload_causes(key: str, obj: dict, old: dict | None) -> list:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [errors.field_required("spec", "")]
+    tpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    causes = _selector_causes(key, spec.get("selector"), (tpl.get("metadata") or {}).get("labels") or {})
+    causes += _containers_causes(tpl.get("spec"), "spec.template.spec")
+    r = spec.get("replicas")
+    if not isinstance(r, int) or r < 0:
+        causes.append(errors.field_invalid("spec.replicas", r, "must be greater than or equal to 0"))
+    if key == "statefulsets.apps":
+        causes += _statefulset_causes(spec, old)
+    elif old is not None and (old.get("spec") or {}).get("selector") != spec.get("selector"):
+        causes.append(errors.field_invalid("spec.selector", str(spec.get("selector")), "field is immutable"))
+    return causes
+
+
+def _selector_causes(key: str, sel, tpl_labels: dict) -> list:
+    if not sel:
+        return [errors.field_required("spec.selector", "")]
+    from .selectors import match_labels, selector_from_label_selector
+    reqs = selector_from_label_selector(sel)
+    if not reqs:
+        kind = "deployment" if key.startswith("deploy") else "statefulset"
+        return [errors.field_invalid("spec.selector", "{}", f"empty selector is invalid for {kind}")]
+    if not match_labels(reqs, tpl_labels):
+        lbl = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in tpl_labels.items()) + "}"
+        return [{"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
+                 "message": f"Invalid value: {lbl}: `selector` does not match template `labels`"}]
+    return []
+
+
+def _statefulset_causes(spec: dict, old: dict | None) -> list:
+    causes = []
+    pol = spec.get("podManagementPolicy")
+    if pol not in ("OrderedReady", "Parallel"):
+        causes.append(errors.field_unsupported("spec.podManagementPolicy", pol, ["OrderedReady", "Parallel"]))
+    ut = (spec.get("updateStrategy") or {}).get("type")
+    if ut not in ("RollingUpdate", "OnDelete"):
+        causes.append(errors.field_unsupported("spec.updateStrategy.type", ut, ["OnDelete", "RollingUpdate"]))
+    for i, vct in enumerate(spec.get("volumeClaimTemplates") or []):
+        if not ((vct or {}).get("metadata") or {}).get("name"):
+            causes.append(errors.field_required(f"spec.volumeClaimTemplates[{i}].metadata.name", "name or generateName is required"))
+    if old is not None:
+        o = {k: v for k, v in (old.get("spec") or {}).items() if k not in STS_MUTABLE}
+        n = {k: v for k, v in spec.items() if k not in STS_MUTABLE}
+        if o != n:
+            causes.append(errors.field_forbidden("spec", STS_UPDATE_MSG))
+    return causes
+
+
+def _claim_causes(key: str, obj: dict, old: dict | None) -> list:
+    spec, causes = obj.get("spec"), []
+    if not isinstance(spec, dict) or not spec.get("accessModes"):
+        causes.append(errors.field_required("spec.accessModes", "at least 1 access mode is required"))
+    if isinstance(spec, dict) and not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+        causes.append(errors.field_required("spec.resources[storage]", ""))
+    if old is not None and isinstance(spec, dict):
+        o = dict(old.get("spec") or {})
+        n = dict(spec)
+        for d in (o, n):
+            d.pop("resources", None)
+            d.pop("volumeAttributesClassName", None)
+        if o != n:
+            causes.append(errors.field_forbidden("spec", "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"))
+    return causes
+
+
+def _role_binding_causes(key: str, obj: dict, old: dict | None) -> list:
+    if not obj.get("roleRef"):
+        return [errors.field_required("roleRef.name", "")]
+    if old is not None and old.get("roleRef") != obj.get("roleRef"):
+        return [errors.field_invalid("roleRef", str(obj.get("roleRef")), "cannot change roleRef")]
+    return []
+
+
+def _immutable_data_causes(key: str, obj: dict, old: dict | None) -> list:
+    if old is None or not old.get("immutable"):
+        return []
+    return [errors.field_forbidden(f, "field is immutable when `immutable` is set")
+            for f in ("data", "binaryData", "stringData") if old.get(f) != obj.get(f)]
+
+
+_VALIDATIONS = {"pods": _pod_causes, "statefulsets.apps": _workload_causes, "deployments.apps": _workload_causes,
+                "persistentvolumeclaims": _claim_causes, "rolebindings.rbac.authorization.k8s.io": _role_binding_causes,
+                "configmaps": _immutable_data_causes, "secrets": _immutable_data_causes}

@@ -144,46 +144,54 @@ def json_patch(doc, ops):
     doc = copy.deepcopy(doc)
     for op in ops:
         try:
-            kind = op["op"]
-            parts = _pointer(op.get("path", ""))
-            if kind == "test":
-                if _resolve(doc, parts) != op.get("value"):
-                    raise errors.ApiError(errors.status(422, "Invalid", f"the server rejected our request due to an error in our request: testing value {op.get('path')} failed", {}))
-                continue
-            if kind in ("move", "copy"):
-                src = _pointer(op["from"])
-                value = copy.deepcopy(_resolve(doc, src))
-                if kind == "move":
-                    doc = _remove(doc, src)
-            elif kind in ("add", "replace"):
-                value = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                doc = _remove(doc, parts)
-                continue
-            else:
-                raise errors.bad_request(f"unexpected operation {kind!r}")
-            if kind == "replace":
-                _resolve(doc, parts)   # must exist
-                doc = _remove(doc, parts)
-            if not parts:
-                doc = value
-                continue
-            parent = _resolve(doc, parts[:-1])
-            last = parts[-1]
-            if isinstance(parent, list):
-                if last == "-":
-                    parent.append(value)
-                else:
-                    parent.insert(int(last), value)
-            elif isinstance(parent, dict):
-                parent[last] = value
-            else:
-                raise KeyError(last)
+            doc = _json_patch_op(doc, op)
         except errors.ApiError:
             raise
         except (KeyError, IndexError, ValueError, TypeError) as e:
             raise errors.ApiError(errors.status(422, "Invalid",
                                                 f"the server rejected our request due to an error in our request: {op!r}: {e}", {}))
+    return doc
+
+
+def _json_patch_op(doc, op):
+    """One RFC 6902 operation applied to doc (changed in place where it can be); returns the doc."""
+    kind = op["op"]
+    parts = _pointer(op.get("path", ""))
+    if kind == "test":
+        if _resolve(doc, parts) != op.get("value"):
+            raise errors.ApiError(errors.status(422, "Invalid", f"the server rejected our request due to an error in our request: testing value {op.get('path')} failed", {}))
+        return doc
+    if kind == "remove":
+        return _remove(doc, parts)
+    if kind in ("move", "copy"):
+        src = _pointer(op["from"])
+        value = copy.deepcopy(_resolve(doc, src))
+        if kind == "move":
+            doc = _remove(doc, src)
+    elif kind in ("add", "replace"):
+        value = copy.deepcopy(op["value"])
+    else:
+        raise errors.bad_request(f"unexpected operation {kind!r}")
+    if kind == "replace":
+        _resolve(doc, parts)   # must exist
+        doc = _remove(doc, parts)
+    return _add(doc, parts, value)
+
+
+def _add(doc, parts, value):
+    if not parts:
+        return value
+    parent = _resolve(doc, parts[:-1])
+    last = parts[-1]
+    if isinstance(parent, list):
+        if last == "-":
+            parent.append(value)
+        else:
+            parent.insert(int(last), value)
+    elif isinstance(parent, dict):
+        parent[last] = value
+    else:
+        raise KeyError(last)
     return doc
 
 
@@ -353,25 +361,15 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
     new_paths = field_set(applied)
     if live is None:
         return applied, [_entry(manager, "Apply", api_version, new_paths, now)]
-    entries = _entries(live)
     others: list[tuple[dict, set]] = []
     previous: set = set()
-    for e in entries:
+    for e in _entries(live):
         paths = from_fields_v1(e.get("fieldsV1"))
         if e.get("manager") == manager and e.get("operation") == "Apply":
             previous = paths
         else:
             others.append((e, paths))
-    conflicts = []
-    for e, paths in others:
-        if e.get("manager") == manager:
-            continue
-        for p in new_paths:
-            if p[-1][0] == "k":
-                continue
-            if any(_covers(o, p) for o in paths if o == p or (len(o) < len(p) and o[-1][0] == "f")):
-                if get_path(live, p) != get_path(applied, p):
-                    conflicts.append((e, p))
+    conflicts = _apply_conflicts(live, applied, manager, new_paths, others)
     if conflicts and not force:
         raise _conflict_error(live, conflicts)
     taken = {p for _, p in conflicts}
@@ -384,13 +382,24 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
             continue
         _delete_path(merged, p)
     merged = strategic_merge(merged, _applied_patch(applied, merged))
-    out = []
-    for e, paths in others:
-        paths = {p for p in paths if p not in taken}
-        if paths:
-            out.append(dict(e, fieldsV1=to_fields_v1(paths)))
+    out = [dict(e, fieldsV1=to_fields_v1(kept)) for e, paths in others if (kept := {p for p in paths if p not in taken})]
     out.append(_entry(manager, "Apply", api_version, new_paths, now))
     return merged, out
+
+
+def _apply_conflicts(live: dict, applied: dict, manager: str, new_paths: set, others: list) -> list:
+    """(other manager's entry, path) for each applied path another manager owns with another value."""
+    conflicts = []
+    for e, paths in others:
+        if e.get("manager") == manager:
+            continue
+        for p in new_paths:
+            if p[-1][0] == "k":
+                continue
+            if any(_covers(o, p) for o in paths if o == p or (len(o) < len(p) and o[-1][0] == "f")):
+                if get_path(live, p) != get_path(applied, p):
+                    conflicts.append((e, p))
+    return conflicts
 
 
 def _applied_patch(applied, live):

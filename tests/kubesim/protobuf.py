@@ -131,27 +131,10 @@ def decode_message(name: str, buf: bytes) -> dict:
             continue
         fname, t = schema[num]
         if t.startswith("map:"):
-            vt = t[4:]
-            key, val = "", None
-            for n, w, x in _fields(v):
-                if n == 1:
-                    key = x.decode()
-                elif n == 2:
-                    val = _value(vt, w, x)
-            if val is None:
-                val = "" if vt in ("s", "y") else {}
+            key, val = _map_entry(t[4:], v)
             out.setdefault(fname, {})[key] = val
         elif t.endswith("*"):
-            et = t[:-1]
-            if wt == 2 and et in ("i", "b", "d"):   # packed
-                vals = []
-                j = 0
-                while j < len(v):
-                    x, j = _varint(v, j)
-                    vals.append(_scalar(et, 0, x))
-                out.setdefault(fname, []).extend(vals)
-            else:
-                out.setdefault(fname, []).append(_value(et, wt, v))
+            out.setdefault(fname, []).extend(_repeated(t[:-1], wt, v))
         else:
             val = _value(t, wt, v)
             if fname in INLINE and isinstance(val, dict):
@@ -162,6 +145,30 @@ def decode_message(name: str, buf: bytes) -> dict:
                 continue
             out[fname] = val
     return out
+
+
+def _map_entry(vt: str, buf: bytes) -> tuple[str, object]:
+    key, val = "", None
+    for n, w, x in _fields(buf):
+        if n == 1:
+            key = x.decode()
+        elif n == 2:
+            val = _value(vt, w, x)
+    if val is None:
+        val = "" if vt in ("s", "y") else {}
+    return key, val
+
+
+def _repeated(et: str, wt: int, v) -> list:
+    """The values of one occurrence of a repeated field (several when packed)."""
+    if wt == 2 and et in ("i", "b", "d"):   # packed
+        vals = []
+        j = 0
+        while j < len(v):
+            x, j = _varint(v, j)
+            vals.append(_scalar(et, 0, x))
+        return vals
+    return [_value(et, wt, v)]
 
 
 def decode(body: bytes) -> dict:

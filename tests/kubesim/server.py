@@ -20,6 +20,8 @@ async def _errors(request: web.Request, handler):
         return await handler(request)
     except errors.ApiError as e:
         return status_response(e)
+    except ConnectionResetError:
+        raise  # the client left: nobody to answer
     except web.HTTPException as e:
         if e.status_code == 405:
             return status_response(errors.method_not_allowed())

@@ -72,26 +72,26 @@ def _length_prefixed(value: bytes) -> bytes:
 DICTIONARY = _spdy3_dictionary()
 
 
+class _Flags:
+    flags: int
+
+    @property
+    def fin(self) -> bool:
+        return bool(self.flags & FLAG_FIN)
+
+
 @dataclasses.dataclass(frozen=True)
-class DataFrame:
+class DataFrame(_Flags):
     stream_id: int
     flags: int
     data: bytes
 
-    @property
-    def fin(self) -> bool:
-        return bool(self.flags & FLAG_FIN)
-
 
 @dataclasses.dataclass(frozen=True)
-class ControlFrame:
+class ControlFrame(_Flags):
     type: int
     flags: int
     payload: bytes
-
-    @property
-    def fin(self) -> bool:
-        return bool(self.flags & FLAG_FIN)
 
     @property
     def stream_id(self) -> int:
