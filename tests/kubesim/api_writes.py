@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import errors, objects, patching, protobuf
 from .api_request import (APPLY, JSONPATCH, MERGE, SMP, Route, check_fields, check_type, manager, random_suffix,
-                          read_object, require_namespace, respond, settle_namespace)
+                          read_json, read_object, require_namespace, respond, settle_namespace)
 from .api_subresources import scale_of, scaled
 from .store import now
 
@@ -96,11 +96,7 @@ class Writes:
             return await self.apply(request, route, q)
         if ctype not in (SMP, MERGE, JSONPATCH):
             raise errors.unsupported_media_type(ctype)
-        raw = await request.read()
-        try:
-            patch = json.loads(raw.decode() or "null")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise errors.bad_request(f"error decoding patch: {e}")
+        patch = await read_json(request, "patch")
         old = self.store.get(res.key, route.namespace, route.name)
         if old is None:
             raise route.not_found()
