@@ -127,7 +127,6 @@ class EventRecorder:
             return exact_key
         similar.messages.discard(exact_key)
         event["message"] = COMBINED + event["message"]
-        ref.pop("fieldPath", None)
         return similar_key
 
     def _create(self, key: tuple, event: dict) -> None:
