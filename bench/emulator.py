@@ -22,6 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.kubesim.launcher import Kubesim, stop_process  # noqa: E402
+
 MB = 1_000_000
 PORT = 7000  # exists only inside the pod's network namespace
 CHUNK = 1 << 20
@@ -73,14 +76,14 @@ def main() -> int:
     args = parser.parse_args()
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="kubesim-bench-") as tmp:
-        sim, base = start_kubesim(pathlib.Path(tmp)), pathlib.Path(tmp)
-        env = dict(os.environ, KUBECONFIG=str(base / "kc"), KUBECACHEDIR=str(base / "cache"))
+        sim = Kubesim(pathlib.Path(tmp)).start()
+        env = sim.env
         try:
             for run in range(args.runs):
-                for label, value in measure(sim.pid, env, f"bench-{run}", args.mb * MB).items():
+                for label, value in measure(sim.proc.pid, env, f"bench-{run}", args.mb * MB).items():
                     rows.setdefault(label, []).append(value)
         finally:
-            stop(sim)
+            sim.stop()
     print(f"| kubesim ({args.mb} MB per transfer) | median of {args.runs} |\n|---|---|")
     for label, values in rows.items():
         print(f"| {label} | {statistics.median(values):.2f} |")
@@ -106,7 +109,7 @@ def measure(pid: int, env: dict, ns: str, size: int) -> dict[str, float]:
                 results[f"port-forward {what}, {n} connection(s) (MB/s, total)"] = throughput(
                     size, lambda: forwarded(int(match.group(1)), size, op), n)
     finally:
-        stop(forward)
+        stop_process(forward)
     kube_exec = ["kubectl", "exec", "-n", ns, "dind-0", "-c", "docker"]
     results["exec -i `cat > /dev/null` (MB/s)"] = throughput(
         size, lambda: streamed([*kube_exec, "-i", "--", "sh", "-c", "cat > /dev/null"], env, size, upload=True))
@@ -157,7 +160,7 @@ def streamed(argv: list[str], env: dict, size: int, upload: bool) -> None:
         if proc.wait(120) != 0 or moved != size:
             raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode} after {moved} of {size} bytes")
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def kubectl(env: dict, *args: str, input: bytes | None = None, timeout: float = 60) -> None:
@@ -169,30 +172,6 @@ def kubectl(env: dict, *args: str, input: bytes | None = None, timeout: float = 
 def status_mb(pid: int, field: str) -> float:
     status = pathlib.Path(f"/proc/{pid}/status").read_text()  # the emulator process alone, not its pods
     return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1)) * 1024 / MB
-
-
-def start_kubesim(base: pathlib.Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(base / "kc"), "--state-dir",
-                             str(base / "state")], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=open(base / "kubesim.log", "wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not (base / "kc").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            sys.exit(f"kubesim did not start:\n{(base / 'kubesim.log').read_text(errors='replace')}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM by pid, wait, SIGKILL by pid."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

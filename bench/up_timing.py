@@ -6,10 +6,8 @@ one after editing a file, and `down`. Prints a markdown table (median of --runs)
 Needs what the end-to-end tests need: kubectl, docker with compose, dockerd, /bin/busybox, root.
 """
 import argparse
-import os
 import pathlib
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -17,6 +15,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.kubesim.launcher import Kubesim  # noqa: E402
+
 PREEVY = ROOT / "kubectl-preevy"
 STEPS = ("first up", "second up (no change)", "up after editing a file", "down")
 
@@ -27,16 +28,15 @@ def main() -> int:
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory(prefix="preevy-bench-") as tmp:
         base = pathlib.Path(tmp)
-        sim = start_kubesim(base)
+        sim = Kubesim(base).start()
         try:
-            env = dict(os.environ, KUBECONFIG=str(base / "kubeconfig"), KUBECACHEDIR=str(base / "kubecache"),
-                       XDG_CONFIG_HOME=str(base / "config"))
+            env = dict(sim.env, XDG_CONFIG_HOME=str(base / "config"))
             times = {step: [] for step in STEPS}
             for run in range(runs):
                 for step, seconds in measure(base / f"run{run}", env, f"bench-{run}").items():
                     times[step].append(seconds)
         finally:
-            stop(sim)
+            sim.stop()
     print("| step | seconds (median of %d) |\n|---|---|" % runs)
     for step in STEPS:
         print(f"| {step} | {statistics.median(times[step]):.2f} |")
@@ -60,29 +60,6 @@ def timed(args: list[str], cwd: pathlib.Path, env: dict) -> float:
     if result.returncode != 0:
         sys.exit(f"kubectl preevy {' '.join(args)} failed:\n{result.stderr}")
     return time.monotonic() - started
-
-
-def start_kubesim(base: pathlib.Path) -> subprocess.Popen:
-    log = open(base / "kubesim.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(base / "kubeconfig"),
-                             "--state-dir", str(base / "state")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not (base / "kubeconfig").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            sys.exit(f"kubesim did not start: see {base / 'kubesim.log'}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello"
 PLUGIN = str(REPO / "kubectl-preevy")
 ENV_ID = "hello-demo"
+sys.path.insert(0, str(REPO))
+from tests.kubesim.launcher import Kubesim, stop_process  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -34,32 +35,10 @@ def cluster_answers(env: dict) -> bool:
     return probe.returncode == 0
 
 
-def start_emulator(workdir: Path, env: dict) -> subprocess.Popen:
-    kubeconfig = workdir / "kubeconfig"
-    log_file = open(workdir / "kubesim.log", "wb")
-    emulator = subprocess.Popen([sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(kubeconfig),
-                                 "--state-dir", str(workdir / "state")], cwd=REPO, stdout=log_file,
-                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not kubeconfig.exists():
-        if emulator.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"demo: the emulator did not start; see {workdir / 'kubesim.log'}")
-        time.sleep(0.1)
-    env.update(KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(workdir / "kubecache"))
-    env.pop("KUBE_CONTEXT", None)
-    log(f"no cluster at hand: started the local emulator (pid {emulator.pid}), kubeconfig {kubeconfig}")
+def start_emulator(workdir: Path) -> Kubesim:
+    emulator = Kubesim(workdir).start()
+    log(f"no cluster at hand: started the local emulator (pid {emulator.proc.pid}), kubeconfig {emulator.kubeconfig}")
     return emulator
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def wait_for_url(connect: subprocess.Popen, service: str = "web") -> str:
@@ -92,7 +71,8 @@ def main() -> int:
     emulator = connect = None
     try:
         if args.emulator or not cluster_answers(env):
-            emulator = start_emulator(workdir, env)
+            emulator = start_emulator(workdir)
+            env = emulator.env
         subprocess.run([PLUGIN, "up", "--id", ENV_ID], cwd=EXAMPLE, env=env, check=True, timeout=600)
         connect = subprocess.Popen([PLUGIN, "connect", "--id", ENV_ID], cwd=EXAMPLE, env=env,
                                    stdout=subprocess.PIPE, text=True)
@@ -103,9 +83,11 @@ def main() -> int:
             input(f"The preview environment is live at {url}. Press Enter to tear it down... ")
         return 0
     finally:
-        stop(connect)
+        if connect:
+            stop_process(connect)
         subprocess.run([PLUGIN, "down", "--id", ENV_ID, "--force"], cwd=EXAMPLE, env=env, timeout=300)
-        stop(emulator)
+        if emulator:
+            emulator.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

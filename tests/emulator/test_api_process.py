@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from tests.kubesim.fixture import Kubesim, require_tool
+from tests.kubesim.fixture import require_tool
+from tests.kubesim.launcher import Kubesim
 
 from . import manifests
 

@@ -7,7 +7,8 @@ import os
 import shutil
 import time
 
-from tests.kubesim.fixture import Kubesim, require_tool
+from tests.kubesim.fixture import require_tool
+from tests.kubesim.launcher import Kubesim
 
 
 # ---------------------------------------------------------------- helpers
