@@ -181,14 +181,14 @@ class ClusterStoreError(PreevyError):
 
 
 class ClusterStore:
-    """Profiles as ConfigMaps, through kubectl with the cluster flags of this run (kept self-contained)."""
+    """Profiles as ConfigMaps, through kubectl with the cluster flags of this run."""
 
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
                  environ: Mapping[str, str]):
-        self.namespace = namespace
+        from kubectl_preevy.kubectl import Kubectl
+
         self.environ = dict(environ)
-        self.flags = [f"--kubeconfig={kubeconfig}"] * bool(kubeconfig) + [f"--context={context}"] * bool(context)
-        self.flags += [f"--namespace={namespace}"] * bool(namespace)
+        self.kubectl = Kubectl(kubeconfig, context, namespace, environ)
 
     @classmethod
     def from_args(cls, args, environ: Mapping[str, str]) -> "ClusterStore":
@@ -197,11 +197,10 @@ class ClusterStore:
 
     @property
     def where(self) -> str:
-        return f"namespace {self.namespace}" if self.namespace else "the current context's namespace"
+        return f"namespace {self.kubectl.namespace}"
 
     def _kubectl(self, *args: str, stdin: str | None = None, action: str, name: str) -> process.Result:
-        result = process.run(["kubectl", *self.flags, "--request-timeout=20s", *args], stdin=stdin,
-                             env=self.environ, timeout=KUBECTL_TIMEOUT)
+        result = self.kubectl.run(*args, stdin=stdin, timeout=KUBECTL_TIMEOUT)
         if not result.ok:
             detail = result.last_error_line()
             raise ClusterStoreError(messages.PROFILE_CLUSTER_FAILED.format(action=action, name=name, detail=detail),

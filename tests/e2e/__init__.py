@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 PREEVY = REPO_ROOT / "kubectl-preevy"

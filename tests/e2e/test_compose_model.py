@@ -3,7 +3,7 @@
 import os
 
 from kubectl_preevy import compose
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 
 COMPOSE = """\
 services:

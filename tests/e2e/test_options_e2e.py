@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXECUTABLE = REPO / "kubectl-preevy"

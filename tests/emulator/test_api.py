@@ -467,3 +467,11 @@ def test_status_subresource(kubesim, namespace):
                     "-p", '{"status":{"conditions":[{"type":"Resizing","status":"True"}]}}')
     st = _json(kubesim, "get", "pvc", "st", "-n", namespace)["status"]
     assert st["conditions"][0]["type"] == "Resizing" and st["phase"] == "Bound"
+
+
+def test_system_namespaces_cannot_be_deleted(kubesim):
+    for name in ("default", "kube-system", "kube-public"):
+        res = kubesim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+        assert res.returncode == 1, res.stdout
+        assert f'Error from server (Forbidden): namespaces "{name}" is forbidden' in res.stderr
+        assert kubesim.kubectl("get", "namespace", name, "-o", "name").stdout.strip() == f"namespace/{name}"

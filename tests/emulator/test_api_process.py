@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 from tests.kubesim.launcher import Kubesim
 
 from . import manifests

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 from tests.kubesim.launcher import Kubesim
 
 

@@ -25,7 +25,7 @@ import zlib
 import pytest
 
 from tests.kubesim import spdy
-from tests.kubesim.fixture import require_tool
+from tests.prerequisites import require_tool
 
 MB = 1_000_000
 ECHO_PORT = 7000  # exists only inside the echo pod's network namespace

@@ -16,6 +16,8 @@ from .api_request import (APPLY, JSONPATCH, MERGE, SMP, Route, check_fields, che
 from .api_subresources import scale_of, scaled
 from .store import now
 
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")   # a real server refuses to delete them
+
 SERVER_SET_ON_CREATE = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                         "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields")
 KEPT_ON_UPDATE = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
@@ -190,7 +192,7 @@ class Writes:
         if obj is None:
             raise errors.not_found(res.plural, res.group, name)
         _check_delete_preconditions(route, obj, opts.get("preconditions") or {})
-        if res.key == "namespaces" and name in ("default", "kube-system", "kube-public"):
+        if res.key == "namespaces" and name in PROTECTED_NAMESPACES:
             raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")
         dry = opts.get("dryRun")
         if dry == "All" or dry == ["All"]:

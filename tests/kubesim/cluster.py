@@ -16,7 +16,6 @@ from .store import Store
 log = logging.getLogger("kubesim.cluster")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 NODE_NAME = "kubesim-node"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 

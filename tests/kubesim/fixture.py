@@ -1,24 +1,12 @@
 """pytest fixtures: `kubesim` (session: the real `python -m tests.kubesim` as a subprocess) and `namespace`."""
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
 import pytest
 
 from tests.kubesim.launcher import Kubesim, KubesimError
-
-
-def require_tool(name: str) -> str:
-    """The path of a prerequisite program; skip the test locally when missing, fail it under CI=true."""
-    path = shutil.which(name)
-    if path:
-        return path
-    msg = f"required program {name!r} is not installed"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg + " (CI=true: no test may skip for a missing prerequisite)")
-    pytest.skip(msg)
+from tests.prerequisites import require_tool
 
 
 @pytest.fixture(scope="session")

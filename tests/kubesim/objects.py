@@ -242,7 +242,7 @@ def initial_status(key: str, obj: dict) -> None:
 
 # ------------------------------------------------------------------ validation
 
-def _name_causes(key: str, res: Resource, name, generate: bool = False) -> list[dict]:
+def _name_causes(key: str, res: Resource, name) -> list[dict]:
     if not name:
         return [errors.field_required("metadata.name", "name or generateName is required")]
     rule = res.name_rule

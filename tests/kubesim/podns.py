@@ -32,7 +32,6 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
-PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -71,10 +70,6 @@ def umount(target: str, flags: int = 0) -> None:
 def sethostname(name: str) -> None:
     raw = name.encode()[:64]
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
-
-
-def set_parent_death_signal(sig: int) -> None:
-    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl")
 
 
 def set_process_name(name: str) -> None:

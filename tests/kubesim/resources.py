@@ -119,7 +119,3 @@ def groups() -> list[tuple[str, str]]:
 
 def in_group(group: str, version: str) -> list[Resource]:
     return [r for r in RESOURCES if r.group == group and r.version == version]
-
-
-def by_key(key: str) -> Resource:
-    return BY_KEY[key]

@@ -55,9 +55,6 @@ class Store:
     def exists_uid(self, uid: str) -> bool:
         return uid in self._uids
 
-    def namespaces_in_use(self) -> set[str]:
-        return {ns for items in self._objs.values() for (ns, _) in items if ns}
-
     def keys(self) -> list[str]:
         return list(self._objs)
 

@@ -1,7 +1,5 @@
 """Helpers of the packaging tests: building with the real scripts, and a bare environment
 (python3 only, fresh HOME) to run what they built."""
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +9,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 NAME = "kubectl-preevy"
-
-
-def require_tool(path: str) -> str:
-    """The tool's path; a missing tool skips locally but fails in CI (CI=true)."""
-    found = shutil.which(path)
-    if found:
-        return found
-    message = f"{path} is not installed"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def bare_path() -> str:

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from kubectl_preevy import __version__
-from tests.packaging.support import NAME, ROOT, bare_path, require_tool, run_script
+from tests.packaging.support import NAME, ROOT, bare_path, run_script
+from tests.prerequisites import require_tool
 
 # cmd/validate-krew-manifest allPlatforms(): every <os, arch> krew supports.
 KREW_PLATFORMS = [("windows", "386"), ("windows", "amd64"), ("windows", "arm64"), ("linux", "386"),

@@ -160,7 +160,7 @@ def test_cluster_profile_configmap_round_trip():
     assert (loaded.id, loaded.store, loaded.location) == ("ci-ab12c", "cluster", "previews/configmap/preevy-profile-ci")
     resolved = options.resolve_options(args(), None, None, loaded, {})
     assert (resolved.storage_size, resolved.server_side_apply) == (12.5, False)
-    assert store.flags == ["--namespace=previews"]
+    assert store.kubectl.argv("get", "configmaps")[:3] == ["kubectl", "-n", "previews"]
 
 
 # --- the commands ----------------------------------------------------------------------------------------
