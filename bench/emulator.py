@@ -6,6 +6,7 @@ Prints a markdown table (median of --runs).
 
 Needs what the emulator tests need: kubectl, dockerd, python3, root.
 """
+
 import argparse
 import os
 import pathlib
@@ -29,7 +30,8 @@ MB = 1_000_000
 PORT = 7000  # exists only inside the pod's network namespace
 CHUNK = 1 << 20
 # b"U" + size: read size bytes, answer b"k". b"D" + size: send size zero bytes.
-SINK = """
+SINK = (
+    """
 import socket, struct, threading
 def serve(conn):
     with conn:
@@ -43,30 +45,70 @@ ZEROS = bytes(1 << 20)
 server = socket.create_server(("127.0.0.1", %d))
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-""" % PORT
+"""
+    % PORT
+)
 
 
 def manifest(name: str) -> str:
     """The shape of templates/default.yaml.njk's StatefulSet, plus a sink/source server container."""
-    docker = {"name": "docker", "image": "docker:24.0.7-dind-alpine3.18", "securityContext": {"privileged": True},
-              "command": ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"],
-              "readinessProbe": {"httpGet": {"path": "/_ping", "port": 2375}, "periodSeconds": 1,
-                                 "failureThreshold": 30},
-              "volumeMounts": [{"name": "docker-config", "mountPath": "/etc/docker"},
-                               {"name": "data", "subPath": "docker", "mountPath": "/var/lib/docker"}]}
-    sink = {"name": "sink", "image": "python:3-alpine", "command": ["python3", "-c", SINK],
-            "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 1}}
+    docker = {
+        "name": "docker",
+        "image": "docker:24.0.7-dind-alpine3.18",
+        "securityContext": {"privileged": True},
+        "command": ["dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"],
+        "readinessProbe": {
+            "httpGet": {"path": "/_ping", "port": 2375},
+            "periodSeconds": 1,
+            "failureThreshold": 30,
+        },
+        "volumeMounts": [
+            {"name": "docker-config", "mountPath": "/etc/docker"},
+            {"name": "data", "subPath": "docker", "mountPath": "/var/lib/docker"},
+        ],
+    }
+    sink = {
+        "name": "sink",
+        "image": "python:3-alpine",
+        "command": ["python3", "-c", SINK],
+        "readinessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 1},
+    }
     labels = {"app": name}
-    return yaml.safe_dump_all([
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-dc"},
-         "data": {"daemon.json": '{\n  "tls": false\n}\n'}},
-        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels},
-                               "spec": {"containers": [docker, sink], "volumes": [
-                                   {"name": "docker-config", "configMap": {"name": f"{name}-dc"}}]}},
-                  "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                      "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}])
+    return yaml.safe_dump_all(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"{name}-dc"},
+                "data": {"daemon.json": '{\n  "tls": false\n}\n'},
+            },
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": name},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "containers": [docker, sink],
+                            "volumes": [{"name": "docker-config", "configMap": {"name": f"{name}-dc"}}],
+                        },
+                    },
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "data"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": "1Gi"}},
+                            },
+                        }
+                    ],
+                },
+            },
+        ]
+    )
 
 
 def main() -> int:
@@ -99,22 +141,32 @@ def measure(pid: int, env: dict, ns: str, size: int) -> dict[str, float]:
     results["dockerd StatefulSet: apply -> rollout status (s)"] = time.monotonic() - started
     results["emulator RSS before transfers (MB)"] = status_mb(pid, "VmRSS")
     pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM: the peak below is the transfers'
-    forward = subprocess.Popen(["kubectl", "port-forward", "-n", ns, "pod/dind-0", f":{PORT}"], env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    forward = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", ns, "pod/dind-0", f":{PORT}"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         match = re.search(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {PORT}", forward.stdout.readline())
         assert match, "kubectl port-forward did not start"
         for op, what in ((b"U", "upload"), (b"D", "download")):
             for n in (1, 2):
                 results[f"port-forward {what}, {n} connection(s) (MB/s, total)"] = throughput(
-                    size, lambda: forwarded(int(match.group(1)), size, op), n)
+                    size, lambda op=op: forwarded(int(match.group(1)), size, op), n
+                )
     finally:
         stop_process(forward)
     kube_exec = ["kubectl", "exec", "-n", ns, "dind-0", "-c", "docker"]
     results["exec -i `cat > /dev/null` (MB/s)"] = throughput(
-        size, lambda: streamed([*kube_exec, "-i", "--", "sh", "-c", "cat > /dev/null"], env, size, upload=True))
+        size,
+        lambda: streamed([*kube_exec, "-i", "--", "sh", "-c", "cat > /dev/null"], env, size, upload=True),
+    )
     results["exec `head -c N /dev/zero` (MB/s)"] = throughput(
-        size, lambda: streamed([*kube_exec, "--", "head", "-c", str(size), "/dev/zero"], env, size, upload=False))
+        size,
+        lambda: streamed([*kube_exec, "--", "head", "-c", str(size), "/dev/zero"], env, size, upload=False),
+    )
     results["emulator RSS after transfers (MB)"] = status_mb(pid, "VmRSS")
     results["emulator peak RSS during transfers, VmHWM (MB)"] = status_mb(pid, "VmHWM")
     kubectl(env, "delete", "namespace", ns, "--timeout=120s", timeout=150)
@@ -135,7 +187,7 @@ def forwarded(port: int, size: int, op: bytes) -> None:
         conn.sendall(struct.pack(">cQ", op, size))
         if op == b"U":
             for offset in range(0, size, CHUNK):
-                conn.sendall(block[:size - offset])
+                conn.sendall(block[: size - offset])
             moved = size if conn.recv(1) == b"k" else 0  # the sink's acknowledgement: it read them all
         while moved < size and (data := conn.recv(CHUNK)):
             moved += len(data)
@@ -145,13 +197,17 @@ def forwarded(port: int, size: int, op: bytes) -> None:
 
 def streamed(argv: list[str], env: dict, size: int, upload: bool) -> None:
     """Runs kubectl exec, writing size bytes to its stdin (upload) or reading size bytes from its stdout."""
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if upload else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL if upload else subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.PIPE if upload else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if upload else subprocess.PIPE,
+    )
     block, moved = os.urandom(CHUNK), 0
     try:
         if upload:
             for moved in range(0, size, CHUNK):
-                proc.stdin.write(block[:size - moved])
+                proc.stdin.write(block[: size - moved])
             proc.stdin.close()
             moved = size  # every write went through
         else:

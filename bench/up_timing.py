@@ -5,6 +5,7 @@ one after editing a file, and `down`. Prints a markdown table (median of --runs)
 
 Needs what the end-to-end tests need: kubectl, docker with compose, dockerd, /bin/busybox, root.
 """
+
 import argparse
 import pathlib
 import shutil
@@ -46,8 +47,10 @@ def main() -> int:
 def measure(project_dir: pathlib.Path, env: dict, env_id: str) -> dict[str, float]:
     shutil.copytree(ROOT / "examples" / "hello", project_dir, ignore=shutil.ignore_patterns("busybox"))
     shutil.copy("/bin/busybox", project_dir / "busybox")
-    results = {STEPS[0]: timed(["up", "--id", env_id], project_dir, env),
-               STEPS[1]: timed(["up", "--id", env_id], project_dir, env)}
+    results = {
+        STEPS[0]: timed(["up", "--id", env_id], project_dir, env),
+        STEPS[1]: timed(["up", "--id", env_id], project_dir, env),
+    }
     (project_dir / "site" / "index.html").write_text("<h1>edited</h1>\n")
     results[STEPS[2]] = timed(["up", "--id", env_id], project_dir, env)
     results[STEPS[3]] = timed(["down", "--id", env_id], project_dir, env)
@@ -56,7 +59,9 @@ def measure(project_dir: pathlib.Path, env: dict, env_id: str) -> dict[str, floa
 
 def timed(args: list[str], cwd: pathlib.Path, env: dict) -> float:
     started = time.monotonic()
-    result = subprocess.run([str(PREEVY), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(PREEVY), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     if result.returncode != 0:
         sys.exit(f"kubectl preevy {' '.join(args)} failed:\n{result.stderr}")
     return time.monotonic() - started

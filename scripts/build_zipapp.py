@@ -9,6 +9,7 @@ hash-checked, platform-independent choice of wheels); compiled extensions remove
 MarkupSafe fall back to pure Python); shiv --reproducible with SOURCE_DATE_EPOCH set to the
 last commit's time. Two builds of the same tree are byte-identical.
 """
+
 import argparse
 import hashlib
 import importlib.util
@@ -31,8 +32,16 @@ PROJECT_FILES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "src", "
 FALLBACK_EPOCH = 315532800
 # Wheels are chosen for this target, whatever machine builds: their Python code is the same
 # for every target, and the compiled parts are removed (strip_compiled).
-WHEEL_TARGET = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-                "--implementation", "cp", "--abi", "cp311")
+WHEEL_TARGET = (
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+)
 # The bundle must work on each of these (python_requires >= 3.10): markers are checked for all.
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 SUPPORTED_PLATFORMS = (("linux", "Linux", "posix"), ("darwin", "Darwin", "posix"))
@@ -41,10 +50,15 @@ SUPPORTED_PLATFORMS = (("linux", "Linux", "posix"), ("darwin", "Darwin", "posix"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "dist" / CONSOLE_SCRIPT)
-    parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "zipapp",
-                        help="scratch directory, emptied first")
-    parser.add_argument("--tools-dir", type=Path, default=ROOT / "build" / "tools",
-                        help="where the pinned build tools are installed (kept between builds)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=ROOT / "build" / "zipapp", help="scratch directory, emptied first"
+    )
+    parser.add_argument(
+        "--tools-dir",
+        type=Path,
+        default=ROOT / "build" / "tools",
+        help="where the pinned build tools are installed (kept between builds)",
+    )
     args = parser.parse_args(argv)
     build(args.output.resolve(), args.work_dir.resolve(), args.tools_dir.resolve())
     return 0
@@ -73,8 +87,9 @@ def source_date_epoch() -> int:
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"],
-                             capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         out = ""
     return int(out) if out.isdigit() else FALLBACK_EPOCH
@@ -148,6 +163,7 @@ def strip_compiled(site: Path) -> None:
 def drop_removed_files(record: Path, site: Path) -> None:
     """Keeps RECORD true to what is bundled (and free of the removed scripts' hashes, which
     depend on the build machine)."""
+
     def bundled(line: str) -> bool:
         path = (site / line.rsplit(",", 2)[0]).resolve()
         return path.is_relative_to(site) and path.is_file()
@@ -164,13 +180,17 @@ def check_requirements(site: Path) -> None:
     from pip._vendor.packaging.requirements import Requirement  # pip is there: we just used it
     from pip._vendor.packaging.utils import canonicalize_name
 
-    installed = {canonicalize_name(dist.metadata["Name"]): dist.version for dist in distributions(path=[str(site)])}
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version for dist in distributions(path=[str(site)])
+    }
     problems = []
     for dist in distributions(path=[str(site)]):
         for line in dist.requires or []:
             requirement = Requirement(line)
-            if not any(requirement.marker is None or requirement.marker.evaluate(env)
-                       for env in marker_environments()):
+            if not any(
+                requirement.marker is None or requirement.marker.evaluate(env)
+                for env in marker_environments()
+            ):
                 continue
             version = installed.get(canonicalize_name(requirement.name))
             if version is None or not requirement.specifier.contains(version, prereleases=True):
@@ -182,9 +202,16 @@ def check_requirements(site: Path) -> None:
 def marker_environments():
     for python in SUPPORTED_PYTHONS:
         for sys_platform, system, os_name in SUPPORTED_PLATFORMS:
-            yield {"python_version": python, "python_full_version": python + ".0", "sys_platform": sys_platform,
-                   "platform_system": system, "os_name": os_name, "implementation_name": "cpython",
-                   "platform_python_implementation": "CPython", "extra": ""}
+            yield {
+                "python_version": python,
+                "python_full_version": python + ".0",
+                "sys_platform": sys_platform,
+                "platform_system": system,
+                "os_name": os_name,
+                "implementation_name": "cpython",
+                "platform_python_implementation": "CPython",
+                "extra": "",
+            }
 
 
 def normalize_modes(site: Path) -> None:
@@ -196,16 +223,43 @@ def normalize_modes(site: Path) -> None:
 def run_shiv(site: Path, output: Path, tools_dir: Path, epoch: int) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    run_quietly([sys.executable, "-m", "shiv", "--reproducible", "--site-packages", str(site),
-                 "--console-script", CONSOLE_SCRIPT, "--python", SHEBANG, "--preamble", str(PREAMBLE),
-                 "--output-file", str(partial)], env=tool_env(tools_dir, epoch))
+    run_quietly(
+        [
+            sys.executable,
+            "-m",
+            "shiv",
+            "--reproducible",
+            "--site-packages",
+            str(site),
+            "--console-script",
+            CONSOLE_SCRIPT,
+            "--python",
+            SHEBANG,
+            "--preamble",
+            str(PREAMBLE),
+            "--output-file",
+            str(partial),
+        ],
+        env=tool_env(tools_dir, epoch),
+    )
     partial.replace(output)
 
 
 def pip_install(args: list[str]) -> None:
-    run_quietly([sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-                 "--no-deps", "--require-hashes", "--only-binary=:all:", *args],
-                env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+    run_quietly(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            *args,
+        ],
+        env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"},
+    )
 
 
 def run_quietly(argv: list[str], **kwargs) -> None:

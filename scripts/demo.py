@@ -6,6 +6,7 @@ Uses the cluster of your current kubectl context when one answers; otherwise (or
 It prints a working URL, keeps the environment until Enter/Ctrl-C (at once when not on a
 terminal), then runs `kubectl preevy down` and stops everything it started.
 """
+
 import argparse
 import os
 import re
@@ -30,14 +31,17 @@ def log(message: str) -> None:
 
 
 def cluster_answers(env: dict) -> bool:
-    probe = subprocess.run(["kubectl", "version", "--request-timeout=3s", "-o", "json"], env=env,
-                           capture_output=True, timeout=20)
+    probe = subprocess.run(
+        ["kubectl", "version", "--request-timeout=3s", "-o", "json"], env=env, capture_output=True, timeout=20
+    )
     return probe.returncode == 0
 
 
 def start_emulator(workdir: Path) -> Kubesim:
     emulator = Kubesim(workdir).start()
-    log(f"no cluster at hand: started the local emulator (pid {emulator.proc.pid}), kubeconfig {emulator.kubeconfig}")
+    log(
+        f"no cluster at hand: started the local emulator (pid {emulator.proc.pid}), kubeconfig {emulator.kubeconfig}"
+    )
     return emulator
 
 
@@ -62,7 +66,9 @@ def fetch(url: str, attempts: int = 30) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--emulator", action="store_true", help="use the local emulator even if a cluster answers")
+    parser.add_argument(
+        "--emulator", action="store_true", help="use the local emulator even if a cluster answers"
+    )
     args = parser.parse_args()
     env = dict(os.environ)
     workdir = Path(tempfile.mkdtemp(prefix="preevy-demo-"))
@@ -74,8 +80,9 @@ def main() -> int:
             emulator = start_emulator(workdir)
             env = emulator.env
         subprocess.run([PLUGIN, "up", "--id", ENV_ID], cwd=EXAMPLE, env=env, check=True, timeout=600)
-        connect = subprocess.Popen([PLUGIN, "connect", "--id", ENV_ID], cwd=EXAMPLE, env=env,
-                                   stdout=subprocess.PIPE, text=True)
+        connect = subprocess.Popen(
+            [PLUGIN, "connect", "--id", ENV_ID], cwd=EXAMPLE, env=env, stdout=subprocess.PIPE, text=True
+        )
         url = wait_for_url(connect)
         page = fetch(url)
         print(f"\n{url} serves:\n{page}")

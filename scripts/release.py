@@ -7,6 +7,7 @@ with --manifest, writes the archive's version, uri and sha256 into the krew mani
 The version is read from the zipapp itself (kubectl_preevy/__init__.py inside it), so the
 archive and the manifest always name the version of the binary they carry.
 """
+
 import argparse
 import ast
 import gzip
@@ -46,7 +47,9 @@ def zipapp_version(binary: Path) -> str:
     with zipfile.ZipFile(binary) as app:
         source = app.read("site-packages/kubectl_preevy/__init__.py").decode()
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "__version__" for t in node.targets
+        ):
             return ast.literal_eval(node.value)
     raise SystemExit(f"no __version__ in {binary}")
 

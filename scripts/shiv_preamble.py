@@ -13,6 +13,7 @@ Every error is ignored: pruning is housekeeping and must never stop the command.
 shiv runs this file with the globals `site_packages` (Path), `archive` and `env`.
 Keep it importable by old Pythons (no new syntax): it is what tells their users to upgrade.
 """
+
 import contextlib
 import os
 import re
@@ -31,9 +32,10 @@ except ImportError:  # not POSIX: no locks, so no pruning
 
 def require_python():
     if sys.version_info < MIN_PYTHON:
-        sys.stderr.write("error: kubectl-preevy needs Python %d.%d or newer, but %s is %s; "
-                         "put a newer python3 first on PATH\n"
-                         % (MIN_PYTHON + (sys.executable, sys.version.split()[0])))
+        sys.stderr.write(
+            "error: kubectl-preevy needs Python %d.%d or newer, but %s is %s; "
+            "put a newer python3 first on PATH\n" % (MIN_PYTHON + (sys.executable, sys.version.split()[0]))
+        )
         sys.exit(EXIT_MISSING_TOOL)
 
 
@@ -111,7 +113,7 @@ def main(site_packages):
     try:
         mark_in_use(build_dir)
         prune_other_builds(build_dir)
-    except Exception:  # noqa: BLE001 - housekeeping must never break the command
+    except Exception:
         pass
 
 

@@ -1,7 +1,8 @@
 """Shared pytest fixtures: the kubesim emulator (tests/kubesim/fixture.py)."""
-from tests.kubesim.fixture import kubesim, namespace  # noqa: F401  (pytest fixtures)
 
-import pytest  # noqa: E402
+import pytest
+
+from tests.kubesim.fixture import kubesim, namespace  # noqa: F401  (pytest fixtures)
 
 
 @pytest.hookimpl(hookwrapper=True)

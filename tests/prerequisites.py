@@ -1,5 +1,6 @@
 """Programs the tests need. A missing one skips a test on a developer's machine, and FAILS it in CI
 (CI=true): there no test may skip for a missing prerequisite (scripts/setup.sh installs them all)."""
+
 import os
 import shutil
 

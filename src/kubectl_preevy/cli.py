@@ -2,6 +2,7 @@
 
 Command modules are imported only when their command runs, so `--help` stays instant.
 """
+
 import argparse
 import importlib
 import os
@@ -31,45 +32,90 @@ def prog_name(argv0: str | None = None) -> str:
 
 def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (kubectl's flags; Preevy's --kube-pod-* names also work)")
-    group.add_argument("--kubeconfig", "--kube-pod-kubeconfig", dest="kubeconfig", metavar="PATH",
-                       help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
-    group.add_argument("--context", "--kube-pod-context", dest="context", metavar="NAME",
-                       help="kubeconfig context (default: $KUBE_CONTEXT, else the current context)")
-    group.add_argument("-n", "--namespace", "--kube-pod-namespace", dest="namespace", metavar="NS",
-                       help="namespace (default: the current context's namespace, else `default`)")
+    group.add_argument(
+        "--kubeconfig",
+        "--kube-pod-kubeconfig",
+        dest="kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    group.add_argument(
+        "--context",
+        "--kube-pod-context",
+        dest="context",
+        metavar="NAME",
+        help="kubeconfig context (default: $KUBE_CONTEXT, else the current context)",
+    )
+    group.add_argument(
+        "-n",
+        "--namespace",
+        "--kube-pod-namespace",
+        dest="namespace",
+        metavar="NS",
+        help="namespace (default: the current context's namespace, else `default`)",
+    )
     group.add_argument("--profile", metavar="NAME", help="profile to use (default: the current profile)")
 
 
 def _add_driver_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("environment template")
-    group.add_argument("--kube-pod-template", dest="template", metavar="PATH",
-                       help="template file (default: the bundled template; see `kubectl preevy template`)")
-    group.add_argument("--kube-pod-server-side-apply", dest="server_side_apply",
-                       action=argparse.BooleanOptionalAction, default=None,
-                       help="apply with server-side apply (default) or client-side create/apply")
-    group.add_argument("--kube-pod-storage-class", dest="storage_class", metavar="CLASS",
-                       help="StorageClass of the Docker data volume (default: the cluster's default)")
-    group.add_argument("--kube-pod-storage-size", dest="storage_size", metavar="GIB",
-                       help="size of the Docker data volume in GiB (default: 5)")
+    group.add_argument(
+        "--kube-pod-template",
+        dest="template",
+        metavar="PATH",
+        help="template file (default: the bundled template; see `kubectl preevy template`)",
+    )
+    group.add_argument(
+        "--kube-pod-server-side-apply",
+        dest="server_side_apply",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply with server-side apply (default) or client-side create/apply",
+    )
+    group.add_argument(
+        "--kube-pod-storage-class",
+        dest="storage_class",
+        metavar="CLASS",
+        help="StorageClass of the Docker data volume (default: the cluster's default)",
+    )
+    group.add_argument(
+        "--kube-pod-storage-size",
+        dest="storage_size",
+        metavar="GIB",
+        help="size of the Docker data volume in GiB (default: 5)",
+    )
 
 
 def _add_project_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("compose project")
-    group.add_argument("-f", "--file", dest="files", action="append", metavar="FILE",
-                       help="compose file (repeatable; default: compose.yaml & co. in the current directory)")
+    group.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="compose file (repeatable; default: compose.yaml & co. in the current directory)",
+    )
     group.add_argument("-p", "--project", dest="project", metavar="NAME", help="compose project name")
-    group.add_argument("--id", dest="env_id", metavar="ID",
-                       help="environment id (default: <project>-<git branch>)")
+    group.add_argument(
+        "--id", dest="env_id", metavar="ID", help="environment id (default: <project>-<git branch>)"
+    )
 
 
 def _add_output_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="table",
-                        help="result format on stdout (json is versioned: see `apiVersion`)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default="table",
+        help="result format on stdout (json is versioned: see `apiVersion`)",
+    )
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=prog, description="A Docker Compose project as a preview environment in one pod of your cluster.")
+        prog=prog, description="A Docker Compose project as a preview environment in one pod of your cluster."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -78,11 +124,20 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(up)
     _add_cluster_flags(up)
     _add_driver_flags(up)
-    up.add_argument("--timeout", default="5m", metavar="DURATION",
-                    help="how long to wait for the Docker server to be ready (default: 5m)")
-    up.add_argument("--dry-run", action="store_true", help="print the objects `up` would apply, as YAML, and stop")
-    up.add_argument("--recreate", action="store_true",
-                    help="delete and recreate the environment (and its volume) when a change cannot be applied in place")
+    up.add_argument(
+        "--timeout",
+        default="5m",
+        metavar="DURATION",
+        help="how long to wait for the Docker server to be ready (default: 5m)",
+    )
+    up.add_argument(
+        "--dry-run", action="store_true", help="print the objects `up` would apply, as YAML, and stop"
+    )
+    up.add_argument(
+        "--recreate",
+        action="store_true",
+        help="delete and recreate the environment (and its volume) when a change cannot be applied in place",
+    )
     _add_output_flag(up)
 
     down = commands.add_parser("down", help="delete every object of the environment")
@@ -90,8 +145,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_cluster_flags(down)
     _add_driver_flags(down)
     down.add_argument("--force", action="store_true", help="exit 0 quietly if the environment does not exist")
-    down.add_argument("--no-wait", dest="wait", action="store_false", help="do not wait until every object is gone")
-    down.add_argument("--timeout", default="3m", metavar="DURATION", help="how long to wait for deletion (default: 3m)")
+    down.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="do not wait until every object is gone"
+    )
+    down.add_argument(
+        "--timeout", default="3m", metavar="DURATION", help="how long to wait for deletion (default: 3m)"
+    )
     _add_output_flag(down)
 
     connect = commands.add_parser("connect", help="forward every published port to 127.0.0.1 until Ctrl-C")
@@ -104,24 +163,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_output_flag(ls)
 
     template = commands.add_parser("template", help="print the default template (to start a custom one)")
-    template.add_argument("--variant", choices=("default", "sysbox"), default="default",
-                          help="which bundled template to print")
+    template.add_argument(
+        "--variant", choices=("default", "sysbox"), default="default", help="which bundled template to print"
+    )
 
     init = commands.add_parser("init", help="create a profile")
     init.add_argument("name", nargs="?", default="default", help="profile name (default: `default`)")
     _add_cluster_flags(init)
     _add_driver_flags(init)
-    init.add_argument("--store", choices=("local", "cluster"), default="local",
-                      help="keep the profile on this machine, or in a ConfigMap in the cluster to share it with CI")
-    init.add_argument("--profile-id", metavar="ID",
-                      help="profile id (default: `default` for the default profile, else <name>-<5 random>); "
-                           "reuse a Preevy profile's id to find its environments")
+    init.add_argument(
+        "--store",
+        choices=("local", "cluster"),
+        default="local",
+        help="keep the profile on this machine, or in a ConfigMap in the cluster to share it with CI",
+    )
+    init.add_argument(
+        "--profile-id",
+        metavar="ID",
+        help="profile id (default: `default` for the default profile, else <name>-<5 random>); "
+        "reuse a Preevy profile's id to find its environments",
+    )
 
     profile = commands.add_parser("profile", help="list, show, select, configure and remove profiles")
     profile_commands = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")
     profile_commands.required = True
-    for name, help_text in (("ls", "list profiles"), ("show", "show a profile"), ("use", "make a profile current"),
-                            ("rm", "remove a profile")):
+    for name, help_text in (
+        ("ls", "list profiles"),
+        ("show", "show a profile"),
+        ("use", "make a profile current"),
+        ("rm", "remove a profile"),
+    ):
         sub = profile_commands.add_parser(name, help=help_text)
         if name != "ls":
             sub.add_argument("name", nargs="?" if name == "show" else None)
@@ -144,8 +215,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 COMMAND_MODULES = {
-    "up": "up", "down": "down", "connect": "connect", "ls": "ls", "template": "template",
-    "init": "init", "profile": "profile", "version": "version",
+    "up": "up",
+    "down": "down",
+    "connect": "connect",
+    "ls": "ls",
+    "template": "template",
+    "init": "init",
+    "profile": "profile",
+    "version": "version",
 }
 
 

@@ -3,6 +3,7 @@
 `docker compose config --format json` does every bit of Compose's own work (several `-f` files,
 `.env`, `env_file`, profiles, `extends`, interpolation); we only read and rewrite its output.
 """
+
 import copy
 import dataclasses
 import json
@@ -16,13 +17,25 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 # Preevy's default files (core/src/compose/files.ts): one base file, else one override file alone;
 # a system file (compose.preevy.*) always goes first, also before -f files.
 DEFAULT_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILE_NAMES = ("compose.override.yaml", "compose.override.yml",
-                       "docker-compose.override.yaml", "docker-compose.override.yml")
-SYSTEM_FILE_NAMES = ("compose.preevy.yaml", "compose.preevy.yml",
-                     "docker-compose.preevy.yaml", "docker-compose.preevy.yml")
+OVERRIDE_FILE_NAMES = (
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+)
+SYSTEM_FILE_NAMES = (
+    "compose.preevy.yaml",
+    "compose.preevy.yml",
+    "docker-compose.preevy.yaml",
+    "docker-compose.preevy.yml",
+)
 # Bind sources that name the Docker host itself (its socket, its logs): inside the pod they
 # mean the pod's own, so they stay as they are and nothing is copied.
-HOST_PATHS = (pathlib.PurePosixPath("/var/run"), pathlib.PurePosixPath("/run"), pathlib.PurePosixPath("/var/log"))
+HOST_PATHS = (
+    pathlib.PurePosixPath("/var/run"),
+    pathlib.PurePosixPath("/run"),
+    pathlib.PurePosixPath("/var/log"),
+)
 REMOTE_PROJECTS_DIR = "/var/lib/preevy/projects"
 CONFIG_TIMEOUT_SECONDS = 60
 
@@ -44,26 +57,36 @@ class ComposeProject:
 @dataclasses.dataclass(frozen=True)
 class SyncedPath:
     """A local file or directory the services mount, and where it goes under the remote project dir."""
+
     local: pathlib.Path
-    remote: str          # relative to ComposeProject.remote_dir: `relative/...` or `absolute/...`
-    exists: bool         # a missing bind source is created as an empty directory, as docker compose does
+    remote: str  # relative to ComposeProject.remote_dir: `relative/...` or `absolute/...`
+    exists: bool  # a missing bind source is created as an empty directory, as docker compose does
 
 
-def load_project(files: list[str] | None, project: str | None, cwd: pathlib.Path,
-                 environ: Mapping[str, str]) -> ComposeProject:
-    paths = system_files(cwd) + ([(cwd / f).resolve() for f in files] if files else default_files(cwd, environ))
+def load_project(
+    files: list[str] | None, project: str | None, cwd: pathlib.Path, environ: Mapping[str, str]
+) -> ComposeProject:
+    paths = system_files(cwd) + (
+        [(cwd / f).resolve() for f in files] if files else default_files(cwd, environ)
+    )
     argv = ["docker", "compose"]
     if project:
         argv += ["-p", project]
     for path in paths:
         argv += ["-f", str(path)]
-    result = process.run(argv + ["config", "--format", "json"], env=dict(environ), cwd=str(cwd),
-                         timeout=CONFIG_TIMEOUT_SECONDS)
+    result = process.run(
+        argv + ["config", "--format", "json"], env=dict(environ), cwd=str(cwd), timeout=CONFIG_TIMEOUT_SECONDS
+    )
     if not result.ok:
         raise _config_error(result, environ)
     model = json.loads(result.stdout)
-    return ComposeProject(name=model["name"], files=paths, working_dir=paths[0].parent, model=model,
-                          x_preevy=model.get("x-preevy"))
+    return ComposeProject(
+        name=model["name"],
+        files=paths,
+        working_dir=paths[0].parent,
+        model=model,
+        x_preevy=model.get("x-preevy"),
+    )
 
 
 def default_files(cwd: pathlib.Path, environ: Mapping[str, str], required: bool = True) -> list[pathlib.Path]:
@@ -78,8 +101,10 @@ def default_files(cwd: pathlib.Path, environ: Mapping[str, str], required: bool 
     if found is None:
         if not required:
             return []
-        raise PreevyError(messages.NO_COMPOSE_FILE.format(directory=cwd, names=", ".join(DEFAULT_FILE_NAMES)),
-                          ExitCode.USAGE)
+        raise PreevyError(
+            messages.NO_COMPOSE_FILE.format(directory=cwd, names=", ".join(DEFAULT_FILE_NAMES)),
+            ExitCode.USAGE,
+        )
     return [found]
 
 
@@ -92,15 +117,21 @@ def system_files(cwd: pathlib.Path) -> list[pathlib.Path]:
 def _one_of(directory: pathlib.Path, names: tuple[str, ...]) -> pathlib.Path | None:
     found = [directory / name for name in names if (directory / name).is_file()]
     if len(found) > 1:
-        raise PreevyError(messages.SEVERAL_COMPOSE_FILES.format(
-            files=", ".join(f.name for f in found), directory=directory), ExitCode.USAGE)
+        raise PreevyError(
+            messages.SEVERAL_COMPOSE_FILES.format(
+                files=", ".join(f.name for f in found), directory=directory
+            ),
+            ExitCode.USAGE,
+        )
     return found[0].resolve() if found else None
 
 
 def _config_error(result: process.Result, environ: Mapping[str, str]) -> PreevyError:
     # Without the plugin, the docker CLI reads `compose` or its flags as its own, and says so in ways
     # that vary by version: ask the plugin itself.
-    if not process.run(["docker", "compose", "version"], env=dict(environ), timeout=CONFIG_TIMEOUT_SECONDS).ok:
+    if not process.run(
+        ["docker", "compose", "version"], env=dict(environ), timeout=CONFIG_TIMEOUT_SECONDS
+    ).ok:
         return PreevyError(messages.MISSING_COMPOSE_PLUGIN, ExitCode.MISSING_TOOL)
     return PreevyError(messages.INVALID_COMPOSE.format(error=result.last_error_line()), ExitCode.USAGE)
 
@@ -121,10 +152,14 @@ def is_host_path(source: str) -> bool:
 
 def synced_paths(project: ComposeProject) -> list[SyncedPath]:
     """Every bind-mount source and file-based secret/config, nested ones folded into their parent."""
-    sources = {pathlib.Path(s) for s in _bind_sources(project.model)} | {pathlib.Path(s) for s in _file_sources(project.model)}
+    sources = {pathlib.Path(s) for s in _bind_sources(project.model)} | {
+        pathlib.Path(s) for s in _file_sources(project.model)
+    }
     roots = sorted(s for s in sources if not any(parent in sources for parent in s.parents))
-    return [SyncedPath(local=s, remote=remote_relative_path(s, project.working_dir), exists=s.exists())
-            for s in roots]
+    return [
+        SyncedPath(local=s, remote=remote_relative_path(s, project.working_dir), exists=s.exists())
+        for s in roots
+    ]
 
 
 def remote_model(project: ComposeProject) -> dict:

@@ -2,11 +2,12 @@
 
 rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help` stays fast.
 """
+
 import functools
 import json
 import sys
 
-API_VERSION = "kubectl-preevy/v1"      # of every JSON document we print (and of profile files)
+API_VERSION = "kubectl-preevy/v1"  # of every JSON document we print (and of profile files)
 
 
 @functools.cache
@@ -54,7 +55,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     """A plain, aligned text table (kubectl style: upper-case header, two spaces between columns)."""
     cells = [[h.upper() for h in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    )
 
 
 def _escape(text: str) -> str:

@@ -1,4 +1,5 @@
 """The Docker server in the pod, reached through a port-forward: its API and `docker compose`."""
+
 import dataclasses
 import http.client
 import json
@@ -22,8 +23,8 @@ COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 @dataclasses.dataclass(frozen=True)
 class PublishedPort:
     service: str
-    port: int           # the container's port
-    published: int      # the port on the Docker host (the pod)
+    port: int  # the container's port
+    published: int  # the port on the Docker host (the pod)
 
 
 def compose_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
@@ -49,8 +50,10 @@ def forward(kubectl: Kubectl, pod: str, timeout: float = PING_TIMEOUT_SECONDS) -
             if error is None:
                 return docker_forward
             if time.monotonic() > deadline:
-                raise PreevyError(messages.DOCKER_NOT_ANSWERING.format(pod=pod, timeout=f"{timeout:g}s", error=error),
-                                  ExitCode.TIMEOUT)
+                raise PreevyError(
+                    messages.DOCKER_NOT_ANSWERING.format(pod=pod, timeout=f"{timeout:g}s", error=error),
+                    ExitCode.TIMEOUT,
+                )
             time.sleep(0.2)
             if not docker_forward.running:
                 docker_forward.start()
@@ -75,7 +78,9 @@ def published_ports(port: int, project: str | None = None) -> list[PublishedPort
     containers = json.loads(_request(port, "GET", f"/containers/json?{query}"))
     found = set()
     for container in containers:
-        service = (container.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, container["Names"][0].lstrip("/"))
+        service = (container.get("Labels") or {}).get(
+            COMPOSE_SERVICE_LABEL, container["Names"][0].lstrip("/")
+        )
         for binding in container.get("Ports") or []:
             if binding.get("PublicPort") and binding.get("Type", "tcp") == "tcp":
                 found.add(PublishedPort(service, binding["PrivatePort"], binding["PublicPort"]))
@@ -89,23 +94,48 @@ def _request(port: int, method: str, path: str, timeout: float = 30) -> bytes:
         response = connection.getresponse()
         body = response.read()
         if response.status >= 400:
-            raise PreevyError(messages.DOCKER_API_FAILED.format(path=path.split("?")[0], status=response.status,
-                                                                error=body.decode(errors="replace").strip()))
+            raise PreevyError(
+                messages.DOCKER_API_FAILED.format(
+                    path=path.split("?")[0],
+                    status=response.status,
+                    error=body.decode(errors="replace").strip(),
+                )
+            )
         return body
     finally:
         connection.close()
 
 
-def compose_up(project: str, model_file: str, working_dir: str, environ: Mapping[str, str], port: int) -> None:
+def compose_up(
+    project: str, model_file: str, working_dir: str, environ: Mapping[str, str], port: int
+) -> None:
     """`docker compose up -d --build --remove-orphans` of the rewritten model; all its output on our stderr.
 
     It runs in the project directory so that relative build contexts resolve; the build context
     travels to the remote Docker server through the forward.
     """
-    argv = ["docker", "compose", "-p", project, "--project-directory", working_dir, "-f", model_file,
-            "up", "-d", "--build", "--remove-orphans"]
-    proc = process.popen(argv, env=compose_environ(environ, port), cwd=working_dir,
-                         stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=None)
+    argv = [
+        "docker",
+        "compose",
+        "-p",
+        project,
+        "--project-directory",
+        working_dir,
+        "-f",
+        model_file,
+        "up",
+        "-d",
+        "--build",
+        "--remove-orphans",
+    ]
+    proc = process.popen(
+        argv,
+        env=compose_environ(environ, port),
+        cwd=working_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(),
+        stderr=None,
+    )
     try:
         returncode = proc.wait()
     finally:

@@ -2,6 +2,7 @@
 
 Like Preevy (core/src/env-id.ts): the branch is normalized, then `<project>-<branch>` is normalized again.
 """
+
 import pathlib
 from collections.abc import Mapping
 
@@ -18,23 +19,27 @@ def _set(var: str):
 # (branch variable, when it applies), first match wins. The first ones are Preevy's own CI providers
 # (core/src/ci-providers), in its order, so both tools compute the same id in the same CI job.
 CI_BRANCH_VARIABLES = (
-    ("GITHUB_HEAD_REF", _set("GITHUB_ACTIONS")),                       # pull request: its source branch
-    ("GITHUB_REF_NAME", lambda env: bool(env.get("GITHUB_ACTIONS")) and env.get("GITHUB_REF_TYPE") == "branch"),
+    ("GITHUB_HEAD_REF", _set("GITHUB_ACTIONS")),  # pull request: its source branch
+    (
+        "GITHUB_REF_NAME",
+        lambda env: bool(env.get("GITHUB_ACTIONS")) and env.get("GITHUB_REF_TYPE") == "branch",
+    ),
     ("CI_COMMIT_BRANCH", _set("GITLAB_CI")),
     ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", _set("GITLAB_CI")),
     ("CI_COMMIT_REF_NAME", _set("GITLAB_CI")),
     ("TRAVIS_BRANCH", lambda env: bool(env.get("TRAVIS")) and not env.get("TRAVIS_TAG")),
     ("CIRCLE_BRANCH", _set("CIRCLECI")),
-    ("BUILD_SOURCEBRANCHNAME", _set("BUILD_DEFINITIONNAME")),          # Azure Pipelines
-    ("CHANGE_BRANCH", _set("JENKINS_URL")),                            # Jenkins multibranch: a change request
+    ("BUILD_SOURCEBRANCHNAME", _set("BUILD_DEFINITIONNAME")),  # Azure Pipelines
+    ("CHANGE_BRANCH", _set("JENKINS_URL")),  # Jenkins multibranch: a change request
     ("BRANCH_NAME", _set("JENKINS_URL")),
     ("BITBUCKET_BRANCH", _set("BITBUCKET_BUILD_NUMBER")),
     ("BUILDKITE_BRANCH", _set("BUILDKITE")),
 )
 
 
-def resolve_env_id(explicit: str | None, project_name: str, environ: Mapping[str, str],
-                   cwd: pathlib.Path | str) -> tuple[str, str]:
+def resolve_env_id(
+    explicit: str | None, project_name: str, environ: Mapping[str, str], cwd: pathlib.Path | str
+) -> tuple[str, str]:
     """(environment id, why), e.g. ("shop-main", 'from project "shop" and git branch "main"')."""
     if explicit is not None:
         return validate_env_id(explicit), "from --id"
@@ -63,10 +68,14 @@ def branch_name(environ: Mapping[str, str], cwd: pathlib.Path) -> tuple[str, str
 def git_branch(cwd: pathlib.Path) -> str:
     # symbolic-ref (not rev-parse) also works in a repository without commits, and fails when detached
     try:
-        result = process.run(["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=str(cwd), timeout=GIT_TIMEOUT)
+        result = process.run(
+            ["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=str(cwd), timeout=GIT_TIMEOUT
+        )
     except PreevyError as err:
         if err.exit_code == ExitCode.MISSING_TOOL:
-            raise PreevyError(messages.ENV_ID_NO_BRANCH.format(reason=messages.ENV_ID_GIT_MISSING), ExitCode.USAGE) from None
+            raise PreevyError(
+                messages.ENV_ID_NO_BRANCH.format(reason=messages.ENV_ID_GIT_MISSING), ExitCode.USAGE
+            ) from None
         raise
     if result.ok and result.stdout.strip():
         return result.stdout.strip()

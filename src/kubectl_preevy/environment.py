@@ -3,6 +3,7 @@
 An environment is the objects of one rendered template, all labelled with its instance name;
 its docker-host StatefulSet carries the env id, the creation time and the list of object types.
 """
+
 import dataclasses
 import json
 import re
@@ -16,9 +17,18 @@ FIELD_MANAGER = "kubectl-preevy"
 # waits until their processes are gone) and the claims the StatefulSet made.
 ALWAYS_DELETED_TYPES = ("Pod", "PersistentVolumeClaim")
 # When the docker-host StatefulSet is already gone (an interrupted `down`), what may be left.
-LEFTOVER_TYPES = ("statefulsets.apps", "pods", "persistentvolumeclaims", "configmaps", "serviceaccounts", "secrets",
-                  "services", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io")
-REASON_MAX_LENGTH = 300     # of the reason in the one-line `not ready` error
+LEFTOVER_TYPES = (
+    "statefulsets.apps",
+    "pods",
+    "persistentvolumeclaims",
+    "configmaps",
+    "serviceaccounts",
+    "secrets",
+    "services",
+    "roles.rbac.authorization.k8s.io",
+    "rolebindings.rbac.authorization.k8s.io",
+)
+REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
@@ -45,7 +55,8 @@ class Environment:
     @property
     def created_at(self) -> str:
         return self._annotations.get(naming.ANNOTATION_CREATED_AT) or self.statefulset["metadata"].get(
-            "creationTimestamp", "")
+            "creationTimestamp", ""
+        )
 
     @property
     def ready_replicas(self) -> str:
@@ -63,7 +74,9 @@ class Environment:
             declared = json.loads(self._annotations.get(naming.ANNOTATION_ALL_TYPES, "[]"))
         except json.JSONDecodeError:
             declared = []
-        names = [resource_name(t["apiVersion"], t["kind"]) for t in declared if "apiVersion" in t and "kind" in t]
+        names = [
+            resource_name(t["apiVersion"], t["kind"]) for t in declared if "apiVersion" in t and "kind" in t
+        ]
         names = names or [resource_name("apps/v1", "StatefulSet")]
         return list(dict.fromkeys(names + list(ALWAYS_DELETED_TYPES)))
 
@@ -86,19 +99,28 @@ def resource_name(api_version: str, kind: str) -> str:
 
 def find(kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False) -> list[Environment]:
     """The environment's docker-host StatefulSets, oldest first (more than one only after concurrent ups)."""
-    selector = naming.env_selector(profile_id, env_id, deleted=None if include_deleted else False, docker_host=True)
+    selector = naming.env_selector(
+        profile_id, env_id, deleted=None if include_deleted else False, docker_host=True
+    )
     return _statefulsets(kubectl, selector)
 
 
 def list_all(kubectl: Kubectl, profile_id: str) -> list[Environment]:
-    selector = ",".join([naming.profile_selector(profile_id), f"{naming.LABEL_DELETED}!=true",
-                         f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}"])
+    selector = ",".join(
+        [
+            naming.profile_selector(profile_id),
+            f"{naming.LABEL_DELETED}!=true",
+            f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
+        ]
+    )
     return _statefulsets(kubectl, selector)
 
 
 def _statefulsets(kubectl: Kubectl, selector: str) -> list[Environment]:
     items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
-    return [Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))]
+    return [
+        Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))
+    ]
 
 
 def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
@@ -115,7 +137,9 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
         return
     immutable = _IMMUTABLE.search(result.stderr)
     if immutable:
-        raise ImmutableChange(messages.IMMUTABLE_CHANGE.format(detail=immutable.group(1)[:200]), ExitCode.FAILURE)
+        raise ImmutableChange(
+            messages.IMMUTABLE_CHANGE.format(detail=immutable.group(1)[:200]), ExitCode.FAILURE
+        )
     raise kubectl.error(result)
 
 
@@ -125,15 +149,28 @@ class ImmutableChange(PreevyError):
 
 def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
     """`kubectl rollout status` with a deadline; on timeout, why the pod is not ready."""
-    result = kubectl.run("rollout", "status", f"statefulset/{name}", f"--timeout={timeout_seconds:g}s",
-                         timeout=timeout_seconds + 30)
+    result = kubectl.run(
+        "rollout",
+        "status",
+        f"statefulset/{name}",
+        f"--timeout={timeout_seconds:g}s",
+        timeout=timeout_seconds + 30,
+    )
     if result.ok:
         return
     if "timed out" not in result.stderr:
         raise kubectl.error(result)
-    raise PreevyError(messages.NOT_READY.format(
-        env_id=env_id, timeout=f"{timeout_seconds:g}s", reason=unready_reason(kubectl, name),
-        pod=f"{name}-0", namespace=kubectl.namespace, cleanup=cleanup_hint), ExitCode.TIMEOUT)
+    raise PreevyError(
+        messages.NOT_READY.format(
+            env_id=env_id,
+            timeout=f"{timeout_seconds:g}s",
+            reason=unready_reason(kubectl, name),
+            pod=f"{name}-0",
+            namespace=kubectl.namespace,
+            cleanup=cleanup_hint,
+        ),
+        ExitCode.TIMEOUT,
+    )
 
 
 def unready_reason(kubectl: Kubectl, name: str) -> str:
@@ -157,9 +194,13 @@ def unready_reason(kubectl: Kubectl, name: str) -> str:
     for status in statuses:
         waiting = (status.get("state") or {}).get("waiting")
         if waiting:
-            return _one_line(messages.REASON_WAITING.format(
-                container=status["name"], reason=waiting.get("reason", ""), message=waiting.get("message", "")
-            ).rstrip(": "))
+            return _one_line(
+                messages.REASON_WAITING.format(
+                    container=status["name"],
+                    reason=waiting.get("reason", ""),
+                    message=waiting.get("message", ""),
+                ).rstrip(": ")
+            )
     return messages.REASON_NOT_READY.format(pod=pod_name)
 
 
@@ -167,45 +208,65 @@ def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> 
     """A container that exited: its exit code, and its last log line (in back-off: the exited instance's)."""
     logs = kubectl.run("logs", pod, "-c", status["name"], "--tail=1")
     last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
-    reason = messages.REASON_EXITED.format(container=status["name"], code=terminated.get("exitCode"),
-                                           restarts=status.get("restartCount", 0))
-    return _one_line(messages.REASON_LAST_LOG_LINE.format(reason=reason, line=last_line) if last_line else reason)
+    reason = messages.REASON_EXITED.format(
+        container=status["name"], code=terminated.get("exitCode"), restarts=status.get("restartCount", 0)
+    )
+    return _one_line(
+        messages.REASON_LAST_LOG_LINE.format(reason=reason, line=last_line) if last_line else reason
+    )
 
 
 def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = None) -> str | None:
     """`Reason: message` of the object's latest Warning event; a BackOff only when there is nothing else.
     uid: only that object's events (a StatefulSet's new pod has the name of the one it replaces)."""
-    result = kubectl.run("get", "events", "--field-selector",
-                         f"involvedObject.kind={kind},involvedObject.name={name},type=Warning", "-o", "json")
+    result = kubectl.run(
+        "get",
+        "events",
+        "--field-selector",
+        f"involvedObject.kind={kind},involvedObject.name={name},type=Warning",
+        "-o",
+        "json",
+    )
     if not result.ok:
         return None
-    events = [event for event in json.loads(result.stdout).get("items") or []
-              if uid is None or (event.get("involvedObject") or {}).get("uid") in (None, uid)]
+    events = [
+        event
+        for event in json.loads(result.stdout).get("items") or []
+        if uid is None or (event.get("involvedObject") or {}).get("uid") in (None, uid)
+    ]
     if not events:
         return None
-    latest = max(events, key=lambda e: (e.get("reason") != "BackOff",
-                                        e.get("lastTimestamp") or e.get("eventTime") or ""))
+    latest = max(
+        events,
+        key=lambda e: (e.get("reason") != "BackOff", e.get("lastTimestamp") or e.get("eventTime") or ""),
+    )
     return _one_line(f"{latest.get('reason', '')}: {latest.get('message', '')}".strip(": "))
 
 
 def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
     """text with its whitespace runs (newlines of a probe's output...) as single spaces, cut to limit."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def ready_pod(kubectl: Kubectl, env: Environment) -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
     for pod in kubectl.json("pods", "-l", selector)["items"]:
-        owned = any(ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
-                    for ref in pod["metadata"].get("ownerReferences") or [])
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (pod.get("status") or {}).get("conditions") or [])
+        owned = any(
+            ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
+            for ref in pod["metadata"].get("ownerReferences") or []
+        )
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
         if owned and ready and not pod["metadata"].get("deletionTimestamp"):
             return pod["metadata"]["name"]
-    raise PreevyError(messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
-                      ExitCode.FAILURE)
+    raise PreevyError(
+        messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
+        ExitCode.FAILURE,
+    )
 
 
 def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float) -> None:
@@ -214,26 +275,42 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     kinds = ",".join(types)
     kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
     # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
-    result = kubectl.run("delete", kinds, "-l", selector, "--cascade=foreground",
-                         f"--wait={'true' if wait else 'false'}", f"--timeout={timeout_seconds:g}s",
-                         timeout=timeout_seconds + 60)
+    result = kubectl.run(
+        "delete",
+        kinds,
+        "-l",
+        selector,
+        "--cascade=foreground",
+        f"--wait={'true' if wait else 'false'}",
+        f"--timeout={timeout_seconds:g}s",
+        timeout=timeout_seconds + 60,
+    )
     if result.ok:
         return
     if wait and "timed out" in result.stderr:
-        raise PreevyError(messages.DELETE_TIMEOUT.format(instance=instance, timeout=f"{timeout_seconds:g}s",
-                                                         namespace=kubectl.namespace), ExitCode.TIMEOUT)
+        raise PreevyError(
+            messages.DELETE_TIMEOUT.format(
+                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace
+            ),
+            ExitCode.TIMEOUT,
+        )
     raise kubectl.error(result)
 
 
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
     """Instances that still have objects although their docker-host StatefulSet is gone."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.check("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o",
-                           f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
-                           "{\"\\n\"}{end}")
+    result = kubectl.check(
+        "get",
+        ",".join(LEFTOVER_TYPES),
+        "-l",
+        selector,
+        "-o",
+        f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
+        '{"\\n"}{end}',
+    )
     return sorted({line for line in result.stdout.splitlines() if line})
 
 
 def _jsonpath_key(key: str) -> str:
     return key.replace(".", "\\.")
-

@@ -5,6 +5,7 @@ one deletes what is gone locally and unpacks a tar stream of what is new or chan
 whole-second mtime and permissions = unchanged). The tar is written straight into kubectl's
 stdin, so a big tree never sits in memory.
 """
+
 import dataclasses
 import gzip
 import os
@@ -20,10 +21,12 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
 LIST_TIMEOUT_SECONDS = 120
-GZIP_LEVEL = 1          # the tree travels once per change: fast beats small
+GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 # $1: the project dir in the pod; the rest: directories to create (bind sources missing locally).
-LIST_SCRIPT = ('mkdir -p "$1" && cd "$1" && shift && { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
-               "find . -print0 | xargs -r0 stat -c '%f %s %Y %n'")
+LIST_SCRIPT = (
+    'mkdir -p "$1" && cd "$1" && shift && { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
+    "find . -print0 | xargs -r0 stat -c '%f %s %Y %n'"
+)
 # $1: the project dir in the pod; the rest: paths to delete before unpacking stdin.
 APPLY_SCRIPT = 'cd "$1" && shift && {{ [ $# -eq 0 ] || rm -rf -- "$@"; }}{untar}'
 UNTAR = " && tar -xzf -"
@@ -32,18 +35,18 @@ MAX_DELETE_ARGS_BYTES = 64 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    kind: str       # "file", "dir" or "link"
+    kind: str  # "file", "dir" or "link"
     size: int
-    mtime: int      # whole seconds
-    mode: int       # permission bits
+    mtime: int  # whole seconds
+    mode: int  # permission bits
 
 
 @dataclasses.dataclass
 class SyncPlan:
-    send: list[str]         # remote paths (under the project dir), parents before children
-    delete: list[str]       # gone locally: removed in the pod
-    replace: list[str]      # changed type or link target: removed, then sent again
-    unchanged: int          # files and links not sent
+    send: list[str]  # remote paths (under the project dir), parents before children
+    delete: list[str]  # gone locally: removed in the pod
+    replace: list[str]  # changed type or link target: removed, then sent again
+    unchanged: int  # files and links not sent
 
 
 @dataclasses.dataclass
@@ -54,20 +57,32 @@ class SyncStats:
     deleted: int = 0
 
     def summary(self) -> str:
-        return messages.SYNC_SUMMARY.format(files=self.files, noun="file" if self.files == 1 else "files",
-                                            size=human_size(self.bytes), unchanged=self.unchanged,
-                                            deleted=self.deleted)
+        return messages.SYNC_SUMMARY.format(
+            files=self.files,
+            noun="file" if self.files == 1 else "files",
+            size=human_size(self.bytes),
+            unchanged=self.unchanged,
+            deleted=self.deleted,
+        )
 
     def as_json(self) -> dict:
-        return {"files": self.files, "bytes": self.bytes, "unchanged": self.unchanged, "deleted": self.deleted}
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+        }
 
 
-def sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool = True) -> SyncStats:
+def sync(
+    kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool = True
+) -> SyncStats:
     try:
         return _sync(kubectl, pod, container, project, compress)
-    except (PermissionError, FileNotFoundError) as err:     # a local file unreadable, or gone meanwhile
-        raise PreevyError(messages.LOCAL_FILE_UNREADABLE.format(path=err.filename, error=err.strerror),
-                          ExitCode.FAILURE) from None
+    except (PermissionError, FileNotFoundError) as err:  # a local file unreadable, or gone meanwhile
+        raise PreevyError(
+            messages.LOCAL_FILE_UNREADABLE.format(path=err.filename, error=err.strerror), ExitCode.FAILURE
+        ) from None
 
 
 def _sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool) -> SyncStats:
@@ -79,14 +94,23 @@ def _sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, c
     for path in paths:
         if not path.exists:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    listing = _exec(kubectl, pod, container, LIST_SCRIPT, [project.remote_dir, *missing], timeout=LIST_TIMEOUT_SECONDS)
-    sync_plan = plan({path: entry for path, (entry, _) in local.items()}, parse_listing(listing),
-                     [p.remote for p in paths if p.exists])
+    listing = _exec(
+        kubectl, pod, container, LIST_SCRIPT, [project.remote_dir, *missing], timeout=LIST_TIMEOUT_SECONDS
+    )
+    sync_plan = plan(
+        {path: entry for path, (entry, _) in local.items()},
+        parse_listing(listing),
+        [p.remote for p in paths if p.exists],
+    )
     if sync_plan.send or sync_plan.delete or sync_plan.replace:
         _apply(kubectl, pod, container, project.remote_dir, sync_plan, local, compress)
     sent_files = [path for path in sync_plan.send if local[path][0].kind != "dir"]
-    return SyncStats(files=len(sent_files), bytes=sum(local[path][0].size for path in sent_files),
-                     unchanged=sync_plan.unchanged, deleted=len(sync_plan.delete))
+    return SyncStats(
+        files=len(sent_files),
+        bytes=sum(local[path][0].size for path in sent_files),
+        unchanged=sync_plan.unchanged,
+        deleted=len(sync_plan.delete),
+    )
 
 
 def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]:
@@ -104,19 +128,25 @@ def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]
 def _scan(local: pathlib.Path, remote: str, st: os.stat_result, found: dict) -> None:
     entry = _entry(st)
     if entry is None:
-        return      # sockets, fifos, devices: not ours to copy
+        return  # sockets, fifos, devices: not ours to copy
     found[remote] = (entry, local)
     if entry.kind == "dir":
         for child in sorted(os.scandir(local), key=lambda e: e.name):
-            _scan(pathlib.Path(child.path), f"{remote}/{child.name}", child.stat(follow_symlinks=False), found)
+            _scan(
+                pathlib.Path(child.path), f"{remote}/{child.name}", child.stat(follow_symlinks=False), found
+            )
 
 
 def _entry(st: os.stat_result) -> Entry | None:
     kind = _kind(st.st_mode)
     if kind is None:
         return None
-    return Entry(kind=kind, size=st.st_size if kind != "dir" else 0, mtime=int(st.st_mtime),
-                 mode=stat.S_IMODE(st.st_mode))
+    return Entry(
+        kind=kind,
+        size=st.st_size if kind != "dir" else 0,
+        mtime=int(st.st_mtime),
+        mode=stat.S_IMODE(st.st_mode),
+    )
 
 
 def _kind(mode: int) -> str | None:
@@ -135,15 +165,16 @@ def parse_listing(text: str) -> dict[str, Entry]:
     for line in text.splitlines():
         parts = line.split(" ", 3)
         if len(parts) != 4 or not parts[3].startswith("./"):
-            continue        # ".", or a name with a newline in it: such a file is simply sent again
+            continue  # ".", or a name with a newline in it: such a file is simply sent again
         try:
             mode, size, mtime = int(parts[0], 16), int(parts[1]), int(parts[2])
         except ValueError:
             continue
         kind = _kind(mode)
         if kind:
-            entries[parts[3][2:]] = Entry(kind=kind, size=size if kind != "dir" else 0, mtime=mtime,
-                                          mode=stat.S_IMODE(mode))
+            entries[parts[3][2:]] = Entry(
+                kind=kind, size=size if kind != "dir" else 0, mtime=mtime, mode=stat.S_IMODE(mode)
+            )
     return entries
 
 
@@ -152,15 +183,22 @@ def plan(local: dict[str, Entry], remote: dict[str, Entry], roots: list[str]) ->
     send, replace = [], []
     for path in sorted(local):
         mine, theirs = local[path], remote.get(path)
-        if theirs is not None and (theirs.kind != mine.kind or (mine.kind == "link" and theirs.size != mine.size)):
+        if theirs is not None and (
+            theirs.kind != mine.kind or (mine.kind == "link" and theirs.size != mine.size)
+        ):
             replace.append(path)
             send.append(path)
         elif theirs is None or _changed(mine, theirs):
             send.append(path)
     sent = set(send)
     unchanged = sum(1 for path, entry in local.items() if entry.kind != "dir" and path not in sent)
-    gone = [path for path in remote if path not in local and any(_under(path, root) for root in roots)
-            and not any(_under(path, replaced) for replaced in replace)]
+    gone = [
+        path
+        for path in remote
+        if path not in local
+        and any(_under(path, root) for root in roots)
+        and not any(_under(path, replaced) for replaced in replace)
+    ]
     return SyncPlan(send=send, delete=_topmost(gone), replace=replace, unchanged=unchanged)
 
 
@@ -185,18 +223,38 @@ def _topmost(paths: list[str]) -> list[str]:
     return chosen
 
 
-def _apply(kubectl: Kubectl, pod: str, container: str, remote_dir: str, sync_plan: SyncPlan,
-           local: dict[str, tuple[Entry, pathlib.Path]], compress: bool) -> None:
+def _apply(
+    kubectl: Kubectl,
+    pod: str,
+    container: str,
+    remote_dir: str,
+    sync_plan: SyncPlan,
+    local: dict[str, tuple[Entry, pathlib.Path]],
+    compress: bool,
+) -> None:
     """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
     batches = list(_batches(sync_plan.delete + sync_plan.replace)) or [[]]
     separate, last = (batches, []) if not sync_plan.send else (batches[:-1], batches[-1])
     for batch in separate:
-        _exec(kubectl, pod, container, APPLY_SCRIPT.format(untar=""), [remote_dir, *batch],
-              timeout=LIST_TIMEOUT_SECONDS)
+        _exec(
+            kubectl,
+            pod,
+            container,
+            APPLY_SCRIPT.format(untar=""),
+            [remote_dir, *batch],
+            timeout=LIST_TIMEOUT_SECONDS,
+        )
     if sync_plan.send:
         script = APPLY_SCRIPT.format(untar=UNTAR if compress else UNTAR.replace("z", ""))
-        _stream_tar(kubectl, pod, container, script, [remote_dir, *last],
-                    [(path, local[path][1]) for path in sync_plan.send], compress)
+        _stream_tar(
+            kubectl,
+            pod,
+            container,
+            script,
+            [remote_dir, *last],
+            [(path, local[path][1]) for path in sync_plan.send],
+            compress,
+        )
 
 
 def _batches(paths: list[str]):
@@ -213,26 +271,51 @@ def _batches(paths: list[str]):
 
 
 def _exec_argv(pod: str, container: str, script: str, script_args: list[str], stdin: bool) -> list[str]:
-    return ["exec", *(["-i"] if stdin else []), pod, "-c", container, "--", "sh", "-c", script, "sh", *script_args]
+    return [
+        "exec",
+        *(["-i"] if stdin else []),
+        pod,
+        "-c",
+        container,
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *script_args,
+    ]
 
 
-def _exec(kubectl: Kubectl, pod: str, container: str, script: str, script_args: list[str], timeout: float) -> str:
+def _exec(
+    kubectl: Kubectl, pod: str, container: str, script: str, script_args: list[str], timeout: float
+) -> str:
     result = kubectl.run(*_exec_argv(pod, container, script, script_args, stdin=False), timeout=timeout)
     if not result.ok:
         raise _sync_error(kubectl, result)
     return result.stdout
 
 
-def _stream_tar(kubectl: Kubectl, pod: str, container: str, script: str, script_args: list[str],
-                members: list[tuple[str, pathlib.Path]], compress: bool) -> None:
+def _stream_tar(
+    kubectl: Kubectl,
+    pod: str,
+    container: str,
+    script: str,
+    script_args: list[str],
+    members: list[tuple[str, pathlib.Path]],
+    compress: bool,
+) -> None:
     with tempfile.TemporaryFile() as stderr:
-        proc = kubectl.popen(*_exec_argv(pod, container, script, script_args, stdin=True),
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = kubectl.popen(
+            *_exec_argv(pod, container, script, script_args, stdin=True),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
         try:
             try:
                 _write_tar(proc.stdin, members, compress)
             except BrokenPipeError:
-                pass        # kubectl ended early: its exit code and stderr say why
+                pass  # kubectl ended early: its exit code and stderr say why
             finally:
                 _close_quietly(proc.stdin)
             proc.wait()

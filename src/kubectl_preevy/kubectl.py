@@ -1,4 +1,5 @@
 """kubectl, bound to the resolved kubeconfig, context and namespace; its raw errors made into ours."""
+
 import json
 import re
 import subprocess
@@ -9,17 +10,21 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 
 # Verbs that only talk to the API server: they get --request-timeout so a dead server cannot
 # hang them. Streams (exec, port-forward) and watches (rollout status, wait) must not.
-API_VERBS = frozenset({"get", "apply", "create", "delete", "label", "annotate", "patch", "replace", "auth", "logs"})
+API_VERBS = frozenset(
+    {"get", "apply", "create", "delete", "label", "annotate", "patch", "replace", "auth", "logs"}
+)
 REQUEST_TIMEOUT = "20s"
 API_CALL_TIMEOUT_SECONDS = 90
 
 
 class Kubectl:
-    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
-                 environ: Mapping[str, str]):
+    def __init__(
+        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+    ):
         self.environ = dict(environ)
         self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
-            ["--context", context] if context else [])
+            ["--context", context] if context else []
+        )
         self.namespace = namespace or ""
         if not namespace:
             self.namespace = self._current_namespace()
@@ -28,13 +33,15 @@ class Kubectl:
         timeout = ["--request-timeout", REQUEST_TIMEOUT] if verb in API_VERBS else []
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
-    def run(self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
-            ) -> process.Result:
+    def run(
+        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+    ) -> process.Result:
         """Run kubectl; never raises on failure (see `check`)."""
         return process.run(self.argv(*args), stdin=stdin, env=self.environ, timeout=timeout)
 
-    def check(self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
-              ) -> process.Result:
+    def check(
+        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+    ) -> process.Result:
         """Run kubectl; a failure becomes our one-line PreevyError."""
         result = self.run(*args, stdin=stdin, timeout=timeout)
         if not result.ok:
@@ -49,7 +56,7 @@ class Kubectl:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:
-        rest = result.argv[1 + len(self._config_flags):]
+        rest = result.argv[1 + len(self._config_flags) :]
         verb = rest[2] if rest[:1] == ["-n"] else rest[0]
         return translate_error(result.stderr, f"kubectl {verb}", self.namespace, result.last_error_line())
 
@@ -66,8 +73,11 @@ class Kubectl:
         raise self.error(result)
 
     def _current_namespace(self) -> str:
-        result = process.run(["kubectl", *self._config_flags, "config", "view", "--minify",
-                              "-o", "jsonpath={..namespace}"], env=self.environ, timeout=API_CALL_TIMEOUT_SECONDS)
+        result = process.run(
+            ["kubectl", *self._config_flags, "config", "view", "--minify", "-o", "jsonpath={..namespace}"],
+            env=self.environ,
+            timeout=API_CALL_TIMEOUT_SECONDS,
+        )
         if not result.ok:
             raise self.error(result)
         return result.stdout.strip() or "default"
@@ -76,17 +86,44 @@ class Kubectl:
 # (pattern in kubectl's stderr, message, exit code); the first match wins.
 _TRANSLATIONS = (
     (re.compile(r'error loading config file "([^"]*)": (.*)'), messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
-    (re.compile(r"^error: (?:stat|open) ([^:]+): no such file or directory", re.M), messages.KUBECONFIG_MISSING,
-     ExitCode.CLUSTER),
-    (re.compile(r'cannot locate context (\S+)|context was not found for specified context: (\S+)|'
-                r'context "([^"]+)" does not exist'), messages.CONTEXT_MISSING, ExitCode.CLUSTER),
-    (re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
-     messages.NO_CURRENT_CONTEXT, ExitCode.CLUSTER),
-    (re.compile(r"The connection to the server (\S+) was refused"), messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
-    (re.compile(r"dial tcp (\S+): connect: connection refused"), messages.CLUSTER_UNREACHABLE, ExitCode.CLUSTER),
-    (re.compile(r"Unable to connect to the server: (.*)"), messages.CLUSTER_UNREACHABLE_BECAUSE, ExitCode.CLUSTER),
-    (re.compile(r"(Unauthorized|must be logged in|provide credentials)"), messages.CLUSTER_UNAUTHORIZED,
-     ExitCode.CLUSTER),
+    (
+        re.compile(r"^error: (?:stat|open) ([^:]+): no such file or directory", re.M),
+        messages.KUBECONFIG_MISSING,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(
+            r"cannot locate context (\S+)|context was not found for specified context: (\S+)|"
+            r'context "([^"]+)" does not exist'
+        ),
+        messages.CONTEXT_MISSING,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
+        messages.NO_CURRENT_CONTEXT,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"The connection to the server (\S+) was refused"),
+        messages.CLUSTER_UNREACHABLE,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"dial tcp (\S+): connect: connection refused"),
+        messages.CLUSTER_UNREACHABLE,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"Unable to connect to the server: (.*)"),
+        messages.CLUSTER_UNREACHABLE_BECAUSE,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"(Unauthorized|must be logged in|provide credentials)"),
+        messages.CLUSTER_UNAUTHORIZED,
+        ExitCode.CLUSTER,
+    ),
     (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
 )
 
@@ -97,7 +134,9 @@ def translate_error(stderr: str, command: str, namespace: str, last_line: str) -
         if match:
             groups = [g for g in match.groups() if g is not None]
             return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
-    return PreevyError(messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE)
+    return PreevyError(
+        messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE
+    )
 
 
 def _clean(line: str) -> str:

@@ -7,6 +7,7 @@ died without releasing it, and is taken over by a replace at its resourceVersion
 waiters only one gets it. Expiries are compared with this machine's clock: the lease is long
 enough for ordinary clock skew.
 """
+
 import contextlib
 import datetime
 import json
@@ -30,8 +31,12 @@ POLL_SECONDS = 1.0
 
 def lock_name(profile_id: str, env_id: str) -> str:
     """`preevy-lock-<profile id>-<env id>`, as a valid object name."""
-    return NAME_PREFIX + naming.truncate_with_hash(naming.sanitize_name(f"{profile_id}-{env_id}"),
-                                                   MAX_NAME_LENGTH - len(NAME_PREFIX)).lower()
+    return (
+        NAME_PREFIX
+        + naming.truncate_with_hash(
+            naming.sanitize_name(f"{profile_id}-{env_id}"), MAX_NAME_LENGTH - len(NAME_PREFIX)
+        ).lower()
+    )
 
 
 def holder_description(command: str) -> str:
@@ -69,8 +74,13 @@ class EnvironmentLock:
         self.env_id = env_id
         self.holder = holder
         self.name = lock_name(profile_id, env_id)
-        self.labels = naming.sanitize_labels({naming.LABEL_PROFILE_ID: profile_id, naming.LABEL_ENV_ID: env_id,
-                                              naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
+        self.labels = naming.sanitize_labels(
+            {
+                naming.LABEL_PROFILE_ID: profile_id,
+                naming.LABEL_ENV_ID: env_id,
+                naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+            }
+        )
         self._resource_version: str | None = None
         self._released = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -84,16 +94,22 @@ class EnvironmentLock:
                 break
             current = self._current()
             if current is None:
-                continue        # released meanwhile: create it again at once
+                continue  # released meanwhile: create it again at once
             holder, expires_at = self._holder_and_expiry(current)
             if has_expired(expires_at, _now()):
                 self._resource_version = self._take_over(current, holder, expires_at)
                 if self._resource_version is not None:
                     break
             elif time.monotonic() > deadline:
-                raise PreevyError(messages.LOCK_TIMEOUT.format(env_id=self.env_id, holder=holder,
-                                                               timeout=f"{timeout_seconds:g}s", expires_at=expires_at),
-                                  ExitCode.TIMEOUT)
+                raise PreevyError(
+                    messages.LOCK_TIMEOUT.format(
+                        env_id=self.env_id,
+                        holder=holder,
+                        timeout=f"{timeout_seconds:g}s",
+                        expires_at=expires_at,
+                    ),
+                    ExitCode.TIMEOUT,
+                )
             elif holder != announced:
                 console.step(messages.LOCK_WAITING.format(holder=holder, env_id=self.env_id))
                 announced = holder
@@ -112,13 +128,18 @@ class EnvironmentLock:
             if current is not None and self._holder_and_expiry(current)[0] == self.holder:
                 self.kubectl.run("delete", "configmap", self.name, "--ignore-not-found")
         except PreevyError as err:
-            console.warn(messages.LOCK_NOT_RELEASED.format(env_id=self.env_id, error=err.message,
-                                                           seconds=LEASE_SECONDS))
+            console.warn(
+                messages.LOCK_NOT_RELEASED.format(
+                    env_id=self.env_id, error=err.message, seconds=LEASE_SECONDS
+                )
+            )
 
     def _take_over(self, current: dict, holder: str, expires_at: str | None) -> str | None:
         resource_version = self._write(current["metadata"]["resourceVersion"])
         if resource_version is not None:
-            console.warn(messages.LOCK_BROKEN.format(env_id=self.env_id, holder=holder, expires_at=expires_at))
+            console.warn(
+                messages.LOCK_BROKEN.format(env_id=self.env_id, holder=holder, expires_at=expires_at)
+            )
         return resource_version
 
     def _renew_until_released(self) -> None:
@@ -126,7 +147,7 @@ class EnvironmentLock:
             try:
                 resource_version = self._write(self._resource_version)
             except PreevyError:
-                continue        # the cluster did not answer this time: the lease still runs
+                continue  # the cluster did not answer this time: the lease still runs
             if resource_version is None:
                 if not self._released.is_set():
                     console.warn(messages.LOCK_LOST.format(env_id=self.env_id))
@@ -136,14 +157,26 @@ class EnvironmentLock:
     def _write(self, resource_version: str | None) -> str | None:
         """Create the lock (resource_version None) or replace it at that version, with us as holder and a
         fresh expiry: its new resourceVersion, or None when another run holds or changed it."""
-        metadata = {"name": self.name, "namespace": self.kubectl.namespace, "labels": self.labels,
-                    "annotations": {ANNOTATION_HOLDER: self.holder, ANNOTATION_EXPIRES_AT: expiry_text(
-                        _now() + datetime.timedelta(seconds=LEASE_SECONDS))}}
+        metadata = {
+            "name": self.name,
+            "namespace": self.kubectl.namespace,
+            "labels": self.labels,
+            "annotations": {
+                ANNOTATION_HOLDER: self.holder,
+                ANNOTATION_EXPIRES_AT: expiry_text(_now() + datetime.timedelta(seconds=LEASE_SECONDS)),
+            },
+        }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
         verb = "create" if resource_version is None else "replace"
-        result = self.kubectl.run(verb, "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}",
-                                  stdin=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}))
+        result = self.kubectl.run(
+            verb,
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}),
+        )
         if result.ok:
             return result.stdout.strip()
         if any(reason in result.stderr for reason in ("(AlreadyExists)", "(Conflict)", "(NotFound)")):

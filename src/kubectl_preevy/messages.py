@@ -5,13 +5,19 @@ Every error message says what went wrong AND what to do, on one line.
 
 MISSING_TOOL = "{tool} was not found on PATH: install it (see the README's requirements) and retry"
 COMMAND_TIMED_OUT = "`{command}` did not finish within {seconds:g}s: check the cluster and retry"
-INTERRUPTED = "interrupted: run the same command again to continue, or `kubectl preevy down` to remove the environment"
+INTERRUPTED = (
+    "interrupted: run the same command again to continue, or `kubectl preevy down` to remove the environment"
+)
 
 # --- options, profiles, environment ids, templates (options.py, profiles.py, envid.py, template.py) ---
 INVALID_OPTION = 'invalid {option} "{value}" (from {source}): {why}'
-WHY_RFC1123_LABEL = "must be lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
-WHY_RFC1123_SUBDOMAIN = ("must be lowercase letters, digits, '-' and '.', start and end with a letter or digit, "
-                         "at most 253 characters")
+WHY_RFC1123_LABEL = (
+    "must be lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters"
+)
+WHY_RFC1123_SUBDOMAIN = (
+    "must be lowercase letters, digits, '-' and '.', start and end with a letter or digit, "
+    "at most 253 characters"
+)
 WHY_CONTEXT = "must be the name of a context of your kubeconfig (see `kubectl config get-contexts`)"
 WHY_PATH = "must be a file path"
 WHY_FILE_MISSING = "{path} does not exist: fix the path"
@@ -20,29 +26,53 @@ WHY_STORAGE_SIZE = "must be a positive number of GiB"
 UNKNOWN_OPTION = 'unknown option "{key}" (from {source}): use one of {known}'
 X_PREEVY_NOT_MAPPING = "{key} (from {where}) must be a mapping: see `kubectl preevy up -h` for its options"
 
-PROFILE_CREATED_DEFAULT = ("no profile yet: created profile 'default' (id default) in {path}; "
-                           "`kubectl preevy init NAME` creates another")
-PROFILE_DEFAULT_NOT_SAVED = "no profile yet: using profile 'default' (id default) without saving it ({reason})"
+PROFILE_CREATED_DEFAULT = (
+    "no profile yet: created profile 'default' (id default) in {path}; "
+    "`kubectl preevy init NAME` creates another"
+)
+PROFILE_DEFAULT_NOT_SAVED = (
+    "no profile yet: using profile 'default' (id default) without saving it ({reason})"
+)
 PROFILE_DEFAULT_DRY_RUN = "a dry run writes nothing"
-PROFILE_NOT_FOUND = ("profile '{name}' not found on this machine nor in namespace {namespace} of the cluster: "
-                     "create it with `kubectl preevy init {name}`, or pass -n with the namespace that holds it")
-PROFILE_NOT_LOCAL_CLUSTER_FAILED = ("profile '{name}' is not on this machine, and looking for it in the cluster failed "
-                                    "({detail}): see `kubectl preevy profile ls`")
-PROFILE_EXISTS = ("profile '{name}' already exists ({where}): change it with `kubectl preevy profile config set` "
-                  "or remove it with `kubectl preevy profile rm {name}`")
-INVALID_PROFILE_NAME = ('invalid profile name "{name}": use lowercase letters, digits and \'-\', '
-                        "starting with a letter, at most 40 characters")
-INVALID_PROFILE_ID = ('invalid profile id "{id}": use lowercase letters, digits, \'-\', \'_\' and \'.\', '
-                      "starting and ending with a letter or digit, at most 63 characters")
+PROFILE_NOT_FOUND = (
+    "profile '{name}' not found on this machine nor in namespace {namespace} of the cluster: "
+    "create it with `kubectl preevy init {name}`, or pass -n with the namespace that holds it"
+)
+PROFILE_NOT_LOCAL_CLUSTER_FAILED = (
+    "profile '{name}' is not on this machine, and looking for it in the cluster failed "
+    "({detail}): see `kubectl preevy profile ls`"
+)
+PROFILE_EXISTS = (
+    "profile '{name}' already exists ({where}): change it with `kubectl preevy profile config set` "
+    "or remove it with `kubectl preevy profile rm {name}`"
+)
+INVALID_PROFILE_NAME = (
+    "invalid profile name \"{name}\": use lowercase letters, digits and '-', "
+    "starting with a letter, at most 40 characters"
+)
+INVALID_PROFILE_ID = (
+    "invalid profile id \"{id}\": use lowercase letters, digits, '-', '_' and '.', "
+    "starting and ending with a letter or digit, at most 63 characters"
+)
 PROFILE_FILE_INVALID = "profile file {path} is not valid ({problem}): fix it or remove it with `kubectl preevy profile rm {name}`"
-PROFILE_CONFIGMAP_INVALID = ("profile ConfigMap {namespace}/{configmap} is not valid ({problem}): fix it with "
-                             "`kubectl edit configmap {configmap} -n {namespace}`")
+PROFILE_CONFIGMAP_INVALID = (
+    "profile ConfigMap {namespace}/{configmap} is not valid ({problem}): fix it with "
+    "`kubectl edit configmap {configmap} -n {namespace}`"
+)
 PROFILE_CLUSTER_FAILED = "could not {action} profile '{name}' in the cluster: {detail}"
-PROFILE_CLUSTER_LIST_FAILED = "could not list the profiles kept in the cluster ({detail}): listing local ones only"
-PROFILE_CLUSTER_OPTIONS_SKIPPED = "kubeconfig and context are not stored in a cluster profile: they differ on every machine"
-PROFILE_CLUSTER_OPTION_REFUSED = ("kubeconfig and context cannot be stored in a cluster profile (they differ on every "
-                                  "machine): pass --kubeconfig/--context, or set them in a local profile")
-PROFILE_TEMPLATE_UNREADABLE = "cannot read the template {path} to store it in the cluster profile ({problem}): fix the path"
+PROFILE_CLUSTER_LIST_FAILED = (
+    "could not list the profiles kept in the cluster ({detail}): listing local ones only"
+)
+PROFILE_CLUSTER_OPTIONS_SKIPPED = (
+    "kubeconfig and context are not stored in a cluster profile: they differ on every machine"
+)
+PROFILE_CLUSTER_OPTION_REFUSED = (
+    "kubeconfig and context cannot be stored in a cluster profile (they differ on every "
+    "machine): pass --kubeconfig/--context, or set them in a local profile"
+)
+PROFILE_TEMPLATE_UNREADABLE = (
+    "cannot read the template {path} to store it in the cluster profile ({problem}): fix the path"
+)
 PROFILE_SETTING_INVALID = 'invalid setting "{setting}": use KEY=VALUE, KEY one of {known}'
 PROFILE_WRITE_FAILED = "could not write {path}: {problem}"
 PROFILE_CREATED = "created profile '{name}' (id {id}) {where}; it is now the current profile"
@@ -50,9 +80,11 @@ PROFILE_UPDATED = "updated profile '{name}' {where}"
 PROFILE_REMOVED = "removed profile '{name}' {where}"
 PROFILE_NOW_CURRENT = "profile '{name}' is now the current profile"
 
-ENV_ID_INVALID = ('invalid --id "{value}": use lowercase letters, digits, \'_\' and \'-\', starting with a letter '
-                  '(e.g. --id {suggestion})')
-ENV_ID_EMPTY = "invalid --id \"\": pass a name such as --id my-feature"
+ENV_ID_INVALID = (
+    "invalid --id \"{value}\": use lowercase letters, digits, '_' and '-', starting with a letter "
+    "(e.g. --id {suggestion})"
+)
+ENV_ID_EMPTY = 'invalid --id "": pass a name such as --id my-feature'
 ENV_ID_NO_BRANCH = "cannot tell the environment id: {reason}: pass --id NAME"
 ENV_ID_DETACHED = "git HEAD in {cwd} is detached (no branch)"
 ENV_ID_NO_GIT = "{cwd} is not in a git repository"
@@ -62,70 +94,118 @@ TEMPLATE_ERROR = "template {template}: {problem}"
 TEMPLATE_DOCUMENT_ERROR = "template {template}, document {document}: {problem}"
 TEMPLATE_UNREADABLE = "cannot read it ({problem}): check --kube-pod-template"
 TEMPLATE_SYNTAX = "line {line}: {problem}: fix the template syntax"
-TEMPLATE_UNDEFINED = "{where}{problem}: the template can use id, namespace, labels, storageSize and storageClass"
+TEMPLATE_UNDEFINED = (
+    "{where}{problem}: the template can use id, namespace, labels, storageSize and storageClass"
+)
 TEMPLATE_RENDER_FAILED = "{where}{problem}"
-TEMPLATE_YAML = "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
+TEMPLATE_YAML = (
+    "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
+)
 TEMPLATE_NOT_OBJECT = "not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
 TEMPLATE_MISSING_FIELD = "{what} has no {field}"
-TEMPLATE_OTHER_NAMESPACE = ('{kind} {name} is in namespace "{namespace}", not the environment\'s namespace "{expected}": '
-                            "use `namespace: {{{{ namespace }}}}` or leave it out")
-TEMPLATE_CLUSTER_SCOPED = "{kind} {name} is cluster-scoped: every object of the environment must be in its namespace"
+TEMPLATE_OTHER_NAMESPACE = (
+    '{kind} {name} is in namespace "{namespace}", not the environment\'s namespace "{expected}": '
+    "use `namespace: {{{{ namespace }}}}` or leave it out"
+)
+TEMPLATE_CLUSTER_SCOPED = (
+    "{kind} {name} is cluster-scoped: every object of the environment must be in its namespace"
+)
 TEMPLATE_DUPLICATE = "{kind} {name} is also defined in document {other}: each object must be defined once"
-TEMPLATE_NO_DOCKER_HOST = ("no StatefulSet labelled app.kubernetes.io/component: docker-host: exactly one is needed "
-                           "(it runs dockerd; see `kubectl preevy template`)")
-TEMPLATE_TWO_DOCKER_HOSTS = ("StatefulSet {name} is labelled app.kubernetes.io/component: docker-host like the one "
-                             "in document {other}: exactly one is allowed")
+TEMPLATE_NO_DOCKER_HOST = (
+    "no StatefulSet labelled app.kubernetes.io/component: docker-host: exactly one is needed "
+    "(it runs dockerd; see `kubectl preevy template`)"
+)
+TEMPLATE_TWO_DOCKER_HOSTS = (
+    "StatefulSet {name} is labelled app.kubernetes.io/component: docker-host like the one "
+    "in document {other}: exactly one is allowed"
+)
 TEMPLATE_NO_CONTAINERS = "StatefulSet {name} has no containers (spec.template.spec.containers)"
 TEMPLATE_NO_NAMESPACE = "no namespace to render the template in"
 
 # --- runtime: compose project, cluster, environment, files, Docker (up/down/connect/ls) ---
 
-NO_COMPOSE_FILE = "no compose file in {directory} (looked for {names}): run in the project directory or pass -f FILE"
+NO_COMPOSE_FILE = (
+    "no compose file in {directory} (looked for {names}): run in the project directory or pass -f FILE"
+)
 SEVERAL_COMPOSE_FILES = "several compose files in {directory} ({files}): keep one, or choose with -f FILE"
-MISSING_COMPOSE_PLUGIN = ("the docker compose plugin is not installed (`docker compose` is not a docker command): "
-                          "install docker-compose-plugin and retry")
-INVALID_COMPOSE = "invalid compose project: {error}: fix the compose file (`docker compose config` shows the problem)"
+MISSING_COMPOSE_PLUGIN = (
+    "the docker compose plugin is not installed (`docker compose` is not a docker command): "
+    "install docker-compose-plugin and retry"
+)
+INVALID_COMPOSE = (
+    "invalid compose project: {error}: fix the compose file (`docker compose config` shows the problem)"
+)
 
 KUBECONFIG_BROKEN = "kubeconfig {0} cannot be read ({1}): fix the file, or pass another one with --kubeconfig"
-KUBECONFIG_MISSING = "kubeconfig {0} does not exist: pass an existing file with --kubeconfig, or fix $KUBECONFIG"
-CONTEXT_MISSING = "context {0} is not in the kubeconfig: pass one of `kubectl config get-contexts` with --context"
-NO_CURRENT_CONTEXT = ("the kubeconfig has no current context: pass --context, or select one with "
-                      "`kubectl config use-context NAME`")
-CLUSTER_UNREACHABLE = ("cannot reach the cluster at {0}: check that it is running and that the kubeconfig and "
-                       "context point to it (`kubectl cluster-info`)")
-CLUSTER_UNREACHABLE_BECAUSE = ("cannot reach the cluster ({0}): check that it is running and that the kubeconfig and "
-                               "context point to it (`kubectl cluster-info`)")
-CLUSTER_UNAUTHORIZED = "the cluster refused our credentials ({detail}): log in again, or fix the kubeconfig's user"
-NAMESPACE_MISSING = ("namespace {namespace} does not exist: create it with `kubectl create namespace {namespace}`, "
-                     "or choose another with -n")
+KUBECONFIG_MISSING = (
+    "kubeconfig {0} does not exist: pass an existing file with --kubeconfig, or fix $KUBECONFIG"
+)
+CONTEXT_MISSING = (
+    "context {0} is not in the kubeconfig: pass one of `kubectl config get-contexts` with --context"
+)
+NO_CURRENT_CONTEXT = (
+    "the kubeconfig has no current context: pass --context, or select one with "
+    "`kubectl config use-context NAME`"
+)
+CLUSTER_UNREACHABLE = (
+    "cannot reach the cluster at {0}: check that it is running and that the kubeconfig and "
+    "context point to it (`kubectl cluster-info`)"
+)
+CLUSTER_UNREACHABLE_BECAUSE = (
+    "cannot reach the cluster ({0}): check that it is running and that the kubeconfig and "
+    "context point to it (`kubectl cluster-info`)"
+)
+CLUSTER_UNAUTHORIZED = (
+    "the cluster refused our credentials ({detail}): log in again, or fix the kubeconfig's user"
+)
+NAMESPACE_MISSING = (
+    "namespace {namespace} does not exist: create it with `kubectl create namespace {namespace}`, "
+    "or choose another with -n"
+)
 KUBECTL_FAILED = "`{command}` failed: {error}"
 
-PORT_FORWARD_FAILED = "cannot forward a port of pod {pod}: {error}: check the pod with `kubectl describe pod {pod}`"
+PORT_FORWARD_FAILED = (
+    "cannot forward a port of pod {pod}: {error}: check the pod with `kubectl describe pod {pod}`"
+)
 NO_FREE_PORT = "no free local port at or above {port}: free one and retry"
 FORWARD_LOST = "port-forward lost ({error}): reconnecting in {seconds}s"
 FORWARD_RESTORED = "port-forward restored"
 
 ENV_ID_USED = "environment id: {env_id} ({why})"
 INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
-DUPLICATE_ENVIRONMENTS = ("environment {env_id} exists several times ({instances}), from concurrent runs: using "
-                          "{chosen}; `kubectl preevy down --id {env_id}` removes them all")
+DUPLICATE_ENVIRONMENTS = (
+    "environment {env_id} exists several times ({instances}), from concurrent runs: using "
+    "{chosen}; `kubectl preevy down --id {env_id}` removes them all"
+)
 LOCK_WAITING = "waiting for {holder}, which is changing environment {env_id}"
-LOCK_BROKEN = ("the lock of environment {env_id} held by {holder} expired at {expires_at} (that run stopped without "
-               "releasing it): taking it over")
-LOCK_TIMEOUT = ("environment {env_id} is still locked by {holder} after {timeout}: let that run finish and retry, or "
-                "pass a longer --timeout (a lock left behind by a crashed run is taken over after {expires_at})")
-LOCK_NOT_RELEASED = ("could not release the lock of environment {env_id} ({error}): the next run takes it over "
-                     "within {seconds}s")
-LOCK_LOST = ("the lock of environment {env_id} was taken over by another run (this one did not renew it in time): "
-             "check the environment once both have finished")
+LOCK_BROKEN = (
+    "the lock of environment {env_id} held by {holder} expired at {expires_at} (that run stopped without "
+    "releasing it): taking it over"
+)
+LOCK_TIMEOUT = (
+    "environment {env_id} is still locked by {holder} after {timeout}: let that run finish and retry, or "
+    "pass a longer --timeout (a lock left behind by a crashed run is taken over after {expires_at})"
+)
+LOCK_NOT_RELEASED = (
+    "could not release the lock of environment {env_id} ({error}): the next run takes it over "
+    "within {seconds}s"
+)
+LOCK_LOST = (
+    "the lock of environment {env_id} was taken over by another run (this one did not renew it in time): "
+    "check the environment once both have finished"
+)
 CREATING = "creating environment {env_id} in namespace {namespace}"
 UPDATING = "updating environment {env_id} in namespace {namespace}"
 RECREATING = "deleting {instance} (and its volume) to create it again"
-IMMUTABLE_CHANGE = ("the environment cannot be changed in place ({detail}): run `kubectl preevy up --recreate` to "
-                    "delete it, its volume (images, volumes) included, and create it again")
+IMMUTABLE_CHANGE = (
+    "the environment cannot be changed in place ({detail}): run `kubectl preevy up --recreate` to "
+    "delete it, its volume (images, volumes) included, and create it again"
+)
 WAITING_READY = "waiting for StatefulSet {name} to be ready"
-NOT_READY = ("environment {env_id} not ready after {timeout}: {reason}; inspect with `kubectl describe pod {pod} "
-             "-n {namespace}`, remove with `{cleanup}`")
+NOT_READY = (
+    "environment {env_id} not ready after {timeout}: {reason}; inspect with `kubectl describe pod {pod} "
+    "-n {namespace}`, remove with `{cleanup}`"
+)
 REASON_NO_POD = "its pod was not created"
 REASON_WAITING = "container {container} is waiting ({reason}): {message}"
 REASON_EXITED = "container {container} exited with code {code} (restart count {restarts})"
@@ -133,15 +213,23 @@ REASON_LAST_LOG_LINE = "{reason}, its last log line: {line}"
 REASON_NOT_READY = "pod {pod} runs but is not ready (its readiness probe fails)"
 NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `kubectl preevy up` again"
 SYNCING = "copying files into {pod}:{directory}"
-SYNC_MISSING_SOURCE = "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
+SYNC_MISSING_SOURCE = (
+    "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
+)
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
-LOCAL_FILE_UNREADABLE = "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
-FILE_SYNC_FAILED = "copying files into the pod failed: {error}: check that its first container has sh, tar and find"
+LOCAL_FILE_UNREADABLE = (
+    "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
+)
+FILE_SYNC_FAILED = (
+    "copying files into the pod failed: {error}: check that its first container has sh, tar and find"
+)
 DOCKER_NOT_ANSWERING = "the Docker server of pod {pod} did not answer within {timeout} ({error}): check its logs with `kubectl logs {pod}`"
 DOCKER_API_FAILED = "the Docker server answered {status} to {path}: {error}"
 COMPOSE_UP = "docker compose up (project {project})"
-COMPOSE_UP_FAILED = ("`docker compose up` failed (exit code {code}; its output is above): fix the project and run "
-                     "`kubectl preevy up` again, or `kubectl preevy down` to remove the environment")
+COMPOSE_UP_FAILED = (
+    "`docker compose up` failed (exit code {code}; its output is above): fix the project and run "
+    "`kubectl preevy up` again, or `kubectl preevy down` to remove the environment"
+)
 PROVISIONED = "Preview environment {env_id} provisioned at: StatefulSet/{name} of namespace {namespace}"
 CONNECT_HINT = "these URLs work on this machine while `{command}` runs"
 NO_PUBLISHED_PORTS = "no service publishes a port"
@@ -149,8 +237,10 @@ NO_PUBLISHED_PORTS = "no service publishes a port"
 UNKNOWN_ENVIRONMENT = "no environment {env_id} in namespace {namespace}: see `kubectl preevy ls`"
 UNKNOWN_ENVIRONMENT_DOWN = UNKNOWN_ENVIRONMENT + ", or pass --force to ignore"
 DELETING = "deleting {instance} in namespace {namespace}"
-DELETE_TIMEOUT = ("objects of {instance} still exist after {timeout}: see `kubectl get all,pvc -n {namespace} -l "
-                  "preevy.dev/instance={instance}`, and run `kubectl preevy down` again")
+DELETE_TIMEOUT = (
+    "objects of {instance} still exist after {timeout}: see `kubectl get all,pvc -n {namespace} -l "
+    "preevy.dev/instance={instance}`, and run `kubectl preevy down` again"
+)
 
 NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace}"
 

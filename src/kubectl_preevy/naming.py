@@ -4,6 +4,7 @@ Source of truth: Preevy v0.0.67, packages/driver-kube-pod/src/driver/client/{lab
 packages/core/src/{strings,env-id}.ts. JavaScript regexes and `substring` work on UTF-16 code
 units, so a character outside the BMP counts (and is replaced) twice: see `_utf16_units`.
 """
+
 import base64
 import hashlib
 import json
@@ -13,8 +14,8 @@ import secrets
 
 MAX_LABEL_LENGTH = 63
 MAX_NAME_LENGTH = 63
-INSTANCE_SPARE_LENGTH = 15          # room for the StatefulSet's pod name suffix
-INSTANCE_MAX_LENGTH = MAX_NAME_LENGTH - INSTANCE_SPARE_LENGTH   # 48
+INSTANCE_SPARE_LENGTH = 15  # room for the StatefulSet's pod name suffix
+INSTANCE_MAX_LENGTH = MAX_NAME_LENGTH - INSTANCE_SPARE_LENGTH  # 48
 INSTANCE_SUFFIX_LENGTH = 5
 LOWERCASE_NUMERIC = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -24,7 +25,7 @@ LABEL_INSTANCE = "preevy.dev/instance"
 LABEL_DELETED = "preevy.dev/deleted"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kubectl-preevy"       # its value on everything we create
+MANAGED_BY = "kubectl-preevy"  # its value on everything we create
 DOCKER_HOST_COMPONENT = "docker-host"
 
 ANNOTATION_PROFILE_ID = "preevy.dev/profile-id"
@@ -54,7 +55,7 @@ def _ensure_alnum_ends(text: str, prefix_pattern: str, suffix_pattern: str, pref
 
 def truncate_prefix(prefix: str, suffix: str, max_length: int, separator: str = "-") -> str:
     """Preevy's truncatePrefix: `prefix` cut so that `prefix-suffix` fits in max_length."""
-    return separator.join([prefix[:max(0, max_length - len(suffix) - len(separator))], suffix])
+    return separator.join([prefix[: max(0, max_length - len(suffix) - len(separator))], suffix])
 
 
 def truncate_with_hash(text: str, max_length: int, hash_length: int = 4, separator: str = "-") -> str:
@@ -93,8 +94,11 @@ def instance_name(profile_id: str, env_id: str, suffix: str | None = None) -> st
     The result (<= 48 chars) names the StatefulSet and prefixes the other objects of the environment.
     `suffix` (tests, or re-rendering an existing instance) replaces the random part.
     """
-    return truncate_prefix(sanitize_name(f"{profile_id}-{env_id}"),
-                           random_suffix() if suffix is None else suffix, INSTANCE_MAX_LENGTH)
+    return truncate_prefix(
+        sanitize_name(f"{profile_id}-{env_id}"),
+        random_suffix() if suffix is None else suffix,
+        INSTANCE_MAX_LENGTH,
+    )
 
 
 def normalize_env_id(value: str) -> str:
@@ -115,13 +119,17 @@ def is_rfc1123_subdomain(value: str) -> bool:
     return len(value) <= 253 and _RFC1123_SUBDOMAIN.fullmatch(value) is not None
 
 
-def env_selector(profile_id: str, env_id: str, *, deleted: bool | None = False, docker_host: bool = False) -> str:
+def env_selector(
+    profile_id: str, env_id: str, *, deleted: bool | None = False, docker_host: bool = False
+) -> str:
     """Preevy's envSelector: the label selector of an environment's objects.
 
     deleted=False excludes objects being deleted, True selects only those, None both.
     """
-    parts = [f"{LABEL_PROFILE_ID}={sanitize_label_value(profile_id)}",
-             f"{LABEL_ENV_ID}={sanitize_label_value(env_id)}"]
+    parts = [
+        f"{LABEL_PROFILE_ID}={sanitize_label_value(profile_id)}",
+        f"{LABEL_ENV_ID}={sanitize_label_value(env_id)}",
+    ]
     if deleted is not None:
         parts.append(f"{LABEL_DELETED}{'=' if deleted else '!='}true")
     if docker_host:
@@ -145,7 +153,9 @@ def template_hash(specs: list[dict]) -> str:
 def stable_json(value) -> str:
     """JSON.stringify with keys sorted like JavaScript's default sort (fast-safe-stringify's stableStringify)."""
     if isinstance(value, dict):
-        items = sorted(((_json_key(key), item) for key, item in value.items()), key=lambda kv: kv[0].encode("utf-16-be"))
+        items = sorted(
+            ((_json_key(key), item) for key, item in value.items()), key=lambda kv: kv[0].encode("utf-16-be")
+        )
         return "{" + ",".join(f"{_json_string(key)}:{stable_json(item)}" for key, item in items) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(stable_json(item) for item in value) + "]"

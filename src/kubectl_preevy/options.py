@@ -3,6 +3,7 @@
 Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the compose file > profile
 > built-in default. Every value is validated, and an error names the option and its source.
 """
+
 import dataclasses
 import pathlib
 from collections.abc import Mapping
@@ -41,26 +42,30 @@ OPTION_NAMES = tuple(OPTION_FIELDS)
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    namespace: str | None          # None: the current context's namespace (Kubectl resolves it, else "default")
-    kubeconfig: str | None         # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
-    context: str | None            # None: current context
+    namespace: str | None  # None: the current context's namespace (Kubectl resolves it, else "default")
+    kubeconfig: str | None  # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
+    context: str | None  # None: current context
     template: pathlib.Path | None  # None: bundled default
     server_side_apply: bool
     storage_class: str | None
-    storage_size: float            # GiB, > 0
-    sources: dict[str, str]        # option name -> where the value came from
+    storage_size: float  # GiB, > 0
+    sources: dict[str, str]  # option name -> where the value came from
 
 
-def resolve_options(args, x_preevy: dict | None, compose_file: pathlib.Path | None,
-                    profile, environ: Mapping[str, str]) -> Options:
+def resolve_options(
+    args, x_preevy: dict | None, compose_file: pathlib.Path | None, profile, environ: Mapping[str, str]
+) -> Options:
     """The options of this run: each from the first source that sets it, validated (PreevyError USAGE)."""
     cwd = pathlib.Path.cwd()
     compose_dir = compose_file.parent if compose_file else cwd
     layers = [
         (_flag_values(args), lambda name: f"flag {OPTION_FLAGS[name]}", cwd),
         (_env_values(environ), lambda name: f"env {OPTION_ENV_VARS[name]}", cwd),
-        (x_preevy_driver_options(x_preevy, compose_file),
-         lambda name: f"x-preevy in {compose_file or 'the compose file'}", compose_dir),
+        (
+            x_preevy_driver_options(x_preevy, compose_file),
+            lambda name: f"x-preevy in {compose_file or 'the compose file'}",
+            compose_dir,
+        ),
         (dict(profile.options) if profile else {}, lambda name: f"profile '{profile.name}'", cwd),
     ]
     values: dict[str, object] = {}
@@ -73,7 +78,7 @@ def resolve_options(args, x_preevy: dict | None, compose_file: pathlib.Path | No
                 sources[name] = source
                 break
     if sources.get("kubeconfig", "").startswith("env "):
-        values["kubeconfig"] = None     # kubectl reads (and merges) $KUBECONFIG itself
+        values["kubeconfig"] = None  # kubectl reads (and merges) $KUBECONFIG itself
     return Options(
         namespace=values.get("namespace"),
         kubeconfig=values.get("kubeconfig"),
@@ -87,7 +92,9 @@ def resolve_options(args, x_preevy: dict | None, compose_file: pathlib.Path | No
 
 
 def _default_source(name: str) -> str:
-    return {"namespace": SOURCE_CONTEXT, "kubeconfig": SOURCE_KUBECTL, "context": SOURCE_CONTEXT}.get(name, SOURCE_DEFAULT)
+    return {"namespace": SOURCE_CONTEXT, "kubeconfig": SOURCE_KUBECTL, "context": SOURCE_CONTEXT}.get(
+        name, SOURCE_DEFAULT
+    )
 
 
 def _flag_values(args) -> dict[str, object]:
@@ -107,33 +114,48 @@ def x_preevy_driver_options(x_preevy: dict | None, compose_file: pathlib.Path | 
         raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key="x-preevy"), ExitCode.USAGE)
     drivers = x_preevy.get("drivers") or {}
     if not isinstance(drivers, Mapping):
-        raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key="x-preevy.drivers"), ExitCode.USAGE)
+        raise PreevyError(
+            messages.X_PREEVY_NOT_MAPPING.format(where=where, key="x-preevy.drivers"), ExitCode.USAGE
+        )
     driver_options = drivers.get(DRIVER) or {}
     if not isinstance(driver_options, Mapping):
-        raise PreevyError(messages.X_PREEVY_NOT_MAPPING.format(where=where, key=f"x-preevy.drivers.{DRIVER}"),
-                          ExitCode.USAGE)
+        raise PreevyError(
+            messages.X_PREEVY_NOT_MAPPING.format(where=where, key=f"x-preevy.drivers.{DRIVER}"),
+            ExitCode.USAGE,
+        )
     unknown = sorted(set(driver_options) - set(OPTION_NAMES))
     if unknown:
-        raise PreevyError(messages.UNKNOWN_OPTION.format(key=unknown[0], source=where, known=", ".join(OPTION_NAMES)),
-                          ExitCode.USAGE)
+        raise PreevyError(
+            messages.UNKNOWN_OPTION.format(key=unknown[0], source=where, known=", ".join(OPTION_NAMES)),
+            ExitCode.USAGE,
+        )
     return dict(driver_options)
 
 
 def parse_option(name: str, raw: object, source: str, base_dir: pathlib.Path | None = None) -> object:
     """raw (a flag's string, a YAML value, a profile value) as the option's type, or PreevyError USAGE."""
     if name not in OPTION_FIELDS:
-        raise PreevyError(messages.UNKNOWN_OPTION.format(key=name, source=source, known=", ".join(OPTION_NAMES)),
-                          ExitCode.USAGE)
+        raise PreevyError(
+            messages.UNKNOWN_OPTION.format(key=name, source=source, known=", ".join(OPTION_NAMES)),
+            ExitCode.USAGE,
+        )
     return _PARSERS[name](name, raw, source, base_dir or pathlib.Path.cwd())
 
 
 def _invalid(name: str, raw: object, source: str, why: str) -> PreevyError:
-    return PreevyError(messages.INVALID_OPTION.format(option=name, value=_show(raw), source=source, why=why),
-                       ExitCode.USAGE)
+    return PreevyError(
+        messages.INVALID_OPTION.format(option=name, value=_show(raw), source=source, why=why), ExitCode.USAGE
+    )
 
 
 def _show(raw: object) -> str:
-    return raw if isinstance(raw, str) else repr(raw) if not isinstance(raw, (int, float)) else naming.js_number(raw)
+    return (
+        raw
+        if isinstance(raw, str)
+        else repr(raw)
+        if not isinstance(raw, (int, float))
+        else naming.js_number(raw)
+    )
 
 
 def _parse_namespace(name, raw, source, base_dir) -> str:
@@ -158,7 +180,7 @@ def _parse_kubeconfig(name, raw, source, base_dir) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise _invalid(name, raw, source, messages.WHY_PATH)
     if source.startswith("env "):
-        return raw      # possibly several paths joined by ':', which kubectl merges itself
+        return raw  # possibly several paths joined by ':', which kubectl merges itself
     path = (base_dir / pathlib.Path(raw).expanduser()).resolve()
     if not path.is_file():
         raise _invalid(name, raw, source, messages.WHY_FILE_MISSING.format(path=path))

@@ -1,4 +1,5 @@
 """`kubectl port-forward` in the background, on 127.0.0.1 only (never every interface)."""
+
 import collections
 import re
 import socket
@@ -21,7 +22,7 @@ class PortForward:
     def __init__(self, kubectl: Kubectl, pod: str, ports: list[tuple[int, int]]):
         self.kubectl = kubectl
         self.pod = pod
-        self.ports = ports                     # (local, remote) pairs
+        self.ports = ports  # (local, remote) pairs
         self.local_ports: dict[int, int] = {}  # remote -> local, once started
         self._proc: subprocess.Popen | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
@@ -42,15 +43,23 @@ class PortForward:
         self.local_ports = {}
         self._started.clear()
         self._stderr_tail.clear()
-        self._proc = self.kubectl.popen("port-forward", "--address", ADDRESS, f"pod/{self.pod}", *pairs,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._proc = self.kubectl.popen(
+            "port-forward",
+            "--address",
+            ADDRESS,
+            f"pod/{self.pod}",
+            *pairs,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         threading.Thread(target=self._read_stdout, args=(self._proc,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._proc,), daemon=True).start()
         deadline = time.monotonic() + timeout
         while not self._started.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 process.stop(self._proc)
-                time.sleep(0.1)     # let the reader collect kubectl's last words
+                time.sleep(0.1)  # let the reader collect kubectl's last words
                 raise self._failure()
         return dict(self.local_ports)
 
@@ -68,12 +77,15 @@ class PortForward:
             process.stop(self._proc)
 
     def _failure(self) -> PreevyError:
-        error = self.kubectl.error(process.Result(self._proc.args, self._proc.returncode or 1, "",
-                                                  "\n".join(self._stderr_tail)))
-        if error.exit_code != ExitCode.FAILURE:    # unreachable cluster, kubeconfig...: already clear
+        error = self.kubectl.error(
+            process.Result(self._proc.args, self._proc.returncode or 1, "", "\n".join(self._stderr_tail))
+        )
+        if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, kubeconfig...: already clear
             return error
-        return PreevyError(messages.PORT_FORWARD_FAILED.format(pod=self.pod, error=self.last_error or "no output"),
-                           ExitCode.FAILURE)
+        return PreevyError(
+            messages.PORT_FORWARD_FAILED.format(pod=self.pod, error=self.last_error or "no output"),
+            ExitCode.FAILURE,
+        )
 
     def _read_stdout(self, proc: subprocess.Popen) -> None:
         for raw in proc.stdout:
@@ -108,7 +120,7 @@ def is_free(port: int) -> bool:
     if not 0 < port < 65536:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as kubectl's listener does
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as kubectl's listener does
         try:
             probe.bind((ADDRESS, port))
         except OSError:

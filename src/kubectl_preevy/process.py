@@ -1,4 +1,5 @@
 """The one wrapper for running programs (kubectl, docker, git), built on plumbum."""
+
 import dataclasses
 import subprocess
 
@@ -34,27 +35,41 @@ def command(argv: list[str]):
         raise PreevyError(messages.MISSING_TOOL.format(tool=argv[0]), ExitCode.MISSING_TOOL) from None
 
 
-def run(argv: list[str], stdin: str | bytes | None = None, env: dict[str, str] | None = None,
-        cwd: str | None = None, timeout: float | None = None) -> Result:
+def run(
+    argv: list[str],
+    stdin: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float | None = None,
+) -> Result:
     """Run argv to completion, capturing its output as text. Never raises on a non-zero exit.
 
     env, when given, is the program's whole environment.
     """
-    proc = popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         out, err = proc.communicate(stdin.encode() if isinstance(stdin, str) else stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc)
-        raise PreevyError(messages.COMMAND_TIMED_OUT.format(command=" ".join(argv[:2]), seconds=timeout),
-                          ExitCode.TIMEOUT) from None
+        raise PreevyError(
+            messages.COMMAND_TIMED_OUT.format(command=" ".join(argv[:2]), seconds=timeout), ExitCode.TIMEOUT
+        ) from None
     except BaseException:
         stop(proc)
         raise
     return Result(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
-def popen(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs) -> subprocess.Popen:
+def popen(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs
+) -> subprocess.Popen:
     """Start argv in the background. The caller owns the process and must `stop()` it."""
     return command(argv).popen(env=env, cwd=cwd, **popen_kwargs)
 

@@ -6,6 +6,7 @@ Two stores:
   It is looked up there when no local profile has the name, in the namespace of -n (else the context's).
   Its template, if any, is embedded in the ConfigMap, and used from a copy in ~/.cache/kubectl-preevy.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -18,7 +19,7 @@ from kubectl_preevy import console, messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 DEFAULT_PROFILE = "default"
-DEFAULT_PROFILE_ID = "default"      # deterministic: a laptop and a fresh CI machine find the same environments
+DEFAULT_PROFILE_ID = "default"  # deterministic: a laptop and a fresh CI machine find the same environments
 PROFILE_ENV_VAR = "PREEVY_PROFILE"
 STORE_LOCAL = "local"
 STORE_CLUSTER = "cluster"
@@ -35,14 +36,20 @@ _ID = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
 @dataclasses.dataclass
 class Profile:
     name: str
-    id: str                        # goes into every object's labels (preevy.dev/profile-id)
-    options: dict[str, object]     # option defaults, Preevy's option names (see options.OPTION_NAMES)
-    store: str = STORE_LOCAL       # local | cluster
-    location: str = ""             # the file, or namespace/ConfigMap, it is kept in
+    id: str  # goes into every object's labels (preevy.dev/profile-id)
+    options: dict[str, object]  # option defaults, Preevy's option names (see options.OPTION_NAMES)
+    store: str = STORE_LOCAL  # local | cluster
+    location: str = ""  # the file, or namespace/ConfigMap, it is kept in
 
     def to_dict(self, current: bool = False) -> dict:
-        return {"name": self.name, "id": self.id, "store": self.store, "location": self.location,
-                "current": current, "options": dict(self.options)}
+        return {
+            "name": self.name,
+            "id": self.id,
+            "store": self.store,
+            "location": self.location,
+            "current": current,
+            "options": dict(self.options),
+        }
 
 
 def validate_name(name: str) -> str:
@@ -68,13 +75,18 @@ def option_to_text(value: object) -> str:
 
 # --- local store ------------------------------------------------------------------------------------
 
+
 def config_dir(environ: Mapping[str, str]) -> pathlib.Path:
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".config"
+    )
     return pathlib.Path(base) / "kubectl-preevy"
 
 
 def cache_dir(environ: Mapping[str, str]) -> pathlib.Path:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".cache"
+    )
     return pathlib.Path(base) / "kubectl-preevy"
 
 
@@ -94,7 +106,9 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
-            raise PreevyError(messages.PROFILE_FILE_INVALID.format(path=path, problem=err.strerror, name=name)) from None
+            raise PreevyError(
+                messages.PROFILE_FILE_INVALID.format(path=path, problem=err.strerror, name=name)
+            ) from None
         return self._parse(name, path, text)
 
     def _parse(self, name: str, path: pathlib.Path, text: str) -> Profile:
@@ -118,8 +132,13 @@ class LocalStore:
         import yaml
 
         path = self.path(profile.name)
-        document = {"apiVersion": console.API_VERSION, "kind": "Profile", "name": profile.name, "id": profile.id,
-                    "options": dict(profile.options)}
+        document = {
+            "apiVersion": console.API_VERSION,
+            "kind": "Profile",
+            "name": profile.name,
+            "id": profile.id,
+            "options": dict(profile.options),
+        }
         _write_atomically(path, yaml.safe_dump(document, sort_keys=False))
         profile.store, profile.location = STORE_LOCAL, str(path)
 
@@ -156,8 +175,12 @@ def _read_template(path: str) -> str:
     try:
         return pathlib.Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise PreevyError(messages.PROFILE_TEMPLATE_UNREADABLE.format(
-            path=path, problem=getattr(err, "strerror", None) or err), ExitCode.USAGE) from None
+        raise PreevyError(
+            messages.PROFILE_TEMPLATE_UNREADABLE.format(
+                path=path, problem=getattr(err, "strerror", None) or err
+            ),
+            ExitCode.USAGE,
+        ) from None
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
@@ -167,10 +190,13 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
         temporary.write_text(text)
         os.replace(temporary, path)
     except OSError as err:
-        raise PreevyError(messages.PROFILE_WRITE_FAILED.format(path=path, problem=err.strerror or err)) from None
+        raise PreevyError(
+            messages.PROFILE_WRITE_FAILED.format(path=path, problem=err.strerror or err)
+        ) from None
 
 
 # --- cluster store ----------------------------------------------------------------------------------
+
 
 class ClusterStoreError(PreevyError):
     """kubectl failed on a profile ConfigMap; `detail` is what kubectl said."""
@@ -183,8 +209,9 @@ class ClusterStoreError(PreevyError):
 class ClusterStore:
     """Profiles as ConfigMaps, through kubectl with the cluster flags of this run."""
 
-    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None,
-                 environ: Mapping[str, str]):
+    def __init__(
+        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+    ):
         from kubectl_preevy.kubectl import Kubectl
 
         self.environ = dict(environ)
@@ -192,8 +219,12 @@ class ClusterStore:
 
     @classmethod
     def from_args(cls, args, environ: Mapping[str, str]) -> "ClusterStore":
-        return cls(getattr(args, "kubeconfig", None), getattr(args, "context", None) or environ.get("KUBE_CONTEXT"),
-                   getattr(args, "namespace", None), environ)
+        return cls(
+            getattr(args, "kubeconfig", None),
+            getattr(args, "context", None) or environ.get("KUBE_CONTEXT"),
+            getattr(args, "namespace", None),
+            environ,
+        )
 
     @property
     def where(self) -> str:
@@ -203,21 +234,40 @@ class ClusterStore:
         result = self.kubectl.run(*args, stdin=stdin, timeout=KUBECTL_TIMEOUT)
         if not result.ok:
             detail = result.last_error_line()
-            raise ClusterStoreError(messages.PROFILE_CLUSTER_FAILED.format(action=action, name=name, detail=detail),
-                                    detail)
+            raise ClusterStoreError(
+                messages.PROFILE_CLUSTER_FAILED.format(action=action, name=name, detail=detail), detail
+            )
         return result
 
     def load(self, name: str) -> Profile | None:
-        result = self._kubectl("get", "configmap", CONFIGMAP_PREFIX + name, "--ignore-not-found", "-o", "json",
-                               action="read", name=name)
+        result = self._kubectl(
+            "get",
+            "configmap",
+            CONFIGMAP_PREFIX + name,
+            "--ignore-not-found",
+            "-o",
+            "json",
+            action="read",
+            name=name,
+        )
         return self._parse(json.loads(result.stdout), name) if result.stdout.strip() else None
 
     def list(self) -> list[Profile]:
-        result = self._kubectl("get", "configmaps", "-l", f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},{LABEL_PROFILE}",
-                               "-o", "json", action="list", name="*")
+        result = self._kubectl(
+            "get",
+            "configmaps",
+            "-l",
+            f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},{LABEL_PROFILE}",
+            "-o",
+            "json",
+            action="list",
+            name="*",
+        )
         items = json.loads(result.stdout).get("items", [])
-        profiles = [self._parse(item, item.get("metadata", {}).get("labels", {}).get(LABEL_PROFILE, ""))
-                    for item in items]
+        profiles = [
+            self._parse(item, item.get("metadata", {}).get("labels", {}).get(LABEL_PROFILE, ""))
+            for item in items
+        ]
         return sorted(profiles, key=lambda profile: profile.name)
 
     def _parse(self, configmap: dict, name: str) -> Profile:
@@ -228,14 +278,22 @@ class ClusterStore:
         data = dict(configmap.get("data") or {})
         profile_id = data.pop(CONFIGMAP_ID_KEY, None)
         if not profile_id:
-            raise PreevyError(messages.PROFILE_CONFIGMAP_INVALID.format(
-                namespace=namespace, configmap=configmap_name, problem=f"no {CONFIGMAP_ID_KEY}"))
+            raise PreevyError(
+                messages.PROFILE_CONFIGMAP_INVALID.format(
+                    namespace=namespace, configmap=configmap_name, problem=f"no {CONFIGMAP_ID_KEY}"
+                )
+            )
         options = {key: value for key, value in data.items() if key in options_module.OPTION_NAMES}
         options.pop("template", None)
         if data.get(CONFIGMAP_TEMPLATE_KEY):
             options["template"] = str(self._template_file(name, data[CONFIGMAP_TEMPLATE_KEY]))
-        return Profile(name=name, id=profile_id, options=options, store=STORE_CLUSTER,
-                       location=f"{namespace}/configmap/{configmap_name}")
+        return Profile(
+            name=name,
+            id=profile_id,
+            options=options,
+            store=STORE_CLUSTER,
+            location=f"{namespace}/configmap/{configmap_name}",
+        )
 
     def _template_file(self, name: str, text: str) -> pathlib.Path:
         """The profile's embedded template as a local file (content-addressed, in the user's cache dir)."""
@@ -249,21 +307,41 @@ class ClusterStore:
         """The profile's ConfigMap. A template is embedded (its text, not its path: a path means nothing
         on another machine), so CI renders the laptop's custom template without copying files by hand."""
         data = {CONFIGMAP_ID_KEY: profile.id}
-        data.update({key: option_to_text(value) for key, value in profile.options.items() if key != "template"})
+        data.update(
+            {key: option_to_text(value) for key, value in profile.options.items() if key != "template"}
+        )
         if profile.options.get("template"):
             data[CONFIGMAP_TEMPLATE_KEY] = _read_template(str(profile.options["template"]))
-        metadata = {"name": CONFIGMAP_PREFIX + profile.name,
-                    "labels": {naming.LABEL_MANAGED_BY: naming.MANAGED_BY, LABEL_PROFILE: profile.name}}
+        metadata = {
+            "name": CONFIGMAP_PREFIX + profile.name,
+            "labels": {naming.LABEL_MANAGED_BY: naming.MANAGED_BY, LABEL_PROFILE: profile.name},
+        }
         return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
 
     def create(self, profile: Profile) -> None:
-        result = self._kubectl("create", "-f", "-", "-o", "json", stdin=self.manifest(profile),
-                               action="create", name=profile.name)
+        result = self._kubectl(
+            "create",
+            "-f",
+            "-",
+            "-o",
+            "json",
+            stdin=self.manifest(profile),
+            action="create",
+            name=profile.name,
+        )
         self._located(profile, result)
 
     def replace(self, profile: Profile) -> None:
-        result = self._kubectl("replace", "-f", "-", "-o", "json", stdin=self.manifest(profile),
-                               action="update", name=profile.name)
+        result = self._kubectl(
+            "replace",
+            "-f",
+            "-",
+            "-o",
+            "json",
+            stdin=self.manifest(profile),
+            action="update",
+            name=profile.name,
+        )
         self._located(profile, result)
 
     def _located(self, profile: Profile, result: process.Result) -> None:
@@ -272,12 +350,21 @@ class ClusterStore:
         profile.location = f"{metadata.get('namespace', '?')}/configmap/{metadata.get('name', '?')}"
 
     def remove(self, name: str) -> bool:
-        result = self._kubectl("delete", "configmap", CONFIGMAP_PREFIX + name, "--ignore-not-found", "-o", "name",
-                               action="remove", name=name)
+        result = self._kubectl(
+            "delete",
+            "configmap",
+            CONFIGMAP_PREFIX + name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+            action="remove",
+            name=name,
+        )
         return bool(result.stdout.strip())
 
 
 # --- lookup -----------------------------------------------------------------------------------------
+
 
 def requested_name(args, environ: Mapping[str, str]) -> str | None:
     """The profile named by --profile, else $PREEVY_PROFILE, else the current one (None: no choice made)."""
@@ -293,8 +380,9 @@ def find_profile(name: str, args, environ: Mapping[str, str]) -> Profile | None:
     try:
         return ClusterStore.from_args(args, environ).load(name)
     except ClusterStoreError as err:
-        raise PreevyError(messages.PROFILE_NOT_LOCAL_CLUSTER_FAILED.format(name=name, detail=err.detail),
-                          err.exit_code) from None
+        raise PreevyError(
+            messages.PROFILE_NOT_LOCAL_CLUSTER_FAILED.format(name=name, detail=err.detail), err.exit_code
+        ) from None
 
 
 def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True) -> Profile:
@@ -304,8 +392,12 @@ def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True)
     if name:
         profile = find_profile(name, args, environ)
         if profile is None:
-            raise PreevyError(messages.PROFILE_NOT_FOUND.format(
-                name=name, namespace=ClusterStore.from_args(args, environ).where), ExitCode.USAGE)
+            raise PreevyError(
+                messages.PROFILE_NOT_FOUND.format(
+                    name=name, namespace=ClusterStore.from_args(args, environ).where
+                ),
+                ExitCode.USAGE,
+            )
         return profile
     return _default_profile(args, environ, save_default)
 
@@ -318,7 +410,7 @@ def _default_profile(args, environ: Mapping[str, str], save: bool) -> Profile:
     try:
         profile = ClusterStore.from_args(args, environ).load(DEFAULT_PROFILE)
     except PreevyError:
-        profile = None      # no usable cluster here: the command itself reports that, better
+        profile = None  # no usable cluster here: the command itself reports that, better
     if profile:
         return profile
     profile = Profile(name=DEFAULT_PROFILE, id=DEFAULT_PROFILE_ID, options={})

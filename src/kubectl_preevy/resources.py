@@ -1,5 +1,6 @@
 """The bundled templates: from the installed package `kubectl_preevy.templates` (wheel, zipapp), else
 from `<checkout>/templates/` when running from a checkout (`./kubectl-preevy` puts src/ on sys.path)."""
+
 import pathlib
 
 TEMPLATES_PACKAGE = "kubectl_preevy.templates"

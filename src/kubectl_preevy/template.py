@@ -3,6 +3,7 @@ and add Preevy's labels and annotations.
 
 Template variables (Preevy's contract): id, namespace, labels, storageSize, storageClass (may be undefined).
 """
+
 import copy
 import datetime
 import functools
@@ -16,13 +17,31 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 
 OPTIONAL_VARIABLES = frozenset({"storageClass"})
 PVC_TYPE = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
-CLUSTER_SCOPED_KINDS = frozenset({
-    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
-    "CustomResourceDefinition", "PriorityClass", "RuntimeClass", "IngressClass", "CSIDriver", "CSINode",
-    "VolumeAttachment", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest",
-    "FlowSchema", "PriorityLevelConfiguration",
-})
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "RuntimeClass",
+        "IngressClass",
+        "CSIDriver",
+        "CSINode",
+        "VolumeAttachment",
+        "APIService",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "CertificateSigningRequest",
+        "FlowSchema",
+        "PriorityLevelConfiguration",
+    }
+)
 # Strings YAML (1.1, as kubectl reads it) could take for something else, beyond what PyYAML's resolver knows.
 _YAML_1_1_BOOLEANS = frozenset({"y", "n"})
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
@@ -43,6 +62,7 @@ def template_labels(profile_id: str, instance: str) -> dict[str, str]:
 
 # --- YAML-safe output --------------------------------------------------------------------------------
 
+
 def yaml_value(value) -> str:
     """How `{{ value }}` is written: a plain scalar where YAML reads it back unchanged, else a JSON scalar.
 
@@ -53,12 +73,12 @@ def yaml_value(value) -> str:
     import markupsafe
 
     if isinstance(value, jinja2.Undefined):
-        return str(value)       # "" for an optional variable (storageClass), else StrictUndefined raises
+        return str(value)  # "" for an optional variable (storageClass), else StrictUndefined raises
     if value is None:
         return ""
     if isinstance(value, markupsafe.Markup):
         return str(value)
-    if isinstance(value, (int, float)):      # booleans too: true / false
+    if isinstance(value, (int, float)):  # booleans too: true / false
         return naming.js_number(value)
     if isinstance(value, str):
         return value if is_plain_yaml(value) else json.dumps(value)
@@ -85,22 +105,30 @@ def _dump(value, indent=None):
 
 # --- rendering ----------------------------------------------------------------------------------------
 
+
 def template_source(options) -> tuple[str, str]:
     """(display name, text) of the template of these options: the file, else the bundled default."""
     from kubectl_preevy import resources
 
     if options.template is None:
-        return resources.template_display_name(resources.DEFAULT_TEMPLATE), resources.template_text(resources.DEFAULT_TEMPLATE)
+        return resources.template_display_name(resources.DEFAULT_TEMPLATE), resources.template_text(
+            resources.DEFAULT_TEMPLATE
+        )
     try:
         return str(options.template), pathlib.Path(options.template).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         problem = getattr(err, "strerror", None) or str(err)
-        raise PreevyError(messages.TEMPLATE_ERROR.format(
-            template=options.template, problem=messages.TEMPLATE_UNREADABLE.format(problem=problem)),
-            ExitCode.USAGE) from None
+        raise PreevyError(
+            messages.TEMPLATE_ERROR.format(
+                template=options.template, problem=messages.TEMPLATE_UNREADABLE.format(problem=problem)
+            ),
+            ExitCode.USAGE,
+        ) from None
 
 
-def render_template(options, instance: str, labels: dict[str, str], *, namespace: str | None = None) -> list[dict]:
+def render_template(
+    options, instance: str, labels: dict[str, str], *, namespace: str | None = None
+) -> list[dict]:
     """The template's objects: rendered, parsed and validated (PreevyError naming the file and document).
 
     namespace: the environment's (resolved) namespace, when options.namespace is None. Objects without a
@@ -109,9 +137,15 @@ def render_template(options, instance: str, labels: dict[str, str], *, namespace
     name, text = template_source(options)
     namespace = namespace or options.namespace
     if not namespace:
-        raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_NAMESPACE))
-    context = {"id": instance, "namespace": namespace, "labels": TemplateLabels(labels),
-               "storageSize": _storage_size(options.storage_size)}
+        raise PreevyError(
+            messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_NAMESPACE)
+        )
+    context = {
+        "id": instance,
+        "namespace": namespace,
+        "labels": TemplateLabels(labels),
+        "storageSize": _storage_size(options.storage_size),
+    }
     if options.storage_class is not None:
         context["storageClass"] = options.storage_class
     rendered = render_text(name, text, context)
@@ -128,9 +162,12 @@ def render_text(name: str, text: str, context: dict) -> str:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)), undefined=_undefined_class(),
+        loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)),
+        undefined=_undefined_class(),
         finalize=yaml_value,
-        keep_trailing_newline=True, autoescape=False)
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     environment.filters["dump"] = _dump
     try:
         return environment.get_template(name).render(context)
@@ -138,8 +175,18 @@ def render_text(name: str, text: str, context: dict) -> str:
         problem = messages.TEMPLATE_SYNTAX.format(line=err.lineno, problem=err.message)
     except jinja2.UndefinedError as err:
         problem = messages.TEMPLATE_UNDEFINED.format(where=_template_line(name), problem=err.message)
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as err:
-        problem = messages.TEMPLATE_RENDER_FAILED.format(where=_template_line(name), problem=str(err) or type(err).__name__)
+    except (
+        jinja2.TemplateError,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        AttributeError,
+        KeyError,
+        IndexError,
+    ) as err:
+        problem = messages.TEMPLATE_RENDER_FAILED.format(
+            where=_template_line(name), problem=str(err) or type(err).__name__
+        )
     raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=problem), ExitCode.USAGE)
 
 
@@ -175,6 +222,7 @@ def _undefined_class():
 
 # --- parsing and validation ---------------------------------------------------------------------------
 
+
 def _yaml_loader():
     import yaml
 
@@ -183,7 +231,9 @@ def _yaml_loader():
     class TemplateLoader(base):
         """Safe loading, with timestamps kept as strings (objects go out as JSON, as kubectl reads them)."""
 
-    TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+    TemplateLoader.add_constructor(
+        "tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str
+    )
     return TemplateLoader
 
 
@@ -198,10 +248,14 @@ def parse_documents(name: str, rendered: str) -> list:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise PreevyError(messages.TEMPLATE_DOCUMENT_ERROR.format(
-            template=name, document=len(documents) + 1,
-            problem=messages.TEMPLATE_YAML.format(problem=problem, line=mark.line + 1 if mark else "?")),
-            ExitCode.USAGE) from None
+        raise PreevyError(
+            messages.TEMPLATE_DOCUMENT_ERROR.format(
+                template=name,
+                document=len(documents) + 1,
+                problem=messages.TEMPLATE_YAML.format(problem=problem, line=mark.line + 1 if mark else "?"),
+            ),
+            ExitCode.USAGE,
+        ) from None
     return documents
 
 
@@ -210,8 +264,10 @@ def validate_objects(name: str, documents: list, namespace: str) -> list[dict]:
     objects, seen, docker_hosts = [], {}, []
 
     def fail(number: int, problem: str) -> PreevyError:
-        return PreevyError(messages.TEMPLATE_DOCUMENT_ERROR.format(template=name, document=number, problem=problem),
-                           ExitCode.USAGE)
+        return PreevyError(
+            messages.TEMPLATE_DOCUMENT_ERROR.format(template=name, document=number, problem=problem),
+            ExitCode.USAGE,
+        )
 
     for number, document in enumerate(documents, start=1):
         if document is None:
@@ -220,20 +276,30 @@ def validate_objects(name: str, documents: list, namespace: str) -> list[dict]:
         if problem:
             raise fail(number, problem)
         kind, object_name = document["kind"], document["metadata"]["name"]
-        key = (document["apiVersion"].split("/")[0] if "/" in document["apiVersion"] else "", kind, object_name)
+        key = (
+            document["apiVersion"].split("/")[0] if "/" in document["apiVersion"] else "",
+            kind,
+            object_name,
+        )
         if key in seen:
-            raise fail(number, messages.TEMPLATE_DUPLICATE.format(kind=kind, name=object_name, other=seen[key]))
+            raise fail(
+                number, messages.TEMPLATE_DUPLICATE.format(kind=kind, name=object_name, other=seen[key])
+            )
         seen[key] = number
         if is_docker_host(document):
             if docker_hosts:
-                raise fail(number, messages.TEMPLATE_TWO_DOCKER_HOSTS.format(name=object_name, other=docker_hosts[0]))
+                raise fail(
+                    number, messages.TEMPLATE_TWO_DOCKER_HOSTS.format(name=object_name, other=docker_hosts[0])
+                )
             if not _containers(document):
                 raise fail(number, messages.TEMPLATE_NO_CONTAINERS.format(name=object_name))
             docker_hosts.append(number)
         objects.append(document)
     if not docker_hosts:
-        raise PreevyError(messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_DOCKER_HOST),
-                          ExitCode.USAGE)
+        raise PreevyError(
+            messages.TEMPLATE_ERROR.format(template=name, problem=messages.TEMPLATE_NO_DOCKER_HOST),
+            ExitCode.USAGE,
+        )
     return objects
 
 
@@ -255,8 +321,9 @@ def _object_problem(document, namespace: str) -> str | None:
     if object_namespace in (None, ""):
         metadata["namespace"] = namespace
     elif object_namespace != namespace:
-        return messages.TEMPLATE_OTHER_NAMESPACE.format(kind=kind, name=metadata["name"], namespace=object_namespace,
-                                                        expected=namespace)
+        return messages.TEMPLATE_OTHER_NAMESPACE.format(
+            kind=kind, name=metadata["name"], namespace=object_namespace, expected=namespace
+        )
     return None
 
 
@@ -267,7 +334,10 @@ def _containers(statefulset: dict) -> list:
 
 def is_docker_host(obj: dict) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return obj.get("kind") == "StatefulSet" and labels.get(naming.LABEL_COMPONENT) == naming.DOCKER_HOST_COMPONENT
+    return (
+        obj.get("kind") == "StatefulSet"
+        and labels.get(naming.LABEL_COMPONENT) == naming.DOCKER_HOST_COMPONENT
+    )
 
 
 def docker_host_statefulset(objects: list[dict]) -> dict:
@@ -275,11 +345,13 @@ def docker_host_statefulset(objects: list[dict]) -> dict:
     for obj in objects:
         if is_docker_host(obj):
             return obj
-    raise PreevyError(messages.TEMPLATE_ERROR.format(template="", problem=messages.TEMPLATE_NO_DOCKER_HOST),
-                      ExitCode.USAGE)
+    raise PreevyError(
+        messages.TEMPLATE_ERROR.format(template="", problem=messages.TEMPLATE_NO_DOCKER_HOST), ExitCode.USAGE
+    )
 
 
 # --- environment metadata -------------------------------------------------------------------------------
+
 
 def all_types(objects: list[dict]) -> list[dict]:
     """Preevy's all-types: PersistentVolumeClaim (made by the StatefulSet), then every type of the template."""
@@ -300,8 +372,9 @@ def iso_timestamp(moment: datetime.datetime | str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def add_environment_metadata(objects: list[dict], *, profile_id: str, env_id: str, instance: str,
-                             created_at: datetime.datetime | str) -> list[dict]:
+def add_environment_metadata(
+    objects: list[dict], *, profile_id: str, env_id: str, instance: str, created_at: datetime.datetime | str
+) -> list[dict]:
     """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash of
     the objects as given, and `preevy.dev/all-types` on the docker-host StatefulSet."""
     specs = copy.deepcopy(objects)
@@ -313,25 +386,31 @@ def add_environment_metadata(objects: list[dict], *, profile_id: str, env_id: st
         metadata.setdefault("annotations", {})
         metadata["labels"] = dict(metadata["labels"] or {})
         metadata["annotations"] = dict(metadata["annotations"] or {})
-        metadata["labels"].update(naming.sanitize_labels({
-            naming.LABEL_PROFILE_ID: profile_id,
-            naming.LABEL_ENV_ID: env_id,
-            naming.LABEL_INSTANCE: instance,
-            "app.kubernetes.io/instance": instance,
-            naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-            "app.kubernetes.io/name": env_id,
-            "app.kubernetes.io/part-of": profile_id,
-            "app.kubernetes.io/version": __version__,
-            "internal.config.kubernetes.io/index": str(index),
-        }))
-        metadata["annotations"].update({
-            naming.ANNOTATION_ENV_ID: env_id,
-            naming.ANNOTATION_PROFILE_ID: profile_id,
-            naming.ANNOTATION_CREATED_AT: iso_timestamp(created_at),
-            naming.ANNOTATION_TEMPLATE_HASH: template_hash,
-            naming.ANNOTATION_KIND: spec["kind"],
-            naming.ANNOTATION_API_VERSION: spec["apiVersion"],
-        })
+        metadata["labels"].update(
+            naming.sanitize_labels(
+                {
+                    naming.LABEL_PROFILE_ID: profile_id,
+                    naming.LABEL_ENV_ID: env_id,
+                    naming.LABEL_INSTANCE: instance,
+                    "app.kubernetes.io/instance": instance,
+                    naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+                    "app.kubernetes.io/name": env_id,
+                    "app.kubernetes.io/part-of": profile_id,
+                    "app.kubernetes.io/version": __version__,
+                    "internal.config.kubernetes.io/index": str(index),
+                }
+            )
+        )
+        metadata["annotations"].update(
+            {
+                naming.ANNOTATION_ENV_ID: env_id,
+                naming.ANNOTATION_PROFILE_ID: profile_id,
+                naming.ANNOTATION_CREATED_AT: iso_timestamp(created_at),
+                naming.ANNOTATION_TEMPLATE_HASH: template_hash,
+                naming.ANNOTATION_KIND: spec["kind"],
+                naming.ANNOTATION_API_VERSION: spec["apiVersion"],
+            }
+        )
         if is_docker_host(spec):
             metadata["annotations"][naming.ANNOTATION_ALL_TYPES] = types
     return specs

@@ -1,4 +1,5 @@
 """Where the services answer: the Service | Port | URL table and its versioned JSON."""
+
 import dataclasses
 
 from kubectl_preevy import console
@@ -7,7 +8,7 @@ from kubectl_preevy import console
 @dataclasses.dataclass(frozen=True)
 class ServiceUrl:
     service: str
-    port: int       # the container's port
+    port: int  # the container's port
     url: str
 
 
@@ -15,16 +16,26 @@ def service_urls(ports, local_ports: dict[int, int] | None = None) -> list[Servi
     """One URL per published port (docker.PublishedPort); local_ports maps a published port to the
     local one `connect` forwards it to, when they differ."""
     local_ports = local_ports or {}
-    return [ServiceUrl(p.service, p.port, f"http://localhost:{local_ports.get(p.published, p.published)}")
-            for p in ports]
+    return [
+        ServiceUrl(p.service, p.port, f"http://localhost:{local_ports.get(p.published, p.published)}")
+        for p in ports
+    ]
 
 
 def urls_table(urls: list[ServiceUrl]) -> str:
     return console.table([[u.service, str(u.port), u.url] for u in urls], ["service", "port", "url"])
 
 
-def environment_document(env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra) -> dict:
+def environment_document(
+    env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra
+) -> dict:
     """The `-o json` result of up and connect (versioned: consumers check apiVersion and kind)."""
-    return {"apiVersion": console.API_VERSION, "kind": "Environment", "envId": env_id, "namespace": namespace,
-            "statefulSet": statefulset,
-            "services": [{"service": u.service, "port": u.port, "url": u.url} for u in urls], **extra}
+    return {
+        "apiVersion": console.API_VERSION,
+        "kind": "Environment",
+        "envId": env_id,
+        "namespace": namespace,
+        "statefulSet": statefulset,
+        "services": [{"service": u.service, "port": u.port, "url": u.url} for u in urls],
+        **extra,
+    }

@@ -2,6 +2,7 @@
 
 Nothing here is mocked. Every process a test starts is stopped by its pid in a `finally`.
 """
+
 import dataclasses
 import json
 import os
@@ -40,17 +41,24 @@ def hello_project(directory: pathlib.Path) -> pathlib.Path:
     return directory
 
 
-def preevy(*args: str, cwd: pathlib.Path, env: dict[str, str], timeout: float = COMMAND_TIMEOUT,
-           check: bool = False) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(PREEVY), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def preevy(
+    *args: str, cwd: pathlib.Path, env: dict[str, str], timeout: float = COMMAND_TIMEOUT, check: bool = False
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(PREEVY), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"kubectl-preevy {' '.join(args)} exited {result.returncode}\n"
-                             f"stdout: {result.stdout}\nstderr: {result.stderr[-3000:]}")
+        raise AssertionError(
+            f"kubectl-preevy {' '.join(args)} exited {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr[-3000:]}"
+        )
     return result
 
 
 def up_json(*args: str, cwd: pathlib.Path, env: dict[str, str]) -> dict:
-    result = preevy("up", "-o", "json", "--timeout", "60s", *args, cwd=cwd, env=env, timeout=UP_TIMEOUT, check=True)
+    result = preevy(
+        "up", "-o", "json", "--timeout", "60s", *args, cwd=cwd, env=env, timeout=UP_TIMEOUT, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -60,8 +68,15 @@ def error_lines(stderr: str) -> list[str]:
 
 def start(args: list[str], cwd: pathlib.Path, env: dict[str, str]) -> subprocess.Popen:
     """kubectl-preevy in the background, with SIGINT handled as at a terminal (even if ours is ignored)."""
-    return subprocess.Popen([str(PREEVY), *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [str(PREEVY), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
@@ -79,13 +94,16 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20)
 @dataclasses.dataclass
 class Connection:
     """A running `kubectl preevy connect` and what it printed: the URLs (service -> url), the document (-o json)."""
+
     proc: subprocess.Popen
     urls: dict[str, str]
     document: dict | None
     stderr: list[str]
 
 
-def connect(args: list[str], cwd: pathlib.Path, env: dict[str, str], services: int, timeout: float = 60) -> Connection:
+def connect(
+    args: list[str], cwd: pathlib.Path, env: dict[str, str], services: int, timeout: float = 60
+) -> Connection:
     """Start `connect` and read its URL table (one row per service), or its JSON document with `-o json`."""
     proc = start(["connect", *args], cwd, env)
     stderr: list[str] = []
@@ -103,7 +121,9 @@ def connect(args: list[str], cwd: pathlib.Path, env: dict[str, str], services: i
             text += line
             if as_json and line.startswith("}"):
                 document = json.loads(text)
-                return Connection(proc, {s["service"]: s["url"] for s in document["services"]}, document, stderr)
+                return Connection(
+                    proc, {s["service"]: s["url"] for s in document["services"]}, document, stderr
+                )
             match = re.match(r"(\S+)\s+(\d+)\s+(http://\S+)", line)
             if match and not as_json:
                 urls[match.group(1)] = match.group(3)
@@ -187,6 +207,8 @@ def environment_objects(kubesim, namespace: str, selector: str) -> list[str]:
     return result.stdout.split()
 
 
-def remote(kubesim, namespace: str, pod: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+def remote(
+    kubesim, namespace: str, pod: str, *command: str, check: bool = True
+) -> subprocess.CompletedProcess:
     """A command in the pod's first container, through kubectl exec."""
     return kubesim.kubectl("exec", "-n", namespace, pod, "--", *command, check=check)

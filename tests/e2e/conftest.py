@@ -1,4 +1,5 @@
 """Fixtures of the end-to-end tests (the emulator's own come from tests/conftest.py)."""
+
 import pytest
 
 from tests.e2e import user_env

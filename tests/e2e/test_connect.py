@@ -1,11 +1,22 @@
 """connect: the services on 127.0.0.1 until stopped, surviving a dropped forward, without the compose files."""
+
 import socket
 import uuid
 
 import pytest
 
-from tests.e2e import (connect, error_lines, hello_project, http_get, port_forward_pids, preevy, remote, stop,
-                       up_json, user_env)
+from tests.e2e import (
+    connect,
+    error_lines,
+    hello_project,
+    http_get,
+    port_forward_pids,
+    preevy,
+    remote,
+    stop,
+    up_json,
+    user_env,
+)
 
 ENV_ID = "hello-connect"
 
@@ -40,14 +51,14 @@ def test_connect_with_only_the_id_and_stop_on_sigterm(environment, tmp_path):
 
 
 def test_a_busy_local_port_moves_to_the_next_free_one(environment):
-    namespace, project, environ, pod = environment
+    namespace, project, environ, _pod = environment
     with socket.socket() as busy:
         busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             busy.bind(("127.0.0.1", 8080))
             busy.listen()
         except OSError:
-            pass        # already taken by another program: just as good
+            pass  # already taken by another program: just as good
         served = connect(["-n", namespace, "--id", ENV_ID, "-o", "json"], project, environ, services=2)
         try:
             web = next(s for s in served.document["services"] if s["service"] == "web")
@@ -80,8 +91,9 @@ def test_a_dropped_forward_is_restarted(environment, kubesim):
 
 
 def test_connect_to_an_unknown_environment_fails_in_one_line(environment, tmp_path):
-    namespace, project, environ, pod = environment
+    namespace, _project, environ, _pod = environment
     result = preevy("connect", "-n", namespace, "--id", "nope", cwd=tmp_path, env=environ)
     assert result.returncode == 1
-    assert error_lines(result.stderr) == [f"error: no environment nope in namespace {namespace}: see "
-                                          "`kubectl preevy ls`"]
+    assert error_lines(result.stderr) == [
+        f"error: no environment nope in namespace {namespace}: see `kubectl preevy ls`"
+    ]

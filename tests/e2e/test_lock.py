@@ -1,5 +1,6 @@
 """Concurrent runs on one environment: a lock in the cluster takes them one at a time (Preevy creates the
 environment twice, #456), and a lock left behind by a crashed run is taken over."""
+
 import json
 
 from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, start, stop
@@ -11,12 +12,30 @@ def lock_names(kubesim, namespace: str) -> list[str]:
     return kubesim.kubectl("get", "configmaps", "-n", namespace, "-o", "name").stdout.split()
 
 
-def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(kubesim, namespace, env, tmp_path):
+def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
+    kubesim, namespace, env, tmp_path
+):
     project = hello_project(tmp_path / "hello")
     flags = ["-n", namespace, "--id", "race"]
-    kubesim.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "preevy-lock-default-race", "namespace": namespace, "annotations": {
-            "preevy.dev/lock-holder": CRASHED_HOLDER, "preevy.dev/lock-expires-at": "2020-01-01T00:00:00Z"}}}))
+    kubesim.kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "preevy-lock-default-race",
+                    "namespace": namespace,
+                    "annotations": {
+                        "preevy.dev/lock-holder": CRASHED_HOLDER,
+                        "preevy.dev/lock-expires-at": "2020-01-01T00:00:00Z",
+                    },
+                },
+            }
+        ),
+    )
 
     runs = [start(["up", *flags, "-o", "json", "--timeout", "60s"], project, env) for _ in range(2)]
     try:
@@ -31,14 +50,17 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
     documents = [json.loads(stdout) for stdout, _ in outputs]
     assert documents[0]["statefulSet"] == documents[1]["statefulSet"]
     assert kubesim.kubectl("get", "statefulsets", "-n", namespace, "-o", "name").stdout.split() == [
-        f"statefulset.apps/{documents[0]['statefulSet']}"]
+        f"statefulset.apps/{documents[0]['statefulSet']}"
+    ]
     assert sorted("creating environment race" in stderr for stderr in stderrs) == [False, True]
     assert sorted("updating environment race" in stderr for stderr in stderrs) == [False, True]
     assert sorted("> waiting for `kubectl preevy up` on " in stderr for stderr in stderrs) == [False, True]
     # the crashed run's lock was taken over by exactly one of them, and said so
     broken = [line for stderr in stderrs for line in stderr.splitlines() if CRASHED_HOLDER in line]
-    assert broken == [f"warning: the lock of environment race held by {CRASHED_HOLDER} expired at "
-                      "2020-01-01T00:00:00Z (that run stopped without releasing it): taking it over"]
+    assert broken == [
+        f"warning: the lock of environment race held by {CRASHED_HOLDER} expired at "
+        "2020-01-01T00:00:00Z (that run stopped without releasing it): taking it over"
+    ]
     assert "configmap/preevy-lock-default-race" not in lock_names(kubesim, namespace)
 
     preevy("down", *flags, cwd=project, env=env, check=True)

@@ -1,4 +1,5 @@
 """up, up again, dry run, refused and forced recreation, down: the life of one environment, as a user sees it."""
+
 import json
 import signal
 import threading
@@ -6,8 +7,22 @@ import time
 
 import yaml
 
-from tests.e2e import (REPO_ROOT, UP_TIMEOUT, alive, connect, environment_objects, error_lines, hello_project, http_get,
-                       port_forward_pids, preevy, remote, start, stop, up_json)
+from tests.e2e import (
+    REPO_ROOT,
+    UP_TIMEOUT,
+    alive,
+    connect,
+    environment_objects,
+    error_lines,
+    hello_project,
+    http_get,
+    port_forward_pids,
+    preevy,
+    remote,
+    start,
+    stop,
+    up_json,
+)
 
 REMOTE_SITE = "/var/lib/preevy/projects/hello/relative/site"
 
@@ -16,7 +31,9 @@ def uid(kubesim, namespace: str, kind: str, name: str) -> str:
     return kubesim.kubectl("get", kind, name, "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
 
 
-def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(kubesim, namespace, env, tmp_path):
+def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
+    kubesim, namespace, env, tmp_path
+):
     project = hello_project(tmp_path / "hello")
     site = project / "site"
     (site / "about.html").write_text("<p>about</p>\n")
@@ -25,10 +42,18 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
 
     first = up_json(*flags, cwd=project, env=env)
     assert (first["apiVersion"], first["kind"], first["envId"], first["namespace"]) == (
-        "kubectl-preevy/v1", "Environment", "hello-e2e", namespace)
+        "kubectl-preevy/v1",
+        "Environment",
+        "hello-e2e",
+        namespace,
+    )
     assert sorted((s["service"], s["port"]) for s in first["services"]) == [("counter", 8081), ("web", 8080)]
-    assert first["sync"] == {"files": 3, "bytes": sum(f.stat().st_size for f in site.iterdir()), "unchanged": 0,
-                             "deleted": 0}
+    assert first["sync"] == {
+        "files": 3,
+        "bytes": sum(f.stat().st_size for f in site.iterdir()),
+        "unchanged": 0,
+        "deleted": 0,
+    }
     statefulset = first["statefulSet"]
     pod, claim = f"{statefulset}-0", f"data-{statefulset}-0"
     pod_uid, claim_uid = uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)
@@ -40,13 +65,15 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
         assert http_get(served.urls["web"] + "/keep.txt") == b"unchanged\n"
         assert http_get(served.urls["counter"]).strip() == b"1"
     finally:
-        assert stop(served.proc, signal.SIGINT) == 0        # Ctrl-C
+        assert stop(served.proc, signal.SIGINT) == 0  # Ctrl-C
     assert port_forward_pids(pod) == []
 
     listed = json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout)
-    assert [(e["envId"], e["instance"], e["ready"]) for e in listed["items"]] == [("hello-e2e", statefulset, "1/1")]
+    assert [(e["envId"], e["instance"], e["ready"]) for e in listed["items"]] == [
+        ("hello-e2e", statefulset, "1/1")
+    ]
     kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted=true")
-    assert preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout == ""     # being deleted
+    assert preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout == ""  # being deleted
     kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted-")
 
     # A second up: only the edited file travels, the deleted one goes, the pod and its volume stay.
@@ -55,25 +82,36 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
     second = up_json(*flags, cwd=project, env=env)
     assert second["statefulSet"] == statefulset
     assert second["sync"] == {"files": 1, "bytes": len("<h1>changed</h1>\n"), "unchanged": 1, "deleted": 1}
-    assert (uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)) == (pod_uid, claim_uid)
+    assert (uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)) == (
+        pod_uid,
+        claim_uid,
+    )
     assert remote(kubesim, namespace, pod, "stat", "-c", "%Y", f"{REMOTE_SITE}/keep.txt").stdout == keep_mtime
-    assert remote(kubesim, namespace, pod, "test", "-e", f"{REMOTE_SITE}/about.html", check=False).returncode == 1
+    assert (
+        remote(kubesim, namespace, pod, "test", "-e", f"{REMOTE_SITE}/about.html", check=False).returncode
+        == 1
+    )
     served = connect(flags, project, env, services=2)
     try:
         assert http_get(served.urls["web"]) == b"<h1>changed</h1>\n"
-        assert http_get(served.urls["counter"]).strip() == b"1"      # its volume and container were kept
+        assert http_get(served.urls["counter"]).strip() == b"1"  # its volume and container were kept
     finally:
         assert stop(served.proc) == 0
 
     # --dry-run prints what up would apply (the same instance) and changes nothing.
-    version = kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
-                              "jsonpath={.metadata.resourceVersion}").stdout
+    version = kubesim.kubectl(
+        "get", "sts", statefulset, "-n", namespace, "-o", "jsonpath={.metadata.resourceVersion}"
+    ).stdout
     dry = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True)
     objects = list(yaml.safe_load_all(dry.stdout))
     assert [o["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"] == [statefulset]
     assert all(o["metadata"]["labels"]["preevy.dev/env-id"] == "hello-e2e" for o in objects)
-    assert kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
-                           "jsonpath={.metadata.resourceVersion}").stdout == version
+    assert (
+        kubesim.kubectl(
+            "get", "sts", statefulset, "-n", namespace, "-o", "jsonpath={.metadata.resourceVersion}"
+        ).stdout
+        == version
+    )
     preevy("up", "--dry-run", "-n", namespace, "--id", "never-applied", cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=never-applied") == []
 
@@ -88,8 +126,12 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
     assert recreated["statefulSet"] != statefulset
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
     new_claim = f"data-{recreated['statefulSet']}-0"
-    assert kubesim.kubectl("get", "pvc", new_claim, "-n", namespace, "-o",
-                           "jsonpath={.spec.resources.requests.storage}").stdout == "6Gi"
+    assert (
+        kubesim.kubectl(
+            "get", "pvc", new_claim, "-n", namespace, "-o", "jsonpath={.spec.resources.requests.storage}"
+        ).stdout
+        == "6Gi"
+    )
     assert recreated["sync"]["files"] == 2
 
     new_pod = f"{recreated['statefulSet']}-0"
@@ -103,7 +145,8 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
 
     again = preevy("down", *flags, cwd=project, env=env)
     assert again.returncode == 1 and error_lines(again.stderr) == [
-        f"error: no environment hello-e2e in namespace {namespace}: see `kubectl preevy ls`, or pass --force to ignore"]
+        f"error: no environment hello-e2e in namespace {namespace}: see `kubectl preevy ls`, or pass --force to ignore"
+    ]
     forced = preevy("down", *flags, "--force", cwd=project, env=env)
     assert (forced.returncode, forced.stdout) == (0, "")
 
@@ -119,11 +162,30 @@ def test_interrupted_up_leaves_no_forward_and_the_next_up_completes(kubesim, nam
         assert proc.wait(30) == 130
     finally:
         stop(proc)
-    (statefulset,) = kubesim.kubectl("get", "sts", "-n", namespace, "-l", "preevy.dev/env-id=interrupted",
-                                     "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    (statefulset,) = kubesim.kubectl(
+        "get",
+        "sts",
+        "-n",
+        namespace,
+        "-l",
+        "preevy.dev/env-id=interrupted",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).stdout.split()
     assert port_forward_pids(f"{statefulset}-0") == []
-    assert kubesim.kubectl("get", "configmap", "preevy-lock-default-interrupted", "-n", namespace,
-                           "--ignore-not-found", "-o", "name").stdout == ""     # released on the way out
+    assert (
+        kubesim.kubectl(
+            "get",
+            "configmap",
+            "preevy-lock-default-interrupted",
+            "-n",
+            namespace,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ).stdout
+        == ""
+    )  # released on the way out
 
     completed = up_json(*flags, cwd=project, env=env)
     assert completed["statefulSet"] == statefulset
@@ -142,16 +204,24 @@ def _wait_for_line(proc, text: str, timeout: float) -> None:
     raise AssertionError(f"up exited {proc.wait()} before printing {text!r}")
 
 
-
 def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp_path):
     """The StatefulSet is gone but its claim, ConfigMap... remain: down finds them by their labels."""
     project = hello_project(tmp_path / "hello")
     flags = ["-n", namespace, "--id", "half-deleted"]
     manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
     kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
-    (statefulset,) = [o["metadata"]["name"] for o in yaml.safe_load_all(manifest) if o["kind"] == "StatefulSet"]
-    kubesim.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Bound", f"pvc/data-{statefulset}-0",
-                    "--timeout=60s", timeout=90)
+    (statefulset,) = [
+        o["metadata"]["name"] for o in yaml.safe_load_all(manifest) if o["kind"] == "StatefulSet"
+    ]
+    kubesim.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=jsonpath={.status.phase}=Bound",
+        f"pvc/data-{statefulset}-0",
+        "--timeout=60s",
+        timeout=90,
+    )
     kubesim.kubectl("delete", "-n", namespace, "sts", statefulset)
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}")
 
@@ -160,13 +230,16 @@ def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
 
 
-def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(kubesim, namespace, env, tmp_path):
+def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(
+    kubesim, namespace, env, tmp_path
+):
     """Also Preevy's default files: compose.preevy.yaml is read first, compose.override.yaml is not read next to
     a compose.yaml."""
     project = hello_project(tmp_path / "hello")
     (project / "compose.preevy.yaml").write_text(
         "services:\n  web:\n    ports: ['8090:8080']\n    secrets: [token]\n    volumes: ['./motd.txt:/etc/motd:ro']\n"
-        "secrets:\n  token:\n    file: ./token.txt\n")
+        "secrets:\n  token:\n    file: ./token.txt\n"
+    )
     (project / "token.txt").write_text("s3cret\n")
     (project / "motd.txt").write_text("welcome\n")
     (project / "compose.override.yaml").write_text("services:\n  counter:\n    ports: ['9999:8081']\n")
@@ -177,41 +250,94 @@ def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(k
 
     first = up_json(*flags, cwd=project, env=env)
     assert sorted(s["url"] for s in first["services"]) == [
-        "http://localhost:8080", "http://localhost:8081", "http://localhost:8090"]
+        "http://localhost:8080",
+        "http://localhost:8081",
+        "http://localhost:8090",
+    ]
     statefulset = first["statefulSet"]
     pod, claim = f"{statefulset}-0", f"data-{statefulset}-0"
     pod_uid, claim_uid = uid(kubesim, namespace, "pod", pod), uid(kubesim, namespace, "pvc", claim)
-    image = remote(kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format", "{{.Id}}").stdout
-    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-web-1", "cat", "/run/secrets/token",
-                  "/etc/motd").stdout == "s3cret\nwelcome\n"      # a secret file and a single-file bind mount travel
-    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout == "1\n"
+    image = remote(
+        kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format", "{{.Id}}"
+    ).stdout
+    assert (
+        remote(
+            kubesim, namespace, pod, "docker", "exec", "hello-web-1", "cat", "/run/secrets/token", "/etc/motd"
+        ).stdout
+        == "s3cret\nwelcome\n"
+    )  # a secret file and a single-file bind mount travel
+    assert (
+        remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout
+        == "1\n"
+    )
 
     # a new label and a bigger memory request: the StatefulSet is changed, its pod replaced, its volume kept
     component = "    app.kubernetes.io/component: docker-host\n"
     assert "memory: 256Mi" in text and component in text
-    template.write_text(text.replace("memory: 256Mi", "memory: 300Mi").replace(component, component + "    tier: preview\n"))
+    template.write_text(
+        text.replace("memory: 256Mi", "memory: 300Mi").replace(component, component + "    tier: preview\n")
+    )
     second = up_json(*flags, cwd=project, env=env)
     assert second["statefulSet"] == statefulset
-    assert kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o",
-                           "jsonpath={.metadata.labels.tier}").stdout == "preview"
-    assert kubesim.kubectl("get", "pod", pod, "-n", namespace, "-o",
-                           "jsonpath={.spec.containers[0].resources.requests.memory}").stdout == "300Mi"
+    assert (
+        kubesim.kubectl(
+            "get", "sts", statefulset, "-n", namespace, "-o", "jsonpath={.metadata.labels.tier}"
+        ).stdout
+        == "preview"
+    )
+    assert (
+        kubesim.kubectl(
+            "get",
+            "pod",
+            pod,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.containers[0].resources.requests.memory}",
+        ).stdout
+        == "300Mi"
+    )
     assert uid(kubesim, namespace, "pod", pod) != pod_uid
     assert uid(kubesim, namespace, "pvc", claim) == claim_uid
-    assert remote(kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format",
-                  "{{.Id}}").stdout == image                  # not built again: the image survived
-    assert remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout == "2\n"
+    assert (
+        remote(
+            kubesim, namespace, pod, "docker", "image", "inspect", "hello-web", "--format", "{{.Id}}"
+        ).stdout
+        == image
+    )  # not built again: the image survived
+    assert (
+        remote(kubesim, namespace, pod, "docker", "exec", "hello-counter-1", "cat", "/data/count").stdout
+        == "2\n"
+    )
 
     # down with a timeout: an object that does not go (a finalizer here) is named, and a later down finishes
-    kubesim.kubectl("patch", "configmap", f"{statefulset}-dc", "-n", namespace, "--type=merge", "-p",
-                    '{"metadata": {"finalizers": ["example.com/keep"]}}')
+    kubesim.kubectl(
+        "patch",
+        "configmap",
+        f"{statefulset}-dc",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata": {"finalizers": ["example.com/keep"]}}',
+    )
     stuck = preevy("down", *flags, "--timeout", "3s", cwd=project, env=env)
     assert stuck.returncode == 5 and error_lines(stuck.stderr) == [
         f"error: objects of {statefulset} still exist after 3s: see `kubectl get all,pvc -n {namespace} -l "
-        f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down` again"]
+        f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down` again"
+    ]
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == [
-        f"configmap/{statefulset}-dc"]
+        f"configmap/{statefulset}-dc"
+    ]
     assert preevy("down", *flags, "--no-wait", cwd=project, env=env, check=True).stdout == "in-place\n"
-    kubesim.kubectl("patch", "configmap", f"{statefulset}-dc", "-n", namespace, "--type=merge", "-p",
-                    '{"metadata": {"finalizers": null}}')
+    kubesim.kubectl(
+        "patch",
+        "configmap",
+        f"{statefulset}-dc",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata": {"finalizers": null}}',
+    )
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []

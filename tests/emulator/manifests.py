@@ -1,9 +1,14 @@
 """Manifests shared by the emulator tests (containers run host programs: sleep)."""
 
 
-def statefulset(name: str = "demo", replicas: int = 1, app: str = "demo", claim: str = "data",
-                annotation: str | None = None) -> str:
-    ann = f"\n      annotations: {{rev: \"{annotation}\"}}" if annotation else ""
+def statefulset(
+    name: str = "demo",
+    replicas: int = 1,
+    app: str = "demo",
+    claim: str = "data",
+    annotation: str | None = None,
+) -> str:
+    ann = f'\n      annotations: {{rev: "{annotation}"}}' if annotation else ""
     return f"""apiVersion: apps/v1
 kind: StatefulSet
 metadata:
@@ -76,5 +81,12 @@ subjects:
 
 def configmap(name: str, labels: dict | None = None, data: dict | None = None) -> str:
     import json
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": name, "labels": labels or {}}, "data": data or {}})
+
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels or {}},
+            "data": data or {},
+        }
+    )

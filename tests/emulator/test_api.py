@@ -1,4 +1,5 @@
 """The API half of kubesim, driven end to end by the real kubectl."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,16 @@ def _http(sim, method, path, body=None, ctype="application/json", timeout=30):
 
 
 def _apply_bundle(sim, ns, **kw):
-    return sim.kubectl("apply", "--server-side", "--field-manager=kubectl-preevy", "-n", ns, "-f", "-",
-                       input=manifests.bundle(**kw))
+    return sim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=kubectl-preevy",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=manifests.bundle(**kw),
+    )
 
 
 def _until(pred, timeout=30.0, what="condition"):
@@ -40,6 +49,7 @@ def _until(pred, timeout=30.0, what="condition"):
 
 # ---------------------------------------------------------------- basics
 
+
 def test_version(kubesim):
     out = json.loads(kubesim.kubectl("version", "-o", "json").stdout)
     assert out["serverVersion"]["gitVersion"] == "v1.32.4"
@@ -52,7 +62,7 @@ def test_auth_can_i(kubesim, namespace):
 
 def test_openapi_v2_is_404_and_v3_declares_field_validation(kubesim):
     assert _http(kubesim, "GET", "/openapi/v2")[0] == 404
-    code, body = _http(kubesim, "GET", "/openapi/v3")
+    _code, body = _http(kubesim, "GET", "/openapi/v3")
     url = json.loads(body)["paths"]["apis/apps/v1"]["serverRelativeURL"]
     doc = json.loads(_http(kubesim, "GET", url)[1])
     op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"]
@@ -61,12 +71,16 @@ def test_openapi_v2_is_404_and_v3_declares_field_validation(kubesim):
 
 # ---------------------------------------------------------------- server-side apply
 
+
 def test_server_side_apply_bundle_and_reapply(kubesim, namespace):
     out = _apply_bundle(kubesim, namespace).stdout.splitlines()
-    assert out == ["serviceaccount/demo serverside-applied", "configmap/demo serverside-applied",
-                   "statefulset.apps/demo serverside-applied",
-                   "role.rbac.authorization.k8s.io/demo serverside-applied",
-                   "rolebinding.rbac.authorization.k8s.io/demo serverside-applied"]
+    assert out == [
+        "serviceaccount/demo serverside-applied",
+        "configmap/demo serverside-applied",
+        "statefulset.apps/demo serverside-applied",
+        "role.rbac.authorization.k8s.io/demo serverside-applied",
+        "rolebinding.rbac.authorization.k8s.io/demo serverside-applied",
+    ]
     kubesim.kubectl("rollout", "status", "statefulset/demo", "-n", namespace, "--timeout=60s")
     sts = _json(kubesim, "get", "sts", "demo", "-n", namespace, "--show-managed-fields")
     assert sts["metadata"]["generation"] == 1
@@ -76,7 +90,7 @@ def test_server_side_apply_bundle_and_reapply(kubesim, namespace):
     assert "kubectl-preevy" in managers
     rv = sts["metadata"]["resourceVersion"]
 
-    _apply_bundle(kubesim, namespace)     # same manifest: nothing changes
+    _apply_bundle(kubesim, namespace)  # same manifest: nothing changes
     sts = _json(kubesim, "get", "sts", "demo", "-n", namespace)
     assert sts["metadata"]["generation"] == 1 and sts["metadata"]["resourceVersion"] == rv
 
@@ -90,9 +104,17 @@ def test_server_side_apply_bundle_and_reapply(kubesim, namespace):
     labels = pod["metadata"]["labels"]
     assert labels["statefulset.kubernetes.io/pod-name"] == "demo-0"
     assert labels["apps.kubernetes.io/pod-index"] == "0"
-    assert labels["controller-revision-hash"] == _json(kubesim, "get", "sts", "demo", "-n", namespace)["status"]["updateRevision"]
+    assert (
+        labels["controller-revision-hash"]
+        == _json(kubesim, "get", "sts", "demo", "-n", namespace)["status"]["updateRevision"]
+    )
     ref = pod["metadata"]["ownerReferences"][0]
-    assert (ref["kind"], ref["name"], ref["controller"], ref["blockOwnerDeletion"]) == ("StatefulSet", "demo", True, True)
+    assert (ref["kind"], ref["name"], ref["controller"], ref["blockOwnerDeletion"]) == (
+        "StatefulSet",
+        "demo",
+        True,
+        True,
+    )
     vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "data")
     assert vol["persistentVolumeClaim"]["claimName"] == "data-demo-0"
     pvc = _json(kubesim, "get", "pvc", "data-demo-0", "-n", namespace)
@@ -105,34 +127,72 @@ def test_server_side_apply_conflict(kubesim, namespace):
     cm = manifests.configmap("shared", data={"k": "1"})
     kubesim.kubectl("apply", "--server-side", "--field-manager=alice", "-n", namespace, "-f", "-", input=cm)
     other = manifests.configmap("shared", data={"k": "2"})
-    res = kubesim.kubectl("apply", "--server-side", "--field-manager=bob", "-n", namespace, "-f", "-",
-                          input=other, check=False)
+    res = kubesim.kubectl(
+        "apply", "--server-side", "--field-manager=bob", "-n", namespace, "-f", "-", input=other, check=False
+    )
     assert res.returncode == 1
     assert 'Apply failed with 1 conflict: conflict with "alice"' in res.stderr and ".data.k" in res.stderr
-    kubesim.kubectl("apply", "--server-side", "--field-manager=bob", "--force-conflicts", "-n", namespace, "-f", "-",
-                    input=other)
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=bob",
+        "--force-conflicts",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=other,
+    )
     assert _json(kubesim, "get", "cm", "shared", "-n", namespace)["data"] == {"k": "2"}
     # the same value from another manager is shared ownership, not a conflict
-    kubesim.kubectl("apply", "--server-side", "--field-manager=carol", "-n", namespace, "-f", "-", input=other)
+    kubesim.kubectl(
+        "apply", "--server-side", "--field-manager=carol", "-n", namespace, "-f", "-", input=other
+    )
 
 
 def test_server_side_apply_removes_fields_it_no_longer_applies(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=m", "-n", namespace, "-f", "-",
-                    input=manifests.configmap("c", labels={"a": "1", "b": "2"}, data={"x": "1", "y": "2"}))
-    kubesim.kubectl("apply", "--server-side", "--field-manager=m", "-n", namespace, "-f", "-",
-                    input=manifests.configmap("c", labels={"a": "1"}, data={"x": "1"}))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=m",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.configmap("c", labels={"a": "1", "b": "2"}, data={"x": "1", "y": "2"}),
+    )
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=m",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.configmap("c", labels={"a": "1"}, data={"x": "1"}),
+    )
     cm = _json(kubesim, "get", "cm", "c", "-n", namespace)
     assert cm["data"] == {"x": "1"} and cm["metadata"]["labels"] == {"a": "1"}
 
 
 # ---------------------------------------------------------------- client-side apply, create
 
+
 def test_client_side_apply(kubesim, namespace):
     cm = manifests.configmap("csa", data={"k": "v"})
-    assert kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm).stdout.strip() == "configmap/csa created"
-    assert kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm).stdout.strip() == "configmap/csa unchanged"
+    assert (
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm).stdout.strip()
+        == "configmap/csa created"
+    )
+    assert (
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm).stdout.strip()
+        == "configmap/csa unchanged"
+    )
     cm2 = manifests.configmap("csa", data={"k": "v2"})
-    assert kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm2).stdout.strip() == "configmap/csa configured"
+    assert (
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=cm2).stdout.strip()
+        == "configmap/csa configured"
+    )
     got = _json(kubesim, "get", "cm", "csa", "-n", namespace)
     assert got["data"] == {"k": "v2"}
     assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
@@ -140,10 +200,16 @@ def test_client_side_apply(kubesim, namespace):
 
 def test_create_twice_is_already_exists(kubesim, namespace):
     cm = manifests.configmap("twice")
-    assert kubesim.kubectl("create", "-n", namespace, "-f", "-", input=cm).stdout.strip() == "configmap/twice created"
+    assert (
+        kubesim.kubectl("create", "-n", namespace, "-f", "-", input=cm).stdout.strip()
+        == "configmap/twice created"
+    )
     res = kubesim.kubectl("create", "-n", namespace, "-f", "-", input=cm, check=False)
     assert res.returncode == 1
-    assert 'Error from server (AlreadyExists): error when creating "STDIN": configmaps "twice" already exists' in res.stderr
+    assert (
+        'Error from server (AlreadyExists): error when creating "STDIN": configmaps "twice" already exists'
+        in res.stderr
+    )
 
 
 def test_typed_create_commands(kubesim, namespace):
@@ -159,10 +225,19 @@ def test_typed_create_commands(kubesim, namespace):
 
 # ---------------------------------------------------------------- selectors
 
+
 def test_label_selectors(kubesim, namespace):
     for name, labels in (("a", {"tier": "web", "env": "prod"}), ("b", {"tier": "db"}), ("c", {"env": "dev"})):
-        kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                        input=manifests.configmap(name, labels=labels))
+        kubesim.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=t",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=manifests.configmap(name, labels=labels),
+        )
 
     def names(selector):
         items = _json(kubesim, "get", "cm", "-n", namespace, "-l", selector)["items"]
@@ -186,17 +261,30 @@ def test_field_selectors(kubesim, namespace):
     assert [i["metadata"]["name"] for i in got] == ["f1"]
     got = _json(kubesim, "get", "cm", "-n", namespace, "--field-selector", "metadata.name!=f1")["items"]
     assert "f1" not in [i["metadata"]["name"] for i in got] and "f2" in [i["metadata"]["name"] for i in got]
-    got = _json(kubesim, "get", "cm", "-A", "--field-selector", f"metadata.namespace={namespace},metadata.name=f2")["items"]
+    got = _json(
+        kubesim, "get", "cm", "-A", "--field-selector", f"metadata.namespace={namespace},metadata.name=f2"
+    )["items"]
     assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in got] == [(namespace, "f2")]
 
 
 # ---------------------------------------------------------------- rollout, wait
 
+
 def test_rollout_status_times_out_while_pod_unready(kubesim, namespace):
     kubesim.hold_unready(namespace, "slow-0")
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("slow", app="slow"))
-    res = kubesim.kubectl("rollout", "status", "statefulset/slow", "-n", namespace, "--timeout=4s", check=False)
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("slow", app="slow"),
+    )
+    res = kubesim.kubectl(
+        "rollout", "status", "statefulset/slow", "-n", namespace, "--timeout=4s", check=False
+    )
     assert res.returncode == 1
     assert "timed out waiting for the condition" in res.stderr
     sts = _json(kubesim, "get", "sts", "slow", "-n", namespace)
@@ -207,9 +295,20 @@ def test_rollout_status_times_out_while_pod_unready(kubesim, namespace):
 
 def test_ordered_ready_waits_for_previous_pod(kubesim, namespace):
     kubesim.hold_unready(namespace, "ord-0")
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("ord", replicas=2, app="ord"))
-    _until(lambda: kubesim.kubectl("get", "pod", "ord-0", "-n", namespace, check=False).returncode == 0, what="ord-0")
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("ord", replicas=2, app="ord"),
+    )
+    _until(
+        lambda: kubesim.kubectl("get", "pod", "ord-0", "-n", namespace, check=False).returncode == 0,
+        what="ord-0",
+    )
     time.sleep(2)
     assert kubesim.kubectl("get", "pod", "ord-1", "-n", namespace, check=False).returncode == 1
     kubesim.hold_unready(namespace, "ord-0", hold=False)
@@ -218,64 +317,119 @@ def test_ordered_ready_waits_for_previous_pod(kubesim, namespace):
 
 
 def test_wait_for_ready_and_delete(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("w", app="w"))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("w", app="w"),
+    )
     _until(lambda: _json(kubesim, "get", "pods", "-n", namespace, "-l", "app=w")["items"], what="pod w-0")
-    out = kubesim.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=w", "-n", namespace, "--timeout=60s").stdout
+    out = kubesim.kubectl(
+        "wait", "--for=condition=Ready", "pod", "-l", "app=w", "-n", namespace, "--timeout=60s"
+    ).stdout
     assert "pod/w-0 condition met" in out
     uid = _json(kubesim, "get", "pod", "w-0", "-n", namespace)["metadata"]["uid"]
-    kubesim.kubectl("delete", "pod", "w-0", "-n", namespace)     # waits until it is really gone
+    kubesim.kubectl("delete", "pod", "w-0", "-n", namespace)  # waits until it is really gone
     # the controller recreates it
     kubesim.kubectl("rollout", "status", "statefulset/w", "-n", namespace, "--timeout=60s")
     assert _json(kubesim, "get", "pod", "w-0", "-n", namespace)["metadata"]["uid"] != uid
     kubesim.kubectl("delete", "sts", "w", "-n", namespace, "--wait=false")
-    kubesim.kubectl("wait", "--for=delete", "pod/w-0", "-n", namespace, "--timeout=60s")   # (silent if already gone)
+    kubesim.kubectl(
+        "wait", "--for=delete", "pod/w-0", "-n", namespace, "--timeout=60s"
+    )  # (silent if already gone)
     assert kubesim.kubectl("get", "pod", "w-0", "-n", namespace, check=False).returncode == 1
 
 
 # ---------------------------------------------------------------- delete, scale, roll
+
 
 def test_delete_by_label_across_types(kubesim, namespace):
     _apply_bundle(kubesim, namespace)
     kubesim.kubectl("rollout", "status", "statefulset/demo", "-n", namespace, "--timeout=60s")
     vol = kubesim.state_dir / "volumes" / namespace / "data-demo-0"
     assert vol.is_dir()
-    out = kubesim.kubectl("delete", "sts,cm,sa,role,rolebinding,pvc", "-l", "app=demo", "-n", namespace,
-                          "--wait=true", "--timeout=60s").stdout
+    out = kubesim.kubectl(
+        "delete",
+        "sts,cm,sa,role,rolebinding,pvc",
+        "-l",
+        "app=demo",
+        "-n",
+        namespace,
+        "--wait=true",
+        "--timeout=60s",
+    ).stdout
     assert 'statefulset.apps "demo" deleted' in out and 'persistentvolumeclaim "data-demo-0" deleted' in out
-    left = kubesim.kubectl("get", "sts,pods,cm,sa,role,rolebinding,pvc", "-l", "app=demo", "-n", namespace,
-                           "-o", "name").stdout
+    left = kubesim.kubectl(
+        "get", "sts,pods,cm,sa,role,rolebinding,pvc", "-l", "app=demo", "-n", namespace, "-o", "name"
+    ).stdout
     assert left.strip() == ""
     _until(lambda: not vol.exists(), timeout=30, what="the PVC directory to go")
 
 
 def test_deleting_statefulset_keeps_pvcs(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("keep", app="keep"))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("keep", app="keep"),
+    )
     kubesim.kubectl("rollout", "status", "statefulset/keep", "-n", namespace, "--timeout=60s")
     kubesim.kubectl("delete", "sts", "keep", "-n", namespace)
     kubesim.kubectl("wait", "--for=delete", "pod/keep-0", "-n", namespace, "--timeout=60s")
-    assert kubesim.kubectl("get", "pods", "-n", namespace, "-l", "app=keep", "-o", "name").stdout.strip() == ""
-    assert kubesim.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split() == ["persistentvolumeclaim/data-keep-0"]
+    assert (
+        kubesim.kubectl("get", "pods", "-n", namespace, "-l", "app=keep", "-o", "name").stdout.strip() == ""
+    )
+    assert kubesim.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split() == [
+        "persistentvolumeclaim/data-keep-0"
+    ]
     assert (kubesim.state_dir / "volumes" / namespace / "data-keep-0").is_dir()
 
 
 def test_scale_to_zero_keeps_pvcs(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("sc", replicas=2, app="sc"))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("sc", replicas=2, app="sc"),
+    )
     kubesim.kubectl("rollout", "status", "statefulset/sc", "-n", namespace, "--timeout=60s")
     kubesim.kubectl("scale", "sts", "sc", "--replicas=0", "-n", namespace)
-    _until(lambda: not _json(kubesim, "get", "pods", "-n", namespace, "-l", "app=sc")["items"], what="pods to go")
+    _until(
+        lambda: not _json(kubesim, "get", "pods", "-n", namespace, "-l", "app=sc")["items"], what="pods to go"
+    )
     assert sorted(kubesim.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split()) == [
-        "persistentvolumeclaim/data-sc-0", "persistentvolumeclaim/data-sc-1"]
+        "persistentvolumeclaim/data-sc-0",
+        "persistentvolumeclaim/data-sc-1",
+    ]
     kubesim.kubectl("rollout", "status", "statefulset/sc", "-n", namespace, "--timeout=60s")
     assert _json(kubesim, "get", "sts", "sc", "-n", namespace)["status"]["replicas"] == 0
 
 
 def test_template_change_rolls_the_pod(kubesim, namespace):
     def apply(rev):
-        kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                        input=manifests.statefulset("roll", app="roll", annotation=rev))
+        kubesim.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=t",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=manifests.statefulset("roll", app="roll", annotation=rev),
+        )
+
     apply("1")
     kubesim.kubectl("rollout", "status", "statefulset/roll", "-n", namespace, "--timeout=60s")
     before = _json(kubesim, "get", "pod", "roll-0", "-n", namespace)["metadata"]
@@ -286,36 +440,81 @@ def test_template_change_rolls_the_pod(kubesim, namespace):
     assert after["labels"]["controller-revision-hash"] != before["labels"]["controller-revision-hash"]
     assert after["annotations"] == {"rev": "2"}
     sts = _json(kubesim, "get", "sts", "roll", "-n", namespace)
-    assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"] == after["labels"]["controller-revision-hash"]
-    reasons = kubesim.kubectl("get", "events", "-n", namespace, "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert (
+        sts["status"]["currentRevision"]
+        == sts["status"]["updateRevision"]
+        == after["labels"]["controller-revision-hash"]
+    )
+    reasons = kubesim.kubectl(
+        "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].reason}"
+    ).stdout.split()
     assert "SuccessfulCreate" in reasons and "SuccessfulDelete" in reasons
 
 
 def test_strategic_merge_patch_merges_containers_by_name(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("smp", app="smp"))
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "1"}]}]}}}}
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("smp", app="smp"),
+    )
+    patch = {
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "1"}]}]}}
+        }
+    }
     kubesim.kubectl("patch", "sts", "smp", "-n", namespace, "--type=strategic", "-p", json.dumps(patch))
     c = _json(kubesim, "get", "sts", "smp", "-n", namespace)["spec"]["template"]["spec"]["containers"]
-    assert len(c) == 1 and c[0]["command"] == ["sleep", "3600"] and c[0]["env"] == [{"name": "A", "value": "1"}]
-    kubesim.kubectl("patch", "sts", "smp", "-n", namespace, "--type=json",
-                    "-p", '[{"op":"replace","path":"/spec/replicas","value":0}]')
+    assert (
+        len(c) == 1 and c[0]["command"] == ["sleep", "3600"] and c[0]["env"] == [{"name": "A", "value": "1"}]
+    )
+    kubesim.kubectl(
+        "patch",
+        "sts",
+        "smp",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/replicas","value":0}]',
+    )
     assert _json(kubesim, "get", "sts", "smp", "-n", namespace)["spec"]["replicas"] == 0
 
 
 def test_pod_spec_is_immutable(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("imm", app="imm"))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("imm", app="imm"),
+    )
     kubesim.kubectl("rollout", "status", "statefulset/imm", "-n", namespace, "--timeout=60s")
-    res = kubesim.kubectl("patch", "pod", "imm-0", "-n", namespace, "--type=json",
-                          "-p", '[{"op":"replace","path":"/spec/containers/0/command","value":["sleep","5"]}]',
-                          check=False)
+    res = kubesim.kubectl(
+        "patch",
+        "pod",
+        "imm-0",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/containers/0/command","value":["sleep","5"]}]',
+        check=False,
+    )
     assert res.returncode == 1
     assert 'The Pod "imm-0" is invalid: spec: Forbidden: pod updates may not change fields' in res.stderr
     kubesim.kubectl("label", "pod", "imm-0", "-n", namespace, "extra=yes")
 
 
 # ---------------------------------------------------------------- errors
+
 
 def test_error_messages(kubesim, namespace):
     res = kubesim.kubectl("get", "sts", "nope", "-n", namespace, check=False)
@@ -324,15 +523,34 @@ def test_error_messages(kubesim, namespace):
     res = kubesim.kubectl("get", "cm", "nope", "-n", namespace, check=False)
     assert res.stderr.strip() == 'Error from server (NotFound): configmaps "nope" not found'
 
-    res = kubesim.kubectl("create", "-n", namespace, "-f", "-", input=manifests.configmap("Bad_Name"), check=False)
+    res = kubesim.kubectl(
+        "create", "-n", namespace, "-f", "-", input=manifests.configmap("Bad_Name"), check=False
+    )
     assert res.returncode == 1
-    assert 'The ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain' in res.stderr
-    res = kubesim.kubectl("create", "-n", namespace, "-f", "-", check=False,
-                          input='{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}')
-    assert 'The ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required' in res.stderr
+    assert (
+        'The ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
+        in res.stderr
+    )
+    res = kubesim.kubectl(
+        "create",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=False,
+        input='{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}',
+    )
+    assert (
+        'The ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required'
+        in res.stderr
+    )
 
-    code, body = _http(kubesim, "POST", f"/api/v1/namespaces/{namespace}/configmaps",
-                       {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
+    code, body = _http(
+        kubesim,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}},
+    )
     status = json.loads(body)
     assert code == 422 and status["reason"] == "Invalid" and status["details"]["causes"][0]["field"] == "kind"
     code, body = _http(kubesim, "POST", f"/api/v1/namespaces/{namespace}/configmaps", b"{not json")
@@ -342,12 +560,26 @@ def test_error_messages(kubesim, namespace):
     code, body = _http(kubesim, "GET", "/apis/apps/v1/namespaces/x/widgets")
     assert code == 404 and json.loads(body)["reason"] == "NotFound"
 
-    res = kubesim.kubectl("create", "-f", "-", "-n", namespace, check=False,
-                          input='{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"datta":{}}')
+    res = kubesim.kubectl(
+        "create",
+        "-f",
+        "-",
+        "-n",
+        namespace,
+        check=False,
+        input='{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"datta":{}}',
+    )
     assert 'strict decoding error: unknown field "datta"' in res.stderr
 
-    res = kubesim.kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/configmaps", "-f", "-", check=False,
-                          input="{not json")
+    res = kubesim.kubectl(
+        "create",
+        "--raw",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        "-f",
+        "-",
+        check=False,
+        input="{not json",
+    )
     assert res.returncode == 1 and "BadRequest" in res.stderr
 
 
@@ -358,15 +590,27 @@ def test_put_with_stale_resource_version_conflicts(kubesim, namespace):
     cm["data"] = {"a": "b"}
     res = kubesim.kubectl("replace", "-n", namespace, "-f", "-", input=json.dumps(cm), check=False)
     assert res.returncode == 1
-    assert 'Error from server (Conflict): error when replacing "STDIN": Operation cannot be fulfilled on configmaps "rv": the object has been modified' in res.stderr
+    assert (
+        'Error from server (Conflict): error when replacing "STDIN": Operation cannot be fulfilled on configmaps "rv": the object has been modified'
+        in res.stderr
+    )
 
 
 def test_missing_namespace(kubesim):
     res = kubesim.kubectl("create", "-n", "nope-ns", "-f", "-", input=manifests.configmap("x"), check=False)
     assert res.returncode == 1
     assert 'namespaces "nope-ns" not found' in res.stderr
-    res = kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", "nope-ns", "-f", "-",
-                          input=manifests.configmap("x"), check=False)
+    res = kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        "nope-ns",
+        "-f",
+        "-",
+        input=manifests.configmap("x"),
+        check=False,
+    )
     assert 'namespaces "nope-ns" not found' in res.stderr
     res = kubesim.kubectl("get", "namespace", "nope-ns", check=False)
     assert res.stderr.strip() == 'Error from server (NotFound): namespaces "nope-ns" not found'
@@ -392,18 +636,42 @@ def test_namespace_deletion_removes_contents(kubesim):
 
 
 def test_garbage_collects_orphans(kubesim, namespace):
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "00000000-0000-0000-0000-000000000000"}]}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "orphan",
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": "gone",
+                    "uid": "00000000-0000-0000-0000-000000000000",
+                }
+            ],
+        },
+    }
     kubesim.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(cm))
-    _until(lambda: kubesim.kubectl("get", "cm", "orphan", "-n", namespace, check=False).returncode == 1,
-           what="garbage collection")
+    _until(
+        lambda: kubesim.kubectl("get", "cm", "orphan", "-n", namespace, check=False).returncode == 1,
+        what="garbage collection",
+    )
 
 
 # ---------------------------------------------------------------- tables, watch, faults
 
+
 def test_table_output(kubesim, namespace):
-    kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                    input=manifests.statefulset("tbl", app="tbl"))
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("tbl", app="tbl"),
+    )
     kubesim.kubectl("rollout", "status", "statefulset/tbl", "-n", namespace, "--timeout=60s")
     pods = kubesim.kubectl("get", "pods", "-n", namespace).stdout.splitlines()
     assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
@@ -421,8 +689,12 @@ def test_watch_replays_from_resource_version(kubesim, namespace):
     kubesim.kubectl("label", "cm", "w1", "-n", namespace, "a=b")
     kubesim.kubectl("delete", "cm", "w1", "-n", namespace)
     t0 = time.monotonic()
-    code, body = _http(kubesim, "GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={rv}"
-                                       f"&timeoutSeconds=2&fieldSelector=metadata.name%3Dw1")
+    code, body = _http(
+        kubesim,
+        "GET",
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={rv}"
+        f"&timeoutSeconds=2&fieldSelector=metadata.name%3Dw1",
+    )
     assert code == 200 and 1.5 < time.monotonic() - t0 < 10
     events = [json.loads(line) for line in body.splitlines()]
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
@@ -433,8 +705,14 @@ def test_watch_replays_from_resource_version(kubesim, namespace):
 
 def test_watch_with_kubectl(kubesim, namespace):
     import subprocess
-    p = subprocess.Popen(["kubectl", "get", "cm", "-n", namespace, "-w", "--output-watch-events", "-o", "json"],
-                         env=kubesim.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    p = subprocess.Popen(
+        ["kubectl", "get", "cm", "-n", namespace, "-w", "--output-watch-events", "-o", "json"],
+        env=kubesim.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.5)
         kubesim.kubectl("create", "-n", namespace, "-f", "-", input=manifests.configmap("watched"))
@@ -453,18 +731,51 @@ def test_request_fault_injection(kubesim, namespace):
     assert res.returncode == 1 and "Error from server (InternalError)" in res.stderr
     kubesim.kubectl("get", "cm", "flaky", "-n", namespace)
     kubesim.fault_requests("patch", "statefulsets.apps", 503, count=1)
-    res = kubesim.kubectl("apply", "--server-side", "--field-manager=t", "-n", namespace, "-f", "-",
-                          input=manifests.statefulset("f", app="f"), check=False)
+    res = kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifests.statefulset("f", app="f"),
+        check=False,
+    )
     assert res.returncode == 1 and "ServiceUnavailable" in res.stderr
 
 
 def test_status_subresource(kubesim, namespace):
-    kubesim.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "st"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
-    _until(lambda: _json(kubesim, "get", "pvc", "st", "-n", namespace)["status"].get("phase") == "Bound", what="bound")
-    kubesim.kubectl("patch", "pvc", "st", "-n", namespace, "--subresource=status", "--type=merge",
-                    "-p", '{"status":{"conditions":[{"type":"Resizing","status":"True"}]}}')
+    kubesim.kubectl(
+        "create",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "st"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            }
+        ),
+    )
+    _until(
+        lambda: _json(kubesim, "get", "pvc", "st", "-n", namespace)["status"].get("phase") == "Bound",
+        what="bound",
+    )
+    kubesim.kubectl(
+        "patch",
+        "pvc",
+        "st",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Resizing","status":"True"}]}}',
+    )
     st = _json(kubesim, "get", "pvc", "st", "-n", namespace)["status"]
     assert st["conditions"][0]["type"] == "Resizing" and st["phase"] == "Bound"
 

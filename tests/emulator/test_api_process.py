@@ -1,4 +1,5 @@
 """kubesim as a process: clean SIGTERM shutdown, and watch expiry with a tiny history (own instances)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.prerequisites import require_tool
 from tests.kubesim.launcher import Kubesim
+from tests.prerequisites import require_tool
 
 from . import manifests
 
@@ -36,7 +37,14 @@ def _alive(pid: int) -> bool:
 
 def test_sigterm_stops_pods_and_exits_zero(private_sim):
     sim = private_sim
-    sim.kubectl("apply", "--server-side", "--field-manager=t", "-f", "-", input=manifests.statefulset("term", app="term"))
+    sim.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=t",
+        "-f",
+        "-",
+        input=manifests.statefulset("term", app="term"),
+    )
     sim.kubectl("rollout", "status", "statefulset/term", "--timeout=60s")
     pids = sim.pod_pids("default", "term-0")
     assert pids and all(_alive(p) for p in pids)
@@ -52,8 +60,10 @@ def test_watch_from_a_too_old_resource_version_gets_410(private_sim):
     sim = private_sim
     for i in range(15):
         sim.kubectl("create", "-f", "-", input=manifests.configmap(f"c{i}"))
-    with urllib.request.urlopen(sim.url + "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2"
-                                          "&timeoutSeconds=5", timeout=30) as r:
+    with urllib.request.urlopen(
+        sim.url + "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2&timeoutSeconds=5",
+        timeout=30,
+    ) as r:
         events = [json.loads(line) for line in r.read().decode().splitlines()]
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
@@ -61,8 +71,15 @@ def test_watch_from_a_too_old_resource_version_gets_410(private_sim):
 
 def test_kubeconfig_names_kubesim(private_sim):
     import yaml
+
     cfg = yaml.safe_load(private_sim.kubeconfig.read_text())
     assert cfg["current-context"] == "kubesim"
     ctx = cfg["contexts"][0]
-    assert ctx["name"] == "kubesim" and ctx["context"] == {"cluster": "kubesim", "user": "kubesim", "namespace": "default"}
-    assert cfg["clusters"][0]["cluster"]["server"] == private_sim.url and private_sim.url.startswith("http://127.0.0.1:")
+    assert ctx["name"] == "kubesim" and ctx["context"] == {
+        "cluster": "kubesim",
+        "user": "kubesim",
+        "namespace": "default",
+    }
+    assert cfg["clusters"][0]["cluster"]["server"] == private_sim.url and private_sim.url.startswith(
+        "http://127.0.0.1:"
+    )

@@ -1,4 +1,5 @@
 """In-process checks of the API half's building blocks (no kubectl)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,30 +21,55 @@ def test_label_selector_parsing():
 
 
 def test_strategic_merge_by_keys():
-    orig = {"spec": {"containers": [{"name": "a", "image": "1", "ports": [{"containerPort": 80, "name": "http"}]},
-                                    {"name": "b", "image": "2"}],
-                     "volumes": [{"name": "v", "emptyDir": {}}]}}
-    patch = {"spec": {"containers": [{"name": "a", "image": "9", "ports": [{"containerPort": 81}]},
-                                     {"name": "b", "$patch": "delete"}],
-                      "$setElementOrder/containers": [{"name": "a"}],
-                      "volumes": [{"name": "w", "configMap": {"name": "c"}}]}}
+    orig = {
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "1", "ports": [{"containerPort": 80, "name": "http"}]},
+                {"name": "b", "image": "2"},
+            ],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+        }
+    }
+    patch = {
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "9", "ports": [{"containerPort": 81}]},
+                {"name": "b", "$patch": "delete"},
+            ],
+            "$setElementOrder/containers": [{"name": "a"}],
+            "volumes": [{"name": "w", "configMap": {"name": "c"}}],
+        }
+    }
     out = patching.strategic_merge(orig, patch)
-    assert out["spec"]["containers"] == [{"name": "a", "image": "9",
-                                          "ports": [{"containerPort": 80, "name": "http"}, {"containerPort": 81}]}]
+    assert out["spec"]["containers"] == [
+        {"name": "a", "image": "9", "ports": [{"containerPort": 80, "name": "http"}, {"containerPort": 81}]}
+    ]
     assert [v["name"] for v in out["spec"]["volumes"]] == ["v", "w"]
-    assert patching.strategic_merge({"a": {"b": 1, "c": 2}}, {"a": {"$retainKeys": ["b"], "b": 3}}) == {"a": {"b": 3}}
+    assert patching.strategic_merge({"a": {"b": 1, "c": 2}}, {"a": {"$retainKeys": ["b"], "b": 3}}) == {
+        "a": {"b": 3}
+    }
 
 
 def test_merge_and_json_patch():
-    assert patching.merge_patch({"a": 1, "b": {"c": 2}}, {"a": None, "b": {"d": 3}}) == {"b": {"c": 2, "d": 3}}
-    doc = patching.json_patch({"a": [1, 2]}, [{"op": "add", "path": "/a/-", "value": 3},
-                                              {"op": "replace", "path": "/a/0", "value": 0},
-                                              {"op": "remove", "path": "/a/1"}])
+    assert patching.merge_patch({"a": 1, "b": {"c": 2}}, {"a": None, "b": {"d": 3}}) == {
+        "b": {"c": 2, "d": 3}
+    }
+    doc = patching.json_patch(
+        {"a": [1, 2]},
+        [
+            {"op": "add", "path": "/a/-", "value": 3},
+            {"op": "replace", "path": "/a/0", "value": 0},
+            {"op": "remove", "path": "/a/1"},
+        ],
+    )
     assert doc == {"a": [0, 3]}
 
 
 def test_managed_fields_round_trip():
-    obj = {"metadata": {"labels": {"x": "1"}}, "spec": {"containers": [{"name": "a", "image": "i"}], "replicas": 1}}
+    obj = {
+        "metadata": {"labels": {"x": "1"}},
+        "spec": {"containers": [{"name": "a", "image": "i"}], "replicas": 1},
+    }
     paths = patching.field_set(obj)
     assert patching.from_fields_v1(patching.to_fields_v1(paths)) == paths
 
@@ -64,20 +90,25 @@ def test_event_recorder_aggregates_repeats_and_writes_them_sparingly(monkeypatch
     monkeypatch.setattr(events, "WRITE_INTERVAL", 0.2)
     store = Store()
     writes = []
-    store.subscribe(lambda kind, key, obj: writes.append((kind, obj.get("count"))) if key == "events" else None)
+    store.subscribe(
+        lambda kind, key, obj: writes.append((kind, obj.get("count"))) if key == "events" else None
+    )
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x-0", "namespace": "n", "uid": "u"}}
     recorder = events.EventRecorder(store, "node", lambda ns: True)
 
     async def probe_failing(times: int) -> None:
         for _ in range(times):
-            recorder.record(pod, "Unhealthy", "Readiness probe failed: no", "Warning", "kubelet", "spec.containers{c}")
+            recorder.record(
+                pod, "Unhealthy", "Readiness probe failed: no", "Warning", "kubelet", "spec.containers{c}"
+            )
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)          # the last repeats are written within WRITE_INTERVAL
+        await asyncio.sleep(0.3)  # the last repeats are written within WRITE_INTERVAL
+
     asyncio.run(probe_failing(60))
     [event] = store.list("events")
     assert event["count"] == 60 and event["involvedObject"]["fieldPath"] == "spec.containers{c}"
     assert writes[0] == ("ADDED", 1) and writes[-1] == ("MODIFIED", 60)
-    assert len(writes) <= 6               # about 0.6 s of repeats, written every 0.2 s
+    assert len(writes) <= 6  # about 0.6 s of repeats, written every 0.2 s
 
 
 def test_event_recorder_combines_similar_events():
@@ -89,7 +120,8 @@ def test_event_recorder_combines_similar_events():
         for i in range(times):
             recorder.record(pod, "Unhealthy", f"Readiness probe failed: {i}", "Warning", "kubelet")
         recorder.flush()
+
     asyncio.run(varying(12))
     found = {e["message"]: e["count"] for e in store.list("events")}
-    assert len(found) == 10               # 9 distinct ones, then one combined series with the latest message
+    assert len(found) == 10  # 9 distinct ones, then one combined series with the latest message
     assert found["(combined from similar events): Readiness probe failed: 11"] == 3

@@ -1,4 +1,5 @@
 """python -m tests.kubesim --kubeconfig PATH [--state-dir DIR] [--port N]"""
+
 from __future__ import annotations
 
 import argparse
@@ -51,18 +52,25 @@ def write_kubeconfig(path: pathlib.Path, url: str) -> None:
 def _dump_tasks() -> None:
     """SIGUSR1: log the stack of every asyncio task (debugging a hang)."""
     import io
+
     for task in asyncio.all_tasks():
         buf = io.StringIO()
         task.print_stack(file=buf)
         log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
 
 
-async def serve(kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int, watch_history: int = 2000) -> None:
+async def serve(
+    kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int, watch_history: int = 2000
+) -> None:
     cluster = Cluster(state_dir, watch_history=watch_history)
     await cluster.start()
     app = build_app(cluster)
-    runner = web.AppRunner(app, handle_signals=False, access_log=logging.getLogger("kubesim.access"),
-                           access_log_format='%a "%r" %s %b %Tfs')
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=logging.getLogger("kubesim.access"),
+        access_log_format='%a "%r" %s %b %Tfs',
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, shutdown_timeout=3.0)
     await site.start()
@@ -88,16 +96,31 @@ async def serve(kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int, wa
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.kubesim", description="A local Kubernetes API server and node for tests.")
-    p.add_argument("--kubeconfig", required=True, type=pathlib.Path, help="where to write the kubeconfig once serving")
-    p.add_argument("--state-dir", type=pathlib.Path, help="where pods and volumes live (default: a temp dir removed on exit)")
+    p = argparse.ArgumentParser(
+        prog="python -m tests.kubesim", description="A local Kubernetes API server and node for tests."
+    )
+    p.add_argument(
+        "--kubeconfig", required=True, type=pathlib.Path, help="where to write the kubeconfig once serving"
+    )
+    p.add_argument(
+        "--state-dir",
+        type=pathlib.Path,
+        help="where pods and volumes live (default: a temp dir removed on exit)",
+    )
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = ephemeral)")
-    p.add_argument("--watch-history", type=int, default=2000,
-                   help="events kept for watch replay (older resourceVersions get 410 Gone)")
+    p.add_argument(
+        "--watch-history",
+        type=int,
+        default=2000,
+        help="events kept for watch replay (older resourceVersions get 410 Gone)",
+    )
     p.add_argument("--log-level", default=os.environ.get("KUBESIM_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     own_state = args.state_dir is None
     state_dir = pathlib.Path(tempfile.mkdtemp(prefix="kubesim-")) if own_state else args.state_dir
     try:

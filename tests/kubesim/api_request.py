@@ -1,5 +1,6 @@
 """What an API request names and carries (API half): the Route of a resource URL, body decoding,
 the checks every write makes (apiVersion/kind, fieldValidation, namespace), and JSON answers."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ def status_response(e: errors.ApiError) -> web.Response:
 class Route:
     """What a resource URL names."""
 
-    def __init__(self, res: Resource, namespace: str | None, name: str | None, sub: str | None, watch_prefix: bool):
-        self.res, self.namespace, self.name, self.sub, self.watch_prefix = res, namespace, name, sub, watch_prefix
+    def __init__(
+        self, res: Resource, namespace: str | None, name: str | None, sub: str | None, watch_prefix: bool
+    ):
+        self.res, self.namespace, self.name, self.sub, self.watch_prefix = (
+            res,
+            namespace,
+            name,
+            sub,
+            watch_prefix,
+        )
 
     @property
     def key(self) -> str:
@@ -91,12 +100,16 @@ async def read_object(request: web.Request, res: Resource) -> dict:
             raise errors.bad_request(f"the object provided is unrecognized (must be of type {res.kind}): {e}")
     body = _decode_text(raw, request.content_type, res)
     if not isinstance(body, dict):
-        raise errors.bad_request(f"the object provided is unrecognized (must be of type {res.kind}): "
-                                 f"couldn't get version/kind; json parse error: json: cannot unmarshal "
-                                 f"{type(body).__name__} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}")
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {res.kind}): "
+            f"couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f'{type(body).__name__} into Go value of type struct {{ APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }}'
+        )
     if not isinstance(body.get("metadata", {}), dict):
-        raise errors.bad_request(f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: "
-                                 f"json: cannot unmarshal into Go struct field {res.kind}.metadata of type v1.ObjectMeta")
+        raise errors.bad_request(
+            f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+            f"json: cannot unmarshal into Go struct field {res.kind}.metadata of type v1.ObjectMeta"
+        )
     return body
 
 
@@ -106,8 +119,10 @@ def _decode_text(raw: bytes, content_type: str, res: Resource):
             return yaml.safe_load(raw.decode())
         return json.loads(raw.decode() or "null")
     except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise errors.bad_request(f"the object provided is unrecognized (must be of type {res.kind}): "
-                                 f"couldn't get version/kind; json parse error: {str(e).splitlines()[0]}")
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {res.kind}): "
+            f"couldn't get version/kind; json parse error: {str(e).splitlines()[0]}"
+        )
 
 
 async def read_json(request: web.Request, what: str):
@@ -147,9 +162,12 @@ def check_fields(res: Resource, body: dict, q, apply: bool = False) -> dict:
             raise errors.bad_request(
                 f"failed to create typed patch object ({body.get('metadata', {}).get('namespace', '')}/"
                 f"{body.get('metadata', {}).get('name', '')}; {res.group_version}, Kind={res.kind}): "
-                + ", ".join(f".{u}: field not declared in schema" for u in unknown))
-        raise errors.bad_request(f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
-                                 f"strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+                + ", ".join(f".{u}: field not declared in schema" for u in unknown)
+            )
+        raise errors.bad_request(
+            f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+            f"strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+        )
     return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
 
 
@@ -170,15 +188,21 @@ def require_namespace(cluster, route: Route) -> None:
     if phase is None:
         raise errors.namespace_not_found(route.namespace)
     if phase == "Terminating":
-        raise errors.forbidden(route.res.plural, route.res.group, "",
-                               f"unable to create new content in namespace {route.namespace} because it is being terminated")
+        raise errors.forbidden(
+            route.res.plural,
+            route.res.group,
+            "",
+            f"unable to create new content in namespace {route.namespace} because it is being terminated",
+        )
 
 
 def settle_namespace(route: Route, body: dict) -> None:
     meta = body.setdefault("metadata", {})
     if route.res.namespaced:
         if meta.get("namespace") and meta["namespace"] != route.namespace:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         meta["namespace"] = route.namespace
     else:
         meta.pop("namespace", None)

@@ -1,6 +1,7 @@
 """Subresources that are not the object itself (API half): `scale` of StatefulSets and
 Deployments (an autoscaling/v1 Scale view of spec.replicas) and the authorization reviews
 (`kubectl auth can-i`: everything is allowed)."""
+
 from __future__ import annotations
 
 import copy
@@ -15,12 +16,22 @@ from .resources import BY_KEY
 
 def scale_of(obj: dict) -> dict:
     m = obj["metadata"]
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {"name": m["name"], "namespace": m.get("namespace"), "uid": m["uid"],
-                         "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": selectors.label_selector_string((obj.get("spec") or {}).get("selector"))}}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"],
+            "namespace": m.get("namespace"),
+            "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"],
+            "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": selectors.label_selector_string((obj.get("spec") or {}).get("selector")),
+        },
+    }
 
 
 def scaled(old: dict, scale: dict) -> tuple[Route, dict]:
@@ -31,8 +42,12 @@ def scaled(old: dict, scale: dict) -> tuple[Route, dict]:
     key = "statefulsets.apps" if old["kind"] == "StatefulSet" else "deployments.apps"
     route = Route(BY_KEY[key], old["metadata"]["namespace"], old["metadata"]["name"], None, False)
     if not isinstance(replicas, int) or replicas < 0:
-        raise errors.invalid("Scale", "autoscaling", old["metadata"]["name"],
-                             [errors.field_invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        raise errors.invalid(
+            "Scale",
+            "autoscaling",
+            old["metadata"]["name"],
+            [errors.field_invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+        )
     new = copy.deepcopy(old)
     new["spec"]["replicas"] = replicas
     if rv:
@@ -53,7 +68,18 @@ async def review(request: web.Request, route: Route) -> web.Response:
     if route.res.kind == "SelfSubjectAccessReview":
         status = {"allowed": True, "reason": "kubesim allows everything"}
     else:
-        status = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                  "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
-    return respond({"kind": route.res.kind, "apiVersion": route.res.group_version,
-                    "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+        status = {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        }
+    return respond(
+        {
+            "kind": route.res.kind,
+            "apiVersion": route.res.group_version,
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        },
+        201,
+    )

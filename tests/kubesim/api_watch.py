@@ -6,6 +6,7 @@ sendInitialEvents) ADDED for every match; then live events until timeoutSeconds,
 every few seconds when allowed. Events are seen through the watch's selectors: an object that
 starts to match is ADDED, one that stops matching is DELETED.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ from .api_request import JSON, Route
 
 BOOKMARK_INTERVAL = 5.0
 MAX_WATCH_SECONDS = 1800
-CLOSE = "__close__"        # queued by Api.close_watches: end the stream
+CLOSE = "__close__"  # queued by Api.close_watches: end the stream
 
 
 def _ident(obj: dict) -> tuple[str, str]:
@@ -68,7 +69,9 @@ class Watch:
             self.timeout = min(float(q.get("timeoutSeconds") or MAX_WATCH_SECONDS), MAX_WATCH_SECONDS)
             self.since = int(rv_param) if rv_param not in ("", "0") else None
         except ValueError:
-            raise errors.bad_request(f"invalid watch parameters: resourceVersion={rv_param!r} timeoutSeconds={q.get('timeoutSeconds')!r}")
+            raise errors.bad_request(
+                f"invalid watch parameters: resourceVersion={rv_param!r} timeoutSeconds={q.get('timeoutSeconds')!r}"
+            )
         self.store, self.route, self.match = store, route, match
         self.bookmarks = q.get("allowWatchBookmarks") == "true"
         self.send_initial = q.get("sendInitialEvents") == "true"
@@ -90,7 +93,9 @@ class Watch:
             current = self.store.list(self.route.key, self.route.list_namespace)
             visible = _Visible(self.match, current)
             initial, expired = self._initial(current)
-            self._response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
+            self._response = web.StreamResponse(
+                status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"}
+            )
             self._response.enable_chunked_encoding()
             await self._response.prepare(request)
             try:
@@ -103,7 +108,7 @@ class Watch:
                 pass
             try:
                 await self._response.write_eof()
-            except Exception:  # noqa: BLE001 - the client left
+            except Exception:
                 pass
             return self._response
         finally:

@@ -1,6 +1,7 @@
 """Writes of the generic API (API half): create (POST), update (PUT), patch (strategic-merge,
 merge, JSON patch), server-side apply, delete and deletecollection, with the apiserver's
 metadata, status, generation, managedFields, precondition and dry-run semantics."""
+
 from __future__ import annotations
 
 import copy
@@ -11,17 +12,49 @@ import yaml
 from aiohttp import web
 
 from . import errors, objects, patching, protobuf
-from .api_request import (APPLY, JSONPATCH, MERGE, SMP, Route, check_fields, check_type, manager, random_suffix,
-                          read_json, read_object, require_namespace, respond, settle_namespace)
+from .api_request import (
+    APPLY,
+    JSONPATCH,
+    MERGE,
+    SMP,
+    Route,
+    check_fields,
+    check_type,
+    manager,
+    random_suffix,
+    read_json,
+    read_object,
+    require_namespace,
+    respond,
+    settle_namespace,
+)
 from .api_subresources import scale_of, scaled
 from .store import now
 
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")   # a real server refuses to delete them
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")  # a real server refuses to delete them
 
-SERVER_SET_ON_CREATE = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
-                        "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields")
-KEPT_ON_UPDATE = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
-                  "resourceVersion", "namespace", "name", "generateName", "selfLink")
+SERVER_SET_ON_CREATE = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+    "managedFields",
+)
+KEPT_ON_UPDATE = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "resourceVersion",
+    "namespace",
+    "name",
+    "generateName",
+    "selfLink",
+)
 
 
 class Writes:
@@ -81,7 +114,9 @@ class Writes:
             return respond(self._scale(old, body, request, q))
         name = (body.get("metadata") or {}).get("name")
         if name and name != route.name:
-            raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({route.name})")
+            raise errors.bad_request(
+                f"the name of the object ({name}) does not match the name on the URL ({route.name})"
+            )
         body.setdefault("metadata", {})["name"] = route.name
         check_type(res, body, route.name)
         warnings = check_fields(res, body, q)
@@ -139,15 +174,21 @@ class Writes:
             raise errors.method_not_allowed()
         if old is None:
             require_namespace(self.cluster, route)
-        merged, managed = patching.server_side_apply(old, applied, field_manager, force, res.group_version, now())
+        merged, managed = patching.server_side_apply(
+            old, applied, field_manager, force, res.group_version, now()
+        )
         if old is None:
-            return respond(self._create_object(route, merged, field_manager, q, managed), 201, headers=warnings)
+            return respond(
+                self._create_object(route, merged, field_manager, q, managed), 201, headers=warnings
+            )
         merged.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = self.commit(route, old, merged, field_manager, q, managed=managed)
         return respond(obj, 200, headers=warnings)
 
     # ---------------------------------------------------------------- commit
-    def commit(self, route: Route, old: dict, new: dict, field_manager: str, q, managed: list | None = None) -> dict:
+    def commit(
+        self, route: Route, old: dict, new: dict, field_manager: str, q, managed: list | None = None
+    ) -> dict:
         """Settle metadata, status and generation of an update, validate it, and write it (unless a no-op)."""
         res = route.res
         new = _settled(route, old, new)
@@ -167,7 +208,11 @@ class Writes:
             return old
         if q.get("dryRun") == "All":
             return new
-        removed = self.cluster.finalize_if_done(res.key, new) if meta.get("deletionTimestamp") and not meta.get("finalizers") else None
+        removed = (
+            self.cluster.finalize_if_done(res.key, new)
+            if meta.get("deletionTimestamp") and not meta.get("finalizers")
+            else None
+        )
         if removed is not None:
             return removed
         return self.store.update(res.key, new)
@@ -181,10 +226,19 @@ class Writes:
 
     async def delete_collection(self, request: web.Request, route: Route, q, match) -> web.Response:
         opts = await _delete_options(request, q)
-        items = [self._delete_one(route, o["metadata"]["name"], opts)
-                 for o in self.store.list(route.key, route.list_namespace) if match(o)]
-        return respond({"kind": route.res.list_kind, "apiVersion": route.res.group_version,
-                        "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
+        items = [
+            self._delete_one(route, o["metadata"]["name"], opts)
+            for o in self.store.list(route.key, route.list_namespace)
+            if match(o)
+        ]
+        return respond(
+            {
+                "kind": route.res.list_kind,
+                "apiVersion": route.res.group_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": items,
+            }
+        )
 
     def _delete_one(self, route: Route, name: str, opts: dict) -> dict:
         res = route.res
@@ -198,7 +252,9 @@ class Writes:
         if dry == "All" or dry == ["All"]:
             return obj
         grace = opts.get("gracePeriodSeconds")
-        out = self.cluster.delete_object(res.key, route.namespace, name, grace if isinstance(grace, int) else None)
+        out = self.cluster.delete_object(
+            res.key, route.namespace, name, grace if isinstance(grace, int) else None
+        )
         return out or obj
 
 
@@ -229,7 +285,9 @@ def _applied_configuration(raw: bytes, route: Route) -> dict:
     if not isinstance(meta, dict):
         raise errors.bad_request("metadata must be an object")
     if meta.get("name") and meta["name"] != route.name:
-        raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({route.name})")
+        raise errors.bad_request(
+            f"the name of the object ({meta['name']}) does not match the name on the URL ({route.name})"
+        )
     return applied
 
 
@@ -243,8 +301,12 @@ def _settled(route: Route, old: dict, new: dict) -> dict:
     if rv and rv != om["resourceVersion"]:
         raise errors.stale(res.plural, res.group, route.name)
     if meta.get("uid") and meta["uid"] != om["uid"]:
-        raise errors.conflict(res.plural, res.group, route.name,
-                              f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {om['uid']}")
+        raise errors.conflict(
+            res.plural,
+            res.group,
+            route.name,
+            f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {om['uid']}",
+        )
     if route.sub == "status":
         status = new.get("status")
         new = copy.deepcopy(old)
@@ -291,12 +353,20 @@ async def _delete_options(request: web.Request, q) -> dict:
 def _check_delete_preconditions(route: Route, obj: dict, pre: dict) -> None:
     res, meta = route.res, obj["metadata"]
     if pre.get("uid") and pre["uid"] != meta["uid"]:
-        raise errors.conflict(res.plural, res.group, meta["name"],
-                              f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta['uid']}")
+        raise errors.conflict(
+            res.plural,
+            res.group,
+            meta["name"],
+            f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta['uid']}",
+        )
     if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-        raise errors.conflict(res.plural, res.group, meta["name"],
-                              f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                              f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        raise errors.conflict(
+            res.plural,
+            res.group,
+            meta["name"],
+            f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+            f"ResourceVersion in object meta: {meta['resourceVersion']}",
+        )
 
 
 def _spec_part(obj: dict) -> dict:
@@ -308,6 +378,8 @@ def _without_managed(obj: dict) -> dict:
     o = copy.deepcopy(obj)
     meta = o.get("metadata", {})
     meta.pop("resourceVersion", None)
-    meta["managedFields"] = sorted((json.dumps({k: v for k, v in e.items() if k != "time"}, sort_keys=True)
-                                    for e in meta.get("managedFields") or []))
+    meta["managedFields"] = sorted(
+        json.dumps({k: v for k, v in e.items() if k != "time"}, sort_keys=True)
+        for e in meta.get("managedFields") or []
+    )
     return o

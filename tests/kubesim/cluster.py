@@ -1,4 +1,5 @@
 """The cluster: store, faults, kubelet, controllers, and object deletion semantics shared by API and controllers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,17 +28,28 @@ def _later(seconds: int) -> str:
 
 class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
-        from .controllers import GarbageCollector, NamespaceController, ServiceAccountController, VolumeController
+        from .controllers import (
+            GarbageCollector,
+            NamespaceController,
+            ServiceAccountController,
+            VolumeController,
+        )
         from .kubelet import Kubelet
         from .statefulset import StatefulSetController
+
         self.state_dir = pathlib.Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(history=watch_history)
         self.faults = Faults()
         self.events = EventRecorder(self.store, NODE_NAME, lambda ns: self.namespace_phase(ns) == "Active")
         self.kubelet = Kubelet(self)
-        self.controllers = [NamespaceController(self), ServiceAccountController(self), VolumeController(self),
-                            StatefulSetController(self), GarbageCollector(self)]
+        self.controllers = [
+            NamespaceController(self),
+            ServiceAccountController(self),
+            VolumeController(self),
+            StatefulSetController(self),
+            GarbageCollector(self),
+        ]
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.stopping = False
@@ -93,8 +105,12 @@ class Cluster:
     def _scheduled(self, pod: dict) -> None:
         meta = pod["metadata"]
         node = (pod.get("spec") or {}).get("nodeName") or NODE_NAME
-        self.record_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
-                          component="default-scheduler")
+        self.record_event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+            component="default-scheduler",
+        )
 
     async def _run(self) -> None:
         while not self.stopping:
@@ -142,7 +158,9 @@ class Cluster:
         self.admit(key, obj)
         return self.store.create(key, obj)
 
-    def delete_object(self, key: str, namespace: str | None, name: str, grace: int | None = None) -> dict | None:
+    def delete_object(
+        self, key: str, namespace: str | None, name: str, grace: int | None = None
+    ) -> dict | None:
         """Delete with the real semantics: graceful pods, terminating namespaces, finalizers."""
         obj = self.store.get(key, namespace, name)
         if obj is None:
@@ -178,8 +196,15 @@ class Cluster:
             return None
         return self.store.remove(key, meta.get("namespace"), meta["name"])
 
-    def record_event(self, involved: dict, reason: str, message: str, type_: str = "Normal",
-                     component: str = "kubelet", field_path: str | None = None) -> None:
+    def record_event(
+        self,
+        involved: dict,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "kubelet",
+        field_path: str | None = None,
+    ) -> None:
         """A core/v1 Event about an object (what `kubectl describe` and `get events` show); repeats
         are aggregated into one Event with a count (see events.py). field_path names a part of
         the object, e.g. `spec.containers{docker}`."""

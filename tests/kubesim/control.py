@@ -1,4 +1,5 @@
 """The fault-injection control endpoint (/kubesim/v1/...), never used by kubectl."""
+
 from __future__ import annotations
 
 import json
@@ -52,13 +53,19 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("verb") or not b.get("resource") or not isinstance(b.get("code"), int):
             return _bad('want {"verb": ..., "resource": ..., "code": int, "count": int}')
-        self.faults.add_request_failure(b["verb"], b["resource"], b["code"], int(b.get("count", 1)), b.get("message"))
+        self.faults.add_request_failure(
+            b["verb"], b["resource"], b["code"], int(b.get("count", 1)), b.get("message")
+        )
         log.info("fault: fail %s %s with %s x%s", b["verb"], b["resource"], b["code"], b.get("count", 1))
         return respond(self.faults.describe())
 
     async def portforward(self, request: web.Request) -> web.Response:
         b = await _body(request)
-        if b is None or "cutAfterBytes" not in b or not (b["cutAfterBytes"] is None or isinstance(b["cutAfterBytes"], int)):
+        if (
+            b is None
+            or "cutAfterBytes" not in b
+            or not (b["cutAfterBytes"] is None or isinstance(b["cutAfterBytes"], int))
+        ):
             return _bad('want {"cutAfterBytes": int|null}')
         self.faults.portforward_cut_after = b["cutAfterBytes"]
         log.info("fault: port-forward cut after %s bytes", b["cutAfterBytes"])
@@ -84,7 +91,12 @@ class Control:
         ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
-            return respond(errors.status(404, "NotFound", f'container "{b["container"]}" of pod "{b["pod"]}" is not running'), 404)
+            return respond(
+                errors.status(
+                    404, "NotFound", f'container "{b["container"]}" of pod "{b["pod"]}" is not running'
+                ),
+                404,
+            )
         return respond({"killed": True})
 
     async def pids(self, request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
 """Small controllers: namespace lifecycle, default ServiceAccount, PVC binding/protection, garbage collection."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,10 @@ from .cluster import PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
 
-ROOT_CA = ("-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlc2lt\n"
-           "-----END CERTIFICATE-----\n")
+ROOT_CA = (
+    "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlc2lt\n"
+    "-----END CERTIFICATE-----\n"
+)
 
 
 class Controller:
@@ -37,7 +40,11 @@ class NamespaceController(Controller):
                     remaining += 1
                     if not obj["metadata"].get("deletionTimestamp"):
                         self.cluster.delete_object(key, name, obj["metadata"]["name"])
-                    elif key != "pods" and obj["metadata"].get("finalizers") and key == "persistentvolumeclaims":
+                    elif (
+                        key != "pods"
+                        and obj["metadata"].get("finalizers")
+                        and key == "persistentvolumeclaims"
+                    ):
                         pass  # the volume controller releases it once no pod uses it
             if remaining == 0:
                 self.store.remove("namespaces", None, name)
@@ -52,12 +59,23 @@ class ServiceAccountController(Controller):
                 continue
             name = ns["metadata"]["name"]
             if self.store.get("serviceaccounts", name, "default") is None:
-                self.cluster.create_object("serviceaccounts", {"metadata": {"name": "default", "namespace": name}})
+                self.cluster.create_object(
+                    "serviceaccounts", {"metadata": {"name": "default", "namespace": name}}
+                )
             if self.store.get("configmaps", name, "kube-root-ca.crt") is None:
-                self.cluster.create_object("configmaps", {
-                    "metadata": {"name": "kube-root-ca.crt", "namespace": name,
-                                 "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                    "data": {"ca.crt": ROOT_CA}})
+                self.cluster.create_object(
+                    "configmaps",
+                    {
+                        "metadata": {
+                            "name": "kube-root-ca.crt",
+                            "namespace": name,
+                            "annotations": {
+                                "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
+                            },
+                        },
+                        "data": {"ca.crt": ROOT_CA},
+                    },
+                )
 
 
 class VolumeController(Controller):
@@ -83,8 +101,11 @@ class VolumeController(Controller):
                 ann.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
                 ann.setdefault("volume.kubernetes.io/storage-provisioner", "kubesim.io/hostpath")
                 storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-                pvc["status"] = {"phase": "Bound", "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
-                                 "capacity": {"storage": storage}}
+                pvc["status"] = {
+                    "phase": "Bound",
+                    "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
+                    "capacity": {"storage": storage},
+                }
                 self.cluster.pvc_path(ns, name).mkdir(parents=True, exist_ok=True)
                 self.store.update("persistentvolumeclaims", pvc)
 
@@ -111,7 +132,7 @@ class GarbageCollector(Controller):
         if not self._dirty:
             return
         self._dirty = False
-        for key in self.store.keys():
+        for key in self.store:
             for obj in self.store.list(key):
                 meta = obj["metadata"]
                 refs = meta.get("ownerReferences") or []

@@ -1,4 +1,5 @@
 """Kubernetes Status objects and the ApiError exception that carries one."""
+
 from __future__ import annotations
 
 REASONS = {
@@ -20,8 +21,15 @@ REASONS = {
 
 
 def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code}
+    obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if details is not None:
         obj["details"] = details
     return obj
@@ -52,8 +60,14 @@ def _qualified(resource: str, group: str) -> str:
 
 
 def not_found(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(status(404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
-                           _details(name, group, resource)))
+    return ApiError(
+        status(
+            404,
+            "NotFound",
+            f'{_qualified(resource, group)} "{name}" not found',
+            _details(name, group, resource),
+        )
+    )
 
 
 def namespace_not_found(name: str) -> ApiError:
@@ -65,24 +79,42 @@ def no_such_route() -> ApiError:
 
 
 def already_exists(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(status(409, "AlreadyExists", f'{_qualified(resource, group)} "{name}" already exists',
-                           _details(name, group, resource)))
+    return ApiError(
+        status(
+            409,
+            "AlreadyExists",
+            f'{_qualified(resource, group)} "{name}" already exists',
+            _details(name, group, resource),
+        )
+    )
 
 
 def conflict(resource: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(status(409, "Conflict", f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
-                           _details(name, group, resource)))
+    return ApiError(
+        status(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
+            _details(name, group, resource),
+        )
+    )
 
 
 def stale(resource: str, group: str, name: str) -> ApiError:
-    return conflict(resource, group, name,
-                    "the object has been modified; please apply your changes to the latest version and try again")
+    return conflict(
+        resource,
+        group,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+    )
 
 
 def apply_conflicts(resource: str, group: str, name: str, conflicts: list[tuple[str, str, str]]) -> ApiError:
     """conflicts: (manager, apiVersion, field path like .spec.replicas)."""
-    causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
-              for m, v, f in conflicts]
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
+        for m, v, f in conflicts
+    ]
     if len(conflicts) == 1:
         m, v, f = conflicts[0]
         msg = f'Apply failed with 1 conflict: conflict with "{m}" using {v}: {f}'
@@ -97,9 +129,9 @@ def apply_conflicts(resource: str, group: str, name: str, conflicts: list[tuple[
 def invalid(kind: str, group: str, name: str, causes: list[dict]) -> ApiError:
     """causes: [{"reason": "FieldValueInvalid", "message": "...", "field": "metadata.name"}]."""
     if len(causes) == 1:
-        tail = f'{causes[0]["field"]}: {causes[0]["message"]}'
+        tail = f"{causes[0]['field']}: {causes[0]['message']}"
     else:
-        tail = "[" + ", ".join(f'{c["field"]}: {c["message"]}' for c in causes) + "]"
+        tail = "[" + ", ".join(f"{c['field']}: {c['message']}" for c in causes) + "]"
     d = _details(name, group, kind)
     d["causes"] = causes
     return ApiError(status(422, "Invalid", f'{kind} "{name}" is invalid: {tail}', d))
@@ -120,8 +152,11 @@ def field_forbidden(field: str, detail: str) -> dict:
 
 def field_unsupported(field: str, value, supported: list[str]) -> dict:
     sup = ", ".join(f'"{s}"' for s in supported)
-    return {"reason": "FieldValueNotSupported", "message": f'Unsupported value: "{value}": supported values: {sup}',
-            "field": field}
+    return {
+        "reason": "FieldValueNotSupported",
+        "message": f'Unsupported value: "{value}": supported values: {sup}',
+        "field": field,
+    }
 
 
 def bad_request(message: str) -> ApiError:
@@ -129,7 +164,9 @@ def bad_request(message: str) -> ApiError:
 
 
 def method_not_allowed() -> ApiError:
-    return ApiError(status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}))
+    return ApiError(
+        status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {})
+    )
 
 
 def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:
@@ -139,15 +176,24 @@ def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:
 
 
 def unsupported_media_type(ctype: str) -> ApiError:
-    return ApiError(status(415, "UnsupportedMediaType", f'the body of the request was in an unknown format ({ctype}) - accepted media types include: '
-                                                         'application/json-patch+json, application/merge-patch+json, '
-                                                         'application/apply-patch+yaml, application/strategic-merge-patch+json',
-                           {}))
+    return ApiError(
+        status(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format ({ctype}) - accepted media types include: "
+            "application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml, application/strategic-merge-patch+json",
+            {},
+        )
+    )
 
 
 def internal(message: str) -> ApiError:
-    return ApiError(status(500, "InternalError", f"Internal error occurred: {message}",
-                           {"causes": [{"message": message}]}))
+    return ApiError(
+        status(
+            500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]}
+        )
+    )
 
 
 def gone(message: str) -> dict:
@@ -163,7 +209,18 @@ def for_code(code: int, message: str | None = None) -> dict:
     if reason == "ServiceUnavailable":
         return status(code, reason, message or "the server is currently unable to handle the request", {})
     if reason == "Timeout":
-        return status(code, reason, message or "the server was unable to return a response in the time allotted, but may still be processing the request", {})
+        return status(
+            code,
+            reason,
+            message
+            or "the server was unable to return a response in the time allotted, but may still be processing the request",
+            {},
+        )
     if reason == "TooManyRequests":
-        return status(code, reason, message or "the server has received too many requests and has asked us to try again later", {})
+        return status(
+            code,
+            reason,
+            message or "the server has received too many requests and has asked us to try again later",
+            {},
+        )
     return status(code, reason, message or f"injected fault ({code})", {})

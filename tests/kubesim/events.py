@@ -13,6 +13,7 @@
 * Unlike client-go there is no spam filter (burst 25, then one every 5 minutes per object):
   counts keep growing so tests and users see them move.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,20 +27,20 @@ from .store import now
 
 log = logging.getLogger("kubesim.events")
 
-WRITE_INTERVAL = 2.0        # seconds: a repeating event is written at most this often
-SIMILAR_LIMIT = 10          # distinct messages of one (object, reason) before they are combined
-SIMILAR_WINDOW = 600.0      # seconds
+WRITE_INTERVAL = 2.0  # seconds: a repeating event is written at most this often
+SIMILAR_LIMIT = 10  # distinct messages of one (object, reason) before they are combined
+SIMILAR_WINDOW = 600.0  # seconds
 CACHE_SIZE = 4096
 COMBINED = "(combined from similar events): "
 
 
 @dataclasses.dataclass
 class _Series:
-    obj: dict                       # the Event as last written
+    obj: dict  # the Event as last written
     count: int
-    last: str                       # lastTimestamp of the latest occurrence
+    last: str  # lastTimestamp of the latest occurrence
     message: str
-    written_at: float               # monotonic time of the last write
+    written_at: float  # monotonic time of the last write
     timer: asyncio.TimerHandle | None = None
 
 
@@ -53,13 +54,20 @@ class EventRecorder:
     def __init__(self, store, node_name: str, active_namespace) -> None:
         self._store = store
         self._node = node_name
-        self._active = active_namespace           # callable(namespace) -> bool
+        self._active = active_namespace  # callable(namespace) -> bool
         self._series: collections.OrderedDict[tuple, _Series] = collections.OrderedDict()
         self._similar: collections.OrderedDict[tuple, _Similar] = collections.OrderedDict()
         self._last_ns = 0
 
-    def record(self, involved: dict, reason: str, message: str, type_: str, component: str,
-               field_path: str | None = None) -> None:
+    def record(
+        self,
+        involved: dict,
+        reason: str,
+        message: str,
+        type_: str,
+        component: str,
+        field_path: str | None = None,
+    ) -> None:
         event = self._event(involved, reason, message, type_, component, field_path)
         if not self._active(event["metadata"]["namespace"]):
             return
@@ -87,12 +95,18 @@ class EventRecorder:
                 self._update(key, series)
 
     # ------------------------------------------------------------ internals
-    def _event(self, involved: dict, reason: str, message: str, type_: str, component: str,
-               field_path: str | None) -> dict:
+    def _event(
+        self, involved: dict, reason: str, message: str, type_: str, component: str, field_path: str | None
+    ) -> dict:
         meta = involved["metadata"]
-        ref = {"kind": involved.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
-               "uid": meta.get("uid"), "apiVersion": involved.get("apiVersion"),
-               "resourceVersion": meta.get("resourceVersion")}
+        ref = {
+            "kind": involved.get("kind"),
+            "namespace": meta.get("namespace"),
+            "name": meta["name"],
+            "uid": meta.get("uid"),
+            "apiVersion": involved.get("apiVersion"),
+            "resourceVersion": meta.get("resourceVersion"),
+        }
         if not meta.get("namespace"):
             ref.pop("namespace")
         if field_path:
@@ -100,10 +114,20 @@ class EventRecorder:
         host = self._node if component == "kubelet" else None
         source = {"component": component, "host": host} if host else {"component": component}
         ts = now()
-        return {"metadata": {"name": self._name(meta["name"]), "namespace": meta.get("namespace") or "default"},
-                "involvedObject": ref, "reason": reason, "message": message, "source": source,
-                "firstTimestamp": ts, "lastTimestamp": ts, "count": 1, "type": type_, "eventTime": None,
-                "reportingComponent": component, "reportingInstance": host or ""}
+        return {
+            "metadata": {"name": self._name(meta["name"]), "namespace": meta.get("namespace") or "default"},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+            "type": type_,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
 
     def _name(self, base: str) -> str:
         """As client-go names them: <object>.<unix nanoseconds in hex> (never twice the same)."""
@@ -113,8 +137,17 @@ class EventRecorder:
     def _aggregate(self, event: dict) -> tuple:
         """The series key of the event; folds the message once a reason has too many distinct ones."""
         ref, source = event["involvedObject"], event["source"]
-        similar_key = (source.get("component"), source.get("host"), ref.get("kind"), ref.get("namespace"),
-                       ref.get("name"), ref.get("uid"), ref.get("apiVersion"), event["type"], event["reason"])
+        similar_key = (
+            source.get("component"),
+            source.get("host"),
+            ref.get("kind"),
+            ref.get("namespace"),
+            ref.get("name"),
+            ref.get("uid"),
+            ref.get("apiVersion"),
+            event["type"],
+            event["reason"],
+        )
         exact_key = similar_key + (ref.get("fieldPath"), event["message"])
         mono = time.monotonic()
         similar = self._similar.get(similar_key)
@@ -132,7 +165,7 @@ class EventRecorder:
     def _create(self, key: tuple, event: dict) -> None:
         try:
             obj = self._store.create("events", event)
-        except Exception:  # noqa: BLE001 - recording must never break its caller
+        except Exception:
             log.exception("recording event failed")
             return
         series = _Series(obj, obj["count"], obj["lastTimestamp"], obj["message"], time.monotonic())
@@ -162,8 +195,12 @@ class EventRecorder:
         del self._series[key]
         namespace = obj["metadata"]["namespace"]
         if self._active(namespace):
-            self._create(key, dict(obj, metadata={"name": self._name(obj["involvedObject"]["name"]),
-                                                  "namespace": namespace}))
+            self._create(
+                key,
+                dict(
+                    obj, metadata={"name": self._name(obj["involvedObject"]["name"]), "namespace": namespace}
+                ),
+            )
 
 
 def _remember(cache: collections.OrderedDict, key, value):

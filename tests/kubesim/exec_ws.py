@@ -8,6 +8,7 @@ kubectl waits for that close.
 tty=true runs the command on plain pipes (no pseudo-terminal) with stderr merged into stdout;
 resize messages are ignored.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,15 +39,17 @@ def success_status() -> dict:
 
 
 def exit_code_status(code: int) -> dict:
-    return {"metadata": {}, "status": "Failure",
-            "message": f"command terminated with non-zero exit code: exit code {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit code {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
 
 
 def internal_error_status(message: str) -> dict:
-    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
-            "code": 500}
+    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError", "code": 500}
 
 
 async def finish_with_status(ws: web.WebSocketResponse, status: dict) -> None:
@@ -86,8 +89,12 @@ async def _spawn(argv: list[str], options: ExecOptions) -> asyncio.subprocess.Pr
     else:
         stderr = _pipe_if(options.stderr)
     return await asyncio.create_subprocess_exec(
-        *argv, stdin=_pipe_if(options.stdin), stdout=_pipe_if(options.stdout), stderr=stderr,
-        start_new_session=True)  # its own process group, so an abandoned exec is killed whole
+        *argv,
+        stdin=_pipe_if(options.stdin),
+        stdout=_pipe_if(options.stdout),
+        stderr=stderr,
+        start_new_session=True,
+    )  # its own process group, so an abandoned exec is killed whole
 
 
 def _pipe_if(wanted: bool) -> int:
@@ -102,8 +109,11 @@ def _status_for(returncode: int) -> dict:
 
 
 async def _pump_output_until_exit(ws: web.WebSocketResponse, process) -> int:
-    pumps = [_pump_output(ws, stream, channel)
-             for stream, channel in ((process.stdout, STDOUT), (process.stderr, STDERR)) if stream is not None]
+    pumps = [
+        _pump_output(ws, stream, channel)
+        for stream, channel in ((process.stdout, STDOUT), (process.stderr, STDERR))
+        if stream is not None
+    ]
     await asyncio.gather(*pumps)
     return await process.wait()
 

@@ -1,4 +1,5 @@
 """Fault injection state, set through the control endpoint (control.py), read by both halves."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,8 @@ from . import errors
 
 @dataclasses.dataclass
 class RequestFailure:
-    verb: str          # get, list, watch, create, update, patch, delete, deletecollection, or *
-    resource: str      # store key ("statefulsets.apps"), key/subresource ("pods/status"), or *
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection, or *
+    resource: str  # store key ("statefulsets.apps"), key/subresource ("pods/status"), or *
     code: int
     count: int
     message: str | None = None
@@ -18,7 +19,9 @@ class RequestFailure:
         if self.verb not in ("*", verb):
             return False
         base = key.split("/", 1)[0]
-        return self.resource in ("*", key) or (self.resource == base and "/" not in self.resource and "/" not in key)
+        return self.resource in ("*", key) or (
+            self.resource == base and "/" not in self.resource and "/" not in key
+        )
 
 
 class Faults:
@@ -27,7 +30,9 @@ class Faults:
         self.portforward_cut_after: int | None = None
         self.unready: set[tuple[str, str]] = set()
 
-    def add_request_failure(self, verb: str, resource: str, code: int, count: int = 1, message: str | None = None):
+    def add_request_failure(
+        self, verb: str, resource: str, code: int, count: int = 1, message: str | None = None
+    ):
         self.requests.append(RequestFailure(verb.lower(), resource, int(code), int(count), message))
 
     def take_request_failure(self, verb: str, key: str) -> dict | None:
@@ -45,6 +50,8 @@ class Faults:
         self.unready.clear()
 
     def describe(self) -> dict:
-        return {"requests": [dataclasses.asdict(f) for f in self.requests],
-                "portforwardCutAfterBytes": self.portforward_cut_after,
-                "unready": [{"namespace": ns, "pod": p} for ns, p in sorted(self.unready)]}
+        return {
+            "requests": [dataclasses.asdict(f) for f in self.requests],
+            "portforwardCutAfterBytes": self.portforward_cut_after,
+            "unready": [{"namespace": ns, "pod": p} for ns, p in sorted(self.unready)],
+        }

@@ -1,4 +1,5 @@
 """pytest fixtures: `kubesim` (session: the real `python -m tests.kubesim` as a subprocess) and `namespace`."""
+
 from __future__ import annotations
 
 import uuid
@@ -30,4 +31,6 @@ def namespace(kubesim):
     kubesim.kubectl("create", "namespace", name)
     yield name
     kubesim.clear_faults()
-    kubesim.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False, timeout=30)
+    kubesim.kubectl(
+        "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False, timeout=30
+    )

@@ -5,6 +5,7 @@ maps the method to a verb, checks it is allowed and not hit by an injected fault
 over: reads (list/get) here, watches to `api_watch`, writes to `api_writes`, scale and reviews
 to `api_subresources`. Request parsing and checks live in `api_request`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -102,12 +103,16 @@ class Api:
         if not route.res.store:
             return await review(request, route)
         if route.sub in NODE_SUBRESOURCES:
-            raise errors.ApiError(errors.status(400, "BadRequest", f"{route.sub} is served by the node half (not available)"))
+            raise errors.ApiError(
+                errors.status(400, "BadRequest", f"{route.sub} is served by the node half (not available)")
+            )
         accept = request.headers.get("Accept", "")
         if verb == "list":
             return self._list(route, q, accept)
         if verb == "watch":
-            return await Watch(self.store, route, q, accept, self._filters(route, q)).serve(request, self._watch_queues)
+            return await Watch(self.store, route, q, accept, self._filters(route, q)).serve(
+                request, self._watch_queues
+            )
         if verb == "get":
             return self._get(route, q, accept)
         if verb == "deletecollection":
@@ -124,7 +129,10 @@ class Api:
         def match(obj):
             if route.namespace and obj["metadata"].get("namespace") != route.namespace:
                 return False
-            return selectors.match_labels(labels, obj["metadata"].get("labels")) and selectors.match_fields(fields, obj)
+            return selectors.match_labels(labels, obj["metadata"].get("labels")) and selectors.match_fields(
+                fields, obj
+            )
+
         return match
 
     def _list(self, route: Route, q, accept: str) -> web.Response:
@@ -132,9 +140,17 @@ class Api:
         items = [o for o in self.store.list(route.key, route.list_namespace) if match(o)]
         rv = str(self.store.resource_version)
         if tables.wants_table(accept):
-            return respond(tables.table(route.key, items, q.get("includeObject", "PartialObjectMetadata"), rv))
-        return respond({"kind": route.res.list_kind, "apiVersion": route.res.group_version,
-                        "metadata": {"resourceVersion": rv}, "items": items})
+            return respond(
+                tables.table(route.key, items, q.get("includeObject", "PartialObjectMetadata"), rv)
+            )
+        return respond(
+            {
+                "kind": route.res.list_kind,
+                "apiVersion": route.res.group_version,
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )
 
     def _get(self, route: Route, q, accept: str) -> web.Response:
         obj = self.store.get(route.key, route.namespace, route.name)
@@ -162,7 +178,10 @@ def _verb(method: str, route: Route, q) -> str:
     allowed = res.sub(route.sub).verbs if route.sub else res.verbs
     if verb == "watch" and route.name and "watch" in res.verbs:
         allowed = res.verbs
-    if verb not in allowed or (method == "POST" and route.name and not route.sub) \
-            or (method in ("PUT", "PATCH") and not route.name):
+    if (
+        verb not in allowed
+        or (method == "POST" and route.name and not route.sub)
+        or (method in ("PUT", "PATCH") and not route.name)
+    ):
         raise errors.method_not_allowed()
     return verb

@@ -85,6 +85,7 @@ containers, termination), `node_sandbox` (the holder process and container insta
 status), `node_runtime` (exec argv, connections, log files, pids of a running pod),
 `node_volumes`, `node_probes`, `node_holder` (the process inside the pod's namespaces), `podns`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -105,17 +106,19 @@ from .store import now
 
 log = logging.getLogger("kubesim.kubelet")
 
-STOP_GRACE = 1.0           # seconds: graceful part of Kubelet.stop()
-MIN_DELETION = 0.5         # seconds: a deleted pod leaves the store no sooner (see Pod._leave_store)
-TICK = 0.2                 # status re-check period (unready faults)
-RETRY = 0.5                # waiting for a missing configMap/secret/claim
-MOUNT_REPORT_CAP = 122.0   # seconds: FailedMount is reported after 0.5, 1, 2, 4 ... s of waiting, then this often
+STOP_GRACE = 1.0  # seconds: graceful part of Kubelet.stop()
+MIN_DELETION = 0.5  # seconds: a deleted pod leaves the store no sooner (see Pod._leave_store)
+TICK = 0.2  # status re-check period (unready faults)
+RETRY = 0.5  # waiting for a missing configMap/secret/claim
+MOUNT_REPORT_CAP = (
+    122.0  # seconds: FailedMount is reported after 0.5, 1, 2, 4 ... s of waiting, then this often
+)
 
 
 class Pod(PodRuntime):
     """One pod on the node; also its PodRuntime (exec_argv, open_connection, log_path, host_pids)."""
 
-    def __init__(self, kubelet: "Kubelet", obj: dict) -> None:
+    def __init__(self, kubelet: Kubelet, obj: dict) -> None:
         self.kubelet = kubelet
         self.obj = obj
         meta = obj["metadata"]
@@ -139,7 +142,7 @@ class Pod(PodRuntime):
         self.init_failed = False
         self.sandbox_up = False
         self.terminating = False
-        self.gone = False             # removed from the store (by us or someone else)
+        self.gone = False  # removed from the store (by us or someone else)
         self.remove_when_done = False
         self.status = PodStatus(self)
         self._holder_up = asyncio.Event()
@@ -213,8 +216,12 @@ class Pod(PodRuntime):
                     self.source_index[src] = len(sources)
                     sources.append(src)
             (self.dir / "logs" / c.name).mkdir(parents=True, exist_ok=True)
-        spec = {"hostname": self.name[:63], "sources": sources, "hostNetwork": bool(self.spec.get("hostNetwork")),
-                "logdirs": {c.name: str(self.dir / "logs" / c.name) for c in self.all_containers}}
+        spec = {
+            "hostname": self.name[:63],
+            "sources": sources,
+            "hostNetwork": bool(self.spec.get("hostNetwork")),
+            "logdirs": {c.name: str(self.dir / "logs" / c.name) for c in self.all_containers},
+        }
         (self.dir / "holder.json").write_text(json.dumps(spec))
 
     def _prepare_mounts(self, c: Container) -> None:
@@ -357,8 +364,13 @@ class Pod(PodRuntime):
             self.kubelet.forget(self)
             if self.remove_when_done and not self.gone:
                 await self._leave_store(began)
-            log.info("pod %s (%s): stopped in %.2fs%s", self.key, self.uid, time.monotonic() - began,
-                     ", removed" if self.remove_when_done else "")
+            log.info(
+                "pod %s (%s): stopped in %.2fs%s",
+                self.key,
+                self.uid,
+                time.monotonic() - began,
+                ", removed" if self.remove_when_done else "",
+            )
 
     async def _stop_processes(self, holder: Holder, wait: float) -> None:
         """SIGTERM to each running instance, up to `wait` seconds for them to exit, then SIGKILL
@@ -392,7 +404,7 @@ class Pod(PodRuntime):
 class Kubelet:
     def __init__(self, cluster) -> None:
         self.cluster = cluster
-        self.pods: dict[str, Pod] = {}     # by uid
+        self.pods: dict[str, Pod] = {}  # by uid
         self.netns = podns.NetnsSockets()
         self._ticker: asyncio.Task | None = None
         self.terminations: set[asyncio.Task] = set()
@@ -456,7 +468,7 @@ class Kubelet:
             for pod in list(self.pods.values()):
                 try:
                     pod.sync_status()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("pod %s: status", pod.key)
 
     def _on_event(self, event_type: str, key: str, obj: dict) -> None:
@@ -485,7 +497,9 @@ class Kubelet:
                 pod.obj = obj
                 pod.start_termination(float(grace), remove=True)
             else:
-                asyncio.get_running_loop().call_soon(self._remove_unknown, meta["namespace"], meta["name"], uid)
+                asyncio.get_running_loop().call_soon(
+                    self._remove_unknown, meta["namespace"], meta["name"], uid
+                )
             return
         if pod is None:
             if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):

@@ -2,6 +2,7 @@
 
 Used by the pytest fixtures, the benchmarks and the README demo.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,20 +54,38 @@ class Kubesim:
         self._log = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "Kubesim":
+    def start(self) -> Kubesim:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(self.kubeconfig),
-             "--state-dir", str(self.state_dir), "--port", "0", *self.extra_args],
-            cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tests.kubesim",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--state-dir",
+                str(self.state_dir),
+                "--port",
+                "0",
+                *self.extra_args,
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while not self.kubeconfig.exists():
             if self.proc.poll() is not None:
-                raise KubesimError(f"kubesim exited with {self.proc.returncode} before serving:\n{self.log()}")
+                raise KubesimError(
+                    f"kubesim exited with {self.proc.returncode} before serving:\n{self.log()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise KubesimError(f"kubesim did not write its kubeconfig within {START_TIMEOUT}s:\n{self.log()}")
+                raise KubesimError(
+                    f"kubesim did not write its kubeconfig within {START_TIMEOUT}s:\n{self.log()}"
+                )
             time.sleep(0.05)
         cfg = yaml.safe_load(self.kubeconfig.read_text())
         self.url = cfg["clusters"][0]["cluster"]["server"]
@@ -97,18 +116,27 @@ class Kubesim:
     # ------------------------------------------------------------ kubectl
     def kubectl(self, *args, input: str | bytes | None = None, check: bool = True, timeout: float = 60):
         binary = isinstance(input, (bytes, bytearray))
-        res = subprocess.run(["kubectl", *map(str, args)], input=input, capture_output=True, text=not binary,
-                             env=self.env, timeout=timeout)
+        res = subprocess.run(
+            ["kubectl", *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=not binary,
+            env=self.env,
+            timeout=timeout,
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(map(str, args))} exited {res.returncode}\n"
-                                 f"stdout: {res.stdout}\nstderr: {res.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(map(str, args))} exited {res.returncode}\n"
+                f"stdout: {res.stdout}\nstderr: {res.stderr}"
+            )
         return res
 
     # ------------------------------------------------------------ control endpoint
     def _control(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return json.loads(r.read().decode() or "{}")
@@ -116,17 +144,24 @@ class Kubesim:
             raise KubesimError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
 
     def fault_requests(self, verb: str, resource: str, code: int, count: int = 1) -> dict:
-        return self._control("POST", "/kubesim/v1/faults/requests",
-                             {"verb": verb, "resource": resource, "code": code, "count": count})
+        return self._control(
+            "POST",
+            "/kubesim/v1/faults/requests",
+            {"verb": verb, "resource": resource, "code": code, "count": count},
+        )
 
     def cut_portforward_after(self, nbytes: int | None) -> dict:
         return self._control("POST", "/kubesim/v1/faults/portforward", {"cutAfterBytes": nbytes})
 
     def hold_unready(self, namespace: str, pod: str, hold: bool = True) -> dict:
-        return self._control("POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold})
+        return self._control(
+            "POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold}
+        )
 
     def kill_container(self, namespace: str, pod: str, container: str) -> dict:
-        return self._control("POST", "/kubesim/v1/faults/kill", {"namespace": namespace, "pod": pod, "container": container})
+        return self._control(
+            "POST", "/kubesim/v1/faults/kill", {"namespace": namespace, "pod": pod, "container": container}
+        )
 
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")

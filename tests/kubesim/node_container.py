@@ -9,6 +9,7 @@ startup probe kills the instance (SIGTERM, SIGKILL after the grace period). Ever
 calls `pod.changed()` (the pod then rewrites its status, node_status.py). The events a real
 kubelet records about a container are recorded here (see kubelet.py's docstring).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,7 @@ from .store import now
 
 log = logging.getLogger("kubesim.kubelet")
 
-GRACE_CAP = 5.0             # seconds: longest graceful termination
+GRACE_CAP = 5.0  # seconds: longest graceful termination
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
@@ -43,14 +44,14 @@ class Container:
         self.last_state: dict = {}
         self.ready = False
         self.started = False
-        self.done = False              # will not run again
+        self.done = False  # will not run again
         self.exit_code: int | None = None
         self.container_id: str | None = None
         self.instance: Instance | None = None
         self.env: dict[str, str] | None = None
         self.mounts: list[tuple[str, str, bool]] = []
         self.task: asyncio.Task | None = None
-        self.log_files: dict[str, pathlib.Path] = {}   # by containerID: each instance's output
+        self.log_files: dict[str, pathlib.Path] = {}  # by containerID: each instance's output
         self._backoff = 0.0
 
     def update(self, **fields) -> None:
@@ -61,7 +62,9 @@ class Container:
 
     def wait(self, reason: str, message: str | None = None) -> None:
         """State waiting with that reason (and message)."""
-        self.update(state={"waiting": {"reason": reason, "message": message} if message else {"reason": reason}})
+        self.update(
+            state={"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
+        )
 
     def event(self, reason: str, message: str, type_: str = NORMAL) -> None:
         """An Event about this container (involvedObject.fieldPath spec.containers{name})."""
@@ -129,8 +132,13 @@ class Container:
 
     def _record_exit(self, inst: Instance, code: int) -> None:
         reason = "Completed" if code == 0 else "Error"
-        terminated = {"exitCode": code, "reason": reason, "startedAt": inst.started_at, "finishedAt": now(),
-                      "containerID": self.container_id}
+        terminated = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": inst.started_at,
+            "finishedAt": now(),
+            "containerID": self.container_id,
+        }
         if code > 128 and code - 128 < 65:
             terminated["signal"] = code - 128
         self.exit_code = code
@@ -151,10 +159,17 @@ class Container:
         if "terminated" in self.state:
             pod = self.pod
             self.update(last_state=self.state)
-            self.wait("CrashLoopBackOff", f"back-off {self._backoff:g}s restarting failed container={self.name} "
-                                          f"pod={pod.name}_{pod.namespace}({pod.uid})")
-            self.event("BackOff", f"Back-off restarting failed container {self.name} in pod "
-                                  f"{pod.name}_{pod.namespace}({pod.uid})", WARNING)
+            self.wait(
+                "CrashLoopBackOff",
+                f"back-off {self._backoff:g}s restarting failed container={self.name} "
+                f"pod={pod.name}_{pod.namespace}({pod.uid})",
+            )
+            self.event(
+                "BackOff",
+                f"Back-off restarting failed container {self.name} in pod "
+                f"{pod.name}_{pod.namespace}({pod.uid})",
+                WARNING,
+            )
         await asyncio.sleep(self._backoff)
         if inst is not None:
             self.update(restart_count=self.restart_count + 1)
@@ -165,7 +180,7 @@ class Container:
         if holder is None:
             holder = await self.pod.live_holder()
         elif not holder.alive:
-            raise SandboxGone()
+            raise SandboxGone
         self._pull_image()
         env = self._env()
         if env is None:
@@ -176,7 +191,7 @@ class Container:
             holder.send(self._start_request(inst, env))
         except ConnectionError:
             holder.instances.pop(inst.id, None)
-            raise SandboxGone() from None
+            raise SandboxGone from None
         started = await asyncio.shield(inst.started)
         if started.get("error"):
             self.wait("CreateContainerError", started["error"])
@@ -191,7 +206,10 @@ class Container:
         image = self.spec.get("image", "")
         if self.spec.get("imagePullPolicy") == "Always":
             self.event("Pulling", f'Pulling image "{image}"')
-            self.event("Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.')
+            self.event(
+                "Pulled",
+                f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.',
+            )
         else:
             self.event("Pulled", f'Container image "{image}" already present on machine')
 
@@ -209,9 +227,16 @@ class Container:
         words = (self.spec.get("command") or []) + (self.spec.get("args") or [])
         argv = [node_volumes.expand(str(a), env) for a in words]
         mounts = [{"src": self.pod.source_index[src], "dst": dst, "ro": ro} for src, dst, ro in self.mounts]
-        return {"op": "start", "id": inst.id, "argv": argv or None, "env": env,
-                "cwd": self.spec.get("workingDir") or "/", "mounts": mounts,
-                "log": [self.name, self._next_log_file().name], "missing": "exit0" if self.init else "idle"}
+        return {
+            "op": "start",
+            "id": inst.id,
+            "argv": argv or None,
+            "env": env,
+            "cwd": self.spec.get("workingDir") or "/",
+            "mounts": mounts,
+            "log": [self.name, self._next_log_file().name],
+            "missing": "exit0" if self.init else "idle",
+        }
 
     def _running(self, inst: Instance, env: dict[str, str]) -> None:
         self.event("Created", f"Created container {self.name}")
@@ -225,7 +250,9 @@ class Container:
     # ------------------------------------------------------------ probes
     async def _probes(self, inst: Instance) -> None:
         startup = self.spec.get("startupProbe")
-        if startup and not await self._probe_loop("Startup", startup, functools.partial(self._startup_result, inst)):
+        if startup and not await self._probe_loop(
+            "Startup", startup, functools.partial(self._startup_result, inst)
+        ):
             return
         self.update(started=True)
         loops = []
@@ -236,7 +263,9 @@ class Container:
             self.update(ready=True)
         liveness = self.spec.get("livenessProbe")
         if liveness:
-            loops.append(self._probe_loop("Liveness", liveness, functools.partial(self._liveness_result, inst)))
+            loops.append(
+                self._probe_loop("Liveness", liveness, functools.partial(self._liveness_result, inst))
+            )
         if loops:
             await asyncio.gather(*loops)
 

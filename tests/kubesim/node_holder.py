@@ -28,6 +28,7 @@ Events: {"ev": "ready"}, {"ev": "started", "id", "idle", "note", "error"} (sent 
 init, so its credentials give the container's host pid), {"ev": "exit", "id", "code"},
 {"ev": "fatal", "msg"}.
 """
+
 import errno
 import json
 import os
@@ -39,12 +40,19 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import podns  # noqa: E402
+import podns
 
 STAGING = "/run/.kubesim"
 PRIVATE_ROOTS = ("/run", "/tmp", "/dev/shm")
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-             signal.SIGWINCH)
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -59,6 +67,7 @@ def exit_code(status):
 
 # ---------------------------------------------------------------- pod setup (holder)
 
+
 def setup_pod(spec):
     """Returns (staged source paths, log dir fds). Runs as pid 1 of the pod, in its mount ns."""
     sources = []
@@ -67,7 +76,10 @@ def setup_pod(spec):
             sources.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
         except OSError as e:
             raise OSError(e.errno, f"volume source {path}: {e.strerror}") from None
-    logdirs = {name: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for name, path in spec["logdirs"].items()}
+    logdirs = {
+        name: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        for name, path in spec["logdirs"].items()
+    }
     podns.mount("proc", "/proc", "proc", podns.MS_NOSUID | podns.MS_NODEV | podns.MS_NOEXEC)
     podns.mount("tmpfs", "/run", "tmpfs", podns.MS_NOSUID | podns.MS_NODEV, "mode=755")
     os.mkdir("/run/lock", 0o1777)
@@ -96,6 +108,7 @@ def setup_pod(spec):
 
 
 # ---------------------------------------------------------------- container init (pid 1 of a container)
+
 
 def _deepest_existing(path):
     while not os.path.lexists(path):
@@ -133,14 +146,18 @@ def ensure_paths(wanted, private, ovl_prefix):
             raise OSError(errno.ENOTDIR, f"{ancestor} is not a directory")
         if ancestor == "/":
             if not want_dir and os.path.dirname(path) == "/":
-                raise OSError(errno.EPERM, f"kubesim refuses to create the file {path} on the host's root filesystem")
+                raise OSError(
+                    errno.EPERM, f"kubesim refuses to create the file {path} on the host's root filesystem"
+                )
         elif not _under(ancestor, private):
             ancestors.add(ancestor)
     for n, ancestor in enumerate(sorted(a for a in ancestors if not _strictly_under(a, ancestors))):
         base = f"{STAGING}/ovl/{ovl_prefix}-{n}"
         os.makedirs(f"{base}/u")
         os.makedirs(f"{base}/w")
-        podns.mount("overlay", ancestor, "overlay", 0, f"lowerdir={ancestor},upperdir={base}/u,workdir={base}/w")
+        podns.mount(
+            "overlay", ancestor, "overlay", 0, f"lowerdir={ancestor},upperdir={base}/u,workdir={base}/w"
+        )
         private.append(ancestor)
     for path, want_dir in missing:
         if want_dir:
@@ -174,7 +191,7 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
     try:
         cwd = _make_mounts(req, staged)
         program = resolve_program(argv[0], env) if argv else None
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         note(f"cannot create the container: {e}")
         try:
             send(sock, {"ev": "started", "id": req["id"], "error": str(e)})
@@ -183,8 +200,16 @@ def container_init(sock, req, staged, logdirs, wakeup_fds):
     idle = program is None
     why = None
     if idle:
-        why = "no command given (the image's entrypoint is unknown)" if not argv else f"{argv[0]}: not found on the host"
-        note(f"{why}: counts as completed" if req.get("missing") == "exit0" else f"{why}: the container runs idle")
+        why = (
+            "no command given (the image's entrypoint is unknown)"
+            if not argv
+            else f"{argv[0]}: not found on the host"
+        )
+        note(
+            f"{why}: counts as completed"
+            if req.get("missing") == "exit0"
+            else f"{why}: the container runs idle"
+        )
     send(sock, {"ev": "started", "id": req["id"], "idle": idle, "note": why})
     sock.close()
     if idle and req.get("missing") == "exit0":
@@ -202,8 +227,10 @@ def _init_process(sock, req, logdirs, wakeup_fds):
         os.setsid()
         podns.set_process_name("kubesim-init")
         name, filename = req["log"]
-        return os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644, dir_fd=logdirs[name])
-    except BaseException as e:  # noqa: BLE001
+        return os.open(
+            filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644, dir_fd=logdirs[name]
+        )
+    except BaseException as e:
         try:
             send(sock, {"ev": "started", "id": req["id"], "error": f"container setup: {e}"})
         finally:
@@ -216,8 +243,10 @@ def _make_mounts(req, staged):
     podns.unshare(podns.CLONE_NEWNS)
     podns.mount(None, "/", None, podns.MS_REC | podns.MS_PRIVATE)
     private = list(PRIVATE_ROOTS)
-    mounts = sorted(((os.path.realpath(m["dst"]), staged[m["src"]], bool(m.get("ro"))) for m in req["mounts"]),
-                    key=lambda m: m[0].rstrip("/").count("/"))
+    mounts = sorted(
+        ((os.path.realpath(m["dst"]), staged[m["src"]], bool(m.get("ro"))) for m in req["mounts"]),
+        key=lambda m: m[0].rstrip("/").count("/"),
+    )
     targets = [m[0] for m in mounts]
     cwd = os.path.realpath(req.get("cwd") or "/")
     # First every mount point (and the working dir) outside the volumes, overlays included, so
@@ -263,6 +292,7 @@ def _start_program(program, argv, env, log_fd, cwd):
 def _forward_signals_and_wait(main):
     """Forwards SIGTERM & co to the program, reaps, exits with its status (main None: idle,
     exit at the first such signal)."""
+
     def on_signal(sig, _frame):
         if main is None:
             os._exit(128 + sig)
@@ -284,6 +314,7 @@ def _forward_signals_and_wait(main):
 
 
 # ---------------------------------------------------------------- holder main loop
+
 
 class PodHolder:
     """pid 1 of the pod's pid namespace: starts and signals container instances on request,
@@ -371,7 +402,7 @@ def holder_main(spec, sock):
     podns.set_process_name("kubesim-pod")
     try:
         holder = PodHolder(spec, sock)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         send(sock, {"ev": "fatal", "msg": str(e)})
         os._exit(1)
     holder.serve()

@@ -7,6 +7,7 @@ output the real kubelet puts in its Unhealthy event (`HTTP probe failed with sta
 `dial tcp 10.244.0.5:8080: i/o timeout`, an exec command's output (first 10 KiB) or
 `command "..." timed out`), naming the pod IP as the real kubelet does (never connected to).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ import subprocess
 import time
 
 TIMEOUT = shutil.which("timeout") or "/usr/bin/timeout"
-EXEC_OUTPUT_LIMIT = 10 * 1024    # bytes of an exec probe's output kept, as the kubelet does
+EXEC_OUTPUT_LIMIT = 10 * 1024  # bytes of an exec probe's output kept, as the kubelet does
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +30,21 @@ class ProbeParams:
     failure_threshold: int
 
     @classmethod
-    def of(cls, probe: dict) -> "ProbeParams":
+    def of(cls, probe: dict) -> ProbeParams:
         def num(key, default):
             try:
                 value = float(probe.get(key, default))
             except (TypeError, ValueError):
                 value = default
             return value
-        return cls(max(0.0, num("initialDelaySeconds", 0)), max(0.05, num("periodSeconds", 10) or 10),
-                   max(0.05, num("timeoutSeconds", 1) or 1), max(1, int(num("successThreshold", 1))),
-                   max(1, int(num("failureThreshold", 3))))
+
+        return cls(
+            max(0.0, num("initialDelaySeconds", 0)),
+            max(0.05, num("periodSeconds", 10) or 10),
+            max(0.05, num("timeoutSeconds", 1) or 1),
+            max(1, int(num("successThreshold", 1))),
+            max(1, int(num("failureThreshold", 3))),
+        )
 
 
 def resolve_port(container_spec: dict, port) -> int:
@@ -53,7 +59,7 @@ def resolve_port(container_spec: dict, port) -> int:
 @dataclasses.dataclass(frozen=True)
 class ProbeResult:
     ok: bool
-    output: str = ""         # what the real kubelet reports after "<Kind> probe failed: "
+    output: str = ""  # what the real kubelet reports after "<Kind> probe failed: "
 
 
 async def run_probe(pod, container_name: str, container_spec: dict, probe: dict) -> ProbeResult:
@@ -62,11 +68,15 @@ async def run_probe(pod, container_name: str, container_spec: dict, probe: dict)
     params = ProbeParams.of(probe)
     try:
         if "exec" in probe:
-            return await _exec(pod, container_name, (probe["exec"] or {}).get("command") or [], params.timeout)
+            return await _exec(
+                pod, container_name, (probe["exec"] or {}).get("command") or [], params.timeout
+            )
         if "httpGet" in probe:
             return await _http(pod, container_spec, probe["httpGet"] or {}, params.timeout)
         if "tcpSocket" in probe or "grpc" in probe:
-            return await _tcp(pod, container_spec, probe.get("tcpSocket") or probe.get("grpc") or {}, params.timeout)
+            return await _tcp(
+                pod, container_spec, probe.get("tcpSocket") or probe.get("grpc") or {}, params.timeout
+            )
         return ProbeResult(True)
     except (ValueError, KeyError, TypeError) as e:
         return ProbeResult(False, str(e))
@@ -80,13 +90,14 @@ async def _exec(pod, container_name: str, command: list, timeout: float) -> Prob
     except OSError as e:
         return ProbeResult(False, str(e))
     began = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     output = bytearray()
     reader = asyncio.create_task(_read_into(proc.stdout, output))
     try:
         code = await asyncio.wait_for(proc.wait(), timeout + 2)
-        await asyncio.wait([reader], timeout=0.2)   # a leftover background process may hold the pipe
+        await asyncio.wait([reader], timeout=0.2)  # a leftover background process may hold the pipe
     except asyncio.TimeoutError:
         proc.kill()
         code = await proc.wait()
@@ -103,7 +114,7 @@ async def _exec(pod, container_name: str, command: list, timeout: float) -> Prob
 
 async def _read_into(stream: asyncio.StreamReader, output: bytearray) -> None:
     while chunk := await stream.read(4096):
-        output += chunk[:max(0, EXEC_OUTPUT_LIMIT - len(output))]
+        output += chunk[: max(0, EXEC_OUTPUT_LIMIT - len(output))]
 
 
 async def _tcp(pod, container_spec: dict, spec: dict, timeout: float) -> ProbeResult:
@@ -128,12 +139,18 @@ async def _http(pod, container_spec: dict, spec: dict, timeout: float) -> ProbeR
     try:
         code = await asyncio.wait_for(_http_status(pod, spec, port, path, scheme == "https"), timeout)
     except asyncio.TimeoutError:
-        return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
+        return ProbeResult(
+            False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        )
     except ssl.SSLError as e:
         return ProbeResult(False, f'Get "{url}": {e.reason or e}')
     except (OSError, EOFError) as e:
-        return ProbeResult(False, f'Get "{url}": dial tcp {pod.pod_ip}:{port}: connect: {_strerror(e)}'
-                           if isinstance(e, ConnectionRefusedError) else f'Get "{url}": {_strerror(e)}')
+        return ProbeResult(
+            False,
+            f'Get "{url}": dial tcp {pod.pod_ip}:{port}: connect: {_strerror(e)}'
+            if isinstance(e, ConnectionRefusedError)
+            else f'Get "{url}": {_strerror(e)}',
+        )
     if code is None:
         return ProbeResult(False, f'Get "{url}": malformed HTTP response')
     if 200 <= code < 400:
@@ -149,15 +166,25 @@ async def _http_status(pod, spec: dict, port: int, path: str, https: bool) -> in
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE
     try:
-        reader, writer = await asyncio.open_connection(sock=sock, ssl=tls, server_hostname=(spec.get("host") or "localhost") if tls else None)
+        reader, writer = await asyncio.open_connection(
+            sock=sock, ssl=tls, server_hostname=(spec.get("host") or "localhost") if tls else None
+        )
     except BaseException:
         sock.close()
         raise
     try:
-        headers = {"Host": f"{spec.get('host') or '127.0.0.1'}:{port}", "User-Agent": "kube-probe/1.32", "Accept": "*/*"}
+        headers = {
+            "Host": f"{spec.get('host') or '127.0.0.1'}:{port}",
+            "User-Agent": "kube-probe/1.32",
+            "Accept": "*/*",
+        }
         for h in spec.get("httpHeaders") or []:
             headers[h.get("name", "")] = h.get("value", "")
-        request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "Connection: close\r\n\r\n"
+        request = (
+            f"GET {path} HTTP/1.1\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "Connection: close\r\n\r\n"
+        )
         writer.write(request.encode())
         await writer.drain()
         parts = (await reader.readline()).split()

@@ -4,6 +4,7 @@
 pod's pid-namespace init) or a running container instance's, and the pod's network namespace
 (sockets made inside it by podns.NetnsSockets).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,10 +32,28 @@ class PodRuntime:
         c = self.by_name.get(container)
         inst = c.instance if c is not None else None
         target = inst.host_pid if inst is not None and inst.running and inst.host_pid else holder.pid
-        env = dict(c.env) if c is not None and c.env else {"PATH": node_volumes.DEFAULT_PATH, "HOME": "/root",
-                                                             "HOSTNAME": self.name}
-        return [NSENTER, "-t", str(target), "--net", "--mount", "--pid", "--uts", "--ipc", "--wd", "--",
-                ENV, "-i", "--", *[f"{k}={v}" for k, v in env.items()], *command]
+        env = (
+            dict(c.env)
+            if c is not None and c.env
+            else {"PATH": node_volumes.DEFAULT_PATH, "HOME": "/root", "HOSTNAME": self.name}
+        )
+        return [
+            NSENTER,
+            "-t",
+            str(target),
+            "--net",
+            "--mount",
+            "--pid",
+            "--uts",
+            "--ipc",
+            "--wd",
+            "--",
+            ENV,
+            "-i",
+            "--",
+            *[f"{k}={v}" for k, v in env.items()],
+            *command,
+        ]
 
     async def connect_socket(self, port: int) -> socket.socket:
         """A non-blocking socket connected to 127.0.0.1:port (else [::1]:port) in the pod's netns."""

@@ -7,6 +7,7 @@ requests and resolves each `Instance`'s `started` and `exited` futures from the 
 events. The socket closing means the sandbox is gone: every instance then counts as exited
 (137) and `SandboxGone` tells a starting container to wait for the next sandbox.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,10 +41,10 @@ class Instance:
     def __init__(self, cid: str) -> None:
         loop = asyncio.get_running_loop()
         self.id = cid
-        self.host_pid: int | None = None   # the container's pid-namespace init, on the host
+        self.host_pid: int | None = None  # the container's pid-namespace init, on the host
         self.idle = False
-        self.started: asyncio.Future = loop.create_future()   # -> the "started" event (dict)
-        self.exited: asyncio.Future = loop.create_future()    # -> exit code
+        self.started: asyncio.Future = loop.create_future()  # -> the "started" event (dict)
+        self.exited: asyncio.Future = loop.create_future()  # -> exit code
         self.started_at = now()
         self.started_mono = time.monotonic()
 
@@ -62,7 +63,7 @@ class Holder:
         self.dead: asyncio.Future = loop.create_future()
         self.instances: dict[str, Instance] = {}
         self.proc: asyncio.subprocess.Process | None = None
-        self.pid: int | None = None          # host pid of the pod's pid-namespace init
+        self.pid: int | None = None  # host pid of the pod's pid-namespace init
         self.pidfd: int | None = None
         self.sock: socket.socket | None = None
 
@@ -80,9 +81,18 @@ class Holder:
         try:
             with open(self.pod.dir / "holder.log", "ab") as errors:
                 self.proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-I", "-S", HOLDER, str(spec_path), str(theirs.fileno()),
-                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
-                    start_new_session=True)
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    HOLDER,
+                    str(spec_path),
+                    str(theirs.fileno()),
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=errors,
+                    stderr=errors,
+                    start_new_session=True,
+                )
         finally:
             theirs.close()
         await asyncio.wait_for(asyncio.shield(self.ready), HOLDER_START_TIMEOUT)
@@ -105,7 +115,7 @@ class Holder:
                     pid = struct.unpack("3i", payload[:12])[0]
             try:
                 self._dispatch(json.loads(data), pid)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("pod %s: bad message from the holder: %r", self.pod.key, data[:200])
 
     def _dispatch(self, msg: dict, pid: int | None) -> None:
@@ -177,7 +187,7 @@ class Holder:
         if self.sock is not None:
             try:
                 asyncio.get_running_loop().remove_reader(self.sock.fileno())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.sock.close()
             self.sock = None

@@ -6,6 +6,7 @@ once per event-loop turn however many changes came in (`changed()`), and on ever
 (the unready fault is re-read then). Conditions keep their lastTransitionTime until their
 status flips.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,9 +29,16 @@ def image_id(image: str) -> str:
 def container_status(c) -> dict:
     """The containerStatuses / initContainerStatuses entry of a node_container.Container."""
     image = c.spec.get("image", "")
-    out = {"name": c.name, "image": image, "imageID": image_id(image) if c.container_id else "",
-           "ready": c.ready, "started": c.started, "restartCount": c.restart_count,
-           "state": c.state, "lastState": c.last_state}
+    out = {
+        "name": c.name,
+        "image": image,
+        "imageID": image_id(image) if c.container_id else "",
+        "ready": c.ready,
+        "started": c.started,
+        "restartCount": c.restart_count,
+        "state": c.state,
+        "lastState": c.last_state,
+    }
     if c.container_id:
         out["containerID"] = c.container_id
     return out
@@ -39,7 +47,7 @@ def container_status(c) -> dict:
 class PodStatus:
     def __init__(self, pod) -> None:
         self.pod = pod
-        self._transitions: dict[str, tuple[str, str]] = {}   # condition -> (status, lastTransitionTime)
+        self._transitions: dict[str, tuple[str, str]] = {}  # condition -> (status, lastTransitionTime)
         self._written: dict | None = None
         self._scheduled = False
 
@@ -77,10 +85,15 @@ class PodStatus:
         pod = self.pod
         phase = self.phase()
         resources = any((c.get("resources") or {}) for c in pod.spec.get("containers") or [])
-        status = {"phase": phase, "conditions": self._conditions(phase), "hostIP": "127.0.0.1",
-                  "hostIPs": [{"ip": "127.0.0.1"}], "startTime": pod.start_time,
-                  "qosClass": "Burstable" if resources else "BestEffort",
-                  "containerStatuses": [container_status(c) for c in pod.containers]}
+        status = {
+            "phase": phase,
+            "conditions": self._conditions(phase),
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": pod.start_time,
+            "qosClass": "Burstable" if resources else "BestEffort",
+            "containerStatuses": [container_status(c) for c in pod.containers],
+        }
         if pod.sandbox_up:
             status["podIP"] = pod.pod_ip
             status["podIPs"] = [{"ip": pod.pod_ip}]
@@ -98,21 +111,35 @@ class PodStatus:
         pending_init = [c.name for c in pod.init_containers if not (c.done and c.exit_code == 0)]
         return [
             self._condition("PodReadyToStartContainers", pod.sandbox_up),
-            self._condition("Initialized", pod.initialized, "ContainersNotInitialized",
-                            f"containers with incomplete status: [{' '.join(pending_init)}]"),
-            self._condition("Ready", containers_ready and not held,
-                            "ContainersNotReady" if not containers_ready else "KubesimHeldUnready",
-                            message if not containers_ready else "held unready by a kubesim fault"),
+            self._condition(
+                "Initialized",
+                pod.initialized,
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending_init)}]",
+            ),
+            self._condition(
+                "Ready",
+                containers_ready and not held,
+                "ContainersNotReady" if not containers_ready else "KubesimHeldUnready",
+                message if not containers_ready else "held unready by a kubesim fault",
+            ),
             self._condition("ContainersReady", containers_ready, "ContainersNotReady", message),
             self._condition("PodScheduled", True),
         ]
 
-    def _condition(self, kind: str, status: bool, reason: str | None = None, message: str | None = None) -> dict:
+    def _condition(
+        self, kind: str, status: bool, reason: str | None = None, message: str | None = None
+    ) -> dict:
         value = "True" if status else "False"
         old = self._transitions.get(kind)
         if old is None or old[0] != value:
             self._transitions[kind] = (value, now())
-        out = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": self._transitions[kind][1]}
+        out = {
+            "type": kind,
+            "status": value,
+            "lastProbeTime": None,
+            "lastTransitionTime": self._transitions[kind][1],
+        }
         if not status and reason:
             out["reason"] = reason
             if message:

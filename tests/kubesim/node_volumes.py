@@ -3,6 +3,7 @@
 Volume directories live under the pod's state dir (`state_dir/pods/<uid>/volumes/<name>`),
 except persistentVolumeClaim (the claim's PV directory, `cluster.pvc_path`) and hostPath.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,7 +24,7 @@ class NotReadyYet(Exception):
         super().__init__(message)
         self.reason = reason
         self.mount_failure = mount_failure
-        self.container = None        # the container whose env or mounts are wrong (set by the kubelet)
+        self.container = None  # the container whose env or mounts are wrong (set by the kubelet)
 
 
 class ConfigError(NotReadyYet):
@@ -39,14 +40,17 @@ _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 def expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion: known variables are replaced, $$ is a literal $,
     unknown references stay as they are."""
+
     def sub(m):
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _REF.sub(sub, text)
 
 
 # ------------------------------------------------------------------ object data
+
 
 def _object_files(kind: str, obj: dict) -> dict[str, bytes]:
     files = {}
@@ -76,10 +80,15 @@ def field_value(pod: dict, path: str, pod_ip: str | None = None) -> str:
         items = meta.get(path.split(".")[1]) or {}
         return "\n".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(items.items()))
     simple = {
-        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName") or "kubesim",
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName") or "kubesim",
         "spec.serviceAccountName": spec.get("serviceAccountName"),
-        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": "127.0.0.1", "status.hostIPs": "127.0.0.1",
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": "127.0.0.1",
+        "status.hostIPs": "127.0.0.1",
     }
     value = simple.get(path)
     return "" if value is None else str(value)
@@ -99,8 +108,11 @@ def _items_files(kind: str, obj: dict | None, src: dict) -> list[tuple[str, byte
         if key not in data:
             if src.get("optional"):
                 continue
-            raise NotReadyYet(f"configmap references non-existent config key: {key}" if kind == "configMap"
-                              else f"references non-existent secret key: {key}")
+            raise NotReadyYet(
+                f"configmap references non-existent config key: {key}"
+                if kind == "configMap"
+                else f"references non-existent secret key: {key}"
+            )
         out.append((item.get("path") or key, data[key], item.get("mode")))
     return out
 
@@ -112,8 +124,12 @@ def _safe_join(base: pathlib.Path, rel: str) -> pathlib.Path:
     return base / rel_path
 
 
-def write_files(directory: pathlib.Path, files: list[tuple[str, bytes, int | None]], default_mode: int | None,
-                previous: set[str] = frozenset()) -> set[str]:
+def write_files(
+    directory: pathlib.Path,
+    files: list[tuple[str, bytes, int | None]],
+    default_mode: int | None,
+    previous: set[str] = frozenset(),
+) -> set[str]:
     """Writes the files into `directory` (in place: the directory itself may be bind-mounted into
     running containers) and removes those of `previous` that are gone; returns what it wrote.
     Anything else in the directory (written by a container) is left alone."""
@@ -124,7 +140,9 @@ def write_files(directory: pathlib.Path, files: list[tuple[str, bytes, int | Non
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.kubesim-tmp"
         tmp.write_bytes(content)
-        os.chmod(tmp, (mode if mode is not None else default_mode if default_mode is not None else 0o644) & 0o7777)
+        os.chmod(
+            tmp, (mode if mode is not None else default_mode if default_mode is not None else 0o644) & 0o7777
+        )
         os.replace(tmp, target)
         written.add(rel)
     for rel in set(previous) - written:
@@ -137,18 +155,28 @@ def write_files(directory: pathlib.Path, files: list[tuple[str, bytes, int | Non
 
 # ------------------------------------------------------------------ volumes
 
+
 class Volume:
-    def __init__(self, name: str, path: pathlib.Path, readonly: bool, kind: str, refs: set[tuple[str, str]],
-                 files: set[str] = frozenset()):
+    def __init__(
+        self,
+        name: str,
+        path: pathlib.Path,
+        readonly: bool,
+        kind: str,
+        refs: set[tuple[str, str]],
+        files: set[str] = frozenset(),
+    ):
         self.name = name
-        self.files = set(files)      # what kubesim wrote (configMap/secret/... volumes)
-        self.path = path             # host path of the volume's root
-        self.readonly = readonly     # the volume source forces read-only
+        self.files = set(files)  # what kubesim wrote (configMap/secret/... volumes)
+        self.path = path  # host path of the volume's root
+        self.readonly = readonly  # the volume source forces read-only
         self.kind = kind
-        self.refs = refs             # ("configmaps"|"secrets", name) the content comes from
+        self.refs = refs  # ("configmaps"|"secrets", name) the content comes from
 
 
-def api_volume_files(store, pod: dict, volume: dict, pod_ip: str | None) -> tuple[list, int | None, set] | None:
+def api_volume_files(
+    store, pod: dict, volume: dict, pod_ip: str | None
+) -> tuple[list, int | None, set] | None:
     """Files of a configMap/secret/projected/downwardAPI volume; None for other kinds."""
     ns = pod["metadata"]["namespace"]
     refs: set[tuple[str, str]] = set()
@@ -182,7 +210,13 @@ def api_volume_files(store, pod: dict, volume: dict, pod_ip: str | None) -> tupl
             elif "downwardAPI" in source:
                 files += _downward_files(pod, (source["downwardAPI"] or {}).get("items") or [], pod_ip)
             elif "serviceAccountToken" in source:
-                files.append(((source["serviceAccountToken"] or {}).get("path") or "token", b"kubesim-service-account-token", None))
+                files.append(
+                    (
+                        (source["serviceAccountToken"] or {}).get("path") or "token",
+                        b"kubesim-service-account-token",
+                        None,
+                    )
+                )
         return files, src.get("defaultMode"), refs
     return None
 
@@ -233,10 +267,14 @@ def _claim_volume(cluster, pod: dict, volume: dict) -> Volume:
     src = volume["persistentVolumeClaim"] or {}
     claim = src.get("claimName")
     if cluster.store.get("persistentvolumeclaims", ns, claim) is None:
-        raise NotReadyYet(f'persistentvolumeclaim "{claim}" not found', mount_failure=(
-            f"Unable to attach or mount volumes: unmounted volumes=[{name}], unattached volumes=[{name}], "
-            f"failed to process volumes=[{name}]: error processing PVC {ns}/{claim}: failed to fetch PVC "
-            f'from API server: persistentvolumeclaims "{claim}" not found'))
+        raise NotReadyYet(
+            f'persistentvolumeclaim "{claim}" not found',
+            mount_failure=(
+                f"Unable to attach or mount volumes: unmounted volumes=[{name}], unattached volumes=[{name}], "
+                f"failed to process volumes=[{name}]: error processing PVC {ns}/{claim}: failed to fetch PVC "
+                f'from API server: persistentvolumeclaims "{claim}" not found'
+            ),
+        )
     path = pathlib.Path(cluster.pvc_path(ns, claim))
     path.mkdir(parents=True, exist_ok=True)
     return Volume(name, path, bool(src.get("readOnly")), "persistentVolumeClaim", set())
@@ -272,7 +310,9 @@ def refresh_api_volume(cluster, pod: dict, volume: Volume, pod_ip: str | None) -
                 volume.files = write_files(volume.path, api[0], api[1], volume.files)
 
 
-def container_mounts(container: dict, volumes: dict[str, Volume], env: dict[str, str]) -> list[tuple[str, str, bool]]:
+def container_mounts(
+    container: dict, volumes: dict[str, Volume], env: dict[str, str]
+) -> list[tuple[str, str, bool]]:
     """(host source path, mountPath, read-only) per volumeMount; subPath directories are created
     in the volume (as the kubelet does). Raises ConfigError."""
     out = []
@@ -294,6 +334,7 @@ def container_mounts(container: dict, volumes: dict[str, Volume], env: dict[str,
 
 
 # ------------------------------------------------------------------ environment
+
 
 def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict[str, str]:
     """The container's environment: envFrom, then env (with $(VAR) expansion and valueFrom),
@@ -348,6 +389,9 @@ def _key_ref(store, ns: str, value_from: dict) -> str | None:
     if data is None or ref.get("key") not in data:
         if ref.get("optional"):
             return None
-        raise ConfigError(f'{kind.lower()} "{ref.get("name")}" not found' if data is None else
-                          f'couldn\'t find key {ref.get("key")} in {kind[0].upper()}{kind[1:]} {ns}/{ref.get("name")}')
+        raise ConfigError(
+            f'{kind.lower()} "{ref.get("name")}" not found'
+            if data is None
+            else f"couldn't find key {ref.get('key')} in {kind[0].upper()}{kind[1:]} {ns}/{ref.get('name')}"
+        )
     return data[ref["key"]].decode(errors="replace")

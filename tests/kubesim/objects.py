@@ -1,4 +1,5 @@
 """Per-kind defaults, initial status and validation, as a real API server applies them."""
+
 from __future__ import annotations
 
 import base64
@@ -16,32 +17,48 @@ DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
-MSG_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-MSG_LABEL = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-             "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-             "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-MSG_1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
-            "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-            "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
-MSG_LABEL_VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-                   "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
-                   "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+MSG_SUBDOMAIN = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+MSG_LABEL = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+MSG_1035 = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+MSG_LABEL_VALUE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+    "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 
 _cluster_ips = (str(ipaddress.IPv4Address("10.96.0.10") + i) for i in itertools.count(1))
 
 # ------------------------------------------------------------------ strict field validation
 
-_OPAQUE = {"meta.Time", "meta.MicroTime", "resource.Quantity", "intstr.IntOrString", "runtime.RawExtension",
-           "meta.FieldsV1", "meta.Duration"}
+_OPAQUE = {
+    "meta.Time",
+    "meta.MicroTime",
+    "resource.Quantity",
+    "intstr.IntOrString",
+    "runtime.RawExtension",
+    "meta.FieldsV1",
+    "meta.Duration",
+}
 
 
 def _fields_of(msg: str) -> dict[str, str]:
     """JSON field name -> type of a message, with inline (embedded) structs flattened."""
     from .protobuf import INLINE
     from .protobuf_schema import MESSAGES
+
     out = {}
     for name, typ in MESSAGES.get(msg, {}).values():
         if name in INLINE and typ in MESSAGES:
@@ -88,6 +105,7 @@ def unknown_fields(res: Resource, obj: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------ defaults
+
 
 def _image_pull_policy(image: str) -> str:
     last = (image or "").rsplit("/", 1)[-1]
@@ -221,9 +239,17 @@ def _default_namespace(obj: dict) -> None:
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
 
 
-_SPEC_DEFAULTS = {"pods": _default_pod, "statefulsets.apps": _default_statefulset,
-                  "deployments.apps": _default_deployment, "persistentvolumeclaims": default_pvc_spec}
-_OBJECT_DEFAULTS = {"services": _default_service, "secrets": _default_secret, "namespaces": _default_namespace}
+_SPEC_DEFAULTS = {
+    "pods": _default_pod,
+    "statefulsets.apps": _default_statefulset,
+    "deployments.apps": _default_deployment,
+    "persistentvolumeclaims": default_pvc_spec,
+}
+_OBJECT_DEFAULTS = {
+    "services": _default_service,
+    "secrets": _default_secret,
+    "namespaces": _default_namespace,
+}
 
 
 def initial_status(key: str, obj: dict) -> None:
@@ -242,6 +268,7 @@ def initial_status(key: str, obj: dict) -> None:
 
 # ------------------------------------------------------------------ validation
 
+
 def _name_causes(key: str, res: Resource, name) -> list[dict]:
     if not name:
         return [errors.field_required("metadata.name", "name or generateName is required")]
@@ -253,8 +280,11 @@ def _name_causes(key: str, res: Resource, name) -> list[dict]:
         if name in (".", ".."):
             return [errors.field_invalid("metadata.name", name, f"may not be '{name}'")]
         return []
-    pattern, msg, limit = {"subdomain": (SUBDOMAIN, MSG_SUBDOMAIN, 253), "label": (LABEL, MSG_LABEL, 63),
-                           "dns1035": (DNS1035, MSG_1035, 63)}[rule]
+    pattern, msg, limit = {
+        "subdomain": (SUBDOMAIN, MSG_SUBDOMAIN, 253),
+        "label": (LABEL, MSG_LABEL, 63),
+        "dns1035": (DNS1035, MSG_1035, 63),
+    }[rule]
     out = []
     if len(name) > limit:
         out.append(errors.field_invalid("metadata.name", name, f"must be no more than {limit} characters"))
@@ -275,7 +305,13 @@ def _labels_causes(labels, field="metadata.labels") -> list[dict]:
             continue
         name = k.rsplit("/", 1)[-1]
         if not k or len(name) > 63 or not QUALIFIED.match(name):
-            out.append(errors.field_invalid(field, k, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"))
+            out.append(
+                errors.field_invalid(
+                    field,
+                    k,
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                )
+            )
         if len(v) > 63:
             out.append(errors.field_invalid(field, v, "must be no more than 63 characters"))
         elif not LABEL_VALUE.match(v):
@@ -301,7 +337,13 @@ def _containers_causes(spec, prefix) -> list[dict]:
         elif not LABEL.match(c["name"]):
             out.append(errors.field_invalid(f"{p}.name", c["name"], MSG_LABEL))
         elif c["name"] in seen:
-            out.append({"reason": "FieldValueDuplicate", "message": f'Duplicate value: "{c["name"]}"', "field": f"{p}.name"})
+            out.append(
+                {
+                    "reason": "FieldValueDuplicate",
+                    "message": f'Duplicate value: "{c["name"]}"',
+                    "field": f"{p}.name",
+                }
+            )
         seen.add(c.get("name"))
         if not c.get("image"):
             out.append(errors.field_required(f"{p}.image", ""))
@@ -319,14 +361,25 @@ def _strip_images(spec: dict) -> dict:
     return s
 
 
-POD_UPDATE_MSG = ("pod updates may not change fields other than `spec.containers[*].image`,"
-                  "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
-                  "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
-                  "previously negative)")
-STS_UPDATE_MSG = ("updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
-                  "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
-STS_MUTABLE = {"replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
-               "minReadySeconds", "revisionHistoryLimit"}
+POD_UPDATE_MSG = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+    "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+    "previously negative)"
+)
+STS_UPDATE_MSG = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+    "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+)
+STS_MUTABLE = {
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+    "revisionHistoryLimit",
+}
 
 
 def validate(key: str, res: Resource, obj: dict, old: dict | None) -> None:
@@ -345,7 +398,11 @@ def validate(key: str, res: Resource, obj: dict, old: dict | None) -> None:
 def _pod_causes(key: str, obj: dict, old: dict | None) -> list:
     spec = obj.get("spec")
     causes = _containers_causes(spec, "spec")
-    if old is not None and isinstance(spec, dict) and _strip_images(spec) != _strip_images(old.get("spec") or {}):
+    if (
+        old is not None
+        and isinstance(spec, dict)
+        and _strip_images(spec) != _strip_images(old.get("spec") or {})
+    ):
         causes.append(errors.field_forbidden("spec", POD_UPDATE_MSG))
     return causes
 
@@ -371,14 +428,20 @@ def _selector_causes(key: str, sel, tpl_labels: dict) -> list:
     if not sel:
         return [errors.field_required("spec.selector", "")]
     from .selectors import match_labels, selector_from_label_selector
+
     reqs = selector_from_label_selector(sel)
     if not reqs:
         kind = "deployment" if key.startswith("deploy") else "statefulset"
         return [errors.field_invalid("spec.selector", "{}", f"empty selector is invalid for {kind}")]
     if not match_labels(reqs, tpl_labels):
         lbl = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in tpl_labels.items()) + "}"
-        return [{"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
-                 "message": f"Invalid value: {lbl}: `selector` does not match template `labels`"}]
+        return [
+            {
+                "reason": "FieldValueInvalid",
+                "field": "spec.template.metadata.labels",
+                "message": f"Invalid value: {lbl}: `selector` does not match template `labels`",
+            }
+        ]
     return []
 
 
@@ -392,7 +455,11 @@ def _statefulset_causes(spec: dict, old: dict | None) -> list:
         causes.append(errors.field_unsupported("spec.updateStrategy.type", ut, ["OnDelete", "RollingUpdate"]))
     for i, vct in enumerate(spec.get("volumeClaimTemplates") or []):
         if not ((vct or {}).get("metadata") or {}).get("name"):
-            causes.append(errors.field_required(f"spec.volumeClaimTemplates[{i}].metadata.name", "name or generateName is required"))
+            causes.append(
+                errors.field_required(
+                    f"spec.volumeClaimTemplates[{i}].metadata.name", "name or generateName is required"
+                )
+            )
     if old is not None:
         o = {k: v for k, v in (old.get("spec") or {}).items() if k not in STS_MUTABLE}
         n = {k: v for k, v in spec.items() if k not in STS_MUTABLE}
@@ -414,7 +481,12 @@ def _claim_causes(key: str, obj: dict, old: dict | None) -> list:
             d.pop("resources", None)
             d.pop("volumeAttributesClassName", None)
         if o != n:
-            causes.append(errors.field_forbidden("spec", "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"))
+            causes.append(
+                errors.field_forbidden(
+                    "spec",
+                    "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+                )
+            )
     return causes
 
 
@@ -429,10 +501,19 @@ def _role_binding_causes(key: str, obj: dict, old: dict | None) -> list:
 def _immutable_data_causes(key: str, obj: dict, old: dict | None) -> list:
     if old is None or not old.get("immutable"):
         return []
-    return [errors.field_forbidden(f, "field is immutable when `immutable` is set")
-            for f in ("data", "binaryData", "stringData") if old.get(f) != obj.get(f)]
+    return [
+        errors.field_forbidden(f, "field is immutable when `immutable` is set")
+        for f in ("data", "binaryData", "stringData")
+        if old.get(f) != obj.get(f)
+    ]
 
 
-_VALIDATIONS = {"pods": _pod_causes, "statefulsets.apps": _workload_causes, "deployments.apps": _workload_causes,
-                "persistentvolumeclaims": _claim_causes, "rolebindings.rbac.authorization.k8s.io": _role_binding_causes,
-                "configmaps": _immutable_data_causes, "secrets": _immutable_data_causes}
+_VALIDATIONS = {
+    "pods": _pod_causes,
+    "statefulsets.apps": _workload_causes,
+    "deployments.apps": _workload_causes,
+    "persistentvolumeclaims": _claim_causes,
+    "rolebindings.rbac.authorization.k8s.io": _role_binding_causes,
+    "configmaps": _immutable_data_causes,
+    "secrets": _immutable_data_causes,
+}

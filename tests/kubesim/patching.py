@@ -1,4 +1,5 @@
 """Patch formats (merge, strategic merge, JSON patch) and a rough server-side apply with managedFields."""
+
 from __future__ import annotations
 
 import copy
@@ -9,10 +10,22 @@ from . import errors
 # ---------------------------------------------------------------- merge keys (strategic merge / SSA)
 
 _KEYED = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
-    "env": "name", "imagePullSecrets": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-    "hostAliases": "ip", "conditions": "type", "ownerReferences": "uid", "topologySpreadConstraints": "topologyKey",
-    "resourceClaims": "name", "secrets": "name", "readinessGates": None, "tolerations": None,
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "env": "name",
+    "imagePullSecrets": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "hostAliases": "ip",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "topologySpreadConstraints": "topologyKey",
+    "resourceClaims": "name",
+    "secrets": "name",
+    "readinessGates": None,
+    "tolerations": None,
 }
 _SET_LISTS = {"finalizers"}
 
@@ -23,7 +36,11 @@ def merge_key(path: tuple[str, ...]) -> str | None:
         return None
     name = path[-1]
     if name == "ports":
-        return "containerPort" if any(p in ("containers", "initContainers", "ephemeralContainers") for p in path) else "port"
+        return (
+            "containerPort"
+            if any(p in ("containers", "initContainers", "ephemeralContainers") for p in path)
+            else "port"
+        )
     if name == "secrets" and "metadata" not in path and len(path) != 1:
         return None
     return _KEYED.get(name)
@@ -40,6 +57,7 @@ def _strip(v):
 
 # ---------------------------------------------------------------- RFC 7386
 
+
 def merge_patch(target, patch):
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
@@ -53,6 +71,7 @@ def merge_patch(target, patch):
 
 
 # ---------------------------------------------------------------- strategic merge patch
+
 
 def strategic_merge(orig, patch, path: tuple[str, ...] = ()):
     if not isinstance(patch, dict):
@@ -118,11 +137,14 @@ def _merge_list(orig, patch: list, path: tuple[str, ...]):
 
 # ---------------------------------------------------------------- RFC 6902
 
+
 def _pointer(p: str) -> list[str]:
     if p == "":
         return []
     if not p.startswith("/"):
-        raise errors.bad_request(f"the server rejected our request due to an error in our request: invalid JSON pointer {p!r}")
+        raise errors.bad_request(
+            f"the server rejected our request due to an error in our request: invalid JSON pointer {p!r}"
+        )
     return [s.replace("~1", "/").replace("~0", "~") for s in p[1:].split("/")]
 
 
@@ -148,8 +170,14 @@ def json_patch(doc, ops):
         except errors.ApiError:
             raise
         except (KeyError, IndexError, ValueError, TypeError) as e:
-            raise errors.ApiError(errors.status(422, "Invalid",
-                                                f"the server rejected our request due to an error in our request: {op!r}: {e}", {}))
+            raise errors.ApiError(
+                errors.status(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: {op!r}: {e}",
+                    {},
+                )
+            )
     return doc
 
 
@@ -159,7 +187,14 @@ def _json_patch_op(doc, op):
     parts = _pointer(op.get("path", ""))
     if kind == "test":
         if _resolve(doc, parts) != op.get("value"):
-            raise errors.ApiError(errors.status(422, "Invalid", f"the server rejected our request due to an error in our request: testing value {op.get('path')} failed", {}))
+            raise errors.ApiError(
+                errors.status(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: testing value {op.get('path')} failed",
+                    {},
+                )
+            )
         return doc
     if kind == "remove":
         return _remove(doc, parts)
@@ -173,7 +208,7 @@ def _json_patch_op(doc, op):
     else:
         raise errors.bad_request(f"unexpected operation {kind!r}")
     if kind == "replace":
-        _resolve(doc, parts)   # must exist
+        _resolve(doc, parts)  # must exist
         doc = _remove(doc, parts)
     return _add(doc, parts, value)
 
@@ -209,6 +244,7 @@ def _remove(doc, parts):
 # ---------------------------------------------------------------- managed fields
 
 # A field path is a tuple of elements ("f", name) or ("k", canonical-json-of-key) (list item by merge key).
+
 
 def _names(path) -> tuple[str, ...]:
     return tuple(e[1] for e in path if e[0] == "f")
@@ -255,7 +291,7 @@ def get_path(obj, path):
         else:
             if not isinstance(cur, list):
                 return _MISSING
-            (k, v), = json.loads(name).items()
+            ((k, v),) = json.loads(name).items()
             cur = next((x for x in cur if isinstance(x, dict) and x.get(k) == v), _MISSING)
             if cur is _MISSING:
                 return cur
@@ -271,7 +307,7 @@ def _delete_path(obj, path) -> None:
     if kind == "f" and isinstance(parent, dict):
         parent.pop(name, None)
     elif kind == "k" and isinstance(parent, list):
-        (k, v), = json.loads(name).items()
+        ((k, v),) = json.loads(name).items()
         parent[:] = [x for x in parent if not (isinstance(x, dict) and x.get(k) == v)]
 
 
@@ -307,7 +343,7 @@ def path_string(path) -> str:
         if kind == "f":
             s += "." + name
         else:
-            (k, v), = json.loads(name).items()
+            ((k, v),) = json.loads(name).items()
             s += f"[{k}={v}]"
     return s
 
@@ -317,33 +353,41 @@ def _entries(obj) -> list[dict]:
 
 
 def _entry(manager, operation, api_version, paths, now, subresource=None) -> dict:
-    e = {"manager": manager, "operation": operation, "apiVersion": api_version, "time": now,
-         "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
+    e = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": api_version,
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": to_fields_v1(paths),
+    }
     if subresource:
         e["subresource"] = subresource
     return e
 
 
 def _covers(owned: tuple, p: tuple) -> bool:
-    return p[:len(owned)] == owned
+    return p[: len(owned)] == owned
 
 
-def record_update(old: dict | None, new: dict, manager: str, api_version: str, now: str,
-                  subresource: str | None = None) -> list[dict]:
+def record_update(
+    old: dict | None, new: dict, manager: str, api_version: str, now: str, subresource: str | None = None
+) -> list[dict]:
     """managedFields after a non-apply write by manager: it takes the fields it changed."""
     with_status = subresource == "status"
     new_paths = field_set(new, with_status)
     if subresource == "status":
         new_paths = {p for p in new_paths if p[0] == ("f", "status")}
-    if old is None:
-        changed = new_paths
-    else:
-        changed = {p for p in new_paths if get_path(old, p) != get_path(new, p)}
+    changed = new_paths if old is None else {p for p in new_paths if get_path(old, p) != get_path(new, p)}
     entries = []
     mine = set()
     for e in _entries(old or {}):
         paths = from_fields_v1(e.get("fieldsV1"))
-        if e.get("manager") == manager and e.get("operation") == "Update" and e.get("subresource") == subresource:
+        if (
+            e.get("manager") == manager
+            and e.get("operation") == "Update"
+            and e.get("subresource") == subresource
+        ):
             mine = paths
             continue
         paths = {p for p in paths if p not in changed}
@@ -355,7 +399,9 @@ def record_update(old: dict | None, new: dict, manager: str, api_version: str, n
     return entries
 
 
-def server_side_apply(live: dict | None, applied: dict, manager: str, force: bool, api_version: str, now: str):
+def server_side_apply(
+    live: dict | None, applied: dict, manager: str, force: bool, api_version: str, now: str
+):
     """Returns (merged object, managedFields). Raises ApiError(409) on conflicts without force."""
     applied = copy.deepcopy(applied)
     new_paths = field_set(applied)
@@ -382,7 +428,11 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
             continue
         _delete_path(merged, p)
     merged = strategic_merge(merged, _applied_patch(applied, merged))
-    out = [dict(e, fieldsV1=to_fields_v1(kept)) for e, paths in others if (kept := {p for p in paths if p not in taken})]
+    out = [
+        dict(e, fieldsV1=to_fields_v1(kept))
+        for e, paths in others
+        if (kept := {p for p in paths if p not in taken})
+    ]
     out.append(_entry(manager, "Apply", api_version, new_paths, now))
     return merged, out
 
@@ -396,9 +446,9 @@ def _apply_conflicts(live: dict, applied: dict, manager: str, new_paths: set, ot
         for p in new_paths:
             if p[-1][0] == "k":
                 continue
-            if any(_covers(o, p) for o in paths if o == p or (len(o) < len(p) and o[-1][0] == "f")):
-                if get_path(live, p) != get_path(applied, p):
-                    conflicts.append((e, p))
+            owned = any(_covers(o, p) for o in paths if o == p or (len(o) < len(p) and o[-1][0] == "f"))
+            if owned and get_path(live, p) != get_path(applied, p):
+                conflicts.append((e, p))
     return conflicts
 
 
@@ -412,6 +462,14 @@ def _conflict_error(live, conflicts):
     api_version = live.get("apiVersion", "v1")
     group = api_version.split("/")[0] if "/" in api_version else ""
     from .resources import RESOURCES
-    plural = next((r.plural for r in RESOURCES if r.kind == live.get("kind") and r.group == group), live.get("kind", "").lower())
-    return errors.apply_conflicts(plural, group, meta.get("name", ""),
-                                  [(e.get("manager"), e.get("apiVersion"), path_string(p)) for e, p in conflicts])
+
+    plural = next(
+        (r.plural for r in RESOURCES if r.kind == live.get("kind") and r.group == group),
+        live.get("kind", "").lower(),
+    )
+    return errors.apply_conflicts(
+        plural,
+        group,
+        meta.get("name", ""),
+        [(e.get("manager"), e.get("apiVersion"), path_string(p)) for e, p in conflicts],
+    )

@@ -5,6 +5,7 @@ They find the pod in the store and its PodRuntime in the kubelet, then hand over
 are served; its SPDY POST fallback gets a 400 Status. Errors are raised as `errors.ApiError`,
 which the server's middleware answers with the Status.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,12 @@ class PodStreamRoutes:
         container = _exec_container(pod, request.query.get("container"))
         _require_websocket(request, exec_ws.PROTOCOL)
         query = request.query
-        options = exec_ws.ExecOptions(stdin=_flag(query, "stdin"), stdout=_flag(query, "stdout"),
-                                      stderr=_flag(query, "stderr"), tty=_flag(query, "tty"))
+        options = exec_ws.ExecOptions(
+            stdin=_flag(query, "stdin"),
+            stdout=_flag(query, "stdout"),
+            stderr=_flag(query, "stderr"),
+            tty=_flag(query, "tty"),
+        )
         ws = await _accept_websocket(request, exec_ws.PROTOCOL)
         try:
             argv = runtime.exec_argv(container, query.getall("command", []))
@@ -61,25 +66,35 @@ class PodStreamRoutes:
         name, query = pod["metadata"]["name"], request.query
         container = _log_container(pod, query.get("container"))
         previous = _flag(query, "previous")
-        instance = podlogs.logged_instance(pod, container, previous)   # raises the kubelet's errors
+        instance = podlogs.logged_instance(pod, container, previous)  # raises the kubelet's errors
         runtime = self._cluster.kubelet.runtime(pod["metadata"]["namespace"], name)
         if runtime is None:
-            raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+            raise errors.bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
         tail = query.get("tailLines")
-        options = podlogs.LogOptions(follow=_flag(query, "follow"),
-                                     tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None)
+        options = podlogs.LogOptions(
+            follow=_flag(query, "follow"),
+            tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None,
+        )
         path = runtime.log_path(container, previous=previous)
         with self._deletion_of(pod) as pod_gone:
-            return await podlogs.serve_log(request, path, options, lambda: not pod_gone.is_set()
-                                           and self._instance_running(pod, container, instance))
+            return await podlogs.serve_log(
+                request,
+                path,
+                options,
+                lambda: not pod_gone.is_set() and self._instance_running(pod, container, instance),
+            )
 
     async def spdy_fallback(self, request: web.Request) -> web.StreamResponse:
         # The same checks as the websocket routes, so kubectl shows why its websocket was refused.
         pod, _ = self._running_pod(request)
         if request.path.endswith("/exec"):
             _exec_container(pod, request.query.get("container"))
-        raise errors.bad_request("kubesim serves pods/exec and pods/portforward over websockets only "
-                                 "(v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io), not SPDY upgrades")
+        raise errors.bad_request(
+            "kubesim serves pods/exec and pods/portforward over websockets only "
+            "(v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io), not SPDY upgrades"
+        )
 
     def _pod(self, request: web.Request) -> dict:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
@@ -137,12 +152,18 @@ def _exec_container(pod: dict, container: str | None) -> str:
 
 
 def _log_container(pod: dict, container: str | None) -> str:
-    names, inits, name = _container_names(pod), _container_names(pod, "initContainers"), pod["metadata"]["name"]
+    names, inits, name = (
+        _container_names(pod),
+        _container_names(pod, "initContainers"),
+        pod["metadata"]["name"],
+    )
     if container is None:
         if len(names) == 1:
             return names[0]
-        raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
-                                 f"[{' '.join(names)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+        raise errors.bad_request(
+            f"a container name must be specified for pod {name}, choose one of: "
+            f"[{' '.join(names)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else "")
+        )
     if container not in names + inits:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
     return container

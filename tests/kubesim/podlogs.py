@@ -12,6 +12,7 @@ then restarted: as `kubectl logs -f` on a real cluster, the new instance's outpu
 followed). The kubelet keeps plain output (no per-line times), so `timestamps` and
 `sinceSeconds` are accepted and ignored.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,12 +63,16 @@ def logged_instance(pod: dict, container: str, previous: bool) -> str:
     if "terminated" in state or last:
         raise errors.bad_request(f'container "{container}" in pod "{name}" is terminated')
     reason = (state.get("waiting") or {}).get("reason", "")
-    raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}'
-                             if reason else f'container "{container}" in pod "{name}" is waiting to start - no logs yet')
+    raise errors.bad_request(
+        f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+        if reason
+        else f'container "{container}" in pod "{name}" is waiting to start - no logs yet'
+    )
 
 
-async def serve_log(request: web.Request, path: pathlib.Path, options: LogOptions,
-                    still_writing: Callable[[], bool]) -> web.StreamResponse:
+async def serve_log(
+    request: web.Request, path: pathlib.Path, options: LogOptions, still_writing: Callable[[], bool]
+) -> web.StreamResponse:
     """Streams the file; when following, keeps sending what is appended while still_writing()."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await response.prepare(request)

@@ -5,6 +5,7 @@ holder program `node_holder.py`, which imports this file by path (it runs as `py
 Nothing here changes the host's mounts: mount() is only ever called by the holder and its
 children, after they left the host mount namespace.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -59,8 +60,13 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {source or fstype} on {target}")
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    _check(
+        _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+        f"mount {source or fstype} on {target}",
+    )
 
 
 def umount(target: str, flags: int = 0) -> None:
@@ -112,7 +118,7 @@ def _proc_table() -> dict[int, tuple[int, str | None]]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) < 2 or fields[0] == b"Z":  # zombies are dead already
             continue
         table[int(entry)] = (int(fields[1]), ns_id(entry, "pid"))
@@ -175,9 +181,14 @@ class NetnsSockets:
                     self._broken = True
                     raise
 
-    async def socket(self, netns_fd: int, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    async def socket(
+        self, netns_fd: int, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM
+    ) -> socket.socket:
         import asyncio
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._create, netns_fd, family, kind)
+
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._create, netns_fd, family, kind
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@ Each pair is spliced to a TCP connection opened inside the pod's network namespa
 Backpressure: the reader awaits the pod-side writer's drain before it reads the next websocket
 message, and pod-side reads await the websocket's drain, so memory stays bounded.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,7 +66,12 @@ class PortForwardSession:
             while True:
                 message = await self._ws.receive()
                 if message.type != WSMsgType.BINARY:
-                    if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    if message.type in (
+                        WSMsgType.CLOSE,
+                        WSMsgType.CLOSING,
+                        WSMsgType.CLOSED,
+                        WSMsgType.ERROR,
+                    ):
                         return
                     continue
                 for frame in self._frames.feed(message.data):
@@ -79,7 +85,11 @@ class PortForwardSession:
     async def _dispatch(self, frame: spdy.DataFrame | spdy.ControlFrame) -> None:
         if isinstance(frame, spdy.DataFrame):
             request = self._request_of_stream.get(frame.stream_id)
-            if request is not None and request.connection is not None and frame.stream_id == request.data_stream:
+            if (
+                request is not None
+                and request.connection is not None
+                and frame.stream_id == request.data_stream
+            ):
                 await request.connection.deliver(frame.data, frame.fin)
         elif frame.type == spdy.SYN_STREAM:
             await self._open_stream(frame)
@@ -112,7 +122,9 @@ class PortForwardSession:
             request.connection = ForwardedConnection(self, request)
             request.connection.start()
 
-    async def _say_goodbye(self, reset_status: int = spdy.RST_CANCEL, goaway_status: int = spdy.GOAWAY_OK) -> None:
+    async def _say_goodbye(
+        self, reset_status: int = spdy.RST_CANCEL, goaway_status: int = spdy.GOAWAY_OK
+    ) -> None:
         try:
             for stream_id in sorted(self._request_of_stream):
                 await self.send(spdy.rst_stream_frame(stream_id, reset_status))
@@ -140,14 +152,17 @@ class PortForwardSession:
     def connect_error_message(self, port: int, error: OSError) -> str:
         """What the kubelet (containerd) writes on the error stream when the pod port is closed."""
         reason = os.strerror(error.errno).lower() if error.errno else str(error)
-        return (f"error forwarding port {port} to pod {self._pod_uid}, uid : failed to connect to "
-                f"localhost:{port} inside namespace \"{self._pod_uid}\", IPv4: dial tcp4 "
-                f"127.0.0.1:{port}: connect: {reason}")
+        return (
+            f"error forwarding port {port} to pod {self._pod_uid}, uid : failed to connect to "
+            f'localhost:{port} inside namespace "{self._pod_uid}", IPv4: dial tcp4 '
+            f"127.0.0.1:{port}: connect: {reason}"
+        )
 
 
 @dataclasses.dataclass(eq=False)
 class _Request:
     """One kubectl-side connection: its error and data streams, paired by requestid."""
+
     port: str
     error_stream: int | None = None
     data_stream: int | None = None
@@ -256,7 +271,7 @@ class ForwardedConnection:
     def _within_cut_budget(self, data: bytes) -> bytes:
         limit = self._session.cut_after_bytes()
         if limit is not None:
-            data = data[:max(0, limit - self._bytes_moved)]
+            data = data[: max(0, limit - self._bytes_moved)]
         self._bytes_moved += len(data)
         return data
 
@@ -267,7 +282,11 @@ class ForwardedConnection:
     async def _cut(self) -> None:
         """Fault injection: drop both sides as a network failure would. Resetting both streams
         makes kubectl close its local socket; the forward itself lives on."""
-        log.info("port-forward: cutting a connection to port %s after %d bytes", self._request.port, self._bytes_moved)
+        log.info(
+            "port-forward: cutting a connection to port %s after %d bytes",
+            self._request.port,
+            self._bytes_moved,
+        )
         self._session.forget(self._request)
         self.abort()
         for stream_id in (self._request.data_stream, self._request.error_stream):

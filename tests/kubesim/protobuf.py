@@ -1,4 +1,5 @@
 """Decode the protobuf request bodies that typed kubectl commands send (k8s runtime.Unknown envelope)."""
+
 from __future__ import annotations
 
 import base64
@@ -15,10 +16,27 @@ ROOTS = {r.kind: r.proto for r in RESOURCES if r.proto}
 ROOTS["DeleteOptions"] = "meta.DeleteOptions"
 
 # proto2 cannot tell an unset pointer from an explicit zero; these fields keep a 0 / false
-KEEP_ZERO = {"replicas", "automountServiceAccountToken", "immutable", "terminationGracePeriodSeconds", "partition",
-             "revisionHistoryLimit", "enableServiceLinks", "defaultMode", "optional", "runAsUser", "runAsGroup",
-             "runAsNonRoot", "privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem", "gracePeriodSeconds",
-             "containerPort", "port", "count"}
+KEEP_ZERO = {
+    "replicas",
+    "automountServiceAccountToken",
+    "immutable",
+    "terminationGracePeriodSeconds",
+    "partition",
+    "revisionHistoryLimit",
+    "enableServiceLinks",
+    "defaultMode",
+    "optional",
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "privileged",
+    "allowPrivilegeEscalation",
+    "readOnlyRootFilesystem",
+    "gracePeriodSeconds",
+    "containerPort",
+    "port",
+    "count",
+}
 
 
 # Go structs embedded inline in JSON but carried as a nested message in protobuf
@@ -52,12 +70,12 @@ def _fields(buf: bytes):
         if wt == 0:
             v, i = _varint(buf, i)
         elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
+            v, i = buf[i : i + 8], i + 8
         elif wt == 2:
             n, i = _varint(buf, i)
-            v, i = buf[i:i + n], i + n
+            v, i = buf[i : i + n], i + n
         elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
+            v, i = buf[i : i + 4], i + 4
         else:
             raise DecodeError(f"unsupported wire type {wt}")
         yield num, wt, v
@@ -140,8 +158,11 @@ def decode_message(name: str, buf: bytes) -> dict:
             if fname in INLINE and isinstance(val, dict):
                 out.update(val)
                 continue
-            if val is None or val == "" or ((val == 0 or val is False) and not isinstance(val, dict)
-                                             and fname not in KEEP_ZERO):
+            if (
+                val is None
+                or val == ""
+                or ((val == 0 or val is False) and not isinstance(val, dict) and fname not in KEEP_ZERO)
+            ):
                 continue
             out[fname] = val
     return out
@@ -161,7 +182,7 @@ def _map_entry(vt: str, buf: bytes) -> tuple[str, object]:
 
 def _repeated(et: str, wt: int, v) -> list:
     """The values of one occurrence of a repeated field (several when packed)."""
-    if wt == 2 and et in ("i", "b", "d"):   # packed
+    if wt == 2 and et in ("i", "b", "d"):  # packed
         vals = []
         j = 0
         while j < len(v):

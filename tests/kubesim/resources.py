@@ -1,4 +1,5 @@
 """THE table of served resources. Discovery, OpenAPI, routing, kinds, tables and defaults read it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,7 @@ RW_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "upd
 class Sub:
     name: str
     verbs: tuple[str, ...]
-    kind: tuple[str, str, str] | None = None   # (group, version, kind) of the response; None = parent kind
+    kind: tuple[str, str, str] | None = None  # (group, version, kind) of the response; None = parent kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +26,12 @@ class Resource:
     subresources: tuple[Sub, ...] = ()
     verbs: tuple[str, ...] = RW_VERBS
     version: str = "v1"
-    generation: bool = False          # metadata.generation tracks spec changes
-    name_rule: str = "subdomain"      # subdomain | label (RFC 1123) | dns1035 | path
-    status_sub: bool = False          # has a status subresource: main writes keep status
-    fields: tuple[str, ...] = ()      # extra field selectors beyond metadata.name / metadata.namespace
-    store: bool = True                # False: virtual (create-only reviews)
-    proto: str | None = None          # protobuf message (protobuf_schema), for typed-kubectl bodies and strict fields
+    generation: bool = False  # metadata.generation tracks spec changes
+    name_rule: str = "subdomain"  # subdomain | label (RFC 1123) | dns1035 | path
+    status_sub: bool = False  # has a status subresource: main writes keep status
+    fields: tuple[str, ...] = ()  # extra field selectors beyond metadata.name / metadata.namespace
+    store: bool = True  # False: virtual (create-only reviews)
+    proto: str | None = None  # protobuf message (protobuf_schema), for typed-kubectl bodies and strict fields
 
     @property
     def key(self) -> str:
@@ -68,39 +69,161 @@ STATUS = Sub("status", ("get", "patch", "update"))
 SCALE = Sub("scale", ("get", "patch", "update"), ("autoscaling", "v1", "Scale"))
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("", "namespaces", "namespace", "Namespace", proto="core.Namespace", namespaced=False, short_names=("ns",),
-             subresources=(STATUS, Sub("finalize", ("update",))), name_rule="label", status_sub=True,
-             fields=("status.phase",)),
-    Resource("", "pods", "pod", "Pod", proto="core.Pod", short_names=("po",), categories=("all",),
-             subresources=(STATUS, Sub("exec", ("create", "get"), ("", "v1", "PodExecOptions")),
-                           Sub("portforward", ("create", "get"), ("", "v1", "PodPortForwardOptions")),
-                           Sub("log", ("get",))),
-             status_sub=True,
-             fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-                     "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")),
+    Resource(
+        "",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        proto="core.Namespace",
+        namespaced=False,
+        short_names=("ns",),
+        subresources=(STATUS, Sub("finalize", ("update",))),
+        name_rule="label",
+        status_sub=True,
+        fields=("status.phase",),
+    ),
+    Resource(
+        "",
+        "pods",
+        "pod",
+        "Pod",
+        proto="core.Pod",
+        short_names=("po",),
+        categories=("all",),
+        subresources=(
+            STATUS,
+            Sub("exec", ("create", "get"), ("", "v1", "PodExecOptions")),
+            Sub("portforward", ("create", "get"), ("", "v1", "PodPortForwardOptions")),
+            Sub("log", ("get",)),
+        ),
+        status_sub=True,
+        fields=(
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
+    ),
     Resource("", "configmaps", "configmap", "ConfigMap", proto="core.ConfigMap", short_names=("cm",)),
     Resource("", "secrets", "secret", "Secret", proto="core.Secret", fields=("type",)),
-    Resource("", "serviceaccounts", "serviceaccount", "ServiceAccount", proto="core.ServiceAccount", short_names=("sa",)),
-    Resource("", "services", "service", "Service", proto="core.Service", short_names=("svc",), categories=("all",),
-             subresources=(STATUS,), name_rule="dns1035", status_sub=True),
-    Resource("", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", proto="core.PersistentVolumeClaim", short_names=("pvc",),
-             subresources=(STATUS,), status_sub=True),
-    Resource("", "events", "event", "Event", proto="core.Event", short_names=("ev",),
-             fields=("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                     "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-                     "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")),
-    Resource("apps", "statefulsets", "statefulset", "StatefulSet", proto="apps.StatefulSet", short_names=("sts",), categories=("all",),
-             subresources=(STATUS, SCALE), name_rule="label", generation=True, status_sub=True),
-    Resource("apps", "deployments", "deployment", "Deployment", proto="apps.Deployment", short_names=("deploy",), categories=("all",),
-             subresources=(STATUS, SCALE), generation=True, status_sub=True),
+    Resource(
+        "",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        proto="core.ServiceAccount",
+        short_names=("sa",),
+    ),
+    Resource(
+        "",
+        "services",
+        "service",
+        "Service",
+        proto="core.Service",
+        short_names=("svc",),
+        categories=("all",),
+        subresources=(STATUS,),
+        name_rule="dns1035",
+        status_sub=True,
+    ),
+    Resource(
+        "",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        proto="core.PersistentVolumeClaim",
+        short_names=("pvc",),
+        subresources=(STATUS,),
+        status_sub=True,
+    ),
+    Resource(
+        "",
+        "events",
+        "event",
+        "Event",
+        proto="core.Event",
+        short_names=("ev",),
+        fields=(
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ),
+    ),
+    Resource(
+        "apps",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        proto="apps.StatefulSet",
+        short_names=("sts",),
+        categories=("all",),
+        subresources=(STATUS, SCALE),
+        name_rule="label",
+        generation=True,
+        status_sub=True,
+    ),
+    Resource(
+        "apps",
+        "deployments",
+        "deployment",
+        "Deployment",
+        proto="apps.Deployment",
+        short_names=("deploy",),
+        categories=("all",),
+        subresources=(STATUS, SCALE),
+        generation=True,
+        status_sub=True,
+    ),
     Resource("rbac.authorization.k8s.io", "roles", "role", "Role", proto="rbac.Role", name_rule="path"),
-    Resource("rbac.authorization.k8s.io", "rolebindings", "rolebinding", "RoleBinding", proto="rbac.RoleBinding", name_rule="path"),
-    Resource("networking.k8s.io", "ingresses", "ingress", "Ingress", proto="net.Ingress", short_names=("ing",),
-             subresources=(STATUS,), generation=True, status_sub=True),
-    Resource("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview",
-             "SelfSubjectAccessReview", namespaced=False, verbs=("create",), store=False),
-    Resource("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview",
-             "SelfSubjectRulesReview", namespaced=False, verbs=("create",), store=False),
+    Resource(
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        proto="rbac.RoleBinding",
+        name_rule="path",
+    ),
+    Resource(
+        "networking.k8s.io",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        proto="net.Ingress",
+        short_names=("ing",),
+        subresources=(STATUS,),
+        generation=True,
+        status_sub=True,
+    ),
+    Resource(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        namespaced=False,
+        verbs=("create",),
+        store=False,
+    ),
+    Resource(
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+        verbs=("create",),
+        store=False,
+    ),
 )
 
 BY_KEY = {r.key: r for r in RESOURCES}

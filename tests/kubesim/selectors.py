@@ -1,4 +1,5 @@
 """Label and field selectors, as the API server parses them."""
+
 from __future__ import annotations
 
 import re
@@ -46,7 +47,9 @@ def parse_labels(selector: str | None) -> list[tuple]:
         elif m := _OP.match(t):
             op = "=" if m.group(2) == "==" else m.group(2)
             if op in (">", "<") and not re.fullmatch(r"-?\d+", m.group(3)):
-                raise errors.bad_request("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
+                raise errors.bad_request(
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
+                )
             reqs.append((op, m.group(1), (m.group(3),)))
         elif m := _EXISTS.match(t):
             reqs.append(("exists", m.group(1), ()))
@@ -120,7 +123,7 @@ def parse_fields(selector: str | None, allowed: tuple[str, ...]) -> list[tuple[s
             raise errors.bad_request(f"invalid selector: '{selector}'; can't understand '{t}'")
         field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
         if field not in ("metadata.name", "metadata.namespace") and field not in allowed:
-            raise errors.bad_request(f'field label not supported: {field}')
+            raise errors.bad_request(f"field label not supported: {field}")
         reqs.append((field, "!=" if op == "!=" else "=", value))
     return reqs
 

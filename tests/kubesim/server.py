@@ -1,4 +1,5 @@
 """The aiohttp application: node-half pod routes first, then the control endpoint, then the generic API."""
+
 from __future__ import annotations
 
 import logging
@@ -35,6 +36,7 @@ async def _errors(request: web.Request, handler):
 
 def build_app(cluster) -> web.Application:
     from .podapi import add_pod_routes
+
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024 * 1024)
     api = Api(cluster)
     app["api"] = api

@@ -9,6 +9,7 @@ Header blocks (SYN_STREAM, SYN_REPLY, HEADERS) are zlib-compressed with the SPDY
 and ONE zlib stream per direction for the whole session, so encoding and decoding must happen
 in wire order on a `HeaderCompressor` / `HeaderDecompressor` owned by the session.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,16 +42,71 @@ _HEADER_SIZE = 8
 def _spdy3_dictionary() -> bytes:
     """The 1,423-byte zlib dictionary of the SPDY/3 spec (section 2.6.10.1)."""
     words = (
-        "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
-        "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
-        "cache-control", "connection", "content-base", "content-encoding", "content-language",
-        "content-length", "content-location", "content-md5", "content-range", "content-type",
-        "date", "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since",
-        "if-none-match", "if-range", "if-unmodified-since", "last-modified", "location",
-        "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
-        "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
-        "vary", "via", "warning", "www-authenticate", "method", "get", "status", "200 OK",
-        "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin",
+        "options",
+        "head",
+        "post",
+        "put",
+        "delete",
+        "trace",
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "accept-ranges",
+        "age",
+        "allow",
+        "authorization",
+        "cache-control",
+        "connection",
+        "content-base",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-location",
+        "content-md5",
+        "content-range",
+        "content-type",
+        "date",
+        "etag",
+        "expect",
+        "expires",
+        "from",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "last-modified",
+        "location",
+        "max-forwards",
+        "pragma",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "range",
+        "referer",
+        "retry-after",
+        "server",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "vary",
+        "via",
+        "warning",
+        "www-authenticate",
+        "method",
+        "get",
+        "status",
+        "200 OK",
+        "version",
+        "HTTP/1.1",
+        "url",
+        "public",
+        "set-cookie",
+        "keep-alive",
+        "origin",
     )
     tail = (
         "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
@@ -117,8 +173,8 @@ class FrameReader:
             length = length_high << 16 | length_low
             if len(self._buffer) < _HEADER_SIZE + length:
                 return
-            payload = bytes(self._buffer[_HEADER_SIZE:_HEADER_SIZE + length])
-            del self._buffer[:_HEADER_SIZE + length]
+            payload = bytes(self._buffer[_HEADER_SIZE : _HEADER_SIZE + length])
+            del self._buffer[: _HEADER_SIZE + length]
             yield _decode(word, flags, payload)
 
 
@@ -219,4 +275,4 @@ def _read_length_prefixed(block: bytes, offset: int) -> tuple[bytes, int]:
     end = offset + 4 + length
     if end > len(block):
         raise struct.error("header string runs past the block")
-    return block[offset + 4:end], end
+    return block[offset + 4 : end], end

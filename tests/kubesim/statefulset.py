@@ -1,4 +1,5 @@
 """The StatefulSet controller: ordered pods, claims from volumeClaimTemplates, rolling updates, status."""
+
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,7 @@ from .controllers import Controller
 log = logging.getLogger("kubesim.statefulset")
 
 KEY = "statefulsets.apps"
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # k8s rand.SafeEncodeString alphabet
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s rand.SafeEncodeString alphabet
 
 
 def revision_name(sts: dict) -> str:
@@ -43,7 +44,9 @@ class StatefulSetController(Controller):
             try:
                 self.sync(sts)
             except Exception:
-                log.exception("sync of statefulset %s/%s failed", sts["metadata"]["namespace"], sts["metadata"]["name"])
+                log.exception(
+                    "sync of statefulset %s/%s failed", sts["metadata"]["namespace"], sts["metadata"]["name"]
+                )
 
     # ------------------------------------------------------------------
     def _pods(self, sts: dict) -> dict[int, dict]:
@@ -119,12 +122,19 @@ class StatefulSetController(Controller):
             pvc_meta = {"name": pvc_name, "namespace": ns, "labels": labels}
             if (vct.get("metadata") or {}).get("annotations"):
                 pvc_meta["annotations"] = dict(vct["metadata"]["annotations"])
-            pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": pvc_meta,
-                   "spec": copy.deepcopy(vct.get("spec") or {})}
+            pvc = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": pvc_meta,
+                "spec": copy.deepcopy(vct.get("spec") or {}),
+            }
             self.cluster.create_object("persistentvolumeclaims", pvc)
-            self.cluster.record_event(sts, "SuccessfulCreate",
-                                      f"create Claim {pvc_name} Pod {name}-{ordinal} in StatefulSet {name} success",
-                                      component="statefulset-controller")
+            self.cluster.record_event(
+                sts,
+                "SuccessfulCreate",
+                f"create Claim {pvc_name} Pod {name}-{ordinal} in StatefulSet {name} success",
+                component="statefulset-controller",
+            )
         return ok
 
     def _create_pod(self, sts: dict, ordinal: int, rev: str) -> None:
@@ -134,18 +144,36 @@ class StatefulSetController(Controller):
         tpl = copy.deepcopy(spec.get("template") or {})
         tmeta = tpl.get("metadata") or {}
         labels = dict(tmeta.get("labels") or {})
-        labels.update({"controller-revision-hash": rev, "statefulset.kubernetes.io/pod-name": pod_name,
-                       "apps.kubernetes.io/pod-index": str(ordinal)})
-        pod_meta = {"name": pod_name, "generateName": f"{name}-", "namespace": ns, "labels": labels,
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
-                                         "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]}
+        labels.update(
+            {
+                "controller-revision-hash": rev,
+                "statefulset.kubernetes.io/pod-name": pod_name,
+                "apps.kubernetes.io/pod-index": str(ordinal),
+            }
+        )
+        pod_meta = {
+            "name": pod_name,
+            "generateName": f"{name}-",
+            "namespace": ns,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "name": name,
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        }
         if tmeta.get("annotations"):
             pod_meta["annotations"] = dict(tmeta["annotations"])
         pspec = tpl.get("spec") or {}
         pspec["hostname"] = pod_name
         if spec.get("serviceName"):
             pspec["subdomain"] = spec["serviceName"]
-        volumes = [v for v in pspec.get("volumes") or []]
+        volumes = list(pspec.get("volumes") or [])
         for vct in spec.get("volumeClaimTemplates") or []:
             claim = vct["metadata"]["name"]
             vol = {"name": claim, "persistentVolumeClaim": {"claimName": f"{claim}-{name}-{ordinal}"}}
@@ -156,15 +184,22 @@ class StatefulSetController(Controller):
         if self.store.get("pods", ns, pod_name) is not None:
             return  # an unowned pod of that name: wait for it to go
         self.cluster.create_object("pods", pod)
-        self.cluster.record_event(sts, "SuccessfulCreate", f"create Pod {pod_name} in StatefulSet {name} successful",
-                                  component="statefulset-controller")
+        self.cluster.record_event(
+            sts,
+            "SuccessfulCreate",
+            f"create Pod {pod_name} in StatefulSet {name} successful",
+            component="statefulset-controller",
+        )
 
     def _delete_pod(self, sts: dict, pod: dict) -> None:
         pm = pod["metadata"]
         self.cluster.delete_object("pods", pm["namespace"], pm["name"])
-        self.cluster.record_event(sts, "SuccessfulDelete",
-                                  f"delete Pod {pm['name']} in StatefulSet {sts['metadata']['name']} successful",
-                                  component="statefulset-controller")
+        self.cluster.record_event(
+            sts,
+            "SuccessfulDelete",
+            f"delete Pod {pm['name']} in StatefulSet {sts['metadata']['name']} successful",
+            component="statefulset-controller",
+        )
 
     def _status(self, sts: dict, rev: str) -> None:
         meta, spec = sts["metadata"], sts.get("spec") or {}
@@ -185,9 +220,14 @@ class StatefulSetController(Controller):
         strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
         if strategy == "RollingUpdate" and updated == replicas and ready == replicas:
             current, current_rev = updated, rev
-        status = {"observedGeneration": fresh["metadata"].get("generation", 1), "replicas": replicas,
-                  "availableReplicas": ready, "currentRevision": current_rev, "updateRevision": rev,
-                  "collisionCount": 0}
+        status = {
+            "observedGeneration": fresh["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "availableReplicas": ready,
+            "currentRevision": current_rev,
+            "updateRevision": rev,
+            "collisionCount": 0,
+        }
         for k, v in (("readyReplicas", ready), ("currentReplicas", current), ("updatedReplicas", updated)):
             if v:
                 status[k] = v

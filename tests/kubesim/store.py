@@ -1,4 +1,5 @@
 """The object store: one global resourceVersion counter, a bounded event history, synchronous subscribers."""
+
 from __future__ import annotations
 
 import collections
@@ -31,7 +32,7 @@ class Store:
         self._objs: dict[str, dict[tuple[str, str], dict]] = collections.defaultdict(dict)
         self._rv = 0
         self._history: collections.deque = collections.deque(maxlen=history)
-        self._floor = 0          # every event with rv > floor is still in the history
+        self._floor = 0  # every event with rv > floor is still in the history
         self._subs: list = []
         self._uids: dict[str, tuple[str, str, str]] = {}
         self._pending: collections.deque = collections.deque()

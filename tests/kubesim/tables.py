@@ -1,4 +1,5 @@
 """meta.k8s.io/v1 Table responses (what `kubectl get` without -o asks for)."""
+
 from __future__ import annotations
 
 import datetime
@@ -48,7 +49,9 @@ def _col(name, typ="string", fmt="", priority=0, desc=""):
 
 
 NAME = _col("Name", fmt="name", desc="Name must be unique within a namespace.")
-AGE = _col("Age", desc="CreationTimestamp is a timestamp representing the server time when this object was created.")
+AGE = _col(
+    "Age", desc="CreationTimestamp is a timestamp representing the server time when this object was created."
+)
 
 
 def _pod_row(o):
@@ -65,11 +68,22 @@ def _pod_row(o):
             reason = state["waiting"]["reason"]
         elif state.get("terminated") and st.get("phase") != "Succeeded":
             t = state["terminated"]
-            reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode')}")
+            reason = t.get("reason") or (
+                f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode')}"
+            )
     if o["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
-    return [o["metadata"]["name"], f"{ready}/{total}", reason, restarts, age(o["metadata"].get("creationTimestamp")),
-            st.get("podIP") or "<none>", spec.get("nodeName") or "<none>", "<none>", "<none>"]
+    return [
+        o["metadata"]["name"],
+        f"{ready}/{total}",
+        reason,
+        restarts,
+        age(o["metadata"].get("creationTimestamp")),
+        st.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        "<none>",
+        "<none>",
+    ]
 
 
 def _containers(tpl):
@@ -80,17 +94,30 @@ def _containers(tpl):
 def _sts_row(o):
     spec, st = o.get("spec") or {}, o.get("status") or {}
     names, images = _containers(spec.get("template"))
-    return [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
-            age(o["metadata"].get("creationTimestamp")), names, images]
+    return [
+        o["metadata"]["name"],
+        f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        age(o["metadata"].get("creationTimestamp")),
+        names,
+        images,
+    ]
 
 
 def _deploy_row(o):
     spec, st = o.get("spec") or {}, o.get("status") or {}
     names, images = _containers(spec.get("template"))
     from .selectors import label_selector_string
-    return [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
-            st.get("updatedReplicas", 0), st.get("availableReplicas", 0), age(o["metadata"].get("creationTimestamp")),
-            names, images, label_selector_string(spec.get("selector"))]
+
+    return [
+        o["metadata"]["name"],
+        f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        st.get("updatedReplicas", 0),
+        st.get("availableReplicas", 0),
+        age(o["metadata"].get("creationTimestamp")),
+        names,
+        images,
+        label_selector_string(spec.get("selector")),
+    ]
 
 
 def _pvc_row(o):
@@ -98,19 +125,43 @@ def _pvc_row(o):
     phase = st.get("phase", "Pending")
     if o["metadata"].get("deletionTimestamp"):
         phase = "Terminating"
-    modes = ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
-                      "ReadWriteOncePod": "RWOP"}.get(m, m) for m in st.get("accessModes") or [])
-    return [o["metadata"]["name"], phase, spec.get("volumeName", ""), (st.get("capacity") or {}).get("storage", ""),
-            modes, spec.get("storageClassName") or "<unset>", spec.get("volumeAttributesClassName") or "<unset>",
-            age(o["metadata"].get("creationTimestamp")), spec.get("volumeMode", "Filesystem")]
+    modes = ",".join(
+        {
+            "ReadWriteOnce": "RWO",
+            "ReadOnlyMany": "ROX",
+            "ReadWriteMany": "RWX",
+            "ReadWriteOncePod": "RWOP",
+        }.get(m, m)
+        for m in st.get("accessModes") or []
+    )
+    return [
+        o["metadata"]["name"],
+        phase,
+        spec.get("volumeName", ""),
+        (st.get("capacity") or {}).get("storage", ""),
+        modes,
+        spec.get("storageClassName") or "<unset>",
+        spec.get("volumeAttributesClassName") or "<unset>",
+        age(o["metadata"].get("creationTimestamp")),
+        spec.get("volumeMode", "Filesystem"),
+    ]
 
 
 def _svc_row(o):
     spec = o.get("spec") or {}
-    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []) or "<none>"
+    ports = (
+        ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []) or "<none>"
+    )
     sel = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items()) or "<none>"
-    return [o["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"),
-            ",".join(spec.get("externalIPs") or []) or "<none>", ports, age(o["metadata"].get("creationTimestamp")), sel]
+    return [
+        o["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", "<none>"),
+        ",".join(spec.get("externalIPs") or []) or "<none>",
+        ports,
+        age(o["metadata"].get("creationTimestamp")),
+        sel,
+    ]
 
 
 def _event_row(o):
@@ -122,50 +173,151 @@ def _event_row(o):
     target = f"{kind}/{inv['name']}" if inv.get("name") else kind
     component = source.get("component") or o.get("reportingComponent") or ""
     host = source.get("host") or o.get("reportingInstance") or ""
-    return [last, o.get("type", ""), o.get("reason", ""), target, inv.get("fieldPath", ""),
-            f"{component}, {host}" if host else component, (o.get("message") or "").strip(), first,
-            int(o.get("count") or 1), o["metadata"]["name"]]
+    return [
+        last,
+        o.get("type", ""),
+        o.get("reason", ""),
+        target,
+        inv.get("fieldPath", ""),
+        f"{component}, {host}" if host else component,
+        (o.get("message") or "").strip(),
+        first,
+        int(o.get("count") or 1),
+        o["metadata"]["name"],
+    ]
 
 
 TABLES = {
-    "pods": ([NAME, _col("Ready"), _col("Status"), _col("Restarts", "string"), AGE, _col("IP", priority=1),
-              _col("Node", priority=1), _col("Nominated Node", priority=1), _col("Readiness Gates", priority=1)], _pod_row),
-    "statefulsets.apps": ([NAME, _col("Ready"), AGE, _col("Containers", priority=1), _col("Images", priority=1)], _sts_row),
-    "deployments.apps": ([NAME, _col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"), AGE,
-                          _col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)],
-                         _deploy_row),
-    "persistentvolumeclaims": ([NAME, _col("Status"), _col("Volume"), _col("Capacity"), _col("Access Modes"),
-                                _col("StorageClass"), _col("VolumeAttributesClass"), AGE,
-                                _col("VolumeMode", priority=1)], _pvc_row),
-    "services": ([NAME, _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), AGE,
-                  _col("Selector", priority=1)], _svc_row),
-    "configmaps": ([NAME, _col("Data", "integer"), AGE],
-                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
-                              age(o["metadata"].get("creationTimestamp"))]),
-    "secrets": ([NAME, _col("Type"), _col("Data", "integer"), AGE],
-                lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}),
-                           age(o["metadata"].get("creationTimestamp"))]),
-    "serviceaccounts": ([NAME, _col("Secrets", "integer"), AGE],
-                        lambda o: [o["metadata"]["name"], len(o.get("secrets") or []),
-                                   age(o["metadata"].get("creationTimestamp"))]),
-    "namespaces": ([NAME, _col("Status"), AGE],
-                   lambda o: [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"),
-                              age(o["metadata"].get("creationTimestamp"))]),
-    "events": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Subobject", priority=1),
-                _col("Source", priority=1), _col("Message"), _col("First Seen", priority=1),
-                _col("Count", priority=1), _col("Name", priority=1)], _event_row),
+    "pods": (
+        [
+            NAME,
+            _col("Ready"),
+            _col("Status"),
+            _col("Restarts", "string"),
+            AGE,
+            _col("IP", priority=1),
+            _col("Node", priority=1),
+            _col("Nominated Node", priority=1),
+            _col("Readiness Gates", priority=1),
+        ],
+        _pod_row,
+    ),
+    "statefulsets.apps": (
+        [NAME, _col("Ready"), AGE, _col("Containers", priority=1), _col("Images", priority=1)],
+        _sts_row,
+    ),
+    "deployments.apps": (
+        [
+            NAME,
+            _col("Ready"),
+            _col("Up-to-date", "integer"),
+            _col("Available", "integer"),
+            AGE,
+            _col("Containers", priority=1),
+            _col("Images", priority=1),
+            _col("Selector", priority=1),
+        ],
+        _deploy_row,
+    ),
+    "persistentvolumeclaims": (
+        [
+            NAME,
+            _col("Status"),
+            _col("Volume"),
+            _col("Capacity"),
+            _col("Access Modes"),
+            _col("StorageClass"),
+            _col("VolumeAttributesClass"),
+            AGE,
+            _col("VolumeMode", priority=1),
+        ],
+        _pvc_row,
+    ),
+    "services": (
+        [
+            NAME,
+            _col("Type"),
+            _col("Cluster-IP"),
+            _col("External-IP"),
+            _col("Port(s)"),
+            AGE,
+            _col("Selector", priority=1),
+        ],
+        _svc_row,
+    ),
+    "configmaps": (
+        [NAME, _col("Data", "integer"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "secrets": (
+        [NAME, _col("Type"), _col("Data", "integer"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            o.get("type", "Opaque"),
+            len(o.get("data") or {}),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "serviceaccounts": (
+        [NAME, _col("Secrets", "integer"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            len(o.get("secrets") or []),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "namespaces": (
+        [NAME, _col("Status"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("status") or {}).get("phase", "Active"),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "events": (
+        [
+            _col("Last Seen"),
+            _col("Type"),
+            _col("Reason"),
+            _col("Object"),
+            _col("Subobject", priority=1),
+            _col("Source", priority=1),
+            _col("Message"),
+            _col("First Seen", priority=1),
+            _col("Count", priority=1),
+            _col("Name", priority=1),
+        ],
+        _event_row,
+    ),
     "rolebindings.rbac.authorization.k8s.io": (
         [NAME, _col("Role"), AGE],
-        lambda o: [o["metadata"]["name"], f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
-                   age(o["metadata"].get("creationTimestamp"))]),
+        lambda o: [
+            o["metadata"]["name"],
+            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
     "roles.rbac.authorization.k8s.io": (
-        [NAME, _col("Created At", "date")], lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
+        [NAME, _col("Created At", "date")],
+        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
+    ),
 }
 
 
-def table(key: str, objs: list[dict], include: str = "PartialObjectMetadata", list_rv: str | None = None,
-          headers: bool = True) -> dict:
-    cols, row = TABLES.get(key, ([NAME, AGE], lambda o: [o["metadata"]["name"], age(o["metadata"].get("creationTimestamp"))]))
+def table(
+    key: str,
+    objs: list[dict],
+    include: str = "PartialObjectMetadata",
+    list_rv: str | None = None,
+    headers: bool = True,
+) -> dict:
+    cols, row = TABLES.get(
+        key, ([NAME, AGE], lambda o: [o["metadata"]["name"], age(o["metadata"].get("creationTimestamp"))])
+    )
     rows = []
     for o in objs:
         if include == "None":

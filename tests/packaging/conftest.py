@@ -1,5 +1,6 @@
 """Fixtures of the packaging tests: the zipapp and the release archive, each built once per
 session with the real build scripts (a few seconds each)."""
+
 import shutil
 from pathlib import Path
 

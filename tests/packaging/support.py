@@ -1,5 +1,6 @@
 """Helpers of the packaging tests: building with the real scripts, and a bare environment
 (python3 only, fresh HOME) to run what they built."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,14 @@ def build_zipapp(output: Path, work_dir: Path) -> Path:
     return output
 
 
-def run_zipapp(zipapp: Path, *args: str, home: Path, python: str = "python3", timeout: float = 60,
-               **extra_env: str) -> subprocess.CompletedProcess:
+def run_zipapp(
+    zipapp: Path, *args: str, home: Path, python: str = "python3", timeout: float = 60, **extra_env: str
+) -> subprocess.CompletedProcess:
     """`python3 <zipapp> args...` in a bare environment."""
-    return subprocess.run([python, str(zipapp), *args], env=bare_env(home, **extra_env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [python, str(zipapp), *args],
+        env=bare_env(home, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,5 +1,6 @@
 """The zipapp (`make dist`): reproducible, self-contained (python3 alone), complete, quick to
 start, and tidy about the extraction directories it leaves in ~/.shiv."""
+
 import argparse
 import fcntl
 import hashlib
@@ -74,6 +75,7 @@ def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 
 # --- the build ---------------------------------------------------------------------------------
 
+
 def test_two_builds_of_the_same_tree_are_byte_identical(zipapp, tmp_path):
     again = build_zipapp(tmp_path / "again" / NAME, tmp_path / "work")
     assert again.read_bytes() == zipapp.read_bytes()
@@ -94,8 +96,11 @@ def test_zipapp_bundles_every_module_every_template_and_no_compiled_code(zipapp)
         names = set(app.namelist())
     package = ROOT / "src" / "kubectl_preevy"
     modules = {f"site-packages/kubectl_preevy/{p.relative_to(package)}" for p in package.rglob("*.py")}
-    templates = {f"site-packages/kubectl_preevy/templates/{p.name}" for p in (ROOT / "templates").iterdir()
-                 if p.suffix in (".njk", ".yaml", ".py")}
+    templates = {
+        f"site-packages/kubectl_preevy/templates/{p.name}"
+        for p in (ROOT / "templates").iterdir()
+        if p.suffix in (".njk", ".yaml", ".py")
+    }
     assert modules - names == set(), "add the package to setup.cfg [options] packages"
     assert templates - names == set(), "add the pattern to setup.cfg [options.package_data]"
     assert [n for n in names if n.endswith((".so", ".pyd", ".dylib", ".pyc"))] == []
@@ -104,8 +109,11 @@ def test_zipapp_bundles_every_module_every_template_and_no_compiled_code(zipapp)
 def test_zipapp_bundles_exactly_the_pinned_dependencies(zipapp):
     pinned = re.findall(r"^([a-z0-9-]+)==([^\s]+)", (ROOT / "requirements" / "zipapp.txt").read_text(), re.M)
     with zipfile.ZipFile(zipapp) as app:
-        bundled = {re.match(r"site-packages/([^/]+)-([^-/]+)\.dist-info/", n).groups()
-                   for n in app.namelist() if re.match(r"site-packages/[^/]+\.dist-info/METADATA$", n)}
+        bundled = {
+            re.match(r"site-packages/([^/]+)-([^-/]+)\.dist-info/", n).groups()
+            for n in app.namelist()
+            if re.match(r"site-packages/[^/]+\.dist-info/METADATA$", n)
+        }
         metadata = app.read(f"site-packages/kubectl_preevy-{__version__}.dist-info/METADATA").decode()
     normalized = {(name.lower().replace("_", "-"), version) for name, version in bundled}
     assert normalized == {(name, version) for name, version in pinned} | {("kubectl-preevy", __version__)}
@@ -113,6 +121,7 @@ def test_zipapp_bundles_exactly_the_pinned_dependencies(zipapp):
 
 
 # --- running it with python3 alone --------------------------------------------------------------
+
 
 def test_runs_with_python3_alone_in_a_fresh_home(zipapp, tmp_path):
     shown = run_zipapp(zipapp, "--help", home=tmp_path)
@@ -122,15 +131,25 @@ def test_runs_with_python3_alone_in_a_fresh_home(zipapp, tmp_path):
 
 
 def test_runs_without_any_site_packages(zipapp, tmp_path):
-    isolated = subprocess.run(["python3", "-S", str(zipapp), "version"], env=bare_env(tmp_path),
-                              capture_output=True, text=True, timeout=60)
+    isolated = subprocess.run(
+        ["python3", "-S", str(zipapp), "version"],
+        env=bare_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert isolated.returncode == 0, isolated.stderr
     assert isolated.stdout == f"kubectl-preevy {__version__}\n"
 
 
 def test_bundled_dependencies_run_as_pure_python(zipapp, tmp_path):
-    probe = subprocess.run(["python3", "-S", str(zipapp), "-c", BUNDLE_PROBE],
-                           env=bare_env(tmp_path, SHIV_INTERPRETER="1"), capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["python3", "-S", str(zipapp), "-c", BUNDLE_PROBE],
+        env=bare_env(tmp_path, SHIV_INTERPRETER="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout)
     shiv_root = str(tmp_path / ".shiv")
@@ -153,8 +172,11 @@ def test_version_is_the_package_version(zipapp, tmp_path):
     as_json = run_zipapp(zipapp, "version", "-o", "json", home=tmp_path)
     flag = run_zipapp(zipapp, "--version", home=tmp_path)
     assert plain.stdout == f"kubectl-preevy {__version__}\n"
-    assert json.loads(as_json.stdout) == {"apiVersion": "kubectl-preevy/v1", "kind": "Version",
-                                          "version": __version__}
+    assert json.loads(as_json.stdout) == {
+        "apiVersion": "kubectl-preevy/v1",
+        "kind": "Version",
+        "version": __version__,
+    }
     assert flag.stdout == f"kubectl preevy {__version__}\n"
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
 
@@ -175,11 +197,15 @@ def test_python_too_old_is_one_clear_line(tmp_path):
     script.write_text(code)
     ran = subprocess.run(["python3", str(script)], env=bare_env(tmp_path), capture_output=True, text=True)
     assert ran.returncode == 3
-    assert re.fullmatch(r"error: kubectl-preevy needs Python 99\.0 or newer, but \S+ is 3\.\d+\.\d+; "
-                        r"put a newer python3 first on PATH\n", ran.stderr), ran.stderr
+    assert re.fullmatch(
+        r"error: kubectl-preevy needs Python 99\.0 or newer, but \S+ is 3\.\d+\.\d+; "
+        r"put a newer python3 first on PATH\n",
+        ran.stderr,
+    ), ran.stderr
 
 
 # --- ~/.shiv housekeeping -----------------------------------------------------------------------
+
 
 def test_an_upgrade_removes_the_previous_extraction(zipapp, tmp_path):
     root = tmp_path / "shiv"
@@ -195,8 +221,13 @@ def test_a_running_older_build_keeps_its_extraction(zipapp, tmp_path):
     root = tmp_path / "shiv"
     newer = next_build(zipapp, tmp_path / "next" / NAME)
     hold = "import sys, time; print('ready', flush=True); sys.stdin.read()"
-    running = subprocess.Popen(["python3", str(zipapp), "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env=bare_env(tmp_path, SHIV_ROOT=str(root), SHIV_INTERPRETER="1"))
+    running = subprocess.Popen(
+        ["python3", str(zipapp), "-c", hold],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=bare_env(tmp_path, SHIV_ROOT=str(root), SHIV_INTERPRETER="1"),
+    )
     try:
         assert running.stdout.readline() == "ready\n"
         assert run_zipapp(newer, "version", home=tmp_path, SHIV_ROOT=str(root)).returncode == 0
@@ -213,8 +244,16 @@ def test_concurrent_first_runs_of_an_upgrade_all_succeed(zipapp, tmp_path):
     assert run_zipapp(zipapp, "version", home=tmp_path, SHIV_ROOT=str(root)).returncode == 0
     newer = next_build(zipapp, tmp_path / "next" / NAME)
     env = bare_env(tmp_path, SHIV_ROOT=str(root))
-    runs = [subprocess.Popen(["python3", str(newer), "version"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    runs = [
+        subprocess.Popen(
+            ["python3", str(newer), "version"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     results = [run.communicate(timeout=60) + (run.returncode,) for run in runs]
     assert all(rc == 0 and out == f"kubectl-preevy {__version__}\n" for out, _, rc in results), results
     assert shiv_dirs(root) == [f"{NAME}_{build_id(newer)}"]

@@ -1,6 +1,7 @@
 """krew-manifest.yaml and the release archive, checked by the rules of krew's own validator
 (kubernetes-sigs/krew: internal/index/validation/validate.go, cmd/validate-krew-manifest), then
 installed the way `kubectl krew install --manifest --archive` does and run by the real kubectl."""
+
 import copy
 import gzip
 import hashlib
@@ -21,15 +22,42 @@ from tests.packaging.support import NAME, ROOT, bare_path, run_script
 from tests.prerequisites import require_tool
 
 # cmd/validate-krew-manifest allPlatforms(): every <os, arch> krew supports.
-KREW_PLATFORMS = [("windows", "386"), ("windows", "amd64"), ("windows", "arm64"), ("linux", "386"),
-                  ("linux", "amd64"), ("linux", "arm"), ("linux", "arm64"), ("linux", "ppc64le"),
-                  ("darwin", "386"), ("darwin", "amd64"), ("darwin", "arm64")]
-WINDOWS_FORBIDDEN = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-LICENSE_FILES = {"license", "license.txt", "license.md", "licenses", "licenses.txt", "licenses.md",
-                 "copying", "copying.txt"}
+KREW_PLATFORMS = [
+    ("windows", "386"),
+    ("windows", "amd64"),
+    ("windows", "arm64"),
+    ("linux", "386"),
+    ("linux", "amd64"),
+    ("linux", "arm"),
+    ("linux", "arm64"),
+    ("linux", "ppc64le"),
+    ("darwin", "386"),
+    ("darwin", "amd64"),
+    ("darwin", "arm64"),
+]
+WINDOWS_FORBIDDEN = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
+LICENSE_FILES = {
+    "license",
+    "license.txt",
+    "license.md",
+    "licenses",
+    "licenses.txt",
+    "licenses.md",
+    "copying",
+    "copying.txt",
+}
 # k8s.io/apimachinery ParseSemantic, with krew's leading "v": three numbers, no leading zeros.
-SEMVER = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?")
+SEMVER = re.compile(
+    r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+)
 KNOWN_KEYS = {
     "plugin": {"apiVersion", "kind", "metadata", "spec"},
     "spec": {"version", "homepage", "shortDescription", "description", "caveats", "platforms"},
@@ -39,6 +67,7 @@ KNOWN_KEYS = {
 
 
 # --- krew's rules -------------------------------------------------------------------------------
+
 
 def manifest_problems(plugin: dict) -> list[str]:
     """Every rule of krew's ValidatePlugin and validate-krew-manifest, plus ours (name, caveats,
@@ -68,7 +97,9 @@ def unknown_keys(plugin: dict) -> list[str]:
     for entry in spec.get("platforms") or []:
         found.append((entry, "platform"))
         found += [(op, "file") for op in entry.get("files") or []]
-    return [f"unknown key {key!r} in {kind}" for mapping, kind in found for key in set(mapping) - KNOWN_KEYS[kind]]
+    return [
+        f"unknown key {key!r} in {kind}" for mapping, kind in found for key in set(mapping) - KNOWN_KEYS[kind]
+    ]
 
 
 def name_problems(name: str) -> list[str]:
@@ -144,8 +175,12 @@ def selector_matches(selector, os_name: str, arch: str) -> bool:
         if operator in ("In", "NotIn") and not values:
             return False
         value = labels.get(expr.get("key"))
-        matched = {"In": has and value in values, "NotIn": not has or value not in values,
-                   "Exists": has, "DoesNotExist": not has}.get(operator, False)
+        matched = {
+            "In": has and value in values,
+            "NotIn": not has or value not in values,
+            "Exists": has,
+            "DoesNotExist": not has,
+        }.get(operator, False)
         if not matched:
             return False
     return True
@@ -162,15 +197,21 @@ def coverage_problems(platforms: list[dict]) -> list[str]:
             problems.append(f"platforms {matching} overlap on {pair[0]}/{pair[1]}")
         if pair[0] == "windows" and matching:
             problems.append(f"{pair[0]}/{pair[1]} selected: windows runs only .exe plugins")
-        if pair in (("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64")) and not matching:
+        if (
+            pair in (("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64"))
+            and not matching
+        ):
             problems.append(f"{pair[0]}/{pair[1]} is not covered")
     return problems
 
 
 # --- krew's install, step by step ---------------------------------------------------------------
 
+
 def krew_os_arch() -> tuple[str, str]:
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine(), platform.machine()
+    )
     return sys.platform, arch
 
 
@@ -179,8 +220,13 @@ def krew_install(plugin: dict, archive: Path, krew_root: Path) -> Path:
     installation): checks the archive's sha256, extracts it, applies `files`, checks for a license
     file (validate-krew-manifest), links bin/kubectl-<name>. Returns the bin directory."""
     entry = next(p for p in plugin["spec"]["platforms"] if selector_matches(p["selector"], *krew_os_arch()))
-    assert hashlib.sha256(archive.read_bytes()).hexdigest() == entry["sha256"], "archive does not match sha256"
-    staging, install_dir = krew_root / "downloads", krew_root / "store" / plugin["metadata"]["name"] / plugin["spec"]["version"]
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == entry["sha256"], (
+        "archive does not match sha256"
+    )
+    staging, install_dir = (
+        krew_root / "downloads",
+        krew_root / "store" / plugin["metadata"]["name"] / plugin["spec"]["version"],
+    )
     extract_like_krew(archive, staging)
     install_dir.mkdir(parents=True)
     for op in entry.get("files") or [{"from": "*", "to": "."}]:
@@ -201,7 +247,9 @@ def extract_like_krew(archive: Path, target: Path) -> None:
         for member in tar.getmembers():
             path = PurePosixPath(member.name)
             assert not path.is_absolute() and ".." not in path.parts, f"suspicious path {member.name}"
-            assert member.isfile() or member.isdir(), f"krew cannot extract {member.name} (type {member.type})"
+            assert member.isfile() or member.isdir(), (
+                f"krew cannot extract {member.name} (type {member.type})"
+            )
         tar.extractall(target, filter="data")
 
 
@@ -222,6 +270,7 @@ def move_like_krew(staging: Path, install_dir: Path, op: dict) -> None:
 
 # --- tests --------------------------------------------------------------------------------------
 
+
 def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
@@ -238,6 +287,7 @@ def test_committed_manifest_follows_krew_rules():
 
 def mutation(path: str, value):
     """A copy of the manifest with the value at a dotted path (list indexes allowed) replaced."""
+
     def mutate(plugin: dict) -> dict:
         plugin = copy.deepcopy(plugin)
         *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
@@ -249,6 +299,7 @@ def mutation(path: str, value):
         else:
             node[last] = value(node[last]) if callable(value) else value
         return plugin
+
     return mutate
 
 
@@ -282,7 +333,9 @@ BROKEN = {
     "selector of nothing": mutation("spec.platforms.0.selector.matchExpressions.0.values", ["plan9"]),
     "windows selected": mutation("spec.platforms.0.selector", {"matchLabels": {"arch": "amd64"}}),
     "darwin missing": mutation("spec.platforms.0.selector", LINUX),
-    "overlapping platforms": mutation("spec.platforms", lambda entries: entries + [{**entries[0], "selector": LINUX}]),
+    "overlapping platforms": mutation(
+        "spec.platforms", lambda entries: entries + [{**entries[0], "selector": LINUX}]
+    ),
     "typo in a key": mutation("spec.platforms.0", lambda entry: {**entry, "sha": entry["sha256"]}),
 }
 
@@ -299,11 +352,13 @@ def test_release_writes_version_uri_and_sha256_of_the_archive(release, zipapp):
     (entry,) = plugin["spec"]["platforms"]
     assert archive.name == f"{NAME}_{__version__}.tar.gz"
     assert entry["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert entry["uri"] == (f"https://github.com/livecycle/kubectl-preevy/releases/download/"
-                            f"v{__version__}/{archive.name}")
+    assert entry["uri"] == (
+        f"https://github.com/livecycle/kubectl-preevy/releases/download/v{__version__}/{archive.name}"
+    )
     committed = (ROOT / "krew-manifest.yaml").read_text()
-    assert re.sub(r"sha256: \w+", "", manifest.read_text()) == re.sub(r"sha256: \w+", "", committed), \
+    assert re.sub(r"sha256: \w+", "", manifest.read_text()) == re.sub(r"sha256: \w+", "", committed), (
         "release must change only the sha256 (version and uri already name this version)"
+    )
 
 
 def test_archive_is_deterministic_and_holds_the_zipapp_and_license(release, zipapp, tmp_path):
@@ -316,7 +371,9 @@ def test_archive_is_deterministic_and_holds_the_zipapp_and_license(release, zipa
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
         assert [m.name for m in members] == ["LICENSE", NAME]
-        assert {(m.uid, m.gid, m.uname, m.gname, m.type) for m in members} == {(0, 0, "", "", tarfile.REGTYPE)}
+        assert {(m.uid, m.gid, m.uname, m.gname, m.type) for m in members} == {
+            (0, 0, "", "", tarfile.REGTYPE)
+        }
         assert len({m.mtime for m in members}) == 1
         assert [oct(m.mode) for m in members] == ["0o644", "0o755"]
         assert tar.extractfile(NAME).read() == zipapp.read_bytes()
@@ -335,8 +392,12 @@ def test_krew_style_install_runs_through_the_real_kubectl(release, tmp_path):
     kubectl = require_tool("kubectl")
     archive, manifest = release
     bin_dir = krew_install(load(manifest), archive, tmp_path / "krew")
-    env = {"HOME": str(tmp_path / "home"), "KUBECACHEDIR": str(tmp_path / "kubecache"), "LANG": "C.UTF-8",
-           "PATH": f"{bin_dir}:{Path(kubectl).parent}:{bare_path()}"}
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "KUBECACHEDIR": str(tmp_path / "kubecache"),
+        "LANG": "C.UTF-8",
+        "PATH": f"{bin_dir}:{Path(kubectl).parent}:{bare_path()}",
+    }
 
     def kubectl_run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([kubectl, *args], env=env, capture_output=True, text=True, timeout=60)

@@ -1,4 +1,5 @@
 """The compose model: which files, which paths travel to the pod, and the model rewritten for it."""
+
 import pathlib
 
 import pytest
@@ -10,8 +11,13 @@ PROJECT_DIR = pathlib.Path("/home/me/shop")
 
 
 def project(model: dict, working_dir: pathlib.Path = PROJECT_DIR) -> compose.ComposeProject:
-    return compose.ComposeProject(name="shop", files=[working_dir / "compose.yaml"], working_dir=working_dir,
-                                  model=model, x_preevy=model.get("x-preevy"))
+    return compose.ComposeProject(
+        name="shop",
+        files=[working_dir / "compose.yaml"],
+        working_dir=working_dir,
+        model=model,
+        x_preevy=model.get("x-preevy"),
+    )
 
 
 def bind(source: str, target: str = "/mnt") -> dict:
@@ -19,6 +25,7 @@ def bind(source: str, target: str = "/mnt") -> dict:
 
 
 # --- default files ---------------------------------------------------------------------------------
+
 
 def test_default_file_is_the_one_compose_file_without_its_override_as_in_preevy(tmp_path):
     (tmp_path / "compose.yaml").write_text("services: {}\n")
@@ -63,21 +70,34 @@ def test_compose_file_variable_wins(tmp_path):
 
 # --- remote paths ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("local, remote", [
-    ("/home/me/shop/site", "relative/site"),
-    ("/home/me/shop/conf/nginx.conf", "relative/conf/nginx.conf"),
-    ("/home/me/shop", "relative"),
-    ("/etc/ssl/certs", "absolute/etc/ssl/certs"),
-    ("/home/me/shopping", "absolute/home/me/shopping"),
-])
+
+@pytest.mark.parametrize(
+    "local, remote",
+    [
+        ("/home/me/shop/site", "relative/site"),
+        ("/home/me/shop/conf/nginx.conf", "relative/conf/nginx.conf"),
+        ("/home/me/shop", "relative"),
+        ("/etc/ssl/certs", "absolute/etc/ssl/certs"),
+        ("/home/me/shopping", "absolute/home/me/shopping"),
+    ],
+)
 def test_remote_path_is_relative_under_the_project_else_absolute(local, remote):
     assert compose.remote_relative_path(pathlib.Path(local), PROJECT_DIR) == remote
 
 
-@pytest.mark.parametrize("source, host", [
-    ("/var/run/docker.sock", True), ("/run/docker.sock", True), ("/var/log", True), ("/var/log/app", True),
-    ("/", True), ("/var/runner", False), ("/var/lib/app", False), ("/home/me/shop/site", False),
-])
+@pytest.mark.parametrize(
+    "source, host",
+    [
+        ("/var/run/docker.sock", True),
+        ("/run/docker.sock", True),
+        ("/var/log", True),
+        ("/var/log/app", True),
+        ("/", True),
+        ("/var/runner", False),
+        ("/var/lib/app", False),
+        ("/home/me/shop/site", False),
+    ],
+)
 def test_host_paths_are_recognised(source, host):
     assert compose.is_host_path(source) is host
 
@@ -87,9 +107,16 @@ def test_synced_paths_are_bind_sources_and_secret_files_without_nested_ones(tmp_
     (tmp_path / "secret.txt").write_text("s")
     model = {
         "services": {
-            "web": {"volumes": [bind(str(tmp_path / "site")), bind(str(tmp_path / "site" / "img")),
-                                bind("/var/run/docker.sock"), {"type": "volume", "source": "data", "target": "/d"},
-                                {"type": "tmpfs", "target": "/t"}, bind(str(tmp_path / "missing"))]},
+            "web": {
+                "volumes": [
+                    bind(str(tmp_path / "site")),
+                    bind(str(tmp_path / "site" / "img")),
+                    bind("/var/run/docker.sock"),
+                    {"type": "volume", "source": "data", "target": "/d"},
+                    {"type": "tmpfs", "target": "/t"},
+                    bind(str(tmp_path / "missing")),
+                ]
+            },
             "db": {"volumes": [bind(str(tmp_path / "site"))]},
         },
         "secrets": {"s": {"file": str(tmp_path / "secret.txt")}, "e": {"environment": "X"}},
@@ -105,29 +132,44 @@ def test_remote_model_points_binds_and_files_into_the_pod_and_leaves_the_rest():
     model = {
         "name": "shop",
         "services": {
-            "web": {"build": {"context": "/home/me/shop"}, "profiles": ["debug"],
-                    "volumes": [bind("/home/me/shop/site", "/www"), bind("/var/run/docker.sock", "/s"),
-                                {"type": "volume", "source": "data", "target": "/data"}]},
+            "web": {
+                "build": {"context": "/home/me/shop"},
+                "profiles": ["debug"],
+                "volumes": [
+                    bind("/home/me/shop/site", "/www"),
+                    bind("/var/run/docker.sock", "/s"),
+                    {"type": "volume", "source": "data", "target": "/data"},
+                ],
+            },
         },
         "configs": {"c": {"file": "/etc/app.conf"}, "inline": {"content": "x"}},
     }
     rewritten = compose.remote_model(project(model))
     web = rewritten["services"]["web"]
     assert [v.get("source") for v in web["volumes"]] == [
-        "/var/lib/preevy/projects/shop/relative/site", "/var/run/docker.sock", "data"]
-    assert web["build"] == {"context": "/home/me/shop"}        # streamed by the docker client
+        "/var/lib/preevy/projects/shop/relative/site",
+        "/var/run/docker.sock",
+        "data",
+    ]
+    assert web["build"] == {"context": "/home/me/shop"}  # streamed by the docker client
     assert "profiles" not in web
-    assert rewritten["configs"] == {"c": {"file": "/var/lib/preevy/projects/shop/absolute/etc/app.conf"},
-                                    "inline": {"content": "x"}}
-    assert model["services"]["web"]["volumes"][0]["source"] == "/home/me/shop/site"     # the original is untouched
+    assert rewritten["configs"] == {
+        "c": {"file": "/var/lib/preevy/projects/shop/absolute/etc/app.conf"},
+        "inline": {"content": "x"},
+    }
+    assert (
+        model["services"]["web"]["volumes"][0]["source"] == "/home/me/shop/site"
+    )  # the original is untouched
 
 
 # --- the model from docker compose itself ---------------------------------------------------------
 
+
 def test_load_project_reads_the_interpolated_model_with_x_preevy(tmp_path):
     (tmp_path / "compose.yaml").write_text(
         "services:\n  web:\n    image: ${IMAGE}\n    volumes: [./site:/www]\n"
-        "x-preevy:\n  drivers:\n    kube-pod:\n      namespace: previews\n")
+        "x-preevy:\n  drivers:\n    kube-pod:\n      namespace: previews\n"
+    )
     (tmp_path / ".env").write_text("IMAGE=nginx\n")
     loaded = compose.load_project(None, "myproj", tmp_path, {"PATH": "/usr/local/bin:/usr/bin:/bin"})
     assert loaded.name == "myproj"

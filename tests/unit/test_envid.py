@@ -1,4 +1,5 @@
 """Environment ids: --id, CI branch variables (Preevy's providers first), git (a real repository)."""
+
 import subprocess
 
 import pytest
@@ -34,7 +35,9 @@ def test_explicit_id_is_used_as_is(not_a_repo):
     assert envid.resolve_env_id("my-env_1", "shop", {}, not_a_repo) == ("my-env_1", "from --id")
 
 
-@pytest.mark.parametrize("value,suggestion", [("My-Env", "my-env"), ("feature/x", "feature-x"), ("1abc", "a1abc")])
+@pytest.mark.parametrize(
+    "value,suggestion", [("My-Env", "my-env"), ("feature/x", "feature-x"), ("1abc", "a1abc")]
+)
 def test_explicit_id_must_be_normalized(value, suggestion, not_a_repo):
     with pytest.raises(PreevyError) as caught:
         envid.resolve_env_id(value, "shop", {}, not_a_repo)
@@ -49,18 +52,45 @@ def test_empty_explicit_id_is_an_error(not_a_repo):
 
 
 CI_CASES = [
-    ({"GITHUB_ACTIONS": "true", "GITHUB_HEAD_REF": "feature/PR-1", "GITHUB_REF_NAME": "1/merge",
-      "GITHUB_REF_TYPE": "branch"}, "GITHUB_HEAD_REF", "feature/PR-1"),
-    ({"GITHUB_ACTIONS": "true", "GITHUB_HEAD_REF": "", "GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch"},
-     "GITHUB_REF_NAME", "main"),
-    ({"GITLAB_CI": "true", "CI_COMMIT_BRANCH": "dev", "CI_COMMIT_REF_NAME": "dev"}, "CI_COMMIT_BRANCH", "dev"),
-    ({"GITLAB_CI": "true", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "mr/x", "CI_COMMIT_REF_NAME": "y"},
-     "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "mr/x"),
+    (
+        {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_HEAD_REF": "feature/PR-1",
+            "GITHUB_REF_NAME": "1/merge",
+            "GITHUB_REF_TYPE": "branch",
+        },
+        "GITHUB_HEAD_REF",
+        "feature/PR-1",
+    ),
+    (
+        {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_HEAD_REF": "",
+            "GITHUB_REF_NAME": "main",
+            "GITHUB_REF_TYPE": "branch",
+        },
+        "GITHUB_REF_NAME",
+        "main",
+    ),
+    (
+        {"GITLAB_CI": "true", "CI_COMMIT_BRANCH": "dev", "CI_COMMIT_REF_NAME": "dev"},
+        "CI_COMMIT_BRANCH",
+        "dev",
+    ),
+    (
+        {"GITLAB_CI": "true", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "mr/x", "CI_COMMIT_REF_NAME": "y"},
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+        "mr/x",
+    ),
     ({"GITLAB_CI": "true", "CI_COMMIT_REF_NAME": "release"}, "CI_COMMIT_REF_NAME", "release"),
     ({"TRAVIS": "true", "TRAVIS_BRANCH": "tr"}, "TRAVIS_BRANCH", "tr"),
     ({"CIRCLECI": "true", "CIRCLE_BRANCH": "circle/b"}, "CIRCLE_BRANCH", "circle/b"),
     ({"BUILD_DEFINITIONNAME": "pipe", "BUILD_SOURCEBRANCHNAME": "az"}, "BUILD_SOURCEBRANCHNAME", "az"),
-    ({"JENKINS_URL": "http://j", "CHANGE_BRANCH": "pr-src", "BRANCH_NAME": "PR-7"}, "CHANGE_BRANCH", "pr-src"),
+    (
+        {"JENKINS_URL": "http://j", "CHANGE_BRANCH": "pr-src", "BRANCH_NAME": "PR-7"},
+        "CHANGE_BRANCH",
+        "pr-src",
+    ),
     ({"JENKINS_URL": "http://j", "BRANCH_NAME": "jb"}, "BRANCH_NAME", "jb"),
     ({"BITBUCKET_BUILD_NUMBER": "3", "BITBUCKET_BRANCH": "bb"}, "BITBUCKET_BRANCH", "bb"),
     ({"BUILDKITE": "true", "BUILDKITE_BRANCH": "bk"}, "BUILDKITE_BRANCH", "bk"),
@@ -74,20 +104,27 @@ def test_branch_from_ci_variables_beats_git(environ, variable, branch, repo):
     assert why == f'from project "Shop" and ${variable} "{branch}"'
 
 
-@pytest.mark.parametrize("environ", [
-    {"GITHUB_HEAD_REF": "x"},                                                    # not in GitHub Actions
-    {"GITHUB_ACTIONS": "true", "GITHUB_REF_NAME": "v1.0", "GITHUB_REF_TYPE": "tag"},
-    {"TRAVIS": "true", "TRAVIS_BRANCH": "v1", "TRAVIS_TAG": "v1"},
-    {"BRANCH_NAME": "x"},                                                        # not in Jenkins
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"GITHUB_HEAD_REF": "x"},  # not in GitHub Actions
+        {"GITHUB_ACTIONS": "true", "GITHUB_REF_NAME": "v1.0", "GITHUB_REF_TYPE": "tag"},
+        {"TRAVIS": "true", "TRAVIS_BRANCH": "v1", "TRAVIS_TAG": "v1"},
+        {"BRANCH_NAME": "x"},  # not in Jenkins
+    ],
+)
 def test_ci_variables_outside_their_ci_are_ignored(environ, repo):
     assert envid.resolve_env_id(None, "shop", environ, repo) == (
-        "shop-feature-x", 'from project "shop" and git branch "feature/X"')
+        "shop-feature-x",
+        'from project "shop" and git branch "feature/X"',
+    )
 
 
 def test_branch_from_git_without_commits(repo):
     assert envid.resolve_env_id(None, "shop", {}, repo) == (
-        "shop-feature-x", 'from project "shop" and git branch "feature/X"')
+        "shop-feature-x",
+        'from project "shop" and git branch "feature/X"',
+    )
 
 
 def test_branch_from_git_in_a_subdirectory(repo):

@@ -1,4 +1,5 @@
 """The environment lock's name and expiry rules (its behaviour against a cluster: tests/e2e/test_lock.py)."""
+
 import datetime
 
 import pytest
@@ -16,13 +17,16 @@ def test_lock_name_is_a_valid_object_name_per_profile_and_environment():
     assert long != lock.lock_name("default", "x" * 101)
 
 
-@pytest.mark.parametrize("expires_at, expired", [
-    ("2025-03-01T12:00:01Z", False),
-    ("2025-03-01T12:00:00Z", True),
-    ("2025-03-01T11:59:00Z", True),
-    (None, True),                       # no expiry: made by hand, or by something else
-    ("soon", True),
-])
+@pytest.mark.parametrize(
+    "expires_at, expired",
+    [
+        ("2025-03-01T12:00:01Z", False),
+        ("2025-03-01T12:00:00Z", True),
+        ("2025-03-01T11:59:00Z", True),
+        (None, True),  # no expiry: made by hand, or by something else
+        ("soon", True),
+    ],
+)
 def test_a_lock_may_be_broken_once_its_expiry_has_passed(expires_at, expired):
     assert lock.has_expired(expires_at, NOW) is expired
 

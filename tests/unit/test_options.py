@@ -1,4 +1,5 @@
 """Option precedence (flag > env > x-preevy > profile > default), validation, and the real argument parser."""
+
 import itertools
 import pathlib
 import types
@@ -51,9 +52,9 @@ def raw_value(option: str, source: str, workspace: pathlib.Path):
         path = str(workspace / f"kubeconfig-{source}")
         return path, None if source == "env" else path
     if option == "template":
-        if source == "x-preevy":      # relative to the compose file's directory
+        if source == "x-preevy":  # relative to the compose file's directory
             return f"template-{source}.yaml.njk", workspace / "project" / f"template-{source}.yaml.njk"
-        if source == "flag":          # relative to the current directory
+        if source == "flag":  # relative to the current directory
             return f"template-{source}.yaml.njk", workspace / f"template-{source}.yaml.njk"
         return str(workspace / f"template-{source}.yaml.njk"), workspace / f"template-{source}.yaml.njk"
     return f"{source.replace('x-preevy', 'xp')}-value", f"{source.replace('x-preevy', 'xp')}-value"
@@ -84,14 +85,20 @@ def expected_source(option, source, workspace):
     }.get(source)
 
 
-PAIRS = [(option, higher, lower) for option, sources in OPTION_SOURCES.items()
-         for higher, lower in itertools.combinations(sources, 2)]
+PAIRS = [
+    (option, higher, lower)
+    for option, sources in OPTION_SOURCES.items()
+    for higher, lower in itertools.combinations(sources, 2)
+]
 
 
 @pytest.mark.parametrize("option,higher,lower", PAIRS, ids=[f"{o}:{h}>{lo}" for o, h, lo in PAIRS])
 def test_precedence_of_every_pair_of_sources(option, higher, lower, workspace):
-    values = {(option, source): raw_value(option, source, workspace)[0] for source in (higher, lower)
-              if source != "default"}
+    values = {
+        (option, source): raw_value(option, source, workspace)[0]
+        for source in (higher, lower)
+        if source != "default"
+    }
     resolved = resolve(values, workspace)
     field = options.OPTION_FIELDS[option]
     assert getattr(resolved, field) == raw_value(option, higher, workspace)[1]
@@ -100,22 +107,35 @@ def test_precedence_of_every_pair_of_sources(option, higher, lower, workspace):
 
 def test_defaults(workspace):
     resolved = resolve({}, workspace)
-    assert (resolved.namespace, resolved.kubeconfig, resolved.context, resolved.template) == (None, None, None, None)
-    assert resolved.server_side_apply is True and resolved.storage_class is None and resolved.storage_size == 5.0
+    assert (resolved.namespace, resolved.kubeconfig, resolved.context, resolved.template) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (
+        resolved.server_side_apply is True and resolved.storage_class is None and resolved.storage_size == 5.0
+    )
     assert resolved.sources["storage-size"] == "default"
     assert set(resolved.sources) == set(options.OPTION_NAMES)
 
 
 def test_multi_path_kubeconfig_env_is_left_to_kubectl(workspace):
-    resolved = resolve({("kubeconfig", "env"): "/a/config:/b/config",
-                        ("kubeconfig", "profile"): str(workspace / "kubeconfig-profile")}, workspace)
+    resolved = resolve(
+        {
+            ("kubeconfig", "env"): "/a/config:/b/config",
+            ("kubeconfig", "profile"): str(workspace / "kubeconfig-profile"),
+        },
+        workspace,
+    )
     assert resolved.kubeconfig is None
     assert resolved.sources["kubeconfig"] == "env KUBECONFIG"
 
 
 def test_empty_env_variables_are_unset(workspace):
-    resolved = options.resolve_options(no_flags(), None, None, Profile("p", "p", {"context": "pc"}),
-                                       {"KUBECONFIG": "", "KUBE_CONTEXT": ""})
+    resolved = options.resolve_options(
+        no_flags(), None, None, Profile("p", "p", {"context": "pc"}), {"KUBECONFIG": "", "KUBE_CONTEXT": ""}
+    )
     assert resolved.context == "pc" and resolved.sources["kubeconfig"] == options.SOURCE_KUBECTL
 
 
@@ -146,38 +166,59 @@ INVALID = [
     ("template", "missing.yaml.njk", "does not exist"),
     ("kubeconfig", "missing-kubeconfig", "does not exist"),
 ]
-INVALID_CASES = [(option, raw, why, source) for option, raw, why in INVALID for source in ("x-preevy", "profile")
-                 if not (option == "context" and raw == "")] + [
-    ("namespace", "Bad_NS", "lowercase letters", "flag"), ("storage-size", "-1", "positive", "flag"),
-    ("template", "missing.yaml.njk", "does not exist", "flag"), ("kubeconfig", "nope", "does not exist", "flag"),
+INVALID_CASES = [
+    (option, raw, why, source)
+    for option, raw, why in INVALID
+    for source in ("x-preevy", "profile")
+    if not (option == "context" and raw == "")
+] + [
+    ("namespace", "Bad_NS", "lowercase letters", "flag"),
+    ("storage-size", "-1", "positive", "flag"),
+    ("template", "missing.yaml.njk", "does not exist", "flag"),
+    ("kubeconfig", "nope", "does not exist", "flag"),
     ("storage-class", "a_b", "lowercase letters", "flag"),
 ]
 
 
-@pytest.mark.parametrize("option,raw,why,source", INVALID_CASES,
-                         ids=[f"{o}={r[:10]}@{s}" for o, r, _, s in INVALID_CASES])
+@pytest.mark.parametrize(
+    "option,raw,why,source", INVALID_CASES, ids=[f"{o}={r[:10]}@{s}" for o, r, _, s in INVALID_CASES]
+)
 def test_invalid_value_names_option_value_and_source(option, raw, why, source, workspace):
     with pytest.raises(PreevyError) as caught:
         resolve({(option, source): raw}, workspace)
     message = caught.value.message
     assert caught.value.exit_code == ExitCode.USAGE
-    assert message.startswith(f'invalid {option} "{raw}" (from {expected_source(option, source, workspace)}): ')
+    assert message.startswith(
+        f'invalid {option} "{raw}" (from {expected_source(option, source, workspace)}): '
+    )
     assert why in message
     assert "\n" not in message
 
 
 def test_storage_size_error_message_is_exact():
     with pytest.raises(PreevyError) as caught:
-        options.resolve_options(no_flags(), {"drivers": {"kube-pod": {"storage-size": -1}}},
-                                pathlib.Path("/p/compose.yaml"), Profile("p", "p", {}), {})
-    assert caught.value.message == \
-        'invalid storage-size "-1" (from x-preevy in /p/compose.yaml): must be a positive number of GiB'
+        options.resolve_options(
+            no_flags(),
+            {"drivers": {"kube-pod": {"storage-size": -1}}},
+            pathlib.Path("/p/compose.yaml"),
+            Profile("p", "p", {}),
+            {},
+        )
+    assert (
+        caught.value.message
+        == 'invalid storage-size "-1" (from x-preevy in /p/compose.yaml): must be a positive number of GiB'
+    )
 
 
 def test_yaml_boolean_storage_size_is_invalid():
     with pytest.raises(PreevyError, match=r'invalid storage-size "true"'):
-        options.resolve_options(no_flags(), {"drivers": {"kube-pod": {"storage-size": True}}},
-                                pathlib.Path("/p/compose.yaml"), None, {})
+        options.resolve_options(
+            no_flags(),
+            {"drivers": {"kube-pod": {"storage-size": True}}},
+            pathlib.Path("/p/compose.yaml"),
+            None,
+            {},
+        )
 
 
 @pytest.mark.parametrize("raw,expected", [("12.5", 12.5), (12.5, 12.5), (" 3 ", 3.0), ("0.5", 0.5), (7, 7.0)])
@@ -185,19 +226,34 @@ def test_fractional_and_integer_storage_sizes(raw, expected):
     assert options.parse_option("storage-size", raw, "test") == expected
 
 
-@pytest.mark.parametrize("raw,expected", [("true", True), ("False", False), (False, False), ("yes", True), ("0", False)])
+@pytest.mark.parametrize(
+    "raw,expected", [("true", True), ("False", False), (False, False), ("yes", True), ("0", False)]
+)
 def test_server_side_apply_values(raw, expected):
     assert options.parse_option("server-side-apply", raw, "test") is expected
 
 
 def test_unknown_x_preevy_option_is_an_error():
-    with pytest.raises(PreevyError, match=r'unknown option "pod-template" \(from x-preevy in /p/compose.yaml\)'):
-        options.resolve_options(no_flags(), {"drivers": {"kube-pod": {"pod-template": "x"}}},
-                                pathlib.Path("/p/compose.yaml"), None, {})
+    with pytest.raises(
+        PreevyError, match=r'unknown option "pod-template" \(from x-preevy in /p/compose.yaml\)'
+    ):
+        options.resolve_options(
+            no_flags(),
+            {"drivers": {"kube-pod": {"pod-template": "x"}}},
+            pathlib.Path("/p/compose.yaml"),
+            None,
+            {},
+        )
 
 
-@pytest.mark.parametrize("x_preevy,key", [(["x"], "x-preevy"), ({"drivers": "kube-pod"}, "x-preevy.drivers"),
-                                          ({"drivers": {"kube-pod": ["a"]}}, "x-preevy.drivers.kube-pod")])
+@pytest.mark.parametrize(
+    "x_preevy,key",
+    [
+        (["x"], "x-preevy"),
+        ({"drivers": "kube-pod"}, "x-preevy.drivers"),
+        ({"drivers": {"kube-pod": ["a"]}}, "x-preevy.drivers.kube-pod"),
+    ],
+)
 def test_malformed_x_preevy_is_an_error(x_preevy, key):
     with pytest.raises(PreevyError, match=rf"^{key} \(from x-preevy in /p/compose.yaml\) must be a mapping"):
         options.resolve_options(no_flags(), x_preevy, pathlib.Path("/p/compose.yaml"), None, {})
@@ -205,30 +261,51 @@ def test_malformed_x_preevy_is_an_error(x_preevy, key):
 
 def test_x_preevy_of_other_drivers_is_ignored():
     resolved = options.resolve_options(
-        no_flags(), {"driver": "lightsail", "drivers": {"lightsail": {"region": "x"}}, "plugins": []},
-        pathlib.Path("/p/compose.yaml"), None, {})
+        no_flags(),
+        {"driver": "lightsail", "drivers": {"lightsail": {"region": "x"}}, "plugins": []},
+        pathlib.Path("/p/compose.yaml"),
+        None,
+        {},
+    )
     assert resolved.storage_size == 5.0
 
 
 # --- the real parser: every spelling of the flags lands in the option it means ----------------------
 
-@pytest.mark.parametrize("argv,option,expected", [
-    (["-n", "ns1"], "namespace", "ns1"),
-    (["--namespace", "ns2"], "namespace", "ns2"),
-    (["--kube-pod-namespace", "ns3"], "namespace", "ns3"),
-    (["--context", "c1"], "context", "c1"),
-    (["--kube-pod-context", "c2"], "context", "c2"),
-    (["--kube-pod-storage-size", "2.5"], "storage-size", 2.5),
-    (["--kube-pod-storage-class", "fast"], "storage-class", "fast"),
-    (["--no-kube-pod-server-side-apply"], "server-side-apply", False),
-    (["--kube-pod-server-side-apply"], "server-side-apply", True),
-])
+
+@pytest.mark.parametrize(
+    "argv,option,expected",
+    [
+        (["-n", "ns1"], "namespace", "ns1"),
+        (["--namespace", "ns2"], "namespace", "ns2"),
+        (["--kube-pod-namespace", "ns3"], "namespace", "ns3"),
+        (["--context", "c1"], "context", "c1"),
+        (["--kube-pod-context", "c2"], "context", "c2"),
+        (["--kube-pod-storage-size", "2.5"], "storage-size", 2.5),
+        (["--kube-pod-storage-class", "fast"], "storage-class", "fast"),
+        (["--no-kube-pod-server-side-apply"], "server-side-apply", False),
+        (["--kube-pod-server-side-apply"], "server-side-apply", True),
+    ],
+)
 def test_cli_flags_reach_options(argv, option, expected, workspace):
     args = cli.build_parser("kubectl preevy").parse_args(["up", *argv])
-    resolved = options.resolve_options(args, {"drivers": {"kube-pod": {"namespace": "xp", "context": "xc",
-                                                                       "storage-size": 9, "storage-class": "slow",
-                                                                       "server-side-apply": "false"}}},
-                                       None, Profile("p", "p", {}), {"KUBE_CONTEXT": "env-context"})
+    resolved = options.resolve_options(
+        args,
+        {
+            "drivers": {
+                "kube-pod": {
+                    "namespace": "xp",
+                    "context": "xc",
+                    "storage-size": 9,
+                    "storage-class": "slow",
+                    "server-side-apply": "false",
+                }
+            }
+        },
+        None,
+        Profile("p", "p", {}),
+        {"KUBE_CONTEXT": "env-context"},
+    )
     assert getattr(resolved, options.OPTION_FIELDS[option]) == expected
     assert resolved.sources[option].startswith("flag ")
 

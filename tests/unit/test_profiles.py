@@ -3,6 +3,7 @@
 The cluster store runs against the emulator in tests/e2e/test_options_e2e.py; here the cluster is a closed
 port, so every cluster lookup fails fast and must degrade as documented.
 """
+
 import json
 import re
 import types
@@ -35,11 +36,14 @@ def environ(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     import os
+
     return os.environ
 
 
 def args(**values):
-    return types.SimpleNamespace(**{"profile": None, "kubeconfig": None, "context": None, "namespace": None, **values})
+    return types.SimpleNamespace(
+        **{"profile": None, "kubeconfig": None, "context": None, "namespace": None, **values}
+    )
 
 
 def main(capsys, *argv):
@@ -50,16 +54,23 @@ def main(capsys, *argv):
 
 # --- local store ----------------------------------------------------------------------------------------
 
+
 def test_local_store_round_trip(environ, tmp_path):
     store = profiles.LocalStore(environ)
-    profile = profiles.Profile("ci", "ci-ab12c", {"namespace": "previews", "storage-size": 12.5,
-                                                  "server-side-apply": False})
+    profile = profiles.Profile(
+        "ci", "ci-ab12c", {"namespace": "previews", "storage-size": 12.5, "server-side-apply": False}
+    )
     store.save(profile)
     assert store.path("ci") == tmp_path / "config" / "kubectl-preevy" / "profiles" / "ci.yaml"
     document = yaml.safe_load(store.path("ci").read_text())
     assert document["apiVersion"] == "kubectl-preevy/v1" and document["kind"] == "Profile"
     loaded = store.load("ci")
-    assert (loaded.name, loaded.id, loaded.options, loaded.store) == ("ci", "ci-ab12c", profile.options, "local")
+    assert (loaded.name, loaded.id, loaded.options, loaded.store) == (
+        "ci",
+        "ci-ab12c",
+        profile.options,
+        "local",
+    )
     assert [p.name for p in store.list()] == ["ci"]
     store.set_current("ci")
     assert store.current() == "ci"
@@ -69,7 +80,9 @@ def test_local_store_round_trip(environ, tmp_path):
 
 def test_config_dir_defaults_to_home_dot_config():
     assert profiles.config_dir({"HOME": "/home/u"}) == profiles.pathlib.Path("/home/u/.config/kubectl-preevy")
-    assert profiles.config_dir({"HOME": "/home/u", "XDG_CONFIG_HOME": "/x"}) == profiles.pathlib.Path("/x/kubectl-preevy")
+    assert profiles.config_dir({"HOME": "/home/u", "XDG_CONFIG_HOME": "/x"}) == profiles.pathlib.Path(
+        "/x/kubectl-preevy"
+    )
 
 
 def test_broken_profile_file_is_a_clear_error(environ):
@@ -84,6 +97,7 @@ def test_broken_profile_file_is_a_clear_error(environ):
 
 
 # --- which profile ---------------------------------------------------------------------------------------
+
 
 def test_default_profile_is_created_on_first_use_and_said_once(environ, capsys):
     profile = profiles.load_profile(args(), environ)
@@ -106,6 +120,7 @@ def test_default_profile_works_when_it_cannot_be_saved(environ, tmp_path, monkey
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "file"))
     import os
+
     assert profiles.load_profile(args(), os.environ).id == "default"
     assert "without saving it" in capsys.readouterr().err
 
@@ -124,7 +139,10 @@ def test_profile_flag_beats_env_beats_current(environ):
 def test_unknown_profile_with_unreachable_cluster_says_both(environ):
     with pytest.raises(PreevyError) as caught:
         profiles.load_profile(args(profile="nope"), environ)
-    assert "profile 'nope' is not on this machine, and looking for it in the cluster failed" in caught.value.message
+    assert (
+        "profile 'nope' is not on this machine, and looking for it in the cluster failed"
+        in caught.value.message
+    )
     assert caught.value.exit_code == ExitCode.CLUSTER
 
 
@@ -137,7 +155,10 @@ def test_profile_options_feed_resolve_options(environ):
     profile = profiles.Profile("ci", "ci-1", {"namespace": "previews", "storage-size": "abc"})
     with pytest.raises(PreevyError) as caught:
         options.resolve_options(args(), None, None, profile, {})
-    assert caught.value.message == 'invalid storage-size "abc" (from profile \'ci\'): must be a positive number of GiB'
+    assert (
+        caught.value.message
+        == "invalid storage-size \"abc\" (from profile 'ci'): must be a positive number of GiB"
+    )
 
 
 def test_new_profile_ids():
@@ -147,17 +168,30 @@ def test_new_profile_ids():
 
 # --- cluster store, offline parts ---------------------------------------------------------------------
 
+
 def test_cluster_profile_configmap_round_trip():
     store = profiles.ClusterStore(None, None, "previews", {})
-    profile = profiles.Profile("ci", "ci-ab12c", {"storage-size": 12.5, "server-side-apply": False, "namespace": "previews"})
+    profile = profiles.Profile(
+        "ci", "ci-ab12c", {"storage-size": 12.5, "server-side-apply": False, "namespace": "previews"}
+    )
     configmap = json.loads(store.manifest(profile))
-    assert configmap["metadata"] == {"name": "preevy-profile-ci", "labels": {
-        "app.kubernetes.io/managed-by": "kubectl-preevy", "preevy.dev/profile": "ci"}}
-    assert configmap["data"] == {"profile-id": "ci-ab12c", "storage-size": "12.5", "server-side-apply": "false",
-                                 "namespace": "previews"}
+    assert configmap["metadata"] == {
+        "name": "preevy-profile-ci",
+        "labels": {"app.kubernetes.io/managed-by": "kubectl-preevy", "preevy.dev/profile": "ci"},
+    }
+    assert configmap["data"] == {
+        "profile-id": "ci-ab12c",
+        "storage-size": "12.5",
+        "server-side-apply": "false",
+        "namespace": "previews",
+    }
     configmap["metadata"]["namespace"] = "previews"
     loaded = store._parse(configmap, "ci")
-    assert (loaded.id, loaded.store, loaded.location) == ("ci-ab12c", "cluster", "previews/configmap/preevy-profile-ci")
+    assert (loaded.id, loaded.store, loaded.location) == (
+        "ci-ab12c",
+        "cluster",
+        "previews/configmap/preevy-profile-ci",
+    )
     resolved = options.resolve_options(args(), None, None, loaded, {})
     assert (resolved.storage_size, resolved.server_side_apply) == (12.5, False)
     assert store.kubectl.argv("get", "configmaps")[:3] == ["kubectl", "-n", "previews"]
@@ -165,11 +199,20 @@ def test_cluster_profile_configmap_round_trip():
 
 # --- the commands ----------------------------------------------------------------------------------------
 
+
 def test_init_default_and_named(environ, capsys):
     code, _, err = main(capsys, "init")
     assert code == 0 and "created profile 'default' (id default)" in err
-    code, _, err = main(capsys, "init", "ci", "-n", "previews", "--kube-pod-storage-size", "12.5",
-                        "--no-kube-pod-server-side-apply")
+    code, _, err = main(
+        capsys,
+        "init",
+        "ci",
+        "-n",
+        "previews",
+        "--kube-pod-storage-size",
+        "12.5",
+        "--no-kube-pod-server-side-apply",
+    )
     assert code == 0
     profile = profiles.LocalStore(environ).load("ci")
     assert re.fullmatch(r"ci-[a-z0-9]{5}", profile.id)
@@ -181,7 +224,7 @@ def test_init_with_a_given_profile_id(environ, capsys):
     from kubectl_preevy.commands import init
 
     parsed = cli.build_parser("kubectl preevy").parse_args(["init", "shared"])
-    parsed.profile_id = "shared-abcde"          # e.g. an existing Preevy profile's id
+    parsed.profile_id = "shared-abcde"  # e.g. an existing Preevy profile's id
     assert init.run(parsed) == 0
     assert profiles.LocalStore(environ).load("shared").id == "shared-abcde"
     parsed.name, parsed.profile_id = "other", "Not Valid"
@@ -195,7 +238,10 @@ def test_init_rejects_existing_profile_and_bad_options_without_writing(environ, 
     assert code == ExitCode.USAGE and err.startswith("error: profile 'ci' already exists")
     code, _, err = main(capsys, "init", "other", "--kube-pod-storage-size", "-1")
     assert code == ExitCode.USAGE
-    assert err.strip() == 'error: invalid storage-size "-1" (from flag --kube-pod-storage-size): must be a positive number of GiB'
+    assert (
+        err.strip()
+        == 'error: invalid storage-size "-1" (from flag --kube-pod-storage-size): must be a positive number of GiB'
+    )
     assert profiles.LocalStore(environ).load("other") is None
     code, _, err = main(capsys, "init", "Bad_Name")
     assert code == ExitCode.USAGE and "invalid profile name" in err
@@ -209,12 +255,18 @@ def test_profile_ls_and_show_json(environ, capsys):
     listing = json.loads(out)
     assert listing["apiVersion"] == "kubectl-preevy/v1" and listing["kind"] == "ProfileList"
     assert listing["current"] == "default"
-    assert [(i["name"], i["current"], i["store"]) for i in listing["items"]] == [("ci", False, "local"),
-                                                                                  ("default", True, "local")]
+    assert [(i["name"], i["current"], i["store"]) for i in listing["items"]] == [
+        ("ci", False, "local"),
+        ("default", True, "local"),
+    ]
     code, out, _ = main(capsys, "profile", "show", "ci", "-o", "json")
     shown = json.loads(out)
     assert (shown["apiVersion"], shown["kind"], shown["name"], shown["options"]) == (
-        "kubectl-preevy/v1", "Profile", "ci", {"namespace": "previews"})
+        "kubectl-preevy/v1",
+        "Profile",
+        "ci",
+        {"namespace": "previews"},
+    )
     code, out, _ = main(capsys, "profile", "ls")
     assert out.splitlines()[0].split() == ["CURRENT", "NAME", "ID", "STORE", "OPTIONS"]
     assert re.search(r"^\*\s+default\s+default\s+local", out, re.M)
@@ -237,24 +289,50 @@ def test_profile_use_and_rm(environ, capsys):
 def test_profile_config_set_and_unset(environ, capsys, tmp_path):
     main(capsys, "init", "ci")
     (tmp_path / "t.yaml.njk").write_text("")
-    code, _, err = main(capsys, "profile", "config", "set", "storage-size=7.5", "storage-class=fast",
-                        "template=t.yaml.njk", "server-side-apply=false", "namespace=previews")
+    code, _, err = main(
+        capsys,
+        "profile",
+        "config",
+        "set",
+        "storage-size=7.5",
+        "storage-class=fast",
+        "template=t.yaml.njk",
+        "server-side-apply=false",
+        "namespace=previews",
+    )
     assert code == 0, err
     profile = profiles.LocalStore(environ).load("ci")
-    assert profile.options == {"storage-size": 7.5, "storage-class": "fast", "template": str(tmp_path / "t.yaml.njk"),
-                               "server-side-apply": False, "namespace": "previews"}
+    assert profile.options == {
+        "storage-size": 7.5,
+        "storage-class": "fast",
+        "template": str(tmp_path / "t.yaml.njk"),
+        "server-side-apply": False,
+        "namespace": "previews",
+    }
     assert main(capsys, "profile", "config", "unset", "storage-class", "template")[0] == 0
-    assert set(profiles.LocalStore(environ).load("ci").options) == {"storage-size", "server-side-apply", "namespace"}
+    assert set(profiles.LocalStore(environ).load("ci").options) == {
+        "storage-size",
+        "server-side-apply",
+        "namespace",
+    }
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["set", "storage-size=abc"],
-     'error: invalid storage-size "abc" (from profile config set): must be a positive number of GiB'),
-    (["set", "namespace=OK", "storage-size=1"], 'error: invalid namespace "OK" (from profile config set)'),
-    (["set", "storage-size"], 'error: invalid setting "storage-size": use KEY=VALUE'),
-    (["set", "colour=blue"], 'error: invalid setting "colour=blue": use KEY=VALUE, KEY one of namespace'),
-    (["unset", "colour"], 'error: unknown option "colour" (from profile config unset)'),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["set", "storage-size=abc"],
+            'error: invalid storage-size "abc" (from profile config set): must be a positive number of GiB',
+        ),
+        (
+            ["set", "namespace=OK", "storage-size=1"],
+            'error: invalid namespace "OK" (from profile config set)',
+        ),
+        (["set", "storage-size"], 'error: invalid setting "storage-size": use KEY=VALUE'),
+        (["set", "colour=blue"], 'error: invalid setting "colour=blue": use KEY=VALUE, KEY one of namespace'),
+        (["unset", "colour"], 'error: unknown option "colour" (from profile config unset)'),
+    ],
+)
 def test_profile_config_errors_change_nothing(environ, capsys, argv, message):
     main(capsys, "init", "ci", "--kube-pod-storage-size", "3")
     before = profiles.LocalStore(environ).path("ci").read_text()
@@ -280,12 +358,12 @@ def test_cluster_profile_embeds_its_template(tmp_path):
     configmap = json.loads(laptop.manifest(profiles.Profile("ci", "ci-1", {"template": str(template_file)})))
     assert configmap["data"] == {"profile-id": "ci-1", "template.yaml.njk": "kind: X\n"}
     configmap["metadata"]["namespace"] = "previews"
-    template_file.unlink()                     # CI never had the laptop's file
+    template_file.unlink()  # CI never had the laptop's file
     ci = profiles.ClusterStore(None, None, "previews", {"XDG_CACHE_HOME": str(tmp_path / "ci-cache")})
     loaded = ci._parse(configmap, "ci")
     copy = profiles.pathlib.Path(loaded.options["template"])
     assert copy.is_relative_to(tmp_path / "ci-cache") and copy.read_text() == "kind: X\n"
-    assert json.loads(ci.manifest(loaded))["data"] == configmap["data"]      # round trip, e.g. config set
+    assert json.loads(ci.manifest(loaded))["data"] == configmap["data"]  # round trip, e.g. config set
     assert options.resolve_options(args(), None, None, loaded, {}).template == copy
     with pytest.raises(PreevyError, match="cannot read the template"):
         laptop.manifest(profiles.Profile("ci", "ci-1", {"template": str(template_file)}))

@@ -3,6 +3,7 @@
 Hashes marked "reference" were computed by Preevy's own code path under node: nunjucks.renderString,
 yaml.parseAllDocuments(...).toJS(), fast-safe-stringify's stableStringify, sha1, base64.
 """
+
 import datetime
 import json
 import pathlib
@@ -209,12 +210,22 @@ def write(tmp_path: pathlib.Path, text: str, name: str = "t.yaml.njk") -> pathli
 
 
 def opts(template_path=None, namespace="previews", storage_class=None, storage_size=5.0) -> Options:
-    return Options(namespace=namespace, kubeconfig=None, context=None, template=template_path, server_side_apply=True,
-                   storage_class=storage_class, storage_size=storage_size, sources={})
+    return Options(
+        namespace=namespace,
+        kubeconfig=None,
+        context=None,
+        template=template_path,
+        server_side_apply=True,
+        storage_class=storage_class,
+        storage_size=storage_size,
+        sources={},
+    )
 
 
 def render(template_path=None, instance="p-e-abcde", profile_id="p", **kwargs):
-    return template.render_template(opts(template_path, **kwargs), instance, template.template_labels(profile_id, instance))
+    return template.render_template(
+        opts(template_path, **kwargs), instance, template.template_labels(profile_id, instance)
+    )
 
 
 def by_kind(objects, kind):
@@ -223,13 +234,21 @@ def by_kind(objects, kind):
 
 # --- Preevy's own templates ------------------------------------------------------------------------------
 
+
 def test_preevy_default_template_renders_unchanged(tmp_path):
-    objects = render(write(tmp_path, PREEVY_DEFAULT_TEMPLATE), instance="myprofile13-myenv12-abcde",
-                     profile_id="myprofile13", namespace="ns1")
+    objects = render(
+        write(tmp_path, PREEVY_DEFAULT_TEMPLATE),
+        instance="myprofile13-myenv12-abcde",
+        profile_id="myprofile13",
+        namespace="ns1",
+    )
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
-        ("ServiceAccount", "myprofile13-myenv12-abcde-sa"), ("ConfigMap", "myprofile13-myenv12-abcde-dc"),
-        ("StatefulSet", "myprofile13-myenv12-abcde"), ("Role", "myprofile13-myenv12-abcde-role"),
-        ("RoleBinding", "myprofile13-myenv12-abcde-rolebind")]
+        ("ServiceAccount", "myprofile13-myenv12-abcde-sa"),
+        ("ConfigMap", "myprofile13-myenv12-abcde-dc"),
+        ("StatefulSet", "myprofile13-myenv12-abcde"),
+        ("Role", "myprofile13-myenv12-abcde-role"),
+        ("RoleBinding", "myprofile13-myenv12-abcde-rolebind"),
+    ]
     statefulset = objects[2]
     labels = {"preevy.dev/profile-id": "myprofile13", "preevy.dev/instance": "myprofile13-myenv12-abcde"}
     assert statefulset["spec"]["selector"]["matchLabels"] == labels
@@ -238,28 +257,43 @@ def test_preevy_default_template_renders_unchanged(tmp_path):
     assert "storageClassName" not in statefulset["spec"]["volumeClaimTemplates"][0]["spec"]
     assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "5Gi"
     assert json.loads(objects[1]["data"]["daemon.json"]) == {"tls": False}
-    assert naming.template_hash(objects) == "sha1:W8Xt6yTUkbL02njo6pMfZI5N/Qo="      # reference
+    assert naming.template_hash(objects) == "sha1:W8Xt6yTUkbL02njo6pMfZI5N/Qo="  # reference
 
 
 def test_preevy_default_template_with_storage_class_and_fractional_size(tmp_path):
-    objects = render(write(tmp_path, PREEVY_DEFAULT_TEMPLATE), namespace="previews", storage_class="fast",
-                     storage_size=12.5)
+    objects = render(
+        write(tmp_path, PREEVY_DEFAULT_TEMPLATE),
+        namespace="previews",
+        storage_class="fast",
+        storage_size=12.5,
+    )
     claim = objects[2]["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "fast" and claim["resources"]["requests"]["storage"] == "12.5Gi"
-    assert naming.template_hash(objects) == "sha1:sLRFJ4J10PSfQhTx3IrY4s/Qkkc="      # reference
+    assert naming.template_hash(objects) == "sha1:sLRFJ4J10PSfQhTx3IrY4s/Qkkc="  # reference
 
 
-@pytest.mark.parametrize("storage_class,expected_hash,expected_class", [
-    (None, "sha1:uY4TAGKWaAgMCVy4LEe3HJMe778=", "cluster-default"),              # reference
-    ("fast", "sha1:UQTvgLbJvj+/urar5t3AzADOVRU=", "fast"),                       # reference
-])
+@pytest.mark.parametrize(
+    "storage_class,expected_hash,expected_class",
+    [
+        (None, "sha1:uY4TAGKWaAgMCVy4LEe3HJMe778=", "cluster-default"),  # reference
+        ("fast", "sha1:UQTvgLbJvj+/urar5t3AzADOVRU=", "fast"),  # reference
+    ],
+)
 def test_preevy_style_custom_template(tmp_path, storage_class, expected_hash, expected_class):
     instance = "ci-abc12-shop-main-q1w2e"
-    objects = render(write(tmp_path, PREEVY_STYLE_CUSTOM_TEMPLATE), instance=instance, profile_id="ci-abc12",
-                     storage_class=storage_class, storage_size=2.5)
+    objects = render(
+        write(tmp_path, PREEVY_STYLE_CUSTOM_TEMPLATE),
+        instance=instance,
+        profile_id="ci-abc12",
+        storage_class=storage_class,
+        storage_size=2.5,
+    )
     configmap = objects[0]
-    assert configmap["metadata"]["labels"] == {"team": "previews", "preevy.dev/profile-id": "ci-abc12",
-                                               "preevy.dev/instance": instance}
+    assert configmap["metadata"]["labels"] == {
+        "team": "previews",
+        "preevy.dev/profile-id": "ci-abc12",
+        "preevy.dev/instance": instance,
+    }
     assert configmap["data"] == {"label-count": "2", "instance": instance, "storage-class": expected_class}
     assert [o["metadata"]["name"] for o in by_kind(objects, "StatefulSet")] == [instance, f"{instance}-db"]
     assert template.docker_host_statefulset(objects)["metadata"]["name"] == instance
@@ -267,13 +301,15 @@ def test_preevy_style_custom_template(tmp_path, storage_class, expected_hash, ex
 
 
 def test_labels_work_as_pairs_and_as_a_mapping(tmp_path):
-    text = ("{% set first = labels | first %}" + VALID_DOCKER_HOST + "data:\n"
-            "  pairs: \"{% for k, v in labels %}{{ k | safe }}={{ v | safe }};{% endfor %}\"\n"
-            "  items: \"{% for k, v in labels.items() %}{{ v | safe }};{% endfor %}\"\n"
-            "  keys: \"{{ labels.keys() | join(',') | safe }}\"\n"
-            "  has: \"{{ 'preevy.dev/instance' in labels }}\"\n"
-            "  sorted: \"{% for k, v in labels | dictsort %}{{ k | safe }};{% endfor %}\"\n"
-            "  json: '{{ labels | dump }}'\n")
+    text = (
+        "{% set first = labels | first %}" + VALID_DOCKER_HOST + "data:\n"
+        '  pairs: "{% for k, v in labels %}{{ k | safe }}={{ v | safe }};{% endfor %}"\n'
+        '  items: "{% for k, v in labels.items() %}{{ v | safe }};{% endfor %}"\n'
+        "  keys: \"{{ labels.keys() | join(',') | safe }}\"\n"
+        "  has: \"{{ 'preevy.dev/instance' in labels }}\"\n"
+        '  sorted: "{% for k, v in labels | dictsort %}{{ k | safe }};{% endfor %}"\n'
+        "  json: '{{ labels | dump }}'\n"
+    )
     data = render(write(tmp_path, text))[0]["data"]
     assert data["pairs"] == "preevy.dev/profile-id=p;preevy.dev/instance=p-e-abcde;"
     assert data["items"] == "p;p-e-abcde;"
@@ -297,13 +333,17 @@ spec:
 
 
 def test_storage_class_may_be_undefined_but_other_variables_are_strict(tmp_path):
-    text = VALID_DOCKER_HOST + ("  x: '{{ storageClass }}'\n  y: {{ 'set' if storageClass is defined else 'unset' }}\n"
-                                "  z: {{ storageClass | default('none') }}\n")
+    text = VALID_DOCKER_HOST + (
+        "  x: '{{ storageClass }}'\n  y: {{ 'set' if storageClass is defined else 'unset' }}\n"
+        "  z: {{ storageClass | default('none') }}\n"
+    )
     spec = render(write(tmp_path, text))[0]["spec"]
     assert (spec["x"], spec["y"], spec["z"]) == ("", "unset", "none")
     with pytest.raises(PreevyError) as caught:
         render(write(tmp_path, VALID_DOCKER_HOST + "  x: {{ storageclass }}\n"))
-    assert caught.value.message.startswith(f"template {tmp_path / 't.yaml.njk'}: line 11: 'storageclass' is undefined")
+    assert caught.value.message.startswith(
+        f"template {tmp_path / 't.yaml.njk'}: line 11: 'storageclass' is undefined"
+    )
     assert "the template can use id, namespace, labels, storageSize and storageClass" in caught.value.message
 
 
@@ -315,13 +355,27 @@ def test_storage_size_renders_like_a_javascript_number(tmp_path):
 
 # --- the bundled templates --------------------------------------------------------------------------------
 
+
 def test_bundled_default_template_has_preevys_objects_plus_probe_and_requests():
     objects = render(None, storage_class="fast")
-    preevy = template.validate_objects("preevy", template.parse_documents("preevy", template.render_text(
-        "preevy", PREEVY_DEFAULT_TEMPLATE, {"id": "p-e-abcde", "namespace": "previews", "storageSize": 5,
-                                            "storageClass": "fast",
-                                            "labels": template.TemplateLabels(template.template_labels("p", "p-e-abcde"))})),
-        "previews")
+    preevy = template.validate_objects(
+        "preevy",
+        template.parse_documents(
+            "preevy",
+            template.render_text(
+                "preevy",
+                PREEVY_DEFAULT_TEMPLATE,
+                {
+                    "id": "p-e-abcde",
+                    "namespace": "previews",
+                    "storageSize": 5,
+                    "storageClass": "fast",
+                    "labels": template.TemplateLabels(template.template_labels("p", "p-e-abcde")),
+                },
+            ),
+        ),
+        "previews",
+    )
     container = template.docker_host_statefulset(objects)["spec"]["template"]["spec"]["containers"][0]
     probe = container.pop("readinessProbe")
     assert probe["httpGet"] == {"path": "/_ping", "port": 2375} and probe["periodSeconds"] == 1
@@ -346,15 +400,45 @@ def test_template_text_reads_every_variant():
 
 # --- YAML injection -------------------------------------------------------------------------------------
 
-INJECTIONS = ["a: b", "x\nevil: true", "x\n  privileged: true", "'quoted'", '"dq"', "{a: 1}", "[1]", "#c", "- x",
-              "true", "null", "123", "1.5", "0x10", "2024-01-01", "y", "~", "a #b", "*alias", "&anchor", "!tag", "%",
-              "@x", "`x`", "x: |", "\u2028", "tab\there", ""]
+INJECTIONS = [
+    "a: b",
+    "x\nevil: true",
+    "x\n  privileged: true",
+    "'quoted'",
+    '"dq"',
+    "{a: 1}",
+    "[1]",
+    "#c",
+    "- x",
+    "true",
+    "null",
+    "123",
+    "1.5",
+    "0x10",
+    "2024-01-01",
+    "y",
+    "~",
+    "a #b",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "%",
+    "@x",
+    "`x`",
+    "x: |",
+    "\u2028",
+    "tab\there",
+    "",
+]
 
 
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_values_are_written_as_yaml_scalars_of_themselves(value):
     out = template.yaml_value(value)
-    assert yaml.safe_load(f"key: {out}\nother: 1\n") == {"key": value if value else None, "other": 1} or value == ""
+    assert (
+        yaml.safe_load(f"key: {out}\nother: 1\n") == {"key": value if value else None, "other": 1}
+        or value == ""
+    )
     assert yaml.safe_load(f"[{out}, 2]") == [value, 2] if value else True
     assert "\n" not in out
 
@@ -372,17 +456,21 @@ def test_injection_through_labels_instance_and_namespace_is_inert(tmp_path):
     statefulset = template.docker_host_statefulset(objects)
     assert statefulset["spec"]["selector"]["matchLabels"] == labels
     assert "hostNetwork" not in statefulset["spec"]["template"]["spec"]
-    evil_namespace = "previews\n  namespace: kube-system"      # (options reject it; rendering alone is inert too)
+    evil_namespace = "previews\n  namespace: kube-system"  # (options reject it; rendering alone is inert too)
     objects = template.render_template(opts(path, namespace=evil_namespace), "inst", labels)
     assert {obj["metadata"]["namespace"] for obj in objects} == {evil_namespace}
 
 
 def test_injection_through_a_quoted_storage_class_fails_closed(tmp_path):
-    path = write(tmp_path, PREEVY_DEFAULT_TEMPLATE)     # storageClassName: "{{ storageClass }}"
+    path = write(tmp_path, PREEVY_DEFAULT_TEMPLATE)  # storageClassName: "{{ storageClass }}"
     with pytest.raises(PreevyError, match=r"document 3: invalid YAML"):
         render(path, storage_class='x"\n      privileged: "true')
-    assert template.docker_host_statefulset(render(path, storage_class="fast.ssd"))["spec"][
-        "volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast.ssd"
+    assert (
+        template.docker_host_statefulset(render(path, storage_class="fast.ssd"))["spec"][
+            "volumeClaimTemplates"
+        ][0]["spec"]["storageClassName"]
+        == "fast.ssd"
+    )
 
 
 def test_safe_and_dump_write_text_as_is(tmp_path):
@@ -396,28 +484,47 @@ def test_safe_and_dump_write_text_as_is(tmp_path):
 SA = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ id }}-sa\n"
 
 
-@pytest.mark.parametrize("documents,problem", [
-    ([SA, "kind: ConfigMap\nmetadata: {name: x}\n"], "document 2: ConfigMap has no apiVersion"),
-    ([SA, "apiVersion: v1\nmetadata: {name: x}\n"], "document 2: object has no kind"),
-    ([SA, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  labels: {app.kubernetes.io/component: docker-host}\n"],
-     "document 3: StatefulSet has no metadata.name"),
-    ([SA, "apiVersion: v1\nkind: ConfigMap\n"], "document 2: ConfigMap has no metadata.name"),
-    (["- just\n- a list\n"], "document 1: not a Kubernetes object"),
-    ([SA, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: other}\n"],
-     'document 2: ConfigMap x is in namespace "other", not the environment\'s namespace "previews"'),
-    (["apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n"],
-     "document 1: ClusterRole x is cluster-scoped"),
-    ([SA, SA], "document 2: ServiceAccount p-e-abcde-sa is also defined in document 1"),
-    ([SA], ": no StatefulSet labelled app.kubernetes.io/component: docker-host"),
-    ([SA, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: plain}\nspec: {}\n"],
-     ": no StatefulSet labelled app.kubernetes.io/component: docker-host"),
-    ([VALID_DOCKER_HOST, VALID_DOCKER_HOST.replace("{{ id }}", "{{ id }}-2")],
-     "document 2: StatefulSet p-e-abcde-2 is labelled app.kubernetes.io/component: docker-host like the one in document 1"),
-    ([VALID_DOCKER_HOST.replace("[{name: docker, image: docker:dind}]", "[]")],
-     "document 1: StatefulSet p-e-abcde has no containers"),
-    ([SA, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n"], "document 2: invalid YAML"),
-    ([SA, "a: b\n  c: d\n"], "document 2: invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "documents,problem",
+    [
+        ([SA, "kind: ConfigMap\nmetadata: {name: x}\n"], "document 2: ConfigMap has no apiVersion"),
+        ([SA, "apiVersion: v1\nmetadata: {name: x}\n"], "document 2: object has no kind"),
+        (
+            [
+                SA,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  labels: {app.kubernetes.io/component: docker-host}\n",
+            ],
+            "document 3: StatefulSet has no metadata.name",
+        ),
+        ([SA, "apiVersion: v1\nkind: ConfigMap\n"], "document 2: ConfigMap has no metadata.name"),
+        (["- just\n- a list\n"], "document 1: not a Kubernetes object"),
+        (
+            [SA, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: other}\n"],
+            'document 2: ConfigMap x is in namespace "other", not the environment\'s namespace "previews"',
+        ),
+        (
+            ["apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n"],
+            "document 1: ClusterRole x is cluster-scoped",
+        ),
+        ([SA, SA], "document 2: ServiceAccount p-e-abcde-sa is also defined in document 1"),
+        ([SA], ": no StatefulSet labelled app.kubernetes.io/component: docker-host"),
+        (
+            [SA, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: plain}\nspec: {}\n"],
+            ": no StatefulSet labelled app.kubernetes.io/component: docker-host",
+        ),
+        (
+            [VALID_DOCKER_HOST, VALID_DOCKER_HOST.replace("{{ id }}", "{{ id }}-2")],
+            "document 2: StatefulSet p-e-abcde-2 is labelled app.kubernetes.io/component: docker-host like the one in document 1",
+        ),
+        (
+            [VALID_DOCKER_HOST.replace("[{name: docker, image: docker:dind}]", "[]")],
+            "document 1: StatefulSet p-e-abcde has no containers",
+        ),
+        ([SA, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n"], "document 2: invalid YAML"),
+        ([SA, "a: b\n  c: d\n"], "document 2: invalid YAML"),
+    ],
+)
 def test_invalid_template_names_file_and_document(tmp_path, documents, problem):
     path = write(tmp_path, "---\n".join(documents))
     with pytest.raises(PreevyError) as caught:
@@ -429,12 +536,15 @@ def test_invalid_template_names_file_and_document(tmp_path, documents, problem):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("{% for k, v in labels %}\n{{ k }\n", "line 2: unexpected '}'"),
-    ("{% if x %}\n", "line 1: Unexpected end of template"),
-    ("{{ labels.nope.deeper }}", "line 1: "),
-    ("{{ 1 / 0 }}", "division by zero"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("{% for k, v in labels %}\n{{ k }\n", "line 2: unexpected '}'"),
+        ("{% if x %}\n", "line 1: Unexpected end of template"),
+        ("{{ labels.nope.deeper }}", "line 1: "),
+        ("{{ 1 / 0 }}", "division by zero"),
+    ],
+)
 def test_template_syntax_and_render_errors_name_file_and_line(tmp_path, text, problem):
     path = write(tmp_path, text)
     with pytest.raises(PreevyError) as caught:
@@ -472,23 +582,29 @@ def test_dates_stay_strings(tmp_path):
 
 # --- environment metadata --------------------------------------------------------------------------------
 
+
 def test_add_environment_metadata_like_preevy():
     objects = render(None)
     created = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
     env_id = "shop-" + "x" * 80
-    result = template.add_environment_metadata(objects, profile_id="p", env_id=env_id, instance="p-e-abcde",
-                                               created_at=created)
+    result = template.add_environment_metadata(
+        objects, profile_id="p", env_id=env_id, instance="p-e-abcde", created_at=created
+    )
     assert result is not objects and "preevy.dev/env-id" not in objects[0]["metadata"].get("labels", {})
     expected_hash = naming.template_hash(objects)
     for index, obj in enumerate(result):
         labels, annotations = obj["metadata"]["labels"], obj["metadata"]["annotations"]
         assert labels["preevy.dev/profile-id"] == "p" and labels["app.kubernetes.io/part-of"] == "p"
-        assert labels["preevy.dev/env-id"] == labels["app.kubernetes.io/name"] == naming.sanitize_label_value(env_id)
+        assert (
+            labels["preevy.dev/env-id"]
+            == labels["app.kubernetes.io/name"]
+            == naming.sanitize_label_value(env_id)
+        )
         assert len(labels["preevy.dev/env-id"]) == 63
         assert labels["preevy.dev/instance"] == labels["app.kubernetes.io/instance"] == "p-e-abcde"
         assert labels["app.kubernetes.io/managed-by"] == "kubectl-preevy"
         assert labels["internal.config.kubernetes.io/index"] == str(index)
-        assert annotations["preevy.dev/env-id"] == env_id          # annotations are not sanitized
+        assert annotations["preevy.dev/env-id"] == env_id  # annotations are not sanitized
         assert annotations["preevy.dev/created-at"] == "2024-05-06T07:08:09.123Z"
         assert annotations["preevy.dev/template-hash"] == expected_hash
         assert annotations["preevy.dev/kubernetes-kind"] == obj["kind"]
@@ -496,19 +612,25 @@ def test_add_environment_metadata_like_preevy():
     statefulset = template.docker_host_statefulset(result)
     assert statefulset["metadata"]["labels"]["app.kubernetes.io/component"] == "docker-host"
     assert json.loads(statefulset["metadata"]["annotations"]["preevy.dev/all-types"]) == [
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}, {"apiVersion": "v1", "kind": "ServiceAccount"},
-        {"apiVersion": "v1", "kind": "ConfigMap"}, {"apiVersion": "apps/v1", "kind": "StatefulSet"},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim"},
+        {"apiVersion": "v1", "kind": "ServiceAccount"},
+        {"apiVersion": "v1", "kind": "ConfigMap"},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet"},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}]
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"},
+    ]
 
 
 def test_template_hash_changes_with_the_template_and_options_but_not_with_metadata():
     base = render(None)
     assert naming.template_hash(base) == naming.template_hash(render(None))
     assert naming.template_hash(base) != naming.template_hash(render(None, storage_size=6.0))
-    with_metadata = template.add_environment_metadata(base, profile_id="p", env_id="e", instance="p-e-abcde",
-                                                      created_at="2024-01-01T00:00:00.000Z")
-    assert with_metadata[0]["metadata"]["annotations"]["preevy.dev/template-hash"] == naming.template_hash(base)
+    with_metadata = template.add_environment_metadata(
+        base, profile_id="p", env_id="e", instance="p-e-abcde", created_at="2024-01-01T00:00:00.000Z"
+    )
+    assert with_metadata[0]["metadata"]["annotations"]["preevy.dev/template-hash"] == naming.template_hash(
+        base
+    )
 
 
 def test_manifest_yaml_quotes_what_kubectl_would_read_as_booleans():

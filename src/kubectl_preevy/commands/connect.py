@@ -4,6 +4,7 @@ The published ports come from the running environment itself (the Docker server'
 read through a forward), so `connect --id ID` works without the project's compose files.
 A forward that drops is started again, with back-off.
 """
+
 import time
 
 from kubectl_preevy import console, docker, environment, messages, portforward, urls
@@ -14,7 +15,7 @@ from kubectl_preevy.portforward import PortForward
 
 POLL_SECONDS = 0.5
 BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30)
-STABLE_SECONDS = 30     # a forward up this long resets the back-off
+STABLE_SECONDS = 30  # a forward up this long resets the back-off
 
 
 def run(args) -> int:
@@ -42,24 +43,34 @@ def run(args) -> int:
 def _environment(current: Run, env_id: str) -> environment.Environment:
     found = environment.find(current.kubectl, current.profile.id, env_id)
     if not found:
-        raise PreevyError(messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
-                          ExitCode.FAILURE)
+        raise PreevyError(
+            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
     return found[0]
 
 
 def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
     with docker.forward(current.kubectl, pod) as docker_forward:
-        published = docker.published_ports(docker_forward.local_ports[docker.DOCKER_PORT],
-                                           current.project.name if current.project else None)
+        published = docker.published_ports(
+            docker_forward.local_ports[docker.DOCKER_PORT], current.project.name if current.project else None
+        )
     if not published:
         raise PreevyError(messages.NOTHING_TO_CONNECT, ExitCode.FAILURE)
     return published
 
 
-def _report(args, env_id: str, current: Run, env: environment.Environment, service_urls: list[urls.ServiceUrl]):
+def _report(
+    args, env_id: str, current: Run, env: environment.Environment, service_urls: list[urls.ServiceUrl]
+):
     if args.output == "json":
-        console.result(console.to_json(urls.environment_document(env_id, current.kubectl.namespace, env.name,
-                                                              service_urls, instance=env.instance)))
+        console.result(
+            console.to_json(
+                urls.environment_document(
+                    env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
+                )
+            )
+        )
     else:
         console.result(urls.urls_table(service_urls))
     console.info(messages.CONNECTED)
@@ -76,11 +87,13 @@ def _keep_alive(forward: PortForward, current: Run, env: environment.Environment
         if time.monotonic() - started_at > STABLE_SECONDS:
             failures = 0
         delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
-        console.warn(messages.FORWARD_LOST.format(error=forward.last_error or "kubectl exited", seconds=delay))
+        console.warn(
+            messages.FORWARD_LOST.format(error=forward.last_error or "kubectl exited", seconds=delay)
+        )
         time.sleep(delay)
         failures += 1
         try:
-            forward.pod = environment.ready_pod(current.kubectl, env)     # the pod may have been replaced
+            forward.pod = environment.ready_pod(current.kubectl, env)  # the pod may have been replaced
             forward.start()
         except PreevyError as err:
             console.warn(err.message)

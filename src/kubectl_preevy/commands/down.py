@@ -1,4 +1,5 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
+
 from kubectl_preevy import console, environment, lock, messages
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -15,15 +16,25 @@ def run(args) -> int:
         if not targets:
             if args.force:
                 return 0
-            raise PreevyError(messages.UNKNOWN_ENVIRONMENT_DOWN.format(env_id=env_id, namespace=kubectl.namespace),
-                              ExitCode.FAILURE)
+            raise PreevyError(
+                messages.UNKNOWN_ENVIRONMENT_DOWN.format(env_id=env_id, namespace=kubectl.namespace),
+                ExitCode.FAILURE,
+            )
         for instance, types in targets.items():
             console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
             environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
     if args.output == "json":
-        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "DeletedEnvironment",
-                                        "envId": env_id, "namespace": kubectl.namespace,
-                                        "instances": sorted(targets)}))
+        console.result(
+            console.to_json(
+                {
+                    "apiVersion": console.API_VERSION,
+                    "kind": "DeletedEnvironment",
+                    "envId": env_id,
+                    "namespace": kubectl.namespace,
+                    "instances": sorted(targets),
+                }
+            )
+        )
     else:
         console.result(env_id)
     return 0
@@ -32,8 +43,12 @@ def run(args) -> int:
 def _targets(kubectl: Kubectl, profile_id: str, env_id: str) -> dict[str, list[str]]:
     """instance -> the types of its objects. Objects already marked deleted are included (an interrupted
     `down` to finish), and so are those left when the docker-host StatefulSet is already gone."""
-    targets = {env.instance: env.types for env in environment.find(kubectl, profile_id, env_id, include_deleted=True)}
+    targets = {
+        env.instance: env.types for env in environment.find(kubectl, profile_id, env_id, include_deleted=True)
+    }
     if targets:
         return targets
-    return {instance: list(environment.LEFTOVER_TYPES)
-            for instance in environment.leftover_instances(kubectl, profile_id, env_id)}
+    return {
+        instance: list(environment.LEFTOVER_TYPES)
+        for instance in environment.leftover_instances(kubectl, profile_id, env_id)
+    }

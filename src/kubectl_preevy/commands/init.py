@@ -1,4 +1,5 @@
 """`kubectl preevy init [NAME] [--store local|cluster] [option flags]`: create a profile and make it current."""
+
 import argparse
 import os
 import pathlib
@@ -55,5 +56,7 @@ def _create_in_cluster(profile: profiles.Profile, args: argparse.Namespace, envi
     cluster = profiles.ClusterStore.from_args(args, environ)
     existing = cluster.load(profile.name)
     if existing:
-        raise PreevyError(messages.PROFILE_EXISTS.format(name=profile.name, where=existing.location), ExitCode.USAGE)
+        raise PreevyError(
+            messages.PROFILE_EXISTS.format(name=profile.name, where=existing.location), ExitCode.USAGE
+        )
     cluster.create(profile)

@@ -1,4 +1,5 @@
 """`kubectl preevy profile ls|show|use|rm|config set|config unset`: manage profiles (local and in-cluster)."""
+
 import argparse
 import os
 import pathlib
@@ -16,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
 
 # --- ls / show -------------------------------------------------------------------------------------
 
+
 def _ls(args, environ) -> int:
     from kubectl_preevy import console
 
@@ -24,17 +26,32 @@ def _ls(args, environ) -> int:
     listed = {profile.name: profile for profile in local.list()}
     try:
         for profile in profiles.ClusterStore.from_args(args, environ).list():
-            listed.setdefault(profile.name, profile)        # a local profile shadows a cluster one
+            listed.setdefault(profile.name, profile)  # a local profile shadows a cluster one
     except PreevyError as err:
         console.warn(messages.PROFILE_CLUSTER_LIST_FAILED.format(detail=getattr(err, "detail", err.message)))
     items = [listed[name].to_dict(current=name == current) for name in sorted(listed)]
     if args.output == "json":
-        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current,
-                                        "items": items}))
+        console.result(
+            console.to_json(
+                {"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current, "items": items}
+            )
+        )
     else:
-        console.result(console.table([["*" if item["current"] else "", item["name"], item["id"], item["store"],
-                                       _options_text(item["options"])] for item in items],
-                                     ["current", "name", "id", "store", "options"]))
+        console.result(
+            console.table(
+                [
+                    [
+                        "*" if item["current"] else "",
+                        item["name"],
+                        item["id"],
+                        item["store"],
+                        _options_text(item["options"]),
+                    ]
+                    for item in items
+                ],
+                ["current", "name", "id", "store", "options"],
+            )
+        )
     return 0
 
 
@@ -46,8 +63,13 @@ def _show(args, environ) -> int:
     if args.output == "json":
         console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "Profile", **document}))
         return 0
-    lines = [f"name: {profile.name}", f"id: {profile.id}", f"store: {profile.store} ({profile.location})",
-             f"current: {'yes' if document['current'] else 'no'}", "options:"]
+    lines = [
+        f"name: {profile.name}",
+        f"id: {profile.id}",
+        f"store: {profile.store} ({profile.location})",
+        f"current: {'yes' if document['current'] else 'no'}",
+        "options:",
+    ]
     lines += [f"  {key}: {profiles.option_to_text(value)}" for key, value in sorted(profile.options.items())]
     if not profile.options:
         lines.append("  (none: built-in defaults)")
@@ -61,12 +83,17 @@ def _options_text(values: dict) -> str:
 
 # --- use / rm --------------------------------------------------------------------------------------
 
+
 def _named_profile(name: str, args, environ) -> profiles.Profile:
     profiles.validate_name(name)
     profile = profiles.find_profile(name, args, environ)
     if profile is None:
-        raise PreevyError(messages.PROFILE_NOT_FOUND.format(
-            name=name, namespace=profiles.ClusterStore.from_args(args, environ).where), ExitCode.USAGE)
+        raise PreevyError(
+            messages.PROFILE_NOT_FOUND.format(
+                name=name, namespace=profiles.ClusterStore.from_args(args, environ).where
+            ),
+            ExitCode.USAGE,
+        )
     return profile
 
 
@@ -90,7 +117,9 @@ def _rm(args, environ) -> int:
     else:
         cluster = profiles.ClusterStore.from_args(args, environ)
         if not cluster.remove(name):
-            raise PreevyError(messages.PROFILE_NOT_FOUND.format(name=name, namespace=cluster.where), ExitCode.USAGE)
+            raise PreevyError(
+                messages.PROFILE_NOT_FOUND.format(name=name, namespace=cluster.where), ExitCode.USAGE
+            )
         if local.current() == name:
             local.set_current(None)
         where = f"from the cluster ({cluster.where})"
@@ -99,6 +128,7 @@ def _rm(args, environ) -> int:
 
 
 # --- config set / unset ----------------------------------------------------------------------------
+
 
 def _config(args, environ) -> int:
     from kubectl_preevy import console
@@ -111,8 +141,12 @@ def _config(args, environ) -> int:
     else:
         for key in args.keys:
             if key not in options.OPTION_NAMES:
-                raise PreevyError(messages.UNKNOWN_OPTION.format(
-                    key=key, source="profile config unset", known=", ".join(options.OPTION_NAMES)), ExitCode.USAGE)
+                raise PreevyError(
+                    messages.UNKNOWN_OPTION.format(
+                        key=key, source="profile config unset", known=", ".join(options.OPTION_NAMES)
+                    ),
+                    ExitCode.USAGE,
+                )
         for key in args.keys:
             profile.options.pop(key, None)
     _save(profile, args, environ)
@@ -126,8 +160,12 @@ def parse_settings(settings: list[str]) -> dict[str, object]:
     for setting in settings:
         key, separator, raw = setting.partition("=")
         if not separator or key not in options.OPTION_NAMES:
-            raise PreevyError(messages.PROFILE_SETTING_INVALID.format(
-                setting=setting, known=", ".join(options.OPTION_NAMES)), ExitCode.USAGE)
+            raise PreevyError(
+                messages.PROFILE_SETTING_INVALID.format(
+                    setting=setting, known=", ".join(options.OPTION_NAMES)
+                ),
+                ExitCode.USAGE,
+            )
         value = options.parse_option(key, raw, SOURCE_CONFIG_SET, pathlib.Path.cwd())
         values[key] = str(value) if isinstance(value, pathlib.Path) else value
     return values

@@ -1,4 +1,5 @@
 """What the commands share: the project, profile, options, kubectl and environment id of one run."""
+
 import contextlib
 import dataclasses
 import os
@@ -7,7 +8,8 @@ import re
 import shlex
 import signal
 
-from kubectl_preevy import compose, console, envid, messages, options as options_module, profiles
+from kubectl_preevy import compose, console, envid, messages, profiles
+from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -17,15 +19,21 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 
 @dataclasses.dataclass
 class Run:
-    project: ComposeProject | None      # None: `--id` given and no compose file here
+    project: ComposeProject | None  # None: `--id` given and no compose file here
     profile: profiles.Profile
     options: options_module.Options
     kubectl: Kubectl
 
     def command_hint(self, command: str, env_id: str) -> str:
         """The command line that reaches this environment again, e.g. for cleaning up."""
-        argv = ["kubectl", "preevy", command, "--id", env_id,
-                *options_module.cluster_flags(self.options, namespace=self.kubectl.namespace)]
+        argv = [
+            "kubectl",
+            "preevy",
+            command,
+            "--id",
+            env_id,
+            *options_module.cluster_flags(self.options, namespace=self.kubectl.namespace),
+        ]
         if self.profile.name != profiles.DEFAULT_PROFILE:
             argv += ["--profile", self.profile.name]
         return shlex.join(argv)
@@ -36,22 +44,30 @@ def load_run(args, *, project: str = "required") -> Run:
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
-    if project == "required" or (project == "optional" and (
-            args.files or not args.env_id or compose.default_files(cwd, environ, required=False))):
-        compose_project = compose.load_project(getattr(args, "files", None), getattr(args, "project", None), cwd,
-                                               environ)
+    if project == "required" or (
+        project == "optional"
+        and (args.files or not args.env_id or compose.default_files(cwd, environ, required=False))
+    ):
+        compose_project = compose.load_project(
+            getattr(args, "files", None), getattr(args, "project", None), cwd, environ
+        )
     profile = profiles.load_profile(args, environ, save_default=not getattr(args, "dry_run", False))
     options = options_module.resolve_options(
-        args, compose_project.x_preevy if compose_project else None,
-        compose_project.files[0] if compose_project else None, profile, environ)
+        args,
+        compose_project.x_preevy if compose_project else None,
+        compose_project.files[0] if compose_project else None,
+        profile,
+        environ,
+    )
     kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
     return Run(compose_project, profile, options, kubectl)
 
 
 def env_id(args, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
-    value, why = envid.resolve_env_id(args.env_id, run.project.name if run.project else "", os.environ,
-                                      pathlib.Path.cwd())
+    value, why = envid.resolve_env_id(
+        args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
+    )
     console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
     return value
 
@@ -71,6 +87,7 @@ def parse_duration(text: str, flag: str) -> float:
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 

@@ -1,4 +1,5 @@
 """`kubectl preevy template [--variant default|sysbox]`: print a bundled template, to start a custom one."""
+
 import argparse
 
 

@@ -1,10 +1,22 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
+
 import datetime
 import json
 import os
 import tempfile
 
-from kubectl_preevy import compose, console, docker, environment, filesync, lock, messages, naming, template, urls
+from kubectl_preevy import (
+    compose,
+    console,
+    docker,
+    environment,
+    filesync,
+    lock,
+    messages,
+    naming,
+    template,
+    urls,
+)
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
@@ -19,13 +31,21 @@ def run(args) -> int:
         if args.dry_run:
             console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
             return 0
-        _objects(current, env_id, None)     # a template that does not render or validate fails before the lock
+        _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
-            env = _apply(current, env_id, existing, _objects(current, env_id, existing), recreate=args.recreate,
-                         timeout=timeout)
+            env = _apply(
+                current,
+                env_id,
+                existing,
+                _objects(current, env_id, existing),
+                recreate=args.recreate,
+                timeout=timeout,
+            )
             console.step(messages.WAITING_READY.format(name=env.name))
-            environment.wait_ready(current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id))
+            environment.wait_ready(
+                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
+            )
             services, stats = _deploy(current, env)
     _report(args, current, env_id, env, services, stats)
     return 0
@@ -34,8 +54,11 @@ def run(args) -> int:
 def _existing(current: Run, env_id: str) -> Environment | None:
     found = environment.find(current.kubectl, current.profile.id, env_id)
     if len(found) > 1:
-        console.warn(messages.DUPLICATE_ENVIRONMENTS.format(
-            env_id=env_id, instances=", ".join(e.instance for e in found), chosen=found[0].instance))
+        console.warn(
+            messages.DUPLICATE_ENVIRONMENTS.format(
+                env_id=env_id, instances=", ".join(e.instance for e in found), chosen=found[0].instance
+            )
+        )
     return found[0] if found else None
 
 
@@ -44,26 +67,45 @@ def _objects(current: Run, env_id: str, existing: Environment | None) -> list[di
     existing environment are kept, so an unchanged environment applies as a no-op."""
     instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
-    rendered = template.render_template(current.options, instance, template.template_labels(current.profile.id, instance),
-                                        namespace=current.kubectl.namespace)
-    return template.add_environment_metadata(rendered, profile_id=current.profile.id, env_id=env_id,
-                                             instance=instance, created_at=created_at)
+    rendered = template.render_template(
+        current.options,
+        instance,
+        template.template_labels(current.profile.id, instance),
+        namespace=current.kubectl.namespace,
+    )
+    return template.add_environment_metadata(
+        rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
+    )
 
 
-def _apply(current: Run, env_id: str, existing: Environment | None, objects: list[dict], *, recreate: bool,
-           timeout: float) -> Environment:
+def _apply(
+    current: Run,
+    env_id: str,
+    existing: Environment | None,
+    objects: list[dict],
+    *,
+    recreate: bool,
+    timeout: float,
+) -> Environment:
     kubectl = current.kubectl
     verb = messages.UPDATING if existing else messages.CREATING
     console.step(verb.format(env_id=env_id, namespace=kubectl.namespace))
     try:
-        environment.apply(kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=existing is None)
+        environment.apply(
+            kubectl,
+            template.manifest_yaml(objects),
+            server_side=current.options.server_side_apply,
+            new=existing is None,
+        )
     except environment.ImmutableChange:
         if not recreate:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
         objects = _objects(current, env_id, None)
-        environment.apply(kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True)
+        environment.apply(
+            kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
+        )
     return Environment(template.docker_host_statefulset(objects))
 
 
@@ -90,8 +132,19 @@ def _report(args, current: Run, env_id: str, env: Environment, services, stats: 
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     if args.output == "json":
-        console.result(console.to_json(urls.environment_document(
-            env_id, namespace, env.name, service_urls, instance=env.instance, connect=connect, sync=stats.as_json())))
+        console.result(
+            console.to_json(
+                urls.environment_document(
+                    env_id,
+                    namespace,
+                    env.name,
+                    service_urls,
+                    instance=env.instance,
+                    connect=connect,
+                    sync=stats.as_json(),
+                )
+            )
+        )
         return
     if service_urls:
         console.result(urls.urls_table(service_urls))

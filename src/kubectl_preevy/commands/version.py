@@ -1,4 +1,5 @@
 """`kubectl preevy version`: the version of kubectl-preevy (from kubectl_preevy.__version__ only)."""
+
 import argparse
 
 from kubectl_preevy import __version__, console
@@ -6,7 +7,9 @@ from kubectl_preevy import __version__, console
 
 def run(args: argparse.Namespace) -> int:
     if args.output == "json":
-        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "Version", "version": __version__}))
+        console.result(
+            console.to_json({"apiVersion": console.API_VERSION, "kind": "Version", "version": __version__})
+        )
     else:
         console.result(f"kubectl-preevy {__version__}")
     return 0
