@@ -239,7 +239,13 @@ def _run(command, args: argparse.Namespace) -> int:
     try:
         return int(command(args) or 0)
     except PreevyError as err:
-        console.error(err.message)
+        from kubectl_preevy import interrupt
+
+        if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
+            # a child died of the same Ctrl-C before our handler ran: the interruption is the truth
+            console.error(messages.INTERRUPTED)
+            return int(ExitCode.INTERRUPTED)
+        console.error(" ".join(err.message.split("\n")))  # one line, whatever a tool's output put in it
         return int(err.exit_code)
     except KeyboardInterrupt:
         console.error(messages.INTERRUPTED)

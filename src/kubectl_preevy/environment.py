@@ -5,12 +5,14 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 """
 
 import dataclasses
+import itertools
 import json
 import re
+import time
 
-from kubectl_preevy import messages, naming
+from kubectl_preevy import console, messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
-from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.kubectl import Kubectl, duration
 
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
@@ -29,6 +31,14 @@ LEFTOVER_TYPES = (
     "rolebindings.rbac.authorization.k8s.io",
 )
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
+# kubectl: the type is not in discovery (a CRD removed since the environment was made)
+_NOT_SERVED = re.compile(
+    r"the server doesn't have a resource type|no matches for kind|could not find the requested resource"
+)
+# a dry run refused by authorization or admission rather than by validation
+_REFUSED = re.compile(
+    r"\(Forbidden\)|is forbidden|exceeded quota|violates PodSecurity|admission webhook .* denied"
+)
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
@@ -123,43 +133,86 @@ def _statefulsets(kubectl: Kubectl, selector: str) -> list[Environment]:
     ]
 
 
-def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
-    """Create or update the objects. Server-side apply updates in place; what Kubernetes refuses to
-    change in place (a StatefulSet's volumeClaimTemplates...) is reported, never deleted silently."""
+def _apply_args(server_side: bool, new: bool) -> list[str]:
     if server_side:
-        args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-"]
-    elif new:
-        args = ["create", "--save-config", "-f", "-"]
-    else:
-        args = ["apply", "-f", "-"]
-    result = kubectl.run(*args, stdin=manifest)
+        return ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-"]
+    if new:
+        return ["create", "--save-config", "-f", "-"]
+    return ["apply", "-f", "-"]
+
+
+def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
+    """The whole manifest through the API server's validation and admission, persisting nothing
+    (`--dry-run=server`): unknown fields or kinds, invalid values, admission refusals end here, before
+    any object exists. ImmutableChange when only an in-place update is refused."""
+    result = kubectl.run(*_apply_args(server_side, new), "--dry-run=server", stdin=manifest)
     if result.ok:
         return
-    immutable = _IMMUTABLE.search(result.stderr)
-    if immutable:
-        raise ImmutableChange(
-            messages.IMMUTABLE_CHANGE.format(detail=immutable.group(1)[:200]), ExitCode.FAILURE
-        )
+    _raise_immutable(result.stderr)
+    error = kubectl.error(result)
+    if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, missing namespace...: already clear
+        raise error
+    detail = _one_line(_first_error(result.stderr), limit=REASON_MAX_LENGTH)
+    if _REFUSED.search(result.stderr):
+        raise PreevyError(messages.VALIDATION_REFUSED.format(detail=detail), ExitCode.REFUSED)
+    raise PreevyError(messages.VALIDATION_FAILED.format(detail=detail), ExitCode.USAGE)
+
+
+def _first_error(stderr: str) -> str:
+    """kubectl's first error line (one per refused object), without its prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("Error from server", "error:"))] or lines or ["?"]
+    return re.sub(r"^(error: |Error from server( \(\w+\))?: )", "", errors[0])
+
+
+def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
+    """Create or update the objects. Server-side apply updates in place (and is retried on transient
+    errors: it is idempotent); what Kubernetes refuses to change in place (a StatefulSet's
+    volumeClaimTemplates...) is reported, never deleted silently."""
+    result = kubectl.run(*_apply_args(server_side, new), stdin=manifest)
+    if result.ok:
+        return
+    _raise_immutable(result.stderr)
     raise kubectl.error(result)
+
+
+def _raise_immutable(stderr: str) -> None:
+    immutable = _IMMUTABLE.search(stderr)
+    if immutable:
+        raise ImmutableChange(immutable.group(1)[:200])
 
 
 class ImmutableChange(PreevyError):
     """The template or an option changed a field Kubernetes does not change in place."""
 
+    def __init__(self, detail: str, again: str = "kubectl preevy up --recreate"):
+        super().__init__(messages.IMMUTABLE_CHANGE.format(detail=detail, again=again), ExitCode.FAILURE)
+        self.detail = detail
+
+
+# The slices of `rollout status` between two looks at the pods: a stuck rollout is repaired after the
+# first; each look is where a diagnosis of a pod that cannot get ready belongs.
+WAIT_SLICES_SECONDS = (2, 4, 8, 10)
+
 
 def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
-    """`kubectl rollout status` with a deadline; on timeout, why the pod is not ready."""
-    result = kubectl.run(
-        "rollout",
-        "status",
-        f"statefulset/{name}",
-        f"--timeout={timeout_seconds:g}s",
-        timeout=timeout_seconds + 30,
-    )
-    if result.ok:
-        return
-    if "timed out" not in result.stderr:
-        raise kubectl.error(result)
+    """`kubectl rollout status` in slices up to the deadline; between slices, a pod stuck on an older
+    template is replaced (repair_stuck_rollout). On timeout, why the pod is not ready."""
+    deadline = time.monotonic() + timeout_seconds
+    repaired: set[str] = set()
+    for turn in itertools.count():
+        remaining = deadline - time.monotonic()
+        step = min(WAIT_SLICES_SECONDS[min(turn, len(WAIT_SLICES_SECONDS) - 1)], max(remaining, 0.001))
+        result = kubectl.run(
+            "rollout", "status", f"statefulset/{name}", f"--timeout={duration(step)}", timeout=step + 30
+        )
+        if result.ok:
+            return
+        if "timed out" not in result.stderr:
+            raise kubectl.error(result)
+        if deadline - time.monotonic() <= 0:
+            break
+        repair_stuck_rollout(kubectl, name, repaired)
     raise PreevyError(
         messages.NOT_READY.format(
             env_id=env_id,
@@ -170,6 +223,51 @@ def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float,
             cleanup=cleanup_hint,
         ),
         ExitCode.TIMEOUT,
+    )
+
+
+def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> None:
+    """The StatefulSet "forced rollback" trap (kubernetes/kubernetes#67250): with podManagementPolicy
+    OrderedReady, a pod of an older revision that is not Ready is never replaced by the controller, so a
+    fixed template never rolls out. The documented fix: delete that pod. repaired: pod uids done."""
+    statefulset = kubectl.json("statefulset", name)
+    status = statefulset.get("status") or {}
+    update_revision = status.get("updateRevision")
+    if not update_revision or status.get("observedGeneration", 0) < statefulset["metadata"].get(
+        "generation", 1
+    ):
+        return
+    selector = ",".join(f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items())
+    for pod in kubectl.json("pods", "-l", selector)["items"]:
+        metadata = pod["metadata"]
+        revision = (metadata.get("labels") or {}).get("controller-revision-hash")
+        if (
+            metadata.get("uid") in repaired
+            or metadata.get("deletionTimestamp")
+            or not _owned_by(pod, name)
+            or _is_ready(pod)
+            or not revision
+            or revision == update_revision
+        ):
+            continue
+        console.warn(
+            messages.STUCK_ROLLOUT_REPAIRED.format(pod=metadata["name"], old=revision, new=update_revision)
+        )
+        kubectl.check("delete", "pod", metadata["name"], "--wait=false", "--ignore-not-found")
+        repaired.add(metadata.get("uid", ""))
+
+
+def _owned_by(pod: dict, statefulset: str) -> bool:
+    return any(
+        ref.get("kind") == "StatefulSet" and ref.get("name") == statefulset
+        for ref in pod["metadata"].get("ownerReferences") or []
+    )
+
+
+def _is_ready(pod: dict) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
@@ -249,52 +347,101 @@ def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def ready_pod(kubectl: Kubectl, env: Environment) -> str:
+def ready_pod(kubectl: Kubectl, env: Environment, again: str = "kubectl preevy up") -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
     for pod in kubectl.json("pods", "-l", selector)["items"]:
-        owned = any(
-            ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
-            for ref in pod["metadata"].get("ownerReferences") or []
-        )
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (pod.get("status") or {}).get("conditions") or []
-        )
-        if owned and ready and not pod["metadata"].get("deletionTimestamp"):
+        if _owned_by(pod, env.name) and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
             return pod["metadata"]["name"]
     raise PreevyError(
-        messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
+        messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace, again=again),
         ExitCode.FAILURE,
     )
 
 
-def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float) -> None:
-    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all."""
+def delete(
+    kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float, again: str
+) -> None:
+    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all.
+
+    A type the cluster no longer serves is skipped (said so); one that cannot be deleted (Forbidden...)
+    does not stop the others, and the error names it. again: the command that retries (for the hints)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
-    kinds = ",".join(types)
-    kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    served = _label_deleted(kubectl, types, selector)
+    if not served:
+        return
+    result = _delete(kubectl, served, selector, wait, timeout_seconds)
+    if result.ok:
+        return
+    _raise_delete_timeout(result, wait, instance, timeout_seconds, kubectl, again)
+    error = kubectl.error(result)
+    if error.exit_code != ExitCode.FAILURE:
+        raise error
+    failures = {served[0]: result} if len(served) == 1 else {}
+    if len(served) > 1:
+        for kind in served:  # one type refused: every other one is deleted still
+            one = _delete(kubectl, [kind], selector, wait, timeout_seconds)
+            if not one.ok:
+                _raise_delete_timeout(one, wait, instance, timeout_seconds, kubectl, again)
+                failures[kind] = one
+    if failures:
+        stderr = "\n".join(r.stderr for r in failures.values())
+        raise PreevyError(
+            messages.NOT_DELETED.format(
+                types=", ".join(failures),
+                instance=instance,
+                error=_one_line(_first_error(stderr), limit=200),
+                again=again,
+            ),
+            ExitCode.REFUSED if "Forbidden" in stderr or "forbidden" in stderr else ExitCode.FAILURE,
+        )
+
+
+def _label_deleted(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
+    """Label the objects deleted; the types the cluster serves (all of them, unless one is no longer)."""
+    args = ("-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    result = kubectl.run("label", ",".join(types), *args)
+    if result.ok:
+        return types
+    error = kubectl.error(result)
+    if error.exit_code != ExitCode.FAILURE:
+        raise error
+    served = []
+    for kind in types:
+        one = result if len(types) == 1 else kubectl.run("label", kind, *args)
+        if not one.ok and _NOT_SERVED.search(one.stderr):
+            console.warn(messages.TYPE_NOT_SERVED.format(type=kind))
+            continue
+        served.append(kind)  # labelling refused: the delete tries anyway, and says so if it fails too
+    return served
+
+
+def _delete(
+    kubectl: Kubectl, types: list[str], selector: str, wait: bool, timeout_seconds: float
+) -> process.Result:
     # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
-    result = kubectl.run(
+    return kubectl.run(
         "delete",
-        kinds,
+        ",".join(types),
         "-l",
         selector,
         "--cascade=foreground",
         f"--wait={'true' if wait else 'false'}",
-        f"--timeout={timeout_seconds:g}s",
+        f"--timeout={duration(timeout_seconds)}",
         timeout=timeout_seconds + 60,
     )
-    if result.ok:
-        return
+
+
+def _raise_delete_timeout(
+    result: process.Result, wait: bool, instance: str, timeout_seconds: float, kubectl: Kubectl, again: str
+) -> None:
     if wait and "timed out" in result.stderr:
         raise PreevyError(
             messages.DELETE_TIMEOUT.format(
-                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace
+                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace, again=again
             ),
             ExitCode.TIMEOUT,
         )
-    raise kubectl.error(result)
 
 
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:

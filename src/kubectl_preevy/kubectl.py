@@ -1,11 +1,12 @@
 """kubectl, bound to the resolved kubeconfig, context and namespace; its raw errors made into ours."""
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Mapping
 
-from kubectl_preevy import messages, process
+from kubectl_preevy import messages, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 # Verbs that only talk to the API server: they get --request-timeout so a dead server cannot
@@ -15,6 +16,8 @@ API_VERBS = frozenset(
 )
 REQUEST_TIMEOUT = "20s"
 API_CALL_TIMEOUT_SECONDS = 90
+# Verbs safe to repeat after a transient failure (see retry.py); `apply` only server-side.
+RETRIED_VERBS = frozenset({"get", "delete", "label", "annotate", "rollout", "logs", "api-resources", "auth"})
 
 
 class Kubectl:
@@ -26,6 +29,7 @@ class Kubectl:
             ["--context", context] if context else []
         )
         self.namespace = namespace or ""
+        self._reached = False  # once the cluster answered, a refused connection is a transient failure
         if not namespace:
             self.namespace = self._current_namespace()
 
@@ -34,16 +38,55 @@ class Kubectl:
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(
-        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = API_CALL_TIMEOUT_SECONDS,
+        retry_transient: bool | None = None,
     ) -> process.Result:
-        """Run kubectl; never raises on failure (see `check`)."""
-        return process.run(self.argv(*args), stdin=stdin, env=self.environ, timeout=timeout)
+        """Run kubectl; never raises on failure (see `check`). A transient failure (retry.py) of a step that
+        is safe to repeat is retried with back-off; retry_transient None: decided by the verb."""
+        argv = self.argv(*args)
+        if retry_transient is None:
+            retry_transient = safe_to_repeat(args)
+        if not retry_transient:
+            return self._run_once(argv, stdin, timeout)
+        return retry.retrying(
+            lambda: self._run_once(argv, stdin, timeout),
+            self._transient,
+            on_retry=self._say_retrying,
+        )
+
+    def _run_once(self, argv: list[str], stdin: str | bytes | None, timeout: float | None) -> process.Result:
+        result = process.run(argv, stdin=stdin, env=self.environ, timeout=timeout)
+        if result.ok:
+            self._reached = True
+        return result
+
+    def _transient(self, result: process.Result) -> bool:
+        if result.ok or not retry.is_transient(result.stderr):
+            return False
+        # kubectl's "The connection to the server ... was refused" before any answer: a wrong address
+        return self._reached or "refused" not in result.stderr
+
+    def _say_retrying(self, result: process.Result, delay: float) -> None:
+        from kubectl_preevy import console
+
+        console.warn(
+            messages.RETRYING.format(
+                command=self._command(result), error=_clean(result.last_error_line()), seconds=delay
+            )
+        )
 
     def check(
-        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = API_CALL_TIMEOUT_SECONDS,
+        retry_transient: bool | None = None,
     ) -> process.Result:
         """Run kubectl; a failure becomes our one-line PreevyError."""
-        result = self.run(*args, stdin=stdin, timeout=timeout)
+        result = self.run(*args, stdin=stdin, timeout=timeout, retry_transient=retry_transient)
         if not result.ok:
             raise self.error(result)
         return result
@@ -56,9 +99,15 @@ class Kubectl:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:
+        environ = None if "--kubeconfig" in self._config_flags else self.environ  # $KUBECONFIG unused
+        return translate_error(
+            result.stderr, self._command(result), self.namespace, result.last_error_line(), environ
+        )
+
+    def _command(self, result: process.Result) -> str:
         rest = result.argv[1 + len(self._config_flags) :]
         verb = rest[2] if rest[:1] == ["-n"] else rest[0]
-        return translate_error(result.stderr, f"kubectl {verb}", self.namespace, result.last_error_line())
+        return f"kubectl {verb}"
 
     def namespace_exists(self) -> None:
         """A clear error for a missing namespace, before anything is applied.
@@ -83,6 +132,25 @@ class Kubectl:
         return result.stdout.strip() or "default"
 
 
+def duration(seconds: float) -> str:
+    """seconds as a duration kubectl parses (Go's time.ParseDuration: never an exponent such as 3.6e+09s)."""
+    return f"{max(seconds, 0.001):.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def safe_to_repeat(args: tuple[str, ...] | list[str]) -> bool:
+    """Whether a kubectl command line may run again after a transient failure."""
+    if not args:
+        return False
+    if args[0] == "apply":
+        return "--server-side" in args
+    return args[0] in RETRIED_VERBS
+
+
+# What kubectl says when its configuration is empty.
+_EMPTY_CONFIG = re.compile(
+    r"current-context must exist|invalid configuration: no configuration has been provided|"
+    r"context was not found for specified context|cannot locate context|does not exist"
+)
 # (pattern in kubectl's stderr, message, exit code); the first match wins.
 _TRANSLATIONS = (
     (re.compile(r'error loading config file "([^"]*)": (.*)'), messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
@@ -128,7 +196,12 @@ _TRANSLATIONS = (
 )
 
 
-def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
+def translate_error(
+    stderr: str, command: str, namespace: str, last_line: str, environ: Mapping[str, str] | None = None
+) -> PreevyError:
+    missing = _missing_kubeconfig(stderr, environ or {})
+    if missing:
+        return PreevyError(messages.KUBECONFIG_ENV_MISSING.format(path=missing), ExitCode.CLUSTER)
     for pattern, message, exit_code in _TRANSLATIONS:
         match = pattern.search(stderr)
         if match:
@@ -137,6 +210,15 @@ def translate_error(stderr: str, command: str, namespace: str, last_line: str) -
     return PreevyError(
         messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE
     )
+
+
+def _missing_kubeconfig(stderr: str, environ: Mapping[str, str]) -> str | None:
+    """$KUBECONFIG naming only files that do not exist: kubectl then runs with an empty configuration and
+    complains about the context; the missing file is the real problem."""
+    paths = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if not paths or not _EMPTY_CONFIG.search(stderr) or any(os.path.exists(p) for p in paths):
+        return None
+    return os.pathsep.join(paths)
 
 
 def _clean(line: str) -> str:

@@ -1,7 +1,19 @@
-"""The one wrapper for running programs (kubectl, docker, git), built on plumbum."""
+"""The one wrapper for running programs (kubectl, docker, git), built on plumbum.
 
+Child lifetime: every child runs in a process group of its own, so a Ctrl-C at the terminal (or a
+signal to our group) reaches only us and we stop the children in order (a kubectl that dies of
+SIGINT first would otherwise turn an interruption into an error); and on Linux with a parent-death
+signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
+"""
+
+import ctypes
 import dataclasses
+import functools
+import os
+import signal
 import subprocess
+import sys
+from collections.abc import Callable
 
 from kubectl_preevy import messages
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -71,7 +83,34 @@ def popen(
     argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs
 ) -> subprocess.Popen:
     """Start argv in the background. The caller owns the process and must `stop()` it."""
-    return command(argv).popen(env=env, cwd=cwd, **popen_kwargs)
+    return command(argv).popen(env=env, cwd=cwd, preexec_fn=_child_setup(os.getpid()), **popen_kwargs)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, loaded in the parent (never between fork and exec), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    prctl = _prctl()
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent_pid:  # the parent died before the signal was armed
+                os._exit(1)
+
+    return setup
 
 
 def stop(proc: subprocess.Popen, grace_seconds: float = 3.0) -> None:

@@ -44,7 +44,9 @@ def _environment(current: Run, env_id: str) -> environment.Environment:
     found = environment.find(current.kubectl, current.profile.id, env_id)
     if not found:
         raise PreevyError(
-            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
+            messages.UNKNOWN_ENVIRONMENT.format(
+                env_id=env_id, namespace=current.kubectl.namespace, ls=current.command_hint("ls", None)
+            ),
             ExitCode.FAILURE,
         )
     return found[0]
