@@ -22,7 +22,7 @@ WHY_CONTEXT = "must be the name of a context of your kubeconfig (see `kubectl co
 WHY_PATH = "must be a file path"
 WHY_FILE_MISSING = "{path} does not exist: fix the path"
 WHY_BOOL = "must be true or false"
-WHY_STORAGE_SIZE = "must be a number of GiB from 0.001 to 1000000"
+WHY_STORAGE_SIZE = "must be a positive number of GiB, from 0.001 to 1000000"
 UNKNOWN_OPTION = 'unknown option "{key}" (from {source}): use one of {known}'
 X_PREEVY_NOT_MAPPING = "{key} (from {where}) must be a mapping: see `kubectl preevy up -h` for its options"
 
