@@ -28,6 +28,10 @@ class Kubectl:
         self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
             ["--context", context] if context else []
         )
+        if not kubeconfig:
+            missing = missing_kubeconfig(self.environ)
+            if missing:
+                raise PreevyError(messages.KUBECONFIG_ENV_MISSING.format(path=missing), ExitCode.CLUSTER)
         self.namespace = namespace or ""
         self._reached = False  # once the cluster answered, a refused connection is a transient failure
         if not namespace:
@@ -99,10 +103,7 @@ class Kubectl:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:
-        environ = None if "--kubeconfig" in self._config_flags else self.environ  # $KUBECONFIG unused
-        return translate_error(
-            result.stderr, self._command(result), self.namespace, result.last_error_line(), environ
-        )
+        return translate_error(result.stderr, self._command(result), self.namespace, result.last_error_line())
 
     def _command(self, result: process.Result) -> str:
         rest = result.argv[1 + len(self._config_flags) :]
@@ -146,11 +147,6 @@ def safe_to_repeat(args: tuple[str, ...] | list[str]) -> bool:
     return args[0] in RETRIED_VERBS
 
 
-# What kubectl says when its configuration is empty.
-_EMPTY_CONFIG = re.compile(
-    r"current-context must exist|invalid configuration: no configuration has been provided|"
-    r"context was not found for specified context|cannot locate context|does not exist"
-)
 # (pattern in kubectl's stderr, message, exit code); the first match wins.
 _TRANSLATIONS = (
     (re.compile(r'error loading config file "([^"]*)": (.*)'), messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
@@ -196,12 +192,7 @@ _TRANSLATIONS = (
 )
 
 
-def translate_error(
-    stderr: str, command: str, namespace: str, last_line: str, environ: Mapping[str, str] | None = None
-) -> PreevyError:
-    missing = _missing_kubeconfig(stderr, environ or {})
-    if missing:
-        return PreevyError(messages.KUBECONFIG_ENV_MISSING.format(path=missing), ExitCode.CLUSTER)
+def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
     for pattern, message, exit_code in _TRANSLATIONS:
         match = pattern.search(stderr)
         if match:
@@ -212,11 +203,11 @@ def translate_error(
     )
 
 
-def _missing_kubeconfig(stderr: str, environ: Mapping[str, str]) -> str | None:
-    """$KUBECONFIG naming only files that do not exist: kubectl then runs with an empty configuration and
-    complains about the context; the missing file is the real problem."""
+def missing_kubeconfig(environ: Mapping[str, str]) -> str | None:
+    """$KUBECONFIG when it names only files that do not exist (kubectl would then run with an empty
+    configuration and blame the context, or try localhost:8080), else None."""
     paths = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    if not paths or not _EMPTY_CONFIG.search(stderr) or any(os.path.exists(p) for p in paths):
+    if not paths or any(os.path.exists(p) for p in paths):
         return None
     return os.pathsep.join(paths)
 
