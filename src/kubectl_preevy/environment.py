@@ -10,7 +10,7 @@ import json
 import re
 import time
 
-from kubectl_preevy import console, messages, naming, process
+from kubectl_preevy import console, messages, naming, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
 
@@ -149,12 +149,14 @@ def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -
     if result.ok:
         return
     _raise_immutable(result.stderr)
-    error = kubectl.error(result)
-    if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, missing namespace...: already clear
-        raise error
     detail = _one_line(_first_error(result.stderr), limit=REASON_MAX_LENGTH)
     if _REFUSED.search(result.stderr):
         raise PreevyError(messages.VALIDATION_REFUSED.format(detail=detail), ExitCode.REFUSED)
+    error = kubectl.error(result)
+    if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, missing namespace...: already clear
+        raise error
+    if retry.is_transient(result.stderr):  # still failing after the retries: not the template's fault
+        raise error
     raise PreevyError(messages.VALIDATION_FAILED.format(detail=detail), ExitCode.USAGE)
 
 

@@ -189,6 +189,7 @@ _TRANSLATIONS = (
         ExitCode.CLUSTER,
     ),
     (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
+    (re.compile(r"Error from server \(Forbidden\): (.*)"), messages.CLUSTER_FORBIDDEN, ExitCode.REFUSED),
 )
 
 

@@ -170,6 +170,9 @@ NAMESPACE_MISSING = (
     "namespace {namespace} does not exist: create it with `kubectl create namespace {namespace}`, "
     "or choose another with -n"
 )
+CLUSTER_FORBIDDEN = (
+    "the cluster refused: {0}: ask your cluster admin for the rights, or use another namespace"
+)
 KUBECTL_FAILED = "`{command}` failed: {error}"
 
 PORT_FORWARD_FAILED = (
