@@ -169,6 +169,11 @@ _TRANSLATIONS = (
         ExitCode.CLUSTER,
     ),
     (
+        re.compile(r"The connection to the server localhost:8080 was refused"),
+        messages.NO_CLUSTER_SELECTED,
+        ExitCode.CLUSTER,
+    ),
+    (
         re.compile(r"The connection to the server (\S+) was refused"),
         messages.CLUSTER_UNREACHABLE,
         ExitCode.CLUSTER,

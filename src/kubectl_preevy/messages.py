@@ -105,8 +105,10 @@ TEMPLATE_RENDER_FAILED = "{where}{problem}"
 TEMPLATE_YAML = (
     "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
 )
-TEMPLATE_NOT_OBJECT = "not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
-TEMPLATE_MISSING_FIELD = "{what} has no {field}"
+TEMPLATE_NOT_OBJECT = (
+    "not a Kubernetes object (a mapping with apiVersion, kind and metadata.name): fix or remove that document"
+)
+TEMPLATE_MISSING_FIELD = "{what} has no {field}: add it to the template"
 TEMPLATE_OTHER_NAMESPACE = (
     '{kind} {name} is in namespace "{namespace}", not the environment\'s namespace "{expected}": '
     "use `namespace: {{{{ namespace }}}}` or leave it out"
@@ -123,7 +125,7 @@ TEMPLATE_TWO_DOCKER_HOSTS = (
     "StatefulSet {name} is labelled app.kubernetes.io/component: docker-host like the one "
     "in document {other}: exactly one is allowed"
 )
-TEMPLATE_NO_CONTAINERS = "StatefulSet {name} has no containers (spec.template.spec.containers)"
+TEMPLATE_NO_CONTAINERS = "StatefulSet {name} has no containers (spec.template.spec.containers): add the container that runs dockerd"
 TEMPLATE_NO_NAMESPACE = "no namespace to render the template in"
 
 # --- runtime: compose project, cluster, environment, files, Docker (up/down/connect/ls) ---
@@ -155,6 +157,10 @@ NO_CURRENT_CONTEXT = (
     "the kubeconfig has no current context: pass --context, or select one with "
     "`kubectl config use-context NAME`"
 )
+NO_CLUSTER_SELECTED = (
+    "the kubeconfig selects no cluster (kubectl fell back to localhost:8080): pass --context, or select one "
+    "with `kubectl config use-context NAME`"
+)
 CLUSTER_UNREACHABLE = (
     "cannot reach the cluster at {0}: check that it is running and that the kubeconfig and "
     "context point to it (`kubectl cluster-info`)"
@@ -173,7 +179,9 @@ NAMESPACE_MISSING = (
 CLUSTER_FORBIDDEN = (
     "the cluster refused: {0}: ask your cluster admin for the rights, or use another namespace"
 )
-KUBECTL_FAILED = "`{command}` failed: {error}"
+KUBECTL_FAILED = (
+    "`{command}` failed: {error}: fix what it says, or run the command again if the cluster was busy"
+)
 
 PORT_FORWARD_FAILED = (
     "cannot forward a port of pod {pod}: {error}: check the pod with `kubectl describe pod {pod}`"

@@ -73,8 +73,8 @@ def _up(
         if (now_existing and now_existing.instance) != (existing and existing.instance):
             existing, objects = now_existing, _objects(current, env_id, now_existing)  # made meanwhile
             _validate(current, existing, objects, recreate=args.recreate, hints=hints)
-        current.save_profile()
         env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout, hints=hints)
+        current.save_profile()  # the environment exists: its profile (id default) is kept from now on
         console.step(messages.WAITING_READY.format(name=env.name))
         environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down)
         services, stats = _deploy(current, env, env_id, timeout, hints)
