@@ -377,7 +377,7 @@ def delete(
         return
     _raise_delete_timeout(result, wait, instance, timeout_seconds, kubectl, again)
     error = kubectl.error(result)
-    if error.exit_code != ExitCode.FAILURE:
+    if error.exit_code not in (ExitCode.FAILURE, ExitCode.REFUSED):  # unreachable...: nothing to sort out
         raise error
     failures = {served[0]: result} if len(served) == 1 else {}
     if len(served) > 1:

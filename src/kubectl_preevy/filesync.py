@@ -289,7 +289,10 @@ def _exec_argv(pod: str, container: str, script: str, script_args: list[str], st
 def _exec(
     kubectl: Kubectl, pod: str, container: str, script: str, script_args: list[str], timeout: float
 ) -> str:
-    result = kubectl.run(*_exec_argv(pod, container, script, script_args, stdin=False), timeout=timeout)
+    # listing (find, stat) and removing (rm -rf) are safe to repeat after a transient failure
+    result = kubectl.run(
+        *_exec_argv(pod, container, script, script_args, stdin=False), timeout=timeout, retry_transient=True
+    )
     if not result.ok:
         raise _sync_error(kubectl, result)
     return result.stdout

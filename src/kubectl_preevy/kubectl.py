@@ -78,7 +78,9 @@ class Kubectl:
 
         console.warn(
             messages.RETRYING.format(
-                command=self._command(result), error=_clean(result.last_error_line()), seconds=delay
+                command=self._command(result),
+                error=_clean(retry.transient_line(result.stderr)),
+                seconds=delay,
             )
         )
 

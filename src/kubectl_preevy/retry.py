@@ -34,6 +34,14 @@ def is_transient(stderr: str) -> bool:
     return bool(_TRANSIENT.search(stderr))
 
 
+def transient_line(stderr: str) -> str:
+    """The line of stderr that makes the failure transient (what the retry warning quotes)."""
+    for line in stderr.splitlines():
+        if _TRANSIENT.search(line):
+            return line.strip()
+    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
 def delays(attempts: int = ATTEMPTS) -> list[float]:
     """Back-off before each repeat: 0.5, 1, 2, 4 s... capped at MAX_DELAY_SECONDS."""
     return [min(FIRST_DELAY_SECONDS * 2**n, MAX_DELAY_SECONDS) for n in range(attempts - 1)]

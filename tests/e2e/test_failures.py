@@ -1,0 +1,144 @@
+"""Faults of the cluster, injected with the emulator's /kubesim/v1/faults: transient errors retried, a failed
+first apply leaves nothing, `down` deletes what it can, a stuck rollout is repaired."""
+
+import json
+import pathlib
+
+import pytest
+
+from tests.e2e import REPO_ROOT, environment_objects, error_lines, hello_project, preevy
+
+TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
+DOCKERD = '"dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"'
+UP_TIMEOUT = 180
+
+
+@pytest.fixture
+def project(tmp_path) -> pathlib.Path:
+    return hello_project(tmp_path / "hello")
+
+
+def labelled(kubesim, namespace: str, env_id: str) -> list[str]:
+    return environment_objects(kubesim, namespace, f"preevy.dev/env-id={env_id}")
+
+
+def test_transient_errors_are_retried_with_back_off(kubesim, namespace, project, env):
+    flags = ["--id", "flaky", "-n", namespace]
+    # every step that is safe to repeat: server-side apply, get/list, and delete
+    kubesim.fault_requests("patch", "statefulsets.apps", 500, 2, dry_run=True)
+    kubesim.fault_requests("list", "statefulsets.apps", 503, 1)
+    kubesim.fault_requests("list", "pods", 429, 1)
+    kubesim.fault_requests(
+        "patch",
+        "configmaps",
+        409,
+        1,
+        message='Operation cannot be fulfilled on configmaps "x": the object has been modified; please apply '
+        "your changes to the latest version and try again",
+        dry_run=False,
+    )
+    result = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    retries = [line for line in result.stderr.splitlines() if "retrying in" in line]
+    assert any("Internal error occurred" in line for line in retries), result.stderr
+    assert any("unable to handle the request" in line for line in retries), result.stderr
+    assert any("the object has been modified" in line for line in retries), result.stderr
+    assert kubesim.clear_faults()["requests"] == []  # every injected failure was met, and survived
+
+    kubesim.fault_requests("delete", "statefulsets.apps", 500, 1)
+    kubesim.fault_requests("list", "persistentvolumeclaims", 504, 1)
+    down = preevy("down", *flags, cwd=project, env=env)
+    assert down.returncode == 0, down.stderr
+    assert "retrying in" in down.stderr
+    assert labelled(kubesim, namespace, "flaky") == []
+
+
+def test_a_failed_first_apply_removes_what_it_created(kubesim, namespace, project, env):
+    flags = ["--id", "half-made", "-n", namespace]
+    # the dry run passes; the real apply of the StatefulSet is refused after the ConfigMap and the
+    # ServiceAccount were created
+    kubesim.fault_requests(
+        "patch", "statefulsets.apps", 422, 1, message="admission webhook said no", dry_run=False
+    )
+    result = preevy("up", *flags, cwd=project, env=env)
+    assert result.returncode == 1 and len(error_lines(result.stderr)) == 1, result.stderr
+    assert "admission webhook said no" in error_lines(result.stderr)[0]
+    assert "the first apply failed: removed what it had created of default-half-made-" in result.stderr
+    assert labelled(kubesim, namespace, "half-made") == []
+    assert not (pathlib.Path(env["XDG_CONFIG_HOME"]) / "kubectl-preevy").exists()  # no profile file either
+
+    again = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    preevy("down", *flags, cwd=project, env=env, check=True)
+    assert labelled(kubesim, namespace, "half-made") == []
+
+
+def test_down_deletes_what_it_can_and_names_the_rest(kubesim, namespace, project, env):
+    flags = ["--id", "partly", "-n", namespace]
+    first = json.loads(
+        preevy(
+            "up",
+            *flags,
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+            cwd=project,
+            env=env,
+            timeout=UP_TIMEOUT,
+            check=True,
+        ).stdout
+    )
+    statefulset = first["statefulSet"]
+    # a type the cluster no longer serves (a CRD removed since), and one the user may not delete
+    types = json.loads(
+        kubesim.kubectl(
+            "get", "statefulset", statefulset, "-n", namespace, "-o", "jsonpath={.metadata.annotations}"
+        ).stdout
+    )["preevy.dev/all-types"]
+    widened = json.loads(types) + [{"apiVersion": "example.com/v1", "kind": "Widget"}]
+    kubesim.kubectl(
+        "annotate", "statefulset", statefulset, "-n", namespace, "--overwrite",
+        f"preevy.dev/all-types={json.dumps(widened)}",
+    )  # fmt: skip
+    kubesim.fault_requests(
+        "delete",
+        "serviceaccounts",
+        403,
+        5,
+        message=f'serviceaccounts "{statefulset}-sa" is forbidden: User "dev" cannot delete resource '
+        f'"serviceaccounts" in API group "" in the namespace "{namespace}"',
+    )
+    refused = preevy("down", *flags, cwd=project, env=env)
+    kubesim.clear_faults()
+    assert refused.returncode == 6, refused.stderr
+    assert "the cluster no longer serves Widget.v1.example.com" in refused.stderr
+    assert error_lines(refused.stderr) == [
+        f'error: could not delete ServiceAccount of {statefulset} (serviceaccounts "{statefulset}-sa" is '
+        f'forbidden: User "dev" cannot delete resource "serviceaccounts" in API group "" in the namespace '
+        f'"{namespace}"); everything else is deleted: get the rights to delete them and run '
+        f"`kubectl preevy down --id partly --namespace={namespace}`"
+    ]
+    assert labelled(kubesim, namespace, "partly") == [f"serviceaccount/{statefulset}-sa"]
+
+    preevy("down", *flags, cwd=project, env=env, check=True)  # the hint, followed
+    assert labelled(kubesim, namespace, "partly") == []
+
+
+def test_a_stuck_rollout_is_repaired(kubesim, namespace, project, env, tmp_path):
+    """kubernetes/kubernetes#67250: after an up with a crashing template, the StatefulSet controller never
+    replaces the crashing pod of the old revision; up deletes it, and the fixed template rolls out."""
+    crashing = tmp_path / "crashing.yaml.njk"
+    crashing.write_text(TEMPLATE.read_text().replace(DOCKERD, '"sh", "-c", "echo broken >&2; exit 3"'))
+    flags = ["--id", "stuck", "-n", namespace]
+    crashed = preevy(
+        "up", *flags, "--kube-pod-template", str(crashing), "--timeout", "5s", cwd=project, env=env
+    )
+    assert crashed.returncode == 5, crashed.stderr
+
+    fixed = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT)
+    assert fixed.returncode == 0, fixed.stderr
+    repaired = [line for line in fixed.stderr.splitlines() if "kubernetes/kubernetes#67250" in line]
+    assert len(repaired) == 1 and "is not ready and runs the previous template" in repaired[0], fixed.stderr
+    preevy("down", *flags, cwd=project, env=env, check=True)
+    assert labelled(kubesim, namespace, "stuck") == []
