@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from kubectl_preevy import messages
+from kubectl_preevy import interrupt, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 
@@ -76,6 +76,7 @@ def run(
     except BaseException:
         stop(proc)
         raise
+    interrupt.raise_pending()
     return Result(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
@@ -83,7 +84,14 @@ def popen(
     argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs
 ) -> subprocess.Popen:
     """Start argv in the background. The caller owns the process and must `stop()` it."""
-    return command(argv).popen(env=env, cwd=cwd, preexec_fn=_child_setup(os.getpid()), **popen_kwargs)
+    with interrupt.deferred():  # see interrupt.py: never a KeyboardInterrupt inside the fork
+        proc = command(argv).popen(env=env, cwd=cwd, preexec_fn=_child_setup(os.getpid()), **popen_kwargs)
+    try:
+        interrupt.raise_pending()
+    except KeyboardInterrupt:
+        stop(proc)
+        raise
+    return proc
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
