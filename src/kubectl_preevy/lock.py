@@ -5,7 +5,8 @@ Preevy has no lock: two concurrent ups create the environment twice and the newe
 renews the lock's expiry while it runs; a lock whose expiry has passed was left by a run that
 died without releasing it, and is taken over by a replace at its resourceVersion, so that of two
 waiters only one gets it. Expiries are compared with this machine's clock: the lease is long
-enough for ordinary clock skew.
+enough for ordinary clock skew. A lock whose holder ran on this machine (same host and pid namespace)
+and no longer runs (kill -9) is taken over at once.
 """
 
 import contextlib
