@@ -2,11 +2,24 @@
 first apply leaves nothing, `down` deletes what it can, a stuck rollout is repaired."""
 
 import json
+import os
 import pathlib
+import re
+import signal
+import subprocess
+import threading
 
 import pytest
 
-from tests.e2e import REPO_ROOT, environment_objects, error_lines, hello_project, preevy
+from tests.e2e import (
+    PREEVY,
+    REPO_ROOT,
+    environment_objects,
+    error_lines,
+    hello_project,
+    port_forward_pids,
+    preevy,
+)
 
 TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
 DOCKERD = '"dockerd", "--host=tcp://0.0.0.0:2375", "--host=unix:///var/run/docker.sock"'
@@ -142,3 +155,104 @@ def test_a_stuck_rollout_is_repaired(kubesim, namespace, project, env, tmp_path)
     assert len(repaired) == 1 and "is not ready and runs the previous template" in repaired[0], fixed.stderr
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert labelled(kubesim, namespace, "stuck") == []
+
+
+# --- the true reason when a step dies under up, and one more try ----------------------------------
+
+
+def up_until(args: list[str], step: str, cwd: pathlib.Path, env: dict, action) -> subprocess.CompletedProcess:
+    """Run `up`; when stderr shows the step, do the action (a fault), and let up finish."""
+    proc = subprocess.Popen(
+        [str(PREEVY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith(step):
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(UP_TIMEOUT), "".join(lines)
+        action()
+        stdout = proc.stdout.read()  # stderr is the reader's alone
+        proc.wait(UP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    reader.join(10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(lines))
+
+
+def slow_build(project: pathlib.Path) -> None:
+    """A build step that takes a few seconds, so that `docker compose up` is still running when hit."""
+    with (project / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write('RUN ["/bin/busybox", "sleep", "4"]\n')
+
+
+def docker_host_pod(kubesim, namespace: str, env_id: str) -> str:
+    statefulset = kubesim.kubectl(
+        "get", "statefulsets", "-n", namespace, "-l", f"preevy.dev/env-id={env_id}",
+        "-o", "jsonpath={.items[0].metadata.name}",
+    ).stdout  # fmt: skip
+    return f"{statefulset}-0"
+
+
+def test_a_dropped_forward_during_compose_up_is_said_and_tried_again(kubesim, namespace, project, env):
+    slow_build(project)
+    flags = ["--id", "dropped", "-n", namespace, "--timeout", "60s"]
+
+    def drop_forward() -> None:
+        pod = docker_host_pod(kubesim, namespace, "dropped")
+        pids = port_forward_pids(pod)
+        assert len(pids) == 1
+        os.kill(pids[0], signal.SIGKILL)  # the plugin's kubectl port-forward, by its pid
+
+    result = up_until(["up", *flags], "> docker compose up", project, env, drop_forward)
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"warning: the port-forward to the Docker server of pod \S+ dropped during `docker compose up` "
+        r"\(.*\): trying once more",
+        result.stderr,
+    ), result.stderr
+    preevy("down", "--id", "dropped", "-n", namespace, cwd=project, env=env, check=True)
+
+
+@pytest.mark.parametrize(
+    "step, during",
+    [
+        ("> copying files", "(the copy of the files|`docker compose up`)"),
+        ("> docker compose up", "`docker compose up`"),
+    ],
+    ids=["copy", "compose-up"],
+)
+def test_dockerd_killed_under_up_is_said_and_its_failure_to_restart_named(
+    kubesim, namespace, project, env, step, during
+):
+    """dockerd killed while the files are copied (a big file makes the copy last) or while compose runs:
+    up says so and tries once more; the restarted dockerd refuses to start on the pid file its predecessor
+    left (as docker:dind does in a restarted container), and the error names that."""
+    slow_build(project)
+    (project / "site" / "big.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    env_id = f"killed-{step.split()[1]}"
+    flags = ["--id", env_id, "-n", namespace]
+
+    def kill_dockerd() -> None:
+        kubesim.kill_container(namespace, docker_host_pod(kubesim, namespace, env_id), "docker")
+
+    result = up_until(["up", *flags, "--timeout", "8s"], step, project, env, kill_dockerd)
+    assert re.search(
+        rf"warning: pod \S+ had its container docker restarted during {during}: .*: trying once more",
+        result.stderr,
+    ), result.stderr
+    assert result.returncode == 5, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "pid file found, ensure docker is not running" in lines[0], result.stderr
+    preevy("down", *flags, cwd=project, env=env, check=True)
+    assert labelled(kubesim, namespace, env_id) == []

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import tempfile
+import time
 
 from kubectl_preevy import (
     compose,
@@ -227,6 +228,10 @@ def _pod_state(current: Run, pod: str) -> PodState:
     )
 
 
+STEP_COPY = "the copy of the files"
+EXPLAIN_LOOKS = 4
+
+
 class _Deploy:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
     and when that fails, the true reason (explain)."""
@@ -249,7 +254,7 @@ class _Deploy:
         self, docker_forward: docker.PortForward, project: compose.ComposeProject, kubectl: Kubectl
     ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
-        self.step = "the copy of the files"
+        self.step = STEP_COPY
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
         stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
         console.info(stats.summary())
@@ -287,23 +292,34 @@ class _Deploy:
 
     def explain(self, before: PodState, err: PreevyError) -> str | None:
         """What really happened when a step failed: the pod replaced or gone, its container restarted, the
-        forward dropped, dockerd not answering. None: the step's own error is the truth."""
+        forward dropped, dockerd not answering. None: the step's own error is the truth. The kubelet may
+        report a restart a moment after the forward or the exec broke: the pod is looked at a few times."""
+        for look in range(EXPLAIN_LOOKS):
+            problem = self._pod_problem(before, err)
+            if problem is not None:
+                return problem
+            if self.forward_problem is None and self.step != STEP_COPY:
+                break  # nothing points at the pod
+            if look < EXPLAIN_LOOKS - 1:
+                time.sleep(1)
+        return self.forward_problem
+
+    def _pod_problem(self, before: PodState, err: PreevyError) -> str | None:
         after = _pod_state(self.current, self.pod)
-        what, detail = None, err.message
+        detail = err.message
         if not after.exists:
             what = messages.POD_GONE
         elif after.uid != before.uid:
             what = messages.POD_REPLACED
         else:
             restarted = [c for c, n in after.restarts.items() if n > before.restarts.get(c, 0)]
-            if restarted:
-                what = messages.POD_CONTAINER_RESTARTED.format(container=restarted[0])
-                detail = environment.unready_reason(self.current.kubectl, self.env.name)
-        if what:
-            return messages.POD_RESTARTED_DURING.format(
-                pod=self.pod, what=what, step=self.step, detail=detail, again=self.hints.again
-            )
-        return self.forward_problem
+            if not restarted:
+                return None
+            what = messages.POD_CONTAINER_RESTARTED.format(container=restarted[0])
+            detail = environment.unready_reason(self.current.kubectl, self.env.name)
+        return messages.POD_RESTARTED_DURING.format(
+            pod=self.pod, what=what, step=self.step, detail=detail, again=self.hints.again
+        )
 
 
 def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
