@@ -98,6 +98,9 @@ TEMPLATE_UNDEFINED = (
     "{where}{problem}: the template can use id, namespace, labels, storageSize and storageClass"
 )
 TEMPLATE_RENDER_FAILED = "{where}{problem}"
+TEMPLATE_UNSAFE = (
+    "{where}refused: {problem}; a template is data (variables, filters, loops), it cannot reach Python"
+)
 TEMPLATE_YAML = (
     "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
 )

@@ -158,10 +158,16 @@ def _storage_size(size: float) -> int | float:
 
 
 def render_text(name: str, text: str, context: dict) -> str:
-    """Render template text with Jinja2, as nunjucks would render it for Preevy."""
-    import jinja2
+    """Render template text with Jinja2, as nunjucks would render it for Preevy.
 
-    environment = jinja2.Environment(
+    The environment is sandboxed and immutable: a template is data (it may come from a ConfigMap that
+    others can edit), so reaching Python internals (`__globals__`, `__class__`, `os.system`...) or
+    mutating the variables is refused, and nothing the template says runs on this machine.
+    """
+    import jinja2
+    import jinja2.sandbox
+
+    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)),
         undefined=_undefined_class(),
         finalize=yaml_value,
@@ -171,6 +177,8 @@ def render_text(name: str, text: str, context: dict) -> str:
     environment.filters["dump"] = _dump
     try:
         return environment.get_template(name).render(context)
+    except jinja2.sandbox.SecurityError as err:
+        problem = messages.TEMPLATE_UNSAFE.format(where=_template_line(name), problem=str(err).rstrip("."))
     except jinja2.TemplateSyntaxError as err:
         problem = messages.TEMPLATE_SYNTAX.format(line=err.lineno, problem=err.message)
     except jinja2.UndefinedError as err:
