@@ -219,6 +219,26 @@ SYNCING = "copying files into {pod}:{directory}"
 SYNC_MISSING_SOURCE = (
     "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
 )
+HOST_PATHS_KEPT = "kept as the Docker host's own (not copied): {paths}"
+MISSING_SOURCES = "{problems}: docker compose would refuse it too; create it or fix the compose file"
+MISSING_BIND = "bind source {path} of service {service} does not exist (long syntax, create_host_path false)"
+MISSING_BUILD_CONTEXT = "build context {path} of service {service} does not exist"
+MISSING_DOCKERFILE = "Dockerfile {path} of service {service} does not exist"
+MISSING_FILE = "{what} {name} of service {service}: file {path} does not exist"
+OUTSIDE_PROJECT = (
+    "not copied into the cluster: {paths} (outside the project {root}); to copy them, pass "
+    "--copy-outside PATH for each, or list them in x-preevy {key}: [PATH, ...]"
+)
+X_PREEVY_COPY_OUTSIDE_INVALID = "x-preevy {key} must be a list of paths"
+SYNC_KEPT = (
+    "kept the pod's version of {count} path(s) that differ from yours and that this tool did not write "
+    "(a container's, or an older version's copy): {paths}; remove them in the pod to have yours copied"
+)
+SYNC_IN_PLACE = "rewritten in place, running containers see the change: {paths}"
+SYNC_CHANGED_RETRY = "changed while being copied, copying again: {paths}"
+SYNC_CHANGED_AS_READ = (
+    "changed again while being copied, the pod has them as read (the next `up` copies them again): {paths}"
+)
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
 LOCAL_FILE_UNREADABLE = (
     "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
