@@ -239,6 +239,11 @@ SYNC_CHANGED_RETRY = "changed while being copied, copying again: {paths}"
 SYNC_CHANGED_AS_READ = (
     "changed again while being copied, the pod has them as read (the next `up` copies them again): {paths}"
 )
+DRY_RUN_NEW_POD = "a new pod"
+DRY_RUN_COPY = (
+    "up would copy {files} files ({size}, {size_bytes} bytes) into {where}:{directory}, "
+    "{unchanged} unchanged, {deleted} deleted"
+)
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
 LOCAL_FILE_UNREADABLE = (
     "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
