@@ -77,7 +77,7 @@ DELETE_PART = (
 UNPACK_PART = (
     "tar -xf - || exit 1; "
     'for a do case $a in i:*) a=${a#i:}; m=${a%%:*}; p=${a#*:}; s="' + INPLACE_DIR + '/$p"; '
-    'cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p" || exit 1;; esac; done; '
+    '[ ! -f "$s" ] || { cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p"; } || exit 1;; esac; done; '
     f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
