@@ -348,7 +348,14 @@ def parse_record(text: str) -> dict[str, Entry] | None:
     record = {}
     for path, fields in data["entries"].items():
         if isinstance(fields, list) and len(fields) in (4, 5):
-            record[path] = Entry(*(str(fields[0]), *(int(f) for f in fields[1:])))
+            numbers = [int(f) for f in fields[1:]]
+            record[path] = Entry(
+                kind=str(fields[0]),
+                size=numbers[0],
+                mtime=numbers[1],
+                mode=numbers[2],
+                mtime_ns=numbers[3] if len(numbers) > 3 else 0,
+            )
     return record
 
 

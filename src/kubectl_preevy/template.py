@@ -165,6 +165,7 @@ def render_text(name: str, text: str, context: dict) -> str:
     mutating the variables is refused, and nothing the template says runs on this machine.
     """
     import jinja2
+    import jinja2.exceptions
     import jinja2.sandbox
 
     environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
@@ -177,7 +178,7 @@ def render_text(name: str, text: str, context: dict) -> str:
     environment.filters["dump"] = _dump
     try:
         return environment.get_template(name).render(context)
-    except jinja2.sandbox.SecurityError as err:
+    except jinja2.exceptions.SecurityError as err:
         problem = messages.TEMPLATE_UNSAFE.format(where=_template_line(name), problem=str(err).rstrip("."))
     except jinja2.TemplateSyntaxError as err:
         problem = messages.TEMPLATE_SYNTAX.format(line=err.lineno, problem=err.message)

@@ -28,10 +28,12 @@ from kubectl_preevy.errors import PreevyError
 def run(args) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
+    project = current.project
+    assert project is not None  # project="required"
     # what would travel is checked before the cluster is asked anything
-    compose.check_sources(current.project, args.copy_outside, pathlib.Path.cwd())
+    compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
-    host_paths = compose.host_bind_sources(current.project)
+    host_paths = compose.host_bind_sources(project)
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
@@ -73,17 +75,20 @@ def _existing(current: Run, env_id: str) -> Environment | None:
 def _dry_run(current: Run, env_id: str) -> None:
     """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
     stays a manifest): compared with the running pod's when there is one, else all of them."""
+    project = current.project
+    assert project is not None
     existing = _existing(current, env_id)
     objects = _objects(current, env_id, existing)
-    shell, where = None, messages.DRY_RUN_NEW_POD
+    shell: filesync.Shell | None = None
+    where = messages.DRY_RUN_NEW_POD
     if existing is not None:
         try:
             pod = environment.ready_pod(current.kubectl, existing)
             shell, where = filesync.PodShell(current.kubectl, pod, existing.first_container), pod
         except PreevyError:
             pass  # not running: compared with nothing, as a new pod
-    sync_plan, local = filesync.preview(shell, current.project)
-    console.result(_copy_listing(sync_plan, local, where, current.project.remote_dir))
+    sync_plan, local = filesync.preview(shell, project)
+    console.result(_copy_listing(sync_plan, local, where, project.remote_dir))
     console.result(template.manifest_yaml(objects))
 
 
