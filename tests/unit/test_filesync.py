@@ -295,13 +295,20 @@ def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, 
     assert shell.calls == calls + 1  # nothing to do: one listing, no copy
 
 
+def one_directory_project(tmp_path, directory, files):
+    """A project whose one service bind-mounts ./<directory>, holding files (name -> bytes)."""
+    source = tmp_path / "project" / directory
+    source.mkdir(parents=True)
+    for name, content in files.items():
+        (source / name).write_bytes(content)
+    return sync_project(
+        tmp_path, {"app": {"volumes": [{"type": "bind", "source": str(source), "target": "/d"}]}}
+    )
+
+
 def test_an_older_version_copy_loses_nothing(tmp_path, shell):
     work = tmp_path / "project"
-    (work / "data").mkdir(parents=True)
-    (work / "data" / "seed.sql").write_text("seed")
-    project = sync_project(
-        tmp_path, {"db": {"volumes": [{"type": "bind", "source": str(work / "data"), "target": "/d"}]}}
-    )
+    project = one_directory_project(tmp_path, "data", {"seed.sql": b"seed"})
     pod = tmp_path / "pod"
     (pod / "relative" / "data" / "pg").mkdir(parents=True)
     (pod / "relative" / "data" / "pg" / "base").write_text("database")
@@ -315,13 +322,8 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell):
 
 
 def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch):
-    work = tmp_path / "project"
-    (work / "logs").mkdir(parents=True)
-    big = work / "logs" / "big.log"
-    big.write_bytes(b"x" * 100_000)
-    project = sync_project(
-        tmp_path, {"app": {"volumes": [{"type": "bind", "source": str(work / "logs"), "target": "/l"}]}}
-    )
+    project = one_directory_project(tmp_path, "logs", {"big.log": b"x" * 100_000})
+    big = tmp_path / "project" / "logs" / "big.log"
     original = filesync._ExactReader.read
     shrunk = []
 
@@ -337,12 +339,7 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch)
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
-    work = tmp_path / "project"
-    (work / "site").mkdir(parents=True)
-    (work / "site" / "a").write_text("aaa")
-    project = sync_project(
-        tmp_path, {"web": {"volumes": [{"type": "bind", "source": str(work / "site"), "target": "/s"}]}}
-    )
+    project = one_directory_project(tmp_path, "site", {"a": b"aaa"})
     pod = tmp_path / "pod"
     with remote_dir_at(pod):
         plan, local = filesync.preview(shell, project)
