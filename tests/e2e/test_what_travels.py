@@ -161,6 +161,22 @@ def test_three_ups_keep_container_data_and_bring_local_edits_to_the_running_cont
     finally:
         assert stop(served.proc) == 0
     assert (project / "counter.txt").read_text() == "local\n"  # the user's files are theirs
+
+    # An environment an older version made has no record: nothing in it is deleted or overwritten.
+    remote(kubesim, namespace, pod, "rm", "/var/lib/preevy/projects/keep/.preevy-sync/record")
+    (project / "data" / "seed.txt").unlink()
+    (project / "counter.txt").write_text("local, edited\n")
+    fourth = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=180)
+    assert fourth.returncode == 0, fourth.stderr
+    assert "kept the pod's version of 1 path(s)" in fourth.stderr and "relative/counter.txt" in fourth.stderr
+    served = connect(flags, project, env, services=1)
+    try:
+        url = served.urls["app"]
+        assert get(url + "/data/seed.txt") == b"seed v2\n"
+        assert get(url + "/counter.txt") == b"local\ncontainer\n"
+        assert get(url + "/data/log") == b"started\n"
+    finally:
+        assert stop(served.proc) == 0
     preevy("down", *flags, cwd=project, env=env, check=True)
 
 
