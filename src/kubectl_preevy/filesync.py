@@ -174,7 +174,7 @@ def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> S
         stats, sent = _sync_once(shell, project, compress)
         if sent.changed:
             console.info(messages.SYNC_CHANGED_RETRY.format(paths=_some(sent.changed)))
-            again, sent = _sync_once(shell, project, compress)
+            again, sent = _sync_once(shell, project, compress, report=False)
             stats.files += again.files
             stats.bytes += again.bytes
             if sent.changed:
@@ -186,12 +186,15 @@ def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> S
         ) from None
 
 
-def _sync_once(shell: Shell, project: ComposeProject, compress: bool) -> tuple[SyncStats, Sent]:
+def _sync_once(
+    shell: Shell, project: ComposeProject, compress: bool, report: bool = True
+) -> tuple[SyncStats, Sent]:
+    """One listing and one copy; report=False (the retry): the lines already said are not repeated."""
     paths = compose.synced_paths(project)
     if not paths:
         return SyncStats(), Sent()
     for path in paths:
-        if not path.exists:
+        if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
     local = scan_local([p for p in paths if p.exists])
     remote = list_remote(shell, project.remote_dir, [p.remote for p in paths if not p.exists], write=True)
@@ -201,7 +204,7 @@ def _sync_once(shell: Shell, project: ComposeProject, compress: bool) -> tuple[S
         [p.remote for p in paths],
         mounted_files(project),
     )
-    if sync_plan.kept:
+    if sync_plan.kept and report:
         console.warn(messages.SYNC_KEPT.format(count=len(sync_plan.kept), paths=_some(sync_plan.kept)))
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
