@@ -321,7 +321,7 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell):
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
 
 
-def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch):
+def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch, capsys):
     project = one_directory_project(tmp_path, "logs", {"big.log": b"x" * 100_000})
     big = tmp_path / "project" / "logs" / "big.log"
     original = filesync._ExactReader.read
@@ -334,8 +334,11 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch)
         return original(self, size)
 
     monkeypatch.setattr(filesync._ExactReader, "read", read_and_shrink)
-    run_sync(shell, project, tmp_path / "pod")
+    stats = run_sync(shell, project, tmp_path / "pod")
     assert (tmp_path / "pod" / "relative" / "logs" / "big.log").read_bytes() == b"short"
+    said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
+    assert said == ["changed while being copied, copying again: relative/logs/big.log"]
+    assert stats.files == 2  # sent twice
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
@@ -369,3 +372,15 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
         assert members["relative/d"].isdir()
         assert members["relative/d/f"].mtime == 1_700_000_000
         assert tar.extractfile("relative/d/f").read() == b"content"
+
+
+def test_a_file_gone_before_it_is_sent_is_left_out_of_the_stream_and_the_record(tmp_path):
+    buffer = io.BytesIO()
+    gone = tmp_path / "gone.txt"
+    plan = filesync.plan({"relative/gone.txt": file()}, remote({}), ["relative/gone.txt"])
+    sent = filesync.write_tar(buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False)
+    assert sent.vanished == ["relative/gone.txt"]
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
+        assert "relative/gone.txt" not in tar.getnames()
+        record = filesync.parse_record(tar.extractfile(".preevy-sync/record.new").read().decode())
+    assert record == {}
