@@ -13,6 +13,7 @@ import pytest
 from kubectl_preevy import compose, filesync
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.filesync import Entry, Remote
+from tests.prerequisites import require_tool
 
 
 def file(size=10, mtime=1000, mode=0o644):
@@ -169,11 +170,12 @@ class BusyboxShell:
     """The sync's scripts run by BusyBox's sh with only BusyBox applets on PATH, on a local directory."""
 
     def __init__(self, tmp_path: pathlib.Path) -> None:
+        busybox = require_tool("busybox")
         self.bin = tmp_path / "busybox-bin"
         self.bin.mkdir()
-        applets = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout
         for applet in applets.split():
-            (self.bin / applet).symlink_to(shutil.which("busybox"))
+            (self.bin / applet).symlink_to(busybox)
         self.env = {"PATH": str(self.bin)}
         self.calls = 0
 
