@@ -114,8 +114,12 @@ def template_source(options) -> tuple[str, str]:
         return resources.template_display_name(resources.DEFAULT_TEMPLATE), resources.template_text(
             resources.DEFAULT_TEMPLATE
         )
+    name = str(options.template)
+    source = options.sources.get("template", "")
+    if source.startswith("profile ") and pathlib.Path(name).parent.match("kubectl-preevy/templates"):
+        name += f" (kept in the cluster by {source})"  # the local copy of a cluster profile's template
     try:
-        return str(options.template), pathlib.Path(options.template).read_text(encoding="utf-8")
+        return name, pathlib.Path(options.template).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         problem = getattr(err, "strerror", None) or str(err)
         raise PreevyError(

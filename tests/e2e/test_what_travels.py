@@ -289,7 +289,7 @@ def test_a_template_that_reaches_python_is_refused_from_a_cluster_profile(kubesi
         "evil-profile",
         "--profile",
         "team",
-        phrases=("template ", "refused: access to attribute"),
+        phrases=("(kept in the cluster by profile 'team'): line 4: refused: access to attribute",),
     )
     assert not marker.exists()
 
