@@ -177,9 +177,7 @@ def host_bind_sources(project: ComposeProject) -> list[str]:
 
 def synced_paths(project: ComposeProject) -> list[SyncedPath]:
     """Every bind-mount source and runtime secret/config file, nested ones folded into their parent."""
-    sources = {pathlib.Path(s) for s in _bind_sources(project.model)} | {
-        pathlib.Path(s) for s in _runtime_files(project.model).values()
-    }
+    sources = set(mount_sources(project))
     roots = sorted(s for s in sources if not any(parent in sources for parent in s.parents))
     return [
         SyncedPath(local=s, remote=remote_relative_path(s, project.working_dir), exists=s.exists())
