@@ -7,6 +7,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from kubectl_preevy import __version__, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -17,7 +19,7 @@ OUTPUT_FORMATS = ("table", "json")
 class _Parser(argparse.ArgumentParser):
     """argparse with our one-line `error: ...` and the usage exit code."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         from kubectl_preevy import console
 
         console.error(f"{message} (see `{self.prog} -h`)")
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     return _run(module.run, args)
 
 
-def _run(command, args: argparse.Namespace) -> int:
+def _run(command: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     from kubectl_preevy import console
 
     try:

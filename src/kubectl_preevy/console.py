@@ -6,19 +6,23 @@ rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help`
 import functools
 import json
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 API_VERSION = "kubectl-preevy/v1"  # of every JSON document we print (and of profile files)
 
 
 @functools.cache
-def stderr():
+def stderr() -> "Console":
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @functools.cache
-def stdout():
+def stdout() -> "Console":
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
@@ -46,7 +50,7 @@ def result(text: str) -> None:
     sys.stdout.flush()
 
 
-def to_json(document: dict) -> str:
+def to_json(document: dict[str, Any]) -> str:
     """A result document (`-o json`): versioned, consumers check apiVersion and kind."""
     return json.dumps(document, indent=2)
 

@@ -7,6 +7,7 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 import dataclasses
 import json
 import re
+from typing import Any
 
 from kubectl_preevy import messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -34,28 +35,31 @@ _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is
 
 @dataclasses.dataclass
 class Environment:
-    statefulset: dict
+    statefulset: dict[str, Any]
 
     @property
     def name(self) -> str:
-        return self.statefulset["metadata"]["name"]
+        return str(self.statefulset["metadata"]["name"])
 
     @property
     def namespace(self) -> str:
-        return self.statefulset["metadata"]["namespace"]
+        return str(self.statefulset["metadata"]["namespace"])
 
     @property
     def instance(self) -> str:
-        return self._labels.get(naming.LABEL_INSTANCE, self.name)
+        return str(self._labels.get(naming.LABEL_INSTANCE, self.name))
 
     @property
     def env_id(self) -> str:
-        return self._annotations.get(naming.ANNOTATION_ENV_ID) or self._labels.get(naming.LABEL_ENV_ID, "")
+        return str(
+            self._annotations.get(naming.ANNOTATION_ENV_ID) or self._labels.get(naming.LABEL_ENV_ID, "")
+        )
 
     @property
     def created_at(self) -> str:
-        return self._annotations.get(naming.ANNOTATION_CREATED_AT) or self.statefulset["metadata"].get(
-            "creationTimestamp", ""
+        return str(
+            self._annotations.get(naming.ANNOTATION_CREATED_AT)
+            or self.statefulset["metadata"].get("creationTimestamp", "")
         )
 
     @property
@@ -65,7 +69,7 @@ class Environment:
 
     @property
     def first_container(self) -> str:
-        return self.statefulset["spec"]["template"]["spec"]["containers"][0]["name"]
+        return str(self.statefulset["spec"]["template"]["spec"]["containers"][0]["name"])
 
     @property
     def types(self) -> list[str]:
@@ -81,11 +85,11 @@ class Environment:
         return list(dict.fromkeys(names + list(ALWAYS_DELETED_TYPES)))
 
     @property
-    def _labels(self) -> dict:
+    def _labels(self) -> dict[str, Any]:
         return self.statefulset["metadata"].get("labels") or {}
 
     @property
-    def _annotations(self) -> dict:
+    def _annotations(self) -> dict[str, Any]:
         return self.statefulset["metadata"].get("annotations") or {}
 
 
@@ -204,7 +208,7 @@ def unready_reason(kubectl: Kubectl, name: str) -> str:
     return messages.REASON_NOT_READY.format(pod=pod_name)
 
 
-def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> str:
+def _exit_reason(kubectl: Kubectl, pod: str, status: dict[str, Any], terminated: dict[str, Any]) -> str:
     """A container that exited: its exit code, and its last log line (in back-off: the exited instance's)."""
     logs = kubectl.run("logs", pod, "-c", status["name"], "--tail=1")
     last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
@@ -262,7 +266,7 @@ def ready_pod(kubectl: Kubectl, env: Environment) -> str:
             for c in (pod.get("status") or {}).get("conditions") or []
         )
         if owned and ready and not pod["metadata"].get("deletionTimestamp"):
-            return pod["metadata"]["name"]
+            return str(pod["metadata"]["name"])
     raise PreevyError(
         messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
         ExitCode.FAILURE,

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 from collections.abc import Mapping
+from typing import Any
 
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -48,11 +49,12 @@ class Kubectl:
             raise self.error(result)
         return result
 
-    def json(self, *args: str) -> dict:
+    def json(self, *args: str) -> dict[str, Any]:
         """`kubectl get ARGS -o json`, parsed."""
-        return json.loads(self.check("get", *args, "-o", "json").stdout)
+        document: dict[str, Any] = json.loads(self.check("get", *args, "-o", "json").stdout)
+        return document
 
-    def popen(self, *args: str, **popen_kwargs) -> subprocess.Popen:
+    def popen(self, *args: str, **popen_kwargs: Any) -> subprocess.Popen[bytes]:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:

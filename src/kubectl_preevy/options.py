@@ -4,12 +4,17 @@ Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the com
 > built-in default. Every value is validated, and an error names the option and its source.
 """
 
+import argparse
 import dataclasses
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from kubectl_preevy import messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
+
+if TYPE_CHECKING:
+    from kubectl_preevy.profiles import Profile
 
 DRIVER = "kube-pod"
 DEFAULT_STORAGE_SIZE = 5.0
@@ -53,12 +58,17 @@ class Options:
 
 
 def resolve_options(
-    args, x_preevy: dict | None, compose_file: pathlib.Path | None, profile, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    x_preevy: dict[str, Any] | None,
+    compose_file: pathlib.Path | None,
+    profile: "Profile | None",
+    environ: Mapping[str, str],
 ) -> Options:
     """The options of this run: each from the first source that sets it, validated (PreevyError USAGE)."""
     cwd = pathlib.Path.cwd()
     compose_dir = compose_file.parent if compose_file else cwd
-    layers = [
+    profile_name = profile.name if profile else ""
+    layers: list[tuple[Mapping[str, object], Callable[[str], str], pathlib.Path]] = [
         (_flag_values(args), lambda name: f"flag {OPTION_FLAGS[name]}", cwd),
         (_env_values(environ), lambda name: f"env {OPTION_ENV_VARS[name]}", cwd),
         (
@@ -66,9 +76,9 @@ def resolve_options(
             lambda name: f"x-preevy in {compose_file or 'the compose file'}",
             compose_dir,
         ),
-        (dict(profile.options) if profile else {}, lambda name: f"profile '{profile.name}'", cwd),
+        (dict(profile.options) if profile else {}, lambda name: f"profile '{profile_name}'", cwd),
     ]
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name in OPTION_NAMES:
         for layer_values, describe, base_dir in layers:
@@ -97,7 +107,7 @@ def _default_source(name: str) -> str:
     )
 
 
-def _flag_values(args) -> dict[str, object]:
+def _flag_values(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, field, None) for name, field in OPTION_FIELDS.items()}
 
 
@@ -105,7 +115,9 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, object]:
     return {name: environ.get(var) or None for name, var in OPTION_ENV_VARS.items()}
 
 
-def x_preevy_driver_options(x_preevy: dict | None, compose_file: pathlib.Path | None) -> dict[str, object]:
+def x_preevy_driver_options(
+    x_preevy: dict[str, Any] | None, compose_file: pathlib.Path | None
+) -> dict[str, object]:
     """`x-preevy.drivers.kube-pod` of the compose file, checked for shape and unknown keys."""
     if not x_preevy:
         return {}
@@ -158,25 +170,25 @@ def _show(raw: object) -> str:
     )
 
 
-def _parse_namespace(name, raw, source, base_dir) -> str:
+def _parse_namespace(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not naming.is_rfc1123_label(raw):
         raise _invalid(name, raw, source, messages.WHY_RFC1123_LABEL)
     return raw
 
 
-def _parse_storage_class(name, raw, source, base_dir) -> str:
+def _parse_storage_class(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not naming.is_rfc1123_subdomain(raw):
         raise _invalid(name, raw, source, messages.WHY_RFC1123_SUBDOMAIN)
     return raw
 
 
-def _parse_context(name, raw, source, base_dir) -> str:
+def _parse_context(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not raw.strip() or "\n" in raw:
         raise _invalid(name, raw, source, messages.WHY_CONTEXT)
     return raw
 
 
-def _parse_kubeconfig(name, raw, source, base_dir) -> str:
+def _parse_kubeconfig(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise _invalid(name, raw, source, messages.WHY_PATH)
     if source.startswith("env "):
@@ -187,7 +199,7 @@ def _parse_kubeconfig(name, raw, source, base_dir) -> str:
     return str(path)
 
 
-def _parse_template(name, raw, source, base_dir) -> pathlib.Path:
+def _parse_template(name: str, raw: object, source: str, base_dir: pathlib.Path) -> pathlib.Path:
     if not isinstance(raw, str) or not raw.strip():
         raise _invalid(name, raw, source, messages.WHY_PATH)
     path = (base_dir / pathlib.Path(raw).expanduser()).resolve()
@@ -196,7 +208,7 @@ def _parse_template(name, raw, source, base_dir) -> pathlib.Path:
     return path
 
 
-def _parse_bool(name, raw, source, base_dir) -> bool:
+def _parse_bool(name: str, raw: object, source: str, base_dir: pathlib.Path) -> bool:
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -204,8 +216,8 @@ def _parse_bool(name, raw, source, base_dir) -> bool:
     raise _invalid(name, raw, source, messages.WHY_BOOL)
 
 
-def _parse_storage_size(name, raw, source, base_dir) -> float:
-    if isinstance(raw, bool):
+def _parse_storage_size(name: str, raw: object, source: str, base_dir: pathlib.Path) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE)
     try:
         size = float(raw.strip() if isinstance(raw, str) else raw)
@@ -216,7 +228,7 @@ def _parse_storage_size(name, raw, source, base_dir) -> float:
     return size
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "namespace": _parse_namespace,
     "kubeconfig": _parse_kubeconfig,
     "context": _parse_context,

@@ -1,10 +1,15 @@
 """The one wrapper for running programs (kubectl, docker, git), built on plumbum."""
 
 import dataclasses
+import os
 import subprocess
+from typing import TYPE_CHECKING, Any, cast
 
 from kubectl_preevy import messages
 from kubectl_preevy.errors import ExitCode, PreevyError
+
+if TYPE_CHECKING:
+    from plumbum.commands.base import BoundCommand
 
 
 @dataclasses.dataclass
@@ -24,7 +29,7 @@ class Result:
         return lines[-1] if lines else f"exit code {self.returncode}"
 
 
-def command(argv: list[str]):
+def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
     from plumbum import local
     from plumbum.commands.processes import CommandNotFound
@@ -68,13 +73,21 @@ def run(
 
 
 def popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs
-) -> subprocess.Popen:
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+) -> subprocess.Popen[bytes]:
     """Start argv in the background. The caller owns the process and must `stop()` it."""
-    return command(argv).popen(env=env, cwd=cwd, **popen_kwargs)
+    return cast("subprocess.Popen[bytes]", command(argv).popen(env=env, cwd=cwd, **popen_kwargs))
 
 
-def stop(proc: subprocess.Popen, grace_seconds: float = 3.0) -> None:
+def argv_of(proc: subprocess.Popen[bytes]) -> list[str]:
+    """The argv a process was started with (as our Result records it)."""
+    args = proc.args
+    if isinstance(args, (str, bytes, os.PathLike)):
+        return [os.fsdecode(args)]
+    return [os.fsdecode(arg) for arg in args]
+
+
+def stop(proc: subprocess.Popen[bytes], grace_seconds: float = 3.0) -> None:
     """Terminate a process we started (by its pid, via Popen), then kill it if it lingers."""
     if proc.poll() is not None:
         return

@@ -1,12 +1,14 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
 
+import argparse
+
 from kubectl_preevy import console, environment, lock, messages
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)

@@ -1,10 +1,12 @@
 """`kubectl preevy ls`: the environments of the profile in the namespace (not those being deleted)."""
 
+import argparse
+
 from kubectl_preevy import console, environment, messages
 from kubectl_preevy.commands import shared
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none")
     envs = environment.list_all(current.kubectl, current.profile.id)
     if args.output == "json":

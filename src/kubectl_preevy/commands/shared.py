@@ -1,5 +1,6 @@
 """What the commands share: the project, profile, options, kubectl and environment id of one run."""
 
+import argparse
 import contextlib
 import dataclasses
 import os
@@ -7,6 +8,8 @@ import pathlib
 import re
 import shlex
 import signal
+import types
+from collections.abc import Iterator
 
 from kubectl_preevy import compose, console, envid, messages, profiles
 from kubectl_preevy import options as options_module
@@ -39,7 +42,7 @@ class Run:
         return shlex.join(argv)
 
 
-def load_run(args, *, project: str = "required") -> Run:
+def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
     """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
@@ -63,7 +66,7 @@ def load_run(args, *, project: str = "required") -> Run:
     return Run(compose_project, profile, options, kubectl)
 
 
-def env_id(args, run: Run) -> str:
+def env_id(args: argparse.Namespace, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
@@ -85,10 +88,10 @@ def parse_duration(text: str, flag: str) -> float:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -1,9 +1,11 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
+import argparse
 import datetime
 import json
 import os
 import tempfile
+from typing import Any
 
 from kubectl_preevy import (
     compose,
@@ -22,7 +24,7 @@ from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
     env_id = shared.env_id(args, current)
@@ -62,7 +64,7 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return found[0] if found else None
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
     instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
@@ -82,7 +84,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -98,7 +100,7 @@ def _apply(
             new=existing is None,
         )
     except environment.ImmutableChange:
-        if not recreate:
+        if not recreate or existing is None:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
@@ -109,9 +111,10 @@ def _apply(
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
+    assert project is not None, "up always loads the compose project"
     pod = environment.ready_pod(kubectl, env)
     with docker.forward(kubectl, pod) as docker_forward:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -126,7 +129,14 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         return docker.published_ports(port, project.name), stats
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
+) -> None:
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
