@@ -248,7 +248,7 @@ def extract_like_krew(archive: Path, target: Path) -> None:
             path = PurePosixPath(member.name)
             assert not path.is_absolute() and ".." not in path.parts, f"suspicious path {member.name}"
             assert member.isfile() or member.isdir(), (
-                f"krew cannot extract {member.name} (type {member.type})"
+                f"krew cannot extract {member.name} (type {member.type!r})"
             )
         tar.extractall(target, filter="data")
 
