@@ -55,6 +55,28 @@ def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2)
 
 
+def to_yaml(document: dict[str, Any]) -> str:
+    """A result document as YAML (`-o yaml`), keys in the order of the JSON one."""
+    import yaml
+
+    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return text
+
+
+_documents_printed = 0
+
+
+def document(document: dict[str, Any], output: str) -> None:
+    """A result document on stdout, as `-o json` or `-o yaml` asked. A second document of the same run
+    (the Error after connect's Environment) starts with `---` in YAML; JSON documents simply follow."""
+    global _documents_printed
+    if output == "yaml":
+        result(("---\n" if _documents_printed else "") + to_yaml(document))
+    else:
+        result(to_json(document))
+    _documents_printed += 1
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A plain, aligned text table (kubectl style: upper-case header, two spaces between columns)."""
     cells = [[h.upper() for h in header]] + [[str(c) for c in row] for row in rows]

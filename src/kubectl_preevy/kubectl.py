@@ -8,6 +8,7 @@ from typing import Any
 
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.options import Connection
 
 # Verbs that only talk to the API server: they get --request-timeout so a dead server cannot
 # hang them. Streams (exec, port-forward) and watches (rollout status, wait) must not.
@@ -20,18 +21,27 @@ API_CALL_TIMEOUT_SECONDS = 90
 
 class Kubectl:
     def __init__(
-        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+        self,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        environ: Mapping[str, str],
+        connection: Connection | None = None,
     ):
         self.environ = dict(environ)
-        self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
-            ["--context", context] if context else []
+        self.connection = connection or Connection()
+        self._config_flags = (
+            (["--kubeconfig", kubeconfig] if kubeconfig else [])
+            + (["--context", context] if context else [])
+            + self.connection.kubectl_flags(request_timeout=False)
         )
         self.namespace = namespace or ""
         if not namespace:
             self.namespace = self._current_namespace()
 
     def argv(self, verb: str, *args: str) -> list[str]:
-        timeout = ["--request-timeout", REQUEST_TIMEOUT] if verb in API_VERBS else []
+        request_timeout = self.connection.request_timeout or REQUEST_TIMEOUT
+        timeout = ["--request-timeout", request_timeout] if verb in API_VERBS else []
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(

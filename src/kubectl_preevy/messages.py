@@ -247,3 +247,19 @@ NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace
 NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports:` to the compose file"
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
+
+# --- diagnostics, connection flags (issue 15) ---------------------------------------------------------
+INVALID_REQUEST_TIMEOUT = (
+    "invalid --request-timeout {value!r}: use a number of seconds or a duration with a unit on every "
+    "part, such as 30s, 2m or 1m30s (0: no timeout)"
+)
+INVALID_INSECURE_FLAG = "invalid --insecure-skip-tls-verify={value!r}: use true or false"
+INTERNAL_ERROR = (
+    "internal error (a bug in kubectl-preevy): {error}; the traceback and the commands run are in {log}: "
+    "please attach it to a bug report (check it for anything you would not share)"
+)
+INTERNAL_ERROR_NO_LOG = (
+    "internal error (a bug in kubectl-preevy): {error} (no log file: {reason}); run again with -vv "
+    "and attach the output to a bug report"
+)
+LOG_WRITTEN = "the commands run and their full output: {log}"

@@ -7,10 +7,11 @@ Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the com
 import argparse
 import dataclasses
 import pathlib
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kubectl_preevy import messages, naming
+from kubectl_preevy import messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 if TYPE_CHECKING:
@@ -46,6 +47,64 @@ OPTION_NAMES = tuple(OPTION_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True)
+class Connection:
+    """kubectl's connection flags given after the plugin name (kubectl does not pass its own to plugins).
+    Flags only: they say who and where this machine connects as, so no profile or compose file sets them."""
+
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+    token: str | None = None
+    server: str | None = None
+    user: str | None = None
+    cluster: str | None = None
+    request_timeout: str | None = None  # API calls only: it would cut exec, port-forward and watches
+    certificate_authority: str | None = None
+    insecure_skip_tls_verify: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Connection":
+        """The flags of args, validated (PreevyError USAGE)."""
+        request_timeout = getattr(args, "request_timeout", None)
+        if request_timeout is not None and not _KUBECTL_TIMEOUT.fullmatch(request_timeout):
+            raise PreevyError(messages.INVALID_REQUEST_TIMEOUT.format(value=request_timeout), ExitCode.USAGE)
+        insecure = getattr(args, "insecure_skip_tls_verify", None)
+        if insecure not in (None, "true", "false"):
+            raise PreevyError(messages.INVALID_INSECURE_FLAG.format(value=insecure), ExitCode.USAGE)
+        return cls(
+            as_user=getattr(args, "as_user", None),
+            as_groups=tuple(getattr(args, "as_groups", None) or ()),
+            token=getattr(args, "token", None),
+            server=getattr(args, "server", None),
+            user=getattr(args, "user", None),
+            cluster=getattr(args, "cluster", None),
+            request_timeout=request_timeout,
+            certificate_authority=getattr(args, "certificate_authority", None),
+            insecure_skip_tls_verify=insecure == "true",
+        )
+
+    def kubectl_flags(self, *, request_timeout: bool = True) -> list[str]:
+        """The flags for kubectl, as `--flag=value` (the token included: redact before showing them)."""
+        values = [
+            ("--as", self.as_user),
+            *(("--as-group", group) for group in self.as_groups),
+            ("--token", self.token),
+            ("--server", self.server),
+            ("--user", self.user),
+            ("--cluster", self.cluster),
+            ("--request-timeout", self.request_timeout if request_timeout else None),
+            ("--certificate-authority", self.certificate_authority),
+        ]
+        flags = [f"{flag}={value}" for flag, value in values if value is not None]
+        if self.insecure_skip_tls_verify:
+            flags.append("--insecure-skip-tls-verify=true")
+        return flags
+
+
+# kubectl's --request-timeout: a number of seconds, or a Go duration (1s, 2m, 1h30m, 500ms).
+_KUBECTL_TIMEOUT = re.compile(r"\d+|(?:\d+(?:\.\d*)?(?:h|m|s|ms|us|µs|ns))+")
+
+
+@dataclasses.dataclass(frozen=True)
 class Options:
     namespace: str | None  # None: the current context's namespace (Kubectl resolves it, else "default")
     kubeconfig: str | None  # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
@@ -55,6 +114,7 @@ class Options:
     storage_class: str | None
     storage_size: float  # GiB, > 0
     sources: dict[str, str]  # option name -> where the value came from
+    connection: Connection = Connection()
 
 
 def resolve_options(
@@ -98,6 +158,7 @@ def resolve_options(
         storage_class=values.get("storage-class"),
         storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
+        connection=Connection.from_args(args),
     )
 
 
@@ -240,7 +301,8 @@ _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
 
 
 def cluster_flags(options: Options, namespace: str | None = None) -> list[str]:
-    """kubectl's global flags for these options (namespace overrides options.namespace when given)."""
+    """The flags of a recovery hint: kubeconfig, context, namespace (namespace overrides
+    options.namespace when given) and the connection flags given, the token redacted."""
     flags = []
     if options.kubeconfig:
         flags.append(f"--kubeconfig={options.kubeconfig}")
@@ -249,4 +311,4 @@ def cluster_flags(options: Options, namespace: str | None = None) -> list[str]:
     namespace = namespace or options.namespace
     if namespace:
         flags.append(f"--namespace={namespace}")
-    return flags
+    return flags + process.redact(options.connection.kubectl_flags())

@@ -19,6 +19,7 @@ from typing import Any
 
 from kubectl_preevy import console, messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.options import Connection
 
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILE_ID = "default"  # deterministic: a laptop and a fresh CI machine find the same environments
@@ -212,12 +213,17 @@ class ClusterStore:
     """Profiles as ConfigMaps, through kubectl with the cluster flags of this run."""
 
     def __init__(
-        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+        self,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        environ: Mapping[str, str],
+        connection: Connection | None = None,
     ):
         from kubectl_preevy.kubectl import Kubectl
 
         self.environ = dict(environ)
-        self.kubectl = Kubectl(kubeconfig, context, namespace, environ)
+        self.kubectl = Kubectl(kubeconfig, context, namespace, environ, connection)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> "ClusterStore":
@@ -226,6 +232,7 @@ class ClusterStore:
             getattr(args, "context", None) or environ.get("KUBE_CONTEXT"),
             getattr(args, "namespace", None),
             environ,
+            Connection.from_args(args),
         )
 
     @property

@@ -68,13 +68,12 @@ def _report(
     env: environment.Environment,
     service_urls: list[urls.ServiceUrl],
 ) -> None:
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
+            ),
+            args.output,
         )
     else:
         console.result(urls.urls_table(service_urls))

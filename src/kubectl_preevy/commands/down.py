@@ -25,17 +25,16 @@ def run(args: argparse.Namespace) -> int:
         for instance, types in targets.items():
             console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
             environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "DeletedEnvironment",
-                    "envId": env_id,
-                    "namespace": kubectl.namespace,
-                    "instances": sorted(targets),
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "DeletedEnvironment",
+                "envId": env_id,
+                "namespace": kubectl.namespace,
+                "instances": sorted(targets),
+            },
+            args.output,
         )
     else:
         console.result(env_id)

@@ -9,24 +9,23 @@ from kubectl_preevy.commands import shared
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none")
     envs = environment.list_all(current.kubectl, current.profile.id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "EnvironmentList",
-                    "items": [
-                        {
-                            "envId": env.env_id,
-                            "instance": env.instance,
-                            "namespace": env.namespace,
-                            "ready": env.ready_replicas,
-                            "createdAt": env.created_at,
-                        }
-                        for env in envs
-                    ],
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "EnvironmentList",
+                "items": [
+                    {
+                        "envId": env.env_id,
+                        "instance": env.instance,
+                        "namespace": env.namespace,
+                        "ready": env.ready_replicas,
+                        "createdAt": env.created_at,
+                    }
+                    for env in envs
+                ],
+            },
+            args.output,
         )
     elif envs:
         console.result(

@@ -32,11 +32,10 @@ def _ls(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except PreevyError as err:
         console.warn(messages.PROFILE_CLUSTER_LIST_FAILED.format(detail=getattr(err, "detail", err.message)))
     items = [listed[name].to_dict(current=name == current) for name in sorted(listed)]
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current, "items": items}
-            )
+    if args.output != "table":
+        console.document(
+            {"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current, "items": items},
+            args.output,
         )
     else:
         console.result(
@@ -62,8 +61,8 @@ def _show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     profile = _named_profile(args.name, args, environ) if args.name else profiles.load_profile(args, environ)
     document = profile.to_dict(current=profiles.LocalStore(environ).current() == profile.name)
-    if args.output == "json":
-        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "Profile", **document}))
+    if args.output != "table":
+        console.document({"apiVersion": console.API_VERSION, "kind": "Profile", **document}, args.output)
         return 0
     lines = [
         f"name: {profile.name}",

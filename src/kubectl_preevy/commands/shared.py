@@ -62,7 +62,7 @@ def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
         profile,
         environ,
     )
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
     return Run(compose_project, profile, options, kubectl)
 
 

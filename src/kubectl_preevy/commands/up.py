@@ -141,19 +141,18 @@ def _report(
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id,
+                namespace,
+                env.name,
+                service_urls,
+                instance=env.instance,
+                connect=connect,
+                sync=stats.as_json(),
+            ),
+            args.output,
         )
         return
     if service_urls:
