@@ -111,6 +111,13 @@ _TRANSLATIONS = (
         messages.CONTEXT_MISSING,
         ExitCode.CLUSTER,
     ),
+    (re.compile(r'auth info "([^"]+)" does not exist'), messages.USER_MISSING, ExitCode.CLUSTER),
+    (re.compile(r'no server found for cluster "([^"]+)"'), messages.CLUSTER_MISSING, ExitCode.CLUSTER),
+    (
+        re.compile(r"unable to read certificate-authority (\S+) for \S+ due to (?:open \S+: )?(.*)"),
+        messages.CERTIFICATE_AUTHORITY_UNREADABLE,
+        ExitCode.CLUSTER,
+    ),
     (
         re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
         messages.NO_CURRENT_CONTEXT,
@@ -140,12 +147,20 @@ _TRANSLATIONS = (
 )
 
 
+_FORBIDDEN = re.compile(r"^Error from server \(Forbidden\)", re.M)
+
+
 def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
+    """kubectl's stderr as our one-line error: a known cause with what to do, else what kubectl said."""
     for pattern, message, exit_code in _TRANSLATIONS:
         match = pattern.search(stderr)
         if match:
             groups = [g for g in match.groups() if g is not None]
             return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
+    if _FORBIDDEN.search(stderr):  # RBAC, Pod Security admission, a ResourceQuota: the cluster said no
+        return PreevyError(
+            messages.KUBECTL_REFUSED.format(command=command, error=_clean(last_line)), ExitCode.REFUSED
+        )
     return PreevyError(
         messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE
     )

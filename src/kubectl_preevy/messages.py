@@ -172,7 +172,9 @@ FORWARD_LOST = "port-forward lost ({error}): reconnecting in {seconds}s"
 FORWARD_RESTORED = "port-forward restored"
 
 ENV_ID_USED = "environment id: {env_id} ({why})"
-INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
+INVALID_DURATION = (
+    "invalid {flag} {value!r}: use a duration with a unit on every number, such as 90s, 5m or 1h30m"
+)
 DUPLICATE_ENVIRONMENTS = (
     "environment {env_id} exists several times ({instances}), from concurrent runs: using "
     "{chosen}; `kubectl preevy down --id {env_id}` removes them all"
@@ -263,3 +265,11 @@ INTERNAL_ERROR_NO_LOG = (
     "and attach the output to a bug report"
 )
 LOG_WRITTEN = "the commands run and their full output: {log}"
+USER_MISSING = "kubeconfig user {0} does not exist: pass one of `kubectl config get-users` with --user"
+CLUSTER_MISSING = (
+    "kubeconfig cluster {0} does not exist: pass one of `kubectl config get-clusters` with --cluster"
+)
+CERTIFICATE_AUTHORITY_UNREADABLE = (
+    "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
+)
+KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"

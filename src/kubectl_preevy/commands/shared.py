@@ -17,7 +17,10 @@ from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclasses.dataclass
@@ -76,13 +79,16 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
-    match = _DURATION.fullmatch(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
+    """A duration as kubectl takes it -> seconds (> 0): a Go duration (90s, 5m, 1h30m, 1.5m, 500ms; a
+    unit on every number), or a plain number of seconds (90)."""
+    value = text.strip() if text else ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        total = float(value)
+    elif _DURATION.fullmatch(value):
+        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value))
+    else:
+        total = 0.0
+    if not total > 0 or total == float("inf"):
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
     return total
 
