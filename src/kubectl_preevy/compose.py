@@ -9,7 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kubectl_preevy import messages, process
@@ -58,8 +58,8 @@ class ComposeProject:
     name: str
     files: list[pathlib.Path]
     working_dir: pathlib.Path
-    model: dict
-    x_preevy: dict | None
+    model: dict[str, Any]
+    x_preevy: dict[str, Any] | None
 
     @property
     def remote_dir(self) -> str:
@@ -193,7 +193,7 @@ def mount_sources(project: ComposeProject) -> list[pathlib.Path]:
     )
 
 
-def remote_model(project: ComposeProject) -> dict:
+def remote_model(project: ComposeProject) -> dict[str, Any]:
     """The model with every local path the Docker server needs replaced by its copy in the pod.
 
     Build contexts and build secrets stay local: the docker client reads them and streams them
@@ -225,18 +225,18 @@ def remote_model(project: ComposeProject) -> dict:
     return model
 
 
-def _is_synced_bind(volume: dict) -> bool:
+def _is_synced_bind(volume: dict[str, Any]) -> bool:
     return volume.get("type") == "bind" and bool(volume.get("source")) and not is_host_path(volume["source"])
 
 
-def _bind_sources(model: dict):
+def _bind_sources(model: dict[str, Any]) -> Iterator[str]:
     for service in model.get("services", {}).values():
         for volume in service.get("volumes") or []:
             if _is_synced_bind(volume):
                 yield volume["source"]
 
 
-def _runtime_files(model: dict) -> dict[tuple[str, str], str]:
+def _runtime_files(model: dict[str, Any]) -> dict[tuple[str, str], str]:
     """(section, name) -> file of the secrets and configs services mount at run time (build secrets
     are read by the client, so they stay out)."""
     found: dict[tuple[str, str], str] = {}

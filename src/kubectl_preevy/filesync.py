@@ -567,10 +567,9 @@ class PodShell:
 
     def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent:
         sent = Sent()
-        argv = self._argv(script, args, stdin=True)
         with tempfile.TemporaryFile() as stderr:
             proc = self.kubectl.popen(
-                *argv,
+                *self._argv(script, args, stdin=True),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -588,7 +587,7 @@ class PodShell:
                 process.stop(proc)
             stderr.seek(0)
             result = process.Result(
-                ["kubectl", *argv], proc.returncode, "", stderr.read().decode(errors="replace")
+                process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
             )
         if not result.ok:
             raise _sync_error(self.kubectl, result)
@@ -697,9 +696,10 @@ def _sync_error(kubectl: Kubectl, result: process.Result) -> PreevyError:
     return PreevyError(messages.FILE_SYNC_FAILED.format(error=result.last_error_line()), ExitCode.FAILURE)
 
 
-def human_size(size: float) -> str:
+def human_size(size: int) -> str:
+    scaled: float = size
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+        if scaled < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{scaled:.1f} {unit}"
+        scaled /= 1024
+    return f"{scaled:.1f} GiB"

@@ -327,7 +327,7 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch,
     project = one_directory_project(tmp_path, "logs", {"big.log": b"x" * 100_000})
     big = tmp_path / "project" / "logs" / "big.log"
     original = filesync._ExactReader.read
-    shrunk = []
+    shrunk: list[bool] = []
 
     def read_and_shrink(self, size=-1):
         if not shrunk:

@@ -1,11 +1,13 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
+import argparse
 import datetime
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 from kubectl_preevy import (
     compose,
@@ -25,7 +27,7 @@ from kubectl_preevy.environment import Environment
 from kubectl_preevy.errors import PreevyError
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
     project = current.project
@@ -137,7 +139,7 @@ def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()
 
 def _objects(
     current: Run, env_id: str, existing: Environment | None, avoid: frozenset[str] = frozenset()
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
     instance = existing.instance if existing else _new_instance(current, env_id, avoid)
@@ -157,7 +159,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -173,7 +175,7 @@ def _apply(
             new=existing is None,
         )
     except environment.ImmutableChange:
-        if not recreate:
+        if not recreate or existing is None:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
@@ -184,9 +186,10 @@ def _apply(
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
+    assert project is not None, "up always loads the compose project"
     pod = environment.ready_pod(kubectl, env)
     with docker.forward(kubectl, pod) as docker_forward:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -201,24 +204,30 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         return docker.published_ports(port, project.name), stats
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
+) -> None:
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id,
+                namespace,
+                env.name,
+                service_urls,
+                instance=env.instance,
+                connect=connect,
+                sync=stats.as_json(),
+            ),
+            args.output,
         )
         return
     if service_urls:
