@@ -90,6 +90,18 @@ def get(url: str) -> bytes | None:
         raise
 
 
+def served(
+    flags: list[str], project: pathlib.Path, env: dict[str, str], *paths: str
+) -> dict[str, bytes | None]:
+    """What the running service serves at these paths (None: 404), through `kubectl preevy connect`."""
+    connection = connect(flags, project, env, services=1)
+    try:
+        url = next(iter(connection.urls.values()))
+        return {path: get(url + path) for path in paths}
+    finally:
+        assert stop(connection.proc, signal.SIGINT) == 0
+
+
 def test_three_ups_keep_container_data_and_bring_local_edits_to_the_running_container(
     kubesim, namespace, env, tmp_path
 ):
@@ -112,15 +124,12 @@ def test_three_ups_keep_container_data_and_bring_local_edits_to_the_running_cont
     pod = f"{first['statefulSet']}-0"
     pod_pid1 = remote(kubesim, namespace, pod, "cat", "/proc/1/cmdline").stdout
 
-    served = connect(flags, project, env, services=1)
-    try:
-        url = served.urls["app"]
-        assert get(url + "/data/log") == b"started\n"
-        assert get(url + "/counter.txt") == b"local\ncontainer\n"
-        assert get(url + "/etc/app.ini") == b"v=1\n"
-        assert get(url + "/data/pod-pid1").decode() == pod_pid1  # /proc is the Docker host's: the pod's
-    finally:
-        assert stop(served.proc, signal.SIGINT) == 0
+    assert served(flags, project, env, "/data/log", "/counter.txt", "/etc/app.ini", "/data/pod-pid1") == {
+        "/data/log": b"started\n",
+        "/counter.txt": b"local\ncontainer\n",
+        "/etc/app.ini": b"v=1\n",
+        "/data/pod-pid1": pod_pid1.encode(),  # /proc is the Docker host's: the pod's
+    }
 
     # Local edits: a changed file in the bound directory, a new one, the single-file mount rewritten.
     (project / "data" / "seed.txt").write_text("seed v2\n")
@@ -134,32 +143,27 @@ def test_three_ups_keep_container_data_and_bring_local_edits_to_the_running_cont
     second = preevy("up", "-o", "json", "--timeout", "60s", *flags, cwd=project, env=env, timeout=180)
     assert second.returncode == 0, second.stderr
     assert "rewritten in place, running containers see the change: relative/app.ini" in second.stderr
-    served = connect(flags, project, env, services=1)
-    try:
-        url = served.urls["app"]
-        assert get(url + "/etc/app.ini") == b"v=22\n"  # the same, running container sees the edit
-        assert get(url + "/data/log") == b"started\n"  # not restarted, its data kept
-        assert get(url + "/counter.txt") == b"local\ncontainer\n"  # unchanged locally: the container's
-        assert get(url + "/data/seed.txt") == b"seed v2\n"
-        assert get(url + "/data/new.txt") == b"new\n"
-    finally:
-        assert stop(served.proc) == 0
+    assert served(
+        flags, project, env, "/etc/app.ini", "/data/log", "/counter.txt", "/data/seed.txt", "/data/new.txt"
+    ) == {
+        "/etc/app.ini": b"v=22\n",  # the same, running container sees the edit
+        "/data/log": b"started\n",  # not restarted, its data kept
+        "/counter.txt": b"local\ncontainer\n",  # unchanged locally: the container's version stays
+        "/data/seed.txt": b"seed v2\n",
+        "/data/new.txt": b"new\n",
+    }
 
     (project / "data" / "new.txt").unlink()
     (project / "app.ini").write_text("v=3\n")
     third = up_json(*flags, cwd=project, env=env)
     assert third["statefulSet"] == first["statefulSet"]
     assert (third["sync"]["files"], third["sync"]["deleted"]) == (1, 1)
-    served = connect(flags, project, env, services=1)
-    try:
-        url = served.urls["app"]
-        assert get(url + "/etc/app.ini") == b"v=3\n"
-        assert get(url + "/data/new.txt") is None
-        assert get(url + "/data/log") == b"started\n"
-        assert get(url + "/data/pod-pid1").decode() == pod_pid1
-        assert get(url + "/counter.txt") == b"local\ncontainer\n"
-    finally:
-        assert stop(served.proc) == 0
+    assert served(flags, project, env, "/etc/app.ini", "/data/new.txt", "/data/log", "/counter.txt") == {
+        "/etc/app.ini": b"v=3\n",
+        "/data/new.txt": None,
+        "/data/log": b"started\n",
+        "/counter.txt": b"local\ncontainer\n",
+    }
     assert (project / "counter.txt").read_text() == "local\n"  # the user's files are theirs
 
     # An environment an older version made has no record: nothing in it is deleted or overwritten.
@@ -169,14 +173,11 @@ def test_three_ups_keep_container_data_and_bring_local_edits_to_the_running_cont
     fourth = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=180)
     assert fourth.returncode == 0, fourth.stderr
     assert "kept the pod's version of 1 path(s)" in fourth.stderr and "relative/counter.txt" in fourth.stderr
-    served = connect(flags, project, env, services=1)
-    try:
-        url = served.urls["app"]
-        assert get(url + "/data/seed.txt") == b"seed v2\n"
-        assert get(url + "/counter.txt") == b"local\ncontainer\n"
-        assert get(url + "/data/log") == b"started\n"
-    finally:
-        assert stop(served.proc) == 0
+    assert served(flags, project, env, "/data/seed.txt", "/counter.txt", "/data/log") == {
+        "/data/seed.txt": b"seed v2\n",
+        "/counter.txt": b"local\ncontainer\n",
+        "/data/log": b"started\n",
+    }
     preevy("down", *flags, cwd=project, env=env, check=True)
 
 
@@ -210,12 +211,10 @@ def test_a_build_secret_is_read_locally_and_a_runtime_secret_is_copied(kubesim, 
     (project / "token.txt").write_text("t0ken\n")
     flags = ["-n", namespace, "--id", "build-secret"]
     up_json(*flags, cwd=project, env=env)
-    served = connect(flags, project, env, services=1)
-    try:
-        assert get(served.urls["web"] + "/built-with-token") == b"t0ken\n"
-        assert get(served.urls["web"] + "/run/secrets/token") == b"t0ken\n"
-    finally:
-        assert stop(served.proc) == 0
+    assert served(flags, project, env, "/built-with-token", "/run/secrets/token") == {
+        "/built-with-token": b"t0ken\n",
+        "/run/secrets/token": b"t0ken\n",
+    }
     preevy("down", *flags, cwd=project, env=env, check=True)
 
 
