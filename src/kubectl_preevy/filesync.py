@@ -205,7 +205,11 @@ def _sync_once(
         mounted_files(project),
     )
     if sync_plan.kept and report:
-        console.warn(messages.SYNC_KEPT.format(count=len(sync_plan.kept), paths=_some(sync_plan.kept)))
+        console.warn(
+            messages.SYNC_KEPT.format(
+                count=len(sync_plan.kept), paths=_some(sync_plan.kept), directory=project.remote_dir
+            )
+        )
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
         sent = _apply(shell, project.remote_dir, sync_plan, local, compress)

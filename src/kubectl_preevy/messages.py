@@ -234,7 +234,8 @@ OUTSIDE_PROJECT = (
 X_PREEVY_COPY_OUTSIDE_INVALID = "x-preevy {key} must be a list of paths"
 SYNC_KEPT = (
     "kept the pod's version of {count} path(s) that differ from yours and that this tool did not write "
-    "(a container's, or an older version's copy): {paths}; remove them in the pod to have yours copied"
+    "(a container's, or an older version's copy): {paths} (under {directory} in the pod); remove them "
+    "there to have yours copied"
 )
 SYNC_IN_PLACE = "rewritten in place, running containers see the change: {paths}"
 SYNC_CHANGED_RETRY = "changed while being copied, copying again: {paths}"
