@@ -19,6 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e import REPO_ROOT, environment_objects, error_lines, hello_project, preevy, user_env
+from tests.kubesim.launcher import Kubesim
 
 USAGE, MISSING_TOOL, CLUSTER, TIMEOUT, REFUSED, FAILURE = 2, 3, 4, 5, 6, 1
 TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
@@ -78,7 +79,7 @@ def snapshot(*roots: pathlib.Path) -> dict[str, str]:
 class Context:
     """What a case may set up: its own directory, the shared project and namespace, the emulator."""
 
-    kubesim: object
+    kubesim: Kubesim
     namespace: str
     project: pathlib.Path
     tmp: pathlib.Path
@@ -93,11 +94,12 @@ class Context:
         path.write_text(text.replace(change[0], change[1], 1))
         return str(path)
 
-    def compose_dir(self, text: str, name: str = "compose.yaml") -> None:
+    def compose_dir(self, text: str, name: str = "compose.yaml") -> str:
         """The case runs in a directory of its own holding this compose file."""
         self.cwd = self.tmp / "project"
         self.cwd.mkdir(exist_ok=True)
         (self.cwd / name).write_text(text)
+        return ""
 
     def kubeconfig(self, text: str) -> str:
         path = self.tmp / "kubeconfig"
@@ -146,9 +148,11 @@ def local_profile(text: str) -> Callable[[Context], str]:
     return setup
 
 
-def fault(verb: str, resource: str, code: int, count: int, **extra: object) -> Callable[[Context], str]:
+def fault(
+    verb: str, resource: str, code: int, count: int, message: str | None = None, dry_run: bool | None = None
+) -> Callable[[Context], str]:
     def setup(ctx: Context) -> str:
-        ctx.kubesim.fault_requests(verb, resource, code, count, **extra)
+        ctx.kubesim.fault_requests(verb, resource, code, count, message=message, dry_run=dry_run)
         return ""
 
     return setup
@@ -263,11 +267,8 @@ CORPUS: list[Case] = [
         up("ssa1"),
         USAGE,
         "server-side-apply",
-        setup=lambda ctx: (
-            ctx.compose_dir(
-                "services:\n  web:\n    image: nginx\nx-preevy:\n  drivers:\n    kube-pod:\n      server-side-apply: maybe\n"
-            )
-            or ""
+        setup=lambda ctx: ctx.compose_dir(
+            "services:\n  web:\n    image: nginx\nx-preevy:\n  drivers:\n    kube-pod:\n      server-side-apply: maybe\n"
         ),
     ),
     # -- kubeconfig and context
@@ -380,10 +381,9 @@ CORPUS: list[Case] = [
         USAGE,
         "several compose files",
         setup=lambda ctx: (
-            ctx.compose_dir("services: {web: {image: nginx}}\n"),
-            ctx.compose_dir("services: {web: {image: nginx}}\n", "docker-compose.yml"),
-            "",
-        )[-1],
+            ctx.compose_dir("services: {web: {image: nginx}}\n")
+            + ctx.compose_dir("services: {web: {image: nginx}}\n", "docker-compose.yml")
+        ),
     ),
     Case("compose-file-flag-missing", ("up", "--id", "cp5", "-f", "nope.yaml"), USAGE, "nope.yaml"),
     Case(

@@ -37,17 +37,16 @@ def run(args: argparse.Namespace) -> int:
         if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
             raise PreevyError(messages.INTERRUPTED_DOWN.format(again=again), ExitCode.INTERRUPTED) from None
         raise
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "DeletedEnvironment",
-                    "envId": env_id,
-                    "namespace": kubectl.namespace,
-                    "instances": sorted(targets),
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "DeletedEnvironment",
+                "envId": env_id,
+                "namespace": kubectl.namespace,
+                "instances": sorted(targets),
+            },
+            args.output,
         )
     else:
         console.result(env_id)

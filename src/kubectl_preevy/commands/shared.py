@@ -8,13 +8,16 @@ import re
 import shlex
 import sys
 
-from kubectl_preevy import compose, console, envid, interrupt, messages, profiles
+from kubectl_preevy import compose, console, envid, interrupt, messages, process, profiles
 from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a --timeout beyond a day is a mistake (and 1e9s is no kubectl duration)
 
 
@@ -38,7 +41,7 @@ class Run:
 
     def rerun_hint(self, *extra: str) -> str:
         """The user's own command line (every flag it had), with extra flags added: to run it again."""
-        argv = ["kubectl", "preevy", *sys.argv[1:]]
+        argv = ["kubectl", "preevy", *process.redact(sys.argv[1:])]
         return shlex.join([*argv, *(flag for flag in extra if flag not in argv)])
 
     def save_profile(self) -> None:
@@ -72,7 +75,7 @@ def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
         profile,
         environ,
     )
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
     kubectl.namespace_exists()
     unsaved = not requested and profile.location == ""
     if unsaved and getattr(args, "dry_run", False):
@@ -84,7 +87,7 @@ def args_dry_run(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "dry_run", False))
 
 
-def env_id(args, run: Run) -> str:
+def env_id(args: argparse.Namespace, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
@@ -94,13 +97,16 @@ def env_id(args, run: Run) -> str:
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0, at most a day)."""
-    match = _DURATION.fullmatch(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
+    """A duration as kubectl takes it -> seconds (> 0): a Go duration (90s, 5m, 1h30m, 1.5m, 500ms; a
+    unit on every number), or a plain number of seconds (90)."""
+    value = text.strip() if text else ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        total = float(value)
+    elif _DURATION.fullmatch(value):
+        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value))
+    else:
+        total = 0.0
+    if not total > 0 or total == float("inf"):
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
     if total > MAX_TIMEOUT_SECONDS:
         raise PreevyError(

@@ -3,10 +3,13 @@
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
+import pathlib
 import tempfile
 import time
+from typing import Any
 
 from kubectl_preevy import (
     compose,
@@ -26,6 +29,7 @@ from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.portforward import PortForward
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +41,19 @@ class Hints:
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")  # the namespace exists
+    project = current.project
+    assert project is not None  # project="required"
+    # what would travel is checked before the cluster is asked anything
+    compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
+    host_paths = compose.host_bind_sources(project)
+    if host_paths:
+        console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
     try:
         with shared.sigterm_as_interrupt():
             if args.dry_run:
-                console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
+                _dry_run(current, env_id)
                 return 0
             env, services, stats = _up(args, current, env_id, timeout, hints)
     except KeyboardInterrupt:
@@ -83,7 +94,7 @@ def _up(
 
 
 def _validate(
-    current: Run, existing: Environment | None, objects: list[dict], *, recreate: bool, hints: Hints
+    current: Run, existing: Environment | None, objects: list[dict[str, Any]], *, recreate: bool, hints: Hints
 ) -> None:
     try:
         environment.validate(
@@ -111,10 +122,75 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return found[0] if found else None
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+def _dry_run(current: Run, env_id: str) -> None:
+    """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
+    stays a manifest): compared with the running pod's when there is one, else all of them."""
+    project = current.project
+    assert project is not None
+    existing = _existing(current, env_id)
+    objects = _objects(current, env_id, existing)
+    shell: filesync.Shell | None = None
+    where = messages.DRY_RUN_NEW_POD
+    if existing is not None:
+        try:
+            pod = environment.ready_pod(current.kubectl, existing)
+            shell, where = filesync.PodShell(current.kubectl, pod, existing.first_container), pod
+        except PreevyError:
+            pass  # not running: compared with nothing, as a new pod
+    sync_plan, local = filesync.preview(shell, project)
+    console.result(_copy_listing(sync_plan, local, where, project.remote_dir))
+    console.result(template.manifest_yaml(objects))
+
+
+def _copy_listing(
+    sync_plan: filesync.SyncPlan, local: dict[str, filesync.Entry], where: str, remote_dir: str
+) -> str:
+    files = [p for p in sync_plan.send if local[p].kind != "dir"]
+    size = sum(local[p].size for p in files if local[p].kind == "file")
+    summary = messages.DRY_RUN_COPY.format(
+        files=len(files),
+        size=filesync.human_size(size),
+        size_bytes=size,
+        where=where,
+        directory=remote_dir,
+        unchanged=sync_plan.unchanged,
+        deleted=len(sync_plan.delete_files),
+    )
+    console.info(summary)
+    lines = [f"# {summary}"]
+    lines += [f"#   copy {p} ({local[p].size} B)" for p in files]
+    lines += [f"#   delete {p}" for p in sync_plan.delete_files]
+    lines += [f"#   keep the pod's {p}" for p in sync_plan.kept]
+    return "\n".join(lines)
+
+
+def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()) -> str:
+    """The instance name of a new environment: Preevy's `<profile>-<env>-<5 chars>`, the suffix
+    derived from the environment (so `up --dry-run` shows the name `up` will use), skipping names
+    that objects still carry (a `down --no-wait` in progress, or the instance being recreated)."""
+    taken = set(avoid) | {
+        e.instance for e in environment.find(current.kubectl, current.profile.id, env_id, True)
+    }
+    taken |= set(environment.leftover_instances(current.kubectl, current.profile.id, env_id))
+    for attempt in range(100):
+        seed = f"{current.profile.id}\0{env_id}\0{current.kubectl.namespace}\0{attempt}"
+        number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+        suffix = ""
+        for _ in range(naming.INSTANCE_SUFFIX_LENGTH):
+            number, digit = divmod(number, len(naming.LOWERCASE_NUMERIC))
+            suffix += naming.LOWERCASE_NUMERIC[digit]
+        name = naming.instance_name(current.profile.id, env_id, suffix)
+        if name not in taken:
+            return name
+    return naming.instance_name(current.profile.id, env_id)
+
+
+def _objects(
+    current: Run, env_id: str, existing: Environment | None, avoid: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
-    instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
+    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
     rendered = template.render_template(
         current.options,
@@ -131,7 +207,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -157,12 +233,12 @@ def _apply(
         environment.delete(
             kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout, again=hints.down
         )
-        objects = _objects(current, env_id, None)
+        objects = _objects(current, env_id, None, avoid=frozenset({existing.instance}))
         _first_apply(current, objects, hints)
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _first_apply(current: Run, objects: list[dict], hints: Hints) -> None:
+def _first_apply(current: Run, objects: list[dict[str, Any]], hints: Hints) -> None:
     """Create the environment; when that fails, remove what it created (nothing is left half-made)."""
     kubectl = current.kubectl
     try:
@@ -243,6 +319,7 @@ class _Deploy:
 
     def run(self) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         project, kubectl = self.current.project, self.current.kubectl
+        assert project is not None, "up always loads the compose project"
         with docker.forward(kubectl, self.pod) as docker_forward:
             try:
                 return self._steps(docker_forward, project, kubectl)
@@ -251,7 +328,7 @@ class _Deploy:
                 raise
 
     def _steps(
-        self, docker_forward: docker.PortForward, project: compose.ComposeProject, kubectl: Kubectl
+        self, docker_forward: PortForward, project: compose.ComposeProject, kubectl: Kubectl
     ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
         self.step = STEP_COPY
@@ -271,7 +348,7 @@ class _Deploy:
                 raise docker.ComposeUpFailed(failed.code, self.hints.again, self.hints.down) from None
         return docker.published_ports(port, project.name), stats
 
-    def _forward_problem(self, docker_forward: docker.PortForward) -> str | None:
+    def _forward_problem(self, docker_forward: PortForward) -> str | None:
         """The forward dropped during compose up, or dockerd no longer answers through it."""
         if not docker_forward.running:
             if self.step != "`docker compose up`":
@@ -322,24 +399,30 @@ class _Deploy:
         )
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
+) -> None:
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id,
+                namespace,
+                env.name,
+                service_urls,
+                instance=env.instance,
+                connect=connect,
+                sync=stats.as_json(),
+            ),
+            args.output,
         )
         return
     if service_urls:
