@@ -564,7 +564,10 @@ class PodShell:
         ]
 
     def run(self, script: str, args: list[str]) -> str:
-        result = self.kubectl.run(*self._argv(script, args, stdin=False), timeout=LIST_TIMEOUT_SECONDS)
+        # the listing (mkdir -p, cat, find) and the removals (rm -f, rmdir) are safe to repeat
+        result = self.kubectl.run(
+            *self._argv(script, args, stdin=False), timeout=LIST_TIMEOUT_SECONDS, retry_transient=True
+        )
         if not result.ok:
             raise _sync_error(self.kubectl, result)
         return result.stdout
