@@ -5,10 +5,13 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 """
 
 import dataclasses
+import datetime
 import json
 import re
+import subprocess
+import time
 
-from kubectl_preevy import messages, naming
+from kubectl_preevy import console, diagnosis, messages, naming, permissions, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
@@ -28,6 +31,7 @@ LEFTOVER_TYPES = (
     "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
 )
+POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
@@ -133,6 +137,8 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
     else:
         args = ["apply", "-f", "-"]
     result = kubectl.run(*args, stdin=manifest)
+    for warning in diagnosis.apply_warnings(result.stderr):
+        console.warn(messages.APPLY_WARNING.format(warning=warning))
     if result.ok:
         return
     immutable = _IMMUTABLE.search(result.stderr)
@@ -147,19 +153,34 @@ class ImmutableChange(PreevyError):
     """The template or an option changed a field Kubernetes does not change in place."""
 
 
-def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
-    """`kubectl rollout status` with a deadline; on timeout, why the pod is not ready."""
-    result = kubectl.run(
+def wait_ready(
+    kubectl: Kubectl,
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime | None = None,
+) -> None:
+    """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a true failure (diagnosis.py)
+    ends the wait at once. On timeout, why the pod is not ready.
+    since: when the objects were applied (older events belong to another run)."""
+    since = since or datetime.datetime.now(datetime.timezone.utc)
+    proc = kubectl.popen(
         "rollout",
         "status",
         f"statefulset/{name}",
         f"--timeout={timeout_seconds:g}s",
-        timeout=timeout_seconds + 30,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    if result.ok:
+    try:
+        stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
+    finally:
+        process.stop(proc)
+    if proc.returncode == 0:
         return
-    if "timed out" not in result.stderr:
-        raise kubectl.error(result)
+    if "timed out" not in stderr:
+        raise kubectl.error(process.Result(list(proc.args), proc.returncode, "", stderr))
     raise PreevyError(
         messages.NOT_READY.format(
             env_id=env_id,
@@ -171,6 +192,38 @@ def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float,
         ),
         ExitCode.TIMEOUT,
     )
+
+
+def _wait_watching(
+    kubectl: Kubectl,
+    proc: subprocess.Popen[bytes],
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime,
+) -> str:
+    """Until `rollout status` exits (its stderr returned), or a true failure is raised."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            _, err = proc.communicate(timeout=POLL_SECONDS)
+            return err.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise PreevyError(
+                    messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
+                    ExitCode.TIMEOUT,
+                ) from None
+        found = diagnosis.true_failure(kubectl, name, since)
+        if found:
+            reason = unready_reason(kubectl, name) if found.crash else found.reason
+            raise PreevyError(
+                messages.REFUSED_WHILE_WAITING.format(
+                    env_id=env_id, reason=reason, fix=found.fix, cleanup=cleanup_hint
+                ),
+                found.exit_code,
+            )
 
 
 def unready_reason(kubectl: Kubectl, name: str) -> str:
@@ -273,7 +326,9 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
     kinds = ",".join(types)
-    kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    labelled = kubectl.run("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    if not labelled.ok and not permissions.refused_requests(labelled.stderr):
+        raise kubectl.error(labelled)
     # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
     result = kubectl.run(
         "delete",
@@ -287,6 +342,13 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     )
     if result.ok:
         return
+    refused = permissions.refused_requests(result.stderr)
+    if refused and not _other_errors(result.stderr):
+        # partial RBAC: kubectl deleted every object it was allowed to; name the rest
+        raise PreevyError(
+            messages.DELETE_REFUSED.format(refused=", ".join(refused), namespace=kubectl.namespace),
+            ExitCode.REFUSED,
+        )
     if wait and "timed out" in result.stderr:
         raise PreevyError(
             messages.DELETE_TIMEOUT.format(
@@ -295,6 +357,14 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
             ExitCode.TIMEOUT,
         )
     raise kubectl.error(result)
+
+
+def _other_errors(stderr: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
+    ]
 
 
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:

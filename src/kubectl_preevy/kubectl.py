@@ -125,6 +125,21 @@ _TRANSLATIONS = (
         ExitCode.CLUSTER,
     ),
     (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
+    (
+        re.compile(r"unable to create new content in namespace (\S+) because it is being terminated"),
+        messages.NAMESPACE_TERMINATING_AT,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r'is forbidden: User "([^"]*)" cannot (\S+) resource "([^"]+)" in API group "([^"]*)"'),
+        messages.FORBIDDEN,
+        ExitCode.REFUSED,
+    ),
+    (
+        re.compile(r"\(Forbidden\): (?:error when \w+ \S+: )?(.*)"),
+        messages.REFUSED_BY_CLUSTER,
+        ExitCode.REFUSED,
+    ),
 )
 
 

@@ -14,6 +14,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    preflight,
     template,
     urls,
 )
@@ -27,13 +28,21 @@ def run(args) -> int:
     current = shared.load_run(args, project="required")
     env_id = shared.env_id(args, current)
     with shared.sigterm_as_interrupt():
-        current.kubectl.namespace_exists()
         if args.dry_run:
+            current.kubectl.namespace_exists()
             console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
             return 0
-        _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
+        # a template that does not render or validate, or that the cluster would refuse, fails before the lock
+        preflight.require(
+            current.kubectl,
+            _objects(current, env_id, None),
+            existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+            storage_class=current.options.storage_class,
+            command="up",
+        )
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
                 env_id,
@@ -44,7 +53,7 @@ def run(args) -> int:
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
-                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
+                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
             services, stats = _deploy(current, env)
     _report(args, current, env_id, env, services, stats)
@@ -60,6 +69,11 @@ def _existing(current: Run, env_id: str) -> Environment | None:
             )
         )
     return found[0] if found else None
+
+
+def rendered_objects(current: Run, env_id: str) -> list[dict]:
+    """The objects `up` would create for a new environment (doctor checks them)."""
+    return _objects(current, env_id, None)
 
 
 def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
