@@ -10,6 +10,7 @@ import datetime
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from kubectl_preevy import messages
 from kubectl_preevy.errors import ExitCode
@@ -28,7 +29,7 @@ class Diagnosis:
     crash: bool = False  # a container keeps exiting: the caller adds its exit code and last log line
 
 
-def event_time(event: dict) -> datetime.datetime | None:
+def event_time(event: dict[str, Any]) -> datetime.datetime | None:
     text = (
         event.get("lastTimestamp")
         or ((event.get("series") or {}).get("lastObservedTime"))
@@ -43,18 +44,22 @@ def event_time(event: dict) -> datetime.datetime | None:
         return None
 
 
-def _involves(event: dict, kind: str, name: str) -> bool:
+def _involves(event: dict[str, Any], kind: str, name: str) -> bool:
     involved = event.get("involvedObject") or {}
     return involved.get("kind") == kind and involved.get("name") == name
 
 
-def _latest(events: Sequence[dict]) -> dict | None:
+def _latest(events: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     return max(events, key=lambda e: event_time(e) or epoch, default=None)
 
 
 def diagnose(
-    statefulset: str, pod: dict | None, events: Sequence[dict], since: datetime.datetime, namespace: str
+    statefulset: str,
+    pod: dict[str, Any] | None,
+    events: Sequence[dict[str, Any]],
+    since: datetime.datetime,
+    namespace: str,
 ) -> Diagnosis | None:
     """The true failure, if any. since: when this `up` applied (older StatefulSet events are another run's)."""
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
@@ -63,7 +68,7 @@ def diagnose(
 
 
 def _failed_create(
-    statefulset: str, events: Sequence[dict], since: datetime.datetime, namespace: str
+    statefulset: str, events: Sequence[dict[str, Any]], since: datetime.datetime, namespace: str
 ) -> Diagnosis | None:
     recent = [
         e
@@ -97,12 +102,12 @@ def _failed_create(
     )
 
 
-def _statuses(pod: dict) -> list[dict]:
+def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     status = pod.get("status") or {}
     return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
-def _container_failure(pod: dict, events: Sequence[dict]) -> Diagnosis | None:
+def _container_failure(pod: dict[str, Any], events: Sequence[dict[str, Any]]) -> Diagnosis | None:
     name = (pod.get("metadata") or {}).get("name", "")
     uid = (pod.get("metadata") or {}).get("uid")
     pod_events = [
@@ -146,7 +151,7 @@ def _container_failure(pod: dict, events: Sequence[dict]) -> Diagnosis | None:
     return None
 
 
-def _pending_claim(pod: dict, events: Sequence[dict]) -> Diagnosis | None:
+def _pending_claim(pod: dict[str, Any], events: Sequence[dict[str, Any]]) -> Diagnosis | None:
     """A claim the pod needs that no StorageClass provisions: its pod is not scheduled, and the claim's
     events say why (ProvisioningFailed: the class does not exist; FailedBinding: no class at all)."""
     status = pod.get("status") or {}
@@ -154,7 +159,7 @@ def _pending_claim(pod: dict, events: Sequence[dict]) -> Diagnosis | None:
     if status.get("phase") != "Pending" or any(c.get("status") == "True" for c in scheduled):
         return None
     names = [
-        (v.get("persistentVolumeClaim") or {}).get("claimName")
+        str((v.get("persistentVolumeClaim") or {}).get("claimName", ""))
         for v in (pod.get("spec") or {}).get("volumes") or []
         if v.get("persistentVolumeClaim")
     ]

@@ -165,14 +165,8 @@ def wait_ready(
     ends the wait at once. On timeout, why the pod is not ready.
     since: when the objects were applied (older events belong to another run)."""
     since = since or datetime.datetime.now(datetime.timezone.utc)
-    proc = kubectl.popen(
-        "rollout",
-        "status",
-        f"statefulset/{name}",
-        f"--timeout={timeout_seconds:g}s",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={timeout_seconds:g}s")
+    proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
     finally:
@@ -180,7 +174,7 @@ def wait_ready(
     if proc.returncode == 0:
         return
     if "timed out" not in stderr:
-        raise kubectl.error(process.Result(list(proc.args), proc.returncode, "", stderr))
+        raise kubectl.error(process.Result(kubectl.argv(*rollout), proc.returncode, "", stderr))
     raise PreevyError(
         messages.NOT_READY.format(
             env_id=env_id,

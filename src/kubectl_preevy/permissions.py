@@ -7,6 +7,7 @@ Pure functions: nothing here talks to the cluster (see preflight.py).
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 UP, DOWN, CONNECT = "up", "down", "connect"
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
@@ -55,11 +56,13 @@ def api_group(api_version: str) -> str:
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
-def required(objects: Sequence[dict], *, lock_configmaps: bool = True) -> list[Permission]:
+def required(objects: Sequence[dict[str, Any]], *, lock_configmaps: bool = True) -> list[Permission]:
     """Every permission the commands need for these rendered objects, deduplicated, in a stable order."""
     needed: list[Permission] = []
 
-    def need(group: str, resource: str, verbs: Iterable[str], why: str, *commands: str, **flags: bool):
+    def need(
+        group: str, resource: str, verbs: Iterable[str], why: str, *commands: str, **flags: bool
+    ) -> None:
         for verb in verbs:
             needed.append(Permission(group, resource, verb, why, frozenset(commands), **flags))
 
@@ -129,7 +132,7 @@ def _order(p: Permission) -> tuple[str, str, int]:
     return (p.group, p.resource, rank)
 
 
-def rule_allows(rule: dict, permission: Permission) -> bool:
+def rule_allows(rule: dict[str, Any], permission: Permission) -> bool:
     """Whether one RBAC PolicyRule (or a SelfSubjectRulesReview resourceRule) allows the request, as the
     API server's rbac.RuleAllows does for a request without a resource name."""
     if rule.get("resourceNames"):
@@ -149,7 +152,7 @@ def rule_allows(rule: dict, permission: Permission) -> bool:
     return False
 
 
-def allowed(rules: Sequence[dict], permission: Permission) -> bool:
+def allowed(rules: Sequence[dict[str, Any]], permission: Permission) -> bool:
     return any(rule_allows(rule, permission) for rule in rules)
 
 
@@ -163,7 +166,7 @@ def grouped(permissions: Iterable[Permission]) -> dict[tuple[str, str], list[str
     return by_type
 
 
-def role_rules(permissions: Iterable[Permission]) -> list[dict]:
+def role_rules(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
     """The fewest PolicyRules granting exactly these (namespaced) permissions: resources of one group with
     the same verbs share a rule."""
     by_verbs: dict[tuple[str, tuple[str, ...]], list[str]] = {}

@@ -6,6 +6,7 @@ Each violation is worded as the admission controller words it, e.g.
 """
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 LEVELS = ("privileged", "baseline", "restricted")
 LABEL_PREFIX = "pod-security.kubernetes.io/"
@@ -69,7 +70,9 @@ def namespace_levels(labels: Mapping[str, str]) -> dict[str, str]:
     return levels
 
 
-def violations(pod_spec: Mapping, level: str, pod_metadata: Mapping | None = None) -> list[str]:
+def violations(
+    pod_spec: Mapping[str, Any], level: str, pod_metadata: Mapping[str, Any] | None = None
+) -> list[str]:
     """The pod's violations of `level` (none at `privileged`), in the admission controller's words."""
     if level == "privileged":
         return []
@@ -79,7 +82,7 @@ def violations(pod_spec: Mapping, level: str, pod_metadata: Mapping | None = Non
     return found
 
 
-def _containers(spec: Mapping) -> list[Mapping]:
+def _containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [
         *(spec.get("initContainers") or []),
         *(spec.get("containers") or []),
@@ -92,11 +95,11 @@ def _names(names: list[str], noun: str) -> str:
     return f"{noun}s {quoted}" if len(names) > 1 else f"{noun} {quoted}"
 
 
-def _security(container: Mapping) -> Mapping:
+def _security(container: Mapping[str, Any]) -> Mapping[str, Any]:
     return container.get("securityContext") or {}
 
 
-def _baseline(spec: Mapping, metadata: Mapping) -> Iterator[str]:
+def _baseline(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> Iterator[str]:
     pod_security = spec.get("securityContext") or {}
     containers = _containers(spec)
     host = [f"{field}=true" for field in ("hostNetwork", "hostPID", "hostIPC") if spec.get(field)]
@@ -155,7 +158,7 @@ def _baseline(spec: Mapping, metadata: Mapping) -> Iterator[str]:
         yield f'forbidden AppArmor profile{"s" if len(apparmor) > 1 else ""} ({", ".join(apparmor)}="unconfined")'
 
 
-def _restricted(spec: Mapping) -> Iterator[str]:
+def _restricted(spec: Mapping[str, Any]) -> Iterator[str]:
     pod_security = spec.get("securityContext") or {}
     containers = _containers(spec)
     restricted_volumes = []
@@ -222,7 +225,7 @@ def _restricted(spec: Mapping) -> Iterator[str]:
         yield f"unrestricted capabilities ({'; '.join(capabilities)})"
 
 
-def pod_templates(objects: list[dict]) -> list[tuple[str, dict]]:
+def pod_templates(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """(description, pod template) of every object that makes pods: StatefulSets, Deployments, Pods..."""
     found = []
     for obj in objects:

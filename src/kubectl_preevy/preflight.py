@@ -49,7 +49,7 @@ class Check:
 class Reading:
     """One read of the cluster: the parsed document, or why there is none (`forbidden`, `not found`...)."""
 
-    document: dict | None = None
+    document: dict[str, Any] | None = None
     problem: str = ""
     forbidden: bool = False
     not_found: bool = False
@@ -149,7 +149,7 @@ def _can_i(kubectl: Kubectl, permission: Permission) -> bool:
     return kubectl.run(*args).stdout.strip() == "yes"
 
 
-def _resource_rules(facts: Facts) -> list[dict]:
+def _resource_rules(facts: Facts) -> list[dict[str, Any]]:
     document = facts.rules.document or {}
     return list((document.get("status") or {}).get("resourceRules") or [])
 
@@ -159,7 +159,11 @@ def is_allowed(facts: Facts, permission: Permission) -> bool:
 
 
 def evaluate(
-    facts: Facts, objects: Sequence[dict], needed: Sequence[Permission], *, storage_class: str | None
+    facts: Facts,
+    objects: Sequence[dict[str, Any]],
+    needed: Sequence[Permission],
+    *,
+    storage_class: str | None,
 ) -> list[Check]:
     return [
         *namespace_checks(facts),
@@ -244,7 +248,7 @@ def permission_checks(facts: Facts, needed: Sequence[Permission]) -> list[Check]
     return rows
 
 
-def pod_security_checks(facts: Facts, objects: Sequence[dict]) -> list[Check]:
+def pod_security_checks(facts: Facts, objects: Sequence[dict[str, Any]]) -> list[Check]:
     ns = facts.namespace
     templates = podsecurity.pod_templates(list(objects))
     if facts.namespace_object.document is None:
@@ -295,7 +299,7 @@ def pod_security_checks(facts: Facts, objects: Sequence[dict]) -> list[Check]:
     return rows
 
 
-def storage_checks(facts: Facts, objects: Sequence[dict], storage_class: str | None) -> list[Check]:
+def storage_checks(facts: Facts, objects: Sequence[dict[str, Any]], storage_class: str | None) -> list[Check]:
     claims = quota.claims(objects)
     if not claims:
         return []
@@ -350,7 +354,7 @@ def storage_checks(facts: Facts, objects: Sequence[dict], storage_class: str | N
     return rows
 
 
-def default_class(classes: Sequence[dict]) -> str | None:
+def default_class(classes: Sequence[dict[str, Any]]) -> str | None:
     """The default StorageClass (the newest when several are marked, as the API server picks it)."""
     defaults = [
         c
@@ -368,7 +372,7 @@ def default_class(classes: Sequence[dict]) -> str | None:
     return str(newest["metadata"]["name"])
 
 
-def quota_checks(facts: Facts, objects: Sequence[dict]) -> list[Check]:
+def quota_checks(facts: Facts, objects: Sequence[dict[str, Any]]) -> list[Check]:
     ns = facts.namespace
     if facts.quotas.document is None:
         return [
@@ -418,7 +422,11 @@ def quota_checks(facts: Facts, objects: Sequence[dict]) -> list[Check]:
 
 
 def run_checks(
-    kubectl: Kubectl, objects: Sequence[dict], *, existing: Callable[[], bool], storage_class: str | None
+    kubectl: Kubectl,
+    objects: Sequence[dict[str, Any]],
+    *,
+    existing: Callable[[], bool],
+    storage_class: str | None,
 ) -> list[Check]:
     """existing: whether the environment exists (run concurrently with the reads)."""
     needed = permissions.required(objects)
@@ -445,7 +453,7 @@ def refusal(checks: Sequence[Check], command: str) -> PreevyError | None:
 
 def require(
     kubectl: Kubectl,
-    objects: Sequence[dict],
+    objects: Sequence[dict[str, Any]],
     *,
     existing: Callable[[], bool],
     storage_class: str | None,

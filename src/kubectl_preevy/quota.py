@@ -6,11 +6,12 @@ import dataclasses
 import fractions
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kubectl_preevy import permissions
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_SUFFIXES = {
+_SUFFIXES: dict[str, int | fractions.Fraction] = {
     "Ki": 2**10,
     "Mi": 2**20,
     "Gi": 2**30,
@@ -74,7 +75,7 @@ class Shortfall:
 
 
 def container_resources(
-    container: Mapping, limit_ranges: Sequence[Mapping]
+    container: Mapping[str, Any], limit_ranges: Sequence[Mapping[str, Any]]
 ) -> dict[str, dict[str, fractions.Fraction]]:
     """{"requests": {...}, "limits": {...}} of a container after admission: LimitRange defaults for what it
     does not set, and requests defaulting to limits."""
@@ -97,7 +98,7 @@ def container_resources(
 
 
 def pod_usage(
-    pod_spec: Mapping, limit_ranges: Sequence[Mapping]
+    pod_spec: Mapping[str, Any], limit_ranges: Sequence[Mapping[str, Any]]
 ) -> tuple[dict[str, fractions.Fraction], dict[str, list[str]]]:
     """The quota usage of one pod (requests.*, limits.*, and cpu/memory as requests), and per resource the
     containers that do not set it (a quota on that resource refuses such a pod)."""
@@ -123,7 +124,7 @@ def pod_usage(
     return usage, unset
 
 
-def claims(objects: Sequence[dict]) -> list[tuple[str, dict]]:
+def claims(objects: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """(name, claim spec) of every claim the objects make: standalone PVCs and each replica's
     volumeClaimTemplates."""
     found = []
@@ -141,7 +142,7 @@ def claims(objects: Sequence[dict]) -> list[tuple[str, dict]]:
 
 
 def objects_usage(
-    objects: Sequence[dict], limit_ranges: Sequence[Mapping], default_class: str | None
+    objects: Sequence[dict[str, Any]], limit_ranges: Sequence[Mapping[str, Any]], default_class: str | None
 ) -> tuple[dict[str, fractions.Fraction], dict[str, list[str]]]:
     """What creating the objects adds to a quota's `used`, and the containers missing each resource."""
     usage: dict[str, fractions.Fraction] = {}
@@ -183,9 +184,9 @@ def objects_usage(
 
 
 def shortfalls(
-    objects: Sequence[dict],
-    quotas: Sequence[Mapping],
-    limit_ranges: Sequence[Mapping] = (),
+    objects: Sequence[dict[str, Any]],
+    quotas: Sequence[Mapping[str, Any]],
+    limit_ranges: Sequence[Mapping[str, Any]] = (),
     default_class: str | None = None,
 ) -> list[Shortfall]:
     """Every quota resource the objects would exceed, or that a container does not set although a quota

@@ -3,6 +3,7 @@
 
 import argparse
 import os
+from typing import Any
 
 from kubectl_preevy import console, naming, permissions, profiles, template
 from kubectl_preevy.kubectl import Kubectl
@@ -25,11 +26,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def documents(args: argparse.Namespace, namespace: str, needed: list[permissions.Permission]) -> list[dict]:
+def documents(
+    args: argparse.Namespace, namespace: str, needed: list[permissions.Permission]
+) -> list[dict[str, Any]]:
     """The Role; with subjects, its RoleBinding; with --service-account, the ServiceAccount first; with
     --cluster-reads, a ClusterRole and ClusterRoleBinding for the optional cluster-scoped reads."""
     subjects = _subjects(args, namespace)
-    docs: list[dict] = []
+    docs: list[dict[str, Any]] = []
     if args.service_account:
         docs.append(
             {
@@ -83,8 +86,8 @@ def documents(args: argparse.Namespace, namespace: str, needed: list[permissions
     return docs
 
 
-def _subjects(args: argparse.Namespace, namespace: str) -> list[dict]:
-    subjects: list[dict] = []
+def _subjects(args: argparse.Namespace, namespace: str) -> list[dict[str, Any]]:
+    subjects: list[dict[str, Any]] = []
     if args.service_account:
         subjects.append({"kind": "ServiceAccount", "name": args.service_account, "namespace": namespace})
     subjects += [
