@@ -3,8 +3,21 @@ and `down` with partial RBAC; real kubectl against the emulator, as the admin or
 
 import json
 import pathlib
+import signal
 
-from tests.e2e import REPO_ROOT, error_lines, hello_project, preevy
+import yaml
+
+from tests.e2e import (
+    REPO_ROOT,
+    connect,
+    environment_objects,
+    error_lines,
+    hello_project,
+    http_get,
+    preevy,
+    stop,
+    up_json,
+)
 
 DEFAULT_TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
 DOCKERD_COMMAND = (
@@ -94,3 +107,103 @@ def test_a_crash_looping_container_ends_up_at_once_with_its_last_log_line(kubesi
     assert "its last log line: no docker server here" in line
     assert f"remove it with `kubectl preevy down --id crash --namespace={namespace}`" in line
     preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def ci_identity(kubesim, namespace: str, env: dict[str, str], rbac_yaml: str) -> dict[str, str]:
+    """Apply what `kubectl preevy rbac` printed (as the admin) and return the environment of a user whose
+    kubeconfig holds the ServiceAccount's token, and nothing else."""
+    kubesim.kubectl("apply", "-f", "-", input=rbac_yaml)
+    kubeconfig = kubesim.kubeconfig_for_service_account(namespace, "ci")
+    return {**env, "KUBECONFIG": str(kubeconfig)}
+
+
+def without_rule(rbac_yaml: str, resources: list[str]) -> str:
+    documents = list(yaml.safe_load_all(rbac_yaml))
+    (role,) = [d for d in documents if d["kind"] == "Role"]
+    before = len(role["rules"])
+    role["rules"] = [r for r in role["rules"] if r["resources"] != resources]
+    assert len(role["rules"]) == before - 1
+    return yaml.safe_dump_all(documents)
+
+
+def test_the_minimal_role_runs_up_connect_and_down_and_one_rule_less_is_refused_by_name(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "ci-flow"]
+    rbac_yaml = preevy(
+        "rbac", "-n", namespace, "--service-account", "ci", cwd=tmp_path, env=env, check=True
+    ).stdout
+    assert [d["kind"] for d in yaml.safe_load_all(rbac_yaml)] == ["ServiceAccount", "Role", "RoleBinding"]
+    ci = ci_identity(kubesim, namespace, env, rbac_yaml)
+
+    doctor = json.loads(preevy("doctor", *flags, "-o", "json", cwd=project, env=ci, check=True).stdout)
+    results = {(c["check"], c["subject"]): c["result"] for c in doctor["checks"]}
+    assert results[("permission", "statefulsets.apps")] == "ok"
+    # a Role cannot grant cluster-scoped reads: those checks are skipped, not failed
+    assert results[("permission", "storageclasses.storage.k8s.io")] == "skipped"
+    assert results[("permission", "namespaces")] == "skipped"
+    assert results[("pod security", namespace)] == "skipped"
+    assert doctor["ok"] is True
+
+    first = up_json(*flags, cwd=project, env=ci)
+    served = connect(flags, project, ci, services=2)
+    try:
+        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
+    finally:
+        assert stop(served.proc, signal.SIGINT) == 0
+    preevy("down", *flags, cwd=project, env=ci, check=True)
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={first['statefulSet']}") == []
+
+    kubesim.kubectl("apply", "-f", "-", input=without_rule(rbac_yaml, ["pods/exec", "pods/portforward"]))
+    refused = preevy("doctor", *flags, cwd=project, env=ci)
+    assert refused.returncode == REFUSED, refused.stderr
+    failed = {line.split()[1] for line in refused.stdout.splitlines() if line.split()[2:3] == ["fail"]}
+    assert failed == {"pods/exec", "pods/portforward"}
+    assert f"get, create pods/exec in namespace {namespace}" in refused.stdout
+
+    up = preevy("up", *flags, cwd=project, env=ci)
+    assert up.returncode == REFUSED, up.stderr
+    (line,) = error_lines(up.stderr)
+    assert line.startswith(
+        "error: `kubectl preevy up` needs permissions this identity lacks: get, create pods/exec"
+    )
+    assert "get, create pods/portforward" in line and f"`kubectl preevy rbac -n {namespace}`" in line
+    assert objects_of(kubesim, namespace, "ci-flow") == []  # refused before anything was created
+
+
+def test_down_with_partial_rbac_deletes_what_it_may_and_names_the_rest(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "partial"]
+    rbac_yaml = preevy(
+        "rbac", "-n", namespace, "--service-account", "ci", cwd=tmp_path, env=env, check=True
+    ).stdout
+    documents = list(yaml.safe_load_all(rbac_yaml))
+    (role,) = [d for d in documents if d["kind"] == "Role"]
+    (rbac_rule,) = [r for r in role["rules"] if r["apiGroups"] == ["rbac.authorization.k8s.io"]]
+    rbac_rule["verbs"].remove("delete")
+    ci = ci_identity(kubesim, namespace, env, yaml.safe_dump_all(documents))
+
+    doctor = preevy("doctor", *flags, cwd=project, env=ci)
+    assert doctor.returncode == REFUSED  # down would not remove everything...
+    first = up_json(*flags, cwd=project, env=ci)  # ...but up needs no delete
+    instance = first["statefulSet"]
+
+    down = preevy("down", *flags, cwd=project, env=ci)
+    assert down.returncode == REFUSED, down.stderr
+    assert error_lines(down.stderr) == [
+        "error: deleted what this identity may; the cluster refused: delete roles.rbac.authorization.k8s.io, "
+        f"delete rolebindings.rbac.authorization.k8s.io: have an administrator grant `kubectl preevy rbac -n {namespace}`, "
+        "then run `kubectl preevy down` again"
+    ]
+    left = environment_objects(kubesim, namespace, f"preevy.dev/instance={instance}")
+    assert sorted(left) == [
+        f"role.rbac.authorization.k8s.io/{instance}-role",
+        f"rolebinding.rbac.authorization.k8s.io/{instance}-rolebind",
+    ]
+    assert (
+        kubesim.kubectl(
+            "get", "configmap", "-n", namespace, "-l", "preevy.dev/env-id=partial", "-o", "name"
+        ).stdout
+        == ""
+    )  # the lock is released
