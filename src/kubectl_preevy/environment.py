@@ -323,26 +323,20 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     labelled = kubectl.run("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
     if not labelled.ok and not permissions.refused_requests(labelled.stderr):
         raise kubectl.error(labelled)
-    # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
-    result = kubectl.run(
-        "delete",
-        kinds,
-        "-l",
-        selector,
-        "--cascade=foreground",
-        f"--wait={'true' if wait else 'false'}",
-        f"--timeout={timeout_seconds:g}s",
-        timeout=timeout_seconds + 60,
-    )
+    result = _delete_types(kubectl, types, selector, wait, timeout_seconds)
+    refused = permissions.refused_requests(result.stderr)
+    if not result.ok and refused and not _other_errors(result.stderr):
+        # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
+        allowed = [t for t in types if not permissions.refused_type(t, result.stderr)]
+        if wait and allowed:
+            result = _delete_types(kubectl, allowed, selector, wait, timeout_seconds)
+        if result.ok or not _other_errors(result.stderr):
+            raise PreevyError(
+                messages.DELETE_REFUSED.format(refused=", ".join(refused), namespace=kubectl.namespace),
+                ExitCode.REFUSED,
+            )
     if result.ok:
         return
-    refused = permissions.refused_requests(result.stderr)
-    if refused and not _other_errors(result.stderr):
-        # partial RBAC: kubectl deleted every object it was allowed to; name the rest
-        raise PreevyError(
-            messages.DELETE_REFUSED.format(refused=", ".join(refused), namespace=kubectl.namespace),
-            ExitCode.REFUSED,
-        )
     if wait and "timed out" in result.stderr:
         raise PreevyError(
             messages.DELETE_TIMEOUT.format(
@@ -351,6 +345,22 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
             ExitCode.TIMEOUT,
         )
     raise kubectl.error(result)
+
+
+def _delete_types(
+    kubectl: Kubectl, types: list[str], selector: str, wait: bool, timeout_seconds: float
+) -> process.Result:
+    # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
+    return kubectl.run(
+        "delete",
+        ",".join(types),
+        "-l",
+        selector,
+        "--cascade=foreground",
+        f"--wait={'true' if wait else 'false'}",
+        f"--timeout={timeout_seconds:g}s",
+        timeout=timeout_seconds + 60,
+    )
 
 
 def _other_errors(stderr: str) -> list[str]:

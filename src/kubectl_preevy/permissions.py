@@ -197,3 +197,14 @@ def refused_requests(stderr: str) -> list[str]:
         if text not in found:
             found.append(text)
     return found
+
+
+def refused_type(type_name: str, stderr: str) -> bool:
+    """Whether kubectl's Forbidden errors concern this type (`Kind.version.group`, or `Kind` for the core
+    group, as environment.resource_name writes it; or a resource name such as `pods`)."""
+    kind, _, rest = type_name.partition(".")
+    if kind.islower():  # resource.group
+        resource, group = kind, rest
+    else:  # Kind.version.group
+        resource, group = plural(kind), rest.partition(".")[2]
+    return any((g, r) == (group, resource) for _, r, g in _REFUSED.findall(stderr))

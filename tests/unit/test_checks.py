@@ -347,3 +347,14 @@ def test_counts_of_objects():
         ],
     )
     assert [s.resource for s in short] == ["configmaps", "count/statefulsets.apps"]
+
+
+def test_refused_types_in_kubectls_forbidden_lines():
+    stderr = (
+        'Error from server (Forbidden): roles.rbac.authorization.k8s.io "x" is forbidden: User "u" cannot delete '
+        'resource "roles" in API group "rbac.authorization.k8s.io" in the namespace "n"\n'
+    )
+    assert permissions.refused_type("Role.v1.rbac.authorization.k8s.io", stderr)
+    assert permissions.refused_type("roles.rbac.authorization.k8s.io", stderr)
+    assert not permissions.refused_type("RoleBinding.v1.rbac.authorization.k8s.io", stderr)
+    assert not permissions.refused_type("Pod", stderr)
