@@ -74,6 +74,9 @@ def _read(kubectl: Kubectl, *args: str, stdin: str | None = None) -> Reading:
         except json.JSONDecodeError:
             return Reading(problem="unreadable answer")
     text = result.stderr
+    error = kubectl.error(result)
+    if error.exit_code == ExitCode.CLUSTER and "namespaces" not in text:
+        raise error  # unreachable, credentials refused, kubeconfig broken: no check means anything
     return Reading(
         problem=result.last_error_line(),
         forbidden="Forbidden" in text or "forbidden" in text,
