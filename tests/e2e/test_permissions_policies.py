@@ -9,6 +9,7 @@ import yaml
 
 from tests.e2e import (
     REPO_ROOT,
+    UP_TIMEOUT,
     connect,
     environment_objects,
     error_lines,
@@ -207,3 +208,148 @@ def test_down_with_partial_rbac_deletes_what_it_may_and_names_the_rest(kubesim, 
         ).stdout
         == ""
     )  # the lock is released
+
+
+PRIVILEGED = 'privileged (container "docker" must not set securityContext.privileged=true)'
+
+
+def ci_with_role(kubesim, namespace: str, env: dict[str, str], tmp_path, edit=None) -> dict[str, str]:
+    """The CI identity with the Role `kubectl preevy rbac` prints (edit(role) may change it first)."""
+    rbac_yaml = preevy(
+        "rbac", "-n", namespace, "--service-account", "ci", cwd=tmp_path, env=env, check=True
+    ).stdout
+    documents = list(yaml.safe_load_all(rbac_yaml))
+    if edit:
+        edit(next(d for d in documents if d["kind"] == "Role"))
+    return ci_identity(kubesim, namespace, env, yaml.safe_dump_all(documents))
+
+
+def test_a_baseline_namespace_refuses_the_privileged_pod_before_up_or_at_once(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "psa"]
+    kubesim.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline")
+
+    doctor = preevy("doctor", *flags, cwd=project, env=env)
+    assert doctor.returncode == REFUSED, doctor.stderr
+    (row,) = [line for line in doctor.stdout.splitlines() if line.startswith("pod security")]
+    assert " fail " in row and PRIVILEGED in row and "kubectl preevy template --variant sysbox" in row
+
+    up = preevy("up", *flags, cwd=project, env=env)  # the admin reads the namespace: refused before creating
+    assert up.returncode == REFUSED, up.stderr
+    (line,) = error_lines(up.stderr)
+    assert f'namespace {namespace} enforces Pod Security "baseline"' in line and PRIVILEGED in line
+    assert (
+        f"kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=privileged --overwrite"
+        in line
+    )
+    assert objects_of(kubesim, namespace, "psa") == []
+
+    # an identity that cannot read the namespace: the check is skipped, the StatefulSet's FailedCreate ends up
+    ci = ci_with_role(kubesim, namespace, env, tmp_path)
+    up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=ci)
+    assert up.returncode == REFUSED, up.stderr
+    assert "the Pod Security check is skipped: cannot read namespace" in up.stderr
+    assert (
+        f'warning: the cluster warns: would violate PodSecurity "baseline:latest": {PRIVILEGED}' in up.stderr
+    )
+    (line,) = error_lines(up.stderr)
+    assert line.startswith(
+        f'error: environment psa cannot start: the namespace\'s Pod Security policy "baseline:latest" refuses '
+        f"the pod: {PRIVILEGED}; use a template without privileged containers"
+    ), line
+    assert f"remove it with `kubectl preevy down --id psa --namespace={namespace}`" in line
+    preevy("down", *flags, cwd=project, env=ci, check=True)
+    assert objects_of(kubesim, namespace, "psa") == []
+
+
+def test_a_warn_label_is_shown_and_up_goes_on(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "warned"]
+    kubesim.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/warn=baseline")
+    doctor = preevy("doctor", *flags, cwd=project, env=env, check=True)
+    (row,) = [line for line in doctor.stdout.splitlines() if line.startswith("pod security")]
+    assert " warn " in row and PRIVILEGED in row
+    up = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT, check=True)
+    assert (
+        f'warning: the cluster warns: would violate PodSecurity "baseline:latest": {PRIVILEGED}' in up.stderr
+    )
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_storage_class_that_does_not_exist_is_refused_before_up_or_at_once(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "nosc", "--kube-pod-storage-class", "gold"]
+    doctor = preevy("doctor", *flags, cwd=project, env=env)
+    assert doctor.returncode == REFUSED, doctor.stderr
+    (row,) = [line for line in doctor.stdout.splitlines() if line.startswith("storage class")]
+    assert "StorageClass gold does not exist" in row and "--kube-pod-storage-class NAME" in row
+
+    up = preevy("up", *flags, cwd=project, env=env)
+    assert up.returncode == REFUSED, up.stderr
+    assert error_lines(up.stderr) == [
+        "error: StorageClass gold does not exist: the volume claim would stay Pending: choose one with "
+        "--kube-pod-storage-class NAME (see `kubectl get storageclass`)"
+    ]
+    assert objects_of(kubesim, namespace, "nosc") == []
+
+    ci = ci_with_role(
+        kubesim, namespace, env, tmp_path
+    )  # cannot read StorageClasses: the claim's events tell
+    up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=ci)
+    assert up.returncode == REFUSED, up.stderr
+    assert "the StorageClass check is skipped" in up.stderr
+    (line,) = error_lines(up.stderr)
+    assert line.startswith("error: environment nosc cannot start: volume claim data-"), line
+    assert 'stays Pending: storageclass.storage.k8s.io "gold" not found' in line
+    assert "choose one with --kube-pod-storage-class NAME" in line
+    preevy("down", *flags, cwd=project, env=ci, check=True)
+
+
+def test_a_quota_without_headroom_is_refused_before_up_or_at_once(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "quota"]
+    kubesim.kubectl("create", "quota", "small", "-n", namespace, "--hard=requests.memory=100Mi")
+    up = preevy("up", *flags, cwd=project, env=env)
+    assert up.returncode == REFUSED, up.stderr
+    (line,) = error_lines(up.stderr)
+    assert line.startswith(
+        "error: ResourceQuota small refuses the environment: requests.memory: needs 256Mi, 100Mi of 100Mi left"
+    ), line
+    assert objects_of(kubesim, namespace, "quota") == []
+
+    def no_quota_reads(role: dict) -> None:
+        for rule in role["rules"]:
+            if "resourcequotas" in rule["resources"]:
+                rule["resources"].remove("resourcequotas")
+
+    ci = ci_with_role(kubesim, namespace, env, tmp_path, no_quota_reads)
+    up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=ci)
+    assert up.returncode == REFUSED, up.stderr
+    assert "the quota check is skipped" in up.stderr
+    (line,) = error_lines(up.stderr)
+    assert line.startswith(
+        "error: environment quota cannot start: a ResourceQuota refuses the pod or its volume claim: "
+        "exceeded quota: small"
+    ), line
+    preevy("down", *flags, cwd=project, env=ci, check=True)
+
+
+def test_an_image_that_cannot_be_pulled_ends_up_at_once(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    unknown = custom_template(
+        tmp_path, "image: docker:24.0.7-dind-alpine3.18", "image: registry.example.invalid/no-such-image:1"
+    )
+    flags = ["-n", namespace, "--id", "pull", "--kube-pod-template", str(unknown)]
+    up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=env)
+    assert up.returncode == REFUSED, up.stderr
+    (line,) = error_lines(up.stderr)
+    assert line.startswith(
+        "error: environment pull cannot start: container docker cannot pull image "
+        "registry.example.invalid/no-such-image:1: "
+    ), line
+    assert "imagePullSecrets" in line
+    preevy("down", *flags, cwd=project, env=env, check=True)
