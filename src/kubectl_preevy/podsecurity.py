@@ -109,17 +109,7 @@ def _baseline(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> Iterator[
     if privileged:
         yield f"privileged ({_names(privileged, 'container')} must not set securityContext.privileged=true)"
     added = []
-    for c in containers:
-        extra = [
-            cap
-            for cap in (_security(c).get("capabilities") or {}).get("add") or []
-            if cap not in BASELINE_CAPABILITIES
-        ]
-        if extra:
-            caps = ", ".join(f'"{cap}"' for cap in extra)
-            added.append(
-                f'container "{c["name"]}" must not include {caps} in securityContext.capabilities.add'
-            )
+    added += _added_capabilities(containers, BASELINE_CAPABILITIES)
     if added:
         yield f"non-default capabilities ({'; '.join(added)})"
     host_paths = [v["name"] for v in spec.get("volumes") or [] if "hostPath" in v]
@@ -210,19 +200,23 @@ def _restricted(spec: Mapping[str, Any]) -> Iterator[str]:
         capabilities.append(
             f'{_names(no_drop, "container")} must set securityContext.capabilities.drop=["ALL"]'
         )
+    capabilities += _added_capabilities(containers, frozenset({"NET_BIND_SERVICE"}))
+    if capabilities:
+        yield f"unrestricted capabilities ({'; '.join(capabilities)})"
+
+
+def _added_capabilities(containers: list[Mapping[str, Any]], allowed: frozenset[str]) -> list[str]:
+    found = []
     for c in containers:
         extra = [
-            cap
-            for cap in (_security(c).get("capabilities") or {}).get("add") or []
-            if cap != "NET_BIND_SERVICE"
+            cap for cap in (_security(c).get("capabilities") or {}).get("add") or [] if cap not in allowed
         ]
         if extra:
             caps = ", ".join(f'"{cap}"' for cap in extra)
-            capabilities.append(
+            found.append(
                 f'container "{c["name"]}" must not include {caps} in securityContext.capabilities.add'
             )
-    if capabilities:
-        yield f"unrestricted capabilities ({'; '.join(capabilities)})"
+    return found
 
 
 def pod_templates(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -180,30 +180,15 @@ def evaluate(
 def namespace_checks(facts: Facts) -> list[Check]:
     ns = facts.namespace
     reading = facts.namespace_object
-    if reading.not_found:
-        return [
-            Check(
-                "namespace",
-                ns,
-                FAIL,
-                messages.NAMESPACE_MISSING.format(namespace=ns),
-                exit_code=ExitCode.CLUSTER,
-            )
-        ]
-    if reading.document is None:
+    if reading.document is None and not reading.not_found:
         return []  # not readable (a Role cannot grant it): the Pod Security check says it was skipped
-    if (reading.document.get("status") or {}).get("phase") == "Terminating" or (
-        reading.document.get("metadata") or {}
-    ).get("deletionTimestamp"):
-        return [
-            Check(
-                "namespace",
-                ns,
-                FAIL,
-                messages.NAMESPACE_TERMINATING.format(namespace=ns),
-                exit_code=ExitCode.CLUSTER,
-            )
-        ]
+    document = reading.document or {}
+    terminating = (document.get("status") or {}).get("phase") == "Terminating" or (
+        document.get("metadata") or {}
+    ).get("deletionTimestamp")
+    if reading.not_found or terminating:
+        message = messages.NAMESPACE_MISSING if reading.not_found else messages.NAMESPACE_TERMINATING
+        return [Check("namespace", ns, FAIL, message.format(namespace=ns), exit_code=ExitCode.CLUSTER)]
     return [Check("namespace", ns, OK, "exists")]
 
 
