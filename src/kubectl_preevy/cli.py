@@ -221,6 +221,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         doctor.add_argument(flag, help=argparse.SUPPRESS)
     for flag in ("--dry-run", "--recreate"):
         doctor.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    doctor.set_defaults(dry_run=True)  # writes nothing, not even the default profile
     doctor.add_argument(
         "-o", "--output", choices=(*OUTPUT_FORMATS, "yaml"), default="table", help="result format on stdout"
     )
