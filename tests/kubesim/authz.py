@@ -9,6 +9,7 @@ import urllib.parse
 from aiohttp import web
 
 from . import errors
+from .admission import WARNINGS
 from .authn import (
     ANONYMOUS,
     AUTHENTICATED,
@@ -138,9 +139,17 @@ def middleware(cluster):
             raise forbidden(a, reason)
         request["user"] = user
         token = CURRENT_USER.set(user)
+        warnings: list[str] = []
+        warnings_token = WARNINGS.set(warnings)
         try:
-            return await handler(request)
+            response = await handler(request)
         finally:
             CURRENT_USER.reset(token)
+            WARNINGS.reset(warnings_token)
+        if warnings and isinstance(response, web.Response) and not response.prepared:
+            ours = ", ".join('299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings)
+            prior = response.headers.get("Warning")
+            response.headers["Warning"] = f"{prior}, {ours}" if prior else ours
+        return response
 
     return _authorize

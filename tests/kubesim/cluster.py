@@ -28,6 +28,7 @@ def _later(seconds: int) -> str:
 
 class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
+        from .admission import QuotaController
         from .authn import Tokens
         from .bootstrap_policy import AggregationController, seed
         from .controllers import (
@@ -39,6 +40,7 @@ class Cluster:
         from .kubelet import Kubelet
         from .pki import Pki
         from .rbac import Authorizer
+        from .scheduler import Scheduler
         from .statefulset import StatefulSetController
 
         self.state_dir = pathlib.Path(state_dir)
@@ -53,10 +55,12 @@ class Cluster:
         self.tls_url = ""  # the https:// address (set once serving)
         self.controllers = [
             AggregationController(self),
+            QuotaController(self),
             NamespaceController(self),
             ServiceAccountController(self),
             VolumeController(self),
             StatefulSetController(self),
+            Scheduler(self),
             GarbageCollector(self),
         ]
         self._wake: asyncio.Event | None = None
@@ -65,6 +69,18 @@ class Cluster:
         for ns in SYSTEM_NAMESPACES:
             self.create_object("namespaces", {"metadata": {"name": ns}})
         seed(self.store)
+        self.store.create(
+            "storageclasses.storage.k8s.io",
+            {
+                "metadata": {
+                    "name": "standard",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "kubesim.io/hostpath",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            },
+        )
         self.controllers[0].reconcile()
 
     # ------------------------------------------------------------ lifecycle
@@ -107,13 +123,18 @@ class Cluster:
                 path.mkdir(parents=True, exist_ok=True)
             elif event_type == "DELETED":
                 shutil.rmtree(path, ignore_errors=True)
-        if key == "pods" and event_type == "ADDED" and not self.stopping:
-            asyncio.get_running_loop().call_soon(self._scheduled, obj)
+        if (
+            key == "pods"
+            and event_type == "ADDED"
+            and not self.stopping
+            and (obj.get("spec") or {}).get("nodeName")
+        ):
+            asyncio.get_running_loop().call_soon(self.scheduled, obj)
         for c in self.controllers:
             c.observe(event_type, key, obj)
         self.wake()
 
-    def _scheduled(self, pod: dict) -> None:
+    def scheduled(self, pod: dict) -> None:
         meta = pod["metadata"]
         node = (pod.get("spec") or {}).get("nodeName") or NODE_NAME
         self.record_event(
@@ -154,19 +175,32 @@ class Cluster:
         """Mutations that admission plugins / the scheduler apply on create."""
         spec = obj.get("spec")
         if key == "persistentvolumeclaims":
+            from .controllers import default_storage_class
+
             fins = obj["metadata"].setdefault("finalizers", [])
             if PVC_PROTECTION not in fins:
                 fins.append(PVC_PROTECTION)
-            if isinstance(spec, dict) and "storageClassName" not in spec:
-                spec["storageClassName"] = "standard"
-        elif key == "pods" and isinstance(spec, dict):
-            spec.setdefault("nodeName", NODE_NAME)
+            if isinstance(spec, dict) and spec.get("storageClassName") is None:
+                default = default_storage_class(self.store)  # the DefaultStorageClass admission plugin
+                if default is not None:
+                    spec["storageClassName"] = default
+        elif key == "pods" and isinstance(spec, dict) and not spec.get("nodeName"):
+            from .scheduler import unschedulable
+
+            if unschedulable(self.store, obj) is None:
+                spec["nodeName"] = NODE_NAME  # schedulable now; else the scheduler binds it later
 
     def create_object(self, key: str, obj: dict) -> dict:
-        """Create as a controller would through the API (defaults, admission, initial status; no validation)."""
+        """Create as a controller would through the API (defaults, admission, initial status; no
+        validation). Pods and claims go through admission (LimitRange, Pod Security, quota): an
+        errors.ApiError (403) is raised as the API would answer the controller."""
+        from .admission import admit_create
+
         objects.initial_status(key, obj)
         objects.apply_defaults(key, obj)
         self.admit(key, obj)
+        if key in ("pods", "persistentvolumeclaims"):
+            admit_create(self, key, obj)
         return self.store.create(key, obj)
 
     def delete_object(

@@ -7,6 +7,7 @@ import logging
 from .cluster import PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
 class Controller:
@@ -74,7 +75,17 @@ class ServiceAccountController(Controller):
 
 
 class VolumeController(Controller):
-    """Binds pending claims at once (a default provisioner) and releases pvc-protection when unused."""
+    """The persistent-volume controller with one dynamic provisioner for every StorageClass: a
+    claim of an existing class is bound at once; a claim with no class (and no default class)
+    or of a class that does not exist stays Pending with the real events (repeated every 15 s,
+    as the controller's resync). A default class created later is given to claims that have
+    none (retroactive default StorageClass, GA in 1.28). pvc-protection is released when unused."""
+
+    RESYNC = 15.0
+
+    def __init__(self, cluster):
+        super().__init__(cluster)
+        self._reported: dict[str, tuple[str, float]] = {}
 
     def reconcile(self) -> None:
         for pvc in self.store.list("persistentvolumeclaims"):
@@ -89,20 +100,72 @@ class VolumeController(Controller):
                     self.cluster.finalize_if_done("persistentvolumeclaims", pvc)
                 continue
             if (pvc.get("status") or {}).get("phase") != "Bound":
-                spec = pvc.setdefault("spec", {})
-                spec.setdefault("volumeName", f"pvc-{meta['uid']}")
-                ann = meta.setdefault("annotations", {})
-                ann.setdefault("pv.kubernetes.io/bind-completed", "yes")
-                ann.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
-                ann.setdefault("volume.kubernetes.io/storage-provisioner", "kubesim.io/hostpath")
-                storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-                pvc["status"] = {
-                    "phase": "Bound",
-                    "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
-                    "capacity": {"storage": storage},
-                }
-                self.cluster.pvc_path(ns, name).mkdir(parents=True, exist_ok=True)
-                self.store.update("persistentvolumeclaims", pvc)
+                self._provision(pvc)
+
+    def _provision(self, pvc: dict) -> None:
+        meta, spec = pvc["metadata"], pvc.setdefault("spec", {})
+        ns, name = meta["namespace"], meta["name"]
+        if "storageClassName" not in spec or spec["storageClassName"] is None:
+            default = default_storage_class(self.store)
+            if default is None:
+                self._report(
+                    pvc,
+                    "FailedBinding",
+                    "no persistent volumes available for this claim and no storage class is set",
+                    "Normal",
+                )
+                return
+            spec["storageClassName"] = default
+            pvc = self.store.update("persistentvolumeclaims", pvc)
+            meta, spec = pvc["metadata"], pvc["spec"]
+        class_name = spec["storageClassName"]
+        if class_name == "":
+            self._report(
+                pvc,
+                "FailedBinding",
+                "no persistent volumes available for this claim and no storage class is set",
+                "Normal",
+            )
+            return
+        sc = self.store.get("storageclasses.storage.k8s.io", None, class_name)
+        if sc is None:
+            self._report(
+                pvc, "ProvisioningFailed", f'storageclass.storage.k8s.io "{class_name}" not found', "Warning"
+            )
+            return
+        self._reported.pop(meta["uid"], None)
+        volume = f"pvc-{meta['uid']}"
+        spec.setdefault("volumeName", volume)
+        ann = meta.setdefault("annotations", {})
+        ann.setdefault("pv.kubernetes.io/bind-completed", "yes")
+        ann.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
+        ann.setdefault("volume.beta.kubernetes.io/storage-provisioner", sc.get("provisioner", ""))
+        ann.setdefault("volume.kubernetes.io/storage-provisioner", sc.get("provisioner", ""))
+        storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        pvc["status"] = {
+            "phase": "Bound",
+            "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
+            "capacity": {"storage": storage},
+        }
+        self.cluster.pvc_path(ns, name).mkdir(parents=True, exist_ok=True)
+        self.store.update("persistentvolumeclaims", pvc)
+        self.cluster.record_event(
+            pvc,
+            "ProvisioningSucceeded",
+            f"Successfully provisioned volume {volume} using {sc.get('provisioner', '')}",
+            component="persistentvolume-controller",
+        )
+
+    def _report(self, pvc: dict, reason: str, message: str, type_: str) -> None:
+        import time
+
+        uid = pvc["metadata"]["uid"]
+        last = self._reported.get(uid)
+        now = time.monotonic()
+        if last is not None and last[0] == message and now - last[1] < self.RESYNC:
+            return
+        self._reported[uid] = (message, now)
+        self.cluster.record_event(pvc, reason, message, type_=type_, component="persistentvolume-controller")
 
     def _in_use(self, namespace: str, claim: str) -> bool:
         for pod in self.store.list("pods", namespace):
@@ -110,6 +173,19 @@ class VolumeController(Controller):
                 if ((v or {}).get("persistentVolumeClaim") or {}).get("claimName") == claim:
                     return True
         return False
+
+
+def default_storage_class(store) -> str | None:
+    """The default StorageClass (annotation is-default-class "true"; the newest when several)."""
+    defaults = [
+        sc
+        for sc in store.list("storageclasses.storage.k8s.io")
+        if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+    ]
+    if not defaults:
+        return None
+    defaults.sort(key=lambda sc: (sc["metadata"]["creationTimestamp"], sc["metadata"]["name"]))
+    return defaults[-1]["metadata"]["name"]
 
 
 class GarbageCollector(Controller):

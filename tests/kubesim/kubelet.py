@@ -504,6 +504,8 @@ class Kubelet:
         if pod is None:
             if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return
+            if not (obj.get("spec") or {}).get("nodeName"):
+                return  # not scheduled (yet): not this node's
             pod = Pod(self, obj)
             self.pods[uid] = pod
             pod.begin()

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 
+from . import errors
 from .controllers import Controller
 
 log = logging.getLogger("kubesim.statefulset")
@@ -128,7 +129,19 @@ class StatefulSetController(Controller):
                 "metadata": pvc_meta,
                 "spec": copy.deepcopy(vct.get("spec") or {}),
             }
-            self.cluster.create_object("persistentvolumeclaims", pvc)
+            try:
+                self.cluster.create_object("persistentvolumeclaims", pvc)
+            except errors.ApiError as e:
+                self.cluster.record_event(
+                    sts,
+                    "FailedCreate",
+                    f"create Claim {pvc_name} for Pod {name}-{ordinal} in StatefulSet {name} failed error: "
+                    f"{e.status['message']}",
+                    type_="Warning",
+                    component="statefulset-controller",
+                )
+                ok = False
+                continue
             self.cluster.record_event(
                 sts,
                 "SuccessfulCreate",
@@ -183,7 +196,17 @@ class StatefulSetController(Controller):
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pspec}
         if self.store.get("pods", ns, pod_name) is not None:
             return  # an unowned pod of that name: wait for it to go
-        self.cluster.create_object("pods", pod)
+        try:
+            self.cluster.create_object("pods", pod)
+        except errors.ApiError as e:
+            self.cluster.record_event(
+                sts,
+                "FailedCreate",
+                f"create Pod {pod_name} in StatefulSet {name} failed error: {e.status['message']}",
+                type_="Warning",
+                component="statefulset-controller",
+            )
+            return
         self.cluster.record_event(
             sts,
             "SuccessfulCreate",

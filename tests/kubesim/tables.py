@@ -301,6 +301,30 @@ TABLES = {
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
+    "storageclasses.storage.k8s.io": (
+        [
+            NAME,
+            _col("Provisioner"),
+            _col("ReclaimPolicy"),
+            _col("VolumeBindingMode"),
+            _col("AllowVolumeExpansion", "boolean"),
+            AGE,
+        ],
+        lambda o: [
+            o["metadata"]["name"]
+            + (
+                " (default)"
+                if (o["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class")
+                == "true"
+                else ""
+            ),
+            o.get("provisioner", ""),
+            o.get("reclaimPolicy", "Delete"),
+            o.get("volumeBindingMode", "Immediate"),
+            bool(o.get("allowVolumeExpansion")),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
     "roles.rbac.authorization.k8s.io": (
         [NAME, _col("Created At", "date")],
         lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
