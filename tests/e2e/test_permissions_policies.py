@@ -353,3 +353,32 @@ def test_an_image_that_cannot_be_pulled_ends_up_at_once(kubesim, namespace, env,
     ), line
     assert "imagePullSecrets" in line
     preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_cluster_reads_granted_by_a_cluster_role_make_every_check_run(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    rbac_yaml = preevy(
+        "rbac",
+        "-n",
+        namespace,
+        "--service-account",
+        "ci",
+        "--cluster-reads",
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    ).stdout
+    documents = list(yaml.safe_load_all(rbac_yaml))
+    (binding,) = [d["metadata"]["name"] for d in documents if d["kind"] == "ClusterRoleBinding"]
+    try:
+        ci = ci_identity(kubesim, namespace, env, rbac_yaml)
+        doctor = json.loads(
+            preevy(
+                "doctor", "-n", namespace, "--id", "reads", "-o", "json", cwd=project, env=ci, check=True
+            ).stdout
+        )
+        results = {c["check"]: c["result"] for c in doctor["checks"] if c["check"] != "permission"}
+        assert results == {"namespace": "ok", "pod security": "ok", "storage class": "ok", "quota": "ok"}
+        assert {c["result"] for c in doctor["checks"] if c["check"] == "permission"} == {"ok"}
+    finally:
+        kubesim.kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")
