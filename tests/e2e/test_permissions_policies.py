@@ -382,3 +382,28 @@ def test_cluster_reads_granted_by_a_cluster_role_make_every_check_run(kubesim, n
         assert {c["result"] for c in doctor["checks"] if c["check"] == "permission"} == {"ok"}
     finally:
         kubesim.kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")
+
+
+def test_without_a_default_storage_class_the_claim_would_stay_pending(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "nodefault"]
+    default = "storageclass.kubernetes.io/is-default-class"
+    kubesim.kubectl("annotate", "storageclass", "standard", f"{default}=false", "--overwrite")
+    try:
+        doctor = preevy("doctor", *flags, cwd=project, env=env)
+        assert doctor.returncode == REFUSED, doctor.stderr
+        (row,) = [line for line in doctor.stdout.splitlines() if line.startswith("storage class")]
+        assert "the cluster has no default StorageClass" in row and "--kube-pod-storage-class NAME" in row
+
+        ci = ci_with_role(kubesim, namespace, env, tmp_path)
+        up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=ci)
+        assert up.returncode == REFUSED, up.stderr
+        (line,) = error_lines(up.stderr)
+        assert (
+            "stays Pending: no persistent volumes available for this claim and no storage class is set"
+            in line
+        )
+        assert "choose one with --kube-pod-storage-class NAME" in line
+        preevy("down", *flags, cwd=project, env=ci, check=True)
+    finally:
+        kubesim.kubectl("annotate", "storageclass", "standard", f"{default}=true", "--overwrite")
