@@ -143,3 +143,71 @@ def test_without_a_default_class_claims_wait_until_one_exists(kubesim, namespace
     kubesim.kubectl("wait", "--for=condition=Ready", "pod/uses-data", "-n", namespace, "--timeout=60s")
     claim = _get(kubesim, namespace, "pvc", "data")
     assert (claim["status"]["phase"], claim["spec"]["storageClassName"]) == ("Bound", "standard")
+
+
+def _statefulset(name, when_deleted="Retain", when_scaled="Retain", replicas=1):
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": when_deleted, "whenScaled": when_scaled},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "busybox:1.36",
+                            "command": ["sleep", "3600"],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                }
+            ],
+        },
+    }
+
+
+def _names(kubesim, ns, kind):
+    out = kubesim.kubectl("get", kind, "-n", ns, "-o", "jsonpath={.items[*].metadata.name}").stdout
+    return sorted(out.split())
+
+
+def test_claim_retention_policy_when_deleted_and_when_scaled(kubesim, namespace):
+    _apply(kubesim, namespace, _statefulset("keep"), _statefulset("drop", "Delete", "Delete", replicas=2))
+    kubesim.kubectl("rollout", "status", "sts/keep", "sts/drop", "-n", namespace, "--timeout=60s")
+    assert _names(kubesim, namespace, "pvc") == ["data-drop-0", "data-drop-1", "data-keep-0"]
+    kubesim.kubectl("scale", "sts/drop", "--replicas=1", "-n", namespace)
+    _until(
+        lambda: _names(kubesim, namespace, "pvc") == ["data-drop-0", "data-keep-0"], "scaled-down claim gone"
+    )
+    kubesim.kubectl("delete", "sts", "keep", "drop", "-n", namespace, "--wait=true")
+    _until(lambda: _names(kubesim, namespace, "pvc") == ["data-keep-0"], "claims of `drop` deleted with it")
+    _until(lambda: _names(kubesim, namespace, "pods") == [], "pods gone")
+
+
+def test_deletion_propagation_orphan_and_foreground(kubesim, namespace):
+    _apply(kubesim, namespace, _statefulset("orph"), _statefulset("fore"))
+    kubesim.kubectl("rollout", "status", "sts/orph", "sts/fore", "-n", namespace, "--timeout=60s")
+    kubesim.kubectl("delete", "sts", "orph", "-n", namespace, "--cascade=orphan")
+    time.sleep(1)
+    pod = _get(kubesim, namespace, "pod", "orph-0")
+    assert "ownerReferences" not in pod["metadata"] and "deletionTimestamp" not in pod["metadata"]
+    kubesim.kubectl("delete", "sts", "fore", "-n", namespace, "--cascade=foreground", "--wait=false")
+    owner = _get(kubesim, namespace, "sts", "fore")  # held while its pod terminates (grace 1 s)
+    assert (
+        owner["metadata"]["finalizers"] == ["foregroundDeletion"] and owner["metadata"]["deletionTimestamp"]
+    )
+    kubesim.kubectl("wait", "--for=delete", "sts/fore", "-n", namespace, "--timeout=60s")
+    assert _names(kubesim, namespace, "pods") == ["orph-0"]  # fore-0 went before its StatefulSet
