@@ -259,8 +259,20 @@ class Writes:
         if dry == "All" or dry == ["All"]:
             return obj
         grace = opts.get("gracePeriodSeconds")
+        policy = opts.get("propagationPolicy") or ("Orphan" if opts.get("orphanDependents") else "Background")
+        if policy not in ("Foreground", "Background", "Orphan"):
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    errors.field_unsupported(
+                        "propagationPolicy", policy, ["Foreground", "Background", "Orphan"]
+                    )
+                ],
+            )
         out = self.cluster.delete_object(
-            res.key, route.namespace, name, grace if isinstance(grace, int) else None
+            res.key, route.namespace, name, grace if isinstance(grace, int) else None, policy
         )
         return out or obj
 

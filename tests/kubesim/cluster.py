@@ -19,6 +19,7 @@ log = logging.getLogger("kubesim.cluster")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NODE_NAME = "kubesim-node"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+FOREGROUND = "foregroundDeletion"
 
 
 def _later(seconds: int) -> str:
@@ -204,13 +205,32 @@ class Cluster:
         return self.store.create(key, obj)
 
     def delete_object(
-        self, key: str, namespace: str | None, name: str, grace: int | None = None
+        self,
+        key: str,
+        namespace: str | None,
+        name: str,
+        grace: int | None = None,
+        propagation: str = "Background",
     ) -> dict | None:
-        """Delete with the real semantics: graceful pods, terminating namespaces, finalizers."""
+        """Delete with the real semantics: graceful pods, terminating namespaces, finalizers, and
+        the propagation policy for dependents (objects whose ownerReferences name this one):
+        Background (the garbage collector deletes them afterwards), Foreground (this object waits,
+        finalizer `foregroundDeletion`, until they are gone), Orphan (they lose the reference)."""
         obj = self.store.get(key, namespace, name)
         if obj is None:
             return None
         meta = obj["metadata"]
+        if propagation == "Orphan":
+            self.orphan_dependents(meta["uid"])
+        elif (
+            propagation == "Foreground" and key not in ("pods", "namespaces") and self.dependents(meta["uid"])
+        ):
+            fins = meta.setdefault("finalizers", [])
+            if FOREGROUND not in fins:
+                fins.append(FOREGROUND)
+            if meta.get("deletionTimestamp"):
+                return self.store.update(key, obj)
+            return self._mark_deleted(key, obj)
         if key == "pods":
             if grace is None:
                 grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
@@ -224,6 +244,24 @@ class Cluster:
         if meta.get("finalizers"):
             return self._mark_deleted(key, obj)
         return self.store.remove(key, namespace, name)
+
+    def dependents(self, uid: str) -> list[tuple[str, dict]]:
+        """(key, object) of every object with an ownerReference to `uid`."""
+        out = []
+        for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
+            for o in self.store.list(key):
+                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
+                    out.append((key, o))
+        return out
+
+    def orphan_dependents(self, uid: str) -> None:
+        for key, o in self.dependents(uid):
+            o["metadata"]["ownerReferences"] = [
+                r for r in o["metadata"]["ownerReferences"] if r.get("uid") != uid
+            ]
+            if not o["metadata"]["ownerReferences"]:
+                del o["metadata"]["ownerReferences"]
+            self.store.update(key, o)
 
     def _mark_deleted(self, key: str, obj: dict, grace: int = 0) -> dict:
         """Sets deletionTimestamp (now + grace) once; the object goes when its owner is done with it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .cluster import PVC_PROTECTION
+from .cluster import FOREGROUND, PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -189,14 +189,21 @@ def default_storage_class(store) -> str | None:
 
 
 class GarbageCollector(Controller):
-    """Deletes (background) every object all of whose ownerReferences point at uids that no longer exist."""
+    """Deletes (background) every object all of whose ownerReferences point at uids that no longer
+    exist, and finishes foreground deletions: an owner held by `foregroundDeletion` has its
+    dependents deleted, and goes once none is left."""
 
     def __init__(self, cluster):
         super().__init__(cluster)
         self._dirty = True
 
     def observe(self, event_type, key, obj):
-        if event_type == "DELETED" or (event_type == "ADDED" and obj["metadata"].get("ownerReferences")):
+        meta = obj["metadata"]
+        if (
+            event_type == "DELETED"
+            or (event_type == "ADDED" and meta.get("ownerReferences"))
+            or FOREGROUND in (meta.get("finalizers") or [])
+        ):
             self._dirty = True
 
     def reconcile(self) -> None:
@@ -206,9 +213,26 @@ class GarbageCollector(Controller):
         for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
             for obj in self.store.list(key):
                 meta = obj["metadata"]
+                if meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or []):
+                    self._finish_foreground(key, obj)
+                    continue
                 refs = meta.get("ownerReferences") or []
                 if not refs or meta.get("deletionTimestamp"):
                     continue
                 if all(not self.store.exists_uid(r.get("uid", "")) for r in refs):
                     log.info("garbage collecting %s %s/%s", key, meta.get("namespace", ""), meta["name"])
                     self.cluster.delete_object(key, meta.get("namespace"), meta["name"])
+
+    def _finish_foreground(self, key: str, owner: dict) -> None:
+        deps = self.cluster.dependents(owner["metadata"]["uid"])
+        for dkey, dep in deps:
+            if not dep["metadata"].get("deletionTimestamp"):
+                self.cluster.delete_object(
+                    dkey, dep["metadata"].get("namespace"), dep["metadata"]["name"], propagation="Foreground"
+                )
+        if deps:
+            self._dirty = True  # look again once they are gone
+            return
+        owner["metadata"]["finalizers"] = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        owner = self.store.update(key, owner)
+        self.cluster.finalize_if_done(key, owner)
