@@ -296,9 +296,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     for flag in ("--dry-run", "--recreate"):
         doctor.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     doctor.set_defaults(dry_run=True)  # writes nothing, not even the default profile
-    doctor.add_argument(
-        "-o", "--output", choices=(*OUTPUT_FORMATS, "yaml"), default="table", help="result format on stdout"
-    )
+    _add_output_flag(doctor)
     rbac = commands.add_parser(
         "rbac", help="print the minimal Role (and RoleBinding) for an identity that runs up/down/connect"
     )
@@ -307,9 +305,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     rbac.add_argument(
         "--service-account", metavar="NAME", help="bind the Role to this ServiceAccount (printed too)"
     )
-    rbac.add_argument("--user", dest="users", action="append", metavar="NAME", help="bind the Role to a user")
     rbac.add_argument(
-        "--group", dest="groups", action="append", metavar="NAME", help="bind the Role to a group"
+        "--bind-user", dest="users", action="append", metavar="NAME", help="bind the Role to a user"
+    )
+    rbac.add_argument(
+        "--bind-group", dest="groups", action="append", metavar="NAME", help="bind the Role to a group"
     )
     rbac.add_argument("--role-name", default="kubectl-preevy", metavar="NAME", help="default: kubectl-preevy")
     rbac.add_argument(

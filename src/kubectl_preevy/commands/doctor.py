@@ -42,12 +42,7 @@ def _report(args: argparse.Namespace, namespace: str, env_id: str, checks: list[
             "ok": not any(c.result == preflight.FAIL for c in checks),
             "checks": [c.as_json() for c in checks],
         }
-        if args.output == "yaml":
-            import yaml
-
-            console.result(yaml.safe_dump(document, sort_keys=False))
-        else:
-            console.result(console.to_json(document))
+        console.document(document, args.output)
         return
     rows = [[c.check, c.subject, c.result, c.detail, c.fix] for c in checks]
     console.result(console.table(rows, ["check", "subject", "result", "detail", "fix"]))

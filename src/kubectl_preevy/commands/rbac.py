@@ -17,7 +17,9 @@ def run(args: argparse.Namespace) -> int:
     # no compose project, and no profile saved: printing a Role changes nothing on this machine
     profile = profiles.load_profile(args, os.environ, save_default=False)
     options = resolve_options(args, None, None, profile, os.environ)
-    namespace = Kubectl(options.kubeconfig, options.context, options.namespace, os.environ).namespace
+    namespace = Kubectl(
+        options.kubeconfig, options.context, options.namespace, os.environ, options.connection
+    ).namespace
     instance = naming.instance_name(profile.id, PLACEHOLDER_ENV_ID)
     objects = template.render_template(
         options, instance, template.template_labels(profile.id, instance), namespace=namespace
