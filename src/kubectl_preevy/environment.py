@@ -402,9 +402,10 @@ def _other_errors(stderr: str) -> list[str]:
 
 
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
-    """Instances that still have objects although their docker-host StatefulSet is gone."""
+    """Instances that still have objects although their docker-host StatefulSet is gone. Types this
+    identity may not list are passed over (it could not delete their objects either)."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.check(
+    result = kubectl.run(
         "get",
         ",".join(LEFTOVER_TYPES),
         "-l",
@@ -413,6 +414,8 @@ def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[s
         f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
         '{"\\n"}{end}',
     )
+    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+        raise kubectl.error(result)
     return sorted({line for line in result.stdout.splitlines() if line})
 
 
