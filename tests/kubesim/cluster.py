@@ -38,6 +38,7 @@ class Cluster:
             ServiceAccountController,
             VolumeController,
         )
+        from .images import Images
         from .kubelet import Kubelet
         from .pki import Pki
         from .rbac import Authorizer
@@ -49,6 +50,7 @@ class Cluster:
         self.store = Store(history=watch_history)
         self.faults = Faults()
         self.events = EventRecorder(self.store, NODE_NAME, lambda ns: self.namespace_phase(ns) == "Active")
+        self.images = Images(self.state_dir)
         self.kubelet = Kubelet(self)
         self.pki = Pki(self.state_dir / "pki")
         self.tokens = Tokens(self.pki.token_key, self.store)

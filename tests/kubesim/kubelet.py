@@ -97,7 +97,7 @@ import shutil
 import signal
 import time
 
-from . import node_volumes, podns
+from . import images, node_volumes, podns
 from .node_container import BACKOFF_CAP, BACKOFF_FIRST, GRACE_CAP, NORMAL, WARNING, Container
 from .node_runtime import PodRuntime
 from .node_sandbox import Holder
@@ -231,6 +231,10 @@ class Pod(PodRuntime):
         except node_volumes.NotReadyYet as e:
             e.container = c
             raise
+        if images.is_docker_image(c.spec.get("image", "")):
+            applets = self.kubelet.cluster.images.applet_dir()
+            if applets is not None:  # the image's BusyBox userland, first in its PATH
+                c.mounts.insert(0, (str(applets), images.APPLET_DIR, True))
 
     def _report_not_ready(self, e: node_volumes.NotReadyYet) -> None:
         if e.mount_failure:

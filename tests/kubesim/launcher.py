@@ -172,6 +172,10 @@ class Kubesim:
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")
 
+    def mark_image(self, image: str, exists: bool) -> dict:
+        """Make pulls of `image` fail (exists=False: ErrImagePull) or succeed."""
+        return self._control("POST", "/kubesim/v1/images", {"image": image, "exists": exists})
+
     def pod_pids(self, namespace: str, pod: str) -> list[int]:
         return self._control("GET", f"/kubesim/v1/pods/{namespace}/{pod}/pids")["pids"]
 
