@@ -341,7 +341,7 @@ def test_a_quota_without_headroom_is_refused_before_up_or_at_once(kubesim, names
 def test_an_image_that_cannot_be_pulled_ends_up_at_once(kubesim, namespace, env, tmp_path):
     project = hello_project(tmp_path / "hello")
     unknown = custom_template(
-        tmp_path, "image: docker:24.0.7-dind-alpine3.18", "image: registry.example.invalid/no-such-image:1"
+        tmp_path, "image: docker:24.0.7-dind-alpine3.18", "image: no-such-image-preevy:1"
     )
     flags = ["-n", namespace, "--id", "pull", "--kube-pod-template", str(unknown)]
     up = preevy("up", *flags, "--timeout", "10m", cwd=project, env=env)
@@ -349,7 +349,7 @@ def test_an_image_that_cannot_be_pulled_ends_up_at_once(kubesim, namespace, env,
     (line,) = error_lines(up.stderr)
     assert line.startswith(
         "error: environment pull cannot start: container docker cannot pull image "
-        "registry.example.invalid/no-such-image:1: "
+        "no-such-image-preevy:1: "
     ), line
     assert "imagePullSecrets" in line
     preevy("down", *flags, cwd=project, env=env, check=True)
