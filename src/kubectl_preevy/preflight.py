@@ -77,9 +77,10 @@ def _read(kubectl: Kubectl, *args: str, stdin: str | None = None) -> Reading:
     error = kubectl.error(result)
     if error.exit_code == ExitCode.CLUSTER and "namespaces" not in text:
         raise error  # unreachable, credentials refused, kubeconfig broken: no check means anything
+    forbidden = "Forbidden" in text or "forbidden" in text
     return Reading(
-        problem=result.last_error_line(),
-        forbidden="Forbidden" in text or "forbidden" in text,
+        problem="forbidden" if forbidden else result.last_error_line(),
+        forbidden=forbidden,
         not_found="NotFound" in text or "doesn't have a resource type" in text,
     )
 
