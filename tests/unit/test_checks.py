@@ -2,38 +2,30 @@
 the Role granting them, Pod Security levels of the rendered pods, quota headroom."""
 
 import fractions
+import pathlib
+import tempfile
 
 import pytest
 
-from kubectl_preevy import permissions, podsecurity, preflight, quota, template
-from kubectl_preevy.options import Options
+from kubectl_preevy import permissions, podsecurity, preflight, quota, resources, template
 from kubectl_preevy.permissions import Permission
+from tests.unit.test_template import opts
 
 NS = "previews"
 
 
 def rendered(variant: str = "default.yaml.njk", storage_class: str | None = None) -> list[dict]:
-    from kubectl_preevy import resources
-
-    options = Options(
-        namespace=NS,
-        kubeconfig=None,
-        context=None,
-        template=None,
-        server_side_apply=True,
-        storage_class=storage_class,
-        storage_size=5.0,
-        sources={},
-    )
+    """A bundled template rendered as `up` renders it (the sysbox variant from a copy in a file)."""
+    path = None
     if variant != "default.yaml.njk":
-        import pathlib
-        import tempfile
-
         path = pathlib.Path(tempfile.mkdtemp()) / variant
         path.write_text(resources.template_text(variant))
-        options = Options(**{**options.__dict__, "template": path})
     instance = "p-e-abcde"
-    return template.render_template(options, instance, template.template_labels("p", instance))
+    return template.render_template(
+        opts(path, namespace=NS, storage_class=storage_class),
+        instance,
+        template.template_labels("p", instance),
+    )
 
 
 def perm(group: str, resource: str, verb: str) -> Permission:
