@@ -128,16 +128,21 @@ def _exists(existing: Callable[[], bool]) -> bool:
 def resolve_uncertain(kubectl: Kubectl, facts: Facts, needed: Sequence[Permission]) -> None:
     """When the rules review is incomplete (another authorizer, e.g. a webhook, also decides) or failed,
     a SelfSubjectAccessReview (`kubectl auth can-i`) for each permission the rules do not grant."""
-    rules = _resource_rules(facts)
-    complete = facts.rules.document is not None and not (facts.rules.document.get("status") or {}).get(
-        "incomplete"
-    )
-    if complete:
+    asked = uncertain(facts, needed)
+    if not asked:
         return
-    uncertain = [p for p in needed if not permissions.allowed(rules, p)]
     with concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL) as pool:
-        answers = pool.map(lambda p: _can_i(kubectl, p), uncertain)
-        facts.access.update(zip(uncertain, answers, strict=True))
+        answers = pool.map(lambda p: _can_i(kubectl, p), asked)
+        facts.access.update(zip(asked, answers, strict=True))
+
+
+def uncertain(facts: Facts, needed: Sequence[Permission]) -> list[Permission]:
+    """The permissions the rules review leaves open: none when it is complete (what it does not grant is
+    refused), else every one it does not grant."""
+    document = facts.rules.document
+    if document is not None and not (document.get("status") or {}).get("incomplete"):
+        return []
+    return [p for p in needed if not permissions.allowed(_resource_rules(facts), p)]
 
 
 def _can_i(kubectl: Kubectl, permission: Permission) -> bool:

@@ -350,3 +350,19 @@ def test_refused_types_in_kubectls_forbidden_lines():
     assert permissions.refused_type("roles.rbac.authorization.k8s.io", stderr)
     assert not permissions.refused_type("RoleBinding.v1.rbac.authorization.k8s.io", stderr)
     assert not permissions.refused_type("Pod", stderr)
+
+
+def test_only_what_an_incomplete_rules_review_does_not_grant_is_asked_again():
+    needed = permissions.required(rendered())
+    granted = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]
+
+    def facts(status: dict | None) -> preflight.Facts:
+        reading = (
+            preflight.Reading(document={"status": status}) if status is not None else preflight.Reading()
+        )
+        return preflight.Facts(NS, reading, preflight.Reading(), preflight.Reading(), preflight.Reading())
+
+    assert preflight.uncertain(facts({"resourceRules": granted, "incomplete": False}), needed) == []
+    asked = preflight.uncertain(facts({"resourceRules": granted, "incomplete": True}), needed)
+    assert asked and {p.verb for p in asked} == {"create", "update", "patch", "delete"}
+    assert preflight.uncertain(facts(None), needed) == needed  # the review itself failed: ask for each
