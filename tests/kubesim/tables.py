@@ -325,6 +325,18 @@ TABLES = {
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
+    "clusterrolebindings.rbac.authorization.k8s.io": (
+        [NAME, _col("Role"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "clusterroles.rbac.authorization.k8s.io": (
+        [NAME, _col("Created At", "date")],
+        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
+    ),
     "roles.rbac.authorization.k8s.io": (
         [NAME, _col("Created At", "date")],
         lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
