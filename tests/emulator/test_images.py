@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import yaml
 
-
-def _until(pred, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+from tests.emulator.waiting import until
 
 
 def _pod(kubesim, ns, name):
@@ -43,7 +34,7 @@ def test_an_image_that_cannot_exist_is_err_image_pull_then_back_off(kubesim, nam
         'failed to resolve reference "docker.io/library/nope-not-an-image:1": '
         "docker.io/library/nope-not-an-image:1: not found"
     )
-    waiting = _until(lambda: _waiting(kubesim, namespace, "nope").get("reason") == "ImagePullBackOff"
+    waiting = until(lambda: _waiting(kubesim, namespace, "nope").get("reason") == "ImagePullBackOff"
                      and _waiting(kubesim, namespace, "nope"), "ImagePullBackOff")  # fmt: skip
     assert waiting["message"] == f'Back-off pulling image "nope-not-an-image:1": ErrImagePull: {not_found}'
     pod = _pod(kubesim, namespace, "nope")
@@ -64,7 +55,7 @@ def test_an_image_marked_missing_fails_and_pulls_once_it_exists(kubesim, namespa
     image = f"ghcr.io/example/{namespace}:v1"
     kubesim.mark_image(image, exists=False)
     kubesim.kubectl("run", "app", "-n", namespace, f"--image={image}", "--", "sleep", "3600")
-    _until(
+    until(
         lambda: _waiting(kubesim, namespace, "app").get("reason") in ("ErrImagePull", "ImagePullBackOff"),
         "pull error",
     )
@@ -79,9 +70,7 @@ def test_docker_images_have_a_busybox_userland_first_in_path(kubesim, namespace)
     kubesim.kubectl("run", "plain", "-n", namespace, "--image=debian:12", "--", "sleep", "3600")
     for pod in ("dind", "plain"):
         kubesim.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, "--timeout=60s")
-    script = (
-        'for c in sh tar find stat; do readlink -f "$(which $c)"; done; which sh; tar --version 2>&1 | head -1'
-    )
+    script = 'for c in sh tar find stat; do readlink -f "$(which $c)"; done; which sh; tar --version 2>&1 | head -1'
     out = kubesim.kubectl("exec", "dind", "-n", namespace, "--", "sh", "-c", script).stdout.splitlines()
     assert out[:4] == [os.path.realpath("/bin/busybox")] * 4
     assert out[4:] == ["/usr/local/sbin/sh", "tar (busybox) " + out[5].split()[-1]]
@@ -112,7 +101,7 @@ def test_exec_into_a_container_that_is_not_running_fails_as_on_a_kubelet(kubesim
         },
     }
     kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
-    _until(
+    until(
         lambda: _waiting(kubesim, namespace, "crashy").get("reason") == "CrashLoopBackOff", "CrashLoopBackOff"
     )
     res = kubesim.kubectl("exec", "crashy", "-n", namespace, "--", "true", check=False)
@@ -133,6 +122,6 @@ def test_a_restarted_container_gets_a_fresh_run(kubesim, namespace):
         statuses = _pod(kubesim, namespace, "d")["status"].get("containerStatuses") or [{}]
         return statuses[0].get("restartCount", 0) >= 1 and "running" in statuses[0].get("state", {})
 
-    _until(restarted, "the restart")
+    until(restarted, "the restart")
     res = kubesim.kubectl("exec", "d", "-n", namespace, "--", "ls", "-A", "/run", check=False)
     assert "docker.pid" not in res.stdout and res.returncode == 0

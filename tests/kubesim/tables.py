@@ -187,6 +187,19 @@ def _event_row(o):
     ]
 
 
+def _binding_row(o):
+    ref = o.get("roleRef") or {}
+    return [
+        o["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(o["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _role_row(o):
+    return [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]
+
+
 TABLES = {
     "pods": (
         [
@@ -293,14 +306,7 @@ TABLES = {
         ],
         _event_row,
     ),
-    "rolebindings.rbac.authorization.k8s.io": (
-        [NAME, _col("Role"), AGE],
-        lambda o: [
-            o["metadata"]["name"],
-            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
-            age(o["metadata"].get("creationTimestamp")),
-        ],
-    ),
+    "rolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
     "storageclasses.storage.k8s.io": (
         [
             NAME,
@@ -325,22 +331,9 @@ TABLES = {
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
-    "clusterrolebindings.rbac.authorization.k8s.io": (
-        [NAME, _col("Role"), AGE],
-        lambda o: [
-            o["metadata"]["name"],
-            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
-            age(o["metadata"].get("creationTimestamp")),
-        ],
-    ),
-    "clusterroles.rbac.authorization.k8s.io": (
-        [NAME, _col("Created At", "date")],
-        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
-    ),
-    "roles.rbac.authorization.k8s.io": (
-        [NAME, _col("Created At", "date")],
-        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
-    ),
+    "clusterrolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
+    "clusterroles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
+    "roles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
 }
 
 
