@@ -64,7 +64,7 @@ def admit_update(cluster, key: str, obj: dict) -> None:
 
 # ---------------------------------------------------------------- LimitRanger
 def _limit_items(cluster, namespace: str, kind: str) -> list[dict]:
-    out = []
+    out: list[dict] = []
     for lr in cluster.store.list(LIMITS, namespace):
         out.extend(i for i in (lr.get("spec") or {}).get("limits") or [] if i.get("type") == kind)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -109,7 +110,7 @@ class PodStreamRoutes:
             raise errors.not_found("pods", "", name)
         return pod
 
-    def _exec_target(self, request: web.Request) -> tuple[dict, object, str]:
+    def _exec_target(self, request: web.Request) -> tuple[dict, Any, str]:
         """(pod, runtime, container) of an exec, refused as the apiserver and kubelet refuse it. Returns with
         the container to exec in validated and running."""
         pod = self._pod(request)
