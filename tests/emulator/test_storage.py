@@ -7,6 +7,8 @@ import time
 
 import yaml
 
+from tests.emulator.waiting import until
+
 DEFAULT = "storageclass.kubernetes.io/is-default-class"
 UNBOUND = (
     "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
@@ -48,16 +50,6 @@ def _get(kubesim, ns, kind, name):
     return json.loads(kubesim.kubectl("get", kind, name, "-n", ns, "-o", "json").stdout)
 
 
-def _until(pred, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def _event(kubesim, ns, name, reason):
     def find():
         out = kubesim.kubectl(
@@ -66,7 +58,7 @@ def _event(kubesim, ns, name, reason):
         items = json.loads(out)["items"]
         return items[0] if items else None
 
-    return _until(find, f"{reason} event of {name}")
+    return until(find, f"{reason} event of {name}")
 
 
 def test_one_default_class_out_of_the_box(kubesim):
@@ -189,12 +181,12 @@ def test_claim_retention_policy_when_deleted_and_when_scaled(kubesim, namespace)
     kubesim.kubectl("rollout", "status", "sts/keep", "sts/drop", "-n", namespace, "--timeout=60s")
     assert _names(kubesim, namespace, "pvc") == ["data-drop-0", "data-drop-1", "data-keep-0"]
     kubesim.kubectl("scale", "sts/drop", "--replicas=1", "-n", namespace)
-    _until(
+    until(
         lambda: _names(kubesim, namespace, "pvc") == ["data-drop-0", "data-keep-0"], "scaled-down claim gone"
     )
     kubesim.kubectl("delete", "sts", "keep", "drop", "-n", namespace, "--wait=true")
-    _until(lambda: _names(kubesim, namespace, "pvc") == ["data-keep-0"], "claims of `drop` deleted with it")
-    _until(lambda: _names(kubesim, namespace, "pods") == [], "pods gone")
+    until(lambda: _names(kubesim, namespace, "pvc") == ["data-keep-0"], "claims of `drop` deleted with it")
+    until(lambda: _names(kubesim, namespace, "pods") == [], "pods gone")
 
 
 def test_deletion_propagation_orphan_and_foreground(kubesim, namespace):

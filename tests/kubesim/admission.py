@@ -11,6 +11,7 @@ import contextvars
 from fractions import Fraction
 
 from . import errors, podsecurity
+from .controllers import Controller
 from .quantity import QuantityError, binary, format_quantity, parse
 
 WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("kubesim_warnings", default=None)
@@ -63,7 +64,7 @@ def admit_update(cluster, key: str, obj: dict) -> None:
 
 # ---------------------------------------------------------------- LimitRanger
 def _limit_items(cluster, namespace: str, kind: str) -> list[dict]:
-    out = []
+    out: list[dict] = []
     for lr in cluster.store.list(LIMITS, namespace):
         out.extend(i for i in (lr.get("spec") or {}).get("limits") or [] if i.get("type") == kind)
     return out
@@ -258,15 +259,8 @@ def _missing_limits(pod: dict, hard: dict) -> str:
     return f"must specify {'; '.join(parts)}" if parts else ""
 
 
-class QuotaController:
+class QuotaController(Controller):
     """Keeps every ResourceQuota's status.hard and status.used current (kubectl describe quota)."""
-
-    def __init__(self, cluster):
-        self.cluster = cluster
-        self.store = cluster.store
-
-    def observe(self, event_type: str, key: str, obj: dict) -> None:
-        pass
 
     def reconcile(self) -> None:
         for q in self.store.list(QUOTAS):

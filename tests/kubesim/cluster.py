@@ -7,6 +7,7 @@ import datetime
 import logging
 import pathlib
 import shutil
+from typing import Any
 
 from . import objects
 from .events import EventRecorder
@@ -56,7 +57,7 @@ class Cluster:
         self.tokens = Tokens(self.pki.token_key, self.store)
         self.authorizer = Authorizer(self.store)
         self.tls_url = ""  # the https:// address (set once serving)
-        self.controllers = [
+        self.controllers: list[Any] = [
             AggregationController(self),
             QuotaController(self),
             NamespaceController(self),

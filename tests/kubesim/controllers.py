@@ -8,6 +8,7 @@ from .cluster import FOREGROUND, PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
 
 
 class Controller:
@@ -105,27 +106,15 @@ class VolumeController(Controller):
     def _provision(self, pvc: dict) -> None:
         meta, spec = pvc["metadata"], pvc.setdefault("spec", {})
         ns, name = meta["namespace"], meta["name"]
-        if "storageClassName" not in spec or spec["storageClassName"] is None:
+        if spec.get("storageClassName") is None:
             default = default_storage_class(self.store)
-            if default is None:
-                self._report(
-                    pvc,
-                    "FailedBinding",
-                    "no persistent volumes available for this claim and no storage class is set",
-                    "Normal",
-                )
-                return
-            spec["storageClassName"] = default
-            pvc = self.store.update("persistentvolumeclaims", pvc)
-            meta, spec = pvc["metadata"], pvc["spec"]
-        class_name = spec["storageClassName"]
-        if class_name == "":
-            self._report(
-                pvc,
-                "FailedBinding",
-                "no persistent volumes available for this claim and no storage class is set",
-                "Normal",
-            )
+            if default is not None:  # a default class appeared since: given to the claim
+                spec["storageClassName"] = default
+                pvc = self.store.update("persistentvolumeclaims", pvc)
+                meta, spec = pvc["metadata"], pvc["spec"]
+        class_name = spec.get("storageClassName")
+        if not class_name:  # no class and no default, or "" (static binding only): no PV ever comes
+            self._report(pvc, "FailedBinding", NO_CLASS, "Normal")
             return
         sc = self.store.get("storageclasses.storage.k8s.io", None, class_name)
         if sc is None:

@@ -14,10 +14,13 @@ How a pod runs
 * Each container is a host process in the pod's network/uts/ipc namespaces, with its own pid
   namespace (a child of the pod's: when the container's program exits, whatever it left
   behind dies with it) and its own mount namespace (a copy of the pod's) holding its
-  volumeMounts and its own /proc. Its pid 1 is `kubesim-init` (forwards SIGTERM & co to the
-  program, pid 2, and reaps). The root filesystem is the host's: the image is recorded in the status
-  (image, a made-up imageID), never pulled. So `image: docker:24.0.7-dind-alpine3.18` with
-  `command: [dockerd, ...]` runs the host's dockerd, isolated per pod.
+  volumeMounts and its own /proc, and a fresh tmpfs on /run (per instance: a restart starts
+  clean). Its pid 1 is `kubesim-init` (forwards SIGTERM & co to the program, pid 2, and reaps).
+  The root filesystem is the host's: the image is recorded in the status (image, a made-up
+  imageID), never pulled. So `image: docker:24.0.7-dind-alpine3.18` with `command: [dockerd,
+  ...]` runs the host's dockerd, isolated per pod; `docker` images see BusyBox applets first in
+  their PATH, and an image that cannot be pulled is ErrImagePull/ImagePullBackOff (images.py).
+  Pods without spec.nodeName (not scheduled: scheduler.py) are not run.
 * `command` + `args` run with the container's env (value, valueFrom configMapKeyRef /
   secretKeyRef / fieldRef, envFrom; $(VAR) expansion; PATH, HOME, HOSTNAME defaults) in
   workingDir (default /). With `args` but no `command`, the args are run as the command.

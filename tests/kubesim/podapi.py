@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -33,7 +34,10 @@ class PodStreamRoutes:
         self._cluster = cluster
 
     async def exec(self, request: web.Request) -> web.StreamResponse:
-        _, runtime, container = self._exec_target(request)
+        try:
+            _, runtime, container = self._exec_target(request)
+        except KubeletRefusal as refusal:
+            return refusal.response()
         _require_websocket(request, exec_ws.PROTOCOL)
         query = request.query
         options = exec_ws.ExecOptions(
@@ -88,7 +92,10 @@ class PodStreamRoutes:
     async def spdy_fallback(self, request: web.Request) -> web.StreamResponse:
         # The same checks as the websocket routes, so kubectl shows why its websocket was refused.
         if request.path.endswith("/exec"):
-            self._exec_target(request)
+            try:
+                self._exec_target(request)
+            except KubeletRefusal as refusal:
+                return refusal.response()
         else:
             self._running_pod(request)
         raise errors.bad_request(
@@ -103,7 +110,7 @@ class PodStreamRoutes:
             raise errors.not_found("pods", "", name)
         return pod
 
-    def _exec_target(self, request: web.Request) -> tuple[dict, object, str]:
+    def _exec_target(self, request: web.Request) -> tuple[dict, Any, str]:
         """(pod, runtime, container) of an exec, refused as the apiserver and kubelet refuse it. Returns with
         the container to exec in validated and running."""
         pod = self._pod(request)
@@ -181,6 +188,17 @@ def _log_container(pod: dict, container: str | None) -> str:
     return container
 
 
+class KubeletRefusal(Exception):
+    """The kubelet's own answer to an upgrade, plain text (the apiserver relays it as is)."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(text)
+        self.code, self.text = code, text
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.code, text=self.text + "\n", content_type="text/plain")
+
+
 def _require_container_running(runtime, container: str) -> None:
     """The kubelet execs only in a running container (not one waiting to start or restart, nor
     one that exited): it answers `container not found ("name")`, which kubectl shows as
@@ -188,7 +206,7 @@ def _require_container_running(runtime, container: str) -> None:
     c = runtime.by_name.get(container) if runtime is not None else None
     inst = c.instance if c is not None else None
     if inst is None or not inst.running:
-        raise errors.ApiError(errors.status(404, "NotFound", f'container not found ("{container}")', {}))
+        raise KubeletRefusal(404, f'container not found ("{container}")')
 
 
 def _flag(query, name: str) -> bool:

@@ -188,6 +188,19 @@ def _event_row(o):
     ]
 
 
+def _binding_row(o):
+    ref = o.get("roleRef") or {}
+    return [
+        o["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(o["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _role_row(o):
+    return [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]
+
+
 TABLES = {
     "pods": (
         [
@@ -294,14 +307,7 @@ TABLES = {
         ],
         _event_row,
     ),
-    "rolebindings.rbac.authorization.k8s.io": (
-        [NAME, _col("Role"), AGE],
-        lambda o: [
-            o["metadata"]["name"],
-            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
-            age(o["metadata"].get("creationTimestamp")),
-        ],
-    ),
+    "rolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
     "storageclasses.storage.k8s.io": (
         [
             NAME,
@@ -326,10 +332,9 @@ TABLES = {
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
-    "roles.rbac.authorization.k8s.io": (
-        [NAME, _col("Created At", "date")],
-        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
-    ),
+    "clusterrolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
+    "clusterroles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
+    "roles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
 }
 
 
