@@ -8,7 +8,7 @@ row of `kubectl preevy doctor`; `require` is what `up` runs: it refuses with one
 import concurrent.futures
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from kubectl_preevy import console, messages, permissions, podsecurity, quota
@@ -429,10 +429,11 @@ def run_checks(
     return evaluate(facts, objects, needed, storage_class=storage_class)
 
 
-def refusal(checks: Sequence[Check], command: str) -> PreevyError | None:
-    """The one-line error for what stops `command`: every missing permission in one line, else the first
-    failed policy check."""
-    failed = [c for c in checks if c.result == FAIL and (command in c.commands or c.check == "namespace")]
+def refusal(checks: Sequence[Check], command: str, also: Collection[str] = ()) -> PreevyError | None:
+    """The one-line error for what stops `command` (and what it also does, e.g. `up --recreate` deletes as
+    `down` does): every missing permission in one line, else the first failed policy check."""
+    needs = {command.split()[0], *also}
+    failed = [c for c in checks if c.result == FAIL and (needs & c.commands or c.check == "namespace")]
     if not failed:
         return None
     first = failed[0]
@@ -452,10 +453,11 @@ def require(
     existing: Callable[[], bool],
     storage_class: str | None,
     command: str,
+    also: Collection[str] = (),
 ) -> None:
     """`up`'s checks: refuse with one line, say which checks were skipped."""
     checks = run_checks(kubectl, objects, existing=existing, storage_class=storage_class)
-    error = refusal(checks, command)
+    error = refusal(checks, command, also)
     if error:
         raise error
     for check in checks:  # (a Pod Security `warn` is said by the cluster itself when the objects are applied)

@@ -366,3 +366,26 @@ def test_only_what_an_incomplete_rules_review_does_not_grant_is_asked_again():
     asked = preflight.uncertain(facts({"resourceRules": granted, "incomplete": True}), needed)
     assert asked and {p.verb for p in asked} == {"create", "update", "patch", "delete"}
     assert preflight.uncertain(facts(None), needed) == needed  # the review itself failed: ask for each
+
+
+def test_up_recreate_also_needs_what_down_does():
+    needed = permissions.required(rendered())
+    rules = [
+        {
+            "apiGroups": ["*"],
+            "resources": ["*"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch"],
+        }
+    ]
+    facts = preflight.Facts(
+        NS,
+        preflight.Reading(document={"status": {"resourceRules": rules}}),
+        preflight.Reading(problem="forbidden", forbidden=True),
+        preflight.Reading(problem="forbidden", forbidden=True),
+        preflight.Reading(document={"items": []}),
+    )
+    checks = preflight.evaluate(facts, rendered(), needed, storage_class=None)
+    assert preflight.refusal(checks, "up") is None
+    error = preflight.refusal(checks, "up --recreate", also=("down",))
+    assert error is not None and error.message.startswith("`kubectl preevy up --recreate` needs permissions")
+    assert "delete statefulsets.apps" in error.message

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             rendered_objects(current, env_id),
             existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
             storage_class=current.options.storage_class,
-            command="up",
+            command="up --recreate" if args.recreate else "up",
+            also=("down",) if args.recreate else (),  # it may delete the environment
         )
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
