@@ -375,7 +375,8 @@ def test_up_recreate_also_needs_what_down_does():
             "apiGroups": ["*"],
             "resources": ["*"],
             "verbs": ["get", "list", "watch", "create", "update", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]},  # up releases its lock
     ]
     facts = preflight.Facts(
         NS,
