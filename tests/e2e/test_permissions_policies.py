@@ -348,8 +348,7 @@ def test_an_image_that_cannot_be_pulled_ends_up_at_once(kubesim, namespace, env,
     assert up.returncode == REFUSED, up.stderr
     (line,) = error_lines(up.stderr)
     assert line.startswith(
-        "error: environment pull cannot start: container docker cannot pull image "
-        "no-such-image-preevy:1: "
+        "error: environment pull cannot start: container docker cannot pull image no-such-image-preevy:1: "
     ), line
     assert "imagePullSecrets" in line
     preevy("down", *flags, cwd=project, env=env, check=True)
