@@ -232,3 +232,19 @@ def test_quota_on_memory_needs_requests_and_limit_range_defaults_them(kubesim, n
         'Error from server (Forbidden): pods "more-3" is forbidden: exceeded quota: mem, requested: '
         "requests.memory=256Mi, used: requests.memory=1Gi, limited: requests.memory=1Gi"
     )
+
+
+def test_labelling_a_namespace_warns_about_its_existing_pods(kubesim, namespace):
+    for name in ("a-0", "a-1"):
+        kubesim.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(_pod(name, privileged=True))
+        )
+    res = kubesim.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline"
+    )  # the pods keep running: enforcement applies to new pods
+    assert res.stderr.splitlines() == [
+        f'Warning: existing pods in namespace "{namespace}" violate the new PodSecurity enforce level '
+        '"baseline:latest"',
+        "Warning: a-0 (and 1 other pod): privileged",
+    ]
+    assert res.stdout.strip() == f"namespace/{namespace} labeled"
