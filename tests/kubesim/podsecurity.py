@@ -418,11 +418,11 @@ def existing_pod_warnings(old_ns: dict | None, new_ns: dict, pods: list[dict]) -
         return []
     name = new_ns["metadata"]["name"]
     out = [f'existing pods in namespace "{name}" violate the new PodSecurity enforce level "{new}"']
-    for reasons, names in by_reasons.items():
+    for joined, names in by_reasons.items():
         who = (
             names[0]
             if len(names) == 1
             else f"{names[0]} (and {len(names) - 1} other {_n('pod', 'pods', len(names) - 1)})"
         )
-        out.append(f"{who}: {reasons}")
+        out.append(f"{who}: {joined}")
     return out
