@@ -181,6 +181,9 @@ def test_resource_quota_counts_and_refuses(kubesim, namespace):
         assert time.monotonic() < deadline, quota.get("status")
         time.sleep(0.2)
     assert quota["status"]["hard"] == {"pods": "1", "requests.storage": "1Gi"}
+    table = kubesim.kubectl("get", "quota", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert table[1].split(None, 2)[2].strip() == "pods: 1/1, requests.storage: 0/1Gi"
 
 
 def test_quota_on_memory_needs_requests_and_limit_range_defaults_them(kubesim, namespace):
