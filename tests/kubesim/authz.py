@@ -67,12 +67,10 @@ def attributes(request: web.Request, user: User) -> Attributes:
     elif verb == "delete" and not name:
         verb = "deletecollection"
     if verb in ("list", "watch") and not name:
-        for term in (q.get("fieldSelector") or "").split(","):
+        for term in (q.get("fieldSelector") or "").split(","):  # an exact metadata.name names the object
             k, _, v = term.partition("=")
-            if k.strip() == "metadata.name" and v and not v.startswith("="):
-                name = v
-            elif k.strip() == "metadata.name" and v.startswith("="):
-                name = v[1:]
+            if k.strip() == "metadata.name" and v.lstrip("="):
+                name = v.lstrip("=")
     return Attributes(user, verb, True, path, namespace, group, version, resource, sub, name)
 
 
