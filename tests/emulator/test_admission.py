@@ -181,6 +181,9 @@ def test_resource_quota_counts_and_refuses(kubesim, namespace):
         assert time.monotonic() < deadline, quota.get("status")
         time.sleep(0.2)
     assert quota["status"]["hard"] == {"pods": "1", "requests.storage": "1Gi"}
+    table = kubesim.kubectl("get", "quota", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert table[1].split(None, 2)[2].strip() == "pods: 1/1, requests.storage: 0/1Gi"
 
 
 def test_quota_on_memory_needs_requests_and_limit_range_defaults_them(kubesim, namespace):
@@ -232,3 +235,19 @@ def test_quota_on_memory_needs_requests_and_limit_range_defaults_them(kubesim, n
         'Error from server (Forbidden): pods "more-3" is forbidden: exceeded quota: mem, requested: '
         "requests.memory=256Mi, used: requests.memory=1Gi, limited: requests.memory=1Gi"
     )
+
+
+def test_labelling_a_namespace_warns_about_its_existing_pods(kubesim, namespace):
+    for name in ("a-0", "a-1"):
+        kubesim.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(_pod(name, privileged=True))
+        )
+    res = kubesim.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline"
+    )  # the pods keep running: enforcement applies to new pods
+    assert res.stderr.splitlines() == [
+        f'Warning: existing pods in namespace "{namespace}" violate the new PodSecurity enforce level '
+        '"baseline:latest"',
+        "Warning: a-0 (and 1 other pod): privileged",
+    ]
+    assert res.stdout.strip() == f"namespace/{namespace} labeled"

@@ -125,3 +125,16 @@ def test_a_restarted_container_gets_a_fresh_run(kubesim, namespace):
     until(restarted, "the restart")
     res = kubesim.kubectl("exec", "d", "-n", namespace, "--", "ls", "-A", "/run", check=False)
     assert "docker.pid" not in res.stdout and res.returncode == 0
+
+
+def test_an_oom_kill_is_recorded_as_the_kernel_s(kubesim, namespace):
+    kubesim.kubectl("run", "hog", "-n", namespace, "--image=busybox:1.36", "--", "sleep", "3600")
+    kubesim.kubectl("wait", "--for=condition=Ready", "pod/hog", "-n", namespace, "--timeout=60s")
+    kubesim.kill_container(namespace, "hog", "hog", reason="OOMKilled")
+
+    def last_terminated():
+        statuses = _pod(kubesim, namespace, "hog")["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("lastState", {}).get("terminated")
+
+    terminated = until(last_terminated, "the OOM kill recorded")
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)

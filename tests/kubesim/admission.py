@@ -53,9 +53,14 @@ def admit_create(cluster, key: str, obj: dict) -> None:
         _quota(cluster, key, obj)
 
 
-def admit_update(cluster, key: str, obj: dict) -> None:
-    """Updates of workloads are warned about as creates are."""
+def admit_update(cluster, key: str, obj: dict, old: dict | None = None) -> None:
+    """Updates of workloads are warned about as creates are; a namespace whose enforce level
+    changes gets warnings naming the existing pods that violate it."""
     meta = obj.get("metadata") or {}
+    if key == "namespaces":
+        for w in podsecurity.existing_pod_warnings(old, obj, cluster.store.list("pods", meta.get("name"))):
+            warn(w)
+        return
     if key in podsecurity.TEMPLATE_KINDS and meta.get("namespace"):
         namespace = cluster.store.get("namespaces", None, meta["namespace"])
         for w in podsecurity.check_template(namespace, key, obj):

@@ -201,8 +201,8 @@ class Writes:
         if route.sub != "status":
             objects.validate(res.key, res, new, old)
             _no_escalation(self.cluster, res.key, new)
-            if _spec_part(new) != _spec_part(old):
-                admission.admit_update(self.cluster, res.key, new)
+            if _spec_part(new) != _spec_part(old) or res.key == "namespaces":
+                admission.admit_update(self.cluster, res.key, new, old)
         if res.generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old["metadata"].get("generation") or 1) + 1
         if managed is None:

@@ -92,7 +92,10 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod") or not b.get("container"):
             return _bad('want {"namespace": ..., "pod": ..., "container": ...}')
-        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
+        reason = b.get("reason")
+        if reason not in (None, "OOMKilled"):
+            return _bad('reason: "OOMKilled" or absent')
+        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"], reason)
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
             return respond(

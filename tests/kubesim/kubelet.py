@@ -443,7 +443,11 @@ class Kubelet:
         live = [p for p in found if not p.terminating]
         return (live or found or [None])[-1]
 
-    async def kill_container(self, namespace: str, pod: str, container: str) -> bool:
+    async def kill_container(
+        self, namespace: str, pod: str, container: str, reason: str | None = None
+    ) -> bool:
+        """SIGKILL the container's running instance; reason "OOMKilled" records it as the kernel's
+        OOM killer's victim (terminated reason OOMKilled, exit code 137)."""
         p = self.runtime(namespace, pod)
         if p is None or p.holder is None:
             return False
@@ -451,6 +455,7 @@ class Kubelet:
         inst = c.instance if c is not None else None
         if inst is None or not inst.running:
             return False
+        c.kill_reason = reason
         return p.holder.kill(inst.id, signal.SIGKILL)
 
     # ------------------------------------------------------------ internals

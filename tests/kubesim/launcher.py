@@ -164,10 +164,12 @@ class Kubesim:
             "POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold}
         )
 
-    def kill_container(self, namespace: str, pod: str, container: str) -> dict:
-        return self._control(
-            "POST", "/kubesim/v1/faults/kill", {"namespace": namespace, "pod": pod, "container": container}
-        )
+    def kill_container(self, namespace: str, pod: str, container: str, reason: str | None = None) -> dict:
+        """SIGKILL a container's process; reason="OOMKilled" makes it look like the OOM killer's work."""
+        body = {"namespace": namespace, "pod": pod, "container": container}
+        if reason:
+            body["reason"] = reason
+        return self._control("POST", "/kubesim/v1/faults/kill", body)
 
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")

@@ -54,6 +54,7 @@ class Container:
         self.task: asyncio.Task | None = None
         self.log_files: dict[str, pathlib.Path] = {}  # by containerID: each instance's output
         self._backoff = 0.0
+        self.kill_reason: str | None = None  # why the next exit happens, when the node caused it (OOMKilled)
 
     def update(self, **fields) -> None:
         """Set state fields; the pod's status follows."""
@@ -132,7 +133,8 @@ class Container:
         return code
 
     def _record_exit(self, inst: Instance, code: int) -> None:
-        reason = "Completed" if code == 0 else "Error"
+        reason = self.kill_reason or ("Completed" if code == 0 else "Error")
+        self.kill_reason = None
         terminated = {
             "exitCode": code,
             "reason": reason,

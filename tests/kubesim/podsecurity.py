@@ -396,3 +396,33 @@ def check_template(namespace: dict | None, key: str, obj: dict) -> list[str]:
         if v:
             out.append(f'would violate PodSecurity "{p[mode]}": {", ".join(v)}')
     return out
+
+
+def existing_pod_warnings(old_ns: dict | None, new_ns: dict, pods: list[dict]) -> list[str]:
+    """The warnings of a namespace update that changes the enforce level: the existing pods that
+    violate it, those failing the same checks grouped (`web-0 (and 2 other pods): privileged`)."""
+    new = policy(new_ns)["enforce"]
+    if old_ns is None or policy(old_ns)["enforce"] == new:
+        return []
+    level = new.split(":")[0]
+    by_reasons: dict[str, list[str]] = {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        reasons = [
+            v.split(" (", 1)[0] for v in violations(level, pod.get("metadata") or {}, pod.get("spec") or {})
+        ]
+        if reasons:
+            by_reasons.setdefault(", ".join(reasons), []).append(pod["metadata"]["name"])
+    if not by_reasons:
+        return []
+    name = new_ns["metadata"]["name"]
+    out = [f'existing pods in namespace "{name}" violate the new PodSecurity enforce level "{new}"']
+    for joined, names in by_reasons.items():
+        who = (
+            names[0]
+            if len(names) == 1
+            else f"{names[0]} (and {len(names) - 1} other {_n('pod', 'pods', len(names) - 1)})"
+        )
+        out.append(f"{who}: {joined}")
+    return out

@@ -197,6 +197,21 @@ def _binding_row(o):
     ]
 
 
+def _quota_row(o):
+    """`pods: 1/2, requests.memory: 0/1Gi` (REQUEST) and the limits.* ones (LIMIT), as kubectl prints."""
+    hard = (o.get("status") or {}).get("hard") or (o.get("spec") or {}).get("hard") or {}
+    used = (o.get("status") or {}).get("used") or {}
+    cells: dict[str, list[str]] = {"request": [], "limit": []}
+    for r in sorted(hard):
+        cells["limit" if r.startswith("limits.") else "request"].append(f"{r}: {used.get(r, '0')}/{hard[r]}")
+    return [
+        o["metadata"]["name"],
+        age(o["metadata"].get("creationTimestamp")),
+        ", ".join(cells["request"]),
+        ", ".join(cells["limit"]),
+    ]
+
+
 def _role_row(o):
     return [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]
 
@@ -333,6 +348,7 @@ TABLES = {
         ],
     ),
     "clusterrolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
+    "resourcequotas": ([NAME, AGE, _col("Request"), _col("Limit")], _quota_row),
     "clusterroles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
     "roles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
 }
