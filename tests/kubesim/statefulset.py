@@ -161,13 +161,8 @@ class StatefulSetController(Controller):
             try:
                 self.cluster.create_object("persistentvolumeclaims", pvc)
             except errors.ApiError as e:
-                self.cluster.record_event(
-                    sts,
-                    "FailedCreate",
-                    f"create Claim {pvc_name} for Pod {name}-{ordinal} in StatefulSet {name} failed error: "
-                    f"{e.status['message']}",
-                    type_="Warning",
-                    component="statefulset-controller",
+                self._failed_create(
+                    sts, f"create Claim {pvc_name} for Pod {name}-{ordinal} in StatefulSet {name}", e
                 )
                 ok = False
                 continue
@@ -228,18 +223,22 @@ class StatefulSetController(Controller):
         try:
             self.cluster.create_object("pods", pod)
         except errors.ApiError as e:
-            self.cluster.record_event(
-                sts,
-                "FailedCreate",
-                f"create Pod {pod_name} in StatefulSet {name} failed error: {e.status['message']}",
-                type_="Warning",
-                component="statefulset-controller",
-            )
+            self._failed_create(sts, f"create Pod {pod_name} in StatefulSet {name}", e)
             return
         self.cluster.record_event(
             sts,
             "SuccessfulCreate",
             f"create Pod {pod_name} in StatefulSet {name} successful",
+            component="statefulset-controller",
+        )
+
+    def _failed_create(self, sts: dict, what: str, error: errors.ApiError) -> None:
+        """The API refused a pod or claim (Pod Security, quota, LimitRange): a Warning, retried later."""
+        self.cluster.record_event(
+            sts,
+            "FailedCreate",
+            f"{what} failed error: {error.status['message']}",
+            type_="Warning",
             component="statefulset-controller",
         )
 
