@@ -44,6 +44,12 @@ def event_time(event: dict[str, Any]) -> datetime.datetime | None:
         return None
 
 
+def _at_or_after(text: object, since: datetime.datetime) -> bool:
+    """Whether a status time (e.g. a termination's finishedAt) is of this run; unknown: yes."""
+    moment = event_time({"lastTimestamp": text}) if text else None
+    return moment is None or moment >= since - datetime.timedelta(seconds=CLOCK_SLACK_SECONDS)
+
+
 def _involves(event: dict[str, Any], kind: str, name: str) -> bool:
     involved = event.get("involvedObject") or {}
     return involved.get("kind") == kind and involved.get("name") == name
@@ -64,7 +70,7 @@ def diagnose(
     """The true failure, if any. since: when this `up` applied (older StatefulSet events are another run's)."""
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return _failed_create(statefulset, events, since, namespace)
-    return _container_failure(pod, events) or _pending_claim(pod, events)
+    return _container_failure(pod, events, since) or _pending_claim(pod, events)
 
 
 def _failed_create(
@@ -107,7 +113,9 @@ def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
-def _container_failure(pod: dict[str, Any], events: Sequence[dict[str, Any]]) -> Diagnosis | None:
+def _container_failure(
+    pod: dict[str, Any], events: Sequence[dict[str, Any]], since: datetime.datetime
+) -> Diagnosis | None:
     name = (pod.get("metadata") or {}).get("name", "")
     uid = (pod.get("metadata") or {}).get("uid")
     pod_events = [
@@ -135,7 +143,7 @@ def _container_failure(pod: dict[str, Any], events: Sequence[dict[str, Any]]) ->
                 messages.IMAGE_PULL_FIX,
                 ExitCode.REFUSED,
             )
-        if terminated.get("reason") == "OOMKilled" and "running" not in state:
+        if terminated.get("reason") == "OOMKilled" and _at_or_after(terminated.get("finishedAt"), since):
             return Diagnosis(
                 messages.OOM_KILLED.format(container=container, restarts=status.get("restartCount", 0)),
                 messages.OOM_FIX,

@@ -4,6 +4,7 @@ and `down` with partial RBAC; real kubectl against the emulator, as the admin or
 import json
 import pathlib
 import signal
+import time
 
 import yaml
 
@@ -16,6 +17,7 @@ from tests.e2e import (
     hello_project,
     http_get,
     preevy,
+    start,
     stop,
     up_json,
 )
@@ -406,3 +408,41 @@ def test_without_a_default_storage_class_the_claim_would_stay_pending(kubesim, n
         preevy("down", *flags, cwd=project, env=ci, check=True)
     finally:
         kubesim.kubectl("annotate", "storageclass", "standard", f"{default}=true", "--overwrite")
+
+
+def test_an_oom_kill_while_waiting_ends_up_at_once(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    never_ready = custom_template(
+        tmp_path,
+        "          httpGet:\n            path: /_ping\n            port: 2375\n",
+        '          exec:\n            command: ["false"]\n',
+    )
+    flags = ["-n", namespace, "--id", "oom", "--kube-pod-template", str(never_ready)]
+    proc = start(["up", *flags, "--timeout", "10m"], project, env)
+    try:
+        pod = ""
+        for _ in range(600):  # the pod's container runs (it never gets ready)
+            found = kubesim.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout  # (only this pod)
+            running = [
+                p["metadata"]["name"]
+                for p in json.loads(found)["items"]
+                if any(
+                    "running" in (s.get("state") or {}) for s in p["status"].get("containerStatuses") or []
+                )
+            ]
+            if running:
+                pod = running[0]
+                break
+            time.sleep(0.1)
+        assert pod, "the pod never ran"
+        kubesim.kill_container(namespace, pod, "docker", reason="OOMKilled")
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == FAILURE, stderr
+    (line,) = error_lines(stderr)
+    assert line.startswith(
+        "error: environment oom cannot start: container docker was killed for exceeding its memory limit "
+        "(OOMKilled, restart count 1); raise resources.limits.memory"
+    ), line
+    preevy("down", *flags, cwd=project, env=env, check=True)

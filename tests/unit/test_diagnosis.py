@@ -143,6 +143,29 @@ def test_oom_killed_and_crash_loop_are_failures():
     assert found is not None and found.crash and found.exit_code == ExitCode.FAILURE
 
 
+def test_an_oom_kill_of_this_run_counts_even_once_restarted_an_older_one_does_not():
+    def restarted(finished: str) -> dict:
+        return {
+            "name": "docker",
+            "restartCount": 1,
+            "state": {"running": {"startedAt": finished}},
+            "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": finished}},
+        }
+
+    found = diagnosis.diagnose(
+        STS, pod([restarted("2026-11-28T12:00:07Z")], phase="Running"), [], SINCE, "ns"
+    )
+    assert found is not None and found.exit_code == ExitCode.FAILURE
+    assert (
+        found.reason
+        == "container docker was killed for exceeding its memory limit (OOMKilled, restart count 1)"
+    )
+    assert (
+        diagnosis.diagnose(STS, pod([restarted("2026-11-28T11:00:00Z")], phase="Running"), [], SINCE, "ns")
+        is None
+    )
+
+
 def test_a_pod_starting_is_no_failure():
     creating = {"name": "docker", "state": {"waiting": {"reason": "ContainerCreating"}}}
     assert diagnosis.diagnose(STS, pod([creating]), [], SINCE, "ns") is None
