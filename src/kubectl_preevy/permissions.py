@@ -96,8 +96,10 @@ def required(objects: Sequence[dict[str, Any]], *, lock_configmaps: bool = True)
     need("", "pods", TEMPLATE_VERBS[DOWN], "deleting the environment's pod", DOWN)
     need("", "persistentvolumeclaims", ("get",), "explaining a Pending volume", UP)
     need("", "persistentvolumeclaims", TEMPLATE_VERBS[DOWN], "deleting the environment's volume", DOWN)
-    need("", "pods/exec", ("get", "create"), "copying files into the pod", UP)
-    need("", "pods/portforward", ("get", "create"), "reaching the pod's Docker server", UP, CONNECT)
+    # create: the verb of the SPDY POST, which kubectl falls back to when the cluster refuses its websocket
+    # GET (authorized as `get` before 1.35, as `create` too from 1.35 on): create works with every version
+    need("", "pods/exec", ("create",), "copying files into the pod", UP)
+    need("", "pods/portforward", ("create",), "reaching the pod's Docker server", UP, CONNECT)
     need("", "pods/log", ("get",), "explaining a container that exits", UP)
     need("", "events", ("list",), "explaining a pod that does not start", UP)
     if lock_configmaps:

@@ -81,8 +81,8 @@ def test_the_default_template_needs_what_up_down_and_connect_do():
     needed = permissions.required(rendered())
     by_type = permissions.grouped(needed)
     assert by_type[("apps", "statefulsets")] == ["get", "list", "watch", "create", "patch", "delete"]
-    assert by_type[("", "pods/exec")] == ["get", "create"]
-    assert by_type[("", "pods/portforward")] == ["get", "create"]
+    assert by_type[("", "pods/exec")] == ["create"]
+    assert by_type[("", "pods/portforward")] == ["create"]
     assert by_type[("", "configmaps")] == ["get", "list", "watch", "create", "update", "patch", "delete"]
     # the template's Role grants pods get/list in "" and metrics.k8s.io: one must hold them to grant them
     assert by_type[("metrics.k8s.io", "pods")] == ["get", "list"]
@@ -101,7 +101,7 @@ def test_the_role_grants_every_namespaced_permission_and_nothing_is_missing():
     assert {
         "apiGroups": [""],
         "resources": ["pods/exec", "pods/portforward"],
-        "verbs": ["get", "create"],
+        "verbs": ["create"],
     } in rules
 
 
@@ -122,12 +122,12 @@ def test_one_rule_less_fails_the_permission_row_naming_what_is_missing():
     checks = preflight.evaluate(facts, rendered(), needed, storage_class=None)
     failed = {c.subject: c for c in checks if c.result == preflight.FAIL}
     assert set(failed) == {"pods/exec", "pods/portforward"}
-    assert failed["pods/exec"].detail.startswith("get, create pods/exec in namespace previews")
+    assert failed["pods/exec"].detail.startswith("create pods/exec in namespace previews")
     skipped = {c.check for c in checks if c.result == preflight.SKIPPED}
     assert skipped == {"permission", "pod security", "storage class"}
     error = preflight.refusal(checks, "up")
     assert error is not None and error.exit_code == 6
-    assert "get, create pods/exec" in error.message and "pods/portforward" in error.message
+    assert "create pods/exec" in error.message and "pods/portforward" in error.message
     assert "kubectl preevy rbac -n previews" in error.message
     assert preflight.refusal([c for c in checks if c.subject != "pods/exec"], "down") is None
 
