@@ -109,3 +109,9 @@ def test_identity_flags_reach_the_cluster_a_forbidden_answer_is_6_and_a_bad_toke
         line.startswith("error: the cluster refused our credentials")
         and "not-a-valid-token" not in unauthorized.stderr
     )
+    missing_ca = ls("--certificate-authority", str(tmp_path / "no-such-ca.crt"))
+    assert missing_ca.returncode == 4, missing_ca.stderr
+    assert error_lines(missing_ca.stderr) == [
+        f"error: cannot read the certificate authority {tmp_path / 'no-such-ca.crt'} (no such file or directory): "
+        "pass a readable file with --certificate-authority"
+    ]
