@@ -7,6 +7,7 @@ unexpected exception is ExitCode.INTERNAL with its traceback in a log file (diag
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -283,6 +284,41 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     config_unset.add_argument("keys", nargs="+", metavar="KEY")
     _add_cluster_flags(config_unset)
 
+    # issue 10: checks before `up`, and the Role a CI identity needs
+    doctor = commands.add_parser(
+        "doctor",
+        help="check permissions, Pod Security, StorageClass and quota before `up` (takes up's flags)",
+    )
+    _add_project_flags(doctor)
+    _add_cluster_flags(doctor)
+    _add_driver_flags(doctor)
+    for flag in ("--timeout",):
+        doctor.add_argument(flag, help=argparse.SUPPRESS)
+    for flag in ("--dry-run", "--recreate"):
+        doctor.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    doctor.set_defaults(dry_run=True)  # writes nothing, not even the default profile
+    _add_output_flag(doctor)
+    rbac = commands.add_parser(
+        "rbac", help="print the minimal Role (and RoleBinding) for an identity that runs up/down/connect"
+    )
+    _add_cluster_flags(rbac)
+    _add_driver_flags(rbac)
+    rbac.add_argument(
+        "--service-account", metavar="NAME", help="bind the Role to this ServiceAccount (printed too)"
+    )
+    rbac.add_argument(
+        "--bind-user", dest="users", action="append", metavar="NAME", help="bind the Role to a user"
+    )
+    rbac.add_argument(
+        "--bind-group", dest="groups", action="append", metavar="NAME", help="bind the Role to a group"
+    )
+    rbac.add_argument("--role-name", default="kubectl-preevy", metavar="NAME", help="default: kubectl-preevy")
+    rbac.add_argument(
+        "--cluster-reads",
+        action="store_true",
+        help="also a ClusterRole (and binding) to read StorageClasses and the namespace (optional checks)",
+    )
+
     version = commands.add_parser("version", help="print the version")
     _add_output_flag(version)
     for leaf in _leaf_parsers(parser):
@@ -299,6 +335,8 @@ COMMAND_MODULES = {
     "init": "init",
     "profile": "profile",
     "version": "version",
+    "doctor": "doctor",
+    "rbac": "rbac",
 }
 
 
@@ -310,13 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     from kubectl_preevy import process
 
     process.journal.reset(verbosity=args.global_verbose + args.verbose)
-    return _run(_command(args.command), args, argv)
+    return _run(_run_command, args, argv)
 
 
-def _command(name: str) -> Callable[[argparse.Namespace], int | None]:
-    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[name]}")
+def _run_command(args: argparse.Namespace) -> int | None:
+    """Import the command's module (only now: `--help` stays fast) and run it."""
+    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[args.command]}")
     run: Callable[[argparse.Namespace], int | None] = module.run
-    return run
+    return run(args)
 
 
 def _run(
@@ -335,6 +374,9 @@ def _run(
         return _fail(args, argv, message, err.exit_code, f"error: {message}")
     except KeyboardInterrupt:
         return _fail(args, argv, messages.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted")
+    except BrokenPipeError:  # whoever read our stdout went away (`| head`): not a bug, nothing to say
+        _silence_stdout()
+        return int(ExitCode.FAILURE)
     except Exception as err:  # noqa: BLE001  the catch-all: a bug, reported with its log file
         return _internal_error(args, argv, err)
 
@@ -366,6 +408,15 @@ def _internal_error(args: argparse.Namespace, argv: list[str], err: Exception) -
     console.error(" ".join(message.split()))
     print_error_document(getattr(args, "output", None), message, ExitCode.INTERNAL)
     return int(ExitCode.INTERNAL)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (tests capture it): nothing to flush into a closed pipe
 
 
 def _write_log(argv: list[str], outcome: str, error: BaseException | None = None) -> str | OSError:

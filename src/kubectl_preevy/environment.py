@@ -5,13 +5,14 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 """
 
 import dataclasses
-import itertools
+import datetime
 import json
 import re
+import subprocess
 import time
 from typing import Any
 
-from kubectl_preevy import console, messages, naming, process, retry
+from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
 
@@ -31,6 +32,7 @@ LEFTOVER_TYPES = (
     "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
 )
+POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 # kubectl: the type is not in discovery (a CRD removed since the environment was made)
 _NOT_SERVED = re.compile(
@@ -176,6 +178,8 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
     errors: it is idempotent); what Kubernetes refuses to change in place (a StatefulSet's
     volumeClaimTemplates...) is reported, never deleted silently."""
     result = kubectl.run(*_apply_args(server_side, new), stdin=manifest)
+    for warning in diagnosis.apply_warnings(result.stderr):
+        console.warn(messages.APPLY_WARNING.format(warning=warning))
     if result.ok:
         return
     _raise_immutable(result.stderr)
@@ -196,29 +200,29 @@ class ImmutableChange(PreevyError):
         self.detail = detail
 
 
-# The slices of `rollout status` between two looks at the pods: a stuck rollout is repaired after the
-# first; each look is where a diagnosis of a pod that cannot get ready belongs.
-WAIT_SLICES_SECONDS = (2, 4, 8, 10)
-
-
-def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
-    """`kubectl rollout status` in slices up to the deadline; between slices, a pod stuck on an older
-    template is replaced (repair_stuck_rollout). On timeout, why the pod is not ready."""
-    deadline = time.monotonic() + timeout_seconds
-    repaired: set[str] = set()
-    for turn in itertools.count():
-        remaining = deadline - time.monotonic()
-        step = min(WAIT_SLICES_SECONDS[min(turn, len(WAIT_SLICES_SECONDS) - 1)], max(remaining, 0.001))
-        result = kubectl.run(
-            "rollout", "status", f"statefulset/{name}", f"--timeout={duration(step)}", timeout=step + 30
-        )
-        if result.ok:
-            return
-        if "timed out" not in result.stderr:
-            raise kubectl.error(result)
-        if deadline - time.monotonic() <= 0:
-            break
-        repair_stuck_rollout(kubectl, name, repaired)
+def wait_ready(
+    kubectl: Kubectl,
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime | None = None,
+) -> None:
+    """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a pod stuck on an older
+    template is replaced (repair_stuck_rollout), and a true failure (diagnosis.py) ends the wait at once.
+    On timeout, why the pod is not ready.
+    since: when the objects were applied (older events belong to another run)."""
+    since = since or datetime.datetime.now(datetime.timezone.utc)
+    rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={duration(timeout_seconds)}")
+    proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
+    finally:
+        process.stop(proc)
+    if proc.returncode == 0:
+        return
+    if "timed out" not in stderr:
+        raise kubectl.error(process.Result(kubectl.argv(*rollout), proc.returncode, "", stderr))
     raise PreevyError(
         messages.NOT_READY.format(
             env_id=env_id,
@@ -232,17 +236,54 @@ def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float,
     )
 
 
-def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> None:
+def _wait_watching(
+    kubectl: Kubectl,
+    proc: subprocess.Popen[bytes],
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime,
+) -> str:
+    """Until `rollout status` exits (its stderr returned), or a true failure is raised."""
+    deadline = time.monotonic() + timeout_seconds
+    repaired: set[str] = set()
+    while True:
+        try:
+            _, err = proc.communicate(timeout=POLL_SECONDS)
+            return err.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise PreevyError(
+                    messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
+                    ExitCode.TIMEOUT,
+                ) from None
+        if repair_stuck_rollout(kubectl, name, repaired):
+            continue  # the crash-looping pod was the old template's: not a failure of this one
+        found = diagnosis.true_failure(kubectl, name, since)
+        if found:
+            reason = unready_reason(kubectl, name) if found.crash else found.reason
+            raise PreevyError(
+                messages.REFUSED_WHILE_WAITING.format(
+                    env_id=env_id, reason=reason, fix=found.fix, cleanup=cleanup_hint
+                ),
+                found.exit_code,
+            )
+
+
+def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> bool:
     """The StatefulSet "forced rollback" trap (kubernetes/kubernetes#67250): with podManagementPolicy
     OrderedReady, a pod of an older revision that is not Ready is never replaced by the controller, so a
-    fixed template never rolls out. The documented fix: delete that pod. repaired: pod uids done."""
+    fixed template never rolls out. The documented fix: delete that pod. repaired: pod uids done.
+    Whether a pod was deleted now."""
     statefulset = kubectl.json("statefulset", name)
     status = statefulset.get("status") or {}
     update_revision = status.get("updateRevision")
     if not update_revision or status.get("observedGeneration", 0) < statefulset["metadata"].get(
         "generation", 1
     ):
-        return
+        return False
+    deleted = False
     selector = ",".join(f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items())
     for pod in kubectl.json("pods", "-l", selector)["items"]:
         metadata = pod["metadata"]
@@ -261,6 +302,8 @@ def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> Non
         )
         kubectl.check("delete", "pod", metadata["name"], "--wait=false", "--ignore-not-found")
         repaired.add(metadata.get("uid", ""))
+        deleted = True
+    return deleted
 
 
 def _owned_by(pod: dict[str, Any], statefulset: str) -> bool:
@@ -392,63 +435,69 @@ def ready_pod(kubectl: Kubectl, env: Environment, again: str = "kubectl preevy u
 
 
 def delete(
-    kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float, again: str
+    kubectl: Kubectl,
+    instance: str,
+    types: list[str],
+    *,
+    wait: bool,
+    timeout_seconds: float,
+    again: str = "kubectl preevy down",
 ) -> None:
     """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all.
 
-    A type the cluster no longer serves is skipped (said so); one that cannot be deleted (Forbidden...)
-    does not stop the others, and the error names it. again: the command that retries (for the hints)."""
+    A type the cluster no longer serves is skipped (said so); one this identity may not delete does not
+    stop the others, and the error names it. again: the `down` that retries (for the hints)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
     served = _label_deleted(kubectl, types, selector)
     if not served:
         return
-    result = _delete(kubectl, served, selector, wait, timeout_seconds)
+    result = _delete_types(kubectl, served, selector, wait, timeout_seconds)
+    refused = permissions.refused_requests(result.stderr)
+    if not result.ok and refused and not _other_errors(result.stderr):
+        # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
+        allowed = [t for t in served if not permissions.refused_type(t, result.stderr)]
+        if wait and allowed:
+            result = _delete_types(kubectl, allowed, selector, wait, timeout_seconds)
+        if result.ok or not _other_errors(result.stderr):
+            raise PreevyError(
+                messages.DELETE_REFUSED.format(
+                    refused=", ".join(refused), namespace=kubectl.namespace, again=again
+                ),
+                ExitCode.REFUSED,
+            )
     if result.ok:
         return
-    _raise_delete_timeout(result, wait, instance, timeout_seconds, kubectl, again)
-    error = kubectl.error(result)
-    if error.exit_code not in (ExitCode.FAILURE, ExitCode.REFUSED):  # unreachable...: nothing to sort out
-        raise error
-    failures = {served[0]: result} if len(served) == 1 else {}
-    if len(served) > 1:
-        for kind in served:  # one type refused: every other one is deleted still
-            one = _delete(kubectl, [kind], selector, wait, timeout_seconds)
-            if not one.ok:
-                _raise_delete_timeout(one, wait, instance, timeout_seconds, kubectl, again)
-                failures[kind] = one
-    if failures:
-        stderr = "\n".join(r.stderr for r in failures.values())
+    if wait and "timed out" in result.stderr:
         raise PreevyError(
-            messages.NOT_DELETED.format(
-                types=", ".join(failures),
-                instance=instance,
-                error=_one_line(_first_error(stderr), limit=200),
-                again=again,
+            messages.DELETE_TIMEOUT.format(
+                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace, again=again
             ),
-            ExitCode.REFUSED if "Forbidden" in stderr or "forbidden" in stderr else ExitCode.FAILURE,
+            ExitCode.TIMEOUT,
         )
+    raise kubectl.error(result)
 
 
 def _label_deleted(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
-    """Label the objects deleted; the types the cluster serves (all of them, unless one is no longer)."""
+    """Label the objects deleted; the types the cluster serves (all of them, unless one is no longer:
+    a CRD removed since the environment was made). Labels this identity may not set are left: the delete
+    says what it may not do."""
     args = ("-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
     result = kubectl.run("label", ",".join(types), *args)
-    if result.ok:
+    if result.ok or (permissions.refused_requests(result.stderr) and not _other_errors(result.stderr)):
         return types
-    error = kubectl.error(result)
-    if error.exit_code != ExitCode.FAILURE:
-        raise error
+    if not _NOT_SERVED.search(result.stderr):
+        raise kubectl.error(result)
     served = []
     for kind in types:
-        one = result if len(types) == 1 else kubectl.run("label", kind, *args)
+        one = kubectl.run("label", kind, *args) if len(types) > 1 else result
         if not one.ok and _NOT_SERVED.search(one.stderr):
             console.warn(messages.TYPE_NOT_SERVED.format(type=kind))
             continue
-        served.append(kind)  # labelling refused: the delete tries anyway, and says so if it fails too
+        served.append(kind)
     return served
 
 
-def _delete(
+def _delete_types(
     kubectl: Kubectl, types: list[str], selector: str, wait: bool, timeout_seconds: float
 ) -> process.Result:
     # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
@@ -464,22 +513,19 @@ def _delete(
     )
 
 
-def _raise_delete_timeout(
-    result: process.Result, wait: bool, instance: str, timeout_seconds: float, kubectl: Kubectl, again: str
-) -> None:
-    if wait and "timed out" in result.stderr:
-        raise PreevyError(
-            messages.DELETE_TIMEOUT.format(
-                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace, again=again
-            ),
-            ExitCode.TIMEOUT,
-        )
+def _other_errors(stderr: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
+    ]
 
 
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
-    """Instances that still have objects although their docker-host StatefulSet is gone."""
+    """Instances that still have objects although their docker-host StatefulSet is gone. Types this
+    identity may not list are passed over (it could not delete their objects either)."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.check(
+    result = kubectl.run(
         "get",
         ",".join(LEFTOVER_TYPES),
         "-l",
@@ -488,6 +534,8 @@ def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[s
         f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
         '{"\\n"}{end}',
     )
+    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+        raise kubectl.error(result)
     return sorted({line for line in result.stdout.splitlines() if line})
 
 

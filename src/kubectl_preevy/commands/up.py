@@ -21,6 +21,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    preflight,
     template,
     urls,
 )
@@ -75,8 +76,17 @@ def _interrupted(hints: Hints) -> PreevyError:
 def _up(
     args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints
 ) -> tuple[Environment, list[docker.PublishedPort], filesync.SyncStats]:
-    # Validate before any write (the lock included): rendered and checked here, then the API server's
-    # validation and admission in a dry run of the whole manifest.
+    # Validate before any write (the lock included): rendered and checked here, the identity's rights and
+    # the namespace's policies (preflight), then the API server's validation and admission in a dry run
+    # of the whole manifest.
+    preflight.require(
+        current.kubectl,
+        rendered_objects(current, env_id),
+        existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+        storage_class=current.options.storage_class,
+        command="up --recreate" if args.recreate else "up",
+        also=("down",) if args.recreate else (),  # it may delete the environment
+    )
     existing = _existing(current, env_id)
     objects = _objects(current, env_id, existing)
     _validate(current, existing, objects, recreate=args.recreate, hints=hints)
@@ -85,10 +95,11 @@ def _up(
         if (now_existing and now_existing.instance) != (existing and existing.instance):
             existing, objects = now_existing, _objects(current, env_id, now_existing)  # made meanwhile
             _validate(current, existing, objects, recreate=args.recreate, hints=hints)
+        applied_at = datetime.datetime.now(datetime.timezone.utc)
         env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout, hints=hints)
         current.save_profile()  # the environment exists: its profile (id default) is kept from now on
         console.step(messages.WAITING_READY.format(name=env.name))
-        environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down)
+        environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
         services, stats = _deploy(current, env, env_id, timeout, hints)
     return env, services, stats
 
@@ -120,6 +131,12 @@ def _existing(current: Run, env_id: str) -> Environment | None:
             )
         )
     return found[0] if found else None
+
+
+def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
+    """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
+    stand-in that asks the cluster nothing (no permission is needed to find it)."""
+    return _objects(current, env_id, None, instance=naming.instance_name(current.profile.id, env_id))
 
 
 def _dry_run(current: Run, env_id: str) -> None:
@@ -186,11 +203,15 @@ def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()
 
 
 def _objects(
-    current: Run, env_id: str, existing: Environment | None, avoid: frozenset[str] = frozenset()
+    current: Run,
+    env_id: str,
+    existing: Environment | None,
+    avoid: frozenset[str] = frozenset(),
+    instance: str | None = None,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
-    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
+    instance = instance or (existing.instance if existing else _new_instance(current, env_id, avoid))
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
     rendered = template.render_template(
         current.options,
