@@ -127,10 +127,9 @@ def test_down_deletes_what_it_can_and_names_the_rest(kubesim, namespace, project
     assert refused.returncode == 6, refused.stderr
     assert "the cluster no longer serves Widget.v1.example.com" in refused.stderr
     assert error_lines(refused.stderr) == [
-        f'error: could not delete ServiceAccount of {statefulset} (serviceaccounts "{statefulset}-sa" is '
-        f'forbidden: User "dev" cannot delete resource "serviceaccounts" in API group "" in the namespace '
-        f'"{namespace}"); everything else is deleted: get the rights to delete them and run '
-        f"`kubectl preevy down --id partly --namespace={namespace}`"
+        "error: deleted what this identity may; the cluster refused: delete serviceaccounts: have an "
+        f"administrator grant `kubectl preevy rbac -n {namespace}`, then run "
+        f"`kubectl preevy down --id partly --namespace={namespace}` again"
     ]
     assert labelled(kubesim, namespace, "partly") == [f"serviceaccount/{statefulset}-sa"]
 
@@ -145,9 +144,9 @@ def test_a_stuck_rollout_is_repaired(kubesim, namespace, project, env, tmp_path)
     crashing.write_text(TEMPLATE.read_text().replace(DOCKERD, '"sh", "-c", "echo broken >&2; exit 3"'))
     flags = ["--id", "stuck", "-n", namespace]
     crashed = preevy(
-        "up", *flags, "--kube-pod-template", str(crashing), "--timeout", "5s", cwd=project, env=env
+        "up", *flags, "--kube-pod-template", str(crashing), "--timeout", "60s", cwd=project, env=env
     )
-    assert crashed.returncode == 5, crashed.stderr
+    assert crashed.returncode == 1 and "exited with code 3" in crashed.stderr, crashed.stderr  # at once
 
     fixed = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT)
     assert fixed.returncode == 0, fixed.stderr
@@ -232,12 +231,9 @@ def test_a_dropped_forward_during_compose_up_is_said_and_tried_again(kubesim, na
     ],
     ids=["copy", "compose-up"],
 )
-def test_dockerd_killed_under_up_is_said_and_its_failure_to_restart_named(
-    kubesim, namespace, project, env, step, during
-):
+def test_dockerd_killed_under_up_is_said_and_tried_again(kubesim, namespace, project, env, step, during):
     """dockerd killed while the files are copied (a big file makes the copy last) or while compose runs:
-    up says so and tries once more; the restarted dockerd refuses to start on the pid file its predecessor
-    left (as docker:dind does in a restarted container), and the error names that."""
+    up says so, waits for the restarted container and does the step again."""
     slow_build(project)
     (project / "site" / "big.bin").write_bytes(os.urandom(64 * 1024 * 1024))
     env_id = f"killed-{step.split()[1]}"
@@ -246,13 +242,11 @@ def test_dockerd_killed_under_up_is_said_and_its_failure_to_restart_named(
     def kill_dockerd() -> None:
         kubesim.kill_container(namespace, docker_host_pod(kubesim, namespace, env_id), "docker")
 
-    result = up_until(["up", *flags, "--timeout", "8s"], step, project, env, kill_dockerd)
+    result = up_until(["up", *flags, "--timeout", "60s"], step, project, env, kill_dockerd)
+    assert result.returncode == 0, result.stderr
     assert re.search(
         rf"warning: pod \S+ had its container docker restarted during {during}: .*: trying once more",
         result.stderr,
     ), result.stderr
-    assert result.returncode == 5, result.stderr
-    lines = error_lines(result.stderr)
-    assert len(lines) == 1 and "pid file found, ensure docker is not running" in lines[0], result.stderr
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert labelled(kubesim, namespace, env_id) == []
