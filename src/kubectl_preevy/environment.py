@@ -152,7 +152,7 @@ def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -
     (`--dry-run=server`): unknown fields or kinds, invalid values, admission refusals end here, before
     any object exists. ImmutableChange when only an in-place update is refused."""
     result = kubectl.run(*_apply_args(server_side, new), "--dry-run=server", stdin=manifest)
-    if result.ok:
+    if result.ok or _only_missing_own_roles(result.stderr, manifest):
         return
     _raise_immutable(result.stderr)
     detail = _one_line(_first_error(result.stderr), limit=REASON_MAX_LENGTH)
@@ -164,6 +164,33 @@ def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -
     if retry.is_transient(result.stderr):  # still failing after the retries: not the template's fault
         raise error
     raise PreevyError(messages.VALIDATION_FAILED.format(detail=detail), ExitCode.USAGE)
+
+
+def _only_missing_own_roles(stderr: str, manifest: str) -> bool:
+    """Whether every error of a dry run is a binding to a Role of the manifest itself, which a dry run
+    does not create: an identity without `bind` has its bindings checked against the bound Role, which
+    then "is not found" (a real apiserver answers so too). The real apply creates the Role first."""
+    import yaml
+
+    errors = [line for line in stderr.splitlines() if line.startswith(("Error from server", "error:"))]
+    if not errors:
+        return False
+    roles = {
+        (document.get("kind"), (document.get("metadata") or {}).get("name"))
+        for document in yaml.safe_load_all(manifest)
+        if isinstance(document, dict)
+    }
+    for line in errors:
+        missing = _MISSING_ROLE.search(line)
+        if not missing or (_ROLE_KINDS[missing.group(1)], missing.group(2)) not in roles:
+            return False
+    return True
+
+
+_MISSING_ROLE = re.compile(
+    r'is forbidden: (role|clusterrole)\.rbac\.authorization\.k8s\.io "([^"]+)" not found'
+)
+_ROLE_KINDS = {"role": "Role", "clusterrole": "ClusterRole"}
 
 
 def _first_error(stderr: str) -> str:
