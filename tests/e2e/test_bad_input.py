@@ -418,7 +418,7 @@ CORPUS: list[Case] = [
         "profile-not-found",
         up("pr1", "--profile", "nope"),
         USAGE,
-        "profile 'nope' not found on this machine nor in namespace ",
+        "profile 'nope' not found on this machine nor in namespace {ns}: ",
     ),
     Case(
         "profile-env-not-found", up("pr2"), USAGE, "profile 'nope' not found", env={"PREEVY_PROFILE": "nope"}
@@ -648,7 +648,7 @@ def test_bad_input(case: Case, kubesim, corpus_namespace, corpus_project, tmp_pa
     left = environment_objects(kubesim, corpus_namespace, "preevy.dev/profile-id")
     if left:  # gone before the next case, so that one failure stays one
         kubesim.kubectl("delete", *left, "-n", corpus_namespace, "--wait=false", check=False)
-    failed(result, case.code, case.phrase)
+    failed(result, case.code, case.phrase.replace("{ns}", corpus_namespace))
     assert snapshot(ctx.cwd, tmp_path / "config") == before, "files changed"
     assert left == []
     env_id = args[args.index("--id") + 1] if "--id" in args else None

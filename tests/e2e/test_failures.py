@@ -250,3 +250,31 @@ def test_dockerd_killed_under_up_is_said_and_tried_again(kubesim, namespace, pro
     ), result.stderr
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert labelled(kubesim, namespace, env_id) == []
+
+
+# --- the copy's small truths -------------------------------------------------------------------------
+
+
+def test_a_name_with_a_newline_is_copied_and_deleted_and_links_are_no_files(kubesim, namespace, project, env):
+    site = project / "site"
+    odd = site / "two\nlines.txt"
+    odd.write_text("odd\n")
+    (site / "latest").symlink_to("index.html")
+    flags = ["--id", "odd-names", "-n", namespace, "-o", "json", "--timeout", "60s"]
+
+    def sync() -> dict:
+        return json.loads(preevy("up", *flags, cwd=project, env=env, timeout=UP_TIMEOUT, check=True).stdout)[
+            "sync"
+        ]
+
+    regular = [f for f in site.iterdir() if f.is_file() and not f.is_symlink()]
+    assert sync()["files"] == len(regular)  # the link is not counted as a file
+    assert sync() == {"files": 0, "bytes": 0, "unchanged": len(regular), "deleted": 0}  # no phantom
+    odd.unlink()
+    assert sync()["deleted"] == 1
+    pod = docker_host_pod(kubesim, namespace, "odd-names")
+    listing = kubesim.kubectl(
+        "exec", "-n", namespace, pod, "--", "find", "/var/lib/preevy/projects/hello", "-name", "two*"
+    ).stdout
+    assert listing == ""  # gone in the pod too
+    preevy("down", "--id", "odd-names", "-n", namespace, cwd=project, env=env, check=True)
