@@ -6,19 +6,17 @@ import os
 import pathlib
 import re
 import signal
-import subprocess
-import threading
 
 import pytest
 
 from tests.e2e import (
-    PREEVY,
     REPO_ROOT,
     environment_objects,
     error_lines,
     hello_project,
     port_forward_pids,
     preevy,
+    run_until,
 )
 
 TEMPLATE = REPO_ROOT / "templates" / "default.yaml.njk"
@@ -159,36 +157,6 @@ def test_a_stuck_rollout_is_repaired(kubesim, namespace, project, env, tmp_path)
 # --- the true reason when a step dies under up, and one more try ----------------------------------
 
 
-def up_until(args: list[str], step: str, cwd: pathlib.Path, env: dict, action) -> subprocess.CompletedProcess:
-    """Run `up`; when stderr shows the step, do the action (a fault), and let up finish."""
-    proc = subprocess.Popen(
-        [str(PREEVY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        for line in proc.stderr:
-            lines.append(line)
-            if line.startswith(step):
-                seen.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert seen.wait(UP_TIMEOUT), "".join(lines)
-        action()
-        stdout = proc.stdout.read()  # stderr is the reader's alone
-        proc.wait(UP_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    reader.join(10)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(lines))
-
-
 def slow_build(project: pathlib.Path) -> None:
     """A build step that takes a few seconds, so that `docker compose up` is still running when hit."""
     with (project / "Dockerfile").open("a") as dockerfile:
@@ -213,7 +181,7 @@ def test_a_dropped_forward_during_compose_up_is_said_and_tried_again(kubesim, na
         assert len(pids) == 1
         os.kill(pids[0], signal.SIGKILL)  # the plugin's kubectl port-forward, by its pid
 
-    result = up_until(["up", *flags], "> docker compose up", project, env, drop_forward)
+    result = run_until(["up", *flags], "> docker compose up", project, env, lambda _: drop_forward())
     assert result.returncode == 0, result.stderr
     assert re.search(
         r"warning: the port-forward to the Docker server of pod \S+ dropped during `docker compose up` "
@@ -242,7 +210,7 @@ def test_dockerd_killed_under_up_is_said_and_tried_again(kubesim, namespace, pro
     def kill_dockerd() -> None:
         kubesim.kill_container(namespace, docker_host_pod(kubesim, namespace, env_id), "docker")
 
-    result = up_until(["up", *flags, "--timeout", "60s"], step, project, env, kill_dockerd)
+    result = run_until(["up", *flags, "--timeout", "60s"], step, project, env, lambda _: kill_dockerd())
     assert result.returncode == 0, result.stderr
     assert re.search(
         rf"warning: pod \S+ had its container docker restarted during {during}: .*: trying once more",

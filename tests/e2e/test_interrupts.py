@@ -6,13 +6,11 @@
 import os
 import pathlib
 import signal
-import subprocess
-import threading
 import time
 
 import pytest
 
-from tests.e2e import PREEVY, environment_objects, error_lines, hello_project, preevy
+from tests.e2e import environment_objects, error_lines, hello_project, preevy, run_until
 
 UP_STEPS = (
     "> creating environment",
@@ -26,37 +24,8 @@ STEP_TIMEOUT = 120
 
 def interrupted_at(args: list[str], step: str, sig: int, cwd: pathlib.Path, env: dict) -> tuple[int, str]:
     """Run kubectl-preevy in a process group of its own; when stderr shows the step, signal the group."""
-    proc = subprocess.Popen(
-        [str(PREEVY), *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        for line in proc.stderr:
-            lines.append(line)
-            if line.startswith(step):
-                seen.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert seen.wait(STEP_TIMEOUT), f"never reached {step!r}:\n{''.join(lines)}"
-        os.killpg(proc.pid, sig)
-        proc.wait(STEP_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    reader.join(10)
-    return proc.returncode, "".join(lines)
+    result = run_until(args, step, cwd, env, lambda proc: os.killpg(proc.pid, sig), timeout=STEP_TIMEOUT)
+    return result.returncode, result.stderr
 
 
 def survivors(*markers: str, timeout: float = 15) -> list[str]:
