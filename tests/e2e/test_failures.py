@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import signal
 
 import pytest
@@ -246,3 +247,39 @@ def test_a_name_with_a_newline_is_copied_and_deleted_and_links_are_no_files(kube
     ).stdout
     assert listing == ""  # gone in the pod too
     preevy("down", "--id", "odd-names", "-n", namespace, cwd=project, env=env, check=True)
+
+
+# --- hints ---------------------------------------------------------------------------------------------
+
+
+def test_the_cleanup_hint_addresses_exactly_this_environment_and_following_it_removes_it(
+    kubesim, namespace, project, env, tmp_path
+):
+    """The hint after a failed `up --id X --profile P --context C --kubeconfig K -n N` carries every one of
+    them: followed literally (from another directory, with another current profile), it removes that
+    environment and no other."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(pathlib.Path(env["KUBECONFIG"]).read_text())
+    preevy("init", "team", cwd=project, env=env, check=True)
+    preevy("init", "other", cwd=project, env=env, check=True)  # now the current profile
+    crashing = tmp_path / "crashing.yaml.njk"
+    crashing.write_text(TEMPLATE.read_text().replace(DOCKERD, '"sh", "-c", "echo broken >&2; exit 3"'))
+    flags = ["-n", namespace, "--profile", "team", "--context", "kubesim", "--kubeconfig", str(kubeconfig)]
+    bystander = ["up", "--id", "hinted", "-n", namespace, "--timeout", "60s"]  # same id, profile `other`
+    preevy(*bystander, cwd=project, env=env, timeout=UP_TIMEOUT, check=True)
+    failed = preevy(
+        "up", "--id", "hinted", *flags, "--kube-pod-template", str(crashing), "--timeout", "60s",
+        cwd=project, env=env, timeout=UP_TIMEOUT,
+    )  # fmt: skip
+    (line,) = error_lines(failed.stderr)
+    hint = re.search(r"remove it with `([^`]+)`", line).group(1)
+    assert shlex.split(hint) == [
+        "kubectl", "preevy", "down", "--id", "hinted", "--profile", "team",
+        f"--kubeconfig={kubeconfig}", "--context=kubesim", f"--namespace={namespace}",
+    ]  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    preevy(*shlex.split(hint)[2:], cwd=elsewhere, env=env, check=True)
+    left = environment_objects(kubesim, namespace, "preevy.dev/env-id=hinted")
+    assert left and all("default-" not in name and "team-" not in name for name in left)  # other's only
+    preevy("down", "--id", "hinted", "-n", namespace, cwd=project, env=env, check=True)
