@@ -138,6 +138,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="delete and recreate the environment (and its volume) when a change cannot be applied in place",
     )
+    _add_lifetime_flags(up)
     _add_output_flag(up)
 
     down = commands.add_parser("down", help="delete every object of the environment")
@@ -211,7 +212,54 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     _add_output_flag(version)
+    _add_lifetime_commands(commands)
     return parser
+
+
+# --- lifetime: ttl, sleep-after, sleep, wake, gc (issue 11) -------------------------------------------
+
+
+def _add_lifetime_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("lifetime")
+    group.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="delete the environment (`kubectl preevy gc`) this long after its last up, e.g. 72h "
+        "(also $PREEVY_TTL; annotation preevy.dev/keep=true opts out)",
+    )
+    group.add_argument(
+        "--sleep-after",
+        dest="sleep_after",
+        metavar="DURATION",
+        help="let `kubectl preevy gc` sleep the environment once idle this long, e.g. 8h "
+        "(also $PREEVY_SLEEP_AFTER)",
+    )
+
+
+def _add_lifetime_commands(commands) -> None:
+    for name, help_text, default_timeout in (
+        ("sleep", "scale the environment to 0, keeping its volume", "3m"),
+        ("wake", "scale a sleeping environment back and restart its services", "5m"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        _add_project_flags(sub)
+        _add_cluster_flags(sub)
+        sub.add_argument(
+            "--timeout",
+            default=default_timeout,
+            metavar="DURATION",
+            help=f"how long to wait (default: {default_timeout})",
+        )
+        if name == "wake":
+            _add_output_flag(sub)
+    gc = commands.add_parser("gc", help="delete expired environments and sleep idle ones")
+    _add_cluster_flags(gc)
+    gc.add_argument("-A", "--all-namespaces", action="store_true", help="environments of every namespace")
+    gc.add_argument("--dry-run", action="store_true", help="say what gc would do, and do nothing")
+    gc.add_argument(
+        "--timeout", default="3m", metavar="DURATION", help="how long to wait per environment (default: 3m)"
+    )
+    _add_output_flag(gc)
 
 
 COMMAND_MODULES = {
@@ -223,6 +271,9 @@ COMMAND_MODULES = {
     "init": "init",
     "profile": "profile",
     "version": "version",
+    "sleep": "sleep",
+    "wake": "wake",
+    "gc": "gc",
 }
 
 

@@ -247,3 +247,28 @@ NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace
 NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports:` to the compose file"
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
+
+# Lifetime: ttl, sleep-after, sleep, wake, gc (issue 11)
+WHY_DURATION = "must be a duration such as 90s, 30m, 8h or 3d"
+SLEEPING = "sleeping {env_id}: scaling StatefulSet/{name} to 0 (its volume is kept)"
+SLEPT = "{env_id} sleeps; `{command}` brings it back"
+ALREADY_SLEEPING = "{env_id} already sleeps"
+WAKING = "waking {env_id}: scaling StatefulSet/{name} back to 1"
+ALREADY_AWAKE = "{env_id} is running"
+RESTARTING_SERVICES = "restarting the services of project {project} from the model stored in the pod"
+SLEEP_TIMEOUT = (
+    "pod {pod} is still there {timeout} after scaling to 0: see `kubectl describe pod {pod} -n {namespace}`, "
+    "then run `{command}` again"
+)
+NO_STORED_MODEL = (
+    "the pod of {env_id} holds no compose model ({path}): run `kubectl preevy up` in the project to "
+    "deploy it again"
+)
+GC_LOCKED = "locked by another run"
+GC_NOTHING = "nothing to collect in {scope}"
+GC_SCOPE_ALL = "any namespace"
+GC_SCOPE_NAMESPACE = "namespace {namespace}"
+GC_REASON_EXPIRED = "expired at {expires_at}"
+GC_REASON_IDLE = "idle since {since} (sleep-after {sleep_after})"
+GC_CHANGED = "changed meanwhile (renewed, woken or deleted)"
+GC_FAILED = "gc of {env_id} failed: {error}"

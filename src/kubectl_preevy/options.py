@@ -6,6 +6,7 @@ Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the com
 
 import dataclasses
 import pathlib
+import re
 from collections.abc import Mapping
 
 from kubectl_preevy import messages, naming
@@ -26,6 +27,8 @@ OPTION_FIELDS = {
     "server-side-apply": "server_side_apply",
     "storage-class": "storage_class",
     "storage-size": "storage_size",
+    "ttl": "ttl",
+    "sleep-after": "sleep_after",
 }
 OPTION_FLAGS = {
     "namespace": "-n/--namespace",
@@ -35,8 +38,15 @@ OPTION_FLAGS = {
     "server-side-apply": "--[no-]kube-pod-server-side-apply",
     "storage-class": "--kube-pod-storage-class",
     "storage-size": "--kube-pod-storage-size",
+    "ttl": "--ttl",
+    "sleep-after": "--sleep-after",
 }
-OPTION_ENV_VARS = {"kubeconfig": "KUBECONFIG", "context": "KUBE_CONTEXT"}
+OPTION_ENV_VARS = {
+    "kubeconfig": "KUBECONFIG",
+    "context": "KUBE_CONTEXT",
+    "ttl": "PREEVY_TTL",
+    "sleep-after": "PREEVY_SLEEP_AFTER",
+}
 OPTION_NAMES = tuple(OPTION_FIELDS)
 
 
@@ -50,6 +60,23 @@ class Options:
     storage_class: str | None
     storage_size: float  # GiB, > 0
     sources: dict[str, str]  # option name -> where the value came from
+    ttl: float | None = None  # seconds: the environment expires that long after its last `up`
+    sleep_after: float | None = None  # seconds: `gc` sleeps it when idle that long
+
+
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?"
+)
+
+
+def duration_seconds(text: str) -> float | None:
+    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m, 3d -> seconds; None unless valid and > 0."""
+    match = _DURATION.fullmatch(text.strip()) if text else None
+    if not match or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    return total if total > 0 else None
 
 
 def resolve_options(
@@ -87,6 +114,8 @@ def resolve_options(
         server_side_apply=values.get("server-side-apply", True),
         storage_class=values.get("storage-class"),
         storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
+        ttl=values.get("ttl"),
+        sleep_after=values.get("sleep-after"),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
     )
 
@@ -216,6 +245,19 @@ def _parse_storage_size(name, raw, source, base_dir) -> float:
     return size
 
 
+def _parse_duration(name, raw, source, base_dir) -> float:
+    seconds = (
+        float(raw)
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+        else duration_seconds(raw)
+        if isinstance(raw, str)
+        else None
+    )
+    if seconds is None:
+        raise _invalid(name, raw, source, messages.WHY_DURATION)
+    return seconds
+
+
 _PARSERS = {
     "namespace": _parse_namespace,
     "kubeconfig": _parse_kubeconfig,
@@ -224,6 +266,8 @@ _PARSERS = {
     "server-side-apply": _parse_bool,
     "storage-class": _parse_storage_class,
     "storage-size": _parse_storage_size,
+    "ttl": _parse_duration,
+    "sleep-after": _parse_duration,
 }
 
 

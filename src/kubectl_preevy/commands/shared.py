@@ -4,17 +4,14 @@ import contextlib
 import dataclasses
 import os
 import pathlib
-import re
 import shlex
 import signal
 
-from kubectl_preevy import compose, console, envid, messages, profiles
+from kubectl_preevy import compose, console, envid, environment, messages, profiles
 from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
-
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
 
 @dataclasses.dataclass
@@ -72,14 +69,21 @@ def env_id(args, run: Run) -> str:
     return value
 
 
+def existing_environment(run: Run, env_id: str) -> environment.Environment:
+    """The environment's docker-host StatefulSet, or PreevyError: no such environment."""
+    found = environment.find(run.kubectl, run.profile.id, env_id)
+    if not found:
+        raise PreevyError(
+            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
+    return found[0]
+
+
 def parse_duration(text: str, flag: str) -> float:
     """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
-    match = _DURATION.fullmatch(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
+    total = options_module.duration_seconds(text)
+    if total is None:
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
     return total
 

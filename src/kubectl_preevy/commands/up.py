@@ -11,9 +11,11 @@ from kubectl_preevy import (
     docker,
     environment,
     filesync,
+    lifetime,
     lock,
     messages,
     naming,
+    sleepwake,
     template,
     urls,
 )
@@ -34,6 +36,8 @@ def run(args) -> int:
         _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+                sleepwake.scale_up(current.kubectl, existing)
             env = _apply(
                 current,
                 env_id,
@@ -47,8 +51,20 @@ def run(args) -> int:
                 current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
             )
             services, stats = _deploy(current, env)
+            _record_urls(current, env, urls.service_urls(services))
     _report(args, current, env_id, env, services, stats)
     return 0
+
+
+def _record_urls(current: Run, env: Environment, service_urls: list[urls.ServiceUrl]) -> None:
+    """The URL rows on the StatefulSet, for `ls` (whatever kind of URL the rows hold)."""
+    rows = [{"service": u.service, "port": u.port, "url": u.url} for u in service_urls]
+    current.kubectl.check(
+        "annotate",
+        f"statefulset/{env.name}",
+        f"{lifetime.ANNOTATION_URLS}={lifetime.urls_annotation(rows)}",
+        "--overwrite",
+    )
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
@@ -73,9 +89,14 @@ def _objects(current: Run, env_id: str, existing: Environment | None) -> list[di
         template.template_labels(current.profile.id, instance),
         namespace=current.kubectl.namespace,
     )
-    return template.add_environment_metadata(
+    objects = template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
     )
+    annotations = lifetime.up_annotations(
+        lifetime.now(), current.options.ttl, current.options.sleep_after, current.project.name
+    )
+    template.docker_host_statefulset(objects)["metadata"]["annotations"].update(annotations)
+    return objects
 
 
 def _apply(
@@ -119,8 +140,10 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         stats = filesync.sync(kubectl, pod, env.first_container, project)
         console.info(stats.summary())
         console.step(messages.COMPOSE_UP.format(project=project.name))
+        model_text = json.dumps(compose.remote_model(project), indent=2)
+        sleepwake.store_model(kubectl, pod, env.first_container, project.name, model_text)
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
-            json.dump(compose.remote_model(project), model_file)
+            model_file.write(model_text)
             model_file.flush()
             docker.compose_up(project.name, model_file.name, str(project.working_dir), os.environ, port)
         return docker.published_ports(port, project.name), stats
