@@ -139,6 +139,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="delete and recreate the environment (and its volume) when a change cannot be applied in place",
     )
     _add_lifetime_flags(up)
+    _add_pr_comment_flags(up)
     _add_output_flag(up)
 
     down = commands.add_parser("down", help="delete every object of the environment")
@@ -152,6 +153,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     down.add_argument(
         "--timeout", default="3m", metavar="DURATION", help="how long to wait for deletion (default: 3m)"
     )
+    _add_pr_comment_flags(down)
     _add_output_flag(down)
 
     connect = commands.add_parser("connect", help="forward every published port to 127.0.0.1 until Ctrl-C")
@@ -233,6 +235,23 @@ def _add_lifetime_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="let `kubectl preevy gc` sleep the environment once idle this long, e.g. 8h "
         "(also $PREEVY_SLEEP_AFTER)",
+    )
+
+
+def _add_pr_comment_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pull/merge request comment (GitHub Actions, GitLab CI)")
+    group.add_argument(
+        "--pr-comment",
+        choices=("auto", "always", "never"),
+        default=os.environ.get("PREEVY_PR_COMMENT") or "auto",
+        help="comment the URLs on the pull/merge request: auto (when in one, with a token), always "
+        "(else an error), never (default: $PREEVY_PR_COMMENT, else auto)",
+    )
+    group.add_argument(
+        "--pr-comment-template",
+        metavar="PATH",
+        default=os.environ.get("PREEVY_PR_COMMENT_TEMPLATE"),
+        help="Jinja2 template of the comment (sandboxed; variables env_id, namespace, urls, deleted)",
     )
 
 

@@ -272,3 +272,21 @@ GC_REASON_EXPIRED = "expired at {expires_at}"
 GC_REASON_IDLE = "idle since {since} (sleep-after {sleep_after})"
 GC_CHANGED = "changed meanwhile (renewed, woken or deleted)"
 GC_FAILED = "gc of {env_id} failed: {error}"
+
+# Pull/merge request comments and CI outputs (issue 11)
+PR_NOT_CI = "not a GitHub Actions or GitLab CI job"
+PR_NOT_A_PR = "not a {provider} pull/merge request job (nothing in {where})"
+PR_NO_TOKEN = "no token: set {variables}"
+PR_COMMENT_SKIPPED = "pull request comment skipped: {why}"
+PR_COMMENT_IMPOSSIBLE = (
+    "cannot comment on the pull request: {why} (or pass --pr-comment auto to skip outside pull requests)"
+)
+PR_COMMENT_DONE = "pull request comment {outcome}: {target}"
+PR_API_FAILED = "commenting on {target} failed: {method} {path}: {error}: check the token's permissions"
+PR_TEMPLATE_ERROR = (
+    "the pull request comment template does not render: {error}: fix it, or drop --pr-comment-template"
+)
+PR_TEMPLATE_UNREADABLE = "cannot read the pull request comment template {path} ({error})"
+CI_OUTPUT_UNWRITABLE = "cannot write the CI output {path} ({error})"
+CI_DOTENV_WRITTEN = "URLs written to {path} (dotenv, for GitLab environment:url)"
+PR_COMMENT_MODE = "invalid pull request comment mode {mode!r} (from $PREEVY_PR_COMMENT): use one of {modes}"

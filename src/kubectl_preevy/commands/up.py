@@ -3,9 +3,12 @@
 import datetime
 import json
 import os
+import pathlib
 import tempfile
+from typing import Any
 
 from kubectl_preevy import (
+    cioutputs,
     compose,
     console,
     docker,
@@ -15,6 +18,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    prcomment,
     sleepwake,
     template,
     urls,
@@ -28,6 +32,9 @@ def run(args) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
     env_id = shared.env_id(args, current)
+    comment_template = prcomment.checked_template(
+        args.pr_comment, args.pr_comment_template, env_id, os.environ
+    )
     with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
         if args.dry_run:
@@ -51,14 +58,24 @@ def run(args) -> int:
                 current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
             )
             services, stats = _deploy(current, env)
-            _record_urls(current, env, urls.service_urls(services))
-    _report(args, current, env_id, env, services, stats)
+            document = _report(args, current, env_id, env, services, stats)
+            rows = document["services"]
+            _record_urls(current, env, rows)
+    cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
+    prcomment.comment(
+        args.pr_comment,
+        os.environ,
+        env_id=env_id,
+        namespace=current.kubectl.namespace,
+        urls=rows,
+        deleted=False,
+        template=comment_template,
+    )
     return 0
 
 
-def _record_urls(current: Run, env: Environment, service_urls: list[urls.ServiceUrl]) -> None:
-    """The URL rows on the StatefulSet, for `ls` (whatever kind of URL the rows hold)."""
-    rows = [{"service": u.service, "port": u.port, "url": u.url} for u in service_urls]
+def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
+    """The URL rows of the environment document on the StatefulSet, for `ls` (whatever kind of URL)."""
     current.kubectl.check(
         "annotate",
         f"statefulset/{env.name}",
@@ -149,28 +166,29 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         return docker.published_ports(port, project.name), stats
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats
+) -> dict[str, Any]:
+    """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
+    document = urls.environment_document(
+        env_id,
+        namespace,
+        env.name,
+        service_urls,
+        instance=env.instance,
+        connect=connect,
+        sync=stats.as_json(),
+    )
     if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
-        )
-        return
+        console.result(console.to_json(document))
+        return document
     if service_urls:
         console.result(urls.urls_table(service_urls))
         console.info(messages.CONNECT_HINT.format(command=connect))
     else:
         console.info(messages.NO_PUBLISHED_PORTS)
+    return document
