@@ -117,6 +117,7 @@ RESOURCES: tuple[Resource, ...] = (
         "ServiceAccount",
         proto="core.ServiceAccount",
         short_names=("sa",),
+        subresources=(Sub("token", ("create",), ("authentication.k8s.io", "v1", "TokenRequest")),),
     ),
     Resource(
         "",
@@ -196,6 +197,24 @@ RESOURCES: tuple[Resource, ...] = (
         name_rule="path",
     ),
     Resource(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        proto="rbac.ClusterRole",
+        namespaced=False,
+        name_rule="path",
+    ),
+    Resource(
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        proto="rbac.ClusterRoleBinding",
+        namespaced=False,
+        name_rule="path",
+    ),
+    Resource(
         "networking.k8s.io",
         "ingresses",
         "ingress",
@@ -207,6 +226,16 @@ RESOURCES: tuple[Resource, ...] = (
         status_sub=True,
     ),
     Resource(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        namespaced=False,
+        verbs=("create",),
+        store=False,
+        proto="authn.SelfSubjectReview",
+    ),
+    Resource(
         "authorization.k8s.io",
         "selfsubjectaccessreviews",
         "selfsubjectaccessreview",
@@ -214,6 +243,7 @@ RESOURCES: tuple[Resource, ...] = (
         namespaced=False,
         verbs=("create",),
         store=False,
+        proto="authz.SelfSubjectAccessReview",
     ),
     Resource(
         "authorization.k8s.io",
@@ -223,6 +253,7 @@ RESOURCES: tuple[Resource, ...] = (
         namespaced=False,
         verbs=("create",),
         store=False,
+        proto="authz.SelfSubjectRulesReview",
     ),
 )
 
