@@ -283,7 +283,9 @@ class AggregationController:
         if not self._dirty:
             return
         self._dirty = False
-        for _ in range(10):  # to a fixed point: aggregated roles select aggregated roles (admin <- edit <- view)
+        for _ in range(
+            10
+        ):  # to a fixed point: aggregated roles select aggregated roles (admin <- edit <- view)
             changed = False
             for role in self.store.list(CLUSTERROLES):
                 rule = role.get("aggregationRule")

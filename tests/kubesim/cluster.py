@@ -29,6 +29,7 @@ def _later(seconds: int) -> str:
 class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
         from .authn import Tokens
+        from .batch import CronJobController, JobController
         from .bootstrap_policy import AggregationController, seed
         from .controllers import (
             GarbageCollector,
@@ -57,6 +58,8 @@ class Cluster:
             ServiceAccountController(self),
             VolumeController(self),
             StatefulSetController(self),
+            JobController(self),
+            CronJobController(self),
             GarbageCollector(self),
         ]
         self._wake: asyncio.Event | None = None
@@ -160,7 +163,14 @@ class Cluster:
             if isinstance(spec, dict) and "storageClassName" not in spec:
                 spec["storageClassName"] = "standard"
         elif key == "pods" and isinstance(spec, dict):
+            from .serviceaccounts import admit_pod
+
             spec.setdefault("nodeName", NODE_NAME)
+            admit_pod(self.store, obj)
+        elif key == "jobs.batch":
+            from .batch import admit_job
+
+            admit_job(obj)
 
     def create_object(self, key: str, obj: dict) -> dict:
         """Create as a controller would through the API (defaults, admission, initial status; no validation)."""

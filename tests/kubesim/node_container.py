@@ -217,7 +217,9 @@ class Container:
         """The instance's environment; None (state waiting, a Failed event) when a reference is missing."""
         pod = self.pod
         try:
-            return node_volumes.container_env(pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip)
+            return node_volumes.container_env(
+                pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip, pod.service_env()
+            )
         except node_volumes.NotReadyYet as e:
             self.wait(e.reason, str(e))
             self.event("Failed", f"Error: {e}", WARNING)
