@@ -280,6 +280,24 @@ def _add_lifetime_commands(commands) -> None:
     )
     _add_output_flag(gc)
 
+    install = commands.add_parser("install", help="install cluster-side helpers (gc as a CronJob)")
+    install_commands = install.add_subparsers(dest="install_command", metavar="WHAT")
+    install_commands.required = True
+    install_gc = install_commands.add_parser(
+        "gc", help="run `kubectl preevy gc` in the namespace on a schedule (ServiceAccount, Role, CronJob)"
+    )
+    _add_cluster_flags(install_gc)
+    install_gc.add_argument(
+        "--schedule", default="*/30 * * * *", metavar="CRON", help="cron schedule (default: '*/30 * * * *')"
+    )
+    install_gc.add_argument(
+        "--image",
+        default=f"kubectl-preevy-gc:{__version__}",
+        metavar="IMAGE",
+        help="image with python3, kubectl and kubectl-preevy (see the Dockerfile; default: %(default)s)",
+    )
+    install_gc.add_argument("--dry-run", action="store_true", help="print the objects and stop")
+
 
 COMMAND_MODULES = {
     "up": "up",
@@ -293,6 +311,7 @@ COMMAND_MODULES = {
     "sleep": "sleep",
     "wake": "wake",
     "gc": "gc",
+    "install": "install",
 }
 
 

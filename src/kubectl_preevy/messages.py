@@ -290,3 +290,16 @@ PR_TEMPLATE_UNREADABLE = "cannot read the pull request comment template {path} (
 CI_OUTPUT_UNWRITABLE = "cannot write the CI output {path} ({error})"
 CI_DOTENV_WRITTEN = "URLs written to {path} (dotenv, for GitLab environment:url)"
 PR_COMMENT_MODE = "invalid pull request comment mode {mode!r} (from $PREEVY_PR_COMMENT): use one of {modes}"
+GC_BAD_SCHEDULE = (
+    "invalid --schedule {schedule!r}: use 5 cron fields (minute hour day-of-month month day-of-week), "
+    "e.g. '*/30 * * * *', or @hourly/@daily"
+)
+GC_BAD_IMAGE = (
+    "invalid --image {image!r}: use an image reference such as registry.example/kubectl-preevy-gc:0.1.0"
+)
+GC_INSTALLED = (
+    "CronJob {name} in namespace {namespace} runs `kubectl preevy gc` on {schedule!r} with image {image}, "
+    "as ServiceAccount {name} (Role {name})"
+)
+GC_RUN_NOW = "run it now: kubectl create job {name}-now --from=cronjob/{name} -n {namespace}"
+GC_REASON_UNFINISHED = "its deletion did not finish"

@@ -52,6 +52,7 @@ class Cluster:
         self.tokens = Tokens(self.pki.token_key, self.store)
         self.authorizer = Authorizer(self.store)
         self.tls_url = ""  # the https:// address (set once serving)
+        self.images: dict[str, dict] = {}  # image -> {"path": [host dirs first on its containers' PATH]}
         self.controllers = [
             AggregationController(self),
             NamespaceController(self),

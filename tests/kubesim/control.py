@@ -37,6 +37,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_get("/kubesim/v1/tls", control.tls)
     app.router.add_post("/kubesim/v1/certificates", control.certificate)
     app.router.add_post("/kubesim/v1/tokens", control.token)
+    app.router.add_post("/kubesim/v1/images", control.image)
 
 
 class Control:
@@ -101,6 +102,22 @@ class Control:
                 404,
             )
         return respond({"killed": True})
+
+    async def image(self, request: web.Request) -> web.Response:
+        """What an image holds, as host directories: {"image": NAME, "path": [DIR...]} puts the DIRs first
+        on the PATH of that image's containers (e.g. the kubectl-preevy gc image's zipapp)."""
+        b = await _body(request)
+        path = (b or {}).get("path")
+        if (
+            not b
+            or not isinstance(b.get("image"), str)
+            or not isinstance(path, list)
+            or not all(isinstance(d, str) and d.startswith("/") for d in path)
+        ):
+            return _bad('want {"image": NAME, "path": [ABSOLUTE DIR...]}')
+        self.cluster.images[b["image"]] = {"path": path}
+        log.info("image %s: PATH %s", b["image"], path)
+        return respond({"images": self.cluster.images})
 
     async def pids(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]

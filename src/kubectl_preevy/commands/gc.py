@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     profile = profiles.load_profile(args, environ, save_default=False) if args.profile else None
     options = options_module.resolve_options(args, None, None, profile, environ)
     kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
-    envs = environment.list_all(kubectl, None, all_namespaces=args.all_namespaces)
+    envs = environment.list_all(kubectl, None, include_deleted=True, all_namespaces=args.all_namespaces)
     actions: list[Action] = []
     with shared.sigterm_as_interrupt():
         for env in envs:
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 def decide(env: Environment, now: datetime.datetime) -> tuple[str, str] | None:
     """(delete | sleep, why), or None: leave it."""
     facts = lifetime.of(env.statefulset)
-    if facts.state == lifetime.STATE_DELETING:
-        return None
+    if facts.state == lifetime.STATE_DELETING:  # an interrupted `down` or gc: finish it
+        return DELETE, messages.GC_REASON_UNFINISHED
     if facts.expired(now) and facts.expires_at is not None:
         return DELETE, messages.GC_REASON_EXPIRED.format(expires_at=lifetime.timestamp(facts.expires_at))
     if facts.idle(now) and facts.last_active_at is not None and facts.sleep_after is not None:
