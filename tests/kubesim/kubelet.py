@@ -31,7 +31,7 @@ How a pod runs
   kubelet picks them (during a crash-loop back-off both are the newest, dead, instance).
 * Volumes: persistentVolumeClaim (the claim's directory `cluster.pvc_path`; the pod waits in
   ContainerCreating until the claim exists), configMap, secret, projected (configMap, secret,
-  downwardAPI, serviceAccountToken: a dummy token), downwardAPI (files written under the pod's
+  downwardAPI, serviceAccountToken: a real token of the pod's ServiceAccount, bound to the pod), downwardAPI (files written under the pod's
   state dir, `items`, `defaultMode`/`mode` honoured; rewritten when the object changes), emptyDir
   (a directory under the pod's state dir, removed with the pod), hostPath (type checks and
   DirectoryOrCreate/FileOrCreate). subPath/subPathExpr (subdirectories created on demand in
