@@ -112,3 +112,27 @@ def test_sleep_after_then_gc_sleeps_and_wake_brings_the_same_page_and_data_back(
     assert again["statefulSet"] == statefulset
     assert ls_items(namespace, tmp_path, env)["napper"]["state"] == "running"
     preevy("down", *flags, cwd=project, env=env, timeout=180, check=True)
+
+
+def test_bad_lifetime_input_is_one_error_line_and_touches_nothing(kubesim, namespace, env, tmp_path):
+    from tests.e2e import error_lines
+
+    project = hello_project(tmp_path / "hello")
+    for args, code, words in (
+        (["up", "--ttl", "0s"], 2, 'invalid ttl "0s" (from flag --ttl): must be a duration'),
+        (["up", "--sleep-after", "soon"], 2, 'invalid sleep-after "soon" (from flag --sleep-after)'),
+        (["sleep", "--id", "nobody"], 1, "no environment nobody in namespace"),
+        (["wake", "--id", "nobody"], 1, "no environment nobody in namespace"),
+        (["gc", "--timeout", "x"], 2, "invalid --timeout 'x'"),
+        (["install", "gc", "--schedule", "every hour"], 2, "invalid --schedule 'every hour'"),
+    ):
+        result = preevy(*args, "-n", namespace, cwd=project, env=env)
+        assert result.returncode == code, (args, result.stderr)
+        [line] = error_lines(result.stderr)
+        assert words in line, line
+    assert kubesim.kubectl("get", "sts,cronjobs,roles", "-n", namespace, "-o", "name").stdout == ""
+    env_with_bad = env | {"PREEVY_TTL": "forever"}
+    result = preevy("up", "-n", namespace, cwd=project, env=env_with_bad)
+    assert result.returncode == 2 and "(from env PREEVY_TTL)" in error_lines(result.stderr)[0]
+    everywhere = preevy("gc", "-A", "--dry-run", "-o", "json", cwd=tmp_path, env=env, check=True)
+    assert json.loads(everywhere.stdout)["kind"] == "GarbageCollection"
