@@ -98,6 +98,9 @@ TEMPLATE_UNDEFINED = (
     "{where}{problem}: the template can use id, namespace, labels, storageSize and storageClass"
 )
 TEMPLATE_RENDER_FAILED = "{where}{problem}"
+TEMPLATE_UNSAFE = (
+    "{where}refused: {problem}; a template is data (variables, filters, loops), it cannot reach Python"
+)
 TEMPLATE_YAML = (
     "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
 )
@@ -172,7 +175,9 @@ FORWARD_LOST = "port-forward lost ({error}): reconnecting in {seconds}s"
 FORWARD_RESTORED = "port-forward restored"
 
 ENV_ID_USED = "environment id: {env_id} ({why})"
-INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
+INVALID_DURATION = (
+    "invalid {flag} {value!r}: use a duration with a unit on every number, such as 90s, 5m or 1h30m"
+)
 DUPLICATE_ENVIRONMENTS = (
     "environment {env_id} exists several times ({instances}), from concurrent runs: using "
     "{chosen}; `kubectl preevy down --id {env_id}` removes them all"
@@ -215,6 +220,32 @@ NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in nam
 SYNCING = "copying files into {pod}:{directory}"
 SYNC_MISSING_SOURCE = (
     "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
+)
+HOST_PATHS_KEPT = "kept as the Docker host's own (not copied): {paths}"
+MISSING_SOURCES = "{problems}: docker compose would refuse it too; create it or fix the compose file"
+MISSING_BIND = "bind source {path} of service {service} does not exist (long syntax, create_host_path false)"
+MISSING_BUILD_CONTEXT = "build context {path} of service {service} does not exist"
+MISSING_DOCKERFILE = "Dockerfile {path} of service {service} does not exist"
+MISSING_FILE = "{what} {name} of service {service}: file {path} does not exist"
+OUTSIDE_PROJECT = (
+    "not copied into the cluster: {paths} (outside the project {root}); to copy them, pass "
+    "--copy-outside PATH for each, or list them in x-preevy {key}: [PATH, ...]"
+)
+X_PREEVY_COPY_OUTSIDE_INVALID = "x-preevy {key} must be a list of paths"
+SYNC_KEPT = (
+    "kept the pod's version of {count} path(s) that differ from yours and that this tool did not write "
+    "(a container's, or an older version's copy): {paths} (under {directory} in the pod); remove them "
+    "there to have yours copied"
+)
+SYNC_IN_PLACE = "rewritten in place, running containers see the change: {paths}"
+SYNC_CHANGED_RETRY = "changed while being copied, copying again: {paths}"
+SYNC_CHANGED_AS_READ = (
+    "changed again while being copied, the pod has them as read (the next `up` copies them again): {paths}"
+)
+DRY_RUN_NEW_POD = "a new pod"
+DRY_RUN_COPY = (
+    "up would copy {files} files ({size}, {size_bytes} bytes) into {where}:{directory}, "
+    "{unchanged} unchanged, {deleted} deleted"
 )
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
 LOCAL_FILE_UNREADABLE = (
@@ -303,3 +334,26 @@ GC_INSTALLED = (
 )
 GC_RUN_NOW = "run it now: kubectl create job {name}-now --from=cronjob/{name} -n {namespace}"
 GC_REASON_UNFINISHED = "its deletion did not finish"
+# --- diagnostics, connection flags (issue 15) ---------------------------------------------------------
+INVALID_REQUEST_TIMEOUT = (
+    "invalid --request-timeout {value!r}: use a number of seconds or a duration with a unit on every "
+    "part, such as 30s, 2m or 1m30s (0: no timeout)"
+)
+INVALID_INSECURE_FLAG = "invalid --insecure-skip-tls-verify={value!r}: use true or false"
+INTERNAL_ERROR = (
+    "internal error (a bug in kubectl-preevy): {error}; the traceback and the commands run are in {log}: "
+    "please attach it to a bug report (check it for anything you would not share)"
+)
+INTERNAL_ERROR_NO_LOG = (
+    "internal error (a bug in kubectl-preevy): {error} (no log file: {reason}); run again with -vv "
+    "and attach the output to a bug report"
+)
+LOG_WRITTEN = "the commands run and their full output: {log}"
+USER_MISSING = "kubeconfig user {0} does not exist: pass one of `kubectl config get-users` with --user"
+CLUSTER_MISSING = (
+    "kubeconfig cluster {0} does not exist: pass one of `kubectl config get-clusters` with --cluster"
+)
+CERTIFICATE_AUTHORITY_UNREADABLE = (
+    "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
+)
+KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"

@@ -58,7 +58,7 @@ def test_columns():
 
 
 def test_duration_options():
-    assert [options.duration_seconds(t) for t in ("72h", "3d", "1h30m", "90", "0s", "x", "")] == [
+    assert [options.duration_seconds(t, days=True) for t in ("72h", "3d", "1h30m", "90", "0s", "x", "")] == [
         259200,
         259200,
         5400,

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     environ = os.environ
     profile = profiles.load_profile(args, environ, save_default=False) if args.profile else None
     options = options_module.resolve_options(args, None, None, profile, environ)
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
     envs = environment.list_all(kubectl, None, include_deleted=True, all_namespaces=args.all_namespaces)
     actions: list[Action] = []
     with shared.sigterm_as_interrupt():
@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             if args.dry_run:
                 actions.append(Action(env.env_id, env.namespace, env.instance, f"would-{what}", reason))
                 continue
-            env_kubectl = Kubectl(options.kubeconfig, options.context, env.namespace, environ)
+            env_kubectl = Kubectl(
+                options.kubeconfig, options.context, env.namespace, environ, options.connection
+            )
             actions.append(_collect(env_kubectl, env, options, timeout))
     _report(args, kubectl, actions)
     return int(ExitCode.FAILURE) if any(a.action == "failed" for a in actions) else 0
@@ -116,14 +118,14 @@ def _command_hint(command: str, env: Environment, options: options_module.Option
 
 
 def _report(args: argparse.Namespace, kubectl: Kubectl, actions: list[Action]) -> None:
-    if args.output == "json":
+    if args.output != "table":
         document = {
             "apiVersion": console.API_VERSION,
             "kind": "GarbageCollection",
             "dryRun": bool(args.dry_run),
             "items": [a.as_json() for a in actions],
         }
-        console.result(console.to_json(document))
+        console.document(document, args.output)
     elif actions:
         console.result(
             console.table(

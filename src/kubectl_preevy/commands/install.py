@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.image.strip() or any(c.isspace() for c in args.image):
         raise PreevyError(messages.GC_BAD_IMAGE.format(image=args.image), ExitCode.USAGE)
     options = options_module.resolve_options(args, None, None, None, os.environ)
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, os.environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, os.environ, options.connection)
     manifest = template.manifest_yaml(gcinstall.objects(kubectl.namespace, schedule, args.image))
     if args.dry_run:
         console.result(manifest)

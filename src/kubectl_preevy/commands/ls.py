@@ -11,15 +11,14 @@ from kubectl_preevy.environment import Environment
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none")
     envs = environment.list_all(current.kubectl, current.profile.id, include_deleted=True)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "EnvironmentList",
-                    "items": [item(env) for env in envs],
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "EnvironmentList",
+                "items": [item(env) for env in envs],
+            },
+            args.output,
         )
     elif envs:
         console.result(table(envs))

@@ -1,11 +1,14 @@
 """What the commands share: the project, profile, options, kubectl and environment id of one run."""
 
+import argparse
 import contextlib
 import dataclasses
 import os
 import pathlib
 import shlex
 import signal
+import types
+from collections.abc import Iterator
 
 from kubectl_preevy import compose, console, envid, environment, messages, profiles
 from kubectl_preevy import options as options_module
@@ -36,7 +39,7 @@ class Run:
         return shlex.join(argv)
 
 
-def load_run(args, *, project: str = "required") -> Run:
+def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
     """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
@@ -56,11 +59,11 @@ def load_run(args, *, project: str = "required") -> Run:
         profile,
         environ,
     )
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
     return Run(compose_project, profile, options, kubectl)
 
 
-def env_id(args, run: Run) -> str:
+def env_id(args: argparse.Namespace, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
@@ -81,7 +84,8 @@ def existing_environment(run: Run, env_id: str) -> environment.Environment:
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
+    """A duration as kubectl takes it -> seconds (> 0): a Go duration (90s, 5m, 1h30m, 1.5m, 500ms; a
+    unit on every number), or a plain number of seconds (90)."""
     total = options_module.duration_seconds(text)
     if total is None:
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
@@ -89,10 +93,10 @@ def parse_duration(text: str, flag: str) -> float:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

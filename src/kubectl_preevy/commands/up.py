@@ -1,6 +1,8 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
+import argparse
 import datetime
+import hashlib
 import json
 import os
 import pathlib
@@ -26,19 +28,27 @@ from kubectl_preevy import (
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
+from kubectl_preevy.errors import PreevyError
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
+    project = current.project
+    assert project is not None  # project="required"
+    # what would travel is checked before the cluster is asked anything
+    compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
     comment_template = prcomment.checked_template(
         args.pr_comment, args.pr_comment_template, env_id, os.environ
     )
+    host_paths = compose.host_bind_sources(project)
+    if host_paths:
+        console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
         if args.dry_run:
-            console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
+            _dry_run(current, env_id)
             return 0
         _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
@@ -95,10 +105,75 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return found[0] if found else None
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+def _dry_run(current: Run, env_id: str) -> None:
+    """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
+    stays a manifest): compared with the running pod's when there is one, else all of them."""
+    project = current.project
+    assert project is not None
+    existing = _existing(current, env_id)
+    objects = _objects(current, env_id, existing)
+    shell: filesync.Shell | None = None
+    where = messages.DRY_RUN_NEW_POD
+    if existing is not None:
+        try:
+            pod = environment.ready_pod(current.kubectl, existing)
+            shell, where = filesync.PodShell(current.kubectl, pod, existing.first_container), pod
+        except PreevyError:
+            pass  # not running: compared with nothing, as a new pod
+    sync_plan, local = filesync.preview(shell, project)
+    console.result(_copy_listing(sync_plan, local, where, project.remote_dir))
+    console.result(template.manifest_yaml(objects))
+
+
+def _copy_listing(
+    sync_plan: filesync.SyncPlan, local: dict[str, filesync.Entry], where: str, remote_dir: str
+) -> str:
+    files = [p for p in sync_plan.send if local[p].kind != "dir"]
+    size = sum(local[p].size for p in files if local[p].kind == "file")
+    summary = messages.DRY_RUN_COPY.format(
+        files=len(files),
+        size=filesync.human_size(size),
+        size_bytes=size,
+        where=where,
+        directory=remote_dir,
+        unchanged=sync_plan.unchanged,
+        deleted=len(sync_plan.delete_files),
+    )
+    console.info(summary)
+    lines = [f"# {summary}"]
+    lines += [f"#   copy {p} ({local[p].size} B)" for p in files]
+    lines += [f"#   delete {p}" for p in sync_plan.delete_files]
+    lines += [f"#   keep the pod's {p}" for p in sync_plan.kept]
+    return "\n".join(lines)
+
+
+def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()) -> str:
+    """The instance name of a new environment: Preevy's `<profile>-<env>-<5 chars>`, the suffix
+    derived from the environment (so `up --dry-run` shows the name `up` will use), skipping names
+    that objects still carry (a `down --no-wait` in progress, or the instance being recreated)."""
+    taken = set(avoid) | {
+        e.instance for e in environment.find(current.kubectl, current.profile.id, env_id, True)
+    }
+    taken |= set(environment.leftover_instances(current.kubectl, current.profile.id, env_id))
+    for attempt in range(100):
+        seed = f"{current.profile.id}\0{env_id}\0{current.kubectl.namespace}\0{attempt}"
+        number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+        suffix = ""
+        for _ in range(naming.INSTANCE_SUFFIX_LENGTH):
+            number, digit = divmod(number, len(naming.LOWERCASE_NUMERIC))
+            suffix += naming.LOWERCASE_NUMERIC[digit]
+        name = naming.instance_name(current.profile.id, env_id, suffix)
+        if name not in taken:
+            return name
+    return naming.instance_name(current.profile.id, env_id)
+
+
+def _objects(
+    current: Run, env_id: str, existing: Environment | None, avoid: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
-    instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
+    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
     rendered = template.render_template(
         current.options,
@@ -109,8 +184,9 @@ def _objects(current: Run, env_id: str, existing: Environment | None) -> list[di
     objects = template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
     )
+    project = current.project.name if current.project else ""
     annotations = lifetime.up_annotations(
-        lifetime.now(), current.options.ttl, current.options.sleep_after, current.project.name
+        lifetime.now(), current.options.ttl, current.options.sleep_after, project
     )
     template.docker_host_statefulset(objects)["metadata"]["annotations"].update(annotations)
     return objects
@@ -120,7 +196,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -136,20 +212,21 @@ def _apply(
             new=existing is None,
         )
     except environment.ImmutableChange:
-        if not recreate:
+        if not recreate or existing is None:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
-        objects = _objects(current, env_id, None)
+        objects = _objects(current, env_id, None, avoid=frozenset({existing.instance}))
         environment.apply(
             kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
         )
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
+    assert project is not None, "up always loads the compose project"
     pod = environment.ready_pod(kubectl, env)
     with docker.forward(kubectl, pod) as docker_forward:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -167,7 +244,12 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
 
 
 def _report(
-    args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
 ) -> dict[str, Any]:
     """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
@@ -183,8 +265,8 @@ def _report(
         connect=connect,
         sync=stats.as_json(),
     )
-    if args.output == "json":
-        console.result(console.to_json(document))
+    if args.output != "table":
+        console.document(document, args.output)
         return document
     if service_urls:
         console.result(urls.urls_table(service_urls))

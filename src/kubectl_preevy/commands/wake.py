@@ -17,9 +17,9 @@ def run(args: argparse.Namespace) -> int:
             console.info(messages.ALREADY_AWAKE.format(env_id=env_id))
         services = sleepwake.wake(kubectl, env, timeout, current.command_hint("down", env_id))
     service_urls = urls.service_urls(services)
-    if args.output == "json":
+    if args.output != "table":
         document = urls.environment_document(env_id, kubectl.namespace, env.name, service_urls)
-        console.result(console.to_json(document))
+        console.document(document, args.output)
     elif service_urls:
         console.result(urls.urls_table(service_urls))
         console.info(messages.CONNECT_HINT.format(command=current.command_hint("connect", env_id)))
