@@ -138,20 +138,35 @@ def handler(forge: Forge) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-class ForgeServer:
-    """The server in a thread of the test process; stopped (and its socket closed) by stop()."""
+class LocalServer:
+    """An HTTP server on 127.0.0.1 in a thread of the test process; stopped (socket closed) on exit."""
 
-    def __init__(self, token: str):
-        self.forge = Forge(token)
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(self.forge))
-        self.forge.port = self.server.server_address[1]
+    def __init__(self, handler_class: type[http.server.BaseHTTPRequestHandler]):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Forge:
+    def __enter__(self) -> "LocalServer":
         self.thread.start()
-        return self.forge
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)
+
+
+class ForgeServer:
+    """The forge API on a LocalServer: `with ForgeServer(token) as forge` gives the Forge."""
+
+    def __init__(self, token: str):
+        self.forge = Forge(token)
+        self.local = LocalServer(handler(self.forge))
+        self.forge.port = self.local.port
+
+    def __enter__(self) -> Forge:
+        self.local.__enter__()
+        return self.forge
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.__exit__(*exc)

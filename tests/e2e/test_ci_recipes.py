@@ -16,12 +16,11 @@ import pathlib
 import re
 import shutil
 import subprocess
-import threading
 
 import yaml
 
 from tests.e2e import REPO_ROOT, environment_objects, hello_project, user_env
-from tests.e2e.forge import ForgeServer
+from tests.e2e.forge import ForgeServer, LocalServer
 from tests.packaging.support import build_zipapp
 
 GITHUB = REPO_ROOT / "examples" / "ci" / "github-actions.yml"
@@ -71,19 +70,14 @@ class _Downloads:
     """The zipapp served on 127.0.0.1 (the recipes download kubectl-preevy from a URL)."""
 
     def __init__(self, directory: pathlib.Path):
-        handler = functools.partial(_QuietHandler, directory=str(directory))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/kubectl-preevy"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.local = LocalServer(functools.partial(_QuietHandler, directory=str(directory)))
 
     def __enter__(self) -> str:
-        self.thread.start()
-        return self.url
+        self.local.__enter__()
+        return f"http://127.0.0.1:{self.local.port}/kubectl-preevy"
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.local.__exit__(*exc)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import yaml
 
+from tests.emulator.test_node_kubelet import _until
 from tests.kubesim import cron
-
-
-def _until(pred, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _json(sim, *args):

@@ -41,6 +41,8 @@ JOB_NAME = "batch.kubernetes.io/job-name"
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 RESTART_POLICIES = ["OnFailure", "Never"]
 CONCURRENCY_POLICIES = ["Allow", "Forbid", "Replace"]
+BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
+DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 
 
 def _now() -> datetime.datetime:
@@ -323,23 +325,11 @@ class JobController(Controller):
             active = []
             self.cluster.record_event(job, "Completed", "Job completed", component="job-controller")
         elif failed > spec.get("backoffLimit", 6):
-            message = "Job has reached the specified backoff limit"
-            conditions += [
-                _condition("FailureTarget", "BackoffLimitExceeded", message, at),
-                _condition("Failed", "BackoffLimitExceeded", message, at),
-            ]
-            self._delete_pods(job, active)
+            conditions += self._fail(job, active, "BackoffLimitExceeded", BACKOFF_MESSAGE, at)
             active = []
-            self.cluster.record_event(job, "BackoffLimitExceeded", message, "Warning", "job-controller")
         elif deadline and started and (now - started).total_seconds() >= deadline:
-            message = "Job was active longer than specified deadline"
-            conditions += [
-                _condition("FailureTarget", "DeadlineExceeded", message, at),
-                _condition("Failed", "DeadlineExceeded", message, at),
-            ]
-            self._delete_pods(job, active)
+            conditions += self._fail(job, active, "DeadlineExceeded", DEADLINE_MESSAGE, at)
             active = []
-            self.cluster.record_event(job, "DeadlineExceeded", message, "Warning", "job-controller")
         elif not spec.get("suspend"):
             remaining = (completions - succeeded) if completions is not None else parallelism
             for _ in range(max(0, min(parallelism, remaining) - len(active))):
@@ -361,6 +351,12 @@ class JobController(Controller):
             status["conditions"] = conditions
         if status != (job.get("status") or {}):
             self.store.patch_status(JOBS, meta["namespace"], meta["name"], status)
+
+    def _fail(self, job: dict, active: list[dict], reason: str, message: str, at: str) -> list[dict]:
+        """Stop the running pods; the conditions FailureTarget and Failed (and a Warning event)."""
+        self._delete_pods(job, active)
+        self.cluster.record_event(job, reason, message, "Warning", "job-controller")
+        return [_condition("FailureTarget", reason, message, at), _condition("Failed", reason, message, at)]
 
     def _create_pod(self, job: dict) -> dict:
         meta, tpl = job["metadata"], (job.get("spec") or {}).get("template") or {}
