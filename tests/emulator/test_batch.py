@@ -198,3 +198,54 @@ def test_cron_schedules():
             assert str(e) == message
         else:
             raise AssertionError(bad)
+
+
+def test_a_cronjob_starts_the_job_that_is_due_and_forbid_skips_while_it_runs(kubesim, namespace):
+    import datetime
+
+    kubesim.kubectl(
+        "create", "cronjob", "tick", "-n", namespace, "--image=busybox", "--schedule=* * * * *",
+        "--", "sh", "-c", "sleep 60",
+    )  # fmt: skip
+    kubesim.kubectl(
+        "patch",
+        "cronjob",
+        "tick",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"concurrencyPolicy":"Forbid"}}',
+    )
+    long_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=3)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+    def missed_runs() -> None:  # as if the controller had been down for three minutes
+        kubesim.kubectl(
+            "patch", "cronjob", "tick", "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"lastScheduleTime": long_ago}}),
+        )  # fmt: skip
+
+    def status() -> dict:
+        return _json(kubesim, "get", "cronjob", "tick", "-n", namespace).get("status", {})
+
+    missed_runs()
+    active = _until(lambda: status().get("active"), what="the due job")
+    [ref] = active
+    job = _json(kubesim, "get", "job", ref["name"], "-n", namespace)
+    scheduled = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    due = datetime.datetime.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    assert ref["name"] == f"tick-{int(due.timestamp() // 60)}"
+    assert due.second == 0 and due <= datetime.datetime.now(datetime.timezone.utc)
+    assert status()["lastScheduleTime"] == scheduled
+    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+
+    missed_runs()  # due again while the first one runs: Forbid skips it
+    _until(lambda: status().get("lastScheduleTime") != long_ago, what="the skipped schedule")
+    assert [j["metadata"]["name"] for j in _json(kubesim, "get", "jobs", "-n", namespace)["items"]] == [
+        ref["name"]
+    ]
+
+    kubesim.kubectl("delete", "cronjob", "tick", "-n", namespace, "--cascade=foreground", "--timeout=60s")
+    assert _json(kubesim, "get", "jobs", "-n", namespace)["items"] == []
