@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 
@@ -141,7 +142,7 @@ def handler(forge: Forge) -> type[http.server.BaseHTTPRequestHandler]:
 class LocalServer:
     """An HTTP server on 127.0.0.1 in a thread of the test process; stopped (socket closed) on exit."""
 
-    def __init__(self, handler_class: type[http.server.BaseHTTPRequestHandler]):
+    def __init__(self, handler_class: Callable[..., http.server.BaseHTTPRequestHandler]):
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import yaml
 
@@ -71,7 +72,7 @@ def test_cronjob_then_a_job_created_from_it_runs_to_completion(kubesim, namespac
 
 
 def test_a_failing_job_fails_after_its_backoff_limit_and_a_bad_one_is_refused(kubesim, namespace):
-    manifest = {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "broken", "namespace": namespace},
