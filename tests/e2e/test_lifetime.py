@@ -56,6 +56,26 @@ def test_ttl_then_gc_deletes_the_environment_and_dry_run_or_keep_do_not(kubesim,
     assert ls_items(namespace, tmp_path, env)["short-lived"]["state"] == "running"
     kubesim.kubectl("annotate", "sts", statefulset, "-n", namespace, "preevy.dev/keep-")
 
+    # an `up` or `down` of the environment holds its lock: gc leaves it for the next run
+    lock = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "preevy-lock-default-short-lived",
+            "annotations": {
+                "preevy.dev/lock-holder": "`kubectl preevy up` on ci-runner (pid 7)",
+                "preevy.dev/lock-expires-at": "2999-01-01T00:00:00Z",
+            },
+        },
+    }
+    kubesim.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(lock))
+    busy = gc(namespace, cwd=tmp_path, env=env)
+    assert [(i["envId"], i["action"], i["reason"]) for i in busy["items"]] == [
+        ("short-lived", "skipped", "locked by another run")
+    ]
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=short-lived") != []
+    kubesim.kubectl("delete", "configmap", "preevy-lock-default-short-lived", "-n", namespace)
+
     done = gc(namespace, cwd=tmp_path, env=env)
     assert [(i["envId"], i["action"]) for i in done["items"]] == [("short-lived", "deleted")]
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=short-lived") == []

@@ -79,10 +79,12 @@ def test_gitlab_note_created_once_updated_then_marked_deleted_and_dotenv_written
             "PREEVY_GITLAB_TOKEN": TOKEN,
         }
         flags = ["-n", namespace, "--id", "mr-3", "--pr-comment-template", str(template)]
+        for n in range(105):  # more than one page of 100
+            forge.add("group/hello/3", f"review note {n}")
         for _ in range(2):
             up_json(*flags, cwd=project, env=ci)
-            notes = forge.comments["group/hello/3"]
-            assert len(notes) == 1
+            notes = [c for c in forge.comments["group/hello/3"] if MARKER.format("mr-3") in c["body"]]
+            assert len(notes) == 1 and len(forge.comments["group/hello/3"]) == 106
             assert notes[0]["body"] == (
                 MARKER.format("mr-3") + "\ncounter=http://localhost:8081;web=http://localhost:8080;"
             )  # the sandbox gave nothing for ''.__class__
