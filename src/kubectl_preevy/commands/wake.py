@@ -13,14 +13,18 @@ def run(args: argparse.Namespace) -> int:
     kubectl = current.kubectl
     with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "wake", timeout):
         env = shared.existing_environment(current, env_id)
-        if lifetime.of(env.statefulset).state != lifetime.STATE_SLEEPING:
+        facts = lifetime.of(env.statefulset)
+        if facts.state != lifetime.STATE_SLEEPING:
             console.info(messages.ALREADY_AWAKE.format(env_id=env_id))
         services = sleepwake.wake(kubectl, env, timeout, current.command_hint("down", env_id))
-    service_urls = urls.service_urls(services)
+    # the rows the last `up` recorded (local or public URLs: the same ports are published again)
+    recorded = [urls.ServiceUrl(r["service"], int(r.get("port") or 0), r["url"]) for r in facts.urls]
+    service_urls = recorded or urls.service_urls(services)
     if args.output != "table":
         document = urls.environment_document(env_id, kubectl.namespace, env.name, service_urls)
         console.document(document, args.output)
     elif service_urls:
         console.result(urls.urls_table(service_urls))
-        console.info(messages.CONNECT_HINT.format(command=current.command_hint("connect", env_id)))
+        if not recorded or any(u.url.startswith("http://localhost:") for u in service_urls):
+            console.info(messages.CONNECT_HINT.format(command=current.command_hint("connect", env_id)))
     return 0
