@@ -368,7 +368,7 @@ def _add_lifetime_commands(commands: "argparse._SubParsersAction[_Parser]") -> N
     )
     install_gc.add_argument(
         "--image",
-        default=f"kubectl-preevy-gc:{__version__}",
+        default=f"ghcr.io/kubectl-preevy/kubectl-preevy-gc:{__version__}",
         metavar="IMAGE",
         help="image with python3, kubectl and kubectl-preevy (see the Dockerfile; default: %(default)s)",
     )

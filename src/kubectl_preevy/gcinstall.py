@@ -15,7 +15,9 @@ from kubectl_preevy import __version__, naming
 
 NAME = "preevy-gc"
 DEFAULT_SCHEDULE = "*/30 * * * *"
-DEFAULT_IMAGE = f"kubectl-preevy-gc:{__version__}"
+# where the project's releases would publish the image (the project's home, setup.cfg `url`): build and
+# push the Dockerfile's image to your registry and pass --image until then
+DEFAULT_IMAGE = f"ghcr.io/kubectl-preevy/kubectl-preevy-gc:{__version__}"
 COMPONENT = "gc"
 DELETE_VERBS = ["get", "list", "watch", "patch", "delete"]
 

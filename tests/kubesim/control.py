@@ -92,7 +92,10 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod") or not b.get("container"):
             return _bad('want {"namespace": ..., "pod": ..., "container": ...}')
-        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
+        reason = b.get("reason")
+        if reason not in (None, "OOMKilled"):
+            return _bad('reason: "OOMKilled" or absent')
+        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"], reason)
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
             return respond(
@@ -102,22 +105,6 @@ class Control:
                 404,
             )
         return respond({"killed": True})
-
-    async def image(self, request: web.Request) -> web.Response:
-        """What an image holds, as host directories: {"image": NAME, "path": [DIR...]} puts the DIRs first
-        on the PATH of that image's containers (e.g. the kubectl-preevy gc image's zipapp)."""
-        b = await _body(request)
-        path = (b or {}).get("path")
-        if (
-            not b
-            or not isinstance(b.get("image"), str)
-            or not isinstance(path, list)
-            or not all(isinstance(d, str) and d.startswith("/") for d in path)
-        ):
-            return _bad('want {"image": NAME, "path": [ABSOLUTE DIR...]}')
-        self.cluster.images[b["image"]] = {"path": path}
-        log.info("image %s: PATH %s", b["image"], path)
-        return respond({"images": self.cluster.images})
 
     async def pids(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
@@ -158,3 +145,20 @@ class Control:
             return _bad("expirationSeconds must be a positive integer")
         token, expiry = self.cluster.tokens.issue(sa, seconds)
         return respond({"token": token, "expirationTimestamp": expiry})
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed.
+        {"image": REF, "path": [DIR...]}: REF holds the programs of those host directories (first on the
+        PATH of its containers), and can be pulled."""
+        body = await _body(request)
+        path = (body or {}).get("path")
+        if body and isinstance(body.get("image"), str) and isinstance(path, list):
+            if not all(isinstance(d, str) and d.startswith("/") for d in path):
+                return _bad("path must be a list of absolute host directories")
+            self.cluster.images.provide(body["image"], path)
+            log.info("image %s: PATH %s", body["image"], path)
+            return respond({"image": body["image"], "path": path})
+        if not body or not isinstance(body.get("image"), str) or not isinstance(body.get("exists"), bool):
+            return _bad('want {"image": REF, "exists": true|false} or {"image": REF, "path": [DIR...]}')
+        self.cluster.images.mark(body["image"], body["exists"])
+        return respond({"image": body["image"], "exists": body["exists"]})
