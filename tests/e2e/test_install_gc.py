@@ -61,6 +61,9 @@ def test_the_job_from_the_gc_cronjob_deletes_the_expired_environment_under_its_o
             )
             assert answer.stdout.strip() == allowed, (verb, resource, where)
 
+        # the gc pod passes Pod Security's `restricted` level (the environments' dind pods need privileged,
+        # and run already: enforcement applies to new pods)
+        kubesim.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
         time.sleep(1.5)  # `doomed` expires
         kubesim.kubectl("create", "job", "gc-now", "--from=cronjob/preevy-gc", "-n", namespace)
         done = kubesim.kubectl(

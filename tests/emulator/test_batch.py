@@ -250,3 +250,19 @@ def test_a_cronjob_starts_the_job_that_is_due_and_forbid_skips_while_it_runs(kub
 
     kubesim.kubectl("delete", "cronjob", "tick", "-n", namespace, "--cascade=foreground", "--timeout=60s")
     assert _json(kubesim, "get", "jobs", "-n", namespace)["items"] == []
+
+
+def test_a_job_whose_pod_pod_security_refuses_says_so_in_a_failed_create_event(kubesim, namespace):
+    kubesim.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    kubesim.kubectl("create", "job", "plain", "-n", namespace, "--image=busybox", "--", "true")
+
+    def failed_create() -> str:
+        return kubesim.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=plain,reason=FailedCreate",
+            "-o", "jsonpath={.items[*].message}",
+        ).stdout  # fmt: skip
+
+    message = _until(failed_create, what="FailedCreate")
+    assert message.startswith('Error creating: pods "plain-')
+    assert 'is forbidden: violates PodSecurity "restricted:latest"' in message
+    assert _json(kubesim, "get", "pods", "-n", namespace)["items"] == []

@@ -8,7 +8,8 @@ up to `parallelism` until `completions` pods Succeeded; a Failed pod is replaced
 `startTime`, `active`, `ready`, `succeeded`, `failed`, `terminating`, `uncountedTerminatedPods`,
 `completionTime` and the conditions SuccessCriteriaMet + Complete (CompletionsReached), or
 FailureTarget + Failed (BackoffLimitExceeded / DeadlineExceeded). Events SuccessfulCreate,
-SuccessfulDelete, Completed, BackoffLimitExceeded, DeadlineExceeded (source job-controller).
+SuccessfulDelete, Completed, BackoffLimitExceeded, DeadlineExceeded, FailedCreate (a pod the API
+refused: Pod Security, quota; retried) (source job-controller).
 Not modelled: Indexed completion, pod failure / success policies, the job-tracking finalizer, the
 back-off delay between retries (a failed pod is replaced at once).
 
@@ -333,7 +334,17 @@ class JobController(Controller):
         elif not spec.get("suspend"):
             remaining = (completions - succeeded) if completions is not None else parallelism
             for _ in range(max(0, min(parallelism, remaining) - len(active))):
-                active.append(self._create_pod(job))
+                try:
+                    active.append(self._create_pod(job))
+                except errors.ApiError as e:  # Pod Security, quota, LimitRange: retried on the next pass
+                    self.cluster.record_event(
+                        job,
+                        "FailedCreate",
+                        f"Error creating: {e.status['message']}",
+                        "Warning",
+                        "job-controller",
+                    )
+                    break
         status.update(
             {
                 "active": len(active),
