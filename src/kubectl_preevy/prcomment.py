@@ -228,6 +228,23 @@ def _same_origin(url: str, reference: str) -> bool:
     return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects within the API's origin only: urllib would send the token's header to any host."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if not _same_origin(newurl, req.full_url):
+            return None  # urllib then raises the 3xx as an HTTPError
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _request(
     target: Target, method: str, url: str, body: dict[str, Any] | None
 ) -> tuple[Any, Mapping[str, str]]:
@@ -238,7 +255,8 @@ def _request(
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     path = urllib.parse.urlsplit(url).path
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        opener = urllib.request.build_opener(_SameOriginRedirects)
+        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             raw = response.read()
             return (json.loads(raw) if raw.strip() else None), response.headers
     except urllib.error.HTTPError as err:

@@ -59,3 +59,46 @@ def test_ci_outputs_formats():
         "PREEVY_ENV_ID=e1\nPREEVY_URL=https://web.example\nPREEVY_URL_WEB_80=https://web.example\n"
     )
     assert "| web | 80 | https://web.example |" in cioutputs.summary("e1", ROWS)
+
+
+def test_the_token_never_follows_a_redirect_to_another_host():
+    import http.server
+
+    from tests.e2e.forge import LocalServer
+
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+    with LocalServer(Elsewhere) as elsewhere:
+
+        class Redirecting(Elsewhere):
+            def do_GET(self) -> None:
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{elsewhere.port}/steal")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        with LocalServer(Redirecting) as api:
+            environ = {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_REPOSITORY": "o/r",
+                "GITHUB_REF": "refs/pull/1/merge",
+                "GITHUB_TOKEN": "secret",
+                "GITHUB_API_URL": f"http://127.0.0.1:{api.port}",
+            }
+            target, _ = prcomment.detect(environ)
+            assert target is not None
+            with pytest.raises(PreevyError) as raised:
+                prcomment.find_comment(target, "e1")
+    assert seen == []
+    assert "HTTP 302" in raised.value.message and "secret" not in raised.value.message
