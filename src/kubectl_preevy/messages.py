@@ -357,3 +357,4 @@ CERTIFICATE_AUTHORITY_UNREADABLE = (
     "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
 )
 KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
+ENVIRONMENT_SLEEPS = "{env_id} sleeps (scaled to 0): wake it with `{command}`"

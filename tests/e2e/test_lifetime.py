@@ -3,7 +3,16 @@
 import json
 import time
 
-from tests.e2e import connect, environment_objects, hello_project, http_get, preevy, stop, up_json
+from tests.e2e import (
+    connect,
+    environment_objects,
+    error_lines,
+    hello_project,
+    http_get,
+    preevy,
+    stop,
+    up_json,
+)
 
 
 def ls_items(namespace: str, cwd, env) -> dict[str, dict]:
@@ -125,9 +134,14 @@ def test_sleep_after_then_gc_sleeps_and_wake_brings_the_same_page_and_data_back(
     finally:
         stop(served.proc)
 
-    # sleep by hand, then `up` wakes it
+    # sleep by hand: connect says how to wake it; then `up` wakes it
     preevy("sleep", *flags, cwd=tmp_path, env=env, timeout=180, check=True)
     assert ls_items(namespace, tmp_path, env)["napper"]["state"] == "sleeping"
+    asleep = preevy("connect", *flags, cwd=project, env=env)
+    assert asleep.returncode == 1
+    assert error_lines(asleep.stderr) == [
+        f"error: napper sleeps (scaled to 0): wake it with `kubectl preevy wake --id napper --namespace={namespace}`"
+    ]
     again = up_json(*flags, cwd=project, env=env)
     assert again["statefulSet"] == statefulset
     assert ls_items(namespace, tmp_path, env)["napper"]["state"] == "running"
@@ -135,8 +149,6 @@ def test_sleep_after_then_gc_sleeps_and_wake_brings_the_same_page_and_data_back(
 
 
 def test_bad_lifetime_input_is_one_error_line_and_touches_nothing(kubesim, namespace, env, tmp_path):
-    from tests.e2e import error_lines
-
     project = hello_project(tmp_path / "hello")
     for args, code, words in (
         (["up", "--ttl", "0s"], 2, 'invalid ttl "0s" (from flag --ttl): must be a duration'),

@@ -72,12 +72,19 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
     return value
 
 
-def existing_environment(run: Run, env_id: str) -> environment.Environment:
-    """The environment's docker-host StatefulSet, or PreevyError: no such environment."""
+def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
+    """The environment's docker-host StatefulSet, or PreevyError: no such environment (awake: or it sleeps)."""
+    from kubectl_preevy import lifetime
+
     found = environment.find(run.kubectl, run.profile.id, env_id)
     if not found:
         raise PreevyError(
             messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
+    if awake and lifetime.of(found[0].statefulset).state == lifetime.STATE_SLEEPING:
+        raise PreevyError(
+            messages.ENVIRONMENT_SLEEPS.format(env_id=env_id, command=run.command_hint("wake", env_id)),
             ExitCode.FAILURE,
         )
     return found[0]
