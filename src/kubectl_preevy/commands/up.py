@@ -21,6 +21,7 @@ from kubectl_preevy import (
     messages,
     naming,
     prcomment,
+    preflight,
     sleepwake,
     template,
     urls,
@@ -46,15 +47,24 @@ def run(args: argparse.Namespace) -> int:
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
-        current.kubectl.namespace_exists()
         if args.dry_run:
+            current.kubectl.namespace_exists()
             _dry_run(current, env_id)
             return 0
-        _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
+        # a template that does not render or validate, or that the cluster would refuse, fails before the lock
+        preflight.require(
+            current.kubectl,
+            rendered_objects(current, env_id),
+            existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+            storage_class=current.options.storage_class,
+            command="up --recreate" if args.recreate else "up",
+            also=("down",) if args.recreate else (),  # it may delete the environment
+        )
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
             if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
                 sleepwake.scale_up(current.kubectl, existing)
+            applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
                 env_id,
@@ -65,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
-                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
+                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
             services, stats = _deploy(current, env)
             document = _report(args, current, env_id, env, services, stats)
@@ -103,6 +113,12 @@ def _existing(current: Run, env_id: str) -> Environment | None:
             )
         )
     return found[0] if found else None
+
+
+def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
+    """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
+    stand-in that asks the cluster nothing (no permission is needed to find it)."""
+    return _objects(current, env_id, None, instance=naming.instance_name(current.profile.id, env_id))
 
 
 def _dry_run(current: Run, env_id: str) -> None:
@@ -169,11 +185,15 @@ def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()
 
 
 def _objects(
-    current: Run, env_id: str, existing: Environment | None, avoid: frozenset[str] = frozenset()
+    current: Run,
+    env_id: str,
+    existing: Environment | None,
+    avoid: frozenset[str] = frozenset(),
+    instance: str | None = None,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
-    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
+    instance = instance or (existing.instance if existing else _new_instance(current, env_id, avoid))
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
     rendered = template.render_template(
         current.options,
