@@ -12,16 +12,20 @@ import time
 from typing import Any
 
 from kubectl_preevy import (
+    cioutputs,
     compose,
     console,
     docker,
     environment,
     filesync,
     interrupt,
+    lifetime,
     lock,
     messages,
     naming,
+    prcomment,
     preflight,
+    sleepwake,
     template,
     urls,
 )
@@ -47,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     # what would travel is checked before the cluster is asked anything
     compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
+    comment_template = prcomment.checked_template(
+        args.pr_comment, args.pr_comment_template, env_id, os.environ
+    )
     host_paths = compose.host_bind_sources(project)
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
@@ -56,14 +63,23 @@ def run(args: argparse.Namespace) -> int:
             if args.dry_run:
                 _dry_run(current, env_id)
                 return 0
-            env, services, stats = _up(args, current, env_id, timeout, hints)
+            rows = _up(args, current, env_id, timeout, hints)
     except KeyboardInterrupt:
         raise _interrupted(hints) from None
     except PreevyError as err:
         if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
             raise _interrupted(hints) from None
         raise
-    _report(args, current, env_id, env, services, stats)
+    cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
+    prcomment.comment(
+        args.pr_comment,
+        os.environ,
+        env_id=env_id,
+        namespace=current.kubectl.namespace,
+        urls=rows,
+        deleted=False,
+        template=comment_template,
+    )
     return 0
 
 
@@ -75,7 +91,8 @@ def _interrupted(hints: Hints) -> PreevyError:
 
 def _up(
     args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints
-) -> tuple[Environment, list[docker.PublishedPort], filesync.SyncStats]:
+) -> list[dict[str, Any]]:
+    """Up to the printed result; the URL rows of the environment document."""
     # Validate before any write (the lock included): rendered and checked here, the identity's rights and
     # the namespace's policies (preflight), then the API server's validation and admission in a dry run
     # of the whole manifest.
@@ -95,13 +112,17 @@ def _up(
         if (now_existing and now_existing.instance) != (existing and existing.instance):
             existing, objects = now_existing, _objects(current, env_id, now_existing)  # made meanwhile
             _validate(current, existing, objects, recreate=args.recreate, hints=hints)
+        if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+            sleepwake.scale_up(current.kubectl, existing)
         applied_at = datetime.datetime.now(datetime.timezone.utc)
         env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout, hints=hints)
         current.save_profile()  # the environment exists: its profile (id default) is kept from now on
         console.step(messages.WAITING_READY.format(name=env.name))
         environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
         services, stats = _deploy(current, env, env_id, timeout, hints)
-    return env, services, stats
+        rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats)["services"]
+        _record_urls(current, env, rows)
+    return rows
 
 
 def _validate(
@@ -117,6 +138,16 @@ def _validate(
     except environment.ImmutableChange as change:
         if not recreate:
             raise environment.ImmutableChange(change.detail, current.rerun_hint("--recreate")) from None
+
+
+def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
+    """The URL rows of the environment document on the StatefulSet, for `ls` (whatever kind of URL)."""
+    current.kubectl.check(
+        "annotate",
+        f"statefulset/{env.name}",
+        f"{lifetime.ANNOTATION_URLS}={lifetime.urls_annotation(rows)}",
+        "--overwrite",
+    )
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
@@ -219,9 +250,15 @@ def _objects(
         template.template_labels(current.profile.id, instance),
         namespace=current.kubectl.namespace,
     )
-    return template.add_environment_metadata(
+    objects = template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
     )
+    project = current.project.name if current.project else ""
+    annotations = lifetime.up_annotations(
+        lifetime.now(), current.options.ttl, current.options.sleep_after, project
+    )
+    template.docker_host_statefulset(objects)["metadata"]["annotations"].update(annotations)
+    return objects
 
 
 def _apply(
@@ -358,8 +395,10 @@ class _Deploy:
         console.info(stats.summary())
         self.step = "`docker compose up`"
         console.step(messages.COMPOSE_UP.format(project=project.name))
+        model_text = json.dumps(compose.remote_model(project), indent=2)
+        sleepwake.store_model(kubectl, self.pod, self.env.first_container, project.name, model_text)
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model:
-            json.dump(compose.remote_model(project), model)
+            model.write(model_text)
             model.flush()
             try:
                 docker.compose_up(project.name, model.name, str(project.working_dir), os.environ, port)
@@ -427,27 +466,27 @@ def _report(
     env: Environment,
     services: list[docker.PublishedPort],
     stats: filesync.SyncStats,
-) -> None:
+) -> dict[str, Any]:
+    """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
+    document = urls.environment_document(
+        env_id,
+        namespace,
+        env.name,
+        service_urls,
+        instance=env.instance,
+        connect=connect,
+        sync=stats.as_json(),
+    )
     if args.output != "table":
-        console.document(
-            urls.environment_document(
-                env_id,
-                namespace,
-                env.name,
-                service_urls,
-                instance=env.instance,
-                connect=connect,
-                sync=stats.as_json(),
-            ),
-            args.output,
-        )
-        return
+        console.document(document, args.output)
+        return document
     if service_urls:
         console.result(urls.urls_table(service_urls))
         console.info(messages.CONNECT_HINT.format(command=connect))
     else:
         console.info(messages.NO_PUBLISHED_PORTS)
+    return document
