@@ -418,7 +418,7 @@ CORPUS: list[Case] = [
         "profile-not-found",
         up("pr1", "--profile", "nope"),
         USAGE,
-        "profile 'nope' not found on this machine nor in namespace {ns}: ",
+        "profile 'nope' not found on this machine nor in namespace {ns} of the cluster: ",
     ),
     Case(
         "profile-env-not-found", up("pr2"), USAGE, "profile 'nope' not found", env={"PREEVY_PROFILE": "nope"}
