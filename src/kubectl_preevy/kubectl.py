@@ -88,8 +88,9 @@ class Kubectl:
     def _transient(self, result: process.Result) -> bool:
         if result.ok or not retry.is_transient(result.stderr):
             return False
-        # kubectl's "The connection to the server ... was refused" before any answer: a wrong address
-        return self._reached or "refused" not in result.stderr
+        # a connection that fails before the cluster ever answered is a wrong address or a cluster that is
+        # down: said at once (exit 4), not after the back-off
+        return self._reached or not retry.is_connection_failure(result.stderr)
 
     def _say_retrying(self, result: process.Result, delay: float) -> None:
         from kubectl_preevy import console

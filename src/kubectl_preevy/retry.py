@@ -27,11 +27,21 @@ _TRANSIENT = re.compile(
     r"|the object has been modified; please apply your changes to the latest version"
 )
 
+# The part of those that is about the connection rather than an answer of the API server.
+_CONNECTION = re.compile(
+    r"connection reset by peer|connection refused|was refused|broken pipe|unexpected EOF"
+    r"|http2: client connection lost|TLS handshake timeout|i/o timeout|Unable to connect to the server"
+)
+
 T = TypeVar("T")
 
 
 def is_transient(stderr: str) -> bool:
     return bool(_TRANSIENT.search(stderr))
+
+
+def is_connection_failure(stderr: str) -> bool:
+    return bool(_CONNECTION.search(stderr))
 
 
 def transient_line(stderr: str) -> str:

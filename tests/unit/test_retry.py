@@ -90,3 +90,9 @@ def test_timeouts_over_a_day_are_refused(text):
 
 def test_a_day_is_allowed():
     assert shared.parse_duration("24h", "--timeout") == 86400
+
+
+def test_a_connection_that_fails_is_not_an_answer():
+    assert retry.is_connection_failure("Unable to connect to the server: dial tcp 10.0.0.1:443: i/o timeout")
+    assert retry.is_connection_failure("The connection to the server 127.0.0.1:6443 was refused")
+    assert not retry.is_connection_failure(TRANSIENT[0])
