@@ -203,22 +203,33 @@ def run(
 
 
 def popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    *,
+    terminal: bool = False,
+    **popen_kwargs: Any,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in the background. The caller owns the process and must `stop()` it (which records it)."""
-    proc = _popen(argv, env=env, cwd=cwd, **popen_kwargs)
+    """Start argv in the background. The caller owns the process and must `stop()` it (which records it).
+    terminal: the child reads the user's terminal (`kubectl exec -it`): it stays in our process group,
+    the terminal's foreground one (a group of its own would be stopped by SIGTTIN), and gets Ctrl-C too."""
+    proc = _popen(argv, env=env, cwd=cwd, own_group=not terminal, **popen_kwargs)
     journal.started(proc, argv)
     return proc
 
 
 def _popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    own_group: bool = True,
+    **popen_kwargs: Any,
 ) -> subprocess.Popen[bytes]:
     bound = command(argv)
+    setup = _child_setup(os.getpid(), own_group)
     with interrupt.deferred():  # see interrupt.py: never a KeyboardInterrupt inside the fork
         proc = cast(
-            "subprocess.Popen[bytes]",
-            bound.popen(env=env, cwd=cwd, preexec_fn=_child_setup(os.getpid()), **popen_kwargs),
+            "subprocess.Popen[bytes]", bound.popen(env=env, cwd=cwd, preexec_fn=setup, **popen_kwargs)
         )
     try:
         interrupt.raise_pending()
@@ -243,12 +254,13 @@ def _prctl() -> Callable[..., int] | None:
     return prctl
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
+def _child_setup(parent_pid: int, own_group: bool = True) -> Callable[[], None]:
     """What runs in the child before exec: a process group of its own, SIGKILL when the parent dies."""
     prctl = _prctl()
 
     def setup() -> None:
-        os.setpgid(0, 0)
+        if own_group:
+            os.setpgid(0, 0)
         if prctl is not None:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent_pid:  # the parent died before the signal was armed
