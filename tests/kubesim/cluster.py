@@ -34,7 +34,9 @@ class Cluster:
             ServiceAccountController,
             VolumeController,
         )
+        from .dataplane import DataPlane
         from .kubelet import Kubelet
+        from .networking import NetworkingController, default_ingress_class, seed
         from .statefulset import StatefulSetController
 
         self.state_dir = pathlib.Path(state_dir)
@@ -49,12 +51,16 @@ class Cluster:
             VolumeController(self),
             StatefulSetController(self),
             GarbageCollector(self),
+            NetworkingController(self),
         ]
+        self.dataplane = DataPlane(self)
+        self._default_ingress_class = default_ingress_class
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.stopping = False
         for ns in SYSTEM_NAMESPACES:
             self.create_object("namespaces", {"metadata": {"name": ns}})
+        seed(self)
 
     # ------------------------------------------------------------ lifecycle
     def pvc_path(self, namespace: str, claim: str) -> pathlib.Path:
@@ -63,6 +69,7 @@ class Cluster:
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self.store.subscribe(self._on_event)
+        await self.dataplane.start()
         self._reconcile_all()
         self._task = asyncio.create_task(self._run(), name="kubesim-controllers")
         await self.kubelet.start()
@@ -82,6 +89,7 @@ class Cluster:
         except asyncio.TimeoutError:
             log.error("kubelet did not stop within 45s")
         finally:
+            await self.dataplane.stop()
             self.store.unsubscribe(self._on_event)
             self.events.flush()
 
@@ -150,6 +158,12 @@ class Cluster:
                 spec["storageClassName"] = "standard"
         elif key == "pods" and isinstance(spec, dict):
             spec.setdefault("nodeName", NODE_NAME)
+        elif key == "ingresses.networking.k8s.io" and isinstance(spec, dict):
+            annotations = obj["metadata"].get("annotations") or {}
+            if not spec.get("ingressClassName") and "kubernetes.io/ingress.class" not in annotations:
+                default = self._default_ingress_class(self.store)
+                if default:
+                    spec["ingressClassName"] = default  # the DefaultIngressClass admission plugin
 
     def create_object(self, key: str, obj: dict) -> dict:
         """Create as a controller would through the API (defaults, admission, initial status; no validation)."""

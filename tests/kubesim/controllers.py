@@ -132,7 +132,7 @@ class GarbageCollector(Controller):
         if not self._dirty:
             return
         self._dirty = False
-        for key in self.store:
+        for key in self.store.keys():
             for obj in self.store.list(key):
                 meta = obj["metadata"]
                 refs = meta.get("ownerReferences") or []
