@@ -72,6 +72,19 @@ def env_id(args, run: Run) -> str:
     return value
 
 
+def find_environment(run: Run, env_id: str):
+    """The environment (its oldest docker-host StatefulSet), or PreevyError when there is none."""
+    from kubectl_preevy import environment
+
+    found = environment.find(run.kubectl, run.profile.id, env_id)
+    if not found:
+        raise PreevyError(
+            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
+    return found[0]
+
+
 def parse_duration(text: str, flag: str) -> float:
     """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
     match = _DURATION.fullmatch(text.strip()) if text else None

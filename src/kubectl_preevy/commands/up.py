@@ -3,6 +3,7 @@
 import datetime
 import json
 import os
+import pathlib
 import tempfile
 
 from kubectl_preevy import (
@@ -10,6 +11,7 @@ from kubectl_preevy import (
     console,
     docker,
     environment,
+    expose,
     filesync,
     lock,
     messages,
@@ -28,27 +30,91 @@ def run(args) -> int:
     env_id = shared.env_id(args, current)
     with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
+        exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+        base_uris = _with_base_uris(args, current, exposure, env_id)
         if args.dry_run:
-            console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
+            console.result(
+                template.manifest_yaml(_objects(current, env_id, _existing(current, env_id), exposure))
+            )
+            _dry_run_urls(current, exposure, env_id)
             return 0
-        _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
+        _objects(
+            current, env_id, None, exposure
+        )  # a template that does not render or validate fails before the lock
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
             env = _apply(
                 current,
                 env_id,
                 existing,
-                _objects(current, env_id, existing),
+                _objects(current, env_id, existing, exposure),
                 recreate=args.recreate,
                 timeout=timeout,
+                exposure=exposure,
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
                 current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
             )
-            services, stats = _deploy(current, env)
-    _report(args, current, env_id, env, services, stats)
+            services, stats = _deploy(current, env, base_uris)
+            public = _route(current, env, env_id, exposure, services, existing, timeout)
+    _report(args, current, env_id, env, services, stats, public)
     return 0
+
+
+def _with_base_uris(args, current: Run, exposure: expose.Exposure | None, env_id: str) -> dict[str, str]:
+    """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them when its files
+    use them, so that `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does."""
+    base_uris = expose.base_uri_environment(exposure, current.project.model, env_id)
+    if base_uris and any(
+        "PREEVY_BASE_URI" in path.read_text(errors="replace") for path in current.project.files
+    ):
+        current.project = compose.load_project(
+            getattr(args, "files", None),
+            getattr(args, "project", None),
+            pathlib.Path.cwd(),
+            {**os.environ, **base_uris},
+        )
+    return base_uris
+
+
+def _dry_run_urls(current: Run, exposure: expose.Exposure | None, env_id: str) -> None:
+    if exposure is None:
+        return
+    targets = expose.compose_targets(current.project.model)
+    rows = [
+        expose.Row(t.service, t.port, None if t.reason else exposure.url(t.service, t.port, env_id), t.reason)
+        for t in targets
+    ]
+    console.info(messages.EXPOSE_DRY_RUN_URLS)
+    console.info(urls.urls_table(urls.public_urls(rows)))
+
+
+def _route(
+    current: Run,
+    env: Environment,
+    env_id: str,
+    exposure: expose.Exposure | None,
+    services,
+    existing: Environment | None,
+    timeout: float,
+) -> list | None:
+    """The Service and routes of the published ports applied (stale ones removed), and accepted."""
+    kubectl = current.kubectl
+    resources = expose.resource_names(exposure, existing.types if existing else [])
+    if exposure is None:
+        expose.remove_stale(kubectl, env.instance, [], resources)
+        return None
+    targets = expose.compose_targets(current.project.model)
+    objects = expose.build_objects(
+        exposure, statefulset=env.statefulset, env_id=env_id, published=services, targets=targets
+    )
+    environment.apply(
+        kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=False
+    )
+    expose.remove_stale(kubectl, env.instance, objects, resources)
+    expose.wait_accepted(kubectl, exposure, objects, timeout, current.command_hint("down", env_id))
+    return expose.rows(exposure, env_id, services, targets)
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
@@ -62,7 +128,9 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return found[0] if found else None
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+def _objects(
+    current: Run, env_id: str, existing: Environment | None, exposure: expose.Exposure | None
+) -> list[dict]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
     instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
@@ -74,7 +142,12 @@ def _objects(current: Run, env_id: str, existing: Environment | None) -> list[di
         namespace=current.kubectl.namespace,
     )
     return template.add_environment_metadata(
-        rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
+        rendered,
+        profile_id=current.profile.id,
+        env_id=env_id,
+        instance=instance,
+        created_at=created_at,
+        extra_types=exposure.types if exposure else (),
     )
 
 
@@ -86,6 +159,7 @@ def _apply(
     *,
     recreate: bool,
     timeout: float,
+    exposure: expose.Exposure | None,
 ) -> Environment:
     kubectl = current.kubectl
     verb = messages.UPDATING if existing else messages.CREATING
@@ -102,14 +176,14 @@ def _apply(
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
-        objects = _objects(current, env_id, None)
+        objects = _objects(current, env_id, None, exposure)
         environment.apply(
             kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
         )
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+def _deploy(current: Run, env: Environment, base_uris: dict[str, str]) -> tuple[list, filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
     pod = environment.ready_pod(kubectl, env)
@@ -122,13 +196,17 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
             json.dump(compose.remote_model(project), model_file)
             model_file.flush()
-            docker.compose_up(project.name, model_file.name, str(project.working_dir), os.environ, port)
+            docker.compose_up(
+                project.name, model_file.name, str(project.working_dir), {**os.environ, **base_uris}, port
+            )
         return docker.published_ports(port, project.name), stats
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats, public
+) -> None:
     namespace = current.kubectl.namespace
-    service_urls = urls.service_urls(services)
+    service_urls = urls.service_urls(services) if public is None else urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     if args.output == "json":
