@@ -29,6 +29,8 @@ from .api_request import (
     settle_namespace,
 )
 from .api_subresources import scale_of, scaled
+from .authn import CURRENT_USER
+from .rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES
 from .store import now
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")  # a real server refuses to delete them
@@ -96,6 +98,7 @@ class Writes:
         objects.apply_defaults(res.key, body)
         objects.validate(res.key, res, body, None)
         self.cluster.admit(res.key, body)
+        _no_escalation(self.cluster, res.key, body)
         if managed:
             meta["managedFields"] = managed
         if q.get("dryRun") == "All":
@@ -196,6 +199,7 @@ class Writes:
         objects.apply_defaults(res.key, new)
         if route.sub != "status":
             objects.validate(res.key, res, new, old)
+            _no_escalation(self.cluster, res.key, new)
         if res.generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old["metadata"].get("generation") or 1) + 1
         if managed is None:
@@ -259,6 +263,14 @@ class Writes:
 
 
 # ---------------------------------------------------------------- helpers
+def _no_escalation(cluster, key: str, obj: dict) -> None:
+    """RBAC objects: a writer cannot grant what it does not hold (unless it may escalate/bind)."""
+    if key in (ROLES, CLUSTERROLES):
+        cluster.authorizer.check_role_write(CURRENT_USER.get(), key, obj)
+    elif key in (ROLEBINDINGS, CLUSTERROLEBINDINGS):
+        cluster.authorizer.check_binding_write(CURRENT_USER.get(), key, obj)
+
+
 def _patched(base: dict, patch, ctype: str) -> dict:
     if ctype == JSONPATCH:
         patched = patching.json_patch(base, patch)

@@ -28,6 +28,8 @@ def _later(seconds: int) -> str:
 
 class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
+        from .authn import Tokens
+        from .bootstrap_policy import AggregationController, seed
         from .controllers import (
             GarbageCollector,
             NamespaceController,
@@ -36,7 +38,10 @@ class Cluster:
         )
         from .dataplane import DataPlane
         from .kubelet import Kubelet
-        from .networking import NetworkingController, default_ingress_class, seed
+        from .networking import NetworkingController, default_ingress_class
+        from .networking import seed as seed_networking
+        from .pki import Pki
+        from .rbac import Authorizer
         from .statefulset import StatefulSetController
 
         self.state_dir = pathlib.Path(state_dir)
@@ -45,7 +50,12 @@ class Cluster:
         self.faults = Faults()
         self.events = EventRecorder(self.store, NODE_NAME, lambda ns: self.namespace_phase(ns) == "Active")
         self.kubelet = Kubelet(self)
+        self.pki = Pki(self.state_dir / "pki")
+        self.tokens = Tokens(self.pki.token_key, self.store)
+        self.authorizer = Authorizer(self.store)
+        self.tls_url = ""  # the https:// address (set once serving)
         self.controllers = [
+            AggregationController(self),
             NamespaceController(self),
             ServiceAccountController(self),
             VolumeController(self),
@@ -60,7 +70,9 @@ class Cluster:
         self.stopping = False
         for ns in SYSTEM_NAMESPACES:
             self.create_object("namespaces", {"metadata": {"name": ns}})
-        seed(self)
+        seed(self.store)
+        self.controllers[0].reconcile()
+        seed_networking(self)
 
     # ------------------------------------------------------------ lifecycle
     def pvc_path(self, namespace: str, claim: str) -> pathlib.Path:

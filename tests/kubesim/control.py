@@ -35,6 +35,9 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
     app.router.add_get("/kubesim/v1/dataplane", control.dataplane)
+    app.router.add_get("/kubesim/v1/tls", control.tls)
+    app.router.add_post("/kubesim/v1/certificates", control.certificate)
+    app.router.add_post("/kubesim/v1/tokens", control.token)
 
 
 class Control:
@@ -110,3 +113,36 @@ class Control:
     async def dataplane(self, request: web.Request) -> web.Response:
         """The local ports of the ingress and Gateway data plane (tests reach URLs through them)."""
         return respond(self.cluster.dataplane.ports())
+
+    # ------------------------------------------------------------ identities (authentication)
+    async def tls(self, request: web.Request) -> web.Response:
+        """The https address and the CA a kubeconfig needs to reach it."""
+        return respond(
+            {"server": self.cluster.tls_url, "certificateAuthority": self.cluster.pki.ca_pem.decode()}
+        )
+
+    async def certificate(self, request: web.Request) -> web.Response:
+        """A client certificate for {"user": NAME, "groups": [...]}, signed by the cluster CA."""
+        body = await _body(request)
+        if not body or not isinstance(body.get("user"), str) or not body["user"]:
+            return _bad('want {"user": NAME, "groups": [GROUP...]}')
+        groups = body.get("groups") or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            return _bad("groups must be a list of strings")
+        cert, key = self.cluster.pki.client_certificate(body["user"], tuple(groups))
+        return respond({"certificate": cert.decode(), "key": key.decode()})
+
+    async def token(self, request: web.Request) -> web.Response:
+        """A ServiceAccount token of any lifetime (a test hook: the API refuses under 10 minutes):
+        {"namespace": NS, "name": SA, "expirationSeconds": N}."""
+        body = await _body(request)
+        if not body:
+            return _bad('want {"namespace": NS, "name": SA, "expirationSeconds": N}')
+        sa = self.cluster.store.get("serviceaccounts", body.get("namespace"), body.get("name", ""))
+        if sa is None:
+            return respond(errors.not_found("serviceaccounts", "", str(body.get("name"))).status, 404)
+        seconds = body.get("expirationSeconds", 3600)
+        if not isinstance(seconds, int) or seconds < 1:
+            return _bad("expirationSeconds must be a positive integer")
+        token, expiry = self.cluster.tokens.issue(sa, seconds)
+        return respond({"token": token, "expirationTimestamp": expiry})

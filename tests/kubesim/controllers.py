@@ -8,11 +8,6 @@ from .cluster import PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
 
-ROOT_CA = (
-    "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlc2lt\n"
-    "-----END CERTIFICATE-----\n"
-)
-
 
 class Controller:
     def __init__(self, cluster):
@@ -73,7 +68,7 @@ class ServiceAccountController(Controller):
                                 "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
                             },
                         },
-                        "data": {"ca.crt": ROOT_CA},
+                        "data": {"ca.crt": self.cluster.pki.ca_pem.decode()},
                     },
                 )
 
@@ -132,7 +127,7 @@ class GarbageCollector(Controller):
         if not self._dirty:
             return
         self._dirty = False
-        for key in self.store.keys():
+        for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
             for obj in self.store.list(key):
                 meta = obj["metadata"]
                 refs = meta.get("ownerReferences") or []

@@ -515,6 +515,7 @@ _VALIDATIONS = {
     "deployments.apps": _workload_causes,
     "persistentvolumeclaims": _claim_causes,
     "rolebindings.rbac.authorization.k8s.io": _role_binding_causes,
+    "clusterrolebindings.rbac.authorization.k8s.io": _role_binding_causes,
     "configmaps": _immutable_data_causes,
     "secrets": _immutable_data_causes,
 }

@@ -1006,6 +1006,58 @@ MESSAGES = {
     "net.IngressStatus": {1: ("loadBalancer", "net.IngressLoadBalancerStatus")},
     "net.IngressTLS": {1: ("hosts", "s*"), 2: ("secretName", "s")},
     "net.ServiceBackendPort": {1: ("name", "s"), 2: ("number", "i")},
+    "rbac.AggregationRule": {1: ("clusterRoleSelectors", "meta.LabelSelector*")},
+    "rbac.ClusterRole": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("rules", "rbac.PolicyRule*"),
+        3: ("aggregationRule", "rbac.AggregationRule"),
+    },
+    "rbac.ClusterRoleBinding": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("subjects", "rbac.Subject*"),
+        3: ("roleRef", "rbac.RoleRef"),
+    },
+    "authn.BoundObjectReference": {
+        1: ("kind", "s"),
+        2: ("apiVersion", "s"),
+        3: ("name", "s"),
+        4: ("uid", "s"),
+    },
+    "authn.TokenRequest": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authn.TokenRequestSpec"),
+        3: ("status", "authn.TokenRequestStatus"),
+    },
+    "authn.TokenRequestSpec": {
+        1: ("audiences", "s*"),
+        3: ("boundObjectRef", "authn.BoundObjectReference"),
+        4: ("expirationSeconds", "i"),
+    },
+    "authn.TokenRequestStatus": {1: ("token", "s"), 2: ("expirationTimestamp", "meta.Time")},
+    "authn.SelfSubjectReview": {1: ("metadata", "meta.ObjectMeta")},
+    "authz.NonResourceAttributes": {1: ("path", "s"), 2: ("verb", "s")},
+    "authz.ResourceAttributes": {
+        1: ("namespace", "s"),
+        2: ("verb", "s"),
+        3: ("group", "s"),
+        4: ("version", "s"),
+        5: ("resource", "s"),
+        6: ("subresource", "s"),
+        7: ("name", "s"),
+    },
+    "authz.SelfSubjectAccessReview": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authz.SelfSubjectAccessReviewSpec"),
+    },
+    "authz.SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "authz.ResourceAttributes"),
+        2: ("nonResourceAttributes", "authz.NonResourceAttributes"),
+    },
+    "authz.SelfSubjectRulesReview": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authz.SelfSubjectRulesReviewSpec"),
+    },
+    "authz.SelfSubjectRulesReviewSpec": {1: ("namespace", "s")},
     "rbac.PolicyRule": {
         1: ("verbs", "s*"),
         2: ("apiGroups", "s*"),

@@ -118,6 +118,7 @@ RESOURCES: tuple[Resource, ...] = (
         "ServiceAccount",
         proto="core.ServiceAccount",
         short_names=("sa",),
+        subresources=(Sub("token", ("create",), ("authentication.k8s.io", "v1", "TokenRequest")),),
     ),
     Resource(
         "",
@@ -197,6 +198,24 @@ RESOURCES: tuple[Resource, ...] = (
         name_rule="path",
     ),
     Resource(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        proto="rbac.ClusterRole",
+        namespaced=False,
+        name_rule="path",
+    ),
+    Resource(
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        proto="rbac.ClusterRoleBinding",
+        namespaced=False,
+        name_rule="path",
+    ),
+    Resource(
         "networking.k8s.io",
         "ingresses",
         "ingress",
@@ -252,6 +271,16 @@ RESOURCES: tuple[Resource, ...] = (
         status_sub=True,
     ),
     Resource(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        namespaced=False,
+        verbs=("create",),
+        store=False,
+        proto="authn.SelfSubjectReview",
+    ),
+    Resource(
         "authorization.k8s.io",
         "selfsubjectaccessreviews",
         "selfsubjectaccessreview",
@@ -259,6 +288,7 @@ RESOURCES: tuple[Resource, ...] = (
         namespaced=False,
         verbs=("create",),
         store=False,
+        proto="authz.SelfSubjectAccessReview",
     ),
     Resource(
         "authorization.k8s.io",
@@ -268,6 +298,7 @@ RESOURCES: tuple[Resource, ...] = (
         namespaced=False,
         verbs=("create",),
         store=False,
+        proto="authz.SelfSubjectRulesReview",
     ),
 )
 
