@@ -183,6 +183,18 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     urls.add_argument("--output-urls-to", metavar="FILE", help="also write the URLs to FILE as JSON")
 
+    share = commands.add_parser(
+        "share", help="print a kubeconfig that can only `connect` to the environment, for a reviewer"
+    )
+    _add_project_flags(share)
+    _add_cluster_flags(share)
+    share.add_argument(
+        "--ttl",
+        default="8h",
+        metavar="DURATION",
+        help="how long the kubeconfig's token is valid (default: 8h)",
+    )
+
     ls = commands.add_parser("ls", help="list the environments of the profile")
     _add_cluster_flags(ls)
     _add_output_flag(ls)
@@ -246,6 +258,7 @@ COMMAND_MODULES = {
     "connect": "connect",
     "ls": "ls",
     "urls": "urls",
+    "share": "share",
     "template": "template",
     "init": "init",
     "profile": "profile",

@@ -303,3 +303,8 @@ NOT_EXPOSED = (
 NO_MATCHING_URL = "no URL for {what} in environment {env_id}: its services are {services}"
 EXPOSE_DRY_RUN_URLS = "the public URLs would be:"
 URLS_WRITTEN = "URLs written to {path}"
+SHARED = (
+    "shared environment {env_id} for {ttl}: save this kubeconfig to FILE and send it privately; "
+    "with it `{command}` forwards its ports (get and port-forward of pod {pod}, nothing else); "
+    "`kubectl preevy down` removes the access"
+)

@@ -73,9 +73,13 @@ def env_id(args, run: Run) -> str:
 
 
 def find_environment(run: Run, env_id: str):
-    """The environment (its oldest docker-host StatefulSet), or PreevyError when there is none."""
-    from kubectl_preevy import environment
+    """The environment (its oldest docker-host StatefulSet), or PreevyError when there is none.
+    With a kubeconfig made by `share`, the one it names (a reviewer may not list anything)."""
+    from kubectl_preevy import environment, share
 
+    named = share.shared_environment(run.kubectl, env_id)
+    if named is not None:
+        return named
     found = environment.find(run.kubectl, run.profile.id, env_id)
     if not found:
         raise PreevyError(
