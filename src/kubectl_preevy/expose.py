@@ -70,7 +70,7 @@ class Exposure:
         return f"{self.scheme}://{self.hostname(service, port, env_id)}{port_part}"
 
     @property
-    def types(self) -> list[dict]:
+    def types(self) -> list[dict[str, Any]]:
         """The kinds of its objects (for `preevy.dev/all-types`, so that `down` deletes them)."""
         return [SERVICE_TYPE, ROUTE_TYPE if self.mode == "gateway" else INGRESS_TYPE]
 
@@ -106,7 +106,7 @@ def compose_targets(model: Mapping[str, Any]) -> list[Target]:
     for name, service in sorted((model.get("services") or {}).items()):
         ports = [p for p in service.get("ports") or [] if isinstance(p, dict) and p.get("target")]
         if service.get("network_mode") == "host":
-            exposed = [int(p["target"]) for p in ports] or [
+            exposed: list[int | None] = [int(p["target"]) for p in ports] or [
                 int(str(e).split("/")[0]) for e in service.get("expose") or []
             ]
             for port in exposed or [None]:
@@ -204,7 +204,7 @@ def listener_matches(pattern: str | None, host: str) -> bool:
     return host == pattern
 
 
-def _allows_namespace(listener: dict, gw_namespace: str, namespace: str) -> bool:
+def _allows_namespace(listener: dict[str, Any], gw_namespace: str, namespace: str) -> bool:
     """allowedRoutes.namespaces: Same and All decided here; Selector is left to the Gateway's controller."""
     source = ((listener.get("allowedRoutes") or {}).get("namespaces") or {}).get("from") or "Same"
     return source in ("All", "Selector") or (source == "Same" and gw_namespace == namespace)
@@ -266,7 +266,7 @@ class Row:
     url: str | None
     reason: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"service": self.service, "port": self.port}
         if self.url is not None:
             out["url"] = self.url
@@ -296,11 +296,11 @@ def _unique_ports(published: Sequence[PublishedPort]) -> list[PublishedPort]:
 def build_objects(
     exposure: Exposure,
     *,
-    statefulset: dict,
+    statefulset: dict[str, Any],
     env_id: str,
     published: Sequence[PublishedPort],
     targets: Iterable[Target],
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The Service and the HTTPRoutes (one per port) or the Ingress, with the environment's metadata."""
     metadata = statefulset["metadata"]
     instance = metadata["labels"][naming.LABEL_INSTANCE]
@@ -349,7 +349,9 @@ def build_objects(
     return objects
 
 
-def _http_route(exposure: Exposure, instance: str, service: str, env_id: str, port: PublishedPort) -> dict:
+def _http_route(
+    exposure: Exposure, instance: str, service: str, env_id: str, port: PublishedPort
+) -> dict[str, Any]:
     assert exposure.gateway is not None
     gw_namespace, gw_name = exposure.gateway
     return {
@@ -371,7 +373,7 @@ def _http_route(exposure: Exposure, instance: str, service: str, env_id: str, po
 
 def _ingress(
     exposure: Exposure, instance: str, service: str, env_id: str, ports: Sequence[PublishedPort]
-) -> dict:
+) -> dict[str, Any]:
     hosts = [exposure.hostname(p.service, p.port, env_id) for p in ports]
     spec: dict[str, Any] = {}
     if exposure.ingress_class:
@@ -407,7 +409,9 @@ def selector(instance: str) -> str:
     return f"{naming.LABEL_INSTANCE}={instance},{naming.LABEL_COMPONENT}={COMPONENT}"
 
 
-def remove_stale(kubectl: Kubectl, instance: str, objects: Sequence[dict], resources: Iterable[str]) -> None:
+def remove_stale(
+    kubectl: Kubectl, instance: str, objects: Sequence[dict[str, Any]], resources: Iterable[str]
+) -> None:
     """Delete this instance's routing objects that are not in `objects` (a port or a mode gone)."""
     wanted = {(o["kind"].lower(), o["metadata"]["name"]) for o in objects}
     for resource in dict.fromkeys(resources):
@@ -434,7 +438,7 @@ def resource_names(exposure: Exposure | None, declared: Iterable[str]) -> list[s
 
 
 def wait_accepted(
-    kubectl: Kubectl, exposure: Exposure, objects: Sequence[dict], timeout: float, hint: str
+    kubectl: Kubectl, exposure: Exposure, objects: Sequence[dict[str, Any]], timeout: float, hint: str
 ) -> None:
     """Until every HTTPRoute is Accepted with its refs resolved, or the Ingress has an address.
     A refusal by the Gateway's controller ends the wait at once, explained in one line."""
@@ -477,7 +481,7 @@ def wait_accepted(
         time.sleep(POLL_SECONDS)
 
 
-def _route_state(exposure: Exposure, route: dict, hint: str) -> tuple[bool, str]:
+def _route_state(exposure: Exposure, route: dict[str, Any], hint: str) -> tuple[bool, str]:
     """(accepted and resolved, why not yet); a refusal raises PreevyError(REFUSED)."""
     assert exposure.gateway is not None
     gw_namespace, gw_name = exposure.gateway
@@ -508,7 +512,7 @@ def _route_state(exposure: Exposure, route: dict, hint: str) -> tuple[bool, str]
     return False, ""
 
 
-def _refusal(reason: str, route: dict, gw_namespace: str, gw_name: str) -> str:
+def _refusal(reason: str, route: dict[str, Any], gw_namespace: str, gw_name: str) -> str:
     hosts = ", ".join((route.get("spec") or {}).get("hostnames") or [])
     return {
         "NotAllowedByListeners": messages.REFUSED_NAMESPACE.format(namespace=route["metadata"]["namespace"]),
@@ -517,7 +521,7 @@ def _refusal(reason: str, route: dict, gw_namespace: str, gw_name: str) -> str:
     }.get(reason, reason)
 
 
-def _ingress_state(ingress: dict) -> tuple[bool, str]:
+def _ingress_state(ingress: dict[str, Any]) -> tuple[bool, str]:
     addresses = (((ingress.get("status") or {}).get("loadBalancer")) or {}).get("ingress") or []
     return bool(addresses), "" if addresses else "no address yet"
 

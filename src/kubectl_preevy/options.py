@@ -269,13 +269,13 @@ def _parse_storage_size(name, raw, source, base_dir) -> float:
     return size
 
 
-def _parse_expose(name, raw, source, base_dir) -> str:
+def _parse_expose(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or raw.strip().lower() not in EXPOSE_MODES:
         raise _invalid(name, raw, source, messages.WHY_EXPOSE)
     return raw.strip().lower()
 
 
-def _parse_domain(name, raw, source, base_dir) -> str:
+def _parse_domain(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     text = raw.strip().lower() if isinstance(raw, str) else ""
     text = text[2:] if text.startswith("*.") else text
     if not naming.is_rfc1123_subdomain(text) or len(text) > MAX_DOMAIN_LENGTH:
@@ -283,7 +283,7 @@ def _parse_domain(name, raw, source, base_dir) -> str:
     return text
 
 
-def _parse_gateway(name, raw, source, base_dir) -> str:
+def _parse_gateway(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     namespace, _, gateway = raw.partition("/") if isinstance(raw, str) else ("", "", "")
     if not gateway:
         namespace, gateway = "", namespace

@@ -32,7 +32,7 @@ def share_name(instance: str) -> str:
 def objects(env: Environment, pod: str) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding `<instance>-share`, labelled like the environment's objects."""
     name, namespace = share_name(env.instance), env.namespace
-    role = {
+    role: dict[str, Any] = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": name, "namespace": namespace},
@@ -53,7 +53,7 @@ def objects(env: Environment, pod: str) -> list[dict[str, Any]]:
             },
         ],
     }
-    found = [
+    found: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
         role,
         {

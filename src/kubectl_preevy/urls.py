@@ -1,6 +1,8 @@
 """Where the services answer: the Service | Port | URL table and its versioned JSON."""
 
 import dataclasses
+from collections.abc import Iterable
+from typing import Any
 
 from kubectl_preevy import console
 
@@ -23,7 +25,7 @@ def service_urls(ports, local_ports: dict[int, int] | None = None) -> list[Servi
     ]
 
 
-def public_urls(rows) -> list[ServiceUrl]:
+def public_urls(rows: Iterable[Any]) -> list[ServiceUrl]:
     """The rows of expose.py (routed ports, and those that are not routable) as ServiceUrls."""
     return [ServiceUrl(r.service, r.port, r.url or "", r.reason) for r in rows]
 
@@ -38,11 +40,11 @@ def urls_table(urls: list[ServiceUrl]) -> str:
     )
 
 
-def services_json(urls: list[ServiceUrl]) -> list[dict]:
+def services_json(urls: list[ServiceUrl]) -> list[dict[str, Any]]:
     return [{"service": u.service, "port": u.port, "url": u.url} for u in urls if u.url]
 
 
-def not_routable_json(urls: list[ServiceUrl]) -> list[dict]:
+def not_routable_json(urls: list[ServiceUrl]) -> list[dict[str, Any]]:
     return [{"service": u.service, "port": u.port, "reason": u.reason} for u in urls if not u.url]
 
 

@@ -264,3 +264,34 @@ def test_each_refusal_is_one_line_and_writes_nothing(kubesim, namespace, env, tm
         )
         kubesim.kubectl("delete", "namespace", other, "--wait=false")
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=refused") == []
+
+
+def test_a_refusal_reported_by_the_gateway_controller_ends_the_wait_in_one_line(
+    kubesim, namespace, env, tmp_path
+):
+    domain = f"{namespace}.selector.test"
+    selective = gateway("previews", domain).replace(
+        "{from: Same}", "{from: Selector, selector: {matchLabels: {previews: allowed}}}"
+    )
+    kubesim.kubectl("apply", "-n", namespace, "--server-side", "-f", "-", input=selective)
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "sel"]
+    result = preevy(
+        "up",
+        *flags,
+        "--expose",
+        "gateway",
+        "--domain",
+        domain,
+        "--gateway",
+        "previews",
+        cwd=project,
+        env=env,
+        timeout=180,
+    )
+    lines = error_lines(result.stderr)
+    assert (result.returncode, len(lines)) == (6, 1), result.stderr
+    assert "listener does not allow routes from this namespace" in lines[0]
+    assert f"kubectl preevy down --id sel --namespace={namespace}" in lines[0]
+    preevy("down", *flags, cwd=project, env=env, check=True)
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=sel") == []

@@ -1,5 +1,6 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
+import argparse
 import datetime
 import json
 import os
@@ -62,7 +63,9 @@ def run(args) -> int:
     return 0
 
 
-def _with_base_uris(args, current: Run, exposure: expose.Exposure | None, env_id: str) -> dict[str, str]:
+def _with_base_uris(
+    args: argparse.Namespace, current: Run, exposure: expose.Exposure | None, env_id: str
+) -> dict[str, str]:
     """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them when its files
     use them, so that `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does."""
     base_uris = expose.base_uri_environment(exposure, current.project.model, env_id)
@@ -95,10 +98,10 @@ def _route(
     env: Environment,
     env_id: str,
     exposure: expose.Exposure | None,
-    services,
+    services: list[docker.PublishedPort],
     existing: Environment | None,
     timeout: float,
-) -> list | None:
+) -> list[expose.Row] | None:
     """The Service and routes of the published ports applied (stale ones removed), and accepted."""
     kubectl = current.kubectl
     resources = expose.resource_names(exposure, existing.types if existing else [])
