@@ -30,20 +30,10 @@ EXAMPLE = REPO / "examples" / "hello"
 PLUGIN = str(REPO / "kubectl-preevy")
 ENV_ID = "hello-demo"
 GATEWAY = "previews"
-GATEWAY_MANIFEST = f"""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: {GATEWAY}, namespace: default}}
-spec:
-  gatewayClassName: kubesim
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: "*.localhost"
-    allowedRoutes: {{namespaces: {{from: All}}}}
-"""
+
 sys.path.insert(0, str(REPO))
 from tests.kubesim.launcher import Kubesim, stop_process  # noqa: E402
+from tests.routing import gateway  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -135,7 +125,16 @@ def main() -> int:
             emulator = start_emulator(workdir)
             env = emulator.env
         if emulator:
-            emulator.kubectl("apply", "--server-side", "-f", "-", input=GATEWAY_MANIFEST)
+            # a Gateway for every namespace's previews, HTTP on *.localhost
+            emulator.kubectl(
+                "apply",
+                "-n",
+                "default",
+                "--server-side",
+                "-f",
+                "-",
+                input=gateway(GATEWAY, "localhost", "All"),
+            )
         document = up(env, exposed=emulator is not None)
         if emulator:
             public = next(s["url"] for s in document["services"] if s["service"] == "web")

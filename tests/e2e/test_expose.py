@@ -7,7 +7,7 @@ import json
 import yaml
 
 from tests.e2e import environment_objects, error_lines, hello_project, preevy, up_json
-from tests.emulator.test_networking import certificate, curl, gateway, tls_secret
+from tests.routing import certificate, curl, gateway, tls_secret
 
 ABOUT_SERVICE = """
   about:
