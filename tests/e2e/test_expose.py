@@ -295,3 +295,42 @@ def test_a_refusal_reported_by_the_gateway_controller_ends_the_wait_in_one_line(
     assert f"kubectl preevy down --id sel --namespace={namespace}" in lines[0]
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=sel") == []
+
+
+def test_an_ingress_no_controller_serves_is_a_bounded_wait_explained_in_one_line(
+    kubesim, namespace, env, tmp_path
+):
+    orphan = f"orphan-{namespace}"
+    kubesim.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=f"apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {orphan}}}\n"
+        "spec: {controller: example.com/nobody}\n",
+    )
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "orphan"]
+    try:
+        result = preevy(
+            "up",
+            *flags,
+            "--timeout",
+            "30s",
+            "--expose",
+            "ingress",
+            "--domain",
+            "o.test",
+            "--ingress-class",
+            orphan,
+            cwd=project,
+            env=env,
+            timeout=180,
+        )
+        lines = error_lines(result.stderr)
+        assert (result.returncode, len(lines)) == (5, 1), result.stderr
+        assert "got no address within 30s" in lines[0] and "kubectl preevy down --id orphan" in lines[0]
+    finally:
+        kubesim.kubectl("delete", "ingressclass", orphan)
+    preevy("down", *flags, cwd=project, env=env, check=True)
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=orphan") == []

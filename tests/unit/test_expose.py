@@ -100,3 +100,66 @@ def test_bad_expose_options_are_one_usage_error(flags, text):
         resolve(**flags)
     assert caught.value.exit_code == ExitCode.USAGE and text in caught.value.message
     assert "\n" not in caught.value.message
+
+
+STATEFULSET = {
+    "metadata": {
+        "name": "default-pr-7-abcde",
+        "labels": {"preevy.dev/instance": "default-pr-7-abcde", "preevy.dev/profile-id": "default"},
+        "annotations": {"preevy.dev/created-at": "2026-01-01T00:00:00.000Z", "preevy.dev/template-hash": "h"},
+    },
+    "spec": {"selector": {"matchLabels": {"preevy.dev/instance": "default-pr-7-abcde"}}},
+}
+PUBLISHED = [expose.PublishedPort("web", 8080, 8080), expose.PublishedPort("api", 3000, 32768)]
+
+
+def test_gateway_objects_are_a_service_and_one_route_per_port():
+    exposure = expose.Exposure("gateway", "d.test", "ns", "https", None, gateway=("infra", "gw"))
+    service, *routes = expose.build_objects(
+        exposure, statefulset=STATEFULSET, env_id="pr-7", published=PUBLISHED, targets=[]
+    )
+    assert service["spec"]["selector"] == {"preevy.dev/instance": "default-pr-7-abcde"}
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(32768, 32768), (8080, 8080)]
+    assert [r["spec"]["hostnames"] for r in routes] == [["api-3000-pr-7.d.test"], ["web-8080-pr-7.d.test"]]
+    assert routes[0]["spec"]["parentRefs"][0] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "namespace": "infra",
+        "name": "gw",
+    }
+    assert routes[0]["spec"]["rules"][0]["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": 32768}
+    ]
+    for obj in (service, *routes):
+        labels = obj["metadata"]["labels"]
+        assert (
+            labels["preevy.dev/env-id"] == "pr-7"
+            and labels["app.kubernetes.io/component"] == "preview-routing"
+        )
+        assert len(obj["metadata"]["name"]) <= 63
+
+
+def test_ingress_with_a_cluster_issuer_gets_its_annotation_and_a_certificate_secret():
+    exposure = expose.Exposure("ingress", "d.test", "ns", "https", None, cluster_issuer="letsencrypt")
+    _, ingress = expose.build_objects(
+        exposure, statefulset=STATEFULSET, env_id="pr-7", published=PUBLISHED, targets=[]
+    )
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["api-3000-pr-7.d.test", "web-8080-pr-7.d.test"], "secretName": "default-pr-7-abcde-tls"}
+    ]
+    assert "ingressClassName" not in ingress["spec"]  # the cluster's default class
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["api-3000-pr-7.d.test", "web-8080-pr-7.d.test"]
+
+
+def test_expose_options_are_accepted_in_x_preevy():
+    fields = dict.fromkeys(options.OPTION_FIELDS.values())
+    resolved = options.resolve_options(
+        types.SimpleNamespace(**fields),
+        {"drivers": {"kube-pod": {"expose": "ingress", "domain": "pr.example.com", "tls-secret": "wild"}}},
+        None,
+        Profile("p", "p", {}),
+        {},
+    )
+    assert (resolved.expose, resolved.tls_secret) == ("ingress", "wild")
+    assert resolved.sources["domain"].startswith("x-preevy in")
