@@ -222,3 +222,18 @@ spec:{class_line}
     ports = kubesim.dataplane()["ingress"]
     assert curl(f"http://app.{domain}/", ports["http"]) == (200, "hello through the ingress")
     assert curl(f"https://app.{domain}/", ports["https"], ca=crt) == (200, "hello through the ingress")
+
+
+def test_kubectl_get_prints_the_columns_of_a_real_cluster(kubesim, namespace):
+    domain = f"{namespace}.cols.test"
+    web_app(kubesim, namespace, "columns")
+    apply(kubesim, namespace, gateway("gw", domain))
+    apply(kubesim, namespace, http_route("web", "gw", f"app.{domain}"))
+    route_conditions(kubesim, namespace, "web")
+    gateways = kubesim.kubectl("get", "gateways", "-n", namespace).stdout.splitlines()
+    assert gateways[0].split() == ["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"]
+    assert gateways[1].split()[:4] == ["gw", "kubesim", "127.0.0.1", "True"]
+    routes = kubesim.kubectl("get", "httproutes", "-n", namespace).stdout.splitlines()
+    assert routes[1].split()[:2] == ["web", f'["app.{domain}"]']
+    classes = kubesim.kubectl("get", "ingressclass").stdout.splitlines()
+    assert classes[1].split()[:2] == ["kubesim", "kubesim.io/ingress-controller"]
