@@ -2,9 +2,12 @@
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_preevy import console
+
+if TYPE_CHECKING:
+    from kubectl_preevy.docker import PublishedPort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,7 +18,9 @@ class ServiceUrl:
     reason: str | None = None  # why it has no URL (UDP, network_mode: host)
 
 
-def service_urls(ports, local_ports: dict[int, int] | None = None) -> list[ServiceUrl]:
+def service_urls(
+    ports: Iterable["PublishedPort"], local_ports: dict[int, int] | None = None
+) -> list[ServiceUrl]:
     """One URL per published port (docker.PublishedPort); local_ports maps a published port to the
     local one `connect` forwards it to, when they differ."""
     local_ports = local_ports or {}
@@ -49,8 +54,8 @@ def not_routable_json(urls: list[ServiceUrl]) -> list[dict[str, Any]]:
 
 
 def environment_document(
-    env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra
-) -> dict:
+    env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra: object
+) -> dict[str, Any]:
     """The `-o json` result of up and connect (versioned: consumers check apiVersion and kind)."""
     return {
         "apiVersion": console.API_VERSION,

@@ -97,7 +97,7 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, shutdown_timeout=3.0)
     await site.start()
-    actual = site._server.sockets[0].getsockname()[1]
+    actual = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a TCP server
     url = f"http://127.0.0.1:{actual}"
     tls_site = web.TCPSite(
         runner, "127.0.0.1", tls_port, shutdown_timeout=3.0, ssl_context=cluster.pki.server_context()

@@ -31,6 +31,7 @@ class Cluster:
         from .authn import Tokens
         from .bootstrap_policy import AggregationController, seed
         from .controllers import (
+            Controller,
             GarbageCollector,
             NamespaceController,
             ServiceAccountController,
@@ -54,7 +55,7 @@ class Cluster:
         self.tokens = Tokens(self.pki.token_key, self.store)
         self.authorizer = Authorizer(self.store)
         self.tls_url = ""  # the https:// address (set once serving)
-        self.controllers = [
+        self.controllers: list[Controller | AggregationController] = [
             AggregationController(self),
             NamespaceController(self),
             ServiceAccountController(self),

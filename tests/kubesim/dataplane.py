@@ -26,6 +26,8 @@ HEAD_TIMEOUT = 30.0
 CHUNK = 64 * 1024
 
 INGRESS = ("", "ingress", 0)  # the table key of the ingress listeners
+INGRESS_HTTP = ("", "ingress", 0, False)
+INGRESS_HTTPS = ("", "ingress", 0, True)
 
 
 class DataPlane:
@@ -39,8 +41,8 @@ class DataPlane:
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        self._listen((*INGRESS, False))
-        self._listen((*INGRESS, True))
+        self._listen(INGRESS_HTTP)
+        self._listen(INGRESS_HTTPS)
 
     async def stop(self) -> None:
         for key in list(self.servers):
@@ -50,7 +52,7 @@ class DataPlane:
         """The controller's new table: listeners opened for new Gateway ports, closed for gone ones."""
         self.table = table
         wanted = {(ns, name, port, listener.tls) for (ns, name, port), listener in table.gateways.items()}
-        wanted |= {(*INGRESS, False), (*INGRESS, True)}
+        wanted |= {INGRESS_HTTP, INGRESS_HTTPS}
         for key in list(self.servers):
             if key not in wanted:
                 self._close(key)
@@ -66,8 +68,8 @@ class DataPlane:
                 gateways.setdefault(f"{ns}/{name}", {})[str(port)] = local
         return {
             "ingress": {
-                "http": self.servers[(*INGRESS, False)][0],
-                "https": self.servers[(*INGRESS, True)][0],
+                "http": self.servers[INGRESS_HTTP][0],
+                "https": self.servers[INGRESS_HTTPS][0],
             },
             "gateways": gateways,
         }

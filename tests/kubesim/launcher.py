@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
 import urllib.request
 import uuid
@@ -54,7 +55,7 @@ class Kubesim:
         self.server = ""
         self.proc: subprocess.Popen | None = None
         self.env: dict[str, str] = {}
-        self._log = None
+        self._log: typing.BinaryIO | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Kubesim:

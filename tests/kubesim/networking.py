@@ -192,7 +192,7 @@ class NetworkingController(Controller):
             ns, gen = meta["namespace"], meta.get("generation", 1)
             rules = self._rules(ns, spec)
             unresolved = next((why for _, why in rules if why), None)
-            parents = []
+            parents: list[dict] = []
             for ref in spec.get("parentRefs") or []:
                 accepted, reason, message, listeners = self._attach(ns, spec, ref)
                 for gw_ns, gw_name, listener in listeners if accepted else []:
@@ -221,9 +221,8 @@ class NetworkingController(Controller):
                         "conditions": conditions,
                     }
                 )
-            old = {
-                (_ref_key(p.get("parentRef"), ns)): p
-                for p in (route.get("status") or {}).get("parents") or []
+            old: dict[tuple, dict] = {
+                _ref_key(p.get("parentRef"), ns): p for p in (route.get("status") or {}).get("parents") or []
             }
             for p in parents:
                 prev = old.get(_ref_key(p["parentRef"], ns))

@@ -1,11 +1,12 @@
 """Hostnames, PREEVY_BASE_URI_* names, routable ports of a compose model, and the expose options."""
 
+import argparse
 import re
-import types
 
 import pytest
 
 from kubectl_preevy import expose, options
+from kubectl_preevy.docker import PublishedPort
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.profiles import Profile
 
@@ -56,7 +57,7 @@ def test_base_uri_environment_uses_the_exposure_url():
 def resolve(**flags):
     fields = dict.fromkeys(options.OPTION_FIELDS.values())
     fields.update(flags)
-    return options.resolve_options(types.SimpleNamespace(**fields), None, None, Profile("p", "p", {}), {})
+    return options.resolve_options(argparse.Namespace(**fields), None, None, Profile("p", "p", {}), {})
 
 
 def test_expose_options_parse_and_default_to_none():
@@ -72,7 +73,7 @@ def test_expose_options_parse_and_default_to_none():
 def test_expose_options_come_from_the_environment():
     fields = dict.fromkeys(options.OPTION_FIELDS.values())
     resolved = options.resolve_options(
-        types.SimpleNamespace(**fields),
+        argparse.Namespace(**fields),
         None,
         None,
         Profile("p", "p", {"expose": "gateway", "gateway": "gw"}),
@@ -110,7 +111,7 @@ STATEFULSET = {
     },
     "spec": {"selector": {"matchLabels": {"preevy.dev/instance": "default-pr-7-abcde"}}},
 }
-PUBLISHED = [expose.PublishedPort("web", 8080, 8080), expose.PublishedPort("api", 3000, 32768)]
+PUBLISHED = [PublishedPort("web", 8080, 8080), PublishedPort("api", 3000, 32768)]
 
 
 def test_gateway_objects_are_a_service_and_one_route_per_port():
@@ -155,7 +156,7 @@ def test_ingress_with_a_cluster_issuer_gets_its_annotation_and_a_certificate_sec
 def test_expose_options_are_accepted_in_x_preevy():
     fields = dict.fromkeys(options.OPTION_FIELDS.values())
     resolved = options.resolve_options(
-        types.SimpleNamespace(**fields),
+        argparse.Namespace(**fields),
         {"drivers": {"kube-pod": {"expose": "ingress", "domain": "pr.example.com", "tls-secret": "wild"}}},
         None,
         Profile("p", "p", {}),

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 from kubectl_preevy import (
     compose,
@@ -25,7 +26,7 @@ from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
     env_id = shared.env_id(args, current)
@@ -68,10 +69,9 @@ def _with_base_uris(
 ) -> dict[str, str]:
     """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them when its files
     use them, so that `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does."""
-    base_uris = expose.base_uri_environment(exposure, current.project.model, env_id)
-    if base_uris and any(
-        "PREEVY_BASE_URI" in path.read_text(errors="replace") for path in current.project.files
-    ):
+    project = _project(current)
+    base_uris = expose.base_uri_environment(exposure, project.model, env_id)
+    if base_uris and any("PREEVY_BASE_URI" in path.read_text(errors="replace") for path in project.files):
         current.project = compose.load_project(
             getattr(args, "files", None),
             getattr(args, "project", None),
@@ -81,12 +81,22 @@ def _with_base_uris(
     return base_uris
 
 
+def _project(current: Run) -> compose.ComposeProject:
+    assert current.project is not None, "up always loads the compose project"
+    return current.project
+
+
 def _dry_run_urls(current: Run, exposure: expose.Exposure | None, env_id: str) -> None:
     if exposure is None:
         return
-    targets = expose.compose_targets(current.project.model)
+    targets = expose.compose_targets(_project(current).model)
     rows = [
-        expose.Row(t.service, t.port, None if t.reason else exposure.url(t.service, t.port, env_id), t.reason)
+        expose.Row(
+            t.service,
+            t.port,
+            exposure.url(t.service, t.port, env_id) if t.reason is None and t.port is not None else None,
+            t.reason,
+        )
         for t in targets
     ]
     console.info(messages.EXPOSE_DRY_RUN_URLS)
@@ -108,7 +118,7 @@ def _route(
     if exposure is None:
         expose.remove_stale(kubectl, env.instance, [], resources)
         return None
-    targets = expose.compose_targets(current.project.model)
+    targets = expose.compose_targets(_project(current).model)
     objects = expose.build_objects(
         exposure, statefulset=env.statefulset, env_id=env_id, published=services, targets=targets
     )
@@ -133,7 +143,7 @@ def _existing(current: Run, env_id: str) -> Environment | None:
 
 def _objects(
     current: Run, env_id: str, existing: Environment | None, exposure: expose.Exposure | None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
     instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
@@ -158,7 +168,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -175,7 +185,7 @@ def _apply(
             new=existing is None,
         )
     except environment.ImmutableChange:
-        if not recreate:
+        if not recreate or existing is None:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
@@ -186,9 +196,12 @@ def _apply(
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment, base_uris: dict[str, str]) -> tuple[list, filesync.SyncStats]:
+def _deploy(
+    current: Run, env: Environment, base_uris: dict[str, str]
+) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
+    assert project is not None, "up always loads the compose project"
     pod = environment.ready_pod(kubectl, env)
     with docker.forward(kubectl, pod) as docker_forward:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -206,25 +219,30 @@ def _deploy(current: Run, env: Environment, base_uris: dict[str, str]) -> tuple[
 
 
 def _report(
-    args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats, public
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
+    public: list[expose.Row] | None,
 ) -> None:
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services) if public is None else urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id,
+                namespace,
+                env.name,
+                service_urls,
+                instance=env.instance,
+                connect=connect,
+                sync=stats.as_json(),
+            ),
+            args.output,
         )
         return
     if service_urls:
