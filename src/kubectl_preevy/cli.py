@@ -243,9 +243,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     urls.add_argument("port", nargs="?", type=int, help="only this container port")
     _add_project_flags(urls)
     _add_cluster_flags(urls)
-    urls.add_argument(
-        "-o", "--output", choices=("table", "json", "yaml"), default="table", help="result format on stdout"
-    )
+    _add_output_flag(urls)
     urls.add_argument("--output-urls-to", metavar="FILE", help="also write the URLs to FILE as JSON")
 
     share = commands.add_parser(

@@ -43,12 +43,8 @@ def run(args: argparse.Namespace) -> int:
     document = urls.environment_document(
         env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
     )
-    if args.output == "json":
-        console.result(console.to_json(document))
-    elif args.output == "yaml":
-        import yaml
-
-        console.result(yaml.safe_dump(document, sort_keys=False).rstrip("\n"))
+    if args.output != "table":
+        console.document(document, args.output)
     else:
         console.result(urls.urls_table(service_urls))
     return 0
