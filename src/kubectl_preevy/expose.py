@@ -159,6 +159,16 @@ def _gateway_exposure(kubectl: Kubectl, options: Options) -> Exposure:
             raise PreevyError(messages.GATEWAY_API_MISSING, ExitCode.REFUSED)
         if "NotFound" in result.stderr:
             raise PreevyError(messages.GATEWAY_NOT_FOUND.format(gateway=shown), ExitCode.USAGE)
+        if "Forbidden" in result.stderr:  # a shared Gateway in a namespace we may not read
+            console.warn(messages.GATEWAY_NOT_READABLE.format(gateway=shown))
+            return Exposure(
+                mode="gateway",
+                domain=options.domain,
+                namespace=kubectl.namespace,
+                scheme="https",
+                public_port=None,
+                gateway=(gw_namespace, gw_name),
+            )
         raise kubectl.error(result)
     gateway = json.loads(result.stdout)
     listeners = [

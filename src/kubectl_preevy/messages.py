@@ -334,3 +334,7 @@ SHARED = (
     "with it `{command}` forwards its ports (get and port-forward of pod {pod}, nothing else); "
     "`kubectl preevy down` removes the access"
 )
+GATEWAY_NOT_READABLE = (
+    "cannot read Gateway {gateway} (forbidden): assuming an HTTPS listener on 443 for the URLs; "
+    "its controller's answer on the HTTPRoutes decides"
+)

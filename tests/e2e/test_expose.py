@@ -334,3 +334,51 @@ def test_an_ingress_no_controller_serves_is_a_bounded_wait_explained_in_one_line
         kubesim.kubectl("delete", "ingressclass", orphan)
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=orphan") == []
+
+
+def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
+    kubesim, namespace, env, tmp_path
+):
+    """RBAC as on a real cluster: the namespace's `admin` (plus HTTPRoutes) and nothing in the Gateway's namespace."""
+    infra = f"{namespace}-infra"
+    domain = f"{namespace}.rbac.test"
+    crt, key = certificate(tmp_path, domain)
+    kubesim.kubectl("create", "namespace", infra)
+    try:
+        tls_secret(kubesim, infra, "wildcard", crt, key)
+        shared = gateway("shared", domain, allowed="All", secret="wildcard")
+        kubesim.kubectl("apply", "-n", infra, "--server-side", "-f", "-", input=shared)
+        kubesim.kubectl(
+            "create", "rolebinding", "dev-admin", "-n", namespace, "--clusterrole=admin", "--user=dev"
+        )
+        kubesim.kubectl(
+            "create",
+            "role",
+            "routes",
+            "-n",
+            namespace,
+            "--verb=*",
+            "--resource=httproutes.gateway.networking.k8s.io",
+        )
+        kubesim.kubectl("create", "rolebinding", "dev-routes", "-n", namespace, "--role=routes", "--user=dev")
+        # the default template's Role grants pods of metrics.k8s.io: its creator must hold them (no escalation)
+        metrics = (
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: metrics}\n"
+            "rules: [{apiGroups: [metrics.k8s.io], resources: [pods], verbs: [get, list]}]\n"
+        )
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=metrics)
+        kubesim.kubectl(
+            "create", "rolebinding", "dev-metrics", "-n", namespace, "--role=metrics", "--user=dev"
+        )
+        developer = {**env, "KUBECONFIG": str(kubesim.kubeconfig_for_user("dev", namespace=namespace))}
+        project = hello_project(tmp_path / "hello")
+        flags = ["--id", "dev", "--expose", "gateway", "--domain", domain, "--gateway", f"{infra}/shared"]
+        document = up_json(*flags, cwd=project, env=developer)
+        web = next(s["url"] for s in document["services"] if s["service"] == "web")
+        assert web == f"https://web-8080-dev.{domain}"
+        port = kubesim.dataplane()["gateways"][f"{infra}/shared"]["443"]
+        assert curl(web + "/", port, ca=crt) == (200, (project / "site" / "index.html").read_text())
+        preevy("down", *flags, cwd=project, env=developer, check=True)
+        assert environment_objects(kubesim, namespace, "preevy.dev/env-id=dev") == []
+    finally:
+        kubesim.kubectl("delete", "namespace", infra, "--wait=false")
