@@ -285,7 +285,7 @@ EXPOSE_NEEDS = (
     "expose {mode} (from {source}) needs {option}: pass {flag} (or set it in the profile or x-preevy)"
 )
 NOT_ROUTABLE_HOST_NETWORK = "network_mode: host (it shares the pod's network; no port is published to route)"
-NOT_ROUTABLE_PROTOCOL = "{protocol} (HTTP routes carry TCP only)"
+NOT_ROUTABLE_PROTOCOL = "{protocol} (HTTP routes and port-forwards carry TCP only)"
 GATEWAY_API_MISSING = (
     "the cluster does not serve the Gateway API (gateway.networking.k8s.io/v1): "
     "install a Gateway API implementation, or use --expose ingress"

@@ -198,9 +198,20 @@ def test_udp_and_host_network_services_are_listed_as_not_routable(kubesim, names
         env=env,
         check=True,
     )
-    assert "not routable: UDP (HTTP routes carry TCP only)" in dry.stderr
+    assert "not routable: UDP (HTTP routes and port-forwards carry TCP only)" in dry.stderr
     assert "not routable: network_mode: host" in dry.stderr
     assert "add ports" not in dry.stderr
+
+    flags = ["-n", namespace, "--id", "udp"]
+    document = up_json(*flags, cwd=project, env=env)  # --expose none: localhost URLs, the rest explained
+    assert sorted(s["service"] for s in document["services"]) == ["counter", "web"]
+    assert sorted((n["service"], n["port"]) for n in document["notRoutable"]) == [
+        ("dns", 5353),
+        ("host", 9000),
+    ]
+    table = preevy("up", *flags, cwd=project, env=env, check=True, timeout=180).stdout
+    assert "not routable: UDP" in table and "add ports" not in table
+    preevy("down", *flags, cwd=project, env=env, check=True)
 
 
 def test_each_refusal_is_one_line_and_writes_nothing(kubesim, namespace, env, tmp_path):

@@ -228,7 +228,12 @@ def _report(
     public: list[expose.Row] | None,
 ) -> None:
     namespace = current.kubectl.namespace
-    service_urls = urls.service_urls(services) if public is None else urls.public_urls(public)
+    if public is None:  # localhost URLs through `connect`, and what no forward can carry
+        refused = [t for t in expose.compose_targets(_project(current).model) if t.reason]
+        public_rows = [expose.Row(t.service, t.port, None, t.reason) for t in refused]
+        service_urls = urls.service_urls(services) + urls.public_urls(public_rows)
+    else:
+        service_urls = urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     if args.output != "table":
