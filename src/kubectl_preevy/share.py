@@ -99,6 +99,19 @@ def declare_types(kubectl: Kubectl, env: Environment) -> None:
         )
 
 
+def declared_types(env: Environment | None) -> list[dict[str, Any]]:
+    """The share kinds the environment declares (kept by the next `up`, so `down` still removes them)."""
+    if env is None:
+        return []
+    try:
+        declared = json.loads(
+            (env.statefulset["metadata"].get("annotations") or {}).get(naming.ANNOTATION_ALL_TYPES, "[]")
+        )
+    except json.JSONDecodeError:
+        return []
+    return [t for t in TYPES if t in declared]
+
+
 def token(kubectl: Kubectl, service_account: str, ttl_seconds: float) -> str:
     """A TokenRequest token of the ServiceAccount, valid for ttl_seconds."""
     return kubectl.check("create", "token", service_account, f"--duration={int(ttl_seconds)}s").stdout.strip()

@@ -18,6 +18,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    share,
     template,
     urls,
 )
@@ -160,7 +161,7 @@ def _objects(
         env_id=env_id,
         instance=instance,
         created_at=created_at,
-        extra_types=exposure.types if exposure else (),
+        extra_types=[*(exposure.types if exposure else []), *share.declared_types(existing)],
     )
 
 
