@@ -92,6 +92,11 @@ def base_uri_variable(service: str, port: int) -> str:
     return f"PREEVY_BASE_URI_{service.upper().replace('-', '_')}_{port}"
 
 
+def service_name(instance: str) -> str:
+    """The routing Service (and the Ingress) of an instance."""
+    return object_name(instance, "public")
+
+
 def object_name(instance: str, *parts: str) -> str:
     name = naming.sanitize_name("-".join([instance, *parts]))
     return naming.truncate_with_hash(name, naming.MAX_NAME_LENGTH).lower()
@@ -316,12 +321,12 @@ def build_objects(
     instance = metadata["labels"][naming.LABEL_INSTANCE]
     ports = _unique_ports(published)
     table = rows(exposure, env_id, published, targets)
-    service_name = object_name(instance, "public")
+    routing_service = service_name(instance)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": service_name,
+            "name": routing_service,
             "namespace": exposure.namespace,
             "annotations": {ANNOTATION_URLS: json.dumps([r.as_json() for r in table], separators=(",", ":"))},
         },
@@ -340,9 +345,9 @@ def build_objects(
         },
     }
     if exposure.mode == "gateway":
-        routes = [_http_route(exposure, instance, service_name, env_id, p) for p in ports]
+        routes = [_http_route(exposure, instance, routing_service, env_id, p) for p in ports]
     else:
-        routes = [_ingress(exposure, instance, service_name, env_id, ports)] if ports else []
+        routes = [_ingress(exposure, instance, routing_service, env_id, ports)] if ports else []
     objects = [service, *routes]
     annotations = metadata.get("annotations") or {}
     for index, obj in enumerate(objects):
@@ -537,11 +542,14 @@ def _ingress_state(ingress: dict[str, Any]) -> tuple[bool, str]:
 
 
 def read_rows(kubectl: Kubectl, instance: str) -> list[Row] | None:
-    """The URL table recorded on the environment's routing Service; None when it is not exposed."""
-    services = kubectl.json("services", "-l", selector(instance)).get("items") or []
-    if not services:
+    """The URL table recorded on the environment's routing Service; None when it is not exposed.
+    The Service is read by name (a `share` kubeconfig may get it, not list)."""
+    result = kubectl.check("get", "services", service_name(instance), "--ignore-not-found", "-o", "json")
+    service = json.loads(result.stdout) if result.stdout.strip() else None
+    labels = (service or {}).get("metadata", {}).get("labels") or {}
+    if service is None or labels.get(naming.LABEL_COMPONENT) != COMPONENT:
         return None
-    recorded = (services[0]["metadata"].get("annotations") or {}).get(ANNOTATION_URLS, "[]")
+    recorded = (service["metadata"].get("annotations") or {}).get(ANNOTATION_URLS, "[]")
     try:
         entries = json.loads(recorded)
     except json.JSONDecodeError:

@@ -12,7 +12,7 @@ import datetime
 import json
 from typing import Any
 
-from kubectl_preevy import environment, naming, template
+from kubectl_preevy import environment, expose, naming, template
 from kubectl_preevy.environment import Environment
 from kubectl_preevy.kubectl import Kubectl
 
@@ -44,6 +44,13 @@ def objects(env: Environment, pod: str) -> list[dict[str, Any]]:
                 "verbs": ["get"],
             },
             {"apiGroups": [""], "resources": ["pods"], "resourceNames": [pod], "verbs": ["get"]},
+            # the routing Service's URL table, for `kubectl preevy urls` (see expose.py)
+            {
+                "apiGroups": [""],
+                "resources": ["services"],
+                "resourceNames": [expose.service_name(env.instance)],
+                "verbs": ["get"],
+            },
             # kubectl 1.30+ port-forwards over a WebSocket (a GET); older ones and SPDY POST (create)
             {
                 "apiGroups": [""],
