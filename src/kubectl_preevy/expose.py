@@ -146,6 +146,19 @@ def base_uri_environment(exposure: Exposure | None, model: Mapping[str, Any], en
 def resolve(kubectl: Kubectl, options: Options) -> Exposure | None:
     """The exposure of these options, checked against the cluster: PreevyError when the Gateway or
     IngressClass does not exist, or a Gateway cannot take our routes. None for `expose none`."""
+    ingress_only = [
+        flag
+        for flag, value in (
+            ("--ingress-class", options.ingress_class),
+            ("--tls-secret", options.tls_secret),
+            ("--cluster-issuer", options.cluster_issuer),
+        )
+        if value
+    ]
+    if ingress_only and options.expose != "ingress":
+        console.warn(
+            messages.EXPOSE_OPTIONS_IGNORED.format(options=", ".join(ingress_only), mode=options.expose)
+        )
     if options.expose == "gateway":
         return _gateway_exposure(kubectl, options)
     if options.expose == "ingress":

@@ -367,3 +367,7 @@ GATEWAY_NOT_READABLE = (
     "cannot read Gateway {gateway} (forbidden): assuming an HTTPS listener on 443 for the URLs; "
     "its controller's answer on the HTTPRoutes decides"
 )
+NOTHING_TO_CONNECT_ROUTABLE = (
+    "no port of the environment can be forwarded ({why}): publish a TCP port to reach a service"
+)
+EXPOSE_OPTIONS_IGNORED = "{options} apply to --expose ingress only: ignored with --expose {mode}"

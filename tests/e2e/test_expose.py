@@ -393,3 +393,20 @@ def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
         assert environment_objects(kubesim, namespace, "preevy.dev/env-id=dev") == []
     finally:
         kubesim.kubectl("delete", "namespace", infra, "--wait=false")
+
+
+def test_connect_gives_no_false_advice_when_only_udp_is_published(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    (project / "compose.yaml").write_text(
+        'services:\n  dns:\n    build: .\n    command: ["sleep", "3600"]\n    ports: ["5353:5353/udp"]\n'
+    )
+    flags = ["-n", namespace, "--id", "only-udp"]
+    up_json(*flags, cwd=project, env=env)
+    result = preevy("connect", *flags, cwd=project, env=env)
+    lines = error_lines(result.stderr)
+    assert (result.returncode, len(lines)) == (1, 1), result.stderr
+    assert (
+        "dns: UDP (HTTP routes and port-forwards carry TCP only)" in lines[0]
+        and "add `ports:`" not in lines[0]
+    )
+    preevy("down", *flags, cwd=project, env=env, check=True)
