@@ -159,11 +159,26 @@ def resolve(kubectl: Kubectl, options: Options) -> Exposure | None:
         console.warn(
             messages.EXPOSE_OPTIONS_IGNORED.format(options=", ".join(ingress_only), mode=options.expose)
         )
+    if options.expose == "none":
+        return None
+    _check_access(kubectl, ["services", ROUTES if options.expose == "gateway" else INGRESSES])
     if options.expose == "gateway":
         return _gateway_exposure(kubectl, options)
-    if options.expose == "ingress":
-        return _ingress_exposure(kubectl, options)
-    return None
+    return _ingress_exposure(kubectl, options)
+
+
+def _check_access(kubectl: Kubectl, resources: list[str]) -> None:
+    """RBAC lets us create, update and delete the routing objects (asked with `kubectl auth can-i`)."""
+    for resource in resources:
+        for verb in ("create", "patch", "delete"):
+            result = kubectl.run("auth", "can-i", verb, resource.replace(".v1.", "."))
+            if result.stdout.strip() == "no":
+                raise PreevyError(
+                    messages.EXPOSE_FORBIDDEN.format(
+                        verb=verb, resource=resource.replace(".v1.", "."), namespace=kubectl.namespace
+                    ),
+                    ExitCode.REFUSED,
+                )
 
 
 def _gateway_exposure(kubectl: Kubectl, options: Options) -> Exposure:

@@ -362,6 +362,15 @@ def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
         kubesim.kubectl(
             "create", "rolebinding", "dev-admin", "-n", namespace, "--clusterrole=admin", "--user=dev"
         )
+        developer = {**env, "KUBECONFIG": str(kubesim.kubeconfig_for_user("dev", namespace=namespace))}
+        project = hello_project(tmp_path / "hello")
+        flags = ["--id", "dev", "--expose", "gateway", "--domain", domain, "--gateway", f"{infra}/shared"]
+        refused = preevy("up", *flags, cwd=project, env=developer)
+        assert (refused.returncode, len(error_lines(refused.stderr))) == (6, 1), refused.stderr
+        assert error_lines(refused.stderr)[0].startswith(
+            f"error: RBAC does not let you create httproutes.gateway.networking.k8s.io in namespace {namespace}"
+        )
+        assert environment_objects(kubesim, namespace, "preevy.dev/env-id=dev") == []
         kubesim.kubectl(
             "create",
             "role",
@@ -381,9 +390,6 @@ def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
         kubesim.kubectl(
             "create", "rolebinding", "dev-metrics", "-n", namespace, "--role=metrics", "--user=dev"
         )
-        developer = {**env, "KUBECONFIG": str(kubesim.kubeconfig_for_user("dev", namespace=namespace))}
-        project = hello_project(tmp_path / "hello")
-        flags = ["--id", "dev", "--expose", "gateway", "--domain", domain, "--gateway", f"{infra}/shared"]
         document = up_json(*flags, cwd=project, env=developer)
         web = next(s["url"] for s in document["services"] if s["service"] == "web")
         assert web == f"https://web-8080-dev.{domain}"
