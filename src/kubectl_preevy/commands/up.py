@@ -74,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
 def _with_base_uris(
     args: argparse.Namespace, current: Run, exposure: expose.Exposure | None, env_id: str
 ) -> dict[str, str]:
-    """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them when its files
-    use them, so that `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does."""
+    """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them, so that
+    `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does (in the compose files, `.env`,
+    `env_file`s: wherever compose interpolates)."""
     project = _project(current)
     base_uris = expose.base_uri_environment(exposure, project.model, env_id)
-    if base_uris and any("PREEVY_BASE_URI" in path.read_text(errors="replace") for path in project.files):
+    if base_uris:
         current.project = compose.load_project(
             getattr(args, "files", None),
             getattr(args, "project", None),
