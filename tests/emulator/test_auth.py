@@ -263,3 +263,20 @@ def test_exec_and_port_forward_are_authorized_on_their_subresources(kubesim, nam
         namespace,
     )
     assert kubesim.kubectl_as(viewer, "exec", "sleeper", "--", "echo", "hi").stdout == "hi\n"
+
+
+def test_exec_with_only_create_on_pods_exec_works_as_through_kubectl_s_spdy_fallback(kubesim, namespace):
+    kubesim.kubectl(
+        "run", "sleeper", "-n", namespace, "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600"
+    )  # fmt: skip
+    kubesim.kubectl("wait", "--for=condition=Ready", "pod/sleeper", "-n", namespace, "--timeout=60s")
+    kc = _ci(kubesim, namespace)
+    kubesim.kubectl("create", "role", "execer", "-n", namespace, "--verb=get", "--resource=pods")
+    kubesim.kubectl(
+        "create", "role", "exec-create", "-n", namespace, "--verb=create", "--resource=pods/exec,pods/portforward"
+    )  # fmt: skip
+    for role in ("execer", "exec-create"):
+        kubesim.kubectl(
+            "create", "rolebinding", role, f"--role={role}", f"--serviceaccount={namespace}:ci", "-n", namespace
+        )  # fmt: skip
+    assert kubesim.kubectl_as(kc, "exec", "sleeper", "--", "echo", "ok").stdout == "ok\n"

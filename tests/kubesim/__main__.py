@@ -103,7 +103,8 @@ async def serve(
         runner, "127.0.0.1", tls_port, shutdown_timeout=3.0, ssl_context=cluster.pki.server_context()
     )
     await tls_site.start()
-    cluster.tls_url = f"https://127.0.0.1:{tls_site._server.sockets[0].getsockname()[1]}"
+    tls_actual = tls_site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a TCP server
+    cluster.tls_url = f"https://127.0.0.1:{tls_actual}"
     write_kubeconfig(kubeconfig, url, cluster)
     log.info(
         "kubesim serving on %s and %s (state dir %s, kubeconfig %s)",

@@ -11,7 +11,7 @@ import uuid
 import yaml
 from aiohttp import web
 
-from . import errors, objects, patching, protobuf
+from . import admission, errors, objects, patching, protobuf
 from .api_request import (
     APPLY,
     JSONPATCH,
@@ -99,6 +99,7 @@ class Writes:
         objects.validate(res.key, res, body, None)
         self.cluster.admit(res.key, body)
         _no_escalation(self.cluster, res.key, body)
+        admission.admit_create(self.cluster, res.key, body)
         if managed:
             meta["managedFields"] = managed
         if q.get("dryRun") == "All":
@@ -200,6 +201,8 @@ class Writes:
         if route.sub != "status":
             objects.validate(res.key, res, new, old)
             _no_escalation(self.cluster, res.key, new)
+            if _spec_part(new) != _spec_part(old) or res.key == "namespaces":
+                admission.admit_update(self.cluster, res.key, new, old)
         if res.generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old["metadata"].get("generation") or 1) + 1
         if managed is None:
@@ -256,8 +259,20 @@ class Writes:
         if dry == "All" or dry == ["All"]:
             return obj
         grace = opts.get("gracePeriodSeconds")
+        policy = opts.get("propagationPolicy") or ("Orphan" if opts.get("orphanDependents") else "Background")
+        if policy not in ("Foreground", "Background", "Orphan"):
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    errors.field_unsupported(
+                        "propagationPolicy", policy, ["Foreground", "Background", "Orphan"]
+                    )
+                ],
+            )
         out = self.cluster.delete_object(
-            res.key, route.namespace, name, grace if isinstance(grace, int) else None
+            res.key, route.namespace, name, grace if isinstance(grace, int) else None, policy
         )
         return out or obj
 

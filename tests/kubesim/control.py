@@ -38,6 +38,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_get("/kubesim/v1/tls", control.tls)
     app.router.add_post("/kubesim/v1/certificates", control.certificate)
     app.router.add_post("/kubesim/v1/tokens", control.token)
+    app.router.add_post("/kubesim/v1/images", control.image)
 
 
 class Control:
@@ -92,7 +93,10 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod") or not b.get("container"):
             return _bad('want {"namespace": ..., "pod": ..., "container": ...}')
-        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
+        reason = b.get("reason")
+        if reason not in (None, "OOMKilled"):
+            return _bad('reason: "OOMKilled" or absent')
+        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"], reason)
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
             return respond(
@@ -146,3 +150,11 @@ class Control:
             return _bad("expirationSeconds must be a positive integer")
         token, expiry = self.cluster.tokens.issue(sa, seconds)
         return respond({"token": token, "expirationTimestamp": expiry})
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed."""
+        body = await _body(request)
+        if not body or not isinstance(body.get("image"), str) or not isinstance(body.get("exists"), bool):
+            return _bad('want {"image": REF, "exists": true|false}')
+        self.cluster.images.mark(body["image"], body["exists"])
+        return respond({"image": body["image"], "exists": body["exists"]})

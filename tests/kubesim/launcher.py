@@ -164,13 +164,19 @@ class Kubesim:
             "POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold}
         )
 
-    def kill_container(self, namespace: str, pod: str, container: str) -> dict:
-        return self._control(
-            "POST", "/kubesim/v1/faults/kill", {"namespace": namespace, "pod": pod, "container": container}
-        )
+    def kill_container(self, namespace: str, pod: str, container: str, reason: str | None = None) -> dict:
+        """SIGKILL a container's process; reason="OOMKilled" makes it look like the OOM killer's work."""
+        body = {"namespace": namespace, "pod": pod, "container": container}
+        if reason:
+            body["reason"] = reason
+        return self._control("POST", "/kubesim/v1/faults/kill", body)
 
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")
+
+    def mark_image(self, image: str, exists: bool) -> dict:
+        """Make pulls of `image` fail (exists=False: ErrImagePull) or succeed."""
+        return self._control("POST", "/kubesim/v1/images", {"image": image, "exists": exists})
 
     def pod_pids(self, namespace: str, pod: str) -> list[int]:
         return self._control("GET", f"/kubesim/v1/pods/{namespace}/{pod}/pids")["pids"]

@@ -246,7 +246,15 @@ _SPEC_DEFAULTS = {
     "deployments.apps": _default_deployment,
     "persistentvolumeclaims": default_pvc_spec,
 }
+
+
+def _default_storage_class(obj: dict) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 _OBJECT_DEFAULTS = {
+    "storageclasses.storage.k8s.io": _default_storage_class,
     "services": _default_service,
     "secrets": _default_secret,
     "namespaces": _default_namespace,

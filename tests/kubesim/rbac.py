@@ -208,7 +208,7 @@ class Authorizer:
 
 def breakdown(rule: dict) -> list[dict]:
     """One rule per (group, resource, verb[, name]) and per (url, verb), as rbac validation does."""
-    out = []
+    out: list[dict] = []
     for g in rule.get("apiGroups") or []:
         for r in rule.get("resources") or []:
             for v in rule.get("verbs") or []:
