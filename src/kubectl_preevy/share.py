@@ -51,12 +51,13 @@ def objects(env: Environment, pod: str) -> list[dict[str, Any]]:
                 "resourceNames": [expose.service_name(env.instance)],
                 "verbs": ["get"],
             },
-            # kubectl 1.30+ port-forwards over a WebSocket (a GET); older ones and SPDY POST (create)
+            # create: the apiserver allows kubectl's WebSocket port-forward (a GET) to whoever may
+            # create the SPDY one, so `get` is not needed
             {
                 "apiGroups": [""],
                 "resources": ["pods/portforward"],
                 "resourceNames": [pod],
-                "verbs": ["create", "get"],
+                "verbs": ["create"],
             },
         ],
     }
