@@ -19,6 +19,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    preflight,
     share,
     template,
     urls,
@@ -41,17 +42,27 @@ def run(args: argparse.Namespace) -> int:
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
-        current.kubectl.namespace_exists()
-        exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
-        base_uris = _with_base_uris(args, current, exposure, env_id)
         if args.dry_run:
+            current.kubectl.namespace_exists()
+            exposure = expose.resolve(current.kubectl, current.options)
+            _with_base_uris(args, current, exposure, env_id)
             _dry_run(current, env_id, exposure)
             _dry_run_urls(current, exposure, env_id)
             return 0
-        # a template that does not render or validate fails before the lock
-        _objects(current, env_id, None, exposure)
+        # a template that does not render or validate, or that the cluster would refuse, fails before the lock
+        preflight.require(
+            current.kubectl,
+            rendered_objects(current, env_id),
+            existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+            storage_class=current.options.storage_class,
+            command="up --recreate" if args.recreate else "up",
+            also=("down",) if args.recreate else (),  # it may delete the environment
+        )
+        exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+        base_uris = _with_base_uris(args, current, exposure, env_id)
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
                 env_id,
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
-                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
+                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
             services, stats = _deploy(current, env, base_uris)
             public = _route(current, env, env_id, exposure, services, existing, timeout)
@@ -149,6 +160,12 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return found[0] if found else None
 
 
+def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
+    """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
+    stand-in that asks the cluster nothing (no permission is needed to find it)."""
+    return _objects(current, env_id, None, None, instance=naming.instance_name(current.profile.id, env_id))
+
+
 def _dry_run(current: Run, env_id: str, exposure: expose.Exposure | None) -> None:
     """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
     stays a manifest): compared with the running pod's when there is one, else all of them."""
@@ -218,10 +235,11 @@ def _objects(
     existing: Environment | None,
     exposure: expose.Exposure | None,
     avoid: frozenset[str] = frozenset(),
+    instance: str | None = None,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op."""
-    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
+    instance = instance or (existing.instance if existing else _new_instance(current, env_id, avoid))
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
     rendered = template.render_template(
         current.options,
