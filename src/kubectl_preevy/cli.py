@@ -328,6 +328,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(doctor)
     _add_cluster_flags(doctor)
     _add_driver_flags(doctor)
+    _add_expose_flags(doctor)
     for flag in ("--timeout",):
         doctor.add_argument(flag, help=argparse.SUPPRESS)
     for flag in ("--dry-run", "--recreate"):
@@ -339,6 +340,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     _add_cluster_flags(rbac)
     _add_driver_flags(rbac)
+    _add_expose_flags(rbac)  # the routing objects' permissions too
     rbac.add_argument(
         "--service-account", metavar="NAME", help="bind the Role to this ServiceAccount (printed too)"
     )

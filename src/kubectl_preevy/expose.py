@@ -161,24 +161,18 @@ def resolve(kubectl: Kubectl, options: Options) -> Exposure | None:
         )
     if options.expose == "none":
         return None
-    _check_access(kubectl, ["services", ROUTES if options.expose == "gateway" else INGRESSES])
     if options.expose == "gateway":
         return _gateway_exposure(kubectl, options)
     return _ingress_exposure(kubectl, options)
 
 
-def _check_access(kubectl: Kubectl, resources: list[str]) -> None:
-    """RBAC lets us create, update and delete the routing objects (asked with `kubectl auth can-i`)."""
-    for resource in resources:
-        for verb in ("create", "patch", "delete"):
-            result = kubectl.run("auth", "can-i", verb, resource.replace(".v1.", "."))
-            if result.stdout.strip() == "no":
-                raise PreevyError(
-                    messages.EXPOSE_FORBIDDEN.format(
-                        verb=verb, resource=resource.replace(".v1.", "."), namespace=kubectl.namespace
-                    ),
-                    ExitCode.REFUSED,
-                )
+def routing_kinds(options: Options) -> list[dict[str, Any]]:
+    """Stand-ins of the routing objects of these options (kind and apiVersion only), for the checks of
+    what `up` will need (permissions.required: RBAC to create, patch and delete them)."""
+    if options.expose == "none":
+        return []
+    kinds = [SERVICE_TYPE, ROUTE_TYPE if options.expose == "gateway" else INGRESS_TYPE]
+    return [{**kind, "metadata": {"name": "routing"}} for kind in kinds]
 
 
 def _gateway_exposure(kubectl: Kubectl, options: Options) -> Exposure:

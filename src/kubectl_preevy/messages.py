@@ -439,7 +439,3 @@ NOTHING_TO_CONNECT_ROUTABLE = (
     "no port of the environment can be forwarded ({why}): publish a TCP port to reach a service"
 )
 EXPOSE_OPTIONS_IGNORED = "{options} apply to --expose ingress only: ignored with --expose {mode}"
-EXPOSE_FORBIDDEN = (
-    "RBAC does not let you {verb} {resource} in namespace {namespace}: ask for create, patch and delete "
-    "on them there, or use --expose none"
-)

@@ -362,14 +362,27 @@ def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
         kubesim.kubectl(
             "create", "rolebinding", "dev-admin", "-n", namespace, "--clusterrole=admin", "--user=dev"
         )
+        # the default template's Role grants pods of metrics.k8s.io: its creator must hold them (no escalation)
+        metrics = (
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: metrics}\n"
+            "rules: [{apiGroups: [metrics.k8s.io], resources: [pods], verbs: [get, list]}]\n"
+        )
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=metrics)
+        kubesim.kubectl(
+            "create", "rolebinding", "dev-metrics", "-n", namespace, "--role=metrics", "--user=dev"
+        )
         developer = {**env, "KUBECONFIG": str(kubesim.kubeconfig_for_user("dev", namespace=namespace))}
         project = hello_project(tmp_path / "hello")
         flags = ["--id", "dev", "--expose", "gateway", "--domain", domain, "--gateway", f"{infra}/shared"]
+        role = yaml.safe_load(
+            preevy("rbac", "-n", namespace, *flags[2:], cwd=tmp_path, env=env, check=True).stdout
+        )
+        granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+        assert {("gateway.networking.k8s.io", "httproutes"), ("", "services")} <= granted
         refused = preevy("up", *flags, cwd=project, env=developer)
         assert (refused.returncode, len(error_lines(refused.stderr))) == (6, 1), refused.stderr
-        assert error_lines(refused.stderr)[0].startswith(
-            f"error: RBAC does not let you create httproutes.gateway.networking.k8s.io in namespace {namespace}"
-        )
+        assert "httproutes.gateway.networking.k8s.io" in error_lines(refused.stderr)[0]
+        assert f"kubectl preevy rbac -n {namespace}" in error_lines(refused.stderr)[0]
         assert environment_objects(kubesim, namespace, "preevy.dev/env-id=dev") == []
         kubesim.kubectl(
             "create",
@@ -381,15 +394,6 @@ def test_a_developer_who_may_not_read_the_shared_gateway_still_gets_https_urls(
             "--resource=httproutes.gateway.networking.k8s.io",
         )
         kubesim.kubectl("create", "rolebinding", "dev-routes", "-n", namespace, "--role=routes", "--user=dev")
-        # the default template's Role grants pods of metrics.k8s.io: its creator must hold them (no escalation)
-        metrics = (
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: metrics}\n"
-            "rules: [{apiGroups: [metrics.k8s.io], resources: [pods], verbs: [get, list]}]\n"
-        )
-        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=metrics)
-        kubesim.kubectl(
-            "create", "rolebinding", "dev-metrics", "-n", namespace, "--role=metrics", "--user=dev"
-        )
         document = up_json(*flags, cwd=project, env=developer)
         web = next(s["url"] for s in document["services"] if s["service"] == "web")
         assert web == f"https://web-8080-dev.{domain}"

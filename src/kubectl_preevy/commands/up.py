@@ -163,7 +163,8 @@ def _existing(current: Run, env_id: str) -> Environment | None:
 def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
     """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
     stand-in that asks the cluster nothing (no permission is needed to find it)."""
-    return _objects(current, env_id, None, None, instance=naming.instance_name(current.profile.id, env_id))
+    instance = naming.instance_name(current.profile.id, env_id)
+    return _objects(current, env_id, None, None, instance=instance) + expose.routing_kinds(current.options)
 
 
 def _dry_run(current: Run, env_id: str, exposure: expose.Exposure | None) -> None:
