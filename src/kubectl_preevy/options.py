@@ -38,6 +38,8 @@ OPTION_FIELDS = {
     "ingress-class": "ingress_class",
     "tls-secret": "tls_secret",
     "cluster-issuer": "cluster_issuer",
+    "ttl": "ttl",
+    "sleep-after": "sleep_after",
 }
 OPTION_FLAGS = {
     "namespace": "-n/--namespace",
@@ -53,6 +55,8 @@ OPTION_FLAGS = {
     "ingress-class": "--ingress-class",
     "tls-secret": "--tls-secret",
     "cluster-issuer": "--cluster-issuer",
+    "ttl": "--ttl",
+    "sleep-after": "--sleep-after",
 }
 OPTION_ENV_VARS = {
     "kubeconfig": "KUBECONFIG",
@@ -63,6 +67,8 @@ OPTION_ENV_VARS = {
     "ingress-class": "PREEVY_INGRESS_CLASS",
     "tls-secret": "PREEVY_TLS_SECRET",
     "cluster-issuer": "PREEVY_CLUSTER_ISSUER",
+    "ttl": "PREEVY_TTL",
+    "sleep-after": "PREEVY_SLEEP_AFTER",
 }
 EXPOSE_MODES = ("none", "gateway", "ingress")
 MAX_DOMAIN_LENGTH = 253 - 64  # room for the first label, <service>-<port>-<env id>, and its dot
@@ -144,6 +150,40 @@ class Options:
     ingress_class: str | None = None  # None: the cluster's default IngressClass (expose ingress)
     tls_secret: str | None = None  # an existing wildcard certificate Secret (expose ingress)
     cluster_issuer: str | None = None  # cert-manager's cluster-issuer annotation (expose ingress)
+    ttl: float | None = None  # seconds: the environment expires that long after its last `up`
+    sleep_after: float | None = None  # seconds: `gc` sleeps it when idle that long
+
+
+# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused);
+# days (`d`) only where asked (ttl, sleep-after).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+
+
+def duration_seconds(text: str, *, days: bool = False) -> float | None:
+    """A Go duration (90s, 5m, 1h30m, 1.5m, 500ms; with days=True also 3d) or a plain number of seconds
+    -> seconds; None unless valid and > 0."""
+    value = text.strip() if text else ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        total = float(value)
+    elif _DURATION.fullmatch(value):
+        parts = _DURATION_PART.findall(value)
+        if not days and any(unit == "d" for _, unit in parts):
+            return None
+        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    else:
+        return None
+    return total if 0 < total < float("inf") else None
 
 
 def resolve_options(
@@ -186,6 +226,8 @@ def resolve_options(
         server_side_apply=values.get("server-side-apply", True),
         storage_class=values.get("storage-class"),
         storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
+        ttl=values.get("ttl"),
+        sleep_after=values.get("sleep-after"),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
         expose=values.get("expose", "none"),
         domain=values.get("domain"),
@@ -365,6 +407,19 @@ def _parse_gateway(name: str, raw: object, source: str, base_dir: pathlib.Path) 
     return str(raw)
 
 
+def _parse_duration(name: str, raw: object, source: str, base_dir: pathlib.Path) -> float:
+    seconds = (
+        float(raw)
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+        else duration_seconds(raw, days=True)
+        if isinstance(raw, str)
+        else None
+    )
+    if seconds is None:
+        raise _invalid(name, raw, source, messages.WHY_DURATION)
+    return seconds
+
+
 _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "namespace": _parse_namespace,
     "kubeconfig": _parse_kubeconfig,
@@ -379,6 +434,8 @@ _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "ingress-class": _parse_storage_class,
     "tls-secret": _parse_storage_class,
     "cluster-issuer": _parse_storage_class,
+    "ttl": _parse_duration,
+    "sleep-after": _parse_duration,
 }
 
 

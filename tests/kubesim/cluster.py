@@ -32,6 +32,7 @@ class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
         from .admission import QuotaController
         from .authn import Tokens
+        from .batch import CronJobController, JobController
         from .bootstrap_policy import AggregationController, seed
         from .controllers import (
             GarbageCollector,
@@ -67,6 +68,8 @@ class Cluster:
             ServiceAccountController(self),
             VolumeController(self),
             StatefulSetController(self),
+            JobController(self),
+            CronJobController(self),
             Scheduler(self),
             GarbageCollector(self),
             NetworkingController(self),
@@ -197,10 +200,12 @@ class Cluster:
                 default = default_storage_class(self.store)  # the DefaultStorageClass admission plugin
                 if default is not None:
                     spec["storageClassName"] = default
-        elif key == "pods" and isinstance(spec, dict) and not spec.get("nodeName"):
+        elif key == "pods" and isinstance(spec, dict):
             from .scheduler import unschedulable
+            from .serviceaccounts import admit_pod
 
-            if unschedulable(self.store, obj) is None:
+            admit_pod(self.store, obj)
+            if not spec.get("nodeName") and unschedulable(self.store, obj) is None:
                 spec["nodeName"] = NODE_NAME  # schedulable now; else the scheduler binds it later
         elif key == "ingresses.networking.k8s.io" and isinstance(spec, dict):
             annotations = obj["metadata"].get("annotations") or {}
@@ -208,6 +213,10 @@ class Cluster:
                 default = self._default_ingress_class(self.store)
                 if default:
                     spec["ingressClassName"] = default  # the DefaultIngressClass admission plugin
+        elif key == "jobs.batch":
+            from .batch import admit_job
+
+            admit_job(obj)
 
     def create_object(self, key: str, obj: dict) -> dict:
         """Create as a controller would through the API (defaults, admission, initial status; no

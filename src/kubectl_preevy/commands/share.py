@@ -10,12 +10,12 @@ from kubectl_preevy.commands import shared
 
 
 def run(args: argparse.Namespace) -> int:
-    ttl = shared.parse_duration(args.ttl, "--ttl")
+    ttl = shared.parse_duration(args.token_ttl, "--ttl")
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
     kubectl = current.kubectl
     with shared.sigterm_as_interrupt():
-        env = shared.find_environment(current, env_id)
+        env = shared.existing_environment(current, env_id)
         pod = environment.ready_pod(kubectl, env)
         found = share.objects(env, pod)
         environment.apply(
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     console.info(
         messages.SHARED.format(
             env_id=env_id,
-            ttl=args.ttl,
+            ttl=args.token_ttl,
             pod=pod,
             command=f"KUBECONFIG=FILE kubectl preevy connect --id {env_id}",
         )

@@ -10,17 +10,21 @@ import tempfile
 from typing import Any
 
 from kubectl_preevy import (
+    cioutputs,
     compose,
     console,
     docker,
     environment,
     expose,
     filesync,
+    lifetime,
     lock,
     messages,
     naming,
+    prcomment,
     preflight,
     share,
+    sleepwake,
     template,
     urls,
 )
@@ -38,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     # what would travel is checked before the cluster is asked anything
     compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
+    comment_template = prcomment.checked_template(
+        args.pr_comment, args.pr_comment_template, env_id, os.environ
+    )
     host_paths = compose.host_bind_sources(project)
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
@@ -62,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         base_uris = _with_base_uris(args, current, exposure, env_id)
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+                sleepwake.scale_up(current.kubectl, existing)
             applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
@@ -78,7 +87,19 @@ def run(args: argparse.Namespace) -> int:
             )
             services, stats = _deploy(current, env, base_uris)
             public = _route(current, env, env_id, exposure, services, existing, timeout)
-    _report(args, current, env_id, env, services, stats, public)
+            document = _report(args, current, env_id, env, services, stats, public)
+            rows = document["services"]
+            _record_urls(current, env, rows)
+    cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
+    prcomment.comment(
+        args.pr_comment,
+        os.environ,
+        env_id=env_id,
+        namespace=current.kubectl.namespace,
+        urls=rows,
+        deleted=False,
+        template=comment_template,
+    )
     return 0
 
 
@@ -147,6 +168,16 @@ def _route(
     expose.remove_stale(kubectl, env.instance, objects, resources)
     expose.wait_accepted(kubectl, exposure, objects, timeout, current.command_hint("down", env_id))
     return expose.rows(exposure, env_id, services, targets)
+
+
+def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
+    """The URL rows of the environment document on the StatefulSet, for `ls` (whatever kind of URL)."""
+    current.kubectl.check(
+        "annotate",
+        f"statefulset/{env.name}",
+        f"{lifetime.ANNOTATION_URLS}={lifetime.urls_annotation(rows)}",
+        "--overwrite",
+    )
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
@@ -248,7 +279,7 @@ def _objects(
         template.template_labels(current.profile.id, instance),
         namespace=current.kubectl.namespace,
     )
-    return template.add_environment_metadata(
+    objects = template.add_environment_metadata(
         rendered,
         profile_id=current.profile.id,
         env_id=env_id,
@@ -256,6 +287,12 @@ def _objects(
         created_at=created_at,
         extra_types=[*(exposure.types if exposure else []), *share.declared_types(existing)],
     )
+    project = current.project.name if current.project else ""
+    annotations = lifetime.up_annotations(
+        lifetime.now(), current.options.ttl, current.options.sleep_after, project
+    )
+    template.docker_host_statefulset(objects)["metadata"]["annotations"].update(annotations)
+    return objects
 
 
 def _apply(
@@ -303,8 +340,10 @@ def _deploy(
         stats = filesync.sync(kubectl, pod, env.first_container, project)
         console.info(stats.summary())
         console.step(messages.COMPOSE_UP.format(project=project.name))
+        model_text = json.dumps(compose.remote_model(project), indent=2)
+        sleepwake.store_model(kubectl, pod, env.first_container, project.name, model_text)
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
-            json.dump(compose.remote_model(project), model_file)
+            model_file.write(model_text)
             model_file.flush()
             docker.compose_up(
                 project.name, model_file.name, str(project.working_dir), {**os.environ, **base_uris}, port
@@ -320,7 +359,8 @@ def _report(
     services: list[docker.PublishedPort],
     stats: filesync.SyncStats,
     public: list[expose.Row] | None,
-) -> None:
+) -> dict[str, Any]:
+    """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
     if public is None:  # localhost URLs through `connect`, and what no forward can carry
         refused = [t for t in expose.compose_targets(_project(current).model) if t.reason]
@@ -330,22 +370,21 @@ def _report(
         service_urls = urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
+    document = urls.environment_document(
+        env_id,
+        namespace,
+        env.name,
+        service_urls,
+        instance=env.instance,
+        connect=connect,
+        sync=stats.as_json(),
+    )
     if args.output != "table":
-        console.document(
-            urls.environment_document(
-                env_id,
-                namespace,
-                env.name,
-                service_urls,
-                instance=env.instance,
-                connect=connect,
-                sync=stats.as_json(),
-            ),
-            args.output,
-        )
-        return
+        console.document(document, args.output)
+        return document
     if service_urls:
         console.result(urls.urls_table(service_urls))
         console.info(messages.CONNECT_HINT.format(command=connect))
     else:
         console.info(messages.NO_PUBLISHED_PORTS)
+    return document

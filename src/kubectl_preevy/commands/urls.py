@@ -13,7 +13,7 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
-    env = shared.find_environment(current, env_id)
+    env = shared.existing_environment(current, env_id)
     rows = expose.read_rows(current.kubectl, env.instance)
     if rows is None:
         console.info(
