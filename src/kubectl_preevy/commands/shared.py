@@ -92,10 +92,12 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
 
 
 def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
-    """The environment's docker-host StatefulSet, or PreevyError: no such environment (awake: or it sleeps)."""
-    from kubectl_preevy import lifetime
+    """The environment's docker-host StatefulSet, or PreevyError: no such environment (awake: or it sleeps).
+    With a kubeconfig made by `share`, the one it names (a reviewer may not list anything)."""
+    from kubectl_preevy import lifetime, share
 
-    found = environment.find(run.kubectl, run.profile.id, env_id)
+    named = share.shared_environment(run.kubectl, env_id)
+    found = [named] if named else environment.find(run.kubectl, run.profile.id, env_id)
     if not found:
         raise PreevyError(
             messages.UNKNOWN_ENVIRONMENT.format(

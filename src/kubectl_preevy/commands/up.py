@@ -17,6 +17,7 @@ from kubectl_preevy import (
     console,
     docker,
     environment,
+    expose,
     filesync,
     interrupt,
     lifetime,
@@ -25,6 +26,7 @@ from kubectl_preevy import (
     naming,
     prcomment,
     preflight,
+    share,
     sleepwake,
     template,
     urls,
@@ -45,7 +47,7 @@ class Hints:
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    current = shared.load_run(args, project="required")  # the namespace exists
+    current = shared.load_run(args, project="required")
     project = current.project
     assert project is not None  # project="required"
     # what would travel is checked before the cluster is asked anything
@@ -61,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with shared.sigterm_as_interrupt():
             if args.dry_run:
-                _dry_run(current, env_id)
+                exposure = expose.resolve(current.kubectl, current.options)
+                _with_base_uris(args, current, exposure, env_id)
+                _dry_run(current, env_id, exposure)
+                _dry_run_urls(current, exposure, env_id)
                 return 0
             rows = _up(args, current, env_id, timeout, hints)
     except KeyboardInterrupt:
@@ -94,8 +99,8 @@ def _up(
 ) -> list[dict[str, Any]]:
     """Up to the printed result; the URL rows of the environment document."""
     # Validate before any write (the lock included): rendered and checked here, the identity's rights and
-    # the namespace's policies (preflight), then the API server's validation and admission in a dry run
-    # of the whole manifest.
+    # the namespace's policies (preflight), the exposure, then the API server's validation and admission
+    # in a dry run of the whole manifest.
     preflight.require(
         current.kubectl,
         rendered_objects(current, env_id),
@@ -104,29 +109,42 @@ def _up(
         command="up --recreate" if args.recreate else "up",
         also=("down",) if args.recreate else (),  # it may delete the environment
     )
+    exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+    base_uris = _with_base_uris(args, current, exposure, env_id)
     existing = _existing(current, env_id)
-    objects = _objects(current, env_id, existing)
-    _validate(current, existing, objects, recreate=args.recreate, hints=hints)
+    objects = _objects(current, env_id, existing, exposure)
+    _validate(current, existing, objects, recreate=args.recreate)
     with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
         now_existing = _existing(current, env_id)
         if (now_existing and now_existing.instance) != (existing and existing.instance):
-            existing, objects = now_existing, _objects(current, env_id, now_existing)  # made meanwhile
-            _validate(current, existing, objects, recreate=args.recreate, hints=hints)
+            existing = now_existing  # made meanwhile
+            objects = _objects(current, env_id, existing, exposure)
+            _validate(current, existing, objects, recreate=args.recreate)
         if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
             sleepwake.scale_up(current.kubectl, existing)
         applied_at = datetime.datetime.now(datetime.timezone.utc)
-        env = _apply(current, env_id, existing, objects, recreate=args.recreate, timeout=timeout, hints=hints)
+        env = _apply(
+            current,
+            env_id,
+            existing,
+            objects,
+            recreate=args.recreate,
+            timeout=timeout,
+            exposure=exposure,
+            hints=hints,
+        )
         current.save_profile()  # the environment exists: its profile (id default) is kept from now on
         console.step(messages.WAITING_READY.format(name=env.name))
         environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
-        services, stats = _deploy(current, env, env_id, timeout, hints)
-        rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats)["services"]
+        services, stats = _deploy(current, env, env_id, timeout, hints, base_uris)
+        public = _route(current, env, env_id, exposure, services, existing, timeout)
+        rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
         _record_urls(current, env, rows)
     return rows
 
 
 def _validate(
-    current: Run, existing: Environment | None, objects: list[dict[str, Any]], *, recreate: bool, hints: Hints
+    current: Run, existing: Environment | None, objects: list[dict[str, Any]], *, recreate: bool
 ) -> None:
     try:
         environment.validate(
@@ -138,6 +156,73 @@ def _validate(
     except environment.ImmutableChange as change:
         if not recreate:
             raise environment.ImmutableChange(change.detail, current.rerun_hint("--recreate")) from None
+
+
+def _with_base_uris(
+    args: argparse.Namespace, current: Run, exposure: expose.Exposure | None, env_id: str
+) -> dict[str, str]:
+    """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them, so that
+    `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does (in the compose files, `.env`,
+    `env_file`s: wherever compose interpolates)."""
+    project = _project(current)
+    base_uris = expose.base_uri_environment(exposure, project.model, env_id)
+    if base_uris:
+        current.project = compose.load_project(
+            getattr(args, "files", None),
+            getattr(args, "project", None),
+            pathlib.Path.cwd(),
+            {**os.environ, **base_uris},
+        )
+    return base_uris
+
+
+def _project(current: Run) -> compose.ComposeProject:
+    assert current.project is not None, "up always loads the compose project"
+    return current.project
+
+
+def _dry_run_urls(current: Run, exposure: expose.Exposure | None, env_id: str) -> None:
+    if exposure is None:
+        return
+    targets = expose.compose_targets(_project(current).model)
+    rows = [
+        expose.Row(
+            t.service,
+            t.port,
+            exposure.url(t.service, t.port, env_id) if t.reason is None and t.port is not None else None,
+            t.reason,
+        )
+        for t in targets
+    ]
+    console.info(messages.EXPOSE_DRY_RUN_URLS)
+    console.info(urls.urls_table(urls.public_urls(rows)))
+
+
+def _route(
+    current: Run,
+    env: Environment,
+    env_id: str,
+    exposure: expose.Exposure | None,
+    services: list[docker.PublishedPort],
+    existing: Environment | None,
+    timeout: float,
+) -> list[expose.Row] | None:
+    """The Service and routes of the published ports applied (stale ones removed), and accepted."""
+    kubectl = current.kubectl
+    resources = expose.resource_names(exposure, existing.types if existing else [])
+    if exposure is None:
+        expose.remove_stale(kubectl, env.instance, [], resources)
+        return None
+    targets = expose.compose_targets(_project(current).model)
+    objects = expose.build_objects(
+        exposure, statefulset=env.statefulset, env_id=env_id, published=services, targets=targets
+    )
+    environment.apply(
+        kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=False
+    )
+    expose.remove_stale(kubectl, env.instance, objects, resources)
+    expose.wait_accepted(kubectl, exposure, objects, timeout, current.command_hint("down", env_id))
+    return expose.rows(exposure, env_id, services, targets)
 
 
 def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
@@ -167,16 +252,17 @@ def _existing(current: Run, env_id: str) -> Environment | None:
 def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
     """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
     stand-in that asks the cluster nothing (no permission is needed to find it)."""
-    return _objects(current, env_id, None, instance=naming.instance_name(current.profile.id, env_id))
+    instance = naming.instance_name(current.profile.id, env_id)
+    return _objects(current, env_id, None, None, instance=instance) + expose.routing_kinds(current.options)
 
 
-def _dry_run(current: Run, env_id: str) -> None:
+def _dry_run(current: Run, env_id: str, exposure: expose.Exposure | None) -> None:
     """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
     stays a manifest): compared with the running pod's when there is one, else all of them."""
     project = current.project
     assert project is not None
     existing = _existing(current, env_id)
-    objects = _objects(current, env_id, existing)
+    objects = _objects(current, env_id, existing, exposure)
     shell: filesync.Shell | None = None
     where = messages.DRY_RUN_NEW_POD
     if existing is not None:
@@ -237,6 +323,7 @@ def _objects(
     current: Run,
     env_id: str,
     existing: Environment | None,
+    exposure: expose.Exposure | None,
     avoid: frozenset[str] = frozenset(),
     instance: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -251,7 +338,12 @@ def _objects(
         namespace=current.kubectl.namespace,
     )
     objects = template.add_environment_metadata(
-        rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
+        rendered,
+        profile_id=current.profile.id,
+        env_id=env_id,
+        instance=instance,
+        created_at=created_at,
+        extra_types=[*(exposure.types if exposure else []), *share.declared_types(existing)],
     )
     project = current.project.name if current.project else ""
     annotations = lifetime.up_annotations(
@@ -269,6 +361,7 @@ def _apply(
     *,
     recreate: bool,
     timeout: float,
+    exposure: expose.Exposure | None,
     hints: Hints,
 ) -> Environment:
     kubectl = current.kubectl
@@ -291,7 +384,7 @@ def _apply(
         environment.delete(
             kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout, again=hints.down
         )
-        objects = _objects(current, env_id, None, avoid=frozenset({existing.instance}))
+        objects = _objects(current, env_id, None, exposure, avoid=frozenset({existing.instance}))
         _first_apply(current, objects, hints)
     return Environment(template.docker_host_statefulset(objects))
 
@@ -321,14 +414,14 @@ def _first_apply(current: Run, objects: list[dict[str, Any]], hints: Hints) -> N
 
 
 def _deploy(
-    current: Run, env: Environment, env_id: str, timeout: float, hints: Hints
+    current: Run, env: Environment, env_id: str, timeout: float, hints: Hints, base_uris: dict[str, str]
 ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """The copy and `docker compose up`, once more when the pod, its container or the forward failed under
     them (both are safe to repeat: the copy is incremental, compose up converges)."""
     for attempt in (1, 2):
         pod = environment.ready_pod(current.kubectl, env, hints.again)
         before = _pod_state(current, pod)
-        deploy = _Deploy(current, env, pod, hints)
+        deploy = _Deploy(current, env, pod, hints, base_uris)
         try:
             return deploy.run()
         except PreevyError as err:
@@ -370,8 +463,8 @@ class _Deploy:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
     and when that fails, the true reason (explain)."""
 
-    def __init__(self, current: Run, env: Environment, pod: str, hints: Hints):
-        self.current, self.env, self.pod, self.hints = current, env, pod, hints
+    def __init__(self, current: Run, env: Environment, pod: str, hints: Hints, base_uris: dict[str, str]):
+        self.current, self.env, self.pod, self.hints, self.base_uris = current, env, pod, hints, base_uris
         self.step = "the start of the port-forward"
         self.forward_problem: str | None = None
 
@@ -401,7 +494,8 @@ class _Deploy:
             model.write(model_text)
             model.flush()
             try:
-                docker.compose_up(project.name, model.name, str(project.working_dir), os.environ, port)
+                environ = {**os.environ, **self.base_uris}
+                docker.compose_up(project.name, model.name, str(project.working_dir), environ, port)
             except docker.ComposeUpFailed as failed:
                 if self._forward_problem(docker_forward) is not None:
                     raise
@@ -466,10 +560,16 @@ def _report(
     env: Environment,
     services: list[docker.PublishedPort],
     stats: filesync.SyncStats,
+    public: list[expose.Row] | None,
 ) -> dict[str, Any]:
     """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
-    service_urls = urls.service_urls(services)
+    if public is None:  # localhost URLs through `connect`, and what no forward can carry
+        refused = [t for t in expose.compose_targets(_project(current).model) if t.reason]
+        public_rows = [expose.Row(t.service, t.port, None, t.reason) for t in refused]
+        service_urls = urls.service_urls(services) + urls.public_urls(public_rows)
+    else:
+        service_urls = urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     document = urls.environment_document(
