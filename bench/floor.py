@@ -59,7 +59,13 @@ class Bench:
 
     def run(self, argv: list[str], cwd: pathlib.Path | None = None, **kw: object) -> str:
         result = subprocess.run(
-            argv, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600, **kw  # type: ignore[call-overload]
+            argv,
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            **kw,  # type: ignore[call-overload]
         )
         if result.returncode != 0:
             sys.exit(f"{' '.join(map(str, argv))} failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -149,8 +155,18 @@ def raw_up(bench: Bench, project: pathlib.Path, manifest: str, remote_dir: str) 
     with forward(bench, f"{name}-0") as port:
         tar = subprocess.Popen(["tar", "c", "-C", str(project), "site"], stdout=subprocess.PIPE)
         bench.run(
-            ["kubectl", "exec", "-i", f"{name}-0", "-c", "docker", "--", "sh", "-c",
-             f"mkdir -p {remote_dir} && tar x -C {remote_dir}"],
+            [
+                "kubectl",
+                "exec",
+                "-i",
+                f"{name}-0",
+                "-c",
+                "docker",
+                "--",
+                "sh",
+                "-c",
+                f"mkdir -p {remote_dir} && tar x -C {remote_dir}",
+            ],
             stdin=tar.stdout,
         )
         tar.wait()
@@ -224,8 +240,8 @@ def make_tree(root: pathlib.Path, files: int, total_bytes: int) -> None:
 
 def bench_copy(bench: Bench, files: int, megabytes: int) -> None:
     """The product's copy, in-process (filesync.sync), against a raw tar over exec into the same pod."""
-    from kubectl_preevy import compose, filesync  # noqa: PLC0415
-    from kubectl_preevy.kubectl import Kubectl  # noqa: PLC0415
+    from kubectl_preevy import compose, filesync
+    from kubectl_preevy.kubectl import Kubectl
 
     project_dir = bench.base / "copy"
     make_tree(project_dir / "data", files, megabytes * 1_000_000)
@@ -250,8 +266,18 @@ def bench_copy(bench: Bench, files: int, megabytes: int) -> None:
         def work() -> None:
             tar = subprocess.Popen(["tar", "c", "-C", str(project_dir), *paths], stdout=subprocess.PIPE)
             bench.run(
-                ["kubectl", "exec", "-i", pod, "-c", "docker", "--", "sh", "-c",
-                 f"mkdir -p /tmp/raw{i} && tar x -C /tmp/raw{i}"],
+                [
+                    "kubectl",
+                    "exec",
+                    "-i",
+                    pod,
+                    "-c",
+                    "docker",
+                    "--",
+                    "sh",
+                    "-c",
+                    f"mkdir -p /tmp/raw{i} && tar x -C /tmp/raw{i}",
+                ],
                 stdin=tar.stdout,
             )
             tar.wait()

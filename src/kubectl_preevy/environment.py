@@ -456,17 +456,20 @@ def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
 
 def ready_pod(kubectl: Kubectl, env: Environment, again: str = "kubectl preevy up") -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
-    selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
-    result = kubectl.run("get", "pods", "-l", selector, "-o", "json")
-    if result.ok:
-        pods = json.loads(result.stdout)["items"]
-    elif "Forbidden" in result.stderr:  # allowed to get the pod only (a `share` kubeconfig)
-        pods = [kubectl.json("pods", f"{env.name}-0")]
-    else:
+    return str(ready_pod_document(kubectl, env, again)["metadata"]["name"])
+
+
+def ready_pod_document(
+    kubectl: Kubectl, env: Environment, again: str = "kubectl preevy up"
+) -> dict[str, Any]:
+    """The Ready pod of the environment: its StatefulSet has one replica, so the pod is `<name>-0` (one
+    get by name, no listing; also what a `share` kubeconfig may do)."""
+    result = kubectl.run("get", "pod", f"{env.name}-0", "-o", "json")
+    if not result.ok and "(NotFound)" not in result.stderr:
         raise kubectl.error(result)
-    for pod in pods:
-        if _owned_by(pod, env.name) and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
-            return str(pod["metadata"]["name"])
+    pod = json.loads(result.stdout) if result.ok else None
+    if pod and _owned_by(pod, env.name) and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
+        return pod  # type: ignore[no-any-return]
     raise PreevyError(
         messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace, again=again),
         ExitCode.FAILURE,

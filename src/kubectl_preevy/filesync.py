@@ -26,6 +26,7 @@ The tar is written straight into kubectl's stdin, so a big tree never sits in me
 import dataclasses
 import gzip
 import io
+import ipaddress
 import json
 import os
 import pathlib
@@ -34,16 +35,21 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Protocol
 
-from kubectl_preevy import compose, console, messages, process
+from kubectl_preevy import compose, console, ignore, messages, process
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
+STREAM_PLAIN = "plain tar (the cluster is on this machine)"
+STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
+STREAM_GZIP = "tar.gz, level 1"
+STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
@@ -124,15 +130,17 @@ class SyncStats:
     bytes: int = 0
     unchanged: int = 0
     deleted: int = 0
+    stream: str = ""  # how the files travelled (STREAM_PLAIN or STREAM_GZIP), when any did
 
     def summary(self) -> str:
-        return messages.SYNC_SUMMARY.format(
+        line = messages.SYNC_SUMMARY.format(
             files=self.files,
             noun="file" if self.files == 1 else "files",
             size=human_size(self.bytes),
             unchanged=self.unchanged,
             deleted=self.deleted,
         )
+        return line + messages.SYNC_STREAM.format(stream=self.stream) if self.stream else line
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -164,9 +172,38 @@ class Shell(Protocol):
 
 
 def sync(
-    kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool = True
+    kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool | None = None
 ) -> SyncStats:
-    return sync_with(PodShell(kubectl, pod, container), project, compress)
+    """compress None: chosen by the link (choose_compress)."""
+    local = _local(kubectl.server_url())
+    if compress is None:
+        compress = choose_compress(local, kubectl.environ)
+    stats = sync_with(PodShell(kubectl, pod, container), project, compress)
+    if stats.files:
+        stats.stream = STREAM_GZIP if compress else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+    return stats
+
+
+def choose_compress(local: bool, environ: Mapping[str, str]) -> bool:
+    """Whether the copy is gzipped: not when the API server (and so the pod's exec stream) is on this
+    machine, where compressing (~60 MB/s of one core) is slower than the link; otherwise yes, the link
+    being unknown and often slower than that. PREEVY_COPY_STREAM=tar|gzip decides instead."""
+    chosen = environ.get(STREAM_VARIABLE, "").strip().lower()
+    if chosen in ("tar", "plain"):
+        return False
+    if chosen in ("gzip", "gz"):
+        return True
+    return not local
+
+
+def _local(server_url: str) -> bool:
+    host = urllib.parse.urlsplit(server_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> SyncStats:
@@ -197,7 +234,7 @@ def _sync_once(
     for path in paths:
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    local = scan_local([p for p in paths if p.exists])
+    local = scan_local([p for p in paths if p.exists], excluder_of(project))
     remote = list_remote(shell, project.remote_dir, [p.remote for p in paths if not p.exists], write=True)
     sync_plan = plan(
         {path: entry for path, (entry, _) in local.items()},
@@ -233,7 +270,7 @@ def preview(shell: Shell | None, project: ComposeProject) -> tuple[SyncPlan, dic
     """What a sync would do and the local entries (`up --dry-run`): against the pod's files when
     there is a pod (shell), else everything is sent. Nothing is written anywhere."""
     paths = compose.synced_paths(project)
-    local = scan_local([p for p in paths if p.exists])
+    local = scan_local([p for p in paths if p.exists], excluder_of(project))
     remote = Remote({}, None, set())
     if shell is not None:
         remote = list_remote(shell, project.remote_dir, [], write=False)
@@ -259,35 +296,69 @@ def _some(paths: list[str], limit: int = 5) -> str:
 # --- local files -----------------------------------------------------------------------------------
 
 
-def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]:
+def excluder_of(project: ComposeProject) -> ignore.Excluder:
+    compose_file = str(project.files[0]) if project.files else "the compose file"
+    return ignore.load(project.working_dir, project.x_preevy, compose_file)
+
+
+def scan_local(
+    paths: list[SyncedPath], excluder: ignore.Excluder | None = None
+) -> dict[str, tuple[Entry, pathlib.Path]]:
     """Every file, directory and symlink under the paths, keyed by remote path.
 
     A root that is a symlink is followed (Docker follows it too); links inside are kept as links.
     An unreadable file fails here, before anything is sent.
     """
     found: dict[str, tuple[Entry, pathlib.Path]] = {}
+    excluder = excluder or ignore.Excluder(pathlib.Path("/"))
     for root in paths:
         real = pathlib.Path(os.path.realpath(root.local))
-        _scan(real, root.remote, os.stat(real), found)
+        # exclusions are matched on the path as the project names it (root.local), not the link's target
+        _scan(real, root.remote, os.stat(real), found, _Walk(excluder, root.local, real))
     return found
 
 
+@dataclasses.dataclass(frozen=True)
+class _Walk:
+    excluder: ignore.Excluder
+    named: pathlib.Path  # the root as the compose file names it
+    real: pathlib.Path  # the root resolved
+
+    def excluded(self, local: pathlib.Path) -> bool:
+        if self.excluder.empty or local == self.real:
+            return False  # a mount's own root is always copied (the service mounts it)
+        return self.excluder.excluded(self.named / local.relative_to(self.real))
+
+
 def _scan(
-    local: pathlib.Path, remote: str, st: os.stat_result, found: dict[str, tuple[Entry, pathlib.Path]]
-) -> None:
+    local: pathlib.Path,
+    remote: str,
+    st: os.stat_result,
+    found: dict[str, tuple[Entry, pathlib.Path]],
+    walk: _Walk,
+) -> bool:
+    """Whether anything was kept (an excluded directory is walked only when a `!` pattern may re-include)."""
     entry = _entry(st)
     if entry is None:
-        return  # sockets, fifos, devices: not ours to copy
+        return False  # sockets, fifos, devices: not ours to copy
+    excluded = walk.excluded(local)
+    if excluded and (entry.kind != "dir" or not walk.excluder.has_negations):
+        return False
     if entry.kind == "file" and not os.access(local, os.R_OK):
         raise PermissionError(13, "Permission denied", str(local))
-    found[remote] = (entry, local)
+    found[remote] = (entry, local)  # a directory before what it holds
+    kept = False
     if entry.kind == "dir":
         for child in sorted(os.scandir(local), key=lambda e: e.name):
             try:
                 child_stat = child.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # gone since the directory was read
-            _scan(pathlib.Path(child.path), f"{remote}/{child.name}", child_stat, found)
+            kept = _scan(pathlib.Path(child.path), f"{remote}/{child.name}", child_stat, found, walk) or kept
+    if excluded and not kept:
+        del found[remote]
+        return False
+    return True
 
 
 def _entry(st: os.stat_result) -> Entry | None:

@@ -45,6 +45,8 @@ class Kubectl:
             if missing:
                 raise PreevyError(messages.KUBECONFIG_ENV_MISSING.format(path=missing), ExitCode.CLUSTER)
         self.namespace = namespace or ""
+        self._server_url: str | None = self.connection.server
+        self.namespace_document: str | None = None  # the namespace as `namespace_exists` read it
         self._reached = False  # once the cluster answered, a refused connection is a transient failure
         if not namespace:
             self.namespace = self._current_namespace()
@@ -137,22 +139,39 @@ class Kubectl:
 
         A user allowed only inside the namespace may not read it: then we go on.
         """
-        result = self.run("get", "namespace", self.namespace, "-o", "name")
-        if result.ok or "Forbidden" in result.stderr or "forbidden" in result.stderr:
+        result = self.run("get", "namespace", self.namespace, "-o", "json")
+        if result.ok:
+            self.namespace_document = result.stdout  # read once: the checks before `up` look at it too
+            return
+        if "Forbidden" in result.stderr or "forbidden" in result.stderr:
             return
         if "NotFound" in result.stderr:
             raise PreevyError(messages.NAMESPACE_MISSING.format(namespace=self.namespace), ExitCode.CLUSTER)
         raise self.error(result)
 
     def _current_namespace(self) -> str:
+        # the server's URL in the same call (the copy chooses its stream by it)
+        namespace, _, server = self._config_view(
+            '{.contexts[0].context.namespace}{"\\n"}{.clusters[0].cluster.server}'
+        ).partition("\n")
+        self._server_url = self._server_url or server.strip()
+        return namespace.strip() or "default"
+
+    def server_url(self) -> str:
+        """The API server's URL, as --server or the kubeconfig's current context says."""
+        if self._server_url is None:
+            self._server_url = self._config_view("{.clusters[0].cluster.server}").strip()
+        return self._server_url
+
+    def _config_view(self, jsonpath: str) -> str:
         result = process.run(
-            ["kubectl", *self._config_flags, "config", "view", "--minify", "-o", "jsonpath={..namespace}"],
+            ["kubectl", *self._config_flags, "config", "view", "--minify", "-o", f"jsonpath={jsonpath}"],
             env=self.environ,
             timeout=API_CALL_TIMEOUT_SECONDS,
         )
         if not result.ok:
             raise self.error(result)
-        return result.stdout.strip() or "default"
+        return result.stdout
 
 
 def duration(seconds: float) -> str:

@@ -166,15 +166,28 @@ class EnvironmentLock:
         if self._renewer is not None:
             self._renewer.join()
         try:
-            current = self._current()
-            if current is not None and self._holder_and_expiry(current)[0] == self.holder:
-                self.kubectl.run("delete", "configmap", self.name, "--ignore-not-found")
+            self._delete_if_ours()
         except PreevyError as err:
             console.warn(
                 messages.LOCK_NOT_RELEASED.format(
                     env_id=self.env_id, error=err.message, seconds=LEASE_SECONDS
                 )
             )
+
+    def _delete_if_ours(self) -> None:
+        """One call: the delete carries our resourceVersion as a precondition, so a lock another run took
+        over (a new version) answers Conflict and stays; one already gone answers NotFound."""
+        if self._resource_version is None:
+            return
+        options = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"resourceVersion": self._resource_version},
+        }
+        path = f"/api/v1/namespaces/{self.kubectl.namespace}/configmaps/{self.name}"
+        result = self.kubectl.run("delete", "--raw", path, "-f", "-", stdin=json.dumps(options))
+        if not result.ok and not any(r in result.stderr for r in ("(Conflict)", "(NotFound)")):
+            raise self.kubectl.error(result)
 
     def _take_over(
         self, current: dict[str, Any], holder: str, expires_at: str | None, gone: bool

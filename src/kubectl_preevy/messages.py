@@ -267,6 +267,7 @@ DRY_RUN_COPY = (
     "{unchanged} unchanged, {deleted} deleted"
 )
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
+SYNC_STREAM = ", as {stream}"
 LOCAL_FILE_UNREADABLE = (
     "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
 )
@@ -556,3 +557,8 @@ NOTHING_TO_CONNECT_ROUTABLE = (
     "no port of the environment can be forwarded ({why}): publish a TCP port to reach a service"
 )
 EXPOSE_OPTIONS_IGNORED = "{options} apply to --expose ingress only: ignored with --expose {mode}"
+
+SYNC_EXCLUDE_INVALID = (
+    "x-preevy.sync in {file} must be a mapping with `exclude:`, a list of globs (.dockerignore syntax, "
+    "relative to the project directory): fix it and run the command again"
+)

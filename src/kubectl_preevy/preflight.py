@@ -100,7 +100,7 @@ def gather(kubectl: Kubectl, storage_class: str | None, existing: Callable[[], b
     concurrently."""
     reads: dict[str, Callable[[], object]] = {
         "rules": lambda: rules_review(kubectl),
-        "namespace": lambda: _read(kubectl, "get", "namespace", kubectl.namespace, "-o", "json"),
+        "namespace": lambda: _namespace(kubectl),
         "storage": lambda: _read(
             kubectl,
             *(("get", "storageclass", storage_class) if storage_class else ("get", "storageclasses")),
@@ -116,6 +116,12 @@ def gather(kubectl: Kubectl, storage_class: str | None, existing: Callable[[], b
     return Facts(
         kubectl.namespace, done["rules"], done["namespace"], done["storage"], done["quotas"], done["existing"]
     )
+
+
+def _namespace(kubectl: Kubectl) -> Reading:
+    if kubectl.namespace_document is not None:
+        return Reading(document=json.loads(kubectl.namespace_document))
+    return _read(kubectl, "get", "namespace", kubectl.namespace, "-o", "json")
 
 
 def _exists(existing: Callable[[], bool]) -> bool:

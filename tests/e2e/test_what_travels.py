@@ -371,3 +371,87 @@ def test_a_missing_source_is_refused_before_anything_is_made(
     project = hello_like(tmp_path / "p", compose.format())
     refused(kubesim, namespace, env, project, "missing", phrases=(phrase.format(project=project),))
     assert not (project / "nope").exists()
+
+
+EXCLUDING_COMPOSE = """\
+services:
+  app:
+    build: ./image
+    init: true
+    command: ["httpd", "-f", "-p", "8080", "-h", "/src"]
+    volumes:
+      - .:/src
+x-preevy:
+  sync:
+    exclude: ["secret-*", "!secret-but-wanted.txt"]
+"""
+
+
+def test_preevyignore_and_sync_exclude_keep_files_out_of_the_pod(kubesim, namespace, env, tmp_path):
+    """`.preevyignore` (.dockerignore syntax) and x-preevy sync.exclude: what they name never reaches the
+    pod (a `.:/app` project with .git and node_modules inside), and what they re-include with `!` does."""
+    project = tmp_path / "ignoring"
+    image_dir(project / "image")
+    (project / "compose.yaml").write_text(EXCLUDING_COMPOSE)
+    files = {
+        "index.html": "hello\n",
+        ".git/HEAD": "ref: refs/heads/main\n",
+        "web/node_modules/left/index.js": "big\n",
+        "web/app.js": "app\n",
+        "logs/a.log": "noise\n",
+        "logs/important.log": "keep\n",
+        "secret-token.txt": "s3cret\n",
+        "secret-but-wanted.txt": "public\n",
+    }
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    (project / ".preevyignore").write_text(
+        "# like .dockerignore\n.git\n**/node_modules\nlogs/*.log\n!logs/important.log\n/image\n"
+    )
+    flags = ["-n", namespace, "--id", "ignoring"]
+
+    dry = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True)
+    assert "#   copy relative/.git/HEAD" not in dry.stdout
+    assert "#   copy relative/web/app.js (4 B)" in dry.stdout
+
+    first = up_json(*flags, cwd=project, env=env)
+    pod = f"{first['statefulSet']}-0"
+    root = "/var/lib/preevy/projects/ignoring/relative"
+    listed = remote(kubesim, namespace, pod, "find", root, "-type", "f").stdout.split()
+    in_pod = sorted(path.removeprefix(root + "/") for path in listed)
+    assert in_pod == sorted(
+        [
+            ".preevyignore",
+            "compose.yaml",
+            "index.html",
+            "logs/important.log",
+            "secret-but-wanted.txt",
+            "web/app.js",
+        ]
+    )
+    assert remote(kubesim, namespace, pod, "cat", f"{root}/logs/important.log").stdout == "keep\n"
+
+    # excluding what an earlier up sent removes it from the pod (it was ours)
+    (project / ".preevyignore").write_text(".git\n**/node_modules\nlogs\n/image\n")
+    up_json(*flags, cwd=project, env=env)
+    listed = remote(kubesim, namespace, pod, "find", root, "-type", "f").stdout.split()
+    assert f"{root}/logs/important.log" not in listed
+    assert f"{root}/web/app.js" in listed
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_malformed_sync_exclude_is_refused_before_the_cluster_is_asked(kubesim, namespace, env, tmp_path):
+    project = tmp_path / "bad-exclude"
+    image_dir(project / "image")
+    (project / "compose.yaml").write_text(
+        "services:\n  app:\n    build: ./image\n    volumes: ['.:/src']\n"
+        "x-preevy:\n  sync:\n    exclude: node_modules\n"
+    )
+    result = preevy("up", "-n", namespace, "--id", "bad-exclude", cwd=project, env=env)
+    assert result.returncode == USAGE, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: x-preevy.sync in {project / 'compose.yaml'} must be a mapping with `exclude:`, a list of "
+        "globs (.dockerignore syntax, relative to the project directory): fix it and run the command again"
+    ]
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=bad-exclude") == []

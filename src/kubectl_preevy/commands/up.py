@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     assert project is not None  # project="required"
     # what would travel is checked before the cluster is asked anything
     compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
+    filesync.excluder_of(project)  # a malformed x-preevy.sync is refused before the cluster is asked
     env_id = shared.env_id(args, current)
     comment_template = prcomment.checked_template(
         args.pr_comment, args.pr_comment_template, env_id, os.environ
@@ -101,17 +103,19 @@ def _up(
     # Validate before any write (the lock included): rendered and checked here, the identity's rights and
     # the namespace's policies (preflight), the exposure, then the API server's validation and admission
     # in a dry run of the whole manifest.
+    # the environment is looked up once before the lock (concurrently with the preflight reads), once in it
+    first_look = functools.cache(lambda: environment.find(current.kubectl, current.profile.id, env_id))
     preflight.require(
         current.kubectl,
         rendered_objects(current, env_id),
-        existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+        existing=lambda: bool(first_look()),
         storage_class=current.options.storage_class,
         command="up --recreate" if args.recreate else "up",
         also=("down",) if args.recreate else (),  # it may delete the environment
     )
     exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
     base_uris = _with_base_uris(args, current, exposure, env_id)
-    existing = _existing(current, env_id)
+    existing = _existing(current, env_id, first_look())
     objects = _objects(current, env_id, existing, exposure)
     _validate(current, existing, objects, recreate=args.recreate)
     with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
@@ -235,8 +239,9 @@ def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> 
     )
 
 
-def _existing(current: Run, env_id: str) -> Environment | None:
-    found = environment.find(current.kubectl, current.profile.id, env_id)
+def _existing(current: Run, env_id: str, found: list[Environment] | None = None) -> Environment | None:
+    if found is None:
+        found = environment.find(current.kubectl, current.profile.id, env_id)
     if len(found) > 1:
         console.warn(
             messages.DUPLICATE_ENVIRONMENTS.format(
@@ -419,8 +424,9 @@ def _deploy(
     """The copy and `docker compose up`, once more when the pod, its container or the forward failed under
     them (both are safe to repeat: the copy is incremental, compose up converges)."""
     for attempt in (1, 2):
-        pod = environment.ready_pod(current.kubectl, env, hints.again)
-        before = _pod_state(current, pod)
+        document = environment.ready_pod_document(current.kubectl, env, hints.again)
+        pod = str(document["metadata"]["name"])
+        before = _pod_state_of(document)
         deploy = _Deploy(current, env, pod, hints, base_uris)
         try:
             return deploy.run()
@@ -448,7 +454,10 @@ def _pod_state(current: Run, pod: str) -> PodState:
     result = current.kubectl.run("get", "pod", pod, "-o", "json")
     if not result.ok:
         return PodState("", {}, exists=False)
-    document = json.loads(result.stdout)
+    return _pod_state_of(json.loads(result.stdout))
+
+
+def _pod_state_of(document: dict[str, Any]) -> PodState:
     statuses = (document.get("status") or {}).get("containerStatuses") or []
     return PodState(
         document["metadata"].get("uid", ""), {s["name"]: s.get("restartCount", 0) for s in statuses}
