@@ -562,3 +562,4 @@ SYNC_EXCLUDE_INVALID = (
     "x-preevy.sync in {file} must be a mapping with `exclude:`, a list of globs (.dockerignore syntax, "
     "relative to the project directory): fix it and run the command again"
 )
+UNCHANGED = "environment {env_id} in namespace {namespace} is unchanged and ready: not applied again"

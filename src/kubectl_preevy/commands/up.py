@@ -117,34 +117,106 @@ def _up(
     base_uris = _with_base_uris(args, current, exposure, env_id)
     existing = _existing(current, env_id, first_look())
     objects = _objects(current, env_id, existing, exposure)
-    _validate(current, existing, objects, recreate=args.recreate)
+    if not unchanged_and_ready(existing, objects):
+        _validate(current, existing, objects, recreate=args.recreate)
     with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
-        now_existing = _existing(current, env_id)
-        if (now_existing and now_existing.instance) != (existing and existing.instance):
-            existing = now_existing  # made meanwhile
+        now_existing = _existing(current, env_id)  # the drift check: what the lock now protects
+        if not _same_version(now_existing, existing):
+            existing = now_existing  # made or changed meanwhile
             objects = _objects(current, env_id, existing, exposure)
-            _validate(current, existing, objects, recreate=args.recreate)
-        if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
-            sleepwake.scale_up(current.kubectl, existing)
-        applied_at = datetime.datetime.now(datetime.timezone.utc)
-        env = _apply(
-            current,
-            env_id,
-            existing,
-            objects,
-            recreate=args.recreate,
-            timeout=timeout,
-            exposure=exposure,
-            hints=hints,
-        )
-        current.save_profile()  # the environment exists: its profile (id default) is kept from now on
-        console.step(messages.WAITING_READY.format(name=env.name))
-        environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
+            if not unchanged_and_ready(existing, objects):
+                _validate(current, existing, objects, recreate=args.recreate)
+        if existing is not None and unchanged_and_ready(existing, objects):
+            env = _refresh(current, env_id, existing, objects)
+        else:
+            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+                sleepwake.scale_up(current.kubectl, existing)
+            applied_at = datetime.datetime.now(datetime.timezone.utc)
+            env = _apply(
+                current,
+                env_id,
+                existing,
+                objects,
+                recreate=args.recreate,
+                timeout=timeout,
+                exposure=exposure,
+                hints=hints,
+            )
+            current.save_profile()  # the environment exists: its profile (id default) is kept from now on
+            console.step(messages.WAITING_READY.format(name=env.name))
+            environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
         services, stats = _deploy(current, env, env_id, timeout, hints, base_uris)
         public = _route(current, env, env_id, exposure, services, existing, timeout)
         rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
         _record_urls(current, env, rows)
     return rows
+
+
+# written by every up (the time of this one): not a change of what the environment is
+MOMENT_ANNOTATIONS = frozenset({lifetime.ANNOTATION_LAST_DEPLOY_AT, lifetime.ANNOTATION_EXPIRES_AT})
+
+
+def unchanged_and_ready(existing: Environment | None, objects: list[dict[str, Any]]) -> bool:
+    """Whether applying the objects would change nothing but the moment annotations, and the StatefulSet
+    is rolled out and Ready: then `up` skips the server dry run, the apply and `rollout status`. The
+    template hash covers every object the template renders (and so every option rendered into it); the
+    labels and the other annotations (ttl, sleep-after, the exposure's types, the compose project) are
+    compared one by one, a removed one included."""
+    if existing is None:
+        return False
+    live, ours = existing.statefulset, template.docker_host_statefulset(objects)
+    live_meta, our_meta = live["metadata"], ours["metadata"]
+    if not our_meta.get("annotations", {}).get(naming.ANNOTATION_TEMPLATE_HASH):
+        return False
+    live_annotations = live_meta.get("annotations") or {}
+    our_annotations = our_meta.get("annotations") or {}
+    for key in set(our_annotations) | (MOMENT_ANNOTATIONS & set(live_annotations)):
+        if key in MOMENT_ANNOTATIONS:
+            if (key in our_annotations) != (key in live_annotations):
+                return False  # a ttl given or removed
+        elif live_annotations.get(key) != our_annotations[key]:
+            return False
+    live_labels = live_meta.get("labels") or {}
+    if any(live_labels.get(k) != v for k, v in (our_meta.get("labels") or {}).items()):
+        return False
+    return _rolled_out_and_ready(live)
+
+
+def _rolled_out_and_ready(statefulset: dict[str, Any]) -> bool:
+    spec, status = statefulset.get("spec") or {}, statefulset.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    return bool(
+        replicas >= 1
+        and status.get("observedGeneration") == statefulset["metadata"].get("generation")
+        and status.get("readyReplicas", 0) == replicas
+        and status.get("updatedReplicas", 0) == replicas
+        and status.get("currentRevision")
+        and status.get("currentRevision") == status.get("updateRevision")
+    )
+
+
+def _same_version(a: Environment | None, b: Environment | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(
+        a.instance == b.instance
+        and a.statefulset["metadata"].get("resourceVersion")
+        == b.statefulset["metadata"].get("resourceVersion")
+    )
+
+
+def _refresh(current: Run, env_id: str, existing: Environment, objects: list[dict[str, Any]]) -> Environment:
+    """The unchanged environment: only the moment of this up written (one call instead of the apply)."""
+    console.step(messages.UNCHANGED.format(env_id=env_id, namespace=current.kubectl.namespace))
+    annotations = template.docker_host_statefulset(objects)["metadata"]["annotations"]
+    current.kubectl.check(
+        "annotate",
+        f"statefulset/{existing.name}",
+        *(f"{key}={annotations[key]}" for key in sorted(MOMENT_ANNOTATIONS) if key in annotations),
+        "--overwrite",
+    )
+    current.save_profile()
+    return existing
 
 
 def _validate(
