@@ -47,10 +47,11 @@ class Run:
             self.profile_unsaved = False
 
 
-def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
+def load_run(args: argparse.Namespace, *, project: str = "required", check_namespace: bool = True) -> Run:
     """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls).
 
-    The namespace must exist (one error line, exit 4, whatever the command)."""
+    The namespace must exist (one error line, exit 4, whatever the command); check_namespace False: the
+    command checks it itself (concurrently with its first read)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
@@ -71,7 +72,8 @@ def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
         environ,
     )
     kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
-    kubectl.namespace_exists()
+    if check_namespace:
+        kubectl.namespace_exists()
     unsaved = not requested and profile.location == ""
     if unsaved and getattr(args, "dry_run", False):
         console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=messages.PROFILE_DEFAULT_DRY_RUN))
