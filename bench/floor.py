@@ -7,9 +7,11 @@ Rows (product vs raw):
   fresh up       `up` of examples/hello  vs  kubectl apply (the manifest `up --dry-run` prints) + rollout
                  status + port-forward + tar | kubectl exec tar + docker compose up -d
   re-up          a no-change `up`  vs  the floor with the same guarantees: the listing (get -l), a lock
-                 (create + delete of a ConfigMap), port-forward, docker compose up -d
+                 (create + delete of a ConfigMap), the pod's file listing (exec find), port-forward,
+                 docker compose up -d
   ls             `ls`  vs  kubectl get statefulsets -l ...
-  down           `down`  vs  kubectl delete statefulset,... -l ... --wait (on an environment made raw)
+  down           `down`  vs  kubectl delete <the same kinds> -l preevy.dev/instance=... --cascade=foreground
+                 --wait (on an environment made raw)
   first copy     the product's copy (filesync.sync)  vs  tar c | kubectl exec tar x (uncompressed)
   one-file copy  the copy after one file changed  vs  tar of that one file over exec
   --help         `kubectl preevy --help` (warm)  vs  kubectl version --client
@@ -180,10 +182,24 @@ def compose_up(bench: Bench, project: pathlib.Path, port: int, name: str) -> Non
 
 
 def raw_delete(bench: Bench, manifest: str) -> None:
-    name = statefulset_of(manifest)
-    instance = re.search(r"app.kubernetes.io/instance: (\S+)", manifest)
-    selector = f"app.kubernetes.io/instance={instance.group(1) if instance else name}"
-    bench.run(["kubectl", "delete", "statefulset,service,configmap,pvc,pod", "-l", selector, "--wait"])
+    """What `down` deletes, as one kubectl delete: every kind the environment has, by its instance label,
+    waited for (foreground: the pod gone before its StatefulSet, dockerd stopped gracefully)."""
+    instance = re.search(r"preevy.dev/instance: (\S+)", manifest)
+    if not instance:
+        sys.exit("no preevy.dev/instance label in the dry-run manifest")
+    kinds = "persistentvolumeclaim,serviceaccount,configmap,statefulset.apps,role,rolebinding,pod"
+    bench.run(
+        [
+            "kubectl",
+            "delete",
+            kinds,
+            "-l",
+            f"preevy.dev/instance={instance.group(1)}",
+            "--cascade=foreground",
+            "--wait=true",
+            "--timeout=180s",
+        ]
+    )
 
 
 def bench_lifecycle(bench: Bench, quick: bool) -> None:
@@ -208,6 +224,8 @@ def bench_lifecycle(bench: Bench, quick: bool) -> None:
         def work() -> None:
             bench.run(["kubectl", "get", "statefulsets", "-l", f"{LABEL_PROFILE}", "-o", "json"])
             bench.run(["kubectl", "create", "configmap", f"lock-{name}"])
+            # the file listing a copy needs to know that nothing changed
+            bench.run(["kubectl", "exec", f"{name}-0", "-c", "docker", "--", "find", "/var/lib/preevy"])
             with forward(bench, f"{name}-0") as port:
                 compose_up(bench, raw_dir, port, f"raw{name[-5:]}")
             bench.run(["kubectl", "delete", "configmap", f"lock-{name}"])

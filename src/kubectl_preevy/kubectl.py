@@ -23,6 +23,9 @@ API_CALL_TIMEOUT_SECONDS = 90
 RETRIED_VERBS = frozenset({"get", "delete", "label", "annotate", "rollout", "logs", "api-resources", "auth"})
 
 
+_CONFIG_VIEWS: dict[tuple[tuple[str, ...], str, str], str] = {}  # one read per invocation (see _config_view)
+
+
 class Kubectl:
     def __init__(
         self,
@@ -164,6 +167,13 @@ class Kubectl:
         return self._server_url
 
     def _config_view(self, jsonpath: str) -> str:
+        """The kubeconfig as kubectl reads it, once per invocation for the same flags and question."""
+        key = (tuple(self._config_flags), jsonpath, self.environ.get("KUBECONFIG", ""))
+        if key not in _CONFIG_VIEWS:
+            _CONFIG_VIEWS[key] = self._read_config_view(jsonpath)
+        return _CONFIG_VIEWS[key]
+
+    def _read_config_view(self, jsonpath: str) -> str:
         result = process.run(
             ["kubectl", *self._config_flags, "config", "view", "--minify", "-o", f"jsonpath={jsonpath}"],
             env=self.environ,
