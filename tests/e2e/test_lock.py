@@ -53,7 +53,9 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
         f"statefulset.apps/{documents[0]['statefulSet']}"
     ]
     assert sorted("creating environment race" in stderr for stderr in stderrs) == [False, True]
-    assert sorted("updating environment race" in stderr for stderr in stderrs) == [False, True]
+    # ... found ready and unchanged (issue 13: then not applied again)
+    reused = f"environment race in namespace {namespace} is unchanged and ready: not applied again"
+    assert sorted(reused in stderr for stderr in stderrs) == [False, True]
     assert sorted("> waiting for `kubectl preevy up` on " in stderr for stderr in stderrs) == [False, True]
     # the crashed run's lock was taken over by exactly one of them, and said so
     broken = [line for stderr in stderrs for line in stderr.splitlines() if CRASHED_HOLDER in line]
