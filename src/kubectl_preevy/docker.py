@@ -113,12 +113,19 @@ def _request(port: int, method: str, path: str, timeout: float = 30) -> bytes:
 
 
 def compose_up(
-    project: str, model_file: str, working_dir: str, environ: Mapping[str, str], port: int
+    project: str,
+    model_file: str,
+    working_dir: str,
+    environ: Mapping[str, str],
+    port: int,
+    *,
+    build: bool = True,
 ) -> None:
     """`docker compose up -d --build --remove-orphans` of the rewritten model; all its output on our stderr.
 
     It runs in the project directory so that relative build contexts resolve; the build context
-    travels to the remote Docker server through the forward.
+    travels to the remote Docker server through the forward. build=False (`wake`): the images are
+    already in the pod's Docker, no build context is needed.
     """
     argv = [
         "docker",
@@ -131,7 +138,7 @@ def compose_up(
         model_file,
         "up",
         "-d",
-        "--build",
+        "--build" if build else "--no-build",
         "--remove-orphans",
     ]
     proc = process.popen(

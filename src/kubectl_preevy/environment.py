@@ -113,19 +113,24 @@ def find(kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool =
     return _statefulsets(kubectl, selector)
 
 
-def list_all(kubectl: Kubectl, profile_id: str) -> list[Environment]:
+def list_all(
+    kubectl: Kubectl, profile_id: str | None, *, include_deleted: bool = False, all_namespaces: bool = False
+) -> list[Environment]:
+    """The docker-host StatefulSets of the profile (profile_id None: of every profile) in the namespace,
+    or in every namespace."""
     selector = ",".join(
         [
-            naming.profile_selector(profile_id),
-            f"{naming.LABEL_DELETED}!=true",
+            naming.profile_selector(profile_id) if profile_id is not None else naming.LABEL_PROFILE_ID,
+            naming.LABEL_ENV_ID,
+            *([] if include_deleted else [f"{naming.LABEL_DELETED}!=true"]),
             f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
         ]
     )
-    return _statefulsets(kubectl, selector)
+    return _statefulsets(kubectl, selector, *(["--all-namespaces"] if all_namespaces else []))
 
 
-def _statefulsets(kubectl: Kubectl, selector: str) -> list[Environment]:
-    items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
+def _statefulsets(kubectl: Kubectl, selector: str, *flags: str) -> list[Environment]:
+    items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
     return [
         Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))
     ]
@@ -329,7 +334,14 @@ def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
 def ready_pod(kubectl: Kubectl, env: Environment) -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
-    for pod in kubectl.json("pods", "-l", selector)["items"]:
+    result = kubectl.run("get", "pods", "-l", selector, "-o", "json")
+    if result.ok:
+        pods = json.loads(result.stdout)["items"]
+    elif "Forbidden" in result.stderr:  # allowed to get the pod only (a `share` kubeconfig)
+        pods = [kubectl.json("pods", f"{env.name}-0")]
+    else:
+        raise kubectl.error(result)
+    for pod in pods:
         owned = any(
             ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
             for ref in pod["metadata"].get("ownerReferences") or []

@@ -279,6 +279,61 @@ NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
 
+# Lifetime: ttl, sleep-after, sleep, wake, gc (issue 11)
+WHY_DURATION = "must be a duration such as 90s, 30m, 8h or 3d"
+SLEEPING = "sleeping {env_id}: scaling StatefulSet/{name} to 0 (its volume is kept)"
+SLEPT = "{env_id} sleeps; `{command}` brings it back"
+ALREADY_SLEEPING = "{env_id} already sleeps"
+WAKING = "waking {env_id}: scaling StatefulSet/{name} back to 1"
+ALREADY_AWAKE = "{env_id} is running"
+RESTARTING_SERVICES = "restarting the services of project {project} from the model stored in the pod"
+SLEEP_TIMEOUT = (
+    "pod {pod} is still there {timeout} after scaling to 0: see `kubectl describe pod {pod} -n {namespace}`, "
+    "then run `{command}` again"
+)
+NO_STORED_MODEL = (
+    "the pod of {env_id} holds no compose model ({path}): run `kubectl preevy up` in the project to "
+    "deploy it again"
+)
+GC_LOCKED = "locked by another run"
+GC_NOTHING = "nothing to collect in {scope}"
+GC_SCOPE_ALL = "any namespace"
+GC_SCOPE_NAMESPACE = "namespace {namespace}"
+GC_REASON_EXPIRED = "expired at {expires_at}"
+GC_REASON_IDLE = "idle since {since} (sleep-after {sleep_after})"
+GC_CHANGED = "changed meanwhile (renewed, woken or deleted)"
+GC_FAILED = "gc of {env_id} failed: {error}"
+
+# Pull/merge request comments and CI outputs (issue 11)
+PR_NOT_CI = "not a GitHub Actions or GitLab CI job"
+PR_NOT_A_PR = "not a {provider} pull/merge request job (nothing in {where})"
+PR_NO_TOKEN = "no token: set {variables}"
+PR_COMMENT_SKIPPED = "pull request comment skipped: {why}"
+PR_COMMENT_IMPOSSIBLE = (
+    "cannot comment on the pull request: {why} (or pass --pr-comment auto to skip outside pull requests)"
+)
+PR_COMMENT_DONE = "pull request comment {outcome}: {target}"
+PR_API_FAILED = "commenting on {target} failed: {method} {path}: {error}: check the token's permissions"
+PR_TEMPLATE_ERROR = (
+    "the pull request comment template does not render: {error}: fix it, or drop --pr-comment-template"
+)
+PR_TEMPLATE_UNREADABLE = "cannot read the pull request comment template {path} ({error})"
+CI_OUTPUT_UNWRITABLE = "cannot write the CI output {path} ({error})"
+CI_DOTENV_WRITTEN = "URLs written to {path} (dotenv, for GitLab environment:url)"
+PR_COMMENT_MODE = "invalid pull request comment mode {mode!r} (from $PREEVY_PR_COMMENT): use one of {modes}"
+GC_BAD_SCHEDULE = (
+    "invalid --schedule {schedule!r}: use 5 cron fields (minute hour day-of-month month day-of-week), "
+    "e.g. '*/30 * * * *', or @hourly/@daily"
+)
+GC_BAD_IMAGE = (
+    "invalid --image {image!r}: use an image reference such as registry.example/kubectl-preevy-gc:0.1.0"
+)
+GC_INSTALLED = (
+    "CronJob {name} in namespace {namespace} runs `kubectl preevy gc` on {schedule!r} with image {image}, "
+    "as ServiceAccount {name} (Role {name})"
+)
+GC_RUN_NOW = "run it now: kubectl create job {name}-now --from=cronjob/{name} -n {namespace}"
+GC_REASON_UNFINISHED = "its deletion did not finish"
 # --- diagnostics, connection flags (issue 15) ---------------------------------------------------------
 INVALID_REQUEST_TIMEOUT = (
     "invalid --request-timeout {value!r}: use a number of seconds or a duration with a unit on every "
@@ -302,6 +357,7 @@ CERTIFICATE_AUTHORITY_UNREADABLE = (
     "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
 )
 KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
+ENVIRONMENT_SLEEPS = "{env_id} sleeps (scaled to 0): wake it with `{command}`"
 
 # checks before `up` and `kubectl preevy doctor` (preflight.py), refusals while waiting (diagnosis.py)
 NAMESPACE_TERMINATING = (
@@ -370,3 +426,72 @@ RBAC_HINT = (
     "`kubectl preevy doctor`)"
 )
 DOCTOR_FAILED = "{count} check(s) failed, the first: {first} (the table above says how to fix each)"
+
+# --- exposing environments (expose.py, commands/urls.py) ---
+WHY_EXPOSE = "must be none, gateway or ingress"
+WHY_DOMAIN = (
+    "must be a DNS domain (lowercase letters, digits, '-' and '.', at most 189 characters), "
+    "e.g. pr.example.com, whose wildcard *.pr.example.com points at your ingress or Gateway"
+)
+WHY_GATEWAY = "must be NAME or NAMESPACE/NAME of an existing Gateway (see `kubectl get gateways -A`)"
+EXPOSE_NEEDS = (
+    "expose {mode} (from {source}) needs {option}: pass {flag} (or set it in the profile or x-preevy)"
+)
+NOT_ROUTABLE_HOST_NETWORK = "network_mode: host (it shares the pod's network; no port is published to route)"
+NOT_ROUTABLE_PROTOCOL = "{protocol} (HTTP routes and port-forwards carry TCP only)"
+GATEWAY_API_MISSING = (
+    "the cluster does not serve the Gateway API (gateway.networking.k8s.io/v1): "
+    "install a Gateway API implementation, or use --expose ingress"
+)
+GATEWAY_NOT_FOUND = "Gateway {gateway} not found: pass --gateway NAMESPACE/NAME of an existing one (see `kubectl get gateways -A`)"
+GATEWAY_NO_LISTENER_FOR_DOMAIN = (
+    "hostname not matched by any listener: no HTTP/HTTPS listener of Gateway {gateway} accepts hostnames "
+    "under {domain} (its listeners: {listeners}); use a --domain one of them matches"
+)
+GATEWAY_NAMESPACE_NOT_ALLOWED = (
+    "listener does not allow routes from this namespace: no listener of Gateway {gateway} accepts routes "
+    "from namespace {namespace} (allowedRoutes); ask its owner to allow it, or use another --gateway or -n"
+)
+NO_INGRESS_CLASS = (
+    "no IngressClass: the cluster has no default IngressClass (classes: {classes}); "
+    "pass --ingress-class, or ask an admin to install an ingress controller"
+)
+INGRESS_CLASS_NOT_FOUND = "IngressClass {name} not found: pass --ingress-class with one of: {classes}"
+TLS_SECRET_NOT_FOUND = (
+    "Secret {name} not found in namespace {namespace}: create it "
+    "(`kubectl create secret tls {name} --cert=... --key=...`) or drop --tls-secret"
+)
+WAITING_ROUTES = "waiting until the {kind} objects ({count}) are accepted"
+ROUTE_REFUSED = "Gateway {gateway} refused HTTPRoute {route}: {explanation}; fix it and run up again, or remove the environment with `{hint}`"
+REFUSED_NAMESPACE = "listener does not allow routes from this namespace ({namespace})"
+REFUSED_HOSTNAME = "hostname not matched by any listener ({hosts})"
+REFUSED_NO_PARENT = "Gateway {gateway} not found"
+ROUTE_NOT_ACCEPTED = (
+    "HTTPRoute {names} not accepted within {timeout} ({detail}): check the Gateway's controller, "
+    "then run up again or `{hint}`"
+)
+INGRESS_NO_ADDRESS = (
+    "Ingress {names} got no address within {timeout} ({detail}): is an ingress controller serving its class? "
+    "Then run up again or `{hint}`"
+)
+NO_CONTROLLER_STATUS = "no status from any controller"
+NOT_EXPOSED = (
+    "environment {env_id} has no public URLs (it was brought up with --expose none): "
+    "`{command}` forwards its ports to localhost"
+)
+NO_MATCHING_URL = "no URL for {what} in environment {env_id}: its services are {services}"
+EXPOSE_DRY_RUN_URLS = "the public URLs would be:"
+URLS_WRITTEN = "URLs written to {path}"
+SHARED = (
+    "shared environment {env_id} for {ttl}: save this kubeconfig to FILE and send it privately; "
+    "with it `{command}` forwards its ports (get and port-forward of pod {pod}, nothing else); "
+    "`kubectl preevy down` removes the access"
+)
+GATEWAY_NOT_READABLE = (
+    "cannot read Gateway {gateway} (forbidden): assuming an HTTPS listener on 443 for the URLs; "
+    "its controller's answer on the HTTPRoutes decides"
+)
+NOTHING_TO_CONNECT_ROUTABLE = (
+    "no port of the environment can be forwarded ({why}): publish a TCP port to reach a service"
+)
+EXPOSE_OPTIONS_IGNORED = "{options} apply to --expose ingress only: ignored with --expose {mode}"

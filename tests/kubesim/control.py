@@ -34,6 +34,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_post("/kubesim/v1/faults/unready", control.unready)
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
+    app.router.add_get("/kubesim/v1/dataplane", control.dataplane)
     app.router.add_get("/kubesim/v1/tls", control.tls)
     app.router.add_post("/kubesim/v1/certificates", control.certificate)
     app.router.add_post("/kubesim/v1/tokens", control.token)
@@ -113,6 +114,10 @@ class Control:
             return respond(errors.status(404, "NotFound", f'pod "{name}" has no runtime'), 404)
         return respond({"pids": list(runtime.host_pids())})
 
+    async def dataplane(self, request: web.Request) -> web.Response:
+        """The local ports of the ingress and Gateway data plane (tests reach URLs through them)."""
+        return respond(self.cluster.dataplane.ports())
+
     # ------------------------------------------------------------ identities (authentication)
     async def tls(self, request: web.Request) -> web.Response:
         """The https address and the CA a kubeconfig needs to reach it."""
@@ -147,9 +152,18 @@ class Control:
         return respond({"token": token, "expirationTimestamp": expiry})
 
     async def image(self, request: web.Request) -> web.StreamResponse:
-        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed."""
+        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed.
+        {"image": REF, "path": [DIR...]}: REF holds the programs of those host directories (first on the
+        PATH of its containers), and can be pulled."""
         body = await _body(request)
+        path = (body or {}).get("path")
+        if body and isinstance(body.get("image"), str) and isinstance(path, list):
+            if not all(isinstance(d, str) and d.startswith("/") for d in path):
+                return _bad("path must be a list of absolute host directories")
+            self.cluster.images.provide(body["image"], path)
+            log.info("image %s: PATH %s", body["image"], path)
+            return respond({"image": body["image"], "path": path})
         if not body or not isinstance(body.get("image"), str) or not isinstance(body.get("exists"), bool):
-            return _bad('want {"image": REF, "exists": true|false}')
+            return _bad('want {"image": REF, "exists": true|false} or {"image": REF, "path": [DIR...]}')
         self.cluster.images.mark(body["image"], body["exists"])
         return respond({"image": body["image"], "exists": body["exists"]})

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     kubectl = current.kubectl
     with shared.sigterm_as_interrupt():
         try:
-            env = _environment(current, env_id)
+            env = shared.existing_environment(current, env_id, awake=True)
             pod = environment.ready_pod(kubectl, env)
             published = _published_ports(current, pod)
             local_ports = portforward.local_ports_for(sorted({p.published for p in published}))
@@ -41,22 +41,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _environment(current: Run, env_id: str) -> environment.Environment:
-    found = environment.find(current.kubectl, current.profile.id, env_id)
-    if not found:
-        raise PreevyError(
-            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
-            ExitCode.FAILURE,
-        )
-    return found[0]
-
-
 def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
     with docker.forward(current.kubectl, pod) as docker_forward:
         published = docker.published_ports(
             docker_forward.local_ports[docker.DOCKER_PORT], current.project.name if current.project else None
         )
     if not published:
+        from kubectl_preevy import expose
+
+        targets = expose.compose_targets(current.project.model) if current.project else []
+        refused = [f"{t.service}: {t.reason}" for t in targets if t.reason]
+        if refused:  # ports exist, but no forward can carry them: "add ports:" would be false advice
+            raise PreevyError(
+                messages.NOTHING_TO_CONNECT_ROUTABLE.format(why="; ".join(refused)), ExitCode.FAILURE
+            )
         raise PreevyError(messages.NOTHING_TO_CONNECT, ExitCode.FAILURE)
     return published
 
