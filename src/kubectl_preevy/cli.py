@@ -164,7 +164,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     template = commands.add_parser("template", help="print the default template (to start a custom one)")
     template.add_argument(
-        "--variant", choices=("default", "sysbox"), default="default", help="which bundled template to print"
+        "--variant",
+        choices=("default", "sysbox", "preevy"),
+        default="default",
+        help="which bundled template to print",
     )
 
     init = commands.add_parser("init", help="create a profile")
