@@ -8,7 +8,7 @@ import dataclasses
 import json
 import re
 
-from kubectl_preevy import messages, naming
+from kubectl_preevy import console, messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
@@ -32,9 +32,29 @@ REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
+LEGACY_TYPES = ("deployments.apps", *LEFTOVER_TYPES)  # a docker-host Deployment (Preevy before v0.0.60)
+DOCKER_HOST_TYPES = "statefulsets.apps,deployments.apps"
+
+
 @dataclasses.dataclass
 class Environment:
-    statefulset: dict
+    statefulset: dict  # the docker-host object: a StatefulSet, or a Deployment for a legacy environment
+
+    @property
+    def kind(self) -> str:
+        return str(self.statefulset.get("kind") or "StatefulSet")
+
+    @property
+    def legacy(self) -> bool:
+        """An environment of Preevy before v0.0.60: its docker host is a Deployment."""
+        return self.kind == "Deployment"
+
+    @property
+    def profile_id(self) -> str:
+        return str(
+            self._annotations.get(naming.ANNOTATION_PROFILE_ID)
+            or self._labels.get(naming.LABEL_PROFILE_ID, "")
+        )
 
     @property
     def name(self) -> str:
@@ -59,6 +79,10 @@ class Environment:
         )
 
     @property
+    def template_hash(self) -> str:
+        return str(self._annotations.get(naming.ANNOTATION_TEMPLATE_HASH, ""))
+
+    @property
     def ready_replicas(self) -> str:
         status = self.statefulset.get("status") or {}
         return f"{status.get('readyReplicas', 0)}/{self.statefulset['spec'].get('replicas', 1)}"
@@ -70,6 +94,8 @@ class Environment:
     @property
     def types(self) -> list[str]:
         """kubectl resource names of every type of the environment (all-types annotation), pods and PVCs."""
+        if self.legacy:
+            return list(LEGACY_TYPES)
         try:
             declared = json.loads(self._annotations.get(naming.ANNOTATION_ALL_TYPES, "[]"))
         except json.JSONDecodeError:
@@ -97,30 +123,41 @@ def resource_name(api_version: str, kind: str) -> str:
     return f"{kind}.{version}.{group}"
 
 
-def find(kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False) -> list[Environment]:
-    """The environment's docker-host StatefulSets, oldest first (more than one only after concurrent ups)."""
+def find(
+    kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False, legacy: bool = False
+) -> list[Environment]:
+    """The environment's docker-host StatefulSets, newest first (`preevy.dev/created-at`, as Preevy picks;
+    more than one only after concurrent ups of Preevy). legacy: docker-host Deployments too."""
     selector = naming.env_selector(
         profile_id, env_id, deleted=None if include_deleted else False, docker_host=True
     )
-    return _statefulsets(kubectl, selector)
+    return _docker_hosts(kubectl, selector, legacy)
 
 
-def list_all(kubectl: Kubectl, profile_id: str) -> list[Environment]:
+def list_all(kubectl: Kubectl, profile_id: str | None) -> list[Environment]:
+    """The environments of a profile (None: of every profile) in the namespace, legacy ones included."""
     selector = ",".join(
-        [
-            naming.profile_selector(profile_id),
-            f"{naming.LABEL_DELETED}!=true",
-            f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
-        ]
+        ([naming.profile_selector(profile_id)] if profile_id is not None else [])
+        + [f"{naming.LABEL_DELETED}!=true", f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}"]
     )
-    return _statefulsets(kubectl, selector)
+    return _docker_hosts(kubectl, selector, legacy=True)
 
 
-def _statefulsets(kubectl: Kubectl, selector: str) -> list[Environment]:
-    items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
-    return [
-        Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))
-    ]
+def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool) -> list[Environment]:
+    items = kubectl.json(DOCKER_HOST_TYPES if legacy else "statefulsets.apps", "-l", selector)["items"]
+    envs = [Environment(item) for item in items]
+    return sorted(envs, key=lambda env: env.created_at, reverse=True)
+
+
+def newest(envs: list[Environment], env_id: str) -> Environment | None:
+    """The environment to act on: the newest, as Preevy picks it, with a warning when there are others."""
+    if len(envs) > 1:
+        console.warn(
+            messages.DUPLICATE_ENVIRONMENTS.format(
+                env_id=env_id, instances=", ".join(e.instance for e in envs), chosen=envs[0].instance
+            )
+        )
+    return envs[0] if envs else None
 
 
 def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
@@ -253,7 +290,7 @@ def ready_pod(kubectl: Kubectl, env: Environment) -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
     for pod in kubectl.json("pods", "-l", selector)["items"]:
-        owned = any(
+        owned = env.legacy or any(
             ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
             for ref in pod["metadata"].get("ownerReferences") or []
         )

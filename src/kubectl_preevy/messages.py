@@ -174,8 +174,8 @@ FORWARD_RESTORED = "port-forward restored"
 ENV_ID_USED = "environment id: {env_id} ({why})"
 INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
 DUPLICATE_ENVIRONMENTS = (
-    "environment {env_id} exists several times ({instances}), from concurrent runs: using "
-    "{chosen}; `kubectl preevy down --id {env_id}` removes them all"
+    "environment {env_id} exists several times ({instances}), from concurrent runs: acting on the "
+    "newest, {chosen} (as Preevy does); `kubectl preevy down --id {env_id}` removes them all"
 )
 LOCK_WAITING = "waiting for {holder}, which is changing environment {env_id}"
 LOCK_BROKEN = (
@@ -247,3 +247,38 @@ NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace
 NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports:` to the compose file"
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
+
+# --- day two, Preevy interop (issue 12) ----------------------------------------------------------------------
+PREEVY_TEMPLATE_KEPT = (
+    "environment {env_id} was made by Preevy with its default template: updating it with the same "
+    "objects (`kubectl preevy template --variant preevy`), so Preevy keeps recognizing it"
+)
+PREEVY_AGENT_KEPT = (
+    "keeping Preevy's agent ({containers}): `docker compose up` runs without --remove-orphans for this "
+    "project, so other containers the compose files no longer have are kept too"
+)
+MODEL_NOT_STORED = (
+    "could not write the compose model into pod {pod} (/var/lib/preevy/projects): {error}; "
+    "run `kubectl preevy up` again"
+)
+NO_REMOTE_PROJECT = (
+    "pod {pod} holds no compose project yet (/var/lib/preevy/projects/*/docker-compose.yaml): "
+    "run `{hint}` in the project first"
+)
+NO_REMOTE_PROJECT_NAMED = (
+    "pod {pod} holds no compose project {project} (/var/lib/preevy/projects/{project}/docker-compose.yaml): "
+    "run `{hint}` in that project first, or drop -p"
+)
+UNKNOWN_SERVICES = "no service {services} in project {project} (its services: {known})"
+LOGS_STOPPED = "stopped following the logs"
+STATUS_NO_CONTAINERS = "no containers: run `kubectl preevy up` in the project"
+PURGE_ALL_PROFILES = "every profile"
+PURGE_NOTHING = "nothing to purge: no environment of {whose} in namespace {namespace}"
+PURGE_NEEDS_YES = (
+    "purge would delete {count} environment(s) and their volumes, and stdin is not a terminal to confirm: "
+    "run `{command}`"
+)
+PURGE_CONFIRM = (
+    "delete {count} environment(s) of {whose} in namespace {namespace}, volumes included ({envs})? [y/N] "
+)
+PURGE_DECLINED = "nothing deleted"

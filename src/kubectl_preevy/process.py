@@ -84,3 +84,18 @@ def stop(proc: subprocess.Popen, grace_seconds: float = 3.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_attached(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, *, stdin: bool = True
+) -> int:
+    """Run argv on our own stdin (none when stdin=False), stdout and stderr (a terminal stays a terminal);
+    its exit code. Interrupted (Ctrl-C, SIGTERM as KeyboardInterrupt): it is stopped, the interrupt goes on."""
+    proc = popen(
+        argv, env=env, cwd=cwd, stdin=None if stdin else subprocess.DEVNULL, stdout=None, stderr=None
+    )
+    try:
+        return proc.wait()
+    except BaseException:
+        stop(proc)
+        raise

@@ -24,7 +24,7 @@ def run(args) -> int:
     kubectl = current.kubectl
     with shared.sigterm_as_interrupt():
         try:
-            env = _environment(current, env_id)
+            env = shared.existing_environment(current, env_id)
             pod = environment.ready_pod(kubectl, env)
             published = _published_ports(current, pod)
             local_ports = portforward.local_ports_for(sorted({p.published for p in published}))
@@ -38,16 +38,6 @@ def run(args) -> int:
         except KeyboardInterrupt:
             console.info(messages.CONNECT_STOPPED)
             return 0
-
-
-def _environment(current: Run, env_id: str) -> environment.Environment:
-    found = environment.find(current.kubectl, current.profile.id, env_id)
-    if not found:
-        raise PreevyError(
-            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=current.kubectl.namespace),
-            ExitCode.FAILURE,
-        )
-    return found[0]
 
 
 def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:

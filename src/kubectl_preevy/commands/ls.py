@@ -20,6 +20,7 @@ def run(args) -> int:
                             "namespace": env.namespace,
                             "ready": env.ready_replicas,
                             "createdAt": env.created_at,
+                            "dockerHost": env.kind,
                         }
                         for env in envs
                     ],
@@ -30,7 +31,13 @@ def run(args) -> int:
         console.result(
             console.table(
                 [
-                    [env.env_id, env.instance, env.namespace, env.ready_replicas, env.created_at]
+                    [
+                        env.env_id,
+                        env.instance + (" (legacy Deployment)" if env.legacy else ""),
+                        env.namespace,
+                        env.ready_replicas,
+                        env.created_at,
+                    ]
                     for env in envs
                 ],
                 ["env id", "instance", "namespace", "ready", "created"],

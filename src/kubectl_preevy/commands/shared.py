@@ -7,12 +7,16 @@ import pathlib
 import re
 import shlex
 import signal
+from typing import TYPE_CHECKING
 
 from kubectl_preevy import compose, console, envid, messages, profiles
 from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+
+if TYPE_CHECKING:
+    from kubectl_preevy.environment import Environment
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
@@ -70,6 +74,19 @@ def env_id(args, run: Run) -> str:
     )
     console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
     return value
+
+
+def existing_environment(run: Run, env_id: str) -> "Environment":
+    """The environment to act on (the newest of duplicates, with a warning), or PreevyError if none."""
+    from kubectl_preevy import environment
+
+    env = environment.newest(environment.find(run.kubectl, run.profile.id, env_id), env_id)
+    if env is None:
+        raise PreevyError(
+            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
+    return env
 
 
 def parse_duration(text: str, flag: str) -> float:

@@ -14,6 +14,8 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    remote,
+    resources,
     template,
     urls,
 )
@@ -31,7 +33,9 @@ def run(args) -> int:
         if args.dry_run:
             console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
             return 0
-        _objects(current, env_id, None)  # a template that does not render or validate fails before the lock
+        _objects(
+            current, env_id, None, quiet=True
+        )  # a template that does not render or validate fails before the lock
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
             env = _apply(
@@ -52,27 +56,33 @@ def run(args) -> int:
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
-    found = environment.find(current.kubectl, current.profile.id, env_id)
-    if len(found) > 1:
-        console.warn(
-            messages.DUPLICATE_ENVIRONMENTS.format(
-                env_id=env_id, instances=", ".join(e.instance for e in found), chosen=found[0].instance
-            )
-        )
-    return found[0] if found else None
+    return environment.newest(environment.find(current.kubectl, current.profile.id, env_id), env_id)
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None) -> list[dict]:
+def _objects(current: Run, env_id: str, existing: Environment | None, *, quiet: bool = False) -> list[dict]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
-    existing environment are kept, so an unchanged environment applies as a no-op."""
+    existing environment are kept, so an unchanged environment applies as a no-op. An environment
+    Preevy made with its default template is updated with the `preevy` variant, so that its template
+    hash, and Preevy's next `up` of it, stay as they were."""
     instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
-    rendered = template.render_template(
-        current.options,
-        instance,
-        template.template_labels(current.profile.id, instance),
-        namespace=current.kubectl.namespace,
-    )
+
+    def render(variant: str) -> template.TemplateObjects:
+        return template.render_template(
+            current.options,
+            instance,
+            template.template_labels(current.profile.id, instance),
+            namespace=current.kubectl.namespace,
+            variant=variant,
+        )
+
+    rendered = render("default")
+    if existing and current.options.template is None and existing.template_hash != rendered.template_hash:
+        preevys = render(resources.PREEVY_VARIANT)
+        if existing.template_hash == preevys.template_hash:
+            if not quiet:
+                console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
+            rendered = preevys
     return template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
     )
@@ -118,12 +128,42 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
         console.step(messages.SYNCING.format(pod=pod, directory=project.remote_dir))
         stats = filesync.sync(kubectl, pod, env.first_container, project)
         console.info(stats.summary())
+        model = compose.remote_model(project)
+        agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
+        if agents:
+            console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
         console.step(messages.COMPOSE_UP.format(project=project.name))
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
-            json.dump(compose.remote_model(project), model_file)
+            json.dump(model, model_file)
             model_file.flush()
-            docker.compose_up(project.name, model_file.name, str(project.working_dir), os.environ, port)
+            docker.compose_up(
+                project.name,
+                model_file.name,
+                str(project.working_dir),
+                os.environ,
+                port,
+                remove_orphans=not agents,
+            )
+        _store_model(current, env, pod, model)
         return docker.published_ports(port, project.name), stats
+
+
+def _store_model(current: Run, env: Environment, pod: str, model: dict) -> None:
+    """The model as it runs and Preevy's driver metadata, in the pod where Preevy keeps them."""
+    options = current.options
+    opts: dict[str, object] = {"namespace": current.kubectl.namespace, "storageSize": options.storage_size}
+    if options.storage_class:
+        opts["storageClass"] = options.storage_class
+    remote.store(
+        current.kubectl,
+        pod,
+        env.first_container,
+        current.project.name,
+        model,
+        remote.driver_metadata(
+            env.env_id, env.instance, env.name, current.kubectl.namespace, env.created_at, opts
+        ),
+    )
 
 
 def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
