@@ -137,7 +137,12 @@ def test_env_id_says_which_and_why(environment):
     explicit = preevy("env-id", "--id", "given", cwd=project, env=environ, check=True)
     assert explicit.stdout.strip() == "given" and "from --id" in explicit.stderr
     branch = preevy(
-        "env-id", "-o", "json", cwd=project, env={**environ, "GITHUB_ACTIONS": "true", "GITHUB_HEAD_REF": "Feature/X"}, check=True
+        "env-id",
+        "-o",
+        "json",
+        cwd=project,
+        env={**environ, "GITHUB_ACTIONS": "true", "GITHUB_HEAD_REF": "Feature/X"},
+        check=True,
     )
     document = json.loads(branch.stdout)
     assert document["envId"] == "hello-feature-x" and "GITHUB_HEAD_REF" in document["why"]
