@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Mapping
+from typing import Any
 
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -108,20 +109,20 @@ def _request(port: int, method: str, path: str, timeout: float = 30) -> bytes:
         connection.close()
 
 
-def containers(port: int, project: str | None = None) -> list[dict]:
+def containers(port: int, project: str | None = None) -> list[dict[str, Any]]:
     """Every container (running or not) of one compose project, or of all, as the Docker API lists them."""
     label = f"{COMPOSE_PROJECT_LABEL}={project}" if project else COMPOSE_PROJECT_LABEL
     query = urllib.parse.urlencode({"all": "1", "filters": json.dumps({"label": [label]})})
     return list(json.loads(_request(port, "GET", f"/containers/json?{query}")))
 
 
-def service_of(container: dict) -> str:
+def service_of(container: dict[str, Any]) -> str:
     return str(
         (container.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL) or container["Names"][0].lstrip("/")
     )
 
 
-def preevy_agents(project_containers: list[dict], services: set[str]) -> list[str]:
+def preevy_agents(project_containers: list[dict[str, Any]], services: set[str]) -> list[str]:
     """Containers of the project that `--remove-orphans` would delete although Preevy made them: its tunnel
     agent (service preevy_proxy), or any other container outside the model carrying Preevy's labels."""
     found = []
@@ -180,7 +181,13 @@ def compose_up(
 
 
 def compose_attached(
-    project: str, model: dict, args: list[str], environ: Mapping[str, str], port: int, *, stdin: bool = True
+    project: str,
+    model: dict[str, Any],
+    args: list[str],
+    environ: Mapping[str, str],
+    port: int,
+    *,
+    stdin: bool = True,
 ) -> int:
     """`docker compose -p PROJECT -f MODEL ARGS...` against the pod's Docker server, on our terminal (logs,
     exec); its exit code. It runs in an empty directory, so no local compose or .env file is read."""

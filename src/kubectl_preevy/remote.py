@@ -11,6 +11,7 @@ The project of an environment is the one whose model was written last (or the on
 import dataclasses
 import datetime
 import json
+from typing import Any
 
 from kubectl_preevy import __version__, compose, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -39,7 +40,7 @@ _LOAD_SCRIPT = (
 @dataclasses.dataclass(frozen=True)
 class RemoteProject:
     name: str
-    model: dict  # the compose model as it runs in the pod
+    model: dict[str, Any]  # the compose model as it runs in the pod
     others: int = 0  # how many other projects the pod holds
 
     @property
@@ -72,7 +73,12 @@ def driver_metadata(
 
 
 def store(
-    kubectl: Kubectl, pod: str, container: str, project: str, model: dict, metadata: dict[str, object]
+    kubectl: Kubectl,
+    pod: str,
+    container: str,
+    project: str,
+    model: dict[str, Any],
+    metadata: dict[str, object],
 ) -> None:
     """Write the model and the driver metadata into the pod (each replaced whole, never half-written)."""
     import yaml
@@ -123,7 +129,7 @@ def load(kubectl: Kubectl, pod: str, container: str, wanted: str | None, hint: s
     )
 
 
-def compose_stub(project: RemoteProject) -> dict:
+def compose_stub(project: RemoteProject) -> dict[str, Any]:
     """A model naming the project's services and nothing else: what `docker compose logs/exec/ps` need to
     find the containers by their labels, without the paths of a machine we are not on."""
     services = {

@@ -4,6 +4,7 @@ and expiry when it has one; works with `--id` alone. The URLs answer while `kube
 import argparse
 import json
 import re
+from typing import Any
 
 from kubectl_preevy import console, docker, environment, messages, remote, urls
 from kubectl_preevy.commands import dockerhost, shared
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
     env = shared.existing_environment(current, env_id)
-    document = {
+    document: dict[str, Any] = {
         "apiVersion": console.API_VERSION,
         "kind": "EnvironmentStatus",
         "envId": env_id,
@@ -55,12 +56,12 @@ def _project(where: dockerhost.Target, args: argparse.Namespace) -> remote.Remot
         return None
 
 
-def expires_at(docker_host: dict) -> str | None:
+def expires_at(docker_host: dict[str, Any]) -> str | None:
     annotations = (docker_host.get("metadata") or {}).get("annotations") or {}
     return next((v for k, v in sorted(annotations.items()) if k.endswith(EXPIRES_AT_SUFFIX)), None)
 
 
-def pod_state(kubectl: Kubectl, env: environment.Environment) -> dict:
+def pod_state(kubectl: Kubectl, env: environment.Environment) -> dict[str, Any]:
     """The docker host pod: name, phase, ready, restarts (None values when there is no pod)."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
     pods = kubectl.json("pods", "-l", selector)["items"]
@@ -79,7 +80,7 @@ def pod_state(kubectl: Kubectl, env: environment.Environment) -> dict:
     }
 
 
-def services(containers: list[dict], project: remote.RemoteProject | None) -> list[dict]:
+def services(containers: list[dict[str, Any]], project: remote.RemoteProject | None) -> list[dict[str, Any]]:
     """One entry per container of the project, and one per service of its model that has none."""
     rows = []
     for container in sorted(containers, key=lambda c: (docker.service_of(c), c["Names"][0])):
@@ -125,7 +126,7 @@ def services(containers: list[dict], project: remote.RemoteProject | None) -> li
     return rows
 
 
-def _print(output: str, document: dict) -> None:
+def _print(output: str, document: dict[str, Any]) -> None:
     if output == "json":
         console.result(console.to_json(document))
         return
