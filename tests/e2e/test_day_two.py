@@ -2,6 +2,8 @@
 Preevy's agent kept across `up`; purge."""
 
 import json
+import os
+import pty
 import subprocess
 import time
 import uuid
@@ -195,6 +197,13 @@ def test_purge_refuses_without_a_terminal_then_leaves_nothing(kubesim, namespace
         len(json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env).stdout)["items"])
         == 2
     )
+    declined = _on_a_terminal([str(PREEVY), "purge", "-n", namespace], b"n\n", tmp_path, env)
+    assert declined.returncode == 1 and error_lines(declined.stderr) == ["error: nothing deleted"]
+    assert f"delete 2 environment(s) of profile 'default' in namespace {namespace}" in declined.stderr
+    assert (
+        len(json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env).stdout)["items"])
+        == 2
+    )
     purged = preevy(
         "purge", "-n", namespace, "--yes", "--wait", cwd=tmp_path, env=env, check=True, timeout=180
     )
@@ -251,3 +260,21 @@ def test_a_legacy_deployment_environment_is_listed_and_removed(kubesim, namespac
     assert "(legacy Deployment)" in preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout
     preevy("down", "-n", namespace, "--id", "old-env", cwd=tmp_path, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=old-env") == []
+
+
+def _on_a_terminal(argv: list[str], answer: bytes, cwd, env) -> subprocess.CompletedProcess:
+    """argv with a pseudo-terminal as stdin, typing answer."""
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        os.close(secondary)
+        secondary = -1
+        os.write(primary, answer)
+        out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)

@@ -72,5 +72,7 @@ def _confirm(args: argparse.Namespace, current: shared.Run, count: int, listing:
     )
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
+    if not sys.stderr.isatty():  # the answer was echoed elsewhere: end the prompt's line
+        sys.stderr.write("\n")
     if answer not in ("y", "yes"):
         raise PreevyError(messages.PURGE_DECLINED, ExitCode.FAILURE)
