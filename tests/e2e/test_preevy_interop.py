@@ -5,8 +5,9 @@ of one id, the newest is acted on, with a warning."""
 import copy
 import json
 
-from kubectl_preevy import options, template
+from kubectl_preevy import template
 from tests.e2e import REPO_ROOT, hello_project, preevy, remote, up_json
+from tests.unit.test_template import opts as unit_options
 
 ENV_ID = "interop"
 HASH = "preevy.dev/template-hash"
@@ -18,16 +19,7 @@ def statefulset(kubesim, namespace: str, name: str) -> dict:
 
 def preevys_hash(namespace: str, instance: str) -> str:
     """The hash Preevy computes for its default template with these arguments."""
-    opts = options.Options(
-        namespace=namespace,
-        kubeconfig=None,
-        context=None,
-        template=None,
-        server_side_apply=True,
-        storage_class=None,
-        storage_size=5.0,
-        sources={},
-    )
+    opts = unit_options(None, namespace=namespace)
     labels = template.template_labels("default", instance)
     return template.render_template(opts, instance, labels, variant="preevy").template_hash
 

@@ -8,6 +8,7 @@ with node's crypto (`createHash('sha1').update(s).digest('base64')`).
 
 from kubectl_preevy import naming, resources, template
 from kubectl_preevy.options import Options
+from tests.unit.test_template import opts
 
 INSTANCE = "default-shop-main-ab1cd"
 # Preevy's default template, id default-shop-main-ab1cd, namespace default, storageSize 5, no storage class
@@ -61,21 +62,12 @@ spec:
 
 
 def options(template_path=None, storage_size: float = 5.0) -> Options:
-    return Options(
-        namespace="default",
-        kubeconfig=None,
-        context=None,
-        template=template_path,
-        server_side_apply=True,
-        storage_class=None,
-        storage_size=storage_size,
-        sources={},
-    )
+    return opts(template_path, namespace="default", storage_size=storage_size)
 
 
-def render(opts: Options, variant: str = "default") -> template.TemplateObjects:
+def render(given: Options, variant: str = "default") -> template.TemplateObjects:
     return template.render_template(
-        opts, INSTANCE, template.template_labels("default", INSTANCE), variant=variant
+        given, INSTANCE, template.template_labels("default", INSTANCE), variant=variant
     )
 
 
