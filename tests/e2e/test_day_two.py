@@ -159,6 +159,21 @@ def test_preevys_agent_is_kept_across_up(environment, kubesim):
         "--label", "com.docker.compose.oneoff=False", "--label", "preevy.env_id=" + ENV_ID,
         "hello-web", "httpd", "-f", "-p", "9999",
     )  # fmt: skip
+    model_path = "/var/lib/preevy/projects/hello/docker-compose.yaml"
+    model = yaml.safe_load(remote(kubesim, namespace, pod, "cat", model_path).stdout)
+    model["services"]["preevy_proxy"] = {"image": "hello-web", "labels": {"preevy.env_id": ENV_ID}}
+    kubesim.kubectl(
+        "exec",
+        "-i",
+        "-n",
+        namespace,
+        pod,
+        "--",
+        "sh",
+        "-c",
+        f"cat > {model_path}",
+        input=yaml.safe_dump(model),
+    )  # as Preevy leaves it: its agent in the model
     try:
         result = preevy(
             "up",
@@ -176,6 +191,8 @@ def test_preevys_agent_is_kept_across_up(environment, kubesim):
         assert f"keeping Preevy's agent ({agent})" in result.stderr
         state = remote(kubesim, namespace, pod, "docker", "inspect", "-f", "{{.State.Running}}", agent).stdout
         assert state.strip() == "true"
+        stored = yaml.safe_load(remote(kubesim, namespace, pod, "cat", model_path).stdout)
+        assert sorted(stored["services"]) == ["counter", "preevy_proxy", "web"]
     finally:
         remote(kubesim, namespace, pod, "docker", "rm", "-f", agent, check=False)
 

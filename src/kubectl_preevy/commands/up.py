@@ -4,6 +4,7 @@ import datetime
 import json
 import os
 import tempfile
+from typing import Any
 
 from kubectl_preevy import (
     compose,
@@ -22,6 +23,7 @@ from kubectl_preevy import (
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
+from kubectl_preevy.errors import PreevyError
 
 
 def run(args) -> int:
@@ -144,11 +146,25 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
                 port,
                 remove_orphans=not agents,
             )
-        _store_model(current, env, pod, model)
+        _store_model(current, env, pod, _with_kept_agent(current, env, pod, model) if agents else model)
         return docker.published_ports(port, project.name), stats
 
 
-def _store_model(current: Run, env: Environment, pod: str, model: dict) -> None:
+def _with_kept_agent(current: Run, env: Environment, pod: str, model: dict[str, Any]) -> dict[str, Any]:
+    """The model plus Preevy's agent service from the model stored before (Preevy's), so that Preevy's
+    commands still see its agent in the project."""
+    try:
+        stored = remote.load(current.kubectl, pod, env.first_container, current.project.name, "")
+    except PreevyError:
+        return model
+    services = dict(model.get("services") or {})
+    agent = (stored.model.get("services") or {}).get(docker.PREEVY_AGENT_SERVICE)
+    if agent is not None:
+        services.setdefault(docker.PREEVY_AGENT_SERVICE, agent)
+    return {**model, "services": services}
+
+
+def _store_model(current: Run, env: Environment, pod: str, model: dict[str, Any]) -> None:
     """The model as it runs and Preevy's driver metadata, in the pod where Preevy keeps them."""
     options = current.options
     opts: dict[str, object] = {"namespace": current.kubectl.namespace, "storageSize": options.storage_size}
