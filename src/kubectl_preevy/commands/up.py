@@ -146,15 +146,19 @@ def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
                 port,
                 remove_orphans=not agents,
             )
-        _store_model(current, env, pod, _with_kept_agent(current, env, pod, model) if agents else model)
+        if agents:
+            model = _with_kept_agent(current, env, pod, project.name, model)
+        _store_model(current, env, pod, project.name, model)
         return docker.published_ports(port, project.name), stats
 
 
-def _with_kept_agent(current: Run, env: Environment, pod: str, model: dict[str, Any]) -> dict[str, Any]:
+def _with_kept_agent(
+    current: Run, env: Environment, pod: str, project: str, model: dict[str, Any]
+) -> dict[str, Any]:
     """The model plus Preevy's agent service from the model stored before (Preevy's), so that Preevy's
     commands still see its agent in the project."""
     try:
-        stored = remote.load(current.kubectl, pod, env.first_container, current.project.name, "")
+        stored = remote.load(current.kubectl, pod, env.first_container, project, "")
     except PreevyError:
         return model
     services = dict(model.get("services") or {})
@@ -164,7 +168,7 @@ def _with_kept_agent(current: Run, env: Environment, pod: str, model: dict[str, 
     return {**model, "services": services}
 
 
-def _store_model(current: Run, env: Environment, pod: str, model: dict[str, Any]) -> None:
+def _store_model(current: Run, env: Environment, pod: str, project: str, model: dict[str, Any]) -> None:
     """The model as it runs and Preevy's driver metadata, in the pod where Preevy keeps them."""
     options = current.options
     opts: dict[str, object] = {"namespace": current.kubectl.namespace, "storageSize": options.storage_size}
@@ -174,7 +178,7 @@ def _store_model(current: Run, env: Environment, pod: str, model: dict[str, Any]
         current.kubectl,
         pod,
         env.first_container,
-        current.project.name,
+        project,
         model,
         remote.driver_metadata(
             env.env_id, env.instance, env.name, current.kubectl.namespace, env.created_at, opts
