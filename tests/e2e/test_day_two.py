@@ -121,6 +121,19 @@ def test_logs_follow_streams_a_line_written_after_it_started(environment):
     assert tail.stdout.splitlines()[-1].rstrip().endswith(marker)
 
 
+def test_exec_and_shell_get_a_tty_on_a_terminal(environment):
+    namespace, _project, environ, _pod, elsewhere = environment
+    flags = ["-n", namespace, "--id", ENV_ID]
+    exec_output = _terminal_output([str(PREEVY), "exec", *flags, "web", "--", "tty"], elsewhere, environ)
+    assert "/dev/pts/" in exec_output
+    # kubectl exec -t on a terminal (the emulator runs a TTY exec on pipes: no /dev/pts to show)
+    shell_output = _terminal_output(
+        [str(PREEVY), "shell", *flags, "--", "echo", "on-a-terminal"], elsewhere, environ
+    )
+    assert "on-a-terminal" in shell_output
+    assert day_two(environment, "exec", "web", "--", "tty", check=False).stdout.strip() == "not a tty"
+
+
 def test_shell_runs_in_the_docker_host_container(environment):
     result = day_two(
         environment,
@@ -295,3 +308,27 @@ def _on_a_terminal(argv: list[str], answer: bytes, cwd, env) -> subprocess.Compl
         os.close(primary)
         if secondary != -1:
             os.close(secondary)
+
+
+def _terminal_output(argv: list[str], cwd, env) -> str:
+    """What argv writes on a pseudo-terminal that is its stdin and stdout."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=secondary, stdout=secondary, stderr=subprocess.PIPE)
+    os.close(secondary)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    return output.decode(errors="replace")
