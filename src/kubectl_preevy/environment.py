@@ -7,6 +7,7 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 import dataclasses
 import json
 import re
+from typing import Any
 
 from kubectl_preevy import console, messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -294,15 +295,19 @@ def ready_pod(kubectl: Kubectl, env: Environment) -> str:
             ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
             for ref in pod["metadata"].get("ownerReferences") or []
         )
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (pod.get("status") or {}).get("conditions") or []
-        )
-        if owned and ready and not pod["metadata"].get("deletionTimestamp"):
+        if owned and pod_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
             return pod["metadata"]["name"]
     raise PreevyError(
         messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
         ExitCode.FAILURE,
+    )
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 

@@ -57,7 +57,9 @@ def driver_metadata(
     env_id: str, instance: str, name: str, namespace: str, created_at: str, opts: dict[str, object]
 ) -> dict[str, object]:
     """Preevy's EnvMetadata (env-metadata.ts) for this environment."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    from kubectl_preevy.template import iso_timestamp
+
+    now = iso_timestamp(datetime.datetime.now(datetime.timezone.utc))
     return {
         "id": env_id,
         "machine": {

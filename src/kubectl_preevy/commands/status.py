@@ -69,13 +69,10 @@ def pod_state(kubectl: Kubectl, env: environment.Environment) -> dict[str, Any]:
         return {"name": None, "phase": None, "ready": False, "restarts": 0}
     pod = pods[0]
     status = pod.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
     return {
         "name": pod["metadata"]["name"],
         "phase": "Terminating" if pod["metadata"].get("deletionTimestamp") else status.get("phase"),
-        "ready": ready,
+        "ready": environment.pod_ready(pod),
         "restarts": sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or []),
     }
 
