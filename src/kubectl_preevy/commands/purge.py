@@ -20,24 +20,23 @@ def run(args: argparse.Namespace) -> int:
     if not envs:
         console.info(messages.PURGE_NOTHING.format(whose=whose, namespace=kubectl.namespace))
         return 0
-    listing = ", ".join(sorted(env.env_id for env in envs))
+    targets = sorted({(env.profile_id, env.env_id) for env in envs})  # duplicates of an id: once
+    listing = ", ".join(env_id for _, env_id in targets)
     if not args.yes:
-        _confirm(args, current, len(envs), listing, whose)
+        _confirm(args, current, len(targets), listing, whose)
     deleted = []
     with shared.sigterm_as_interrupt():
-        for env in envs:
-            with lock.held(kubectl, env.profile_id, env.env_id, "purge", timeout):
-                again = environment.find(
-                    kubectl, env.profile_id, env.env_id, include_deleted=True, legacy=True
-                )
-                for each in again:
+        for profile_id, env_id in targets:
+            with lock.held(kubectl, profile_id, env_id, "purge", timeout):
+                found = environment.find(kubectl, profile_id, env_id, include_deleted=True, legacy=True)
+                for each in found:
                     console.step(
                         messages.DELETING.format(instance=each.instance, namespace=kubectl.namespace)
                     )
                     environment.delete(
                         kubectl, each.instance, each.types, wait=args.wait, timeout_seconds=timeout
                     )
-            deleted.append(env.env_id)
+            deleted.append(env_id)
     if args.output == "json":
         console.result(
             console.to_json(
