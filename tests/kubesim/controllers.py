@@ -132,7 +132,7 @@ class GarbageCollector(Controller):
         if not self._dirty:
             return
         self._dirty = False
-        for key in self.store.keys():  # noqa: SIM118 (a Store, not a dict: it has no __iter__)
+        for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
             for obj in self.store.list(key):
                 meta = obj["metadata"]
                 refs = meta.get("ownerReferences") or []
