@@ -282,3 +282,7 @@ PURGE_CONFIRM = (
     "delete {count} environment(s) of {whose} in namespace {namespace}, volumes included ({envs})? [y/N] "
 )
 PURGE_DECLINED = "nothing deleted"
+MODEL_FROM_CONTAINERS = (
+    "pod {pod} holds no stored compose model: using project {project} as its containers tell it "
+    "(the next `kubectl preevy up` stores the model)"
+)

@@ -19,6 +19,8 @@ from kubectl_preevy.kubectl import Kubectl
 
 MODEL_FILE = "docker-compose.yaml"
 DRIVER_METADATA_FILE = "/var/lib/preevy/driver-metadata.json"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 EXEC_TIMEOUT_SECONDS = 60
 NO_PROJECT_EXIT = 3
 # $1 projects dir, $2 project dir name, $3 driver metadata path, $4 driver metadata; stdin: the model.
@@ -116,7 +118,7 @@ def load(kubectl: Kubectl, pod: str, container: str, wanted: str | None, hint: s
     )
     if result.returncode == NO_PROJECT_EXIT:
         message = messages.NO_REMOTE_PROJECT_NAMED if wanted else messages.NO_REMOTE_PROJECT
-        raise PreevyError(message.format(pod=pod, project=wanted, hint=hint), ExitCode.FAILURE)
+        raise NoRemoteProject(message.format(pod=pod, project=wanted, hint=hint), ExitCode.FAILURE)
     if not result.ok:
         raise kubectl.error(result)
     name, count, text = (result.stdout.split("\n", 2) + ["", ""])[:3]
@@ -129,6 +131,27 @@ def load(kubectl: Kubectl, pod: str, container: str, wanted: str | None, hint: s
         model=model if isinstance(model, dict) else {},
         others=max(0, int(count.strip() or 1) - 1),
     )
+
+
+class NoRemoteProject(PreevyError):
+    """The pod holds no stored compose model (of that project)."""
+
+
+def from_containers(containers: list[dict[str, Any]], wanted: str | None) -> RemoteProject | None:
+    """The project as its containers tell it (an environment `up`ed before the model was stored): the wanted
+    one, else the only one; None when that is not one project."""
+    projects: dict[str, dict[str, Any]] = {}
+    for container in containers:
+        labels = container.get("Labels") or {}
+        name, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
+        if name and service:
+            projects.setdefault(name, {})[service] = {"image": container.get("Image") or f"{name}-{service}"}
+    if wanted:
+        return RemoteProject(wanted, {"services": projects[wanted]}) if wanted in projects else None
+    if len(projects) != 1:
+        return None
+    ((name, services),) = projects.items()
+    return RemoteProject(name, {"services": services})
 
 
 def compose_stub(project: RemoteProject) -> dict[str, Any]:

@@ -134,6 +134,18 @@ def test_exec_and_shell_get_a_tty_on_a_terminal(environment):
     assert day_two(environment, "exec", "web", "--", "tty", check=False).stdout.strip() == "not a tty"
 
 
+def test_without_a_stored_model_the_containers_tell_the_project(environment, kubesim):
+    namespace, _project, _environ, pod, _elsewhere = environment
+    model_path = "/var/lib/preevy/projects/hello/docker-compose.yaml"
+    remote(kubesim, namespace, pod, "mv", model_path, model_path + ".away")
+    try:
+        result = day_two(environment, "exec", "counter", "--", "cat", "/data/count")
+        assert result.stdout.strip().isdigit()
+        assert "holds no stored compose model: using project hello as its containers tell it" in result.stderr
+    finally:
+        remote(kubesim, namespace, pod, "mv", model_path + ".away", model_path)
+
+
 def test_shell_runs_in_the_docker_host_container(environment):
     result = day_two(
         environment,

@@ -104,3 +104,17 @@ def test_expiry_is_read_from_an_expires_at_annotation():
         {"metadata": {"annotations": {"preevy.dev/expires-at": "2026-12-01T00:00:00Z"}}}
     ) == ("2026-12-01T00:00:00Z")
     assert status.expires_at({"metadata": {}}) is None
+
+
+def test_the_project_from_containers_is_the_wanted_one_or_the_only_one():
+    web, db = container("shop-web-1", "web"), container("shop-db-1", "db")
+    web["Image"], db["Image"] = "shop-web", "postgres:16"
+    other = container("blog-web-1", "web")
+    other["Labels"]["com.docker.compose.project"] = "blog"
+    found = remote.from_containers([web, db], None)
+    assert found == remote.RemoteProject(
+        "shop", {"services": {"web": {"image": "shop-web"}, "db": {"image": "postgres:16"}}}
+    )
+    assert remote.from_containers([web, db, other], None) is None
+    assert remote.from_containers([web, db, other], "blog").services == ["web"]
+    assert remote.from_containers([web], "nope") is None

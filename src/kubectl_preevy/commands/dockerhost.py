@@ -6,10 +6,11 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 
-from kubectl_preevy import docker, environment, remote
+from kubectl_preevy import console, docker, environment, messages, remote
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
+from kubectl_preevy.errors import ExitCode, PreevyError
 
 
 @dataclasses.dataclass
@@ -23,12 +24,20 @@ class Target:
     def container(self) -> str:
         return self.env.first_container
 
-    def project(self, args: argparse.Namespace) -> remote.RemoteProject:
-        """The compose project in the pod: `-p`, else the one of the compose files here, else the last `up`'s."""
+    def project(self, args: argparse.Namespace, port: int) -> remote.RemoteProject:
+        """The compose project in the pod: `-p`, else the one of the compose files here, else the last `up`'s;
+        without a stored model, the project its containers tell (Docker reached on the forwarded port)."""
         wanted = getattr(args, "project", None) or (self.run.project.name if self.run.project else None)
-        return remote.load(
-            self.run.kubectl, self.pod, self.container, wanted, self.run.command_hint("up", self.env_id)
-        )
+        try:
+            return remote.load(
+                self.run.kubectl, self.pod, self.container, wanted, self.run.command_hint("up", self.env_id)
+            )
+        except remote.NoRemoteProject:
+            found = remote.from_containers(docker.containers(port), wanted)
+            if found is None:
+                raise
+            console.warn(messages.MODEL_FROM_CONTAINERS.format(project=found.name, pod=self.pod))
+            return found
 
 
 def target(args: argparse.Namespace) -> Target:
@@ -43,3 +52,15 @@ def docker_port(where: Target) -> Iterator[int]:
     """The local port of a forward to the pod's Docker server, for the block."""
     with docker.forward(where.run.kubectl, where.pod) as docker_forward:
         yield docker_forward.local_ports[docker.DOCKER_PORT]
+
+
+def check_services(project: remote.RemoteProject, services: list[str]) -> None:
+    """PreevyError (usage) naming the project's services when one of these is not among them."""
+    unknown = sorted(set(services) - set(project.services))
+    if unknown:
+        raise PreevyError(
+            messages.UNKNOWN_SERVICES.format(
+                services=", ".join(unknown), project=project.name, known=", ".join(project.services)
+            ),
+            ExitCode.USAGE,
+        )

@@ -6,26 +6,19 @@ import argparse
 import os
 import sys
 
-from kubectl_preevy import docker, messages, remote
+from kubectl_preevy import docker, remote
 from kubectl_preevy.commands import dockerhost, shared
-from kubectl_preevy.errors import ExitCode, PreevyError
 
 DEFAULT_COMMAND = ["sh"]
 
 
 def run(args: argparse.Namespace) -> int:
     where = dockerhost.target(args)
-    project = where.project(args)
-    if args.service not in project.services:
-        raise PreevyError(
-            messages.UNKNOWN_SERVICES.format(
-                services=args.service, project=project.name, known=", ".join(project.services)
-            ),
-            ExitCode.USAGE,
-        )
     tty = args.tty or (sys.stdin.isatty() and sys.stdout.isatty())
     compose_args = ["exec", *([] if tty else ["-T"]), args.service, *(args.cmd or DEFAULT_COMMAND)]
     with shared.sigterm_as_interrupt(), dockerhost.docker_port(where) as port:
+        project = where.project(args, port)
+        dockerhost.check_services(project, [args.service])
         return docker.compose_attached(
             project.name,
             remote.compose_stub(project),

@@ -6,20 +6,10 @@ import os
 
 from kubectl_preevy import console, docker, messages, remote
 from kubectl_preevy.commands import dockerhost, shared
-from kubectl_preevy.errors import ExitCode, PreevyError
 
 
 def run(args: argparse.Namespace) -> int:
     where = dockerhost.target(args)
-    project = where.project(args)
-    unknown = sorted(set(args.services) - set(project.services))
-    if unknown:
-        raise PreevyError(
-            messages.UNKNOWN_SERVICES.format(
-                services=", ".join(unknown), project=project.name, known=", ".join(project.services)
-            ),
-            ExitCode.USAGE,
-        )
     compose_args = ["logs"]
     if args.follow:
         compose_args.append("--follow")
@@ -30,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     if args.timestamps:
         compose_args.append("--timestamps")
     with shared.sigterm_as_interrupt(), dockerhost.docker_port(where) as port:
+        project = where.project(args, port)
+        dockerhost.check_services(project, args.services)
         try:
             return docker.compose_attached(
                 project.name, remote.compose_stub(project), [*compose_args, *args.services], os.environ, port

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         where = dockerhost.Target(current, env_id, env, pod)
         with shared.sigterm_as_interrupt(), dockerhost.docker_port(where) as port:
-            project = _project(where, args)
+            project = _project(where, args, port)
             document["project"] = project.name if project else None
             document["services"] = services(
                 docker.containers(port, project.name if project else None), project
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _project(where: dockerhost.Target, args: argparse.Namespace) -> remote.RemoteProject | None:
+def _project(where: dockerhost.Target, args: argparse.Namespace, port: int) -> remote.RemoteProject | None:
     try:
-        return where.project(args)
+        return where.project(args, port)
     except PreevyError as err:
         console.warn(err.message)
         return None
