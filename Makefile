@@ -14,9 +14,10 @@ dist:
 archive: dist
 	$(PYTHON) scripts/release.py --binary $(BINARY) --output-dir dist
 
-# The archive, and its version, uri and sha256 written into krew-manifest.yaml.
+# The archive, and its version, homepage, uri and sha256 written into krew-manifest.yaml; the uri is
+# setup.cfg's url + /releases/download/v<version>/<archive>, or under BASE_URL when given.
 release: dist
-	$(PYTHON) scripts/release.py --binary $(BINARY) --output-dir dist --manifest krew-manifest.yaml
+	$(PYTHON) scripts/release.py --binary $(BINARY) --output-dir dist --manifest krew-manifest.yaml $(if $(BASE_URL),--base-url $(BASE_URL))
 
 test:
 	$(PYTHON) -m pytest

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Packs the zipapp and LICENSE into dist/kubectl-preevy_<version>.tar.gz (deterministic) and,
-with --manifest, writes the archive's version, uri and sha256 into the krew manifest.
+"""Packs the zipapp and LICENSE into dist/kubectl-preevy_<version>.tar.gz (deterministic), says
+where to publish it and, with --manifest, writes the archive's version, homepage, uri and sha256 into
+the krew manifest.
 
-    python3 scripts/release.py [--binary dist/kubectl-preevy] [--output-dir dist] [--manifest krew-manifest.yaml]
+    python3 scripts/release.py [--binary dist/kubectl-preevy] [--output-dir dist]
+                               [--manifest krew-manifest.yaml] [--base-url URL]
 
 The version is read from the zipapp itself (kubectl_preevy/__init__.py inside it), so the
-archive and the manifest always name the version of the binary they carry.
+archive and the manifest always name the version of the binary they carry. The project's home is
+setup.cfg's `url` (the one place it is written); the archive goes to
+<base-url>/v<version>/<archive>, base-url defaulting to <home>/releases/download.
 """
 
 import argparse
 import ast
+import configparser
 import gzip
 import hashlib
 import io
@@ -22,7 +27,17 @@ from pathlib import Path
 from build_zipapp import ROOT, source_date_epoch
 
 NAME = "kubectl-preevy"
-URI = "https://github.com/livecycle/kubectl-preevy/releases/download/v{version}/{archive}"
+
+
+def home_url(setup_cfg: Path = ROOT / "setup.cfg") -> str:
+    """The project's home: setup.cfg's [metadata] url."""
+    config = configparser.ConfigParser()
+    config.read(setup_cfg, encoding="utf-8")
+    return config["metadata"]["url"].strip().rstrip("/")
+
+
+def download_uri(base_url: str, version: str, archive: str) -> str:
+    return f"{base_url.rstrip('/')}/v{version}/{archive}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,15 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--binary", type=Path, default=ROOT / "dist" / NAME)
     parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
     parser.add_argument("--manifest", type=Path, help="krew manifest to update (default: none)")
+    parser.add_argument(
+        "--base-url",
+        help="where release archives are published (default: setup.cfg's url + /releases/download)",
+    )
     args = parser.parse_args(argv)
+    home = home_url()
+    base_url = args.base_url or f"{home}/releases/download"
 
     version = zipapp_version(args.binary)
     archive = args.output_dir / f"{NAME}_{version}.tar.gz"
     write_archive(archive, {NAME: args.binary, "LICENSE": ROOT / "LICENSE"}, source_date_epoch())
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+    uri = download_uri(base_url, version, archive.name)
     print(f"{archive} sha256={sha256}")
+    print(f"publish it at: {uri}")
     if args.manifest:
-        update_manifest(args.manifest, version, URI.format(version=version, archive=archive.name), sha256)
+        update_manifest(
+            args.manifest, {"version": f"v{version}", "homepage": home, "uri": uri, "sha256": sha256}
+        )
         print(f"{args.manifest}: version v{version}")
     return 0
 
@@ -71,10 +96,10 @@ def write_archive(archive: Path, members: dict[str, Path], mtime: int) -> None:
         gz.write(tar_bytes.getvalue())
 
 
-def update_manifest(manifest: Path, version: str, uri: str, sha256: str) -> None:
-    """Edits the three lines in place, keeping the file's comments and layout."""
+def update_manifest(manifest: Path, values: dict[str, str]) -> None:
+    """Edits these keys' lines in place (each must occur once), keeping the file's comments and layout."""
     text = manifest.read_text()
-    for key, value in (("version", f"v{version}"), ("uri", uri), ("sha256", sha256)):
+    for key, value in values.items():
         text, count = re.subn(rf"^(\s*{key}:)\s*\S.*$", rf"\g<1> {value}", text, flags=re.MULTILINE)
         if count != 1:
             raise SystemExit(f"{manifest}: expected exactly one `{key}:` line, found {count}")

@@ -1,26 +1,34 @@
 """Command line: parses arguments, runs one command, maps errors to exit codes.
 
-Command modules are imported only when their command runs, so `--help` stays instant.
+Command modules are imported only when their command runs, so `--help` stays instant. Every failure
+ends as ONE `error:` line on stderr (and, with `-o json|yaml`, an Error document on stdout); an
+unexpected exception is ExitCode.INTERNAL with its traceback in a log file (diagnostics.py).
 """
 
 import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from kubectl_preevy import __version__, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
 
-OUTPUT_FORMATS = ("table", "json")
+OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with our one-line `error: ...` and the usage exit code."""
+    """argparse with our one-line `error: ...` (and Error document) and the usage exit code."""
 
-    def error(self, message: str):
+    requested_output: str | None = None  # -o of the command line, set by main before parsing
+
+    def error(self, message: str) -> NoReturn:
         from kubectl_preevy import console
 
-        console.error(f"{message} (see `{self.prog} -h`)")
+        line = f"{message} (see `{self.prog} -h`)"
+        console.error(line)
+        print_error_document(_Parser.requested_output, line, ExitCode.USAGE)
         sys.exit(int(ExitCode.USAGE))
 
 
@@ -55,6 +63,39 @@ def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
         help="namespace (default: the current context's namespace, else `default`)",
     )
     group.add_argument("--profile", metavar="NAME", help="profile to use (default: the current profile)")
+    _add_connection_flags(parser)
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """kubectl's own connection flags, passed to every kubectl call (options.Connection)."""
+    group = parser.add_argument_group("connection (kubectl's flags, passed to every kubectl call)")
+    group.add_argument("--as", dest="as_user", metavar="USER", help="impersonate this user")
+    group.add_argument(
+        "--as-group",
+        dest="as_groups",
+        action="append",
+        metavar="GROUP",
+        help="impersonate this group (repeatable)",
+    )
+    group.add_argument("--token", metavar="TOKEN", help="bearer token (shown as REDACTED in hints and logs)")
+    group.add_argument("-s", "--server", metavar="URL", help="address of the API server")
+    group.add_argument("--user", metavar="NAME", help="kubeconfig user to use")
+    group.add_argument("--cluster", metavar="NAME", help="kubeconfig cluster to use")
+    group.add_argument(
+        "--request-timeout",
+        metavar="DURATION",
+        help="timeout of each API request, e.g. 30s (default here: 20s; exec, port-forward and waits have none)",
+    )
+    group.add_argument(
+        "--certificate-authority", metavar="PATH", help="CA certificate file of the API server"
+    )
+    group.add_argument(
+        "--insecure-skip-tls-verify",
+        nargs="?",
+        const="true",
+        metavar="true|false",
+        help="do not check the server's certificate (insecure)",
+    )
 
 
 def _add_driver_flags(parser: argparse.ArgumentParser) -> None:
@@ -156,9 +197,7 @@ def _add_day_two_commands(commands) -> None:  # type: ignore[no-untyped-def]
 
     status = commands.add_parser("status", help="the pod, containers, health, ports, URLs and expiry")
     _add_target_flags(status)
-    status.add_argument(
-        "-o", "--output", choices=("table", "json", "yaml"), default="table", help="result format"
-    )
+    _add_output_flag(status)
 
     purge = commands.add_parser("purge", help="delete every environment of the profile in the namespace")
     purge.add_argument("--all-profiles", action="store_true", help="every environment in the namespace")
@@ -175,11 +214,35 @@ def _add_day_two_commands(commands) -> None:  # type: ignore[no-untyped-def]
     _add_output_flag(env_id)
 
 
+def _add_verbose_flag(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest=dest,
+        action="count",
+        default=0,
+        help="show every program run (argv, exit code, duration) on stderr; -vv: with its stderr",
+    )
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every (sub)command that runs something: those without subcommands."""
+    children = [
+        child
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for child in dict.fromkeys(action.choices.values())
+    ]
+    return [leaf for child in children for leaf in _leaf_parsers(child)] if children else [parser]
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog, description="A Docker Compose project as a preview environment in one pod of your cluster."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # before the command (`kubectl preevy -v up`) and after it (`up -v`): two counters, added up in main
+    _add_verbose_flag(parser, "global_verbose")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -279,6 +342,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     _add_output_flag(version)
+    for leaf in _leaf_parsers(parser):
+        _add_verbose_flag(leaf, "verbose")
     return parser
 
 
@@ -301,20 +366,101 @@ COMMAND_MODULES = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(prog_name())
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[args.command]}")
-    return _run(module.run, args)
+    _Parser.requested_output = requested_output(argv)
+    args = parser.parse_args(argv)
+    from kubectl_preevy import process
+
+    process.journal.reset(verbosity=args.global_verbose + args.verbose)
+    return _run(_command(args.command), args, argv)
 
 
-def _run(command, args: argparse.Namespace) -> int:
-    from kubectl_preevy import console
+def _command(name: str) -> Callable[[argparse.Namespace], int | None]:
+    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[name]}")
+    run: Callable[[argparse.Namespace], int | None] = module.run
+    return run
 
+
+def _run(
+    command: Callable[[argparse.Namespace], int | None], args: argparse.Namespace, argv: list[str]
+) -> int:
+    """Run the command; every way it can end becomes an exit code and at most one `error:` line."""
     try:
         return int(command(args) or 0)
     except PreevyError as err:
-        console.error(err.message)
-        return int(err.exit_code)
+        return _fail(args, argv, err.message, err.exit_code, f"error: {err.message}")
     except KeyboardInterrupt:
-        console.error(messages.INTERRUPTED)
-        return int(ExitCode.INTERRUPTED)
+        return _fail(args, argv, messages.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted")
+    except Exception as err:  # noqa: BLE001  the catch-all: a bug, reported with its log file
+        return _internal_error(args, argv, err)
+
+
+def _fail(args: argparse.Namespace, argv: list[str], message: str, exit_code: ExitCode, outcome: str) -> int:
+    """The error line (and document); the log file too when a program failed, for its full stderr
+    (not for bad input: what ran does not explain it)."""
+    from kubectl_preevy import console, process
+
+    console.error(message)
+    print_error_document(getattr(args, "output", None), message, exit_code)
+    if exit_code != ExitCode.USAGE and process.journal.failed():
+        log = _write_log(argv, outcome)
+        if isinstance(log, str):
+            console.info(messages.LOG_WRITTEN.format(log=log))
+    return int(exit_code)
+
+
+def _internal_error(args: argparse.Namespace, argv: list[str], err: Exception) -> int:
+    from kubectl_preevy import console
+
+    error = f"{type(err).__name__}: {err}".rstrip(": ")
+    log = _write_log(argv, f"internal error: {error}", err)
+    message = (
+        messages.INTERNAL_ERROR.format(error=error, log=log)
+        if isinstance(log, str)
+        else messages.INTERNAL_ERROR_NO_LOG.format(error=error, reason=log)
+    )
+    console.error(" ".join(message.split()))
+    print_error_document(getattr(args, "output", None), message, ExitCode.INTERNAL)
+    return int(ExitCode.INTERNAL)
+
+
+def _write_log(argv: list[str], outcome: str, error: BaseException | None = None) -> str | OSError:
+    """The log file's path, or why it could not be written."""
+    from kubectl_preevy import diagnostics, process
+
+    text = diagnostics.log_text(argv, outcome, list(process.journal.records), error)
+    try:
+        return str(diagnostics.write_log(text, os.environ))
+    except OSError as write_error:
+        return write_error
+
+
+def print_error_document(output: str | None, message: str, exit_code: ExitCode) -> None:
+    """With -o json|yaml, a failure is also a document on stdout, so scripts can parse it."""
+    if output not in ("json", "yaml"):
+        return
+    from kubectl_preevy import console
+
+    console.document(
+        {
+            "apiVersion": console.API_VERSION,
+            "kind": "Error",
+            "message": message,
+            "exitCode": int(exit_code),
+            "reason": exit_code.name,
+        },
+        output,
+    )
+
+
+def requested_output(argv: list[str]) -> str | None:
+    """The -o/--output value in argv, read before parsing: a usage error is a document too."""
+    for index, arg in enumerate(argv):
+        if arg in ("-o", "--output") and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--output="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            return arg[2:]
+    return None

@@ -9,7 +9,8 @@ import dataclasses
 import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -45,8 +46,8 @@ class ComposeProject:
     name: str
     files: list[pathlib.Path]
     working_dir: pathlib.Path
-    model: dict
-    x_preevy: dict | None
+    model: dict[str, Any]
+    x_preevy: dict[str, Any] | None
 
     @property
     def remote_dir(self) -> str:
@@ -162,7 +163,7 @@ def synced_paths(project: ComposeProject) -> list[SyncedPath]:
     ]
 
 
-def remote_model(project: ComposeProject) -> dict:
+def remote_model(project: ComposeProject) -> dict[str, Any]:
     """The model with every local path the Docker server needs replaced by its copy in the pod.
 
     Build contexts stay local: the docker client streams them through the forward.
@@ -186,18 +187,18 @@ def remote_model(project: ComposeProject) -> dict:
     return model
 
 
-def _is_synced_bind(volume: dict) -> bool:
+def _is_synced_bind(volume: dict[str, Any]) -> bool:
     return volume.get("type") == "bind" and bool(volume.get("source")) and not is_host_path(volume["source"])
 
 
-def _bind_sources(model: dict):
+def _bind_sources(model: dict[str, Any]) -> Iterator[str]:
     for service in model.get("services", {}).values():
         for volume in service.get("volumes") or []:
             if _is_synced_bind(volume):
                 yield volume["source"]
 
 
-def _file_sources(model: dict):
+def _file_sources(model: dict[str, Any]) -> Iterator[str]:
     for section in ("secrets", "configs"):
         for entry in (model.get(section) or {}).values():
             if entry.get("file"):

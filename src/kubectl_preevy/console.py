@@ -6,19 +6,23 @@ rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help`
 import functools
 import json
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 API_VERSION = "kubectl-preevy/v1"  # of every JSON document we print (and of profile files)
 
 
 @functools.cache
-def stderr():
+def stderr() -> "Console":
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @functools.cache
-def stdout():
+def stdout() -> "Console":
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
@@ -46,9 +50,31 @@ def result(text: str) -> None:
     sys.stdout.flush()
 
 
-def to_json(document: dict) -> str:
+def to_json(document: dict[str, Any]) -> str:
     """A result document (`-o json`): versioned, consumers check apiVersion and kind."""
     return json.dumps(document, indent=2)
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    """A result document as YAML (`-o yaml`), keys in the order of the JSON one."""
+    import yaml
+
+    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return text
+
+
+_documents_printed = 0
+
+
+def document(document: dict[str, Any], output: str) -> None:
+    """A result document on stdout, as `-o json` or `-o yaml` asked. A second document of the same run
+    (the Error after connect's Environment) starts with `---` in YAML; JSON documents simply follow."""
+    global _documents_printed
+    if output == "yaml":
+        result(("---\n" if _documents_printed else "") + to_yaml(document))
+    else:
+        result(to_json(document))
+    _documents_printed += 1
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -78,7 +78,12 @@ def published_ports(port: int, project: str | None = None) -> list[PublishedPort
     """The TCP ports published by the running compose containers (of one project, or of all)."""
     label = f"{COMPOSE_PROJECT_LABEL}={project}" if project else COMPOSE_PROJECT_LABEL
     query = urllib.parse.urlencode({"filters": json.dumps({"label": [label]})})
-    containers = json.loads(_request(port, "GET", f"/containers/json?{query}"))
+    return ports_of(json.loads(_request(port, "GET", f"/containers/json?{query}")))
+
+
+def ports_of(containers: list[dict[str, Any]]) -> list[PublishedPort]:
+    """The published TCP ports of Docker's container list (`GET /containers/json`), by compose service
+    (else container name), sorted, each once."""
     found = set()
     for container in containers:
         service = (container.get("Labels") or {}).get(

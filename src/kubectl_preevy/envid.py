@@ -4,7 +4,7 @@ Like Preevy (core/src/env-id.ts): the branch is normalized, then `<project>-<bra
 """
 
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kubectl_preevy import messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -12,7 +12,7 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 GIT_TIMEOUT = 10
 
 
-def _set(var: str):
+def _set(var: str) -> Callable[[Mapping[str, str]], bool]:
     return lambda environ: bool(environ.get(var))
 
 

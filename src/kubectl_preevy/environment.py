@@ -39,7 +39,9 @@ DOCKER_HOST_TYPES = "statefulsets.apps,deployments.apps"
 
 @dataclasses.dataclass
 class Environment:
-    statefulset: dict  # the docker-host object: a StatefulSet, or a Deployment for a legacy environment
+    statefulset: dict[
+        str, Any
+    ]  # the docker-host object: a StatefulSet, or a Deployment for a legacy environment
 
     @property
     def kind(self) -> str:
@@ -59,24 +61,27 @@ class Environment:
 
     @property
     def name(self) -> str:
-        return self.statefulset["metadata"]["name"]
+        return str(self.statefulset["metadata"]["name"])
 
     @property
     def namespace(self) -> str:
-        return self.statefulset["metadata"]["namespace"]
+        return str(self.statefulset["metadata"]["namespace"])
 
     @property
     def instance(self) -> str:
-        return self._labels.get(naming.LABEL_INSTANCE, self.name)
+        return str(self._labels.get(naming.LABEL_INSTANCE, self.name))
 
     @property
     def env_id(self) -> str:
-        return self._annotations.get(naming.ANNOTATION_ENV_ID) or self._labels.get(naming.LABEL_ENV_ID, "")
+        return str(
+            self._annotations.get(naming.ANNOTATION_ENV_ID) or self._labels.get(naming.LABEL_ENV_ID, "")
+        )
 
     @property
     def created_at(self) -> str:
-        return self._annotations.get(naming.ANNOTATION_CREATED_AT) or self.statefulset["metadata"].get(
-            "creationTimestamp", ""
+        return str(
+            self._annotations.get(naming.ANNOTATION_CREATED_AT)
+            or self.statefulset["metadata"].get("creationTimestamp", "")
         )
 
     @property
@@ -90,7 +95,7 @@ class Environment:
 
     @property
     def first_container(self) -> str:
-        return self.statefulset["spec"]["template"]["spec"]["containers"][0]["name"]
+        return str(self.statefulset["spec"]["template"]["spec"]["containers"][0]["name"])
 
     @property
     def types(self) -> list[str]:
@@ -108,11 +113,11 @@ class Environment:
         return list(dict.fromkeys(names + list(ALWAYS_DELETED_TYPES)))
 
     @property
-    def _labels(self) -> dict:
+    def _labels(self) -> dict[str, Any]:
         return self.statefulset["metadata"].get("labels") or {}
 
     @property
-    def _annotations(self) -> dict:
+    def _annotations(self) -> dict[str, Any]:
         return self.statefulset["metadata"].get("annotations") or {}
 
 
@@ -218,17 +223,33 @@ def unready_reason(kubectl: Kubectl, name: str) -> str:
     pod_name = f"{name}-0"
     result = kubectl.run("get", "pod", pod_name, "-o", "json")
     if not result.ok:
-        return _latest_warning(kubectl, "StatefulSet", name) or messages.REASON_NO_POD
+        return latest_warning(_warning_events(kubectl, "StatefulSet", name)) or messages.REASON_NO_POD
     pod = json.loads(result.stdout)
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    for status in statuses:
+    exited = exited_container(pod)
+    if exited:
+        status, terminated = exited
+        return exit_reason(status, terminated, _last_log_line(kubectl, pod_name, status["name"]))
+    return pod_reason(pod, _warning_events(kubectl, "Pod", pod_name))
+
+
+def exited_container(pod: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(status, terminated state) of the first container that exited and is not running again."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
         state = status.get("state") or {}
         terminated = (status.get("lastState") or {}).get("terminated") or state.get("terminated")
         if "running" not in state and terminated:
-            return _exit_reason(kubectl, pod_name, status, terminated)
-    warning = _latest_warning(kubectl, "Pod", pod_name, uid=pod["metadata"].get("uid"))
+            return status, terminated
+    return None
+
+
+def pod_reason(pod: dict[str, Any], warning_events: list[dict[str, Any]]) -> str:
+    """Why a pod whose containers did not exit is not ready: its latest warning, else the state a
+    container waits in, else just that it is not ready."""
+    warning = latest_warning(warning_events, uid=pod["metadata"].get("uid"))
     if warning:
         return warning
+    pod_name = pod["metadata"]["name"]
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
     for status in statuses:
         waiting = (status.get("state") or {}).get("waiting")
         if waiting:
@@ -242,10 +263,14 @@ def unready_reason(kubectl: Kubectl, name: str) -> str:
     return messages.REASON_NOT_READY.format(pod=pod_name)
 
 
-def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> str:
-    """A container that exited: its exit code, and its last log line (in back-off: the exited instance's)."""
-    logs = kubectl.run("logs", pod, "-c", status["name"], "--tail=1")
-    last_line = logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
+def _last_log_line(kubectl: Kubectl, pod: str, container: str) -> str:
+    """The container's last log line (in back-off: the exited instance's), "" if none."""
+    logs = kubectl.run("logs", pod, "-c", container, "--tail=1")
+    return logs.stdout.strip().splitlines()[-1] if logs.ok and logs.stdout.strip() else ""
+
+
+def exit_reason(status: dict[str, Any], terminated: dict[str, Any], last_line: str) -> str:
+    """A container that exited: its exit code and restarts, and its last log line."""
     reason = messages.REASON_EXITED.format(
         container=status["name"], code=terminated.get("exitCode"), restarts=status.get("restartCount", 0)
     )
@@ -254,9 +279,8 @@ def _exit_reason(kubectl: Kubectl, pod: str, status: dict, terminated: dict) -> 
     )
 
 
-def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = None) -> str | None:
-    """`Reason: message` of the object's latest Warning event; a BackOff only when there is nothing else.
-    uid: only that object's events (a StatefulSet's new pod has the name of the one it replaces)."""
+def _warning_events(kubectl: Kubectl, kind: str, name: str) -> list[dict[str, Any]]:
+    """The Warning events of an object (by kind and name); none when they cannot be read."""
     result = kubectl.run(
         "get",
         "events",
@@ -266,10 +290,17 @@ def _latest_warning(kubectl: Kubectl, kind: str, name: str, uid: str | None = No
         "json",
     )
     if not result.ok:
-        return None
+        return []
+    items: list[dict[str, Any]] = json.loads(result.stdout).get("items") or []
+    return items
+
+
+def latest_warning(events: list[dict[str, Any]], uid: str | None = None) -> str | None:
+    """`Reason: message` of the latest Warning event; a BackOff only when there is nothing else.
+    uid: only that object's events (a StatefulSet's new pod has the name of the one it replaces)."""
     events = [
         event
-        for event in json.loads(result.stdout).get("items") or []
+        for event in events
         if uid is None or (event.get("involvedObject") or {}).get("uid") in (None, uid)
     ]
     if not events:
@@ -296,7 +327,7 @@ def ready_pod(kubectl: Kubectl, env: Environment) -> str:
             for ref in pod["metadata"].get("ownerReferences") or []
         )
         if owned and pod_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
-            return pod["metadata"]["name"]
+            return str(pod["metadata"]["name"])
     raise PreevyError(
         messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
         ExitCode.FAILURE,

@@ -14,6 +14,8 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 from kubectl_preevy import console, messages, process
 from kubectl_preevy.compose import ComposeProject, SyncedPath, synced_paths
@@ -65,7 +67,7 @@ class SyncStats:
             deleted=self.deleted,
         )
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "files": self.files,
             "bytes": self.bytes,
@@ -125,7 +127,7 @@ def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]
     return found
 
 
-def _scan(local: pathlib.Path, remote: str, st: os.stat_result, found: dict) -> None:
+def _scan(local: pathlib.Path, remote: str, st: os.stat_result, found: dict[str, Any]) -> None:
     entry = _entry(st)
     if entry is None:
         return  # sockets, fifos, devices: not ours to copy
@@ -257,9 +259,10 @@ def _apply(
         )
 
 
-def _batches(paths: list[str]):
+def _batches(paths: list[str]) -> Iterator[list[str]]:
     """paths in groups that fit a command line."""
-    batch, size = [], 0
+    batch: list[str] = []
+    size = 0
     for path in paths:
         if batch and size + len(path) > MAX_DELETE_ARGS_BYTES:
             yield batch
@@ -313,6 +316,7 @@ def _stream_tar(
         )
         try:
             try:
+                assert proc.stdin is not None  # stdin=PIPE
                 _write_tar(proc.stdin, members, compress)
             except BrokenPipeError:
                 pass  # kubectl ended early: its exit code and stderr say why
@@ -322,12 +326,14 @@ def _stream_tar(
         finally:
             process.stop(proc)
         stderr.seek(0)
-        result = process.Result(list(proc.args), proc.returncode, "", stderr.read().decode(errors="replace"))
+        result = process.Result(
+            process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
+        )
     if not result.ok:
         raise _sync_error(kubectl, result)
 
 
-def _write_tar(pipe, members: list[tuple[str, pathlib.Path]], compress: bool) -> None:
+def _write_tar(pipe: IO[bytes], members: list[tuple[str, pathlib.Path]], compress: bool) -> None:
     sink = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) if compress else pipe
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
         for remote_path, local_path in members:
@@ -341,7 +347,9 @@ def _write_tar(pipe, members: list[tuple[str, pathlib.Path]], compress: bool) ->
         sink.close()
 
 
-def _close_quietly(pipe) -> None:
+def _close_quietly(pipe: IO[bytes] | None) -> None:
+    if pipe is None:
+        return
     try:
         pipe.close()
     except BrokenPipeError:
@@ -356,8 +364,9 @@ def _sync_error(kubectl: Kubectl, result: process.Result) -> PreevyError:
 
 
 def human_size(size: int) -> str:
+    scaled: float = size
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+        if scaled < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{scaled:.1f} {unit}"
+        scaled /= 1024
+    return f"{scaled:.1f} GiB"

@@ -4,9 +4,11 @@ import json
 import re
 import subprocess
 from collections.abc import Mapping
+from typing import Any
 
 from kubectl_preevy import messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.options import Connection
 
 # Verbs that only talk to the API server: they get --request-timeout so a dead server cannot
 # hang them. Streams (exec, port-forward) and watches (rollout status, wait) must not.
@@ -19,18 +21,27 @@ API_CALL_TIMEOUT_SECONDS = 90
 
 class Kubectl:
     def __init__(
-        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+        self,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        environ: Mapping[str, str],
+        connection: Connection | None = None,
     ):
         self.environ = dict(environ)
-        self._config_flags = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (
-            ["--context", context] if context else []
+        self.connection = connection or Connection()
+        self._config_flags = (
+            (["--kubeconfig", kubeconfig] if kubeconfig else [])
+            + (["--context", context] if context else [])
+            + self.connection.kubectl_flags(request_timeout=False)
         )
         self.namespace = namespace or ""
         if not namespace:
             self.namespace = self._current_namespace()
 
     def argv(self, verb: str, *args: str) -> list[str]:
-        timeout = ["--request-timeout", REQUEST_TIMEOUT] if verb in API_VERBS else []
+        request_timeout = self.connection.request_timeout or REQUEST_TIMEOUT
+        timeout = ["--request-timeout", request_timeout] if verb in API_VERBS else []
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(
@@ -48,11 +59,12 @@ class Kubectl:
             raise self.error(result)
         return result
 
-    def json(self, *args: str) -> dict:
+    def json(self, *args: str) -> dict[str, Any]:
         """`kubectl get ARGS -o json`, parsed."""
-        return json.loads(self.check("get", *args, "-o", "json").stdout)
+        document: dict[str, Any] = json.loads(self.check("get", *args, "-o", "json").stdout)
+        return document
 
-    def popen(self, *args: str, **popen_kwargs) -> subprocess.Popen:
+    def popen(self, *args: str, **popen_kwargs: Any) -> subprocess.Popen[bytes]:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:
@@ -99,6 +111,13 @@ _TRANSLATIONS = (
         messages.CONTEXT_MISSING,
         ExitCode.CLUSTER,
     ),
+    (re.compile(r'auth info "([^"]+)" does not exist'), messages.USER_MISSING, ExitCode.CLUSTER),
+    (re.compile(r'no server found for cluster "([^"]+)"'), messages.CLUSTER_MISSING, ExitCode.CLUSTER),
+    (
+        re.compile(r"unable to read certificate-authority (\S+) for \S+ due to (?:open \S+: )?(.*)"),
+        messages.CERTIFICATE_AUTHORITY_UNREADABLE,
+        ExitCode.CLUSTER,
+    ),
     (
         re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
         messages.NO_CURRENT_CONTEXT,
@@ -128,12 +147,20 @@ _TRANSLATIONS = (
 )
 
 
+_FORBIDDEN = re.compile(r"^Error from server \(Forbidden\)", re.M)
+
+
 def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
+    """kubectl's stderr as our one-line error: a known cause with what to do, else what kubectl said."""
     for pattern, message, exit_code in _TRANSLATIONS:
         match = pattern.search(stderr)
         if match:
             groups = [g for g in match.groups() if g is not None]
             return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
+    if _FORBIDDEN.search(stderr):  # RBAC, Pod Security admission, a ResourceQuota: the cluster said no
+        return PreevyError(
+            messages.KUBECTL_REFUSED.format(command=command, error=_clean(last_line)), ExitCode.REFUSED
+        )
     return PreevyError(
         messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE
     )

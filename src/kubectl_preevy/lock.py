@@ -15,6 +15,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from kubectl_preevy import console, messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -57,7 +59,9 @@ def has_expired(expires_at: str | None, now: datetime.datetime) -> bool:
 
 
 @contextlib.contextmanager
-def held(kubectl: Kubectl, profile_id: str, env_id: str, command: str, timeout_seconds: float):
+def held(
+    kubectl: Kubectl, profile_id: str, env_id: str, command: str, timeout_seconds: float
+) -> Iterator["EnvironmentLock"]:
     """Hold the environment's lock for the block: wait for another holder up to the timeout, release
     it however the block ends (Ctrl-C included)."""
     lock = EnvironmentLock(kubectl, profile_id, env_id, holder_description(command))
@@ -134,7 +138,7 @@ class EnvironmentLock:
                 )
             )
 
-    def _take_over(self, current: dict, holder: str, expires_at: str | None) -> str | None:
+    def _take_over(self, current: dict[str, Any], holder: str, expires_at: str | None) -> str | None:
         resource_version = self._write(current["metadata"]["resourceVersion"])
         if resource_version is not None:
             console.warn(
@@ -183,12 +187,12 @@ class EnvironmentLock:
             return None
         raise self.kubectl.error(result)
 
-    def _current(self) -> dict | None:
+    def _current(self) -> dict[str, Any] | None:
         result = self.kubectl.check("get", "configmap", self.name, "--ignore-not-found", "-o", "json")
         return json.loads(result.stdout) if result.stdout.strip() else None
 
     @staticmethod
-    def _holder_and_expiry(configmap: dict) -> tuple[str, str | None]:
+    def _holder_and_expiry(configmap: dict[str, Any]) -> tuple[str, str | None]:
         annotations = configmap["metadata"].get("annotations") or {}
         return annotations.get(ANNOTATION_HOLDER, "an unknown run"), annotations.get(ANNOTATION_EXPIRES_AT)
 

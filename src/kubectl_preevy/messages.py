@@ -172,7 +172,9 @@ FORWARD_LOST = "port-forward lost ({error}): reconnecting in {seconds}s"
 FORWARD_RESTORED = "port-forward restored"
 
 ENV_ID_USED = "environment id: {env_id} ({why})"
-INVALID_DURATION = "invalid {flag} {value!r}: use a duration such as 90s, 5m or 1h"
+INVALID_DURATION = (
+    "invalid {flag} {value!r}: use a duration with a unit on every number, such as 90s, 5m or 1h30m"
+)
 DUPLICATE_ENVIRONMENTS = (
     "environment {env_id} exists several times ({instances}), from concurrent runs: acting on the "
     "newest, {chosen} (as Preevy does); `kubectl preevy down --id {env_id}` removes them all"
@@ -247,6 +249,30 @@ NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace
 NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports:` to the compose file"
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
+
+# --- diagnostics, connection flags (issue 15) ---------------------------------------------------------
+INVALID_REQUEST_TIMEOUT = (
+    "invalid --request-timeout {value!r}: use a number of seconds or a duration with a unit on every "
+    "part, such as 30s, 2m or 1m30s (0: no timeout)"
+)
+INVALID_INSECURE_FLAG = "invalid --insecure-skip-tls-verify={value!r}: use true or false"
+INTERNAL_ERROR = (
+    "internal error (a bug in kubectl-preevy): {error}; the traceback and the commands run are in {log}: "
+    "please attach it to a bug report (check it for anything you would not share)"
+)
+INTERNAL_ERROR_NO_LOG = (
+    "internal error (a bug in kubectl-preevy): {error} (no log file: {reason}); run again with -vv "
+    "and attach the output to a bug report"
+)
+LOG_WRITTEN = "the commands run and their full output: {log}"
+USER_MISSING = "kubeconfig user {0} does not exist: pass one of `kubectl config get-users` with --user"
+CLUSTER_MISSING = (
+    "kubeconfig cluster {0} does not exist: pass one of `kubectl config get-clusters` with --cluster"
+)
+CERTIFICATE_AUTHORITY_UNREADABLE = (
+    "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
+)
+KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
 
 # --- day two, Preevy interop (issue 12) ----------------------------------------------------------------------
 PREEVY_TEMPLATE_KEPT = (

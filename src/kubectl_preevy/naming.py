@@ -11,6 +11,7 @@ import json
 import math
 import re
 import secrets
+from typing import Any
 
 MAX_LABEL_LENGTH = 63
 MAX_NAME_LENGTH = 63
@@ -141,7 +142,7 @@ def profile_selector(profile_id: str) -> str:
     return f"{LABEL_PROFILE_ID}={sanitize_label_value(profile_id)}"
 
 
-def template_hash(specs: list[dict]) -> str:
+def template_hash(specs: list[dict[str, Any]]) -> str:
     """Preevy's calcTemplateHash: `sha1:` + base64(sha1(stable JSON of the rendered specs)).
 
     specs are the rendered objects BEFORE environment metadata is added.
@@ -150,7 +151,7 @@ def template_hash(specs: list[dict]) -> str:
     return "sha1:" + base64.b64encode(digest).decode()
 
 
-def stable_json(value) -> str:
+def stable_json(value: object) -> str:
     """JSON.stringify with keys sorted like JavaScript's default sort (fast-safe-stringify's stableStringify)."""
     if isinstance(value, dict):
         items = sorted(
@@ -183,7 +184,7 @@ def js_number(value: int | float) -> str:
     return re.sub(r"e([+-])0*(\d)", r"e\1\2", text)
 
 
-def _json_key(key) -> str:
+def _json_key(key: object) -> str:
     if isinstance(key, str):
         return key
     if key is None or isinstance(key, bool):

@@ -4,12 +4,18 @@ Precedence: flag > environment variable > `x-preevy.drivers.kube-pod` in the com
 > built-in default. Every value is validated, and an error names the option and its source.
 """
 
+import argparse
 import dataclasses
 import pathlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from kubectl_preevy import messages, naming
+from kubectl_preevy import messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
+
+if TYPE_CHECKING:
+    from kubectl_preevy.profiles import Profile
 
 DRIVER = "kube-pod"
 DEFAULT_STORAGE_SIZE = 5.0
@@ -41,6 +47,64 @@ OPTION_NAMES = tuple(OPTION_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True)
+class Connection:
+    """kubectl's connection flags given after the plugin name (kubectl does not pass its own to plugins).
+    Flags only: they say who and where this machine connects as, so no profile or compose file sets them."""
+
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+    token: str | None = None
+    server: str | None = None
+    user: str | None = None
+    cluster: str | None = None
+    request_timeout: str | None = None  # API calls only: it would cut exec, port-forward and watches
+    certificate_authority: str | None = None
+    insecure_skip_tls_verify: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Connection":
+        """The flags of args, validated (PreevyError USAGE)."""
+        request_timeout = getattr(args, "request_timeout", None)
+        if request_timeout is not None and not _KUBECTL_TIMEOUT.fullmatch(request_timeout):
+            raise PreevyError(messages.INVALID_REQUEST_TIMEOUT.format(value=request_timeout), ExitCode.USAGE)
+        insecure = getattr(args, "insecure_skip_tls_verify", None)
+        if insecure not in (None, "true", "false"):
+            raise PreevyError(messages.INVALID_INSECURE_FLAG.format(value=insecure), ExitCode.USAGE)
+        return cls(
+            as_user=getattr(args, "as_user", None),
+            as_groups=tuple(getattr(args, "as_groups", None) or ()),
+            token=getattr(args, "token", None),
+            server=getattr(args, "server", None),
+            user=getattr(args, "user", None),
+            cluster=getattr(args, "cluster", None),
+            request_timeout=request_timeout,
+            certificate_authority=getattr(args, "certificate_authority", None),
+            insecure_skip_tls_verify=insecure == "true",
+        )
+
+    def kubectl_flags(self, *, request_timeout: bool = True) -> list[str]:
+        """The flags for kubectl, as `--flag=value` (the token included: redact before showing them)."""
+        values = [
+            ("--as", self.as_user),
+            *(("--as-group", group) for group in self.as_groups),
+            ("--token", self.token),
+            ("--server", self.server),
+            ("--user", self.user),
+            ("--cluster", self.cluster),
+            ("--request-timeout", self.request_timeout if request_timeout else None),
+            ("--certificate-authority", self.certificate_authority),
+        ]
+        flags = [f"{flag}={value}" for flag, value in values if value is not None]
+        if self.insecure_skip_tls_verify:
+            flags.append("--insecure-skip-tls-verify=true")
+        return flags
+
+
+# kubectl's --request-timeout: a number of seconds, or a Go duration (1s, 2m, 1h30m, 500ms).
+_KUBECTL_TIMEOUT = re.compile(r"\d+|(?:\d+(?:\.\d*)?(?:h|m|s|ms|us|µs|ns))+")
+
+
+@dataclasses.dataclass(frozen=True)
 class Options:
     namespace: str | None  # None: the current context's namespace (Kubectl resolves it, else "default")
     kubeconfig: str | None  # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
@@ -50,15 +114,21 @@ class Options:
     storage_class: str | None
     storage_size: float  # GiB, > 0
     sources: dict[str, str]  # option name -> where the value came from
+    connection: Connection = Connection()
 
 
 def resolve_options(
-    args, x_preevy: dict | None, compose_file: pathlib.Path | None, profile, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    x_preevy: dict[str, Any] | None,
+    compose_file: pathlib.Path | None,
+    profile: "Profile | None",
+    environ: Mapping[str, str],
 ) -> Options:
     """The options of this run: each from the first source that sets it, validated (PreevyError USAGE)."""
     cwd = pathlib.Path.cwd()
     compose_dir = compose_file.parent if compose_file else cwd
-    layers = [
+    profile_name = profile.name if profile else ""
+    layers: list[tuple[Mapping[str, object], Callable[[str], str], pathlib.Path]] = [
         (_flag_values(args), lambda name: f"flag {OPTION_FLAGS[name]}", cwd),
         (_env_values(environ), lambda name: f"env {OPTION_ENV_VARS[name]}", cwd),
         (
@@ -66,9 +136,9 @@ def resolve_options(
             lambda name: f"x-preevy in {compose_file or 'the compose file'}",
             compose_dir,
         ),
-        (dict(profile.options) if profile else {}, lambda name: f"profile '{profile.name}'", cwd),
+        (dict(profile.options) if profile else {}, lambda name: f"profile '{profile_name}'", cwd),
     ]
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name in OPTION_NAMES:
         for layer_values, describe, base_dir in layers:
@@ -88,6 +158,7 @@ def resolve_options(
         storage_class=values.get("storage-class"),
         storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
+        connection=Connection.from_args(args),
     )
 
 
@@ -97,7 +168,7 @@ def _default_source(name: str) -> str:
     )
 
 
-def _flag_values(args) -> dict[str, object]:
+def _flag_values(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, field, None) for name, field in OPTION_FIELDS.items()}
 
 
@@ -105,7 +176,9 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, object]:
     return {name: environ.get(var) or None for name, var in OPTION_ENV_VARS.items()}
 
 
-def x_preevy_driver_options(x_preevy: dict | None, compose_file: pathlib.Path | None) -> dict[str, object]:
+def x_preevy_driver_options(
+    x_preevy: dict[str, Any] | None, compose_file: pathlib.Path | None
+) -> dict[str, object]:
     """`x-preevy.drivers.kube-pod` of the compose file, checked for shape and unknown keys."""
     if not x_preevy:
         return {}
@@ -158,25 +231,25 @@ def _show(raw: object) -> str:
     )
 
 
-def _parse_namespace(name, raw, source, base_dir) -> str:
+def _parse_namespace(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not naming.is_rfc1123_label(raw):
         raise _invalid(name, raw, source, messages.WHY_RFC1123_LABEL)
     return raw
 
 
-def _parse_storage_class(name, raw, source, base_dir) -> str:
+def _parse_storage_class(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not naming.is_rfc1123_subdomain(raw):
         raise _invalid(name, raw, source, messages.WHY_RFC1123_SUBDOMAIN)
     return raw
 
 
-def _parse_context(name, raw, source, base_dir) -> str:
+def _parse_context(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not raw.strip() or "\n" in raw:
         raise _invalid(name, raw, source, messages.WHY_CONTEXT)
     return raw
 
 
-def _parse_kubeconfig(name, raw, source, base_dir) -> str:
+def _parse_kubeconfig(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise _invalid(name, raw, source, messages.WHY_PATH)
     if source.startswith("env "):
@@ -187,7 +260,7 @@ def _parse_kubeconfig(name, raw, source, base_dir) -> str:
     return str(path)
 
 
-def _parse_template(name, raw, source, base_dir) -> pathlib.Path:
+def _parse_template(name: str, raw: object, source: str, base_dir: pathlib.Path) -> pathlib.Path:
     if not isinstance(raw, str) or not raw.strip():
         raise _invalid(name, raw, source, messages.WHY_PATH)
     path = (base_dir / pathlib.Path(raw).expanduser()).resolve()
@@ -196,7 +269,7 @@ def _parse_template(name, raw, source, base_dir) -> pathlib.Path:
     return path
 
 
-def _parse_bool(name, raw, source, base_dir) -> bool:
+def _parse_bool(name: str, raw: object, source: str, base_dir: pathlib.Path) -> bool:
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -204,8 +277,8 @@ def _parse_bool(name, raw, source, base_dir) -> bool:
     raise _invalid(name, raw, source, messages.WHY_BOOL)
 
 
-def _parse_storage_size(name, raw, source, base_dir) -> float:
-    if isinstance(raw, bool):
+def _parse_storage_size(name: str, raw: object, source: str, base_dir: pathlib.Path) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE)
     try:
         size = float(raw.strip() if isinstance(raw, str) else raw)
@@ -216,7 +289,7 @@ def _parse_storage_size(name, raw, source, base_dir) -> float:
     return size
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "namespace": _parse_namespace,
     "kubeconfig": _parse_kubeconfig,
     "context": _parse_context,
@@ -228,7 +301,8 @@ _PARSERS = {
 
 
 def cluster_flags(options: Options, namespace: str | None = None) -> list[str]:
-    """kubectl's global flags for these options (namespace overrides options.namespace when given)."""
+    """The flags of a recovery hint: kubeconfig, context, namespace (namespace overrides
+    options.namespace when given) and the connection flags given, the token redacted."""
     flags = []
     if options.kubeconfig:
         flags.append(f"--kubeconfig={options.kubeconfig}")
@@ -237,4 +311,4 @@ def cluster_flags(options: Options, namespace: str | None = None) -> list[str]:
     namespace = namespace or options.namespace
     if namespace:
         flags.append(f"--namespace={namespace}")
-    return flags
+    return flags + process.redact(options.connection.kubectl_flags())

@@ -24,7 +24,7 @@ class PortForward:
         self.pod = pod
         self.ports = ports  # (local, remote) pairs
         self.local_ports: dict[int, int] = {}  # remote -> local, once started
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
         self._started = threading.Event()
 
@@ -33,7 +33,7 @@ class PortForward:
             self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[int, int]:
@@ -77,8 +77,11 @@ class PortForward:
             process.stop(self._proc)
 
     def _failure(self) -> PreevyError:
+        assert self._proc is not None  # started
         error = self.kubectl.error(
-            process.Result(self._proc.args, self._proc.returncode or 1, "", "\n".join(self._stderr_tail))
+            process.Result(
+                process.argv_of(self._proc), self._proc.returncode or 1, "", "\n".join(self._stderr_tail)
+            )
         )
         if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, kubeconfig...: already clear
             return error
@@ -87,16 +90,16 @@ class PortForward:
             ExitCode.FAILURE,
         )
 
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
-        for raw in proc.stdout:
+    def _read_stdout(self, proc: subprocess.Popen[bytes]) -> None:
+        for raw in proc.stdout or ():
             match = _FORWARDING.search(raw.decode(errors="replace"))
             if match and proc is self._proc:
                 self.local_ports[int(match.group(2))] = int(match.group(1))
                 if len(self.local_ports) == len(self.ports):
                     self._started.set()
 
-    def _read_stderr(self, proc: subprocess.Popen) -> None:
-        for raw in proc.stderr:
+    def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        for raw in proc.stderr or ():
             line = raw.decode(errors="replace").strip()
             if line and proc is self._proc:
                 self._stderr_tail.append(line)

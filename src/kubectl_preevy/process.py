@@ -1,10 +1,23 @@
-"""The one wrapper for running programs (kubectl, docker, git), built on plumbum."""
+"""The one wrapper for running programs (kubectl, docker, git), built on plumbum.
 
+Every program run is recorded (argv with secrets redacted, exit code, duration, stderr) in `journal`:
+`-v` prints each record on stderr, `-vv` with the program's stderr too, and the log file written when a
+command fails holds them all (see diagnostics.py).
+"""
+
+import collections
 import dataclasses
+import os
+import shlex
 import subprocess
+import time
+from typing import TYPE_CHECKING, Any, cast
 
 from kubectl_preevy import messages
 from kubectl_preevy.errors import ExitCode, PreevyError
+
+if TYPE_CHECKING:
+    from plumbum.commands.base import BoundCommand
 
 
 @dataclasses.dataclass
@@ -24,7 +37,83 @@ class Result:
         return lines[-1] if lines else f"exit code {self.returncode}"
 
 
-def command(argv: list[str]):
+SECRET_FLAGS = ("--token",)  # their values never reach a log or a hint
+REDACTED = "REDACTED"
+MAX_RECORDS = 300
+MAX_RECORDED_STDERR = 64 * 1024
+
+
+def redact(argv: list[str]) -> list[str]:
+    """argv with the values of secret flags (`--token X`, `--token=X`) replaced by REDACTED."""
+    redacted: list[str] = []
+    for arg in argv:
+        if redacted and redacted[-1] in SECRET_FLAGS:
+            redacted.append(REDACTED)
+        elif arg.startswith(tuple(f"{flag}=" for flag in SECRET_FLAGS)):
+            redacted.append(arg.split("=", 1)[0] + "=" + REDACTED)
+        else:
+            redacted.append(arg)
+    return redacted
+
+
+@dataclasses.dataclass
+class Record:
+    """One program run: argv (redacted), exit code (None: stopped by us, on a timeout, Ctrl-C or when done
+    with it), seconds, stderr (when captured; its last MAX_RECORDED_STDERR characters)."""
+
+    argv: list[str]
+    returncode: int | None
+    seconds: float
+    stderr: str = ""
+
+    def describe(self) -> str:
+        outcome = "stopped" if self.returncode is None else f"exit {self.returncode}"
+        return f"$ {shlex.join(self.argv)}  ({outcome}, {self.seconds:.2f}s)"
+
+
+class Journal:
+    """The program runs of this invocation, the last MAX_RECORDS of them; echoed on stderr when verbose."""
+
+    def __init__(self) -> None:
+        self.verbosity = 0
+        self.records: collections.deque[Record] = collections.deque(maxlen=MAX_RECORDS)
+        self._started: dict[int, tuple[list[str], float]] = {}  # popen'd pid -> (argv, start time)
+
+    def add(self, argv: list[str], returncode: int | None, started: float, stderr: str = "") -> None:
+        record = Record(redact(argv), returncode, time.monotonic() - started, stderr[-MAX_RECORDED_STDERR:])
+        self.records.append(record)
+        if self.verbosity >= 1:
+            from kubectl_preevy import console
+
+            console.info(record.describe())
+            if self.verbosity >= 2 and record.stderr.strip():
+                console.info("\n".join(f"  | {line}" for line in record.stderr.rstrip().splitlines()))
+
+    def reset(self, verbosity: int) -> None:
+        """A new invocation (main() may run several in one process: the tests)."""
+        self.verbosity = verbosity
+        self.records.clear()
+
+    def failed(self) -> bool:
+        return any(record.returncode not in (0, None) for record in self.records)
+
+    def started(self, proc: subprocess.Popen[bytes], argv: list[str]) -> None:
+        self._started[proc.pid] = (list(argv), time.monotonic())
+        if self.verbosity >= 1:
+            from kubectl_preevy import console
+
+            console.info(f"$ {shlex.join(redact(list(argv)))}  (started, pid {proc.pid})")
+
+    def stopped(self, proc: subprocess.Popen[bytes], by_us: bool) -> None:
+        started = self._started.pop(proc.pid, None)
+        if started is not None:
+            self.add(started[0], None if by_us else proc.returncode, started[1])
+
+
+journal = Journal()
+
+
+def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
     from plumbum import local
     from plumbum.commands.processes import CommandNotFound
@@ -46,7 +135,8 @@ def run(
 
     env, when given, is the program's whole environment.
     """
-    proc = popen(
+    started = time.monotonic()
+    proc = _popen(
         argv,
         env=env,
         cwd=cwd,
@@ -58,32 +148,53 @@ def run(
         out, err = proc.communicate(stdin.encode() if isinstance(stdin, str) else stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc)
+        journal.add(argv, None, started, f"(stopped after {timeout}s)")
         raise PreevyError(
             messages.COMMAND_TIMED_OUT.format(command=" ".join(argv[:2]), seconds=timeout), ExitCode.TIMEOUT
         ) from None
     except BaseException:
         stop(proc)
+        journal.add(argv, None, started, "(interrupted)")
         raise
-    return Result(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    result = Result(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    journal.add(argv, result.returncode, started, result.stderr)
+    return result
 
 
 def popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs
-) -> subprocess.Popen:
-    """Start argv in the background. The caller owns the process and must `stop()` it."""
-    return command(argv).popen(env=env, cwd=cwd, **popen_kwargs)
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start argv in the background. The caller owns the process and must `stop()` it (which records it)."""
+    proc = _popen(argv, env=env, cwd=cwd, **popen_kwargs)
+    journal.started(proc, argv)
+    return proc
 
 
-def stop(proc: subprocess.Popen, grace_seconds: float = 3.0) -> None:
+def _popen(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+) -> subprocess.Popen[bytes]:
+    return cast("subprocess.Popen[bytes]", command(argv).popen(env=env, cwd=cwd, **popen_kwargs))
+
+
+def argv_of(proc: subprocess.Popen[bytes]) -> list[str]:
+    """The argv a process was started with (as our Result records it)."""
+    args = proc.args
+    if isinstance(args, (str, bytes, os.PathLike)):
+        return [os.fsdecode(args)]
+    return [os.fsdecode(arg) for arg in args]
+
+
+def stop(proc: subprocess.Popen[bytes], grace_seconds: float = 3.0) -> None:
     """Terminate a process we started (by its pid, via Popen), then kill it if it lingers."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace_seconds)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    running = proc.poll() is None
+    if running:
+        proc.terminate()
+        try:
+            proc.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    journal.stopped(proc, by_us=running)
 
 
 def run_attached(
@@ -96,6 +207,5 @@ def run_attached(
     )
     try:
         return proc.wait()
-    except BaseException:
+    finally:
         stop(proc)
-        raise

@@ -7,6 +7,7 @@ Two stores:
   Its template, if any, is embedded in the ConfigMap, and used from a copy in ~/.cache/kubectl-preevy.
 """
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -14,9 +15,11 @@ import os
 import pathlib
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from kubectl_preevy import console, messages, naming, process
 from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.options import Connection
 
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILE_ID = "default"  # deterministic: a laptop and a fresh CI machine find the same environments
@@ -41,7 +44,7 @@ class Profile:
     store: str = STORE_LOCAL  # local | cluster
     location: str = ""  # the file, or namespace/ConfigMap, it is kept in
 
-    def to_dict(self, current: bool = False) -> dict:
+    def to_dict(self, current: bool = False) -> dict[str, Any]:
         return {
             "name": self.name,
             "id": self.id,
@@ -210,20 +213,26 @@ class ClusterStore:
     """Profiles as ConfigMaps, through kubectl with the cluster flags of this run."""
 
     def __init__(
-        self, kubeconfig: str | None, context: str | None, namespace: str | None, environ: Mapping[str, str]
+        self,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        environ: Mapping[str, str],
+        connection: Connection | None = None,
     ):
         from kubectl_preevy.kubectl import Kubectl
 
         self.environ = dict(environ)
-        self.kubectl = Kubectl(kubeconfig, context, namespace, environ)
+        self.kubectl = Kubectl(kubeconfig, context, namespace, environ, connection)
 
     @classmethod
-    def from_args(cls, args, environ: Mapping[str, str]) -> "ClusterStore":
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> "ClusterStore":
         return cls(
             getattr(args, "kubeconfig", None),
             getattr(args, "context", None) or environ.get("KUBE_CONTEXT"),
             getattr(args, "namespace", None),
             environ,
+            Connection.from_args(args),
         )
 
     @property
@@ -270,7 +279,7 @@ class ClusterStore:
         ]
         return sorted(profiles, key=lambda profile: profile.name)
 
-    def _parse(self, configmap: dict, name: str) -> Profile:
+    def _parse(self, configmap: dict[str, Any], name: str) -> Profile:
         from kubectl_preevy import options as options_module
 
         metadata = configmap.get("metadata", {})
@@ -366,13 +375,13 @@ class ClusterStore:
 # --- lookup -----------------------------------------------------------------------------------------
 
 
-def requested_name(args, environ: Mapping[str, str]) -> str | None:
+def requested_name(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
     """The profile named by --profile, else $PREEVY_PROFILE, else the current one (None: no choice made)."""
     name = getattr(args, "profile", None) or environ.get(PROFILE_ENV_VAR) or LocalStore(environ).current()
     return validate_name(name) if name else None
 
 
-def find_profile(name: str, args, environ: Mapping[str, str]) -> Profile | None:
+def find_profile(name: str, args: argparse.Namespace, environ: Mapping[str, str]) -> Profile | None:
     """The local profile of that name, else the one kept in the cluster, else None."""
     profile = LocalStore(environ).load(name)
     if profile:
@@ -385,7 +394,9 @@ def find_profile(name: str, args, environ: Mapping[str, str]) -> Profile | None:
         ) from None
 
 
-def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True) -> Profile:
+def load_profile(
+    args: argparse.Namespace, environ: Mapping[str, str], *, save_default: bool = True
+) -> Profile:
     """--profile, else $PREEVY_PROFILE, else the current profile, else `default` (created on first use,
     saved unless save_default is False)."""
     name = requested_name(args, environ)
@@ -402,7 +413,7 @@ def load_profile(args, environ: Mapping[str, str], *, save_default: bool = True)
     return _default_profile(args, environ, save_default)
 
 
-def _default_profile(args, environ: Mapping[str, str], save: bool) -> Profile:
+def _default_profile(args: argparse.Namespace, environ: Mapping[str, str], save: bool) -> Profile:
     local = LocalStore(environ)
     profile = local.load(DEFAULT_PROFILE)
     if profile:

@@ -11,9 +11,18 @@ import json
 import pathlib
 import re
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from kubectl_preevy import __version__, messages, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
+
+if TYPE_CHECKING:
+    import jinja2
+    import markupsafe
+    import yaml
+
+    from kubectl_preevy.options import Options
 
 OPTIONAL_VARIABLES = frozenset({"storageClass"})
 PVC_TYPE = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
@@ -47,11 +56,11 @@ _YAML_1_1_BOOLEANS = frozenset({"y", "n"})
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 
 
-class TemplateLabels(dict):
+class TemplateLabels(dict[str, str]):
     """The `labels` variable: iterates as (key, value) pairs like a nunjucks object (`{% for k, v in labels %}`),
     and is otherwise a plain mapping (`labels['x']`, `labels | length`, `labels.items()`)."""
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]  # nunjucks' iteration
         return iter(dict.items(self))
 
 
@@ -63,7 +72,7 @@ def template_labels(profile_id: str, instance: str) -> dict[str, str]:
 # --- YAML-safe output --------------------------------------------------------------------------------
 
 
-def yaml_value(value) -> str:
+def yaml_value(value: object) -> str:
     """How `{{ value }}` is written: a plain scalar where YAML reads it back unchanged, else a JSON scalar.
 
     So an id, label, namespace or storage class can never inject YAML, while `{{ storageSize }}Gi` and
@@ -93,10 +102,11 @@ def is_plain_yaml(text: str) -> bool:
 
     if not _PLAIN_SAFE.fullmatch(text) or text.lower() in _YAML_1_1_BOOLEANS:
         return False
-    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+    tag: str = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return tag == "tag:yaml.org,2002:str"
 
 
-def _dump(value, indent=None):
+def _dump(value: object, indent: int | None = None) -> "markupsafe.Markup":
     """nunjucks' `dump` filter: JSON, written as is."""
     import markupsafe
 
@@ -106,7 +116,7 @@ def _dump(value, indent=None):
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def template_source(options, variant: str = "default") -> tuple[str, str]:
+def template_source(options: "Options", variant: str = "default") -> tuple[str, str]:
     """(display name, text) of the template of these options: the file, else the bundled variant."""
     from kubectl_preevy import resources
 
@@ -125,23 +135,23 @@ def template_source(options, variant: str = "default") -> tuple[str, str]:
         ) from None
 
 
-class TemplateObjects(list):
+class TemplateObjects(list[dict[str, Any]]):
     """The validated objects of a rendered template, and `template_hash`: Preevy's hash of the documents
     exactly as rendered and parsed (empty ones included), before any namespace or metadata is filled in."""
 
-    def __init__(self, objects: list[dict], template_hash: str) -> None:
+    def __init__(self, objects: list[dict[str, Any]], template_hash: str) -> None:
         super().__init__(objects)
         self.template_hash = template_hash
 
 
 def render_template(
-    options,
+    options: "Options",
     instance: str,
     labels: dict[str, str],
     *,
     namespace: str | None = None,
     variant: str = "default",
-) -> TemplateObjects:
+) -> "TemplateObjects":
     """The template's objects: rendered, parsed and validated (PreevyError naming the file and document).
 
     namespace: the environment's (resolved) namespace, when options.namespace is None. Objects without a
@@ -172,7 +182,7 @@ def _storage_size(size: float) -> int | float:
     return int(size) if float(size).is_integer() else size
 
 
-def render_text(name: str, text: str, context: dict) -> str:
+def render_text(name: str, text: str, context: dict[str, Any]) -> str:
     """Render template text with Jinja2, as nunjucks would render it for Preevy."""
     import jinja2
 
@@ -217,7 +227,7 @@ def _template_line(name: str) -> str:
 
 
 @functools.cache
-def _undefined_class():
+def _undefined_class() -> "type[jinja2.Undefined]":
     import jinja2
 
     class TemplateUndefined(jinja2.StrictUndefined):
@@ -226,10 +236,10 @@ def _undefined_class():
         def _optional(self) -> bool:
             return self._undefined_name in OPTIONAL_VARIABLES and self._undefined_obj is jinja2.utils.missing
 
-        def __bool__(self):
+        def __bool__(self) -> bool:  # type: ignore[override]  # StrictUndefined raises; ours may not
             return False if self._optional() else super().__bool__()
 
-        def __str__(self):
+        def __str__(self) -> str:  # type: ignore[override]
             return "" if self._optional() else super().__str__()
 
     return TemplateUndefined
@@ -238,12 +248,12 @@ def _undefined_class():
 # --- parsing and validation ---------------------------------------------------------------------------
 
 
-def _yaml_loader():
+def _yaml_loader() -> "type[yaml.SafeLoader]":
     import yaml
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class TemplateLoader(base):
+    class TemplateLoader(base):  # type: ignore[valid-type,misc]  # the C loader when PyYAML has it
         """Safe loading, with timestamps kept as strings (objects go out as JSON, as kubectl reads them)."""
 
     TemplateLoader.add_constructor(
@@ -252,7 +262,7 @@ def _yaml_loader():
     return TemplateLoader
 
 
-def parse_documents(name: str, rendered: str) -> list:
+def parse_documents(name: str, rendered: str) -> list[Any]:
     """The rendered YAML documents, in order (None for an empty one)."""
     import yaml
 
@@ -274,9 +284,11 @@ def parse_documents(name: str, rendered: str) -> list:
     return documents
 
 
-def validate_objects(name: str, documents: list, namespace: str) -> list[dict]:
+def validate_objects(name: str, documents: list[Any], namespace: str) -> list[dict[str, Any]]:
     """The non-empty documents, checked as environment objects; missing namespaces filled in."""
-    objects, seen, docker_hosts = [], {}, []
+    objects: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    docker_hosts: list[int] = []
 
     def fail(number: int, problem: str) -> PreevyError:
         return PreevyError(
@@ -318,7 +330,7 @@ def validate_objects(name: str, documents: list, namespace: str) -> list[dict]:
     return objects
 
 
-def _object_problem(document, namespace: str) -> str | None:
+def _object_problem(document: object, namespace: str) -> str | None:
     """What is wrong with one document as an object of the environment (fills in a missing namespace)."""
     if not isinstance(document, dict):
         return messages.TEMPLATE_NOT_OBJECT
@@ -342,12 +354,12 @@ def _object_problem(document, namespace: str) -> str | None:
     return None
 
 
-def _containers(statefulset: dict) -> list:
+def _containers(statefulset: dict[str, Any]) -> list[Any]:
     containers = (((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
     return containers if isinstance(containers, list) else []
 
 
-def is_docker_host(obj: dict) -> bool:
+def is_docker_host(obj: dict[str, Any]) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return (
         obj.get("kind") == "StatefulSet"
@@ -355,7 +367,7 @@ def is_docker_host(obj: dict) -> bool:
     )
 
 
-def docker_host_statefulset(objects: list[dict]) -> dict:
+def docker_host_statefulset(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """The StatefulSet labelled app.kubernetes.io/component: docker-host (validated: exactly one)."""
     for obj in objects:
         if is_docker_host(obj):
@@ -368,7 +380,7 @@ def docker_host_statefulset(objects: list[dict]) -> dict:
 # --- environment metadata -------------------------------------------------------------------------------
 
 
-def all_types(objects: list[dict]) -> list[dict]:
+def all_types(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Preevy's all-types: PersistentVolumeClaim (made by the StatefulSet), then every type of the template."""
     types = []
     for obj in [PVC_TYPE, *objects]:
@@ -388,8 +400,13 @@ def iso_timestamp(moment: datetime.datetime | str) -> str:
 
 
 def add_environment_metadata(
-    objects: list[dict], *, profile_id: str, env_id: str, instance: str, created_at: datetime.datetime | str
-) -> list[dict]:
+    objects: list[dict[str, Any]],
+    *,
+    profile_id: str,
+    env_id: str,
+    instance: str,
+    created_at: datetime.datetime | str,
+) -> list[dict[str, Any]]:
     """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash (of
     the documents as rendered when objects come from render_template, else of the objects as given), and
     `preevy.dev/all-types` on the docker-host StatefulSet."""
@@ -432,7 +449,7 @@ def add_environment_metadata(
     return specs
 
 
-def manifest_yaml(objects: list[dict]) -> str:
+def manifest_yaml(objects: list[dict[str, Any]]) -> str:
     """The objects as a YAML stream for kubectl (and `up --dry-run`).
 
     kubectl reads YAML 1.1, where a bare `y`/`n` is a boolean; PyYAML does not know that and would
@@ -444,10 +461,12 @@ def manifest_yaml(objects: list[dict]) -> str:
 
 
 @functools.cache
-def _manifest_dumper():
+def _manifest_dumper() -> "type[yaml.SafeDumper]":
     import yaml
 
-    class ManifestDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class ManifestDumper(base):  # type: ignore[valid-type,misc]  # the C dumper when PyYAML has it
         pass
 
     ManifestDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))

@@ -1,8 +1,13 @@
 """Where the services answer: the Service | Port | URL table and its versioned JSON."""
 
 import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from kubectl_preevy import console
+
+if TYPE_CHECKING:
+    from kubectl_preevy.docker import PublishedPort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,7 +17,9 @@ class ServiceUrl:
     url: str
 
 
-def service_urls(ports, local_ports: dict[int, int] | None = None) -> list[ServiceUrl]:
+def service_urls(
+    ports: Iterable["PublishedPort"], local_ports: dict[int, int] | None = None
+) -> list[ServiceUrl]:
     """One URL per published port (docker.PublishedPort); local_ports maps a published port to the
     local one `connect` forwards it to, when they differ."""
     local_ports = local_ports or {}
@@ -27,8 +34,8 @@ def urls_table(urls: list[ServiceUrl]) -> str:
 
 
 def environment_document(
-    env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra
-) -> dict:
+    env_id: str, namespace: str, statefulset: str, urls: list[ServiceUrl], **extra: object
+) -> dict[str, Any]:
     """The `-o json` result of up and connect (versioned: consumers check apiVersion and kind)."""
     return {
         "apiVersion": console.API_VERSION,

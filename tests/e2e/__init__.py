@@ -29,6 +29,7 @@ def user_env(kubesim, config_dir: pathlib.Path) -> dict[str, str]:
     require_tool("docker")
     environ = dict(kubesim.env)
     environ["XDG_CONFIG_HOME"] = str(config_dir)
+    environ["XDG_STATE_HOME"] = str(config_dir.with_name(config_dir.name + "-state"))  # log files
     for name in [k for k in environ if k.startswith(("DOCKER_", "COMPOSE_", "PREEVY_"))]:
         del environ[name]
     return environ

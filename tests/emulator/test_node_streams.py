@@ -22,6 +22,7 @@ import time
 import urllib.request
 import uuid
 import zlib
+from typing import Any
 
 import pytest
 
@@ -77,8 +78,9 @@ def test_spdy_frames_reassemble_from_any_split():
             spdy.goaway_frame(5),
         ]
     )
-    whole = list(spdy.FrameReader().feed(wire))
-    reader, pieces, position = spdy.FrameReader(), [], 0
+    whole: list[Any] = list(spdy.FrameReader().feed(wire))
+    reader, position = spdy.FrameReader(), 0
+    pieces: list[Any] = []
     rng = random.Random(1)
     while position < len(wire):
         step = rng.choice([0, 1, 2, 4, 51, 4096])  # kubectl writes each frame field on its own
@@ -106,7 +108,7 @@ def test_spdy_frames_reassemble_from_any_split():
 def test_spdy_syn_stream_header_block_is_found_after_priority_and_slot():
     block = spdy.HeaderCompressor().encode({"streamtype": "data"})
     payload = struct.pack(">IIBB", 3, 0, 0, 0) + block
-    frame = next(
+    frame: Any = next(
         spdy.FrameReader().feed(struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(payload)) + payload)
     )
     assert frame.stream_id == 3
@@ -259,7 +261,7 @@ def _until(probe, good, timeout: float = 30):
 
 def _tree(root: pathlib.Path) -> dict[str, tuple]:
     """Relative path -> what a user would compare: file bytes (hashed), link target, or dir."""
-    tree = {}
+    tree: dict[str, tuple[object, ...]] = {}
     for path in sorted(root.rglob("*")):
         relative = str(path.relative_to(root))
         if path.is_symlink():

@@ -74,7 +74,7 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, shutdown_timeout=3.0)
     await site.start()
-    actual = site._server.sockets[0].getsockname()[1]
+    actual = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a TCP server
     url = f"http://127.0.0.1:{actual}"
     write_kubeconfig(kubeconfig, url)
     log.info("kubesim serving on %s (state dir %s, kubeconfig %s)", url, state_dir, kubeconfig)

@@ -58,7 +58,7 @@ def scaled(old: dict, scale: dict) -> tuple[Route, dict]:
 async def review(request: web.Request, route: Route) -> web.Response:
     """SelfSubjectAccessReview / SelfSubjectRulesReview: allowed, whatever was asked."""
     raw = await request.read()
-    spec = {}
+    spec: dict = {}
     try:
         body = json.loads(raw.decode())
         if isinstance(body, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -167,7 +168,7 @@ class Watch:
         await self._response.write(line.encode())
 
     def _bookmark(self, initial_end: bool = False) -> dict:
-        meta = {"resourceVersion": str(self.store.resource_version)}
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return {"kind": self.route.res.kind, "apiVersion": self.route.res.group_version, "metadata": meta}

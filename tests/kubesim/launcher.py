@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
 import urllib.request
 
@@ -51,7 +52,7 @@ class Kubesim:
         self.url = ""
         self.proc: subprocess.Popen | None = None
         self.env: dict[str, str] = {}
-        self._log = None
+        self._log: typing.BinaryIO | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Kubesim:

@@ -12,6 +12,7 @@ import errno
 import pathlib
 import shutil
 import socket
+from typing import Any
 
 from . import node_volumes, podns
 
@@ -21,6 +22,14 @@ ENV = shutil.which("env") or "/usr/bin/env"
 
 class PodRuntime:
     """Needs from the pod: holder, by_name, netns_fd, kubelet.netns, dir, name, key."""
+
+    holder: Any
+    by_name: dict[str, Any]
+    netns_fd: int | None
+    kubelet: Any
+    dir: pathlib.Path
+    name: str
+    key: str
 
     def exec_argv(self, container: str, command: list[str]) -> list[str]:
         """Host argv running `command` in the container's namespaces (its mount and pid

@@ -11,6 +11,8 @@ import json
 import os
 import pathlib
 import re
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -19,6 +21,8 @@ class NotReadyYet(Exception):
     """Something the pod needs does not exist yet (a configMap, a secret, a claim): retry later.
     `reason` is the container waiting reason to show; `mount_failure` the message of the
     FailedMount event the real kubelet records when it is a volume that cannot be set up."""
+
+    container: Any = None  # the container that waits, set by the kubelet
 
     def __init__(self, message: str, reason: str = "ContainerCreating", mount_failure: str | None = None):
         super().__init__(message)
@@ -128,7 +132,7 @@ def write_files(
     directory: pathlib.Path,
     files: list[tuple[str, bytes, int | None]],
     default_mode: int | None,
-    previous: set[str] = frozenset(),
+    previous: AbstractSet[str] = frozenset(),
 ) -> set[str]:
     """Writes the files into `directory` (in place: the directory itself may be bind-mounted into
     running containers) and removes those of `previous` that are gone; returns what it wrote.
@@ -164,7 +168,7 @@ class Volume:
         readonly: bool,
         kind: str,
         refs: set[tuple[str, str]],
-        files: set[str] = frozenset(),
+        files: AbstractSet[str] = frozenset(),
     ):
         self.name = name
         self.files = set(files)  # what kubesim wrote (configMap/secret/... volumes)

@@ -294,7 +294,7 @@ def _name_causes(key: str, res: Resource, name) -> list[dict]:
 
 
 def _labels_causes(labels, field="metadata.labels") -> list[dict]:
-    out = []
+    out: list[dict] = []
     if labels is None:
         return out
     if not isinstance(labels, dict):

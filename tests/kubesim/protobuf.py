@@ -67,6 +67,7 @@ def _fields(buf: bytes):
     while i < len(buf):
         tag, i = _varint(buf, i)
         num, wt = tag >> 3, tag & 7
+        v: int | bytes
         if wt == 0:
             v, i = _varint(buf, i)
         elif wt == 1:

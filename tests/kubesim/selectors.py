@@ -15,7 +15,9 @@ _EXISTS = re.compile(rf"^({_KEY})$")
 
 
 def _split_top(s: str) -> list[str]:
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    depth = 0
+    cur: list[str] = []
     for ch in s:
         if ch == "(":
             depth += 1
@@ -113,7 +115,7 @@ def label_selector_string(sel: dict | None) -> str:
 
 
 def parse_fields(selector: str | None, allowed: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    reqs = []
+    reqs: list[tuple[str, str, str]] = []
     if not selector or not selector.strip():
         return reqs
     for term in selector.split(","):

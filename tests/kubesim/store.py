@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import collections
 import copy
 import datetime
@@ -56,10 +57,10 @@ class Store:
     def exists_uid(self, uid: str) -> bool:
         return uid in self._uids
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         return list(self._objs)
 
-    def history_since(self, rv: int) -> list | None:
+    def history_since(self, rv: int) -> builtins.list | None:
         """Events newer than rv, oldest first; None when rv is older than the kept history."""
         if rv < self._floor:
             return None

@@ -2,6 +2,7 @@
 (kubernetes-sigs/krew: internal/index/validation/validate.go, cmd/validate-krew-manifest), then
 installed the way `kubectl krew install --manifest --archive` does and run by the real kubectl."""
 
+import configparser
 import copy
 import gzip
 import hashlib
@@ -248,7 +249,7 @@ def extract_like_krew(archive: Path, target: Path) -> None:
             path = PurePosixPath(member.name)
             assert not path.is_absolute() and ".." not in path.parts, f"suspicious path {member.name}"
             assert member.isfile() or member.isdir(), (
-                f"krew cannot extract {member.name} (type {member.type})"
+                f"krew cannot extract {member.name} (type {member.type!r})"
             )
         tar.extractall(target, filter="data")
 
@@ -352,13 +353,45 @@ def test_release_writes_version_uri_and_sha256_of_the_archive(release, zipapp):
     (entry,) = plugin["spec"]["platforms"]
     assert archive.name == f"{NAME}_{__version__}.tar.gz"
     assert entry["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert entry["uri"] == (
-        f"https://github.com/livecycle/kubectl-preevy/releases/download/v{__version__}/{archive.name}"
-    )
+    assert entry["uri"] == f"{home_url()}/releases/download/v{__version__}/{archive.name}"
+    assert plugin["spec"]["homepage"] == home_url()
     committed = (ROOT / "krew-manifest.yaml").read_text()
     assert re.sub(r"sha256: \w+", "", manifest.read_text()) == re.sub(r"sha256: \w+", "", committed), (
         "release must change only the sha256 (version and uri already name this version)"
     )
+
+
+def home_url() -> str:
+    """The project's home, from the one place it is written."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    return config["metadata"]["url"].strip()
+
+
+def published_at(release_output: str) -> str:
+    [line] = [line for line in release_output.splitlines() if line.startswith("publish it at: ")]
+    return line.removeprefix("publish it at: ")
+
+
+def test_the_manifest_uri_is_where_make_release_says_the_archive_goes(zipapp, tmp_path):
+    manifest = tmp_path / "krew-manifest.yaml"
+    shutil.copy(ROOT / "krew-manifest.yaml", manifest)
+    said = run_script(
+        "release.py", "--binary", str(zipapp), "--output-dir", str(tmp_path), "--manifest", str(manifest)
+    )
+    (committed,) = load(ROOT / "krew-manifest.yaml")["spec"]["platforms"]
+    assert committed["uri"] == published_at(said) == load(manifest)["spec"]["platforms"][0]["uri"]
+    assert load(ROOT / "krew-manifest.yaml")["spec"]["homepage"] == home_url()
+    assert "livecycle" not in (ROOT / "krew-manifest.yaml").read_text() + (ROOT / "setup.cfg").read_text()
+
+    mirror = "https://downloads.example.test/kubectl-preevy"
+    said = run_script(
+        "release.py", "--binary", str(zipapp), "--output-dir", str(tmp_path), "--manifest", str(manifest),
+        "--base-url", mirror,
+    )  # fmt: skip
+    uri = f"{mirror}/v{__version__}/{NAME}_{__version__}.tar.gz"
+    assert published_at(said) == uri == load(manifest)["spec"]["platforms"][0]["uri"]
+    assert load(manifest)["spec"]["homepage"] == home_url()
 
 
 def test_archive_is_deterministic_and_holds_the_zipapp_and_license(release, zipapp, tmp_path):

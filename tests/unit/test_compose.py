@@ -1,6 +1,7 @@
 """The compose model: which files, which paths travel to the pod, and the model rewritten for it."""
 
 import pathlib
+from typing import Any
 
 import pytest
 
@@ -129,7 +130,7 @@ def test_synced_paths_are_bind_sources_and_secret_files_without_nested_ones(tmp_
 
 
 def test_remote_model_points_binds_and_files_into_the_pod_and_leaves_the_rest():
-    model = {
+    model: dict[str, Any] = {
         "name": "shop",
         "services": {
             "web": {

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from kubectl_preevy import envid
+from kubectl_preevy import envid, naming
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 GIT_IDENTITY = ["-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
@@ -100,7 +100,7 @@ CI_CASES = [
 @pytest.mark.parametrize("environ,variable,branch", CI_CASES, ids=[case[1] for case in CI_CASES])
 def test_branch_from_ci_variables_beats_git(environ, variable, branch, repo):
     env_id, why = envid.resolve_env_id(None, "Shop", environ, repo)
-    assert env_id == envid.naming.normalize_env_id(f"Shop-{envid.naming.normalize_env_id(branch)}")
+    assert env_id == naming.normalize_env_id(f"Shop-{naming.normalize_env_id(branch)}")
     assert why == f'from project "Shop" and ${variable} "{branch}"'
 
 

@@ -3,6 +3,7 @@
 import itertools
 import pathlib
 import types
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ def raw_value(option: str, source: str, workspace: pathlib.Path):
     if option == "server-side-apply":
         return BOOLEANS[source], BOOLEANS[source]
     if option == "storage-size":
-        raw = {"flag": "1.5", "x-preevy": 2, "profile": 3.25}[source]
+        raw: Any = {"flag": "1.5", "x-preevy": 2, "profile": 3.25}[source]
         return raw, float(raw)
     if option == "kubeconfig":
         path = str(workspace / f"kubeconfig-{source}")
@@ -62,7 +63,8 @@ def raw_value(option: str, source: str, workspace: pathlib.Path):
 
 def resolve(option_values: dict, workspace, compose_file=None):
     """option_values: {(option, source): raw}."""
-    args, environ, x_preevy, profile = no_flags(), {}, {}, Profile("ci", "ci-12345", {})
+    args, environ, profile = no_flags(), {}, Profile("ci", "ci-12345", {})
+    x_preevy: dict[str, Any] = {}
     for (option, source), raw in option_values.items():
         if source == "flag":
             setattr(args, options.OPTION_FIELDS[option], raw)

@@ -5,6 +5,7 @@ port, so every cluster lookup fails fast and must degrade as documented.
 """
 
 import json
+import pathlib
 import re
 import types
 
@@ -79,8 +80,8 @@ def test_local_store_round_trip(environ, tmp_path):
 
 
 def test_config_dir_defaults_to_home_dot_config():
-    assert profiles.config_dir({"HOME": "/home/u"}) == profiles.pathlib.Path("/home/u/.config/kubectl-preevy")
-    assert profiles.config_dir({"HOME": "/home/u", "XDG_CONFIG_HOME": "/x"}) == profiles.pathlib.Path(
+    assert profiles.config_dir({"HOME": "/home/u"}) == pathlib.Path("/home/u/.config/kubectl-preevy")
+    assert profiles.config_dir({"HOME": "/home/u", "XDG_CONFIG_HOME": "/x"}) == pathlib.Path(
         "/x/kubectl-preevy"
     )
 
@@ -361,7 +362,7 @@ def test_cluster_profile_embeds_its_template(tmp_path):
     template_file.unlink()  # CI never had the laptop's file
     ci = profiles.ClusterStore(None, None, "previews", {"XDG_CACHE_HOME": str(tmp_path / "ci-cache")})
     loaded = ci._parse(configmap, "ci")
-    copy = profiles.pathlib.Path(loaded.options["template"])
+    copy = pathlib.Path(str(loaded.options["template"]))
     assert copy.is_relative_to(tmp_path / "ci-cache") and copy.read_text() == "kind: X\n"
     assert json.loads(ci.manifest(loaded))["data"] == configmap["data"]  # round trip, e.g. config set
     assert options.resolve_options(args(), None, None, loaded, {}).template == copy

@@ -5,6 +5,7 @@ read through a forward), so `connect --id ID` works without the project's compos
 A forward that drops is started again, with back-off.
 """
 
+import argparse
 import time
 
 from kubectl_preevy import console, docker, environment, messages, portforward, urls
@@ -18,7 +19,7 @@ BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30)
 STABLE_SECONDS = 30  # a forward up this long resets the back-off
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
     kubectl = current.kubectl
@@ -37,7 +38,7 @@ def run(args) -> int:
                 forward.stop()
         except KeyboardInterrupt:
             console.info(messages.CONNECT_STOPPED)
-            return 0
+    return 0
 
 
 def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
@@ -51,15 +52,18 @@ def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
 
 
 def _report(
-    args, env_id: str, current: Run, env: environment.Environment, service_urls: list[urls.ServiceUrl]
-):
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
-                )
-            )
+    args: argparse.Namespace,
+    env_id: str,
+    current: Run,
+    env: environment.Environment,
+    service_urls: list[urls.ServiceUrl],
+) -> None:
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id, current.kubectl.namespace, env.name, service_urls, instance=env.instance
+            ),
+            args.output,
         )
     else:
         console.result(urls.urls_table(service_urls))

@@ -1,12 +1,14 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
 
+import argparse
+
 from kubectl_preevy import console, environment, lock, messages
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
@@ -23,17 +25,16 @@ def run(args) -> int:
         for instance, types in targets.items():
             console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
             environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "DeletedEnvironment",
-                    "envId": env_id,
-                    "namespace": kubectl.namespace,
-                    "instances": sorted(targets),
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "DeletedEnvironment",
+                "envId": env_id,
+                "namespace": kubectl.namespace,
+                "instances": sorted(targets),
+            },
+            args.output,
         )
     else:
         console.result(env_id)

@@ -14,11 +14,10 @@ def run(args: argparse.Namespace) -> int:
     value, why = envid.resolve_env_id(
         args.env_id, project.name if project else "", os.environ, pathlib.Path.cwd()
     )
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {"apiVersion": console.API_VERSION, "kind": "EnvironmentId", "envId": value, "why": why}
-            )
+    if args.output != "table":
+        console.document(
+            {"apiVersion": console.API_VERSION, "kind": "EnvironmentId", "envId": value, "why": why},
+            args.output,
         )
     else:
         console.result(value)

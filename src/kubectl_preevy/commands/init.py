@@ -3,6 +3,7 @@
 import argparse
 import os
 import pathlib
+from collections.abc import Mapping
 
 from kubectl_preevy import messages, options, profiles
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -43,7 +44,9 @@ def option_defaults_from_flags(args: argparse.Namespace) -> dict[str, object]:
     return values
 
 
-def _create_in_cluster(profile: profiles.Profile, args: argparse.Namespace, environ) -> None:
+def _create_in_cluster(
+    profile: profiles.Profile, args: argparse.Namespace, environ: Mapping[str, str]
+) -> None:
     from kubectl_preevy import console
 
     skipped = [name for name in MACHINE_SPECIFIC_OPTIONS if name in profile.options]

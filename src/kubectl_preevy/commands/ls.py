@@ -1,31 +1,32 @@
 """`kubectl preevy ls`: the environments of the profile in the namespace (not those being deleted)."""
 
+import argparse
+
 from kubectl_preevy import console, environment, messages
 from kubectl_preevy.commands import shared
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none")
     envs = environment.list_all(current.kubectl, current.profile.id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "EnvironmentList",
-                    "items": [
-                        {
-                            "envId": env.env_id,
-                            "instance": env.instance,
-                            "namespace": env.namespace,
-                            "ready": env.ready_replicas,
-                            "createdAt": env.created_at,
-                            "dockerHost": env.kind,
-                        }
-                        for env in envs
-                    ],
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "EnvironmentList",
+                "items": [
+                    {
+                        "envId": env.env_id,
+                        "instance": env.instance,
+                        "namespace": env.namespace,
+                        "ready": env.ready_replicas,
+                        "createdAt": env.created_at,
+                        "dockerHost": env.kind,
+                    }
+                    for env in envs
+                ],
+            },
+            args.output,
         )
     elif envs:
         console.result(

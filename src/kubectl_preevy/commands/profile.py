@@ -3,6 +3,8 @@
 import argparse
 import os
 import pathlib
+from collections.abc import Mapping
+from typing import Any
 
 from kubectl_preevy import messages, options, profiles
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -18,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 # --- ls / show -------------------------------------------------------------------------------------
 
 
-def _ls(args, environ) -> int:
+def _ls(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
     local = profiles.LocalStore(environ)
@@ -30,11 +32,10 @@ def _ls(args, environ) -> int:
     except PreevyError as err:
         console.warn(messages.PROFILE_CLUSTER_LIST_FAILED.format(detail=getattr(err, "detail", err.message)))
     items = [listed[name].to_dict(current=name == current) for name in sorted(listed)]
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current, "items": items}
-            )
+    if args.output != "table":
+        console.document(
+            {"apiVersion": console.API_VERSION, "kind": "ProfileList", "current": current, "items": items},
+            args.output,
         )
     else:
         console.result(
@@ -55,13 +56,13 @@ def _ls(args, environ) -> int:
     return 0
 
 
-def _show(args, environ) -> int:
+def _show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
     profile = _named_profile(args.name, args, environ) if args.name else profiles.load_profile(args, environ)
     document = profile.to_dict(current=profiles.LocalStore(environ).current() == profile.name)
-    if args.output == "json":
-        console.result(console.to_json({"apiVersion": console.API_VERSION, "kind": "Profile", **document}))
+    if args.output != "table":
+        console.document({"apiVersion": console.API_VERSION, "kind": "Profile", **document}, args.output)
         return 0
     lines = [
         f"name: {profile.name}",
@@ -77,14 +78,14 @@ def _show(args, environ) -> int:
     return 0
 
 
-def _options_text(values: dict) -> str:
+def _options_text(values: dict[str, Any]) -> str:
     return " ".join(f"{key}={profiles.option_to_text(value)}" for key, value in sorted(values.items())) or "-"
 
 
 # --- use / rm --------------------------------------------------------------------------------------
 
 
-def _named_profile(name: str, args, environ) -> profiles.Profile:
+def _named_profile(name: str, args: argparse.Namespace, environ: Mapping[str, str]) -> profiles.Profile:
     profiles.validate_name(name)
     profile = profiles.find_profile(name, args, environ)
     if profile is None:
@@ -97,7 +98,7 @@ def _named_profile(name: str, args, environ) -> profiles.Profile:
     return profile
 
 
-def _use(args, environ) -> int:
+def _use(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
     profile = _named_profile(args.name, args, environ)
@@ -106,7 +107,7 @@ def _use(args, environ) -> int:
     return 0
 
 
-def _rm(args, environ) -> int:
+def _rm(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
     name = profiles.validate_name(args.name)
@@ -130,7 +131,7 @@ def _rm(args, environ) -> int:
 # --- config set / unset ----------------------------------------------------------------------------
 
 
-def _config(args, environ) -> int:
+def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
     profile = profiles.load_profile(args, environ)
@@ -171,14 +172,14 @@ def parse_settings(settings: list[str]) -> dict[str, object]:
     return values
 
 
-def _check_storable(profile: profiles.Profile, updates: dict) -> None:
+def _check_storable(profile: profiles.Profile, updates: dict[str, Any]) -> None:
     from kubectl_preevy.commands.init import MACHINE_SPECIFIC_OPTIONS
 
     if profile.store == profiles.STORE_CLUSTER and any(name in updates for name in MACHINE_SPECIFIC_OPTIONS):
         raise PreevyError(messages.PROFILE_CLUSTER_OPTION_REFUSED, ExitCode.USAGE)
 
 
-def _save(profile: profiles.Profile, args, environ) -> None:
+def _save(profile: profiles.Profile, args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     if profile.store == profiles.STORE_CLUSTER:
         profiles.ClusterStore.from_args(args, environ).replace(profile)
     else:

@@ -37,16 +37,15 @@ def run(args: argparse.Namespace) -> int:
                         kubectl, each.instance, each.types, wait=args.wait, timeout_seconds=timeout
                     )
             deleted.append(env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                {
-                    "apiVersion": console.API_VERSION,
-                    "kind": "PurgedEnvironments",
-                    "namespace": kubectl.namespace,
-                    "envIds": sorted(deleted),
-                }
-            )
+    if args.output != "table":
+        console.document(
+            {
+                "apiVersion": console.API_VERSION,
+                "kind": "PurgedEnvironments",
+                "namespace": kubectl.namespace,
+                "envIds": sorted(deleted),
+            },
+            args.output,
         )
     else:
         console.result("\n".join(sorted(deleted)))

@@ -1,5 +1,6 @@
 """What the commands share: the project, profile, options, kubectl and environment id of one run."""
 
+import argparse
 import contextlib
 import dataclasses
 import os
@@ -7,6 +8,8 @@ import pathlib
 import re
 import shlex
 import signal
+import types
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kubectl_preevy import compose, console, envid, messages, profiles
@@ -18,7 +21,10 @@ from kubectl_preevy.kubectl import Kubectl
 if TYPE_CHECKING:
     from kubectl_preevy.environment import Environment
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclasses.dataclass
@@ -43,7 +49,7 @@ class Run:
         return shlex.join(argv)
 
 
-def load_run(args, *, project: str = "required") -> Run:
+def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
     """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
@@ -63,11 +69,11 @@ def load_run(args, *, project: str = "required") -> Run:
         profile,
         environ,
     )
-    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ)
+    kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
     return Run(compose_project, profile, options, kubectl)
 
 
-def env_id(args, run: Run) -> str:
+def env_id(args: argparse.Namespace, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
@@ -90,22 +96,25 @@ def existing_environment(run: Run, env_id: str) -> "Environment":
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """kubectl-style durations: 90, 90s, 5m, 1h30m, 1.5m -> seconds (> 0)."""
-    match = _DURATION.fullmatch(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
+    """A duration as kubectl takes it -> seconds (> 0): a Go duration (90s, 5m, 1h30m, 1.5m, 500ms; a
+    unit on every number), or a plain number of seconds (90)."""
+    value = text.strip() if text else ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        total = float(value)
+    elif _DURATION.fullmatch(value):
+        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value))
+    else:
+        total = 0.0
+    if not total > 0 or total == float("inf"):
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
     return total
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -2,7 +2,6 @@
 and expiry when it has one; works with `--id` alone. The URLs answer while `kubectl preevy connect` runs."""
 
 import argparse
-import json
 import re
 from typing import Any
 
@@ -124,13 +123,8 @@ def services(containers: list[dict[str, Any]], project: remote.RemoteProject | N
 
 
 def _print(output: str, document: dict[str, Any]) -> None:
-    if output == "json":
-        console.result(console.to_json(document))
-        return
-    if output == "yaml":
-        import yaml
-
-        console.result(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False).rstrip("\n"))
+    if output != "table":
+        console.document(document, output)
         return
     pod = document["pod"]
     lines = [

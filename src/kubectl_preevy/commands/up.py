@@ -1,5 +1,6 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
+import argparse
 import datetime
 import json
 import os
@@ -26,7 +27,7 @@ from kubectl_preevy.environment import Environment
 from kubectl_preevy.errors import PreevyError
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
     env_id = shared.env_id(args, current)
@@ -61,7 +62,9 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return environment.newest(environment.find(current.kubectl, current.profile.id, env_id), env_id)
 
 
-def _objects(current: Run, env_id: str, existing: Environment | None, *, quiet: bool = False) -> list[dict]:
+def _objects(
+    current: Run, env_id: str, existing: Environment | None, *, quiet: bool = False
+) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op. An environment
     Preevy made with its default template is updated with the `preevy` variant, so that its template
@@ -94,7 +97,7 @@ def _apply(
     current: Run,
     env_id: str,
     existing: Environment | None,
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     *,
     recreate: bool,
     timeout: float,
@@ -110,7 +113,7 @@ def _apply(
             new=existing is None,
         )
     except environment.ImmutableChange:
-        if not recreate:
+        if not recreate or existing is None:
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
@@ -121,9 +124,10 @@ def _apply(
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list, filesync.SyncStats]:
+def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
+    assert project is not None, "up always loads the compose project"
     pod = environment.ready_pod(kubectl, env)
     with docker.forward(kubectl, pod) as docker_forward:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -186,24 +190,30 @@ def _store_model(current: Run, env: Environment, pod: str, project: str, model: 
     )
 
 
-def _report(args, current: Run, env_id: str, env: Environment, services, stats: filesync.SyncStats) -> None:
+def _report(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    env: Environment,
+    services: list[docker.PublishedPort],
+    stats: filesync.SyncStats,
+) -> None:
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
-    if args.output == "json":
-        console.result(
-            console.to_json(
-                urls.environment_document(
-                    env_id,
-                    namespace,
-                    env.name,
-                    service_urls,
-                    instance=env.instance,
-                    connect=connect,
-                    sync=stats.as_json(),
-                )
-            )
+    if args.output != "table":
+        console.document(
+            urls.environment_document(
+                env_id,
+                namespace,
+                env.name,
+                service_urls,
+                instance=env.instance,
+                connect=connect,
+                sync=stats.as_json(),
+            ),
+            args.output,
         )
         return
     if service_urls:

@@ -6,9 +6,9 @@ from kubectl_preevy import __version__, console
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output == "json":
-        console.result(
-            console.to_json({"apiVersion": console.API_VERSION, "kind": "Version", "version": __version__})
+    if args.output != "table":
+        console.document(
+            {"apiVersion": console.API_VERSION, "kind": "Version", "version": __version__}, args.output
         )
     else:
         console.result(f"kubectl-preevy {__version__}")

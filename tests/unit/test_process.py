@@ -1,0 +1,70 @@
+"""process.py: every program run recorded (secrets redacted) and, with -v/-vv, shown on stderr."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kubectl_preevy import process
+from kubectl_preevy.errors import ExitCode, PreevyError
+
+PYTHON = sys.executable
+
+
+@pytest.fixture(autouse=True)
+def fresh_journal():
+    process.journal.reset(verbosity=0)
+    yield
+    process.journal.reset(verbosity=0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "redacted"),
+    [
+        (["kubectl", "--token", "abc", "get"], ["kubectl", "--token", "REDACTED", "get"]),
+        (["kubectl", "--token=abc", "get"], ["kubectl", "--token=REDACTED", "get"]),
+        (["kubectl", "--token-file=x", "--tokens", "y"], ["kubectl", "--token-file=x", "--tokens", "y"]),
+        (["kubectl", "--token"], ["kubectl", "--token"]),
+    ],
+)
+def test_token_values_are_redacted_in_every_form(argv, redacted):
+    assert process.redact(argv) == redacted
+
+
+def test_a_run_is_recorded_with_its_exit_code_duration_and_full_stderr():
+    result = process.run([PYTHON, "-c", "import sys; sys.stderr.write('a\\nb\\n'); sys.exit(2)", "--token=x"])
+    assert (result.returncode, result.stderr, result.last_error_line()) == (2, "a\nb\n", "b")
+    [record] = process.journal.records
+    assert record.argv[-1] == "--token=REDACTED" and record.returncode == 2 and record.stderr == "a\nb\n"
+    assert record.seconds >= 0 and process.journal.failed()
+
+
+def test_v_shows_each_run_and_vv_its_stderr(capsys):
+    process.journal.reset(verbosity=1)
+    process.run([PYTHON, "-c", "import sys; sys.stderr.write('said this\\n')"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"$ {PYTHON} -c ") and "(exit 0, " in err and "  | " not in err
+    process.journal.reset(verbosity=2)
+    process.run([PYTHON, "-c", "import sys; sys.stderr.write('said this\\n')"])
+    assert "  | said this\n" in capsys.readouterr().err
+
+
+def test_a_background_process_is_recorded_when_stopped_and_stopping_it_is_not_a_failure(capsys):
+    process.journal.reset(verbosity=1)
+    proc = process.popen([PYTHON, "-c", "import time; time.sleep(30)"], stdin=subprocess.DEVNULL)
+    assert f"(started, pid {proc.pid})" in capsys.readouterr().err
+    process.stop(proc)
+    [record] = process.journal.records
+    assert record.returncode is None and not process.journal.failed()
+    assert "(stopped, " in capsys.readouterr().err
+    done = process.popen([PYTHON, "-c", "raise SystemExit(4)"], stdin=subprocess.DEVNULL)
+    done.wait()
+    process.stop(done)
+    assert process.journal.records[-1].returncode == 4 and process.journal.failed()
+
+
+def test_a_timeout_is_recorded_and_is_our_timeout_error():
+    with pytest.raises(PreevyError) as raised:
+        process.run([PYTHON, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert raised.value.exit_code == ExitCode.TIMEOUT
+    assert process.journal.records[-1].returncode is None
