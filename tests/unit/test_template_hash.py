@@ -13,52 +13,11 @@ from tests.unit.test_template import opts
 INSTANCE = "default-shop-main-ab1cd"
 # Preevy's default template, id default-shop-main-ab1cd, namespace default, storageSize 5, no storage class
 PREEVY_DEFAULT_HASH = "sha1:vwaa2zBieD0iWLPvESkXv9fk5k8="
-# NO_NAMESPACE_TEMPLATE below, same arguments: no metadata.namespace in the hashed documents
-NO_NAMESPACE_HASH = "sha1:ZMoyACKrpCWqcY5DZTk1EiPFytE="
-
-NO_NAMESPACE_TEMPLATE = """\
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ id }}-dc
-data:
-  daemon.json: '{"tls": false}'
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: {{ id }}
-  labels:
-    app.kubernetes.io/component: docker-host
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      {% for k, v in labels %}
-      {{ k }}: {{ v }}
-      {% endfor %}
-  template:
-    metadata:
-      labels:
-        {% for k, v in labels %}
-        {{ k }}: {{ v }}
-        {% endfor %}
-    spec:
-      containers:
-      - name: docker
-        image: docker:24.0.7-dind-alpine3.18
-        securityContext:
-          privileged: true
-  volumeClaimTemplates:
-  - metadata:
-      name: data
-    spec:
-      accessModes: ["ReadWriteOnce"]
-      resources:
-        requests:
-          storage: {{ storageSize }}Gi
-"""
+# Preevy's default template without its `namespace:` lines, same arguments: no metadata.namespace is hashed
+NO_NAMESPACE_HASH = "sha1:OmueexRRZlQoJ3z3j/6CnW6sh9M="
+NO_NAMESPACE_TEMPLATE = resources.template_text("preevy.yaml.njk").replace(
+    "  namespace: {{ namespace }}\n", ""
+)
 
 
 def options(template_path=None, storage_size: float = 5.0) -> Options:
@@ -77,8 +36,12 @@ def test_preevy_variant_has_preevys_hash():
     assert naming.template_hash(objects) == PREEVY_DEFAULT_HASH  # every object names its namespace
 
 
-def test_a_fractional_size_that_is_whole_hashes_like_javascripts_5():
-    assert render(options(storage_size=5.0), variant="preevy").template_hash == PREEVY_DEFAULT_HASH
+def test_a_size_of_5_0_renders_and_hashes_as_javascripts_5():
+    for size in (5, 5.0):
+        objects = render(options(storage_size=size), variant="preevy")
+        claim = template.docker_host_statefulset(objects)["spec"]["volumeClaimTemplates"][0]
+        assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+        assert objects.template_hash == PREEVY_DEFAULT_HASH
 
 
 def test_our_default_differs_from_preevys_only_by_its_probe_and_requests():
