@@ -254,28 +254,28 @@ def test_purge_refuses_without_a_terminal_then_leaves_nothing(kubesim, namespace
     assert kubesim.kubectl("get", "pods,pvc", "-n", namespace, "-o", "name").stdout.split() == []
 
 
-def test_a_legacy_deployment_environment_is_listed_and_removed(kubesim, namespace, env, tmp_path):
+def legacy_environment(kubesim, namespace: str, profile_id: str, env_id: str) -> str:
+    """The objects Preevy before v0.0.60 left for an environment (its docker host a Deployment): its instance.
+    The emulator runs no Deployment controller: these objects are only listed and deleted."""
+    instance = f"{profile_id}-{env_id}-q1w2e"
     labels = {
-        "preevy.dev/profile-id": "default",
-        "preevy.dev/env-id": "old-env",
-        "preevy.dev/instance": "default-old-env-q1w2e",
+        "preevy.dev/profile-id": profile_id,
+        "preevy.dev/env-id": env_id,
+        "preevy.dev/instance": instance,
     }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": "default-old-env-q1w2e",
+            "name": instance,
             "labels": {**labels, "app.kubernetes.io/component": "docker-host"},
-            "annotations": {
-                "preevy.dev/env-id": "old-env",
-                "preevy.dev/created-at": "2023-05-01T10:00:00.000Z",
-            },
+            "annotations": {"preevy.dev/env-id": env_id, "preevy.dev/created-at": "2023-05-01T10:00:00.000Z"},
         },
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"preevy.dev/instance": "default-old-env-q1w2e"}},
+            "selector": {"matchLabels": {"preevy.dev/instance": instance}},
             "template": {
-                "metadata": {"labels": {"preevy.dev/instance": "default-old-env-q1w2e"}},
+                "metadata": {"labels": {"preevy.dev/instance": instance}},
                 "spec": {"containers": [{"name": "docker", "image": "docker:24.0.7-dind-alpine3.18"}]},
             },
         },
@@ -283,25 +283,36 @@ def test_a_legacy_deployment_environment_is_listed_and_removed(kubesim, namespac
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "default-old-env-q1w2e-dc", "labels": labels},
+        "metadata": {"name": f"{instance}-dc", "labels": labels},
     }
-    kubesim.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=yaml.safe_dump_all([deployment, configmap]),
-    )
-    listed = json.loads(
-        preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout
-    )["items"]
-    assert [(e["envId"], e["instance"], e["dockerHost"]) for e in listed] == [
-        ("old-env", "default-old-env-q1w2e", "Deployment")
+    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all([deployment, configmap]))
+    return instance
+
+
+def test_a_legacy_deployment_environment_is_listed_and_removed(kubesim, namespace, env, tmp_path):
+    instance = legacy_environment(kubesim, namespace, "default", "old-env")
+    listed = json.loads(preevy("ls", "-n", namespace, "-o", "json", cwd=tmp_path, env=env, check=True).stdout)
+    assert [(e["envId"], e["instance"], e["dockerHost"]) for e in listed["items"]] == [
+        ("old-env", instance, "Deployment")
     ]
     assert "(legacy Deployment)" in preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout
     preevy("down", "-n", namespace, "--id", "old-env", cwd=tmp_path, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=old-env") == []
+
+
+def test_purge_of_the_profile_then_of_every_profile(kubesim, namespace, env, tmp_path):
+    legacy_environment(kubesim, namespace, "default", "mine")
+    legacy_environment(kubesim, namespace, "someone-else", "theirs")
+    flags = ["-n", namespace, "--yes", "--wait", "-o", "json"]
+    mine = json.loads(preevy("purge", *flags, cwd=tmp_path, env=env, check=True).stdout)
+    assert mine["envIds"] == ["mine"]
+    assert environment_objects(kubesim, namespace, "preevy.dev/profile-id=default") == []
+    assert len(environment_objects(kubesim, namespace, "preevy.dev/profile-id=someone-else")) == 2
+    every = json.loads(preevy("purge", *flags, "--all-profiles", cwd=tmp_path, env=env, check=True).stdout)
+    assert every["envIds"] == ["theirs"]
+    assert environment_objects(kubesim, namespace, "preevy.dev/profile-id") == []
+    nothing = preevy("purge", *flags, "--all-profiles", cwd=tmp_path, env=env, check=True)
+    assert "nothing to purge" in nothing.stderr and json.loads(nothing.stdout)["envIds"] == []
 
 
 def _on_a_terminal(argv: list[str], answer: bytes, cwd, env) -> subprocess.CompletedProcess:

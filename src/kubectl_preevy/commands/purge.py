@@ -19,10 +19,9 @@ def run(args: argparse.Namespace) -> int:
     whose = messages.PURGE_ALL_PROFILES if args.all_profiles else f"profile {current.profile.name!r}"
     if not envs:
         console.info(messages.PURGE_NOTHING.format(whose=whose, namespace=kubectl.namespace))
-        return 0
     targets = sorted({(env.profile_id, env.env_id) for env in envs})  # duplicates of an id: once
     listing = ", ".join(env_id for _, env_id in targets)
-    if not args.yes:
+    if targets and not args.yes:
         _confirm(args, current, len(targets), listing, whose)
     deleted = []
     with shared.sigterm_as_interrupt():
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             },
             args.output,
         )
-    else:
+    elif deleted:
         console.result("\n".join(sorted(deleted)))
     return 0
 
