@@ -257,7 +257,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="how long to wait for the Docker server to be ready (default: 5m)",
     )
     up.add_argument(
-        "--dry-run", action="store_true", help="print the objects `up` would apply, as YAML, and stop"
+        "--dry-run",
+        action="store_true",
+        help="print the objects `up` would apply, as YAML, and the files it would copy, and stop",
+    )
+    up.add_argument(
+        "--copy-outside",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="copy bind sources and files under PATH although it is outside the project (repeatable)",
     )
     up.add_argument(
         "--recreate",

@@ -30,13 +30,25 @@ SYSTEM_FILE_NAMES = (
     "docker-compose.preevy.yaml",
     "docker-compose.preevy.yml",
 )
-# Bind sources that name the Docker host itself (its socket, its logs): inside the pod they
-# mean the pod's own, so they stay as they are and nothing is copied.
-HOST_PATHS = (
-    pathlib.PurePosixPath("/var/run"),
-    pathlib.PurePosixPath("/run"),
-    pathlib.PurePosixPath("/var/log"),
+# Bind sources that name the Docker host itself (its kernel's views, its devices, its Docker data,
+# its socket and logs, its clock): on a remote Docker host they mean that host's own, so they stay
+# as they are and nothing is copied. Exporters (node-exporter, cadvisor) then see the pod's host.
+HOST_PATHS = tuple(
+    pathlib.PurePosixPath(p)
+    for p in (
+        "/proc",
+        "/sys",
+        "/dev",
+        "/lib/modules",
+        "/usr/src",
+        "/var/lib/docker",
+        "/run",
+        "/var/run",
+        "/var/log",
+        "/etc/localtime",
+    )
 )
+X_PREEVY_COPY_OUTSIDE = "copy-outside"
 REMOTE_PROJECTS_DIR = "/var/lib/preevy/projects"
 CONFIG_TIMEOUT_SECONDS = 60
 
@@ -151,11 +163,21 @@ def is_host_path(source: str) -> bool:
     return path == pathlib.PurePosixPath("/") or any(path == p or p in path.parents for p in HOST_PATHS)
 
 
+def host_bind_sources(project: ComposeProject) -> list[str]:
+    """The bind sources that are the Docker host's own paths (kept as they are, not copied)."""
+    return sorted(
+        {
+            volume["source"]
+            for service in project.model.get("services", {}).values()
+            for volume in service.get("volumes") or []
+            if volume.get("type") == "bind" and volume.get("source") and is_host_path(volume["source"])
+        }
+    )
+
+
 def synced_paths(project: ComposeProject) -> list[SyncedPath]:
-    """Every bind-mount source and file-based secret/config, nested ones folded into their parent."""
-    sources = {pathlib.Path(s) for s in _bind_sources(project.model)} | {
-        pathlib.Path(s) for s in _file_sources(project.model)
-    }
+    """Every bind-mount source and runtime secret/config file, nested ones folded into their parent."""
+    sources = set(mount_sources(project))
     roots = sorted(s for s in sources if not any(parent in sources for parent in s.parents))
     return [
         SyncedPath(local=s, remote=remote_relative_path(s, project.working_dir), exists=s.exists())
@@ -163,10 +185,20 @@ def synced_paths(project: ComposeProject) -> list[SyncedPath]:
     ]
 
 
+def mount_sources(project: ComposeProject) -> list[pathlib.Path]:
+    """Every local path a container mounts (bind sources, runtime secret and config files), unfolded."""
+    return sorted(
+        {pathlib.Path(s) for s in _bind_sources(project.model)}
+        | {pathlib.Path(s) for s in _runtime_files(project.model).values()}
+    )
+
+
 def remote_model(project: ComposeProject) -> dict[str, Any]:
     """The model with every local path the Docker server needs replaced by its copy in the pod.
 
-    Build contexts stay local: the docker client streams them through the forward.
+    Build contexts and build secrets stay local: the docker client reads them and streams them
+    through the forward. A secret used both at build and at run time is split in two: the build
+    reads the local file (under the name `<name>-preevy-local`, same secret id), services the copy.
     `profiles` go: `docker compose config` already chose the services, and the remote run must
     not filter them again.
     """
@@ -180,10 +212,16 @@ def remote_model(project: ComposeProject) -> dict[str, Any]:
         for volume in service.get("volumes") or []:
             if _is_synced_bind(volume):
                 volume["source"] = remote(volume["source"])
-    for section in ("secrets", "configs"):
-        for entry in (model.get(section) or {}).values():
-            if entry.get("file"):
-                entry["file"] = remote(entry["file"])
+    runtime = _runtime_files(model)
+    for service in model.get("services", {}).values():
+        for secret in (service.get("build") or {}).get("secrets") or []:
+            if ("secrets", secret.get("source")) in runtime:
+                local_name = f"{secret['source']}-preevy-local"
+                model["secrets"][local_name] = copy.deepcopy(model["secrets"][secret["source"]])
+                secret["target"] = secret.get("target") or secret["source"]
+                secret["source"] = local_name
+    for (section, name), file in runtime.items():
+        model[section][name]["file"] = remote(file)
     return model
 
 
@@ -198,8 +236,127 @@ def _bind_sources(model: dict[str, Any]) -> Iterator[str]:
                 yield volume["source"]
 
 
-def _file_sources(model: dict[str, Any]) -> Iterator[str]:
-    for section in ("secrets", "configs"):
-        for entry in (model.get(section) or {}).values():
-            if entry.get("file"):
-                yield entry["file"]
+def _runtime_files(model: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(section, name) -> file of the secrets and configs services mount at run time (build secrets
+    are read by the client, so they stay out)."""
+    found: dict[tuple[str, str], str] = {}
+    for service in model.get("services", {}).values():
+        for section in ("secrets", "configs"):
+            for reference in service.get(section) or []:
+                name = reference.get("source") if isinstance(reference, dict) else reference
+                entry = (model.get(section) or {}).get(name) or {}
+                if isinstance(name, str) and entry.get("file"):
+                    found[(section, name)] = entry["file"]
+    return found
+
+
+# --- what may travel, checked before anything is provisioned ------------------------------------
+
+
+def check_sources(project: ComposeProject, copy_outside: list[str], cwd: pathlib.Path) -> None:
+    """Refuse (PreevyError USAGE, one line) what docker compose would refuse (missing secret, config,
+    long-syntax bind source, build context, Dockerfile) and, unless opted in, the paths to copy that
+    are outside the project directory and the git work tree containing it."""
+    problems = missing_sources(project.model)
+    if problems:
+        raise PreevyError(messages.MISSING_SOURCES.format(problems="; ".join(problems)), ExitCode.USAGE)
+    allowed = copy_outside_paths(project, copy_outside, cwd)
+    outside = outside_sources(project, allowed)
+    if outside:
+        raise PreevyError(
+            messages.OUTSIDE_PROJECT.format(
+                paths=", ".join(outside),
+                root=project_root(project.working_dir),
+                key=X_PREEVY_COPY_OUTSIDE,
+            ),
+            ExitCode.USAGE,
+        )
+
+
+def missing_sources(model: dict[str, Any]) -> list[str]:
+    """What the project names but does not exist, as docker compose would refuse it."""
+    problems = []
+    for service_name, service in model.get("services", {}).items():
+        for volume in service.get("volumes") or []:
+            source = volume.get("source")
+            if (
+                volume.get("type") == "bind"
+                and source
+                and not is_host_path(source)
+                and not (volume.get("bind") or {}).get("create_host_path")
+                and not os.path.lexists(source)
+            ):
+                problems.append(messages.MISSING_BIND.format(path=source, service=service_name))
+        build = service.get("build") or {}
+        context = build.get("context")
+        if context and _is_local_context(context):
+            if not os.path.isdir(context):
+                problems.append(messages.MISSING_BUILD_CONTEXT.format(path=context, service=service_name))
+            elif not build.get("dockerfile_inline"):
+                dockerfile = os.path.join(context, build.get("dockerfile") or "Dockerfile")
+                if not os.path.isfile(dockerfile):
+                    problems.append(messages.MISSING_DOCKERFILE.format(path=dockerfile, service=service_name))
+        for section, references in (("secrets", service.get("secrets")), ("configs", service.get("configs"))):
+            for reference in references or []:
+                problems += _missing_file(model, section, reference, service_name)
+        for reference in build.get("secrets") or []:
+            problems += _missing_file(model, "secrets", reference, service_name)
+    return list(dict.fromkeys(problems))
+
+
+def _missing_file(model: dict[str, Any], section: str, reference: object, service: str) -> list[str]:
+    name = reference.get("source") if isinstance(reference, dict) else reference
+    file = ((model.get(section) or {}).get(name) or {}).get("file")
+    if file and not os.path.exists(file):
+        return [messages.MISSING_FILE.format(what=section[:-1], name=name, path=file, service=service)]
+    return []
+
+
+def _is_local_context(context: str) -> bool:
+    return "://" not in context and not context.startswith(("git@", "github.com/"))
+
+
+def project_root(working_dir: pathlib.Path) -> pathlib.Path:
+    """The git work tree containing the project directory (a monorepo's `../shared` is in), else the
+    project directory itself."""
+    for directory in (working_dir, *working_dir.parents):
+        if (directory / ".git").exists():
+            return directory
+    return working_dir
+
+
+def copy_outside_paths(project: ComposeProject, flags: list[str], cwd: pathlib.Path) -> list[pathlib.Path]:
+    """The opted-in paths: --copy-outside (relative to the current directory) and x-preevy
+    `copy-outside` (relative to the project directory)."""
+    listed = (
+        (project.x_preevy or {}).get(X_PREEVY_COPY_OUTSIDE) if isinstance(project.x_preevy, dict) else None
+    )
+    if listed is None:
+        listed = []
+    if not isinstance(listed, list) or not all(isinstance(p, str) and p for p in listed):
+        raise PreevyError(
+            messages.X_PREEVY_COPY_OUTSIDE_INVALID.format(key=X_PREEVY_COPY_OUTSIDE), ExitCode.USAGE
+        )
+    return [_absolute(p, cwd) for p in flags] + [_absolute(p, project.working_dir) for p in listed]
+
+
+def _absolute(path: str, base: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(os.path.normpath(base / os.path.expanduser(path)))
+
+
+def outside_sources(project: ComposeProject, allowed: list[pathlib.Path]) -> list[str]:
+    """The paths to copy that are outside the project root and not opted in; a symlink is named with
+    where it leads (`path -> target`), since the copy follows it."""
+    roots = [project_root(project.working_dir), *allowed]
+
+    def inside(path: pathlib.Path) -> bool:
+        return any(path == root or root in path.parents for root in roots)
+
+    found = []
+    for synced in synced_paths(project):
+        real = pathlib.Path(os.path.realpath(synced.local))
+        if not inside(synced.local):
+            found.append(str(synced.local))
+        elif not inside(real):
+            found.append(f"{synced.local} -> {real}")
+    return found

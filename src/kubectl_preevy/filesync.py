@@ -1,38 +1,86 @@
 """Incremental copy of the project's bind-mount sources into the pod, through `kubectl exec ... tar`.
 
-Two execs at most per `up`: one lists what the pod has (`find | xargs stat`, busybox-compatible),
-one deletes what is gone locally and unpacks a tar stream of what is new or changed (same size,
-whole-second mtime and permissions = unchanged). The tar is written straight into kubectl's
-stdin, so a big tree never sits in memory.
+The copy behaves like a bind mount of the user's files, and never loses what containers wrote:
+the pod keeps, next to the copy (`<project dir>/.preevy-sync/record`, outside what any container
+mounts), a record of what each sync sent (path, kind, size, mtime, mode). A sync then
+
+- sends what is new locally, and what changed locally since the record (local edits win);
+- leaves alone a file unchanged locally, even if a container changed or removed it in the pod;
+- deletes in the pod only what the record says we sent and the user deleted (directories only
+  when empty: what a container wrote in them stays);
+- never deletes nor overwrites a path that is not in the record (written by a container, or by an
+  older version of this tool): a pod file equal to the local one is adopted into the record, a
+  different one is kept and named in one line.
+
+Files that are themselves mounted (single-file binds, secrets, configs) are rewritten in place
+(`cat > file`: same inode), so a running container sees the edit; tar would unlink and create a new
+file that the container's mount never shows.
+
+Two execs per `up` (more only for very long deletion lists): one lists what the pod has and reads
+the record (`find | xargs stat`, BusyBox-compatible), one deletes, unpacks a tar stream and then
+renames the new record over the old (written last, so a broken copy leaves the old record and the
+list of paths it was about to send, `.preevy-sync/pending`, which the next sync treats as ours).
+The tar is written straight into kubectl's stdin, so a big tree never sits in memory.
 """
 
 import dataclasses
 import gzip
+import io
+import json
 import os
 import pathlib
 import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from typing import IO, Protocol
 
-from kubectl_preevy import console, messages, process
-from kubectl_preevy.compose import ComposeProject, SyncedPath, synced_paths
+from kubectl_preevy import compose, console, messages, process
+from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
-# $1: the project dir in the pod; the rest: directories to create (bind sources missing locally).
+STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
+RECORD = f"{STATE_DIR}/record"
+RECORD_NEW = f"{STATE_DIR}/record.new"
+PENDING = f"{STATE_DIR}/pending"
+INPLACE_DIR = f"{STATE_DIR}/inplace"
+COPY_ROOTS = ("relative", "absolute")
+CHANGED_SIZE = -1  # a recorded size no file has: "send it again" (it changed while it was sent)
+SECTION_MARK = "#preevy-sync "
+# Only POSIX sh and BusyBox applets with their BusyBox flags (docker:dind is Alpine): no -printf,
+# no GNU long options. $1: the project dir in the pod; with $2 = "write", the rest are directories
+# to create (bind sources missing locally); "read" creates nothing (`up --dry-run`).
 LIST_SCRIPT = (
-    'mkdir -p "$1" && cd "$1" && shift && { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
-    "find . -print0 | xargs -r0 stat -c '%f %s %Y %n'"
+    'd=$1; m=$2; shift 2; if [ "$m" = write ]; then mkdir -p "$d/' + STATE_DIR + '" || exit 1; fi; '
+    'cd "$d" 2>/dev/null || exit 0; '
+    'if [ "$m" = write ] && [ $# -gt 0 ]; then mkdir -p -- "$@" || exit 1; fi; '
+    f"echo '{SECTION_MARK}record'; cat {RECORD} 2>/dev/null; echo; "
+    f"echo '{SECTION_MARK}pending'; cat {PENDING} 2>/dev/null; echo; "
+    f"echo '{SECTION_MARK}files'; "
+    f"for r in {' '.join(COPY_ROOTS)}; do "
+    'if [ -e "$r" ]; then stat -c %n "$r" >/dev/null || exit 1; '
+    # a file a container removes meanwhile is simply not listed
+    "find \"$r\" -print0 | xargs -0 stat -c '%f %s %Y %n' 2>/dev/null; fi; done"
 )
-# $1: the project dir in the pod; the rest: paths to delete before unpacking stdin.
-APPLY_SCRIPT = 'cd "$1" && shift && {{ [ $# -eq 0 ] || rm -rf -- "$@"; }}{untar}'
-UNTAR = " && tar -xzf -"
-MAX_DELETE_ARGS_BYTES = 64 * 1024
+# $1: the project dir; then f:PATH (a file or link to delete), d:PATH (a directory to remove if
+# empty, deepest first), i:MODE:PATH (a file to rewrite in place from INPLACE_DIR after unpacking).
+DELETE_PART = (
+    'cd "$1" || exit 1; shift; '
+    '( for a do shift; case $a in f:*) set -- "$@" "${a#f:}";; esac; done; '
+    '[ $# -eq 0 ] || exec rm -f -- "$@" ) || exit 1; '
+    'for a do case $a in d:*) rmdir -- "${a#d:}" 2>/dev/null;; esac; done; '
+)
+UNPACK_PART = (
+    "tar -xf - || exit 1; "
+    'for a do case $a in i:*) a=${a#i:}; m=${a%%:*}; p=${a#*:}; s="' + INPLACE_DIR + '/$p"; '
+    '[ ! -f "$s" ] || { cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p"; } || exit 1;; esac; done; '
+    f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
+)
+MAX_ARGS_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +89,32 @@ class Entry:
     size: int
     mtime: int  # whole seconds
     mode: int  # permission bits
+    mtime_ns: int = 0  # local files only (the pod's listing has whole seconds): edits within a second
+
+
+@dataclasses.dataclass
+class Remote:
+    """What the pod has: its files, the record of what we sent, the paths of a broken copy."""
+
+    files: dict[str, Entry]
+    record: dict[str, Entry] | None  # None: no record (a first sync, or an older version's copy)
+    pending: set[str]
 
 
 @dataclasses.dataclass
 class SyncPlan:
     send: list[str]  # remote paths (under the project dir), parents before children
-    delete: list[str]  # gone locally: removed in the pod
-    replace: list[str]  # changed type or link target: removed, then sent again
+    delete_files: list[str]  # ours, gone locally: removed in the pod
+    delete_dirs: list[str]  # ours, gone locally: removed in the pod if empty (deepest first)
+    replace: list[str]  # ours, changed type or link target: removed, then sent again
+    in_place: list[str]  # sent, then rewritten in place over the pod's file (same inode)
+    kept: list[str]  # in the pod, not ours, different from the local file: left as they are
+    record: dict[str, Entry]  # the record once this plan is applied
     unchanged: int  # files and links not sent
+
+    @property
+    def empty(self) -> bool:
+        return not (self.send or self.delete_files or self.delete_dirs or self.replace)
 
 
 @dataclasses.dataclass
@@ -67,7 +133,7 @@ class SyncStats:
             deleted=self.deleted,
         )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, int]:
         return {
             "files": self.files,
             "bytes": self.bytes,
@@ -76,49 +142,126 @@ class SyncStats:
         }
 
 
+@dataclasses.dataclass
+class Sent:
+    """What one tar stream really carried: the files that changed or vanished while being read."""
+
+    changed: list[str] = dataclasses.field(default_factory=list)
+    vanished: list[str] = dataclasses.field(default_factory=list)
+    bytes: int = 0
+
+
+# --- the sync ----------------------------------------------------------------------------------------
+
+
+class Shell(Protocol):
+    """Where the scripts run: the pod (PodShell), or a local BusyBox in tests."""
+
+    def run(self, script: str, args: list[str]) -> str: ...
+
+    def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent: ...
+
+
 def sync(
     kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool = True
 ) -> SyncStats:
+    return sync_with(PodShell(kubectl, pod, container), project, compress)
+
+
+def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> SyncStats:
+    """Copy what changed; a file changing while it is sent is sent once more, then as read."""
     try:
-        return _sync(kubectl, pod, container, project, compress)
-    except (PermissionError, FileNotFoundError) as err:  # a local file unreadable, or gone meanwhile
+        stats, sent = _sync_once(shell, project, compress)
+        if sent.changed:
+            console.info(messages.SYNC_CHANGED_RETRY.format(paths=_some(sent.changed)))
+            again, sent = _sync_once(shell, project, compress, report=False)
+            stats.files += again.files
+            stats.bytes += again.bytes
+            if sent.changed:
+                console.info(messages.SYNC_CHANGED_AS_READ.format(paths=_some(sent.changed)))
+        return stats
+    except PermissionError as err:  # a local file unreadable
         raise PreevyError(
             messages.LOCAL_FILE_UNREADABLE.format(path=err.filename, error=err.strerror), ExitCode.FAILURE
         ) from None
 
 
-def _sync(kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool) -> SyncStats:
-    paths = synced_paths(project)
+def _sync_once(
+    shell: Shell, project: ComposeProject, compress: bool, report: bool = True
+) -> tuple[SyncStats, Sent]:
+    """One listing and one copy; report=False (the retry): the lines already said are not repeated."""
+    paths = compose.synced_paths(project)
     if not paths:
-        return SyncStats()
-    local = scan_local([p for p in paths if p.exists])
-    missing = [p.remote for p in paths if not p.exists]
+        return SyncStats(), Sent()
     for path in paths:
-        if not path.exists:
+        if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    listing = _exec(
-        kubectl, pod, container, LIST_SCRIPT, [project.remote_dir, *missing], timeout=LIST_TIMEOUT_SECONDS
-    )
+    local = scan_local([p for p in paths if p.exists])
+    remote = list_remote(shell, project.remote_dir, [p.remote for p in paths if not p.exists], write=True)
     sync_plan = plan(
         {path: entry for path, (entry, _) in local.items()},
-        parse_listing(listing),
-        [p.remote for p in paths if p.exists],
+        remote,
+        [p.remote for p in paths],
+        mounted_files(project),
     )
-    if sync_plan.send or sync_plan.delete or sync_plan.replace:
-        _apply(kubectl, pod, container, project.remote_dir, sync_plan, local, compress)
-    sent_files = [path for path in sync_plan.send if local[path][0].kind != "dir"]
-    return SyncStats(
-        files=len(sent_files),
-        bytes=sum(local[path][0].size for path in sent_files),
-        unchanged=sync_plan.unchanged,
-        deleted=len(sync_plan.delete),
+    if sync_plan.kept and report:
+        console.warn(
+            messages.SYNC_KEPT.format(
+                count=len(sync_plan.kept), paths=_some(sync_plan.kept), directory=project.remote_dir
+            )
+        )
+    sent = Sent()
+    if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
+        sent = _apply(shell, project.remote_dir, sync_plan, local, compress)
+    if sync_plan.in_place:
+        console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
+    sent_files = [p for p in sync_plan.send if local[p][0].kind != "dir" and p not in sent.vanished]
+    return (
+        SyncStats(
+            files=len(sent_files),
+            bytes=sent.bytes,
+            unchanged=sync_plan.unchanged,
+            deleted=len(sync_plan.delete_files),
+        ),
+        sent,
     )
+
+
+def preview(shell: Shell | None, project: ComposeProject) -> tuple[SyncPlan, dict[str, Entry]]:
+    """What a sync would do and the local entries (`up --dry-run`): against the pod's files when
+    there is a pod (shell), else everything is sent. Nothing is written anywhere."""
+    paths = compose.synced_paths(project)
+    local = scan_local([p for p in paths if p.exists])
+    remote = Remote({}, None, set())
+    if shell is not None:
+        remote = list_remote(shell, project.remote_dir, [], write=False)
+    entries = {path: entry for path, (entry, _) in local.items()}
+    return plan(entries, remote, [p.remote for p in paths], mounted_files(project)), entries
+
+
+def mounted_files(project: ComposeProject) -> set[str]:
+    """Remote paths of the local files that are mounted themselves (single-file binds, secrets,
+    configs), nested in a copied directory or not: these are rewritten in place."""
+    return {
+        compose.remote_relative_path(source, project.working_dir)
+        for source in compose.mount_sources(project)
+        if source.is_file()
+    }
+
+
+def _some(paths: list[str], limit: int = 5) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+# --- local files -----------------------------------------------------------------------------------
 
 
 def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]:
     """Every file, directory and symlink under the paths, keyed by remote path.
 
     A root that is a symlink is followed (Docker follows it too); links inside are kept as links.
+    An unreadable file fails here, before anything is sent.
     """
     found: dict[str, tuple[Entry, pathlib.Path]] = {}
     for root in paths:
@@ -127,16 +270,22 @@ def scan_local(paths: list[SyncedPath]) -> dict[str, tuple[Entry, pathlib.Path]]
     return found
 
 
-def _scan(local: pathlib.Path, remote: str, st: os.stat_result, found: dict[str, Any]) -> None:
+def _scan(
+    local: pathlib.Path, remote: str, st: os.stat_result, found: dict[str, tuple[Entry, pathlib.Path]]
+) -> None:
     entry = _entry(st)
     if entry is None:
         return  # sockets, fifos, devices: not ours to copy
+    if entry.kind == "file" and not os.access(local, os.R_OK):
+        raise PermissionError(13, "Permission denied", str(local))
     found[remote] = (entry, local)
     if entry.kind == "dir":
         for child in sorted(os.scandir(local), key=lambda e: e.name):
-            _scan(
-                pathlib.Path(child.path), f"{remote}/{child.name}", child.stat(follow_symlinks=False), found
-            )
+            try:
+                child_stat = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since the directory was read
+            _scan(pathlib.Path(child.path), f"{remote}/{child.name}", child_stat, found)
 
 
 def _entry(st: os.stat_result) -> Entry | None:
@@ -148,6 +297,7 @@ def _entry(st: os.stat_result) -> Entry | None:
         size=st.st_size if kind != "dir" else 0,
         mtime=int(st.st_mtime),
         mode=stat.S_IMODE(st.st_mode),
+        mtime_ns=st.st_mtime_ns if kind == "file" else 0,
     )
 
 
@@ -161,197 +311,384 @@ def _kind(mode: int) -> str | None:
     return None
 
 
+# --- the pod's side ----------------------------------------------------------------------------------
+
+
+def list_remote(shell: Shell, remote_dir: str, missing: list[str], *, write: bool) -> Remote:
+    return parse_remote(shell.run(LIST_SCRIPT, [remote_dir, "write" if write else "read", *missing]))
+
+
+def parse_remote(text: str) -> Remote:
+    """The list script's output: record, pending paths, then `stat` lines."""
+    sections: dict[str, list[str]] = {"record": [], "pending": [], "files": []}
+    current = None
+    for line in text.splitlines():
+        if line.startswith(SECTION_MARK) and line[len(SECTION_MARK) :] in sections:
+            current = line[len(SECTION_MARK) :]
+        elif current is not None:
+            sections[current].append(line)
+    record_text = "\n".join(sections["record"]).strip()
+    pending_text = "\n".join(sections["pending"]).strip()
+    return Remote(
+        files=parse_listing("\n".join(sections["files"])),
+        record=parse_record(record_text) if record_text else None,
+        pending=_pending(pending_text),
+    )
+
+
+def _json_or(text: str, default: object) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _pending(text: str) -> set[str]:
+    paths = _json_or(text, []) if text else []
+    return {p for p in paths if isinstance(p, str)} if isinstance(paths, list) else set()
+
+
+def parse_record(text: str) -> dict[str, Entry] | None:
+    data = _json_or(text, None)
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+        return None  # unreadable: as if there were none (nothing is deleted then)
+    record = {}
+    for path, fields in data["entries"].items():
+        if isinstance(fields, list) and len(fields) in (4, 5):
+            numbers = [int(f) for f in fields[1:]]
+            record[path] = Entry(
+                kind=str(fields[0]),
+                size=numbers[0],
+                mtime=numbers[1],
+                mode=numbers[2],
+                mtime_ns=numbers[3] if len(numbers) > 3 else 0,
+            )
+    return record
+
+
+def record_json(record: dict[str, Entry]) -> bytes:
+    entries = {path: [e.kind, e.size, e.mtime, e.mode, e.mtime_ns] for path, e in sorted(record.items())}
+    return json.dumps({"version": 1, "entries": entries}, separators=(",", ":")).encode()
+
+
 def parse_listing(text: str) -> dict[str, Entry]:
-    """`stat -c '%f %s %Y %n'` lines (raw hex mode, size, mtime, ./path) -> entries by path."""
+    """`stat -c '%f %s %Y %n'` lines (raw hex mode, size, mtime, path) -> entries by path."""
     entries = {}
     for line in text.splitlines():
         parts = line.split(" ", 3)
-        if len(parts) != 4 or not parts[3].startswith("./"):
-            continue  # ".", or a name with a newline in it: such a file is simply sent again
+        if len(parts) != 4:
+            continue
+        name = parts[3][2:] if parts[3].startswith("./") else parts[3]
+        if not name or name == ".":
+            continue
         try:
             mode, size, mtime = int(parts[0], 16), int(parts[1]), int(parts[2])
         except ValueError:
-            continue
+            continue  # a name with a newline in it: such a file is simply treated as absent
         kind = _kind(mode)
         if kind:
-            entries[parts[3][2:]] = Entry(
+            entries[name] = Entry(
                 kind=kind, size=size if kind != "dir" else 0, mtime=mtime, mode=stat.S_IMODE(mode)
             )
     return entries
 
 
-def plan(local: dict[str, Entry], remote: dict[str, Entry], roots: list[str]) -> SyncPlan:
-    """What to send, replace and delete so that the pod's copy of the roots equals the local one."""
-    send, replace = [], []
+# --- the decisions -------------------------------------------------------------------------------------
+
+
+def plan(
+    local: dict[str, Entry],
+    remote: Remote,
+    roots: list[str],
+    mounted: set[str] | frozenset[str] = frozenset(),
+) -> SyncPlan:
+    """What to send, delete and keep: the rules of the module docstring."""
+    record = remote.record or {}
+    owned = set(record) | remote.pending
+    pod = remote.files
+    new_record: dict[str, Entry] = {}
+    send: list[str] = []
+    replace: list[str] = []
+    in_place: list[str] = []
+    kept: list[str] = []
+    blocked: list[str] = []  # kept paths that are not directories: nothing of ours goes under them
+    unchanged = 0
     for path in sorted(local):
-        mine, theirs = local[path], remote.get(path)
-        if theirs is not None and (
-            theirs.kind != mine.kind or (mine.kind == "link" and theirs.size != mine.size)
-        ):
+        if any(_under(path, b) and path != b for b in blocked):
+            continue
+        mine, theirs, ours = local[path], pod.get(path), path in owned
+        previous = record.get(path)
+        if theirs is None:
+            if ours and previous is not None and _same(mine, previous) and path not in remote.pending:
+                new_record[path] = previous  # removed in the pod by a container: left so
+                unchanged += mine.kind != "dir"
+            else:
+                send.append(path)
+                new_record[path] = mine
+            continue
+        if not ours:
+            if theirs.kind == mine.kind and (mine.kind == "dir" or _same(mine, theirs)):
+                new_record[path] = mine  # the same as ours: adopted (an older version's copy)
+                unchanged += mine.kind != "dir"
+            else:
+                kept.append(path)
+                if theirs.kind != "dir":
+                    blocked.append(path)
+            continue
+        if path in remote.pending:  # a broken copy may have left it half-written: what is there?
+            changed = not _same(mine, theirs)
+        else:
+            changed = previous is None or not _same(mine, previous)
+        if mine.kind == "dir" and theirs.kind == "dir":
+            new_record[path] = mine
+            if changed and mine.mode != theirs.mode:
+                send.append(path)
+            continue
+        if not changed:
+            new_record[path] = previous if previous is not None else mine
+            unchanged += mine.kind != "dir"
+            if theirs.kind != mine.kind and theirs.kind != "dir":
+                blocked.append(path)
+            continue
+        if theirs.kind == "dir":
+            kept.append(path)  # a container made a directory of it: never removed with what it holds
+            continue
+        if theirs.kind != mine.kind or mine.kind == "link":
             replace.append(path)
-            send.append(path)
-        elif theirs is None or _changed(mine, theirs):
-            send.append(path)
-    sent = set(send)
-    unchanged = sum(1 for path, entry in local.items() if entry.kind != "dir" and path not in sent)
-    gone = [
-        path
-        for path in remote
-        if path not in local
-        and any(_under(path, root) for root in roots)
-        and not any(_under(path, replaced) for replaced in replace)
-    ]
-    return SyncPlan(send=send, delete=_topmost(gone), replace=replace, unchanged=unchanged)
+        elif mine.kind == "file" and path in mounted:
+            in_place.append(path)
+        send.append(path)
+        new_record[path] = mine
+    delete_files, delete_dirs = [], []
+    for path in sorted(owned - set(local)):
+        if not any(_under(path, root) for root in roots):
+            if path in record:
+                new_record[path] = record[path]  # no longer copied: left as it is, still ours
+            continue
+        theirs = pod.get(path)
+        if theirs is None:
+            continue
+        sent_kind = record[path].kind if path in record else theirs.kind
+        if theirs.kind == "dir" and sent_kind == "dir":
+            delete_dirs.append(path)
+        elif theirs.kind != "dir" and sent_kind != "dir":
+            delete_files.append(path)
+    return SyncPlan(
+        send=send,
+        delete_files=delete_files,
+        delete_dirs=sorted(delete_dirs, reverse=True),
+        replace=replace,
+        in_place=in_place,
+        kept=kept,
+        record=new_record,
+        unchanged=unchanged,
+    )
 
 
-def _changed(mine: Entry, theirs: Entry) -> bool:
-    if mine.kind == "dir":
-        return mine.mode != theirs.mode
-    if mine.kind == "link":
+def _same(mine: Entry, other: Entry) -> bool:
+    if mine.kind != other.kind:
         return False
-    return (mine.size, mine.mtime, mine.mode) != (theirs.size, theirs.mtime, theirs.mode)
+    if mine.kind == "dir":
+        return mine.mode == other.mode
+    if mine.kind == "link":
+        return mine.size == other.size
+    if mine.mtime_ns and other.mtime_ns and mine.mtime_ns != other.mtime_ns:
+        return False
+    return (mine.size, mine.mtime, mine.mode) == (other.size, other.mtime, other.mode)
 
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def _topmost(paths: list[str]) -> list[str]:
-    """The paths without those inside another one (rm -rf of the parent covers them)."""
-    chosen: list[str] = []
-    for path in sorted(paths):
-        if not any(_under(path, parent) for parent in chosen):
-            chosen.append(path)
-    return chosen
+# --- applying it -------------------------------------------------------------------------------------
 
 
 def _apply(
-    kubectl: Kubectl,
-    pod: str,
-    container: str,
+    shell: Shell,
     remote_dir: str,
     sync_plan: SyncPlan,
     local: dict[str, tuple[Entry, pathlib.Path]],
     compress: bool,
-) -> None:
+) -> Sent:
     """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
-    batches = list(_batches(sync_plan.delete + sync_plan.replace)) or [[]]
-    separate, last = (batches, []) if not sync_plan.send else (batches[:-1], batches[-1])
-    for batch in separate:
-        _exec(
-            kubectl,
-            pod,
-            container,
-            APPLY_SCRIPT.format(untar=""),
-            [remote_dir, *batch],
-            timeout=LIST_TIMEOUT_SECONDS,
-        )
-    if sync_plan.send:
-        script = APPLY_SCRIPT.format(untar=UNTAR if compress else UNTAR.replace("z", ""))
-        _stream_tar(
-            kubectl,
-            pod,
-            container,
-            script,
-            [remote_dir, *last],
-            [(path, local[path][1]) for path in sync_plan.send],
-            compress,
-        )
+    arguments = (
+        [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
+        + [f"d:{p}" for p in sync_plan.delete_dirs]
+        + [f"i:{local[p][0].mode:o}:{p}" for p in sync_plan.in_place]
+    )
+    batches = list(_batches(arguments)) or [[]]
+    for batch in batches[:-1]:
+        shell.run(DELETE_PART + "true", [remote_dir, *batch])
+    script = DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if compress else UNPACK_PART)
+    in_place = set(sync_plan.in_place)
+    members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
+    return shell.stream(
+        script, [remote_dir, *batches[-1]], lambda pipe: write_tar(pipe, members, sync_plan, compress)
+    )
 
 
-def _batches(paths: list[str]) -> Iterator[list[str]]:
-    """paths in groups that fit a command line."""
+def _batches(arguments: list[str]) -> Iterator[list[str]]:
+    """arguments in groups that fit a command line."""
     batch: list[str] = []
     size = 0
-    for path in paths:
-        if batch and size + len(path) > MAX_DELETE_ARGS_BYTES:
+    for argument in arguments:
+        if batch and size + len(argument) > MAX_ARGS_BYTES:
             yield batch
             batch, size = [], 0
-        batch.append(path)
-        size += len(path) + 1
+        batch.append(argument)
+        size += len(argument) + 1
     if batch:
         yield batch
 
 
-def _exec_argv(pod: str, container: str, script: str, script_args: list[str], stdin: bool) -> list[str]:
-    return [
-        "exec",
-        *(["-i"] if stdin else []),
-        pod,
-        "-c",
-        container,
-        "--",
-        "sh",
-        "-c",
-        script,
-        "sh",
-        *script_args,
-    ]
+class PodShell:
+    """The scripts run by `kubectl exec` in the pod's first container."""
 
+    def __init__(self, kubectl: Kubectl, pod: str, container: str) -> None:
+        self.kubectl, self.pod, self.container = kubectl, pod, container
 
-def _exec(
-    kubectl: Kubectl, pod: str, container: str, script: str, script_args: list[str], timeout: float
-) -> str:
-    result = kubectl.run(*_exec_argv(pod, container, script, script_args, stdin=False), timeout=timeout)
-    if not result.ok:
-        raise _sync_error(kubectl, result)
-    return result.stdout
+    def _argv(self, script: str, args: list[str], stdin: bool) -> list[str]:
+        return [
+            "exec",
+            *(["-i"] if stdin else []),
+            self.pod,
+            "-c",
+            self.container,
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *args,
+        ]
 
+    def run(self, script: str, args: list[str]) -> str:
+        result = self.kubectl.run(*self._argv(script, args, stdin=False), timeout=LIST_TIMEOUT_SECONDS)
+        if not result.ok:
+            raise _sync_error(self.kubectl, result)
+        return result.stdout
 
-def _stream_tar(
-    kubectl: Kubectl,
-    pod: str,
-    container: str,
-    script: str,
-    script_args: list[str],
-    members: list[tuple[str, pathlib.Path]],
-    compress: bool,
-) -> None:
-    with tempfile.TemporaryFile() as stderr:
-        proc = kubectl.popen(
-            *_exec_argv(pod, container, script, script_args, stdin=True),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
+    def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent:
+        sent = Sent()
+        with tempfile.TemporaryFile() as stderr:
+            proc = self.kubectl.popen(
+                *self._argv(script, args, stdin=True),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
             try:
-                assert proc.stdin is not None  # stdin=PIPE
-                _write_tar(proc.stdin, members, compress)
-            except BrokenPipeError:
-                pass  # kubectl ended early: its exit code and stderr say why
+                try:
+                    assert proc.stdin is not None
+                    sent = write(proc.stdin)
+                except BrokenPipeError:
+                    pass  # kubectl ended early: its exit code and stderr say why
+                finally:
+                    _close_quietly(proc.stdin)
+                proc.wait()
             finally:
-                _close_quietly(proc.stdin)
-            proc.wait()
-        finally:
-            process.stop(proc)
-        stderr.seek(0)
-        result = process.Result(
-            process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
-        )
-    if not result.ok:
-        raise _sync_error(kubectl, result)
+                process.stop(proc)
+            stderr.seek(0)
+            result = process.Result(
+                process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
+            )
+        if not result.ok:
+            raise _sync_error(self.kubectl, result)
+        return sent
 
 
-def _write_tar(pipe: IO[bytes], members: list[tuple[str, pathlib.Path]], compress: bool) -> None:
-    sink = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) if compress else pipe
+def write_tar(
+    pipe: IO[bytes], members: list[tuple[str, str, pathlib.Path]], sync_plan: SyncPlan, compress: bool
+) -> Sent:
+    """The tar stream: first the list of paths about to be sent (PENDING), then the members
+    (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
+    sink: IO[bytes] = (
+        gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)  # type: ignore[assignment]
+        if compress
+        else pipe
+    )
+    sent = Sent()
+    record = dict(sync_plan.record)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
-        for remote_path, local_path in members:
-            info = tar.gettarinfo(str(local_path), arcname=remote_path)
-            if info.isreg():
-                with open(local_path, "rb") as content:
-                    tar.addfile(info, content)
-            else:
-                tar.addfile(info)
+        _add_bytes(tar, PENDING, json.dumps([m[1] for m in members]).encode())
+        for arcname, remote_path, local_path in members:
+            outcome = _add_member(tar, arcname, local_path)
+            if outcome is None:
+                sent.vanished.append(remote_path)
+                record.pop(remote_path, None)
+                continue
+            entry, changed, size = outcome
+            sent.bytes += size
+            record[remote_path] = dataclasses.replace(entry, size=CHANGED_SIZE) if changed else entry
+            if changed:
+                sent.changed.append(remote_path)
+        _add_bytes(tar, RECORD_NEW, record_json(record))
     if compress:
         sink.close()
+    return sent
+
+
+def _add_member(
+    tar: tarfile.TarFile, arcname: str, local_path: pathlib.Path
+) -> tuple[Entry, bool, int] | None:
+    """One file as it is now: (its entry, whether it changed while read, bytes); None if it is gone."""
+    try:
+        if not local_path.is_symlink() and local_path.is_file():
+            with open(local_path, "rb") as content:
+                before = os.fstat(content.fileno())
+                info = tar.gettarinfo(arcname=arcname, fileobj=content)
+                info.mode = stat.S_IMODE(before.st_mode)
+                reader = _ExactReader(content, info.size)
+                tar.addfile(info, reader)
+                after = os.fstat(content.fileno())
+            entry = _entry(before)
+            assert entry is not None
+            changed = reader.short or (after.st_size, after.st_mtime_ns) != (
+                before.st_size,
+                before.st_mtime_ns,
+            )
+            return entry, changed, info.size
+        st = os.lstat(local_path)
+        entry = _entry(st)
+        if entry is None:
+            return None
+        tar.addfile(tar.gettarinfo(str(local_path), arcname=arcname))
+        return entry, False, 0
+    except FileNotFoundError:
+        return None
+
+
+class _ExactReader(io.RawIOBase):
+    """Exactly `size` bytes of a file: zeros after a shrink (the tar header is already written),
+    and `short` says so."""
+
+    def __init__(self, content: IO[bytes], size: int) -> None:
+        self.content, self.left, self.short = content, size, False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.left if size < 0 else min(size, self.left)
+        data = self.content.read(wanted) if wanted else b""
+        if len(data) < wanted:
+            self.short = True
+            data += b"\0" * (wanted - len(data))
+        self.left -= len(data)
+        return data
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o600
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _close_quietly(pipe: IO[bytes] | None) -> None:
-    if pipe is None:
-        return
     try:
-        pipe.close()
+        if pipe is not None:
+            pipe.close()
     except BrokenPipeError:
         pass
 

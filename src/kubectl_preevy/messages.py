@@ -98,6 +98,9 @@ TEMPLATE_UNDEFINED = (
     "{where}{problem}: the template can use id, namespace, labels, storageSize and storageClass"
 )
 TEMPLATE_RENDER_FAILED = "{where}{problem}"
+TEMPLATE_UNSAFE = (
+    "{where}refused: {problem}; a template is data (variables, filters, loops), it cannot reach Python"
+)
 TEMPLATE_YAML = (
     "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
 )
@@ -217,6 +220,32 @@ NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in nam
 SYNCING = "copying files into {pod}:{directory}"
 SYNC_MISSING_SOURCE = (
     "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
+)
+HOST_PATHS_KEPT = "kept as the Docker host's own (not copied): {paths}"
+MISSING_SOURCES = "{problems}: docker compose would refuse it too; create it or fix the compose file"
+MISSING_BIND = "bind source {path} of service {service} does not exist (long syntax, create_host_path false)"
+MISSING_BUILD_CONTEXT = "build context {path} of service {service} does not exist"
+MISSING_DOCKERFILE = "Dockerfile {path} of service {service} does not exist"
+MISSING_FILE = "{what} {name} of service {service}: file {path} does not exist"
+OUTSIDE_PROJECT = (
+    "not copied into the cluster: {paths} (outside the project {root}); to copy them, pass "
+    "--copy-outside PATH for each, or list them in x-preevy {key}: [PATH, ...]"
+)
+X_PREEVY_COPY_OUTSIDE_INVALID = "x-preevy {key} must be a list of paths"
+SYNC_KEPT = (
+    "kept the pod's version of {count} path(s) that differ from yours and that this tool did not write "
+    "(a container's, or an older version's copy): {paths} (under {directory} in the pod); remove them "
+    "there to have yours copied"
+)
+SYNC_IN_PLACE = "rewritten in place, running containers see the change: {paths}"
+SYNC_CHANGED_RETRY = "changed while being copied, copying again: {paths}"
+SYNC_CHANGED_AS_READ = (
+    "changed again while being copied, the pod has them as read (the next `up` copies them again): {paths}"
+)
+DRY_RUN_NEW_POD = "a new pod"
+DRY_RUN_COPY = (
+    "up would copy {files} files ({size}, {size_bytes} bytes) into {where}:{directory}, "
+    "{unchanged} unchanged, {deleted} deleted"
 )
 SYNC_SUMMARY = "synced {files} {noun} ({size}), {unchanged} unchanged, {deleted} deleted"
 LOCAL_FILE_UNREADABLE = (

@@ -123,8 +123,12 @@ def template_source(options: "Options", variant: str = "default") -> tuple[str, 
     if options.template is None:
         bundled = resources.TEMPLATE_VARIANTS[variant]
         return resources.template_display_name(bundled), resources.template_text(bundled)
+    name = str(options.template)
+    source = options.sources.get("template", "")
+    if source.startswith("profile ") and pathlib.Path(name).parent.match("kubectl-preevy/templates"):
+        name += f" (kept in the cluster by {source})"  # the local copy of a cluster profile's template
     try:
-        return str(options.template), pathlib.Path(options.template).read_text(encoding="utf-8")
+        return name, pathlib.Path(options.template).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         problem = getattr(err, "strerror", None) or str(err)
         raise PreevyError(
@@ -183,10 +187,17 @@ def _storage_size(size: float) -> int | float:
 
 
 def render_text(name: str, text: str, context: dict[str, Any]) -> str:
-    """Render template text with Jinja2, as nunjucks would render it for Preevy."""
-    import jinja2
+    """Render template text with Jinja2, as nunjucks would render it for Preevy.
 
-    environment = jinja2.Environment(
+    The environment is sandboxed and immutable: a template is data (it may come from a ConfigMap that
+    others can edit), so reaching Python internals (`__globals__`, `__class__`, `os.system`...) or
+    mutating the variables is refused, and nothing the template says runs on this machine.
+    """
+    import jinja2
+    import jinja2.exceptions
+    import jinja2.sandbox
+
+    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)),
         undefined=_undefined_class(),
         finalize=yaml_value,
@@ -196,6 +207,8 @@ def render_text(name: str, text: str, context: dict[str, Any]) -> str:
     environment.filters["dump"] = _dump
     try:
         return environment.get_template(name).render(context)
+    except jinja2.exceptions.SecurityError as err:
+        problem = messages.TEMPLATE_UNSAFE.format(where=_template_line(name), problem=str(err).rstrip("."))
     except jinja2.TemplateSyntaxError as err:
         problem = messages.TEMPLATE_SYNTAX.format(line=err.lineno, problem=err.message)
     except jinja2.UndefinedError as err:

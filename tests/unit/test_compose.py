@@ -91,6 +91,18 @@ def test_remote_path_is_relative_under_the_project_else_absolute(local, remote):
     [
         ("/var/run/docker.sock", True),
         ("/run/docker.sock", True),
+        ("/proc", True),
+        ("/proc/1/root", True),
+        ("/sys/fs/cgroup", True),
+        ("/dev/kmsg", True),
+        ("/lib/modules", True),
+        ("/usr/src", True),
+        ("/var/lib/docker", True),
+        ("/etc/localtime", True),
+        ("/etc/localtime.bak", False),
+        ("/etc", False),
+        ("/procfs", False),
+        ("/usr/srcs", False),
         ("/var/log", True),
         ("/var/log/app", True),
         ("/", True),
@@ -118,9 +130,13 @@ def test_synced_paths_are_bind_sources_and_secret_files_without_nested_ones(tmp_
                     bind(str(tmp_path / "missing")),
                 ]
             },
-            "db": {"volumes": [bind(str(tmp_path / "site"))]},
+            "db": {"volumes": [bind(str(tmp_path / "site"))], "secrets": [{"source": "s"}, {"source": "e"}]},
         },
-        "secrets": {"s": {"file": str(tmp_path / "secret.txt")}, "e": {"environment": "X"}},
+        "secrets": {
+            "s": {"file": str(tmp_path / "secret.txt")},
+            "e": {"environment": "X"},
+            "unused": {"file": str(tmp_path / "unused.txt")},
+        },
     }
     assert compose.synced_paths(project(model, tmp_path)) == [
         compose.SyncedPath(tmp_path / "missing", "relative/missing", exists=False),
@@ -141,6 +157,7 @@ def test_remote_model_points_binds_and_files_into_the_pod_and_leaves_the_rest():
                     bind("/var/run/docker.sock", "/s"),
                     {"type": "volume", "source": "data", "target": "/data"},
                 ],
+                "configs": [{"source": "c"}, {"source": "inline"}],
             },
         },
         "configs": {"c": {"file": "/etc/app.conf"}, "inline": {"content": "x"}},
@@ -186,3 +203,127 @@ def test_load_project_reports_an_invalid_file_in_one_line(tmp_path):
         compose.load_project(None, None, tmp_path, {"PATH": "/usr/local/bin:/usr/bin:/bin"})
     assert err.value.exit_code == ExitCode.USAGE
     assert "bogus" in err.value.message and "\n" not in err.value.message
+
+
+def test_build_secrets_stay_local_and_a_secret_used_at_both_times_is_split():
+    model = {
+        "name": "shop",
+        "services": {
+            "web": {
+                "build": {"context": "/home/me/shop", "secrets": [{"source": "npmrc"}, {"source": "both"}]},
+                "secrets": [{"source": "both", "target": "/run/secrets/both"}],
+            }
+        },
+        "secrets": {"npmrc": {"file": "/home/me/.npmrc"}, "both": {"file": "/home/me/shop/both.txt"}},
+    }
+    assert compose.synced_paths(project(model)) == [
+        compose.SyncedPath(pathlib.Path("/home/me/shop/both.txt"), "relative/both.txt", exists=False)
+    ]
+    rewritten = compose.remote_model(project(model))
+    assert rewritten["secrets"] == {
+        "npmrc": {"file": "/home/me/.npmrc"},
+        "both": {"file": "/var/lib/preevy/projects/shop/relative/both.txt"},
+        "both-preevy-local": {"file": "/home/me/shop/both.txt"},
+    }
+    assert rewritten["services"]["web"]["build"]["secrets"] == [
+        {"source": "npmrc"},
+        {"source": "both-preevy-local", "target": "both"},
+    ]
+
+
+def make_tree(root: pathlib.Path, *paths: str) -> None:
+    for path in paths:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.endswith("/"):
+            target.mkdir(exist_ok=True)
+        else:
+            target.write_text("x")
+
+
+def test_missing_sources_are_refused_as_compose_would(tmp_path):
+    make_tree(tmp_path, "ctx/Dockerfile", "nodockerfile/", "there.txt")
+    model = {
+        "services": {
+            "a": {
+                "build": {"context": str(tmp_path / "gone"), "dockerfile": "Dockerfile"},
+                "volumes": [
+                    bind(str(tmp_path / "long-missing")),
+                    {**bind(str(tmp_path / "short-missing")), "bind": {"create_host_path": True}},
+                    bind("/proc", "/host/proc"),
+                ],
+                "secrets": [{"source": "s"}, {"source": "env"}],
+                "configs": [{"source": "c"}],
+            },
+            "b": {"build": {"context": str(tmp_path / "nodockerfile"), "dockerfile": "Dockerfile"}},
+            "c": {"build": {"context": str(tmp_path / "nodockerfile"), "dockerfile_inline": "FROM x"}},
+            "d": {"build": {"context": "https://github.com/x/y.git"}},
+            "e": {"build": {"context": str(tmp_path / "ctx"), "secrets": [{"source": "bs"}]}},
+        },
+        "secrets": {
+            "s": {"file": str(tmp_path / "there.txt")},
+            "env": {"environment": "X"},
+            "bs": {"file": str(tmp_path / "npmrc")},
+        },
+        "configs": {"c": {"file": str(tmp_path / "app.conf")}},
+    }
+    problems = compose.missing_sources(model)
+    assert problems == [
+        f"bind source {tmp_path}/long-missing of service a does not exist (long syntax, create_host_path false)",
+        f"build context {tmp_path}/gone of service a does not exist",
+        f"config c of service a: file {tmp_path}/app.conf does not exist",
+        f"Dockerfile {tmp_path}/nodockerfile/Dockerfile of service b does not exist",
+        f"secret bs of service e: file {tmp_path}/npmrc does not exist",
+    ]
+    with pytest.raises(PreevyError) as caught:
+        compose.check_sources(project(model, tmp_path), [], tmp_path)
+    assert caught.value.exit_code == ExitCode.USAGE and "\n" not in caught.value.message
+
+
+def test_paths_outside_the_project_and_its_repository_are_refused_unless_opted_in(tmp_path):
+    repo = tmp_path / "repo"
+    make_tree(repo, ".git/", "apps/shop/site/", "shared/lib/", "apps/shop/link-out")
+    make_tree(tmp_path, "elsewhere/conf/", "secrets/token")
+    (repo / "apps/shop/link-out").unlink()
+    (repo / "apps/shop/link-out").symlink_to(tmp_path / "elsewhere")
+    working_dir = repo / "apps/shop"
+    model = {
+        "services": {
+            "web": {
+                "volumes": [
+                    bind(str(working_dir / "site")),
+                    bind(str(repo / "shared/lib")),  # a monorepo's ../../shared: inside the repository
+                    bind(str(tmp_path / "elsewhere/conf")),
+                    bind(str(working_dir / "link-out")),
+                    bind("/var/run/docker.sock"),
+                ],
+                "secrets": [{"source": "t"}],
+            }
+        },
+        "secrets": {"t": {"file": str(tmp_path / "secrets/token")}},
+    }
+    shop = project(model, working_dir)
+    assert compose.project_root(working_dir) == repo
+    assert compose.outside_sources(shop, []) == [
+        f"{tmp_path}/elsewhere/conf",
+        f"{working_dir}/link-out -> {tmp_path}/elsewhere",
+        f"{tmp_path}/secrets/token",
+    ]
+    with pytest.raises(PreevyError) as caught:
+        compose.check_sources(shop, [], tmp_path)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert "--copy-outside PATH" in caught.value.message and "copy-outside: [PATH" in caught.value.message
+    compose.check_sources(shop, [str(tmp_path / "elsewhere"), "secrets"], tmp_path)  # flags: from cwd
+    shop.x_preevy = {"copy-outside": ["../../../elsewhere", str(tmp_path / "secrets")]}
+    compose.check_sources(shop, [], tmp_path / "unrelated")  # x-preevy: from the project dir
+    shop.x_preevy = {"copy-outside": "/etc"}
+    with pytest.raises(PreevyError, match="must be a list of paths"):
+        compose.check_sources(shop, [], tmp_path)
+
+
+def test_without_a_repository_the_project_directory_is_the_limit(tmp_path):
+    make_tree(tmp_path, "p/site/", "sibling/")
+    model = {
+        "services": {"web": {"volumes": [bind(str(tmp_path / "p/site")), bind(str(tmp_path / "sibling"))]}}
+    }
+    assert compose.outside_sources(project(model, tmp_path / "p"), []) == [f"{tmp_path}/sibling"]

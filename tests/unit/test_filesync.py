@@ -1,10 +1,19 @@
 """The incremental copy's decisions: what is listed locally, parsed remotely, sent, kept and deleted."""
 
+import contextlib
+import io
 import os
+import pathlib
+import shutil
+import subprocess
+import tarfile
 
-from kubectl_preevy import filesync
-from kubectl_preevy.compose import SyncedPath
-from kubectl_preevy.filesync import Entry
+import pytest
+
+from kubectl_preevy import compose, filesync
+from kubectl_preevy.compose import ComposeProject, SyncedPath
+from kubectl_preevy.filesync import Entry, Remote
+from tests.prerequisites import require_tool
 
 
 def file(size=10, mtime=1000, mode=0o644):
@@ -62,60 +71,6 @@ def test_parse_listing_reads_busybox_stat_lines():
     }
 
 
-def test_plan_sends_new_and_changed_keeps_unchanged_deletes_gone_within_roots():
-    local = {
-        "r": DIR,
-        "r/same": file(),
-        "r/new": file(),
-        "r/bigger": file(size=11),
-        "r/touched": file(mtime=2000),
-        "r/chmod": file(mode=0o755),
-    }
-    remote = {
-        "r": DIR,
-        "r/same": file(),
-        "r/bigger": file(),
-        "r/touched": file(),
-        "r/chmod": file(),
-        "r/gone": file(),
-        "r/gone-dir": DIR,
-        "r/gone-dir/x": file(),
-        "other-root/keep": file(),
-    }
-    plan = filesync.plan(local, remote, ["r"])
-    assert plan.send == ["r/bigger", "r/chmod", "r/new", "r/touched"]
-    assert plan.unchanged == 1
-    assert plan.delete == ["r/gone", "r/gone-dir"]
-    assert plan.replace == []
-
-
-def test_plan_replaces_what_changed_type_or_link_target():
-    local = {
-        "r": DIR,
-        "r/was-file": DIR,
-        "r/was-file/x": file(),
-        "r/was-dir": file(),
-        "r/link": Entry("link", 5, 1, 0o777),
-    }
-    remote = {
-        "r": DIR,
-        "r/was-file": file(),
-        "r/was-dir": DIR,
-        "r/was-dir/old": file(),
-        "r/link": Entry("link", 9, 1, 0o777),
-    }
-    plan = filesync.plan(local, remote, ["r"])
-    assert plan.replace == ["r/link", "r/was-dir", "r/was-file"]
-    assert plan.send == ["r/link", "r/was-dir", "r/was-file", "r/was-file/x"]
-    assert plan.delete == []  # r/was-dir/old goes with r/was-dir
-
-
-def test_plan_first_copy_sends_everything():
-    local = {"r": DIR, "r/a": file(), "conf.txt": file()}
-    plan = filesync.plan(local, {}, ["r", "conf.txt"])
-    assert plan.send == ["conf.txt", "r", "r/a"] and plan.unchanged == 0 and plan.delete == []
-
-
 def test_summary_counts_and_sizes():
     stats = filesync.SyncStats(files=3, bytes=12_700, unchanged=41, deleted=1)
     assert stats.summary() == "synced 3 files (12.4 KiB), 41 unchanged, 1 deleted"
@@ -124,19 +79,310 @@ def test_summary_counts_and_sizes():
     assert filesync.human_size(5 * 1024 * 1024) == "5.0 MiB"
 
 
-def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
-    import io
-    import tarfile
+def remote(files, record=None, pending=()):
+    return Remote(files=dict(files), record=None if record is None else dict(record), pending=set(pending))
 
+
+def test_plan_first_copy_sends_everything():
+    local = {"r": DIR, "r/a": file(), "conf.txt": file()}
+    plan = filesync.plan(local, remote({}), ["r", "conf.txt"])
+    assert plan.send == ["conf.txt", "r", "r/a"] and plan.unchanged == 0
+    assert plan.delete_files == plan.delete_dirs == plan.kept == []
+    assert plan.record == local
+
+
+def test_plan_sends_local_edits_and_leaves_what_a_container_changed():
+    sent = {"r": DIR, "r/same": file(), "r/edited": file(), "r/theirs-changed": file()}
+    local = {**sent, "r/edited": file(size=11), "r/new": file()}
+    pod = {**sent, "r/theirs-changed": file(size=99, mtime=5000), "r/db/pg": file(size=8192)}
+    plan = filesync.plan(local, remote(pod, record=sent), ["r"])
+    assert plan.send == ["r/edited", "r/new"]
+    assert plan.unchanged == 2  # r/same, and r/theirs-changed: left as the container made it
+    assert plan.delete_files == plan.delete_dirs == plan.kept == []
+    assert "r/db/pg" not in plan.record
+
+
+def test_plan_deletes_only_what_the_record_says_was_sent():
+    sent = {"r": DIR, "r/gone": file(), "r/gone-dir": DIR, "r/gone-dir/x": file()}
+    local = {"r": DIR}
+    pod = {**sent, "r/gone-dir/written-by-app": file(), "r/app-data": DIR, "r/app-data/f": file()}
+    plan = filesync.plan(local, remote(pod, record=sent), ["r"])
+    assert plan.delete_files == ["r/gone", "r/gone-dir/x"]
+    assert plan.delete_dirs == ["r/gone-dir"]  # removed only if empty: the app's file stays
+    assert plan.record == {"r": DIR}
+
+
+def test_plan_without_a_record_deletes_and_overwrites_nothing_and_adopts_equal_files():
+    local = {"r": DIR, "r/a": file(), "r/b": file(size=3)}
+    pod = {"r": DIR, "r/a": file(), "r/b": file(size=4), "r/old": file(), "r/pgdata": DIR}
+    plan = filesync.plan(local, remote(pod), ["r"])
+    assert plan.send == [] and plan.delete_files == [] and plan.delete_dirs == []
+    assert plan.kept == ["r/b"]
+    assert plan.record == {"r": DIR, "r/a": file()}
+
+
+def test_plan_a_container_file_where_a_new_local_file_appears_is_kept():
+    local = {"r": DIR, "r/conf": file(size=1), "r/x": DIR, "r/x/y": file()}
+    pod = {"r": DIR, "r/conf": file(size=2), "r/x": file()}
+    plan = filesync.plan(local, remote(pod, record={"r": DIR}), ["r"])
+    assert plan.kept == ["r/conf", "r/x"] and plan.send == []
+
+
+def test_plan_replaces_what_changed_type_and_rewrites_mounted_files_in_place():
+    sent = {"r": DIR, "r/was-file": file(), "r/link": Entry("link", 9, 1, 0o777), "r/app.ini": file()}
+    local = {
+        "r": DIR,
+        "r/was-file": DIR,
+        "r/was-file/x": file(),
+        "r/link": Entry("link", 5, 1, 0o777),
+        "r/app.ini": file(size=12),
+    }
+    plan = filesync.plan(local, remote(sent, record=sent), ["r"], {"r/app.ini"})
+    assert plan.replace == ["r/link", "r/was-file"]
+    assert plan.in_place == ["r/app.ini"]
+    assert plan.send == ["r/app.ini", "r/link", "r/was-file", "r/was-file/x"]
+
+
+def test_plan_after_a_broken_copy_resends_the_pending_paths():
+    local = {"r": DIR, "r/half": file(size=100), "r/done": file()}
+    pod = {"r": DIR, "r/half": file(size=40, mtime=9), "r/done": file()}
+    plan = filesync.plan(local, remote(pod, record={"r": DIR}, pending=["r/half", "r/done"]), ["r"])
+    assert plan.send == ["r/half"] and plan.kept == []
+    assert set(plan.record) == {"r", "r/half", "r/done"}
+
+
+def test_plan_keeps_record_entries_of_paths_no_longer_copied():
+    sent = {"old": DIR, "old/f": file(), "r": DIR}
+    plan = filesync.plan({"r": DIR}, remote(sent, record=sent), ["r"])
+    assert plan.delete_files == [] and plan.record == sent
+
+
+def test_record_round_trip_and_garbage():
+    record = {"r": DIR, "r/a b": file()}
+    assert filesync.parse_record(filesync.record_json(record).decode()) == record
+    assert filesync.parse_record("not json") is None
+
+
+# --- the scripts under BusyBox (as in docker:dind, Alpine) -------------------------------------------
+
+
+class BusyboxShell:
+    """The sync's scripts run by BusyBox's sh with only BusyBox applets on PATH, on a local directory."""
+
+    def __init__(self, tmp_path: pathlib.Path) -> None:
+        busybox = require_tool("busybox")
+        self.bin = tmp_path / "busybox-bin"
+        self.bin.mkdir()
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout
+        for applet in applets.split():
+            (self.bin / applet).symlink_to(busybox)
+        self.env = {"PATH": str(self.bin)}
+        self.calls = 0
+
+    def _argv(self, script, args):
+        self.calls += 1
+        return [str(self.bin / "sh"), "-c", script, "sh", *args]
+
+    def run(self, script, args):
+        result = subprocess.run(self._argv(script, args), capture_output=True, text=True, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def stream(self, script, args, write):
+        proc = subprocess.Popen(
+            self._argv(script, args), stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
+        )
+        try:
+            sent = write(proc.stdin)
+        finally:
+            proc.stdin.close()
+        stderr = proc.stderr.read()
+        assert proc.wait() == 0, stderr
+        return sent
+
+
+@pytest.fixture
+def shell(tmp_path):
+    return BusyboxShell(tmp_path)
+
+
+def sync_project(tmp_path, model_services, secrets=None):
+    working_dir = tmp_path / "project"
+    model = {"name": "pod", "services": model_services}
+    if secrets:
+        model["secrets"] = secrets
+    project = ComposeProject(
+        name="pod", files=[working_dir / "compose.yaml"], working_dir=working_dir, model=model, x_preevy=None
+    )
+    return project
+
+
+def run_sync(shell, project, pod_dir):
+    with remote_dir_at(pod_dir):
+        return filesync.sync_with(shell, project)
+
+
+@contextlib.contextmanager
+def remote_dir_at(pod_dir):
+    """The project's copy in a local directory instead of the pod's /var/lib/preevy/projects/<name>."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compose, "REMOTE_PROJECTS_DIR", str(pod_dir.parent))
+        assert pod_dir.name == "pod"  # the project's name (sync_project)
+        yield
+
+
+def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, shell):
+    work = tmp_path / "project"
+    (work / "site").mkdir(parents=True)
+    (work / "site" / "index.html").write_text("v1")
+    (work / "site" / "old.html").write_text("old")
+    (work / "app.ini").write_text("a=1\n")
+    (work / "secret.txt").write_text("s3cret")
+    project = sync_project(
+        tmp_path,
+        {
+            "web": {
+                "volumes": [
+                    {"type": "bind", "source": str(work / "site"), "target": "/site"},
+                    {"type": "bind", "source": str(work / "app.ini"), "target": "/etc/app.ini"},
+                    {"type": "bind", "source": str(work / "missing"), "target": "/m"},
+                ],
+                "secrets": [{"source": "s"}],
+            }
+        },
+        secrets={"s": {"file": str(work / "secret.txt")}, "unused": {"file": str(work / "nope")}},
+    )
+    pod = tmp_path / "pod"
+    copy = pod / "relative"
+
+    stats = run_sync(shell, project, pod)
+    assert (stats.files, stats.deleted) == (4, 0)
+    assert (copy / "site" / "index.html").read_text() == "v1"
+    assert (copy / "secret.txt").read_text() == "s3cret"
+    assert (copy / "missing").is_dir()
+    assert (pod / ".preevy-sync" / "record").is_file()
+    assert not (pod / ".preevy-sync" / "pending").exists()
+    # what containers do meanwhile
+    (copy / "site" / "data").mkdir()
+    (copy / "site" / "data" / "rows").write_text("written by the app")
+    (copy / "site" / "index.html").write_text("changed by a container")
+    (copy / "missing" / "db").write_text("db")
+    inode = (copy / "app.ini").stat().st_ino
+
+    (work / "site" / "old.html").unlink()
+    (work / "app.ini").write_text("a=2\n")
+    stats = run_sync(shell, project, pod)
+    assert (stats.files, stats.deleted, stats.unchanged) == (1, 1, 2)
+    assert not (copy / "site" / "old.html").exists()
+    assert (copy / "site" / "index.html").read_text() == "changed by a container"
+    assert (copy / "site" / "data" / "rows").read_text() == "written by the app"
+    assert (copy / "missing" / "db").read_text() == "db"
+    assert (copy / "app.ini").read_text() == "a=2\n"
+    assert (copy / "app.ini").stat().st_ino == inode  # a running container's single-file mount sees it
+    assert (copy / "app.ini").stat().st_mtime == (work / "app.ini").stat().st_mtime // 1
+
+    (work / "site" / "index.html").write_text("v3 from the user")
+    os.utime(work / "site" / "index.html", (1_800_000_000, 1_800_000_000))
+    stats = run_sync(shell, project, pod)
+    assert (copy / "site" / "index.html").read_text() == "v3 from the user"  # local edits win
+    assert (copy / "site" / "data" / "rows").read_text() == "written by the app"
+    shutil.rmtree(work / "site")
+    stats = run_sync(shell, project, pod)
+    assert stats.deleted == 1
+    assert (copy / "site" / "data" / "rows").read_text() == "written by the app"
+    assert not (copy / "site" / "index.html").exists()
+
+    calls = shell.calls
+    run_sync(shell, project, pod)
+    assert shell.calls == calls + 1  # nothing to do: one listing, no copy
+
+
+def one_directory_project(tmp_path, directory, files):
+    """A project whose one service bind-mounts ./<directory>, holding files (name -> bytes)."""
+    source = tmp_path / "project" / directory
+    source.mkdir(parents=True)
+    for name, content in files.items():
+        (source / name).write_bytes(content)
+    return sync_project(
+        tmp_path, {"app": {"volumes": [{"type": "bind", "source": str(source), "target": "/d"}]}}
+    )
+
+
+def test_an_older_version_copy_loses_nothing(tmp_path, shell):
+    work = tmp_path / "project"
+    project = one_directory_project(tmp_path, "data", {"seed.sql": b"seed"})
+    pod = tmp_path / "pod"
+    (pod / "relative" / "data" / "pg").mkdir(parents=True)
+    (pod / "relative" / "data" / "pg" / "base").write_text("database")
+    (pod / "relative" / "data" / "seed.sql").write_text("seed, as the app changed it")
+    run_sync(shell, project, pod)
+    assert (pod / "relative" / "data" / "pg" / "base").read_text() == "database"
+    assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
+    (work / "data" / "seed.sql").unlink()
+    run_sync(shell, project, pod)
+    assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
+
+
+def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch, capsys):
+    project = one_directory_project(tmp_path, "logs", {"big.log": b"x" * 100_000})
+    big = tmp_path / "project" / "logs" / "big.log"
+    original = filesync._ExactReader.read
+    shrunk: list[bool] = []
+
+    def read_and_shrink(self, size=-1):
+        if not shrunk:
+            shrunk.append(True)
+            big.write_bytes(b"short")
+        return original(self, size)
+
+    monkeypatch.setattr(filesync._ExactReader, "read", read_and_shrink)
+    stats = run_sync(shell, project, tmp_path / "pod")
+    assert (tmp_path / "pod" / "relative" / "logs" / "big.log").read_bytes() == b"short"
+    said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
+    assert said == ["changed while being copied, copying again: relative/logs/big.log"]
+    assert stats.files == 2  # sent twice
+
+
+def test_dry_run_preview_writes_nothing(tmp_path, shell):
+    project = one_directory_project(tmp_path, "site", {"a": b"aaa"})
+    pod = tmp_path / "pod"
+    with remote_dir_at(pod):
+        plan, local = filesync.preview(shell, project)
+    assert plan.send == ["relative/site", "relative/site/a"] and local["relative/site/a"].size == 3
+    assert not pod.exists()
+
+
+def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f").write_bytes(b"content")
     os.utime(tmp_path / "d" / "f", (1_700_000_000, 1_700_000_000))
     buffer = io.BytesIO()
-    filesync._write_tar(
-        buffer, [("relative/d", tmp_path / "d"), ("relative/d/f", tmp_path / "d" / "f")], True
+    plan = filesync.plan({}, remote({}), [])
+    filesync.write_tar(
+        buffer,
+        [
+            ("relative/d", "relative/d", tmp_path / "d"),
+            ("relative/d/f", "relative/d/f", tmp_path / "d" / "f"),
+        ],
+        plan,
+        True,
     )
     with tarfile.open(fileobj=io.BytesIO(buffer.getvalue()), mode="r:gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
+        names = [m.name for m in tar.getmembers()]
+        assert (names[0], names[-1]) == (".preevy-sync/pending", ".preevy-sync/record.new")
         assert members["relative/d"].isdir()
         assert members["relative/d/f"].mtime == 1_700_000_000
         assert tar.extractfile("relative/d/f").read() == b"content"
+
+
+def test_a_file_gone_before_it_is_sent_is_left_out_of_the_stream_and_the_record(tmp_path):
+    buffer = io.BytesIO()
+    gone = tmp_path / "gone.txt"
+    plan = filesync.plan({"relative/gone.txt": file()}, remote({}), ["relative/gone.txt"])
+    sent = filesync.write_tar(buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False)
+    assert sent.vanished == ["relative/gone.txt"]
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
+        assert "relative/gone.txt" not in tar.getnames()
+        record = filesync.parse_record(tar.extractfile(".preevy-sync/record.new").read().decode())
+    assert record == {}

@@ -642,3 +642,37 @@ def test_manifest_yaml_quotes_what_kubectl_would_read_as_booleans():
     text = manifest_yaml([{"metadata": {"labels": labels}}])
     assert "'y'" in text and "'N'" in text and "plain: x" in text
     assert yaml.safe_load(text)["metadata"]["labels"] == labels
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cycler.__init__.__globals__.os.system('touch {marker}')",
+        "lipsum.__globals__['os'].system('touch {marker}')",
+        "''.__class__.__mro__[1].__subclasses__()",
+        "namespace.__init__.__globals__",
+        "self._TemplateReference__context",
+        "labels.update({{'x': 'y'}})",
+        "joiner.__init__.__globals__['__builtins__']['open']('{marker}', 'w')",
+    ],
+)
+def test_a_template_reaching_python_is_refused_and_runs_nothing(tmp_path, expression):
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, VALID_DOCKER_HOST + "data:\n  x: {{ " + expression.format(marker=marker) + " }}\n")
+    with pytest.raises(PreevyError) as caught:
+        render(path)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert caught.value.message.startswith(f"template {path}: line 12: refused: "), caught.value.message
+    assert "\n" not in caught.value.message
+    assert not marker.exists()
+
+
+def test_the_sandbox_keeps_what_preevy_templates_use(tmp_path):
+    text = (
+        VALID_DOCKER_HOST + "data:\n"
+        '  loop: "{% for i in range(2) %}{{ i }}{% endfor %}"\n'
+        "  upper: \"{{ id | upper }}-{{ labels | length }}-{{ namespace ~ 'x' }}\"\n"
+        '  {% set n = 3 %}count: "{{ n * 2 }}"\n'
+    )
+    data = render(write(tmp_path, text))[0]["data"]
+    assert data == {"loop": "01", "upper": "P-E-ABCDE-2-previewsx", "count": "6"}

@@ -2,8 +2,10 @@
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
+import pathlib
 import tempfile
 from typing import Any
 
@@ -30,11 +32,18 @@ from kubectl_preevy.errors import PreevyError
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="required")
+    project = current.project
+    assert project is not None  # project="required"
+    # what would travel is checked before the cluster is asked anything
+    compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
+    host_paths = compose.host_bind_sources(project)
+    if host_paths:
+        console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
         current.kubectl.namespace_exists()
         if args.dry_run:
-            console.result(template.manifest_yaml(_objects(current, env_id, _existing(current, env_id))))
+            _dry_run(current, env_id)
             return 0
         _objects(
             current, env_id, None, quiet=True
@@ -62,14 +71,82 @@ def _existing(current: Run, env_id: str) -> Environment | None:
     return environment.newest(environment.find(current.kubectl, current.profile.id, env_id), env_id)
 
 
+def _dry_run(current: Run, env_id: str) -> None:
+    """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
+    stays a manifest): compared with the running pod's when there is one, else all of them."""
+    project = current.project
+    assert project is not None
+    existing = _existing(current, env_id)
+    objects = _objects(current, env_id, existing)
+    shell: filesync.Shell | None = None
+    where = messages.DRY_RUN_NEW_POD
+    if existing is not None:
+        try:
+            pod = environment.ready_pod(current.kubectl, existing)
+            shell, where = filesync.PodShell(current.kubectl, pod, existing.first_container), pod
+        except PreevyError:
+            pass  # not running: compared with nothing, as a new pod
+    sync_plan, local = filesync.preview(shell, project)
+    console.result(_copy_listing(sync_plan, local, where, project.remote_dir))
+    console.result(template.manifest_yaml(objects))
+
+
+def _copy_listing(
+    sync_plan: filesync.SyncPlan, local: dict[str, filesync.Entry], where: str, remote_dir: str
+) -> str:
+    files = [p for p in sync_plan.send if local[p].kind != "dir"]
+    size = sum(local[p].size for p in files if local[p].kind == "file")
+    summary = messages.DRY_RUN_COPY.format(
+        files=len(files),
+        size=filesync.human_size(size),
+        size_bytes=size,
+        where=where,
+        directory=remote_dir,
+        unchanged=sync_plan.unchanged,
+        deleted=len(sync_plan.delete_files),
+    )
+    console.info(summary)
+    lines = [f"# {summary}"]
+    lines += [f"#   copy {p} ({local[p].size} B)" for p in files]
+    lines += [f"#   delete {p}" for p in sync_plan.delete_files]
+    lines += [f"#   keep the pod's {p}" for p in sync_plan.kept]
+    return "\n".join(lines)
+
+
+def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()) -> str:
+    """The instance name of a new environment: Preevy's `<profile>-<env>-<5 chars>`, the suffix
+    derived from the environment (so `up --dry-run` shows the name `up` will use), skipping names
+    that objects still carry (a `down --no-wait` in progress, or the instance being recreated)."""
+    taken = set(avoid) | {
+        e.instance for e in environment.find(current.kubectl, current.profile.id, env_id, True)
+    }
+    taken |= set(environment.leftover_instances(current.kubectl, current.profile.id, env_id))
+    for attempt in range(100):
+        seed = f"{current.profile.id}\0{env_id}\0{current.kubectl.namespace}\0{attempt}"
+        number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+        suffix = ""
+        for _ in range(naming.INSTANCE_SUFFIX_LENGTH):
+            number, digit = divmod(number, len(naming.LOWERCASE_NUMERIC))
+            suffix += naming.LOWERCASE_NUMERIC[digit]
+        name = naming.instance_name(current.profile.id, env_id, suffix)
+        if name not in taken:
+            return name
+    return naming.instance_name(current.profile.id, env_id)
+
+
 def _objects(
-    current: Run, env_id: str, existing: Environment | None, *, quiet: bool = False
+    current: Run,
+    env_id: str,
+    existing: Environment | None,
+    avoid: frozenset[str] = frozenset(),
+    *,
+    quiet: bool = False,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op. An environment
     Preevy made with its default template is updated with the `preevy` variant, so that its template
     hash, and Preevy's next `up` of it, stay as they were."""
-    instance = existing.instance if existing else naming.instance_name(current.profile.id, env_id)
+    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
 
     def render(variant: str) -> template.TemplateObjects:
@@ -117,7 +194,7 @@ def _apply(
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
-        objects = _objects(current, env_id, None)
+        objects = _objects(current, env_id, None, avoid=frozenset({existing.instance}))
         environment.apply(
             kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
         )
