@@ -7,6 +7,7 @@ unexpected exception is ExitCode.INTERNAL with its traceback in a log file (diag
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -382,13 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     from kubectl_preevy import process
 
     process.journal.reset(verbosity=args.global_verbose + args.verbose)
-    return _run(_command(args.command), args, argv)
+    return _run(_run_command, args, argv)
 
 
-def _command(name: str) -> Callable[[argparse.Namespace], int | None]:
-    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[name]}")
+def _run_command(args: argparse.Namespace) -> int | None:
+    """Import the command's module (only now: `--help` stays fast) and run it."""
+    module = importlib.import_module(f"kubectl_preevy.commands.{COMMAND_MODULES[args.command]}")
     run: Callable[[argparse.Namespace], int | None] = module.run
-    return run
+    return run(args)
 
 
 def _run(
@@ -401,6 +403,9 @@ def _run(
         return _fail(args, argv, err.message, err.exit_code, f"error: {err.message}")
     except KeyboardInterrupt:
         return _fail(args, argv, messages.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted")
+    except BrokenPipeError:  # whoever read our stdout went away (`| head`): not a bug, nothing to say
+        _silence_stdout()
+        return int(ExitCode.FAILURE)
     except Exception as err:  # noqa: BLE001  the catch-all: a bug, reported with its log file
         return _internal_error(args, argv, err)
 
@@ -432,6 +437,15 @@ def _internal_error(args: argparse.Namespace, argv: list[str], err: Exception) -
     console.error(" ".join(message.split()))
     print_error_document(getattr(args, "output", None), message, ExitCode.INTERNAL)
     return int(ExitCode.INTERNAL)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (tests capture it): nothing to flush into a closed pipe
 
 
 def _write_log(argv: list[str], outcome: str, error: BaseException | None = None) -> str | OSError:

@@ -59,7 +59,9 @@ def to_yaml(document: dict[str, Any]) -> str:
     """A result document as YAML (`-o yaml`), keys in the order of the JSON one."""
     import yaml
 
-    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    text: str = yaml.safe_dump(
+        document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20
+    )  # one line per value, however long (kubectl does not fold either)
     return text
 
 

@@ -593,6 +593,7 @@ class PodShell:
             result = process.Result(
                 process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
             )
+            process.journal.output(proc, result.stderr)
         if not result.ok:
             raise _sync_error(self.kubectl, result)
         return sent

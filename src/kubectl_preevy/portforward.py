@@ -100,6 +100,7 @@ class PortForward:
 
     def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
         for raw in proc.stderr or ():
+            process.journal.output(proc, raw.decode(errors="replace"))
             line = raw.decode(errors="replace").strip()
             if line and proc is self._proc:
                 self._stderr_tail.append(line)

@@ -65,6 +65,7 @@ class Record:
     returncode: int | None
     seconds: float
     stderr: str = ""
+    pid: int | None = None  # of a background process (popen)
 
     def describe(self) -> str:
         outcome = "stopped" if self.returncode is None else f"exit {self.returncode}"
@@ -78,21 +79,49 @@ class Journal:
         self.verbosity = 0
         self.records: collections.deque[Record] = collections.deque(maxlen=MAX_RECORDS)
         self._started: dict[int, tuple[list[str], float]] = {}  # popen'd pid -> (argv, start time)
+        self._stderr: dict[int, str] = {}  # popen'd pid -> its stderr so far, as its reader passed it on
 
-    def add(self, argv: list[str], returncode: int | None, started: float, stderr: str = "") -> None:
-        record = Record(redact(argv), returncode, time.monotonic() - started, stderr[-MAX_RECORDED_STDERR:])
+    def add(
+        self,
+        argv: list[str],
+        returncode: int | None,
+        started: float,
+        stderr: str = "",
+        pid: int | None = None,
+    ) -> None:
+        record = Record(
+            redact(argv), returncode, time.monotonic() - started, stderr[-MAX_RECORDED_STDERR:], pid
+        )
         self.records.append(record)
         if self.verbosity >= 1:
             from kubectl_preevy import console
 
             console.info(record.describe())
-            if self.verbosity >= 2 and record.stderr.strip():
-                console.info("\n".join(f"  | {line}" for line in record.stderr.rstrip().splitlines()))
+            self._echo_stderr(record.stderr)
+
+    def _echo_stderr(self, stderr: str) -> None:
+        if self.verbosity >= 2 and stderr.strip():
+            from kubectl_preevy import console
+
+            console.info("\n".join(f"  | {line}" for line in stderr.rstrip().splitlines()))
+
+    def output(self, proc: subprocess.Popen[bytes], stderr: str) -> None:
+        """stderr of a background process, read by its owner (a pipe reader, a file after it ended):
+        kept with its record, however long after `stop` it comes."""
+        if proc.pid in self._started:
+            self._stderr[proc.pid] = (self._stderr.get(proc.pid, "") + stderr)[-MAX_RECORDED_STDERR:]
+            return
+        for record in reversed(self.records):
+            if record.pid == proc.pid:
+                record.stderr = (record.stderr + stderr)[-MAX_RECORDED_STDERR:]
+                self._echo_stderr(stderr)
+                return
 
     def reset(self, verbosity: int) -> None:
         """A new invocation (main() may run several in one process: the tests)."""
         self.verbosity = verbosity
         self.records.clear()
+        self._stderr.clear()
 
     def failed(self) -> bool:
         return any(record.returncode not in (0, None) for record in self.records)
@@ -107,7 +136,8 @@ class Journal:
     def stopped(self, proc: subprocess.Popen[bytes], by_us: bool) -> None:
         started = self._started.pop(proc.pid, None)
         if started is not None:
-            self.add(started[0], None if by_us else proc.returncode, started[1])
+            stderr = self._stderr.pop(proc.pid, "")
+            self.add(started[0], None if by_us else proc.returncode, started[1], stderr, proc.pid)
 
 
 journal = Journal()

@@ -80,6 +80,7 @@ def test_kubeconfig_names_kubesim(private_sim):
         "user": "kubesim",
         "namespace": "default",
     }
-    assert cfg["clusters"][0]["cluster"]["server"] == private_sim.url and private_sim.url.startswith(
-        "http://127.0.0.1:"
-    )
+    servers = {c["name"]: c["cluster"]["server"] for c in cfg["clusters"]}
+    assert servers["kubesim"] == private_sim.server and private_sim.server.startswith("https://127.0.0.1:")
+    assert servers["kubesim-http"] == private_sim.url and private_sim.url.startswith("http://127.0.0.1:")
+    assert cfg["users"][0]["user"]["client-certificate-data"]

@@ -75,11 +75,13 @@ def test_kubelet_events_for_probes_crashes_and_missing_volumes(kubesim, namespac
         'MountVolume.SetUp failed for volume "c" : configmap "absent" not found',
     )
     assert "fieldPath" not in mount["involvedObject"]
-    claim = _event(kubesim, namespace, "noclaim", "FailedMount")
-    assert claim["message"].startswith("Unable to attach or mount volumes: unmounted volumes=[data]")
-    assert claim["message"].endswith(
-        f"error processing PVC {namespace}/absent: failed to fetch PVC from API server: "
-        'persistentvolumeclaims "absent" not found'
+    # a missing claim: the scheduler never places the pod (the kubelet never sees it)
+    claim = _event(kubesim, namespace, "noclaim", "FailedScheduling")
+    assert (claim["type"], claim["source"]["component"], claim["message"]) == (
+        "Warning",
+        "default-scheduler",
+        '0/1 nodes are available: persistentvolumeclaim "absent" not found. '
+        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
     )
 
     # what the product reads: the latest Warning of a pod, by kind, name and type

@@ -615,7 +615,7 @@ data:
 BUILD_AND_RUN = r"""
 set -e
 mkdir -p /tmp/ctx
-cp "$(command -v busybox)" /tmp/ctx/busybox
+cp /bin/busybox /tmp/ctx/busybox
 printf 'FROM scratch\nCOPY busybox /busybox\nCMD ["/busybox", "httpd", "-f", "-p", "8080", "-h", "/"]\n' > /tmp/ctx/Dockerfile
 DOCKER_BUILDKIT=0 docker build -q -t kubesim-web /tmp/ctx >/dev/null
 docker run -d --stop-timeout 1 -p 8080:8080 kubesim-web >/dev/null

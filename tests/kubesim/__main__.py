@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import pathlib
@@ -24,15 +25,25 @@ kind: Config
 clusters:
 - name: kubesim
   cluster:
+    server: {tls_url}
+    certificate-authority-data: {ca}
+- name: kubesim-http
+  cluster:
     server: {url}
 users:
 - name: kubesim
   user:
-    token: kubesim
+    client-certificate-data: {cert}
+    client-key-data: {key}
 contexts:
 - name: kubesim
   context:
     cluster: kubesim
+    user: kubesim
+    namespace: default
+- name: kubesim-http
+  context:
+    cluster: kubesim-http
     user: kubesim
     namespace: default
 current-context: kubesim
@@ -40,11 +51,19 @@ preferences: {{}}
 """
 
 
-def write_kubeconfig(path: pathlib.Path, url: str) -> None:
+def write_kubeconfig(path: pathlib.Path, url: str, cluster: Cluster) -> None:
+    """The admin's kubeconfig, as kind writes it: https with the cluster CA and a client
+    certificate in `system:masters`. The plain-http cluster (`kubesim-http`) is the same API
+    without credentials (every request there is the admin); fixtures use it for raw HTTP."""
+    cert, key = cluster.pki.client_certificate("kubernetes-admin", ("system:masters",))
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    text = KUBECONFIG.format(
+        url=url, tls_url=cluster.tls_url, ca=b64(cluster.pki.ca_pem), cert=b64(cert), key=b64(key)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".kubeconfig.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        f.write(KUBECONFIG.format(url=url))
+        f.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
@@ -60,7 +79,11 @@ def _dump_tasks() -> None:
 
 
 async def serve(
-    kubeconfig: pathlib.Path, state_dir: pathlib.Path, port: int, watch_history: int = 2000
+    kubeconfig: pathlib.Path,
+    state_dir: pathlib.Path,
+    port: int,
+    watch_history: int = 2000,
+    tls_port: int = 0,
 ) -> None:
     cluster = Cluster(state_dir, watch_history=watch_history)
     await cluster.start()
@@ -76,8 +99,20 @@ async def serve(
     await site.start()
     actual = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a TCP server
     url = f"http://127.0.0.1:{actual}"
-    write_kubeconfig(kubeconfig, url)
-    log.info("kubesim serving on %s (state dir %s, kubeconfig %s)", url, state_dir, kubeconfig)
+    tls_site = web.TCPSite(
+        runner, "127.0.0.1", tls_port, shutdown_timeout=3.0, ssl_context=cluster.pki.server_context()
+    )
+    await tls_site.start()
+    tls_actual = tls_site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a TCP server
+    cluster.tls_url = f"https://127.0.0.1:{tls_actual}"
+    write_kubeconfig(kubeconfig, url, cluster)
+    log.info(
+        "kubesim serving on %s and %s (state dir %s, kubeconfig %s)",
+        url,
+        cluster.tls_url,
+        state_dir,
+        kubeconfig,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,6 +144,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = ephemeral)")
     p.add_argument(
+        "--tls-port",
+        type=int,
+        default=0,
+        help="https port on 127.0.0.1 where credentials are checked (0 = ephemeral)",
+    )
+    p.add_argument(
         "--watch-history",
         type=int,
         default=2000,
@@ -124,7 +165,15 @@ def main(argv=None) -> int:
     own_state = args.state_dir is None
     state_dir = pathlib.Path(tempfile.mkdtemp(prefix="kubesim-")) if own_state else args.state_dir
     try:
-        asyncio.run(serve(args.kubeconfig.absolute(), state_dir.absolute(), args.port, args.watch_history))
+        asyncio.run(
+            serve(
+                args.kubeconfig.absolute(),
+                state_dir.absolute(),
+                args.port,
+                args.watch_history,
+                args.tls_port,
+            )
+        )
     finally:
         if own_state:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ import uuid
 import yaml
 from aiohttp import web
 
-from . import errors, objects, patching, protobuf
+from . import admission, errors, objects, patching, protobuf
 from .api_request import (
     APPLY,
     JSONPATCH,
@@ -29,6 +29,8 @@ from .api_request import (
     settle_namespace,
 )
 from .api_subresources import scale_of, scaled
+from .authn import CURRENT_USER
+from .rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES
 from .store import now
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")  # a real server refuses to delete them
@@ -96,6 +98,8 @@ class Writes:
         objects.apply_defaults(res.key, body)
         objects.validate(res.key, res, body, None)
         self.cluster.admit(res.key, body)
+        _no_escalation(self.cluster, res.key, body)
+        admission.admit_create(self.cluster, res.key, body)
         if managed:
             meta["managedFields"] = managed
         if q.get("dryRun") == "All":
@@ -196,6 +200,9 @@ class Writes:
         objects.apply_defaults(res.key, new)
         if route.sub != "status":
             objects.validate(res.key, res, new, old)
+            _no_escalation(self.cluster, res.key, new)
+            if _spec_part(new) != _spec_part(old) or res.key == "namespaces":
+                admission.admit_update(self.cluster, res.key, new, old)
         if res.generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old["metadata"].get("generation") or 1) + 1
         if managed is None:
@@ -252,13 +259,33 @@ class Writes:
         if dry == "All" or dry == ["All"]:
             return obj
         grace = opts.get("gracePeriodSeconds")
+        policy = opts.get("propagationPolicy") or ("Orphan" if opts.get("orphanDependents") else "Background")
+        if policy not in ("Foreground", "Background", "Orphan"):
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    errors.field_unsupported(
+                        "propagationPolicy", policy, ["Foreground", "Background", "Orphan"]
+                    )
+                ],
+            )
         out = self.cluster.delete_object(
-            res.key, route.namespace, name, grace if isinstance(grace, int) else None
+            res.key, route.namespace, name, grace if isinstance(grace, int) else None, policy
         )
         return out or obj
 
 
 # ---------------------------------------------------------------- helpers
+def _no_escalation(cluster, key: str, obj: dict) -> None:
+    """RBAC objects: a writer cannot grant what it does not hold (unless it may escalate/bind)."""
+    if key in (ROLES, CLUSTERROLES):
+        cluster.authorizer.check_role_write(CURRENT_USER.get(), key, obj)
+    elif key in (ROLEBINDINGS, CLUSTERROLEBINDINGS):
+        cluster.authorizer.check_binding_write(CURRENT_USER.get(), key, obj)
+
+
 def _patched(base: dict, patch, ctype: str) -> dict:
     if ctype == JSONPATCH:
         patched = patching.json_patch(base, patch)

@@ -7,6 +7,7 @@ import datetime
 import logging
 import pathlib
 import shutil
+from typing import Any
 
 from . import objects
 from .events import EventRecorder
@@ -19,6 +20,7 @@ log = logging.getLogger("kubesim.cluster")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NODE_NAME = "kubesim-node"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+FOREGROUND = "foregroundDeletion"
 
 
 def _later(seconds: int) -> str:
@@ -28,13 +30,20 @@ def _later(seconds: int) -> str:
 
 class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
+        from .admission import QuotaController
+        from .authn import Tokens
+        from .bootstrap_policy import AggregationController, seed
         from .controllers import (
             GarbageCollector,
             NamespaceController,
             ServiceAccountController,
             VolumeController,
         )
+        from .images import Images
         from .kubelet import Kubelet
+        from .pki import Pki
+        from .rbac import Authorizer
+        from .scheduler import Scheduler
         from .statefulset import StatefulSetController
 
         self.state_dir = pathlib.Path(state_dir)
@@ -42,12 +51,20 @@ class Cluster:
         self.store = Store(history=watch_history)
         self.faults = Faults()
         self.events = EventRecorder(self.store, NODE_NAME, lambda ns: self.namespace_phase(ns) == "Active")
+        self.images = Images(self.state_dir)
         self.kubelet = Kubelet(self)
-        self.controllers = [
+        self.pki = Pki(self.state_dir / "pki")
+        self.tokens = Tokens(self.pki.token_key, self.store)
+        self.authorizer = Authorizer(self.store)
+        self.tls_url = ""  # the https:// address (set once serving)
+        self.controllers: list[Any] = [
+            AggregationController(self),
+            QuotaController(self),
             NamespaceController(self),
             ServiceAccountController(self),
             VolumeController(self),
             StatefulSetController(self),
+            Scheduler(self),
             GarbageCollector(self),
         ]
         self._wake: asyncio.Event | None = None
@@ -55,6 +72,20 @@ class Cluster:
         self.stopping = False
         for ns in SYSTEM_NAMESPACES:
             self.create_object("namespaces", {"metadata": {"name": ns}})
+        seed(self.store)
+        self.store.create(
+            "storageclasses.storage.k8s.io",
+            {
+                "metadata": {
+                    "name": "standard",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "kubesim.io/hostpath",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            },
+        )
+        self.controllers[0].reconcile()
 
     # ------------------------------------------------------------ lifecycle
     def pvc_path(self, namespace: str, claim: str) -> pathlib.Path:
@@ -96,13 +127,18 @@ class Cluster:
                 path.mkdir(parents=True, exist_ok=True)
             elif event_type == "DELETED":
                 shutil.rmtree(path, ignore_errors=True)
-        if key == "pods" and event_type == "ADDED" and not self.stopping:
-            asyncio.get_running_loop().call_soon(self._scheduled, obj)
+        if (
+            key == "pods"
+            and event_type == "ADDED"
+            and not self.stopping
+            and (obj.get("spec") or {}).get("nodeName")
+        ):
+            asyncio.get_running_loop().call_soon(self.scheduled, obj)
         for c in self.controllers:
             c.observe(event_type, key, obj)
         self.wake()
 
-    def _scheduled(self, pod: dict) -> None:
+    def scheduled(self, pod: dict) -> None:
         meta = pod["metadata"]
         node = (pod.get("spec") or {}).get("nodeName") or NODE_NAME
         self.record_event(
@@ -143,29 +179,61 @@ class Cluster:
         """Mutations that admission plugins / the scheduler apply on create."""
         spec = obj.get("spec")
         if key == "persistentvolumeclaims":
+            from .controllers import default_storage_class
+
             fins = obj["metadata"].setdefault("finalizers", [])
             if PVC_PROTECTION not in fins:
                 fins.append(PVC_PROTECTION)
-            if isinstance(spec, dict) and "storageClassName" not in spec:
-                spec["storageClassName"] = "standard"
-        elif key == "pods" and isinstance(spec, dict):
-            spec.setdefault("nodeName", NODE_NAME)
+            if isinstance(spec, dict) and spec.get("storageClassName") is None:
+                default = default_storage_class(self.store)  # the DefaultStorageClass admission plugin
+                if default is not None:
+                    spec["storageClassName"] = default
+        elif key == "pods" and isinstance(spec, dict) and not spec.get("nodeName"):
+            from .scheduler import unschedulable
+
+            if unschedulable(self.store, obj) is None:
+                spec["nodeName"] = NODE_NAME  # schedulable now; else the scheduler binds it later
 
     def create_object(self, key: str, obj: dict) -> dict:
-        """Create as a controller would through the API (defaults, admission, initial status; no validation)."""
+        """Create as a controller would through the API (defaults, admission, initial status; no
+        validation). Pods and claims go through admission (LimitRange, Pod Security, quota): an
+        errors.ApiError (403) is raised as the API would answer the controller."""
+        from .admission import admit_create
+
         objects.initial_status(key, obj)
         objects.apply_defaults(key, obj)
         self.admit(key, obj)
+        if key in ("pods", "persistentvolumeclaims"):
+            admit_create(self, key, obj)
         return self.store.create(key, obj)
 
     def delete_object(
-        self, key: str, namespace: str | None, name: str, grace: int | None = None
+        self,
+        key: str,
+        namespace: str | None,
+        name: str,
+        grace: int | None = None,
+        propagation: str = "Background",
     ) -> dict | None:
-        """Delete with the real semantics: graceful pods, terminating namespaces, finalizers."""
+        """Delete with the real semantics: graceful pods, terminating namespaces, finalizers, and
+        the propagation policy for dependents (objects whose ownerReferences name this one):
+        Background (the garbage collector deletes them afterwards), Foreground (this object waits,
+        finalizer `foregroundDeletion`, until they are gone), Orphan (they lose the reference)."""
         obj = self.store.get(key, namespace, name)
         if obj is None:
             return None
         meta = obj["metadata"]
+        if propagation == "Orphan":
+            self.orphan_dependents(meta["uid"])
+        elif (
+            propagation == "Foreground" and key not in ("pods", "namespaces") and self.dependents(meta["uid"])
+        ):
+            fins = meta.setdefault("finalizers", [])
+            if FOREGROUND not in fins:
+                fins.append(FOREGROUND)
+            if meta.get("deletionTimestamp"):
+                return self.store.update(key, obj)
+            return self._mark_deleted(key, obj)
         if key == "pods":
             if grace is None:
                 grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
@@ -179,6 +247,24 @@ class Cluster:
         if meta.get("finalizers"):
             return self._mark_deleted(key, obj)
         return self.store.remove(key, namespace, name)
+
+    def dependents(self, uid: str) -> list[tuple[str, dict]]:
+        """(key, object) of every object with an ownerReference to `uid`."""
+        out = []
+        for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
+            for o in self.store.list(key):
+                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
+                    out.append((key, o))
+        return out
+
+    def orphan_dependents(self, uid: str) -> None:
+        for key, o in self.dependents(uid):
+            o["metadata"]["ownerReferences"] = [
+                r for r in o["metadata"]["ownerReferences"] if r.get("uid") != uid
+            ]
+            if not o["metadata"]["ownerReferences"]:
+                del o["metadata"]["ownerReferences"]
+            self.store.update(key, o)
 
     def _mark_deleted(self, key: str, obj: dict, grace: int = 0) -> dict:
         """Sets deletionTimestamp (now + grace) once; the object goes when its owner is done with it."""

@@ -34,6 +34,10 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_post("/kubesim/v1/faults/unready", control.unready)
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
+    app.router.add_get("/kubesim/v1/tls", control.tls)
+    app.router.add_post("/kubesim/v1/certificates", control.certificate)
+    app.router.add_post("/kubesim/v1/tokens", control.token)
+    app.router.add_post("/kubesim/v1/images", control.image)
 
 
 class Control:
@@ -88,7 +92,10 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("namespace") or not b.get("pod") or not b.get("container"):
             return _bad('want {"namespace": ..., "pod": ..., "container": ...}')
-        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"])
+        reason = b.get("reason")
+        if reason not in (None, "OOMKilled"):
+            return _bad('reason: "OOMKilled" or absent')
+        ok = await self.cluster.kubelet.kill_container(b["namespace"], b["pod"], b["container"], reason)
         log.info("fault: kill %s/%s/%s -> %s", b["namespace"], b["pod"], b["container"], ok)
         if not ok:
             return respond(
@@ -105,3 +112,44 @@ class Control:
         if runtime is None or not hasattr(runtime, "host_pids"):
             return respond(errors.status(404, "NotFound", f'pod "{name}" has no runtime'), 404)
         return respond({"pids": list(runtime.host_pids())})
+
+    # ------------------------------------------------------------ identities (authentication)
+    async def tls(self, request: web.Request) -> web.Response:
+        """The https address and the CA a kubeconfig needs to reach it."""
+        return respond(
+            {"server": self.cluster.tls_url, "certificateAuthority": self.cluster.pki.ca_pem.decode()}
+        )
+
+    async def certificate(self, request: web.Request) -> web.Response:
+        """A client certificate for {"user": NAME, "groups": [...]}, signed by the cluster CA."""
+        body = await _body(request)
+        if not body or not isinstance(body.get("user"), str) or not body["user"]:
+            return _bad('want {"user": NAME, "groups": [GROUP...]}')
+        groups = body.get("groups") or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            return _bad("groups must be a list of strings")
+        cert, key = self.cluster.pki.client_certificate(body["user"], tuple(groups))
+        return respond({"certificate": cert.decode(), "key": key.decode()})
+
+    async def token(self, request: web.Request) -> web.Response:
+        """A ServiceAccount token of any lifetime (a test hook: the API refuses under 10 minutes):
+        {"namespace": NS, "name": SA, "expirationSeconds": N}."""
+        body = await _body(request)
+        if not body:
+            return _bad('want {"namespace": NS, "name": SA, "expirationSeconds": N}')
+        sa = self.cluster.store.get("serviceaccounts", body.get("namespace"), body.get("name", ""))
+        if sa is None:
+            return respond(errors.not_found("serviceaccounts", "", str(body.get("name"))).status, 404)
+        seconds = body.get("expirationSeconds", 3600)
+        if not isinstance(seconds, int) or seconds < 1:
+            return _bad("expirationSeconds must be a positive integer")
+        token, expiry = self.cluster.tokens.issue(sa, seconds)
+        return respond({"token": token, "expirationTimestamp": expiry})
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed."""
+        body = await _body(request)
+        if not body or not isinstance(body.get("image"), str) or not isinstance(body.get("exists"), bool):
+            return _bad('want {"image": REF, "exists": true|false}')
+        self.cluster.images.mark(body["image"], body["exists"])
+        return respond({"image": body["image"], "exists": body["exists"]})

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from .cluster import PVC_PROTECTION
+from .cluster import FOREGROUND, PVC_PROTECTION
 
 log = logging.getLogger("kubesim.controllers")
-
-ROOT_CA = (
-    "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlc2lt\n"
-    "-----END CERTIFICATE-----\n"
-)
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
 
 
 class Controller:
@@ -73,13 +70,23 @@ class ServiceAccountController(Controller):
                                 "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
                             },
                         },
-                        "data": {"ca.crt": ROOT_CA},
+                        "data": {"ca.crt": self.cluster.pki.ca_pem.decode()},
                     },
                 )
 
 
 class VolumeController(Controller):
-    """Binds pending claims at once (a default provisioner) and releases pvc-protection when unused."""
+    """The persistent-volume controller with one dynamic provisioner for every StorageClass: a
+    claim of an existing class is bound at once; a claim with no class (and no default class)
+    or of a class that does not exist stays Pending with the real events (repeated every 15 s,
+    as the controller's resync). A default class created later is given to claims that have
+    none (retroactive default StorageClass, GA in 1.28). pvc-protection is released when unused."""
+
+    RESYNC = 15.0
+
+    def __init__(self, cluster):
+        super().__init__(cluster)
+        self._reported: dict[str, tuple[str, float]] = {}
 
     def reconcile(self) -> None:
         for pvc in self.store.list("persistentvolumeclaims"):
@@ -94,20 +101,60 @@ class VolumeController(Controller):
                     self.cluster.finalize_if_done("persistentvolumeclaims", pvc)
                 continue
             if (pvc.get("status") or {}).get("phase") != "Bound":
-                spec = pvc.setdefault("spec", {})
-                spec.setdefault("volumeName", f"pvc-{meta['uid']}")
-                ann = meta.setdefault("annotations", {})
-                ann.setdefault("pv.kubernetes.io/bind-completed", "yes")
-                ann.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
-                ann.setdefault("volume.kubernetes.io/storage-provisioner", "kubesim.io/hostpath")
-                storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-                pvc["status"] = {
-                    "phase": "Bound",
-                    "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
-                    "capacity": {"storage": storage},
-                }
-                self.cluster.pvc_path(ns, name).mkdir(parents=True, exist_ok=True)
-                self.store.update("persistentvolumeclaims", pvc)
+                self._provision(pvc)
+
+    def _provision(self, pvc: dict) -> None:
+        meta, spec = pvc["metadata"], pvc.setdefault("spec", {})
+        ns, name = meta["namespace"], meta["name"]
+        if spec.get("storageClassName") is None:
+            default = default_storage_class(self.store)
+            if default is not None:  # a default class appeared since: given to the claim
+                spec["storageClassName"] = default
+                pvc = self.store.update("persistentvolumeclaims", pvc)
+                meta, spec = pvc["metadata"], pvc["spec"]
+        class_name = spec.get("storageClassName")
+        if not class_name:  # no class and no default, or "" (static binding only): no PV ever comes
+            self._report(pvc, "FailedBinding", NO_CLASS, "Normal")
+            return
+        sc = self.store.get("storageclasses.storage.k8s.io", None, class_name)
+        if sc is None:
+            self._report(
+                pvc, "ProvisioningFailed", f'storageclass.storage.k8s.io "{class_name}" not found', "Warning"
+            )
+            return
+        self._reported.pop(meta["uid"], None)
+        volume = f"pvc-{meta['uid']}"
+        spec.setdefault("volumeName", volume)
+        ann = meta.setdefault("annotations", {})
+        ann.setdefault("pv.kubernetes.io/bind-completed", "yes")
+        ann.setdefault("pv.kubernetes.io/bound-by-controller", "yes")
+        ann.setdefault("volume.beta.kubernetes.io/storage-provisioner", sc.get("provisioner", ""))
+        ann.setdefault("volume.kubernetes.io/storage-provisioner", sc.get("provisioner", ""))
+        storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        pvc["status"] = {
+            "phase": "Bound",
+            "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
+            "capacity": {"storage": storage},
+        }
+        self.cluster.pvc_path(ns, name).mkdir(parents=True, exist_ok=True)
+        self.store.update("persistentvolumeclaims", pvc)
+        self.cluster.record_event(
+            pvc,
+            "ProvisioningSucceeded",
+            f"Successfully provisioned volume {volume} using {sc.get('provisioner', '')}",
+            component="persistentvolume-controller",
+        )
+
+    def _report(self, pvc: dict, reason: str, message: str, type_: str) -> None:
+        import time
+
+        uid = pvc["metadata"]["uid"]
+        last = self._reported.get(uid)
+        now = time.monotonic()
+        if last is not None and last[0] == message and now - last[1] < self.RESYNC:
+            return
+        self._reported[uid] = (message, now)
+        self.cluster.record_event(pvc, reason, message, type_=type_, component="persistentvolume-controller")
 
     def _in_use(self, namespace: str, claim: str) -> bool:
         for pod in self.store.list("pods", namespace):
@@ -117,15 +164,35 @@ class VolumeController(Controller):
         return False
 
 
+def default_storage_class(store) -> str | None:
+    """The default StorageClass (annotation is-default-class "true"; the newest when several)."""
+    defaults = [
+        sc
+        for sc in store.list("storageclasses.storage.k8s.io")
+        if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+    ]
+    if not defaults:
+        return None
+    defaults.sort(key=lambda sc: (sc["metadata"]["creationTimestamp"], sc["metadata"]["name"]))
+    return defaults[-1]["metadata"]["name"]
+
+
 class GarbageCollector(Controller):
-    """Deletes (background) every object all of whose ownerReferences point at uids that no longer exist."""
+    """Deletes (background) every object all of whose ownerReferences point at uids that no longer
+    exist, and finishes foreground deletions: an owner held by `foregroundDeletion` has its
+    dependents deleted, and goes once none is left."""
 
     def __init__(self, cluster):
         super().__init__(cluster)
         self._dirty = True
 
     def observe(self, event_type, key, obj):
-        if event_type == "DELETED" or (event_type == "ADDED" and obj["metadata"].get("ownerReferences")):
+        meta = obj["metadata"]
+        if (
+            event_type == "DELETED"
+            or (event_type == "ADDED" and meta.get("ownerReferences"))
+            or FOREGROUND in (meta.get("finalizers") or [])
+        ):
             self._dirty = True
 
     def reconcile(self) -> None:
@@ -135,9 +202,26 @@ class GarbageCollector(Controller):
         for key in self.store.keys():  # noqa: SIM118 (Store is not iterable)
             for obj in self.store.list(key):
                 meta = obj["metadata"]
+                if meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or []):
+                    self._finish_foreground(key, obj)
+                    continue
                 refs = meta.get("ownerReferences") or []
                 if not refs or meta.get("deletionTimestamp"):
                     continue
                 if all(not self.store.exists_uid(r.get("uid", "")) for r in refs):
                     log.info("garbage collecting %s %s/%s", key, meta.get("namespace", ""), meta["name"])
                     self.cluster.delete_object(key, meta.get("namespace"), meta["name"])
+
+    def _finish_foreground(self, key: str, owner: dict) -> None:
+        deps = self.cluster.dependents(owner["metadata"]["uid"])
+        for dkey, dep in deps:
+            if not dep["metadata"].get("deletionTimestamp"):
+                self.cluster.delete_object(
+                    dkey, dep["metadata"].get("namespace"), dep["metadata"]["name"], propagation="Foreground"
+                )
+        if deps:
+            self._dirty = True  # look again once they are gone
+            return
+        owner["metadata"]["finalizers"] = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        owner = self.store.update(key, owner)
+        self.cluster.finalize_if_done(key, owner)

@@ -134,7 +134,8 @@ def invalid(kind: str, group: str, name: str, causes: list[dict]) -> ApiError:
         tail = "[" + ", ".join(f"{c['field']}: {c['message']}" for c in causes) + "]"
     d = _details(name, group, kind)
     d["causes"] = causes
-    return ApiError(status(422, "Invalid", f'{kind} "{name}" is invalid: {tail}', d))
+    qualified = f"{kind}.{group}" if group else kind  # the apiserver names the GroupKind
+    return ApiError(status(422, "Invalid", f'{qualified} "{name}" is invalid: {tail}', d))
 
 
 def field_invalid(field: str, value, detail: str) -> dict:

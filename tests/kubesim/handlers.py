@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import discovery, errors, selectors, tables
 from .api_request import Route, parse_route, respond
-from .api_subresources import review, scale_of
+from .api_subresources import review, scale_of, token_request
 from .api_watch import CLOSE, Watch
 from .api_writes import Writes
 
@@ -101,7 +101,9 @@ class Api:
             log.info("injected fault %s for %s %s", failure["code"], verb, key)
             return respond(failure, failure["code"])
         if not route.res.store:
-            return await review(request, route)
+            return await review(request, route, self.cluster)
+        if route.sub == "token":
+            return await token_request(request, route, self.cluster)
         if route.sub in NODE_SUBRESOURCES:
             raise errors.ApiError(
                 errors.status(400, "BadRequest", f"{route.sub} is served by the node half (not available)")

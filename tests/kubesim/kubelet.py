@@ -14,10 +14,13 @@ How a pod runs
 * Each container is a host process in the pod's network/uts/ipc namespaces, with its own pid
   namespace (a child of the pod's: when the container's program exits, whatever it left
   behind dies with it) and its own mount namespace (a copy of the pod's) holding its
-  volumeMounts and its own /proc. Its pid 1 is `kubesim-init` (forwards SIGTERM & co to the
-  program, pid 2, and reaps). The root filesystem is the host's: the image is recorded in the status
-  (image, a made-up imageID), never pulled. So `image: docker:24.0.7-dind-alpine3.18` with
-  `command: [dockerd, ...]` runs the host's dockerd, isolated per pod.
+  volumeMounts and its own /proc, and a fresh tmpfs on /run (per instance: a restart starts
+  clean). Its pid 1 is `kubesim-init` (forwards SIGTERM & co to the program, pid 2, and reaps).
+  The root filesystem is the host's: the image is recorded in the status (image, a made-up
+  imageID), never pulled. So `image: docker:24.0.7-dind-alpine3.18` with `command: [dockerd,
+  ...]` runs the host's dockerd, isolated per pod; `docker` images see BusyBox applets first in
+  their PATH, and an image that cannot be pulled is ErrImagePull/ImagePullBackOff (images.py).
+  Pods without spec.nodeName (not scheduled: scheduler.py) are not run.
 * `command` + `args` run with the container's env (value, valueFrom configMapKeyRef /
   secretKeyRef / fieldRef, envFrom; $(VAR) expansion; PATH, HOME, HOSTNAME defaults) in
   workingDir (default /). With `args` but no `command`, the args are run as the command.
@@ -97,7 +100,7 @@ import shutil
 import signal
 import time
 
-from . import node_volumes, podns
+from . import images, node_volumes, podns
 from .node_container import BACKOFF_CAP, BACKOFF_FIRST, GRACE_CAP, NORMAL, WARNING, Container
 from .node_runtime import PodRuntime
 from .node_sandbox import Holder
@@ -231,6 +234,10 @@ class Pod(PodRuntime):
         except node_volumes.NotReadyYet as e:
             e.container = c
             raise
+        if images.is_docker_image(c.spec.get("image", "")):
+            applets = self.kubelet.cluster.images.applet_dir()
+            if applets is not None:  # the image's BusyBox userland, first in its PATH
+                c.mounts.insert(0, (str(applets), images.APPLET_DIR, True))
 
     def _report_not_ready(self, e: node_volumes.NotReadyYet) -> None:
         if e.mount_failure:
@@ -436,7 +443,11 @@ class Kubelet:
         live = [p for p in found if not p.terminating]
         return (live or found or [None])[-1]
 
-    async def kill_container(self, namespace: str, pod: str, container: str) -> bool:
+    async def kill_container(
+        self, namespace: str, pod: str, container: str, reason: str | None = None
+    ) -> bool:
+        """SIGKILL the container's running instance; reason "OOMKilled" records it as the kernel's
+        OOM killer's victim (terminated reason OOMKilled, exit code 137)."""
         p = self.runtime(namespace, pod)
         if p is None or p.holder is None:
             return False
@@ -444,6 +455,7 @@ class Kubelet:
         inst = c.instance if c is not None else None
         if inst is None or not inst.running:
             return False
+        c.kill_reason = reason
         return p.holder.kill(inst.id, signal.SIGKILL)
 
     # ------------------------------------------------------------ internals
@@ -504,6 +516,8 @@ class Kubelet:
         if pod is None:
             if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return
+            if not (obj.get("spec") or {}).get("nodeName"):
+                return  # not scheduled (yet): not this node's
             pod = Pod(self, obj)
             self.pods[uid] = pod
             pod.begin()

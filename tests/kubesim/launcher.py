@@ -5,6 +5,7 @@ Used by the pytest fixtures, the benchmarks and the README demo.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import time
 import typing
 import urllib.error
 import urllib.request
+import uuid
 
 import yaml
 
@@ -50,6 +52,7 @@ class Kubesim:
         self.log_path = base / "kubesim.log"
         self.cache_dir = base / "kubecache"
         self.url = ""
+        self.server = ""
         self.proc: subprocess.Popen | None = None
         self.env: dict[str, str] = {}
         self._log: typing.BinaryIO | None = None
@@ -89,7 +92,9 @@ class Kubesim:
                 )
             time.sleep(0.05)
         cfg = yaml.safe_load(self.kubeconfig.read_text())
-        self.url = cfg["clusters"][0]["cluster"]["server"]
+        servers = {c["name"]: c["cluster"]["server"] for c in cfg["clusters"]}
+        self.server = servers["kubesim"]  # https: what kubectl talks to, credentials checked
+        self.url = servers["kubesim-http"]  # plain http: raw API as the admin, and the control endpoint
         env = dict(os.environ)
         for k in ("KUBE_CONTEXT", "KUBECTL_CONTEXT", "KUBE_NAMESPACE"):
             env.pop(k, None)
@@ -159,13 +164,106 @@ class Kubesim:
             "POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold}
         )
 
-    def kill_container(self, namespace: str, pod: str, container: str) -> dict:
-        return self._control(
-            "POST", "/kubesim/v1/faults/kill", {"namespace": namespace, "pod": pod, "container": container}
-        )
+    def kill_container(self, namespace: str, pod: str, container: str, reason: str | None = None) -> dict:
+        """SIGKILL a container's process; reason="OOMKilled" makes it look like the OOM killer's work."""
+        body = {"namespace": namespace, "pod": pod, "container": container}
+        if reason:
+            body["reason"] = reason
+        return self._control("POST", "/kubesim/v1/faults/kill", body)
 
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")
 
+    def mark_image(self, image: str, exists: bool) -> dict:
+        """Make pulls of `image` fail (exists=False: ErrImagePull) or succeed."""
+        return self._control("POST", "/kubesim/v1/images", {"image": image, "exists": exists})
+
     def pod_pids(self, namespace: str, pod: str) -> list[int]:
         return self._control("GET", f"/kubesim/v1/pods/{namespace}/{pod}/pids")["pids"]
+
+    # ------------------------------------------------------------ restricted identities (https port)
+    def _identity_kubeconfig(
+        self, label: str, user: dict, namespace: str, path: pathlib.Path | None
+    ) -> pathlib.Path:
+        tls = self._control("GET", "/kubesim/v1/tls")
+        ca = base64.b64encode(tls["certificateAuthority"].encode()).decode()
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kubesim-tls",
+                    "cluster": {"server": tls["server"], "certificate-authority-data": ca},
+                }
+            ],
+            "users": [{"name": label, "user": user}],
+            "contexts": [
+                {"name": label, "context": {"cluster": "kubesim-tls", "user": label, "namespace": namespace}}
+            ],
+            "current-context": label,
+            "preferences": {},
+        }
+        if path is None:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+            path = self.base / "identities" / f"{safe}-{uuid.uuid4().hex[:6]}.kubeconfig"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg))
+        path.chmod(0o600)
+        return path
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A token of ServiceAccount NAMESPACE/NAME (which must exist) valid for `seconds`."""
+        body = {"namespace": namespace, "name": name, "expirationSeconds": seconds}
+        return self._control("POST", "/kubesim/v1/tokens", body)["token"]
+
+    def kubeconfig_for_service_account(
+        self, namespace: str, name: str, seconds: int = 3600, path: pathlib.Path | None = None
+    ) -> pathlib.Path:
+        """A kubeconfig (https, CA-verified) authenticating as system:serviceaccount:NAMESPACE:NAME
+        with a bearer token; its context's namespace is NAMESPACE."""
+        token = self.service_account_token(namespace, name, seconds)
+        return self.kubeconfig_for_token(token, namespace, f"{namespace}-{name}", path)
+
+    def kubeconfig_for_token(
+        self, token: str, namespace: str = "default", label: str = "token", path: pathlib.Path | None = None
+    ) -> pathlib.Path:
+        """A kubeconfig (https) sending `token` as its bearer token."""
+        return self._identity_kubeconfig(label, {"token": token}, namespace, path)
+
+    def kubeconfig_for_user(
+        self,
+        user: str,
+        groups: tuple[str, ...] | list[str] = (),
+        namespace: str = "default",
+        path: pathlib.Path | None = None,
+    ) -> pathlib.Path:
+        """A kubeconfig (https) with a client certificate for USER in GROUPS (CN/O, as kubeadm issues them)."""
+        pem = self._control("POST", "/kubesim/v1/certificates", {"user": user, "groups": list(groups)})
+        cred = {
+            "client-certificate-data": base64.b64encode(pem["certificate"].encode()).decode(),
+            "client-key-data": base64.b64encode(pem["key"].encode()).decode(),
+        }
+        return self._identity_kubeconfig(user, cred, namespace, path)
+
+    def env_for(self, kubeconfig: pathlib.Path) -> dict[str, str]:
+        """The environment for running kubectl (or the plugin) with another kubeconfig."""
+        return {**self.env, "KUBECONFIG": str(kubeconfig)}
+
+    def kubectl_as(
+        self, kubeconfig: pathlib.Path, *args, input=None, check: bool = True, timeout: float = 60
+    ):
+        """kubectl with another kubeconfig (e.g. one from kubeconfig_for_service_account)."""
+        res = subprocess.run(
+            ["kubectl", *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=not isinstance(input, (bytes, bytearray)),
+            env=self.env_for(kubeconfig),
+            timeout=timeout,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(map(str, args))} (as {kubeconfig.name}) exited {res.returncode}\n"
+                f"stdout: {res.stdout}\nstderr: {res.stderr}"
+            )
+        return res

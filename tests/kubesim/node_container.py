@@ -31,6 +31,7 @@ BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
 NORMAL, WARNING = "Normal", "Warning"
+PULL_ERROR_SHOWN = 1.0  # seconds an image pull error shows as ErrImagePull before ImagePullBackOff
 
 
 class Container:
@@ -53,6 +54,7 @@ class Container:
         self.task: asyncio.Task | None = None
         self.log_files: dict[str, pathlib.Path] = {}  # by containerID: each instance's output
         self._backoff = 0.0
+        self.kill_reason: str | None = None  # why the next exit happens, when the node caused it (OOMKilled)
 
     def update(self, **fields) -> None:
         """Set state fields; the pod's status follows."""
@@ -131,7 +133,8 @@ class Container:
         return code
 
     def _record_exit(self, inst: Instance, code: int) -> None:
-        reason = "Completed" if code == 0 else "Error"
+        reason = self.kill_reason or ("Completed" if code == 0 else "Error")
+        self.kill_reason = None
         terminated = {
             "exitCode": code,
             "reason": reason,
@@ -181,7 +184,8 @@ class Container:
             holder = await self.pod.live_holder()
         elif not holder.alive:
             raise SandboxGone
-        self._pull_image()
+        if not await self._pull_image():
+            return None
         env = self._env()
         if env is None:
             return None
@@ -201,17 +205,30 @@ class Container:
         self._running(inst, env)
         return inst
 
-    def _pull_image(self) -> None:
-        """Nothing is pulled (the host's programs run): the events say what a kubelet would."""
+    async def _pull_image(self) -> bool:
+        """Nothing is pulled (the host's programs run): the events and states say what a kubelet
+        would. An image the node cannot pull (images.py) is ErrImagePull, then ImagePullBackOff
+        until the next attempt (the caller backs off); False then."""
         image = self.spec.get("image", "")
-        if self.spec.get("imagePullPolicy") == "Always":
-            self.event("Pulling", f'Pulling image "{image}"')
+        error = self.pod.kubelet.cluster.images.pull_error(image)
+        if error is None and self.spec.get("imagePullPolicy") != "Always":
+            self.event("Pulled", f'Container image "{image}" already present on machine')
+            return True
+        self.event("Pulling", f'Pulling image "{image}"')
+        if error is None:
             self.event(
                 "Pulled",
                 f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.',
             )
-        else:
-            self.event("Pulled", f'Container image "{image}" already present on machine')
+            return True
+        self.event("Failed", f'Failed to pull image "{image}": {error}', WARNING)
+        self.event("Failed", "Error: ErrImagePull", WARNING)
+        self.wait("ErrImagePull", error)
+        await asyncio.sleep(PULL_ERROR_SHOWN)
+        self.event("BackOff", f'Back-off pulling image "{image}"')
+        self.event("Failed", "Error: ImagePullBackOff", WARNING)
+        self.wait("ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: {error}')
+        return False
 
     def _env(self) -> dict[str, str] | None:
         """The instance's environment; None (state waiting, a Failed event) when a reference is missing."""

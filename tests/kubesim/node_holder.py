@@ -243,25 +243,50 @@ def _make_mounts(req, staged):
     podns.unshare(podns.CLONE_NEWNS)
     podns.mount(None, "/", None, podns.MS_REC | podns.MS_PRIVATE)
     private = list(PRIVATE_ROOTS)
+    # Each container instance gets a fresh /run (on a real node it is part of the container's own
+    # writable layer: a restart starts clean, no stale pid files). The staged volume sources
+    # under /run/.kubesim are held by descriptors first, since the new tmpfs covers them.
+    held = {}
+    for m in req["mounts"]:
+        if m["src"] not in held:
+            held[m["src"]] = os.open(staged[m["src"]], os.O_PATH | os.O_CLOEXEC)
+    is_dir = {i: stat.S_ISDIR(os.fstat(fd).st_mode) for i, fd in held.items()}
+    podns.mount("tmpfs", "/run", "tmpfs", podns.MS_NOSUID | podns.MS_NODEV, "mode=755")
+    os.mkdir("/run/lock", 0o1777)
+    os.chmod("/run/lock", 0o1777)
+    os.mkdir(STAGING, 0o700)
+    podns.mount("tmpfs", STAGING, "tmpfs", podns.MS_NOSUID | podns.MS_NODEV, "mode=700")
+    os.mkdir(f"{STAGING}/ovl")
     mounts = sorted(
-        ((os.path.realpath(m["dst"]), staged[m["src"]], bool(m.get("ro"))) for m in req["mounts"]),
+        (
+            (
+                os.path.realpath(m["dst"]),
+                f"/proc/self/fd/{held[m['src']]}",
+                bool(m.get("ro")),
+                is_dir[m["src"]],
+            )
+            for m in req["mounts"]
+        ),
         key=lambda m: m[0].rstrip("/").count("/"),
     )
     targets = [m[0] for m in mounts]
     cwd = os.path.realpath(req.get("cwd") or "/")
     # First every mount point (and the working dir) outside the volumes, overlays included, so
     # that no overlay covers a volume; then the volumes, and what lies inside them.
-    outside = [(t, os.path.isdir(src)) for t, src, _ in mounts if not _strictly_under(t, targets)]
+    outside = [(t, d) for t, _, _, d in mounts if not _strictly_under(t, targets)]
     if not _under(cwd, targets):
         outside.append((cwd, True))
     ensure_paths(outside, private, req["id"].replace("/", "_"))
-    for target, source, ro in mounts:
-        ensure_paths([(target, os.path.isdir(source))], private + targets, "x")
+    for target, source, ro, d in mounts:
+        ensure_paths([(target, d)], private + targets, "x")
         podns.mount(source, target, None, podns.MS_BIND | podns.MS_REC)
         if ro:
             podns.mount(None, target, None, podns.MS_BIND | podns.MS_REMOUNT | podns.MS_RDONLY)
     ensure_paths([(cwd, True)], private + targets, "x")
+    for fd in held.values():
+        os.close(fd)
     podns.umount(STAGING, podns.MNT_DETACH)
+    os.rmdir(STAGING)
     podns.mount("proc", "/proc", "proc", podns.MS_NOSUID | podns.MS_NODEV | podns.MS_NOEXEC)
     os.chdir(cwd)  # `nsenter --wd` (kubectl exec) takes the working dir of this process
     return cwd

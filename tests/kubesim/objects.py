@@ -245,7 +245,15 @@ _SPEC_DEFAULTS = {
     "deployments.apps": _default_deployment,
     "persistentvolumeclaims": default_pvc_spec,
 }
+
+
+def _default_storage_class(obj: dict) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 _OBJECT_DEFAULTS = {
+    "storageclasses.storage.k8s.io": _default_storage_class,
     "services": _default_service,
     "secrets": _default_secret,
     "namespaces": _default_namespace,
@@ -514,6 +522,7 @@ _VALIDATIONS = {
     "deployments.apps": _workload_causes,
     "persistentvolumeclaims": _claim_causes,
     "rolebindings.rbac.authorization.k8s.io": _role_binding_causes,
+    "clusterrolebindings.rbac.authorization.k8s.io": _role_binding_causes,
     "configmaps": _immutable_data_causes,
     "secrets": _immutable_data_causes,
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -33,8 +34,10 @@ class PodStreamRoutes:
         self._cluster = cluster
 
     async def exec(self, request: web.Request) -> web.StreamResponse:
-        pod, runtime = self._running_pod(request)
-        container = _exec_container(pod, request.query.get("container"))
+        try:
+            _, runtime, container = self._exec_target(request)
+        except KubeletRefusal as refusal:
+            return refusal.response()
         _require_websocket(request, exec_ws.PROTOCOL)
         query = request.query
         options = exec_ws.ExecOptions(
@@ -88,9 +91,13 @@ class PodStreamRoutes:
 
     async def spdy_fallback(self, request: web.Request) -> web.StreamResponse:
         # The same checks as the websocket routes, so kubectl shows why its websocket was refused.
-        pod, _ = self._running_pod(request)
         if request.path.endswith("/exec"):
-            _exec_container(pod, request.query.get("container"))
+            try:
+                self._exec_target(request)
+            except KubeletRefusal as refusal:
+                return refusal.response()
+        else:
+            self._running_pod(request)
         raise errors.bad_request(
             "kubesim serves pods/exec and pods/portforward over websockets only "
             "(v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io), not SPDY upgrades"
@@ -102,6 +109,18 @@ class PodStreamRoutes:
         if pod is None:
             raise errors.not_found("pods", "", name)
         return pod
+
+    def _exec_target(self, request: web.Request) -> tuple[dict, Any, str]:
+        """(pod, runtime, container) of an exec, refused as the apiserver and kubelet refuse it. Returns with
+        the container to exec in validated and running."""
+        pod = self._pod(request)
+        name = pod["metadata"]["name"]
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        container = _exec_container(pod, request.query.get("container"))
+        runtime = self._cluster.kubelet.runtime(pod["metadata"]["namespace"], name)
+        _require_container_running(runtime, container)
+        return pod, runtime, container
 
     def _running_pod(self, request: web.Request):
         pod = self._pod(request)
@@ -167,6 +186,27 @@ def _log_container(pod: dict, container: str | None) -> str:
     if container not in names + inits:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
     return container
+
+
+class KubeletRefusal(Exception):
+    """The kubelet's own answer to an upgrade, plain text (the apiserver relays it as is)."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(text)
+        self.code, self.text = code, text
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.code, text=self.text + "\n", content_type="text/plain")
+
+
+def _require_container_running(runtime, container: str) -> None:
+    """The kubelet execs only in a running container (not one waiting to start or restart, nor
+    one that exited): it answers `container not found ("name")`, which kubectl shows as
+    `error: unable to upgrade connection: container not found ("name")`."""
+    c = runtime.by_name.get(container) if runtime is not None else None
+    inst = c.instance if c is not None else None
+    if inst is None or not inst.running:
+        raise KubeletRefusal(404, f'container not found ("{container}")')
 
 
 def _flag(query, name: str) -> bool:

@@ -14,6 +14,7 @@ MAGIC = b"k8s\x00"
 
 ROOTS = {r.kind: r.proto for r in RESOURCES if r.proto}
 ROOTS["DeleteOptions"] = "meta.DeleteOptions"
+ROOTS["TokenRequest"] = "authn.TokenRequest"
 
 # proto2 cannot tell an unset pointer from an explicit zero; these fields keep a 0 / false
 KEEP_ZERO = {

@@ -35,9 +35,10 @@ async def _errors(request: web.Request, handler):
 
 
 def build_app(cluster) -> web.Application:
+    from .authz import middleware as authorization
     from .podapi import add_pod_routes
 
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[_errors, authorization(cluster)], client_max_size=64 * 1024 * 1024)
     api = Api(cluster)
     app["api"] = api
     add_pod_routes(app, cluster)

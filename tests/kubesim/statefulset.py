@@ -8,6 +8,7 @@ import json
 import logging
 import re
 
+from . import errors
 from .controllers import Controller
 
 log = logging.getLogger("kubesim.statefulset")
@@ -36,6 +37,22 @@ def pod_ready(pod: dict) -> bool:
 
 def terminating(obj: dict) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
+
+
+def _retention(sts: dict, when: str) -> str:
+    policy = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
+    return policy.get(when) or "Retain"
+
+
+def _owner_ref(owner: dict) -> dict:
+    return {
+        "apiVersion": owner.get("apiVersion") or "v1",
+        "kind": owner.get("kind") or "Pod",
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": owner.get("kind") == "StatefulSet",
+        "blockOwnerDeletion": True,
+    }
 
 
 class StatefulSetController(Controller):
@@ -85,6 +102,15 @@ class StatefulSetController(Controller):
         for i in sorted((i for i in pods if i >= replicas), reverse=True):
             pod = pods[i]
             if not terminating(pod):
+                if _retention(sts, "whenScaled") == "Delete":
+                    for vct in spec.get("volumeClaimTemplates") or []:
+                        claim = self.store.get(
+                            "persistentvolumeclaims",
+                            sts["metadata"]["namespace"],
+                            f"{vct['metadata']['name']}-{sts['metadata']['name']}-{i}",
+                        )
+                        if claim is not None:
+                            self._own_claim(claim, pod)
                 self._delete_pod(sts, pod)
             if not parallel:
                 return
@@ -116,10 +142,14 @@ class StatefulSetController(Controller):
             if existing is not None:
                 if terminating(existing):
                     ok = False
+                else:
+                    self._own_claim(existing, sts if _retention(sts, "whenDeleted") == "Delete" else None)
                 continue
             labels = dict((vct.get("metadata") or {}).get("labels") or {})
             labels.update(((spec.get("selector") or {}).get("matchLabels")) or {})
             pvc_meta = {"name": pvc_name, "namespace": ns, "labels": labels}
+            if _retention(sts, "whenDeleted") == "Delete":
+                pvc_meta["ownerReferences"] = [_owner_ref(sts)]
             if (vct.get("metadata") or {}).get("annotations"):
                 pvc_meta["annotations"] = dict(vct["metadata"]["annotations"])
             pvc = {
@@ -128,7 +158,14 @@ class StatefulSetController(Controller):
                 "metadata": pvc_meta,
                 "spec": copy.deepcopy(vct.get("spec") or {}),
             }
-            self.cluster.create_object("persistentvolumeclaims", pvc)
+            try:
+                self.cluster.create_object("persistentvolumeclaims", pvc)
+            except errors.ApiError as e:
+                self._failed_create(
+                    sts, f"create Claim {pvc_name} for Pod {name}-{ordinal} in StatefulSet {name}", e
+                )
+                ok = False
+                continue
             self.cluster.record_event(
                 sts,
                 "SuccessfulCreate",
@@ -183,13 +220,40 @@ class StatefulSetController(Controller):
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pspec}
         if self.store.get("pods", ns, pod_name) is not None:
             return  # an unowned pod of that name: wait for it to go
-        self.cluster.create_object("pods", pod)
+        try:
+            self.cluster.create_object("pods", pod)
+        except errors.ApiError as e:
+            self._failed_create(sts, f"create Pod {pod_name} in StatefulSet {name}", e)
+            return
         self.cluster.record_event(
             sts,
             "SuccessfulCreate",
             f"create Pod {pod_name} in StatefulSet {name} successful",
             component="statefulset-controller",
         )
+
+    def _failed_create(self, sts: dict, what: str, error: errors.ApiError) -> None:
+        """The API refused a pod or claim (Pod Security, quota, LimitRange): a Warning, retried later."""
+        self.cluster.record_event(
+            sts,
+            "FailedCreate",
+            f"{what} failed error: {error.status['message']}",
+            type_="Warning",
+            component="statefulset-controller",
+        )
+
+    def _own_claim(self, claim: dict, owner: dict | None) -> None:
+        """persistentVolumeClaimRetentionPolicy: a claim to delete with its owner gets an
+        ownerReference to it, either the StatefulSet or (scaled down) its condemned pod alone."""
+        if owner is None:
+            return
+        refs = claim["metadata"].get("ownerReferences") or []
+        if any(r.get("uid") == owner["metadata"]["uid"] for r in refs):
+            return
+        if owner.get("kind") == "Pod":
+            refs = [r for r in refs if r.get("kind") != "StatefulSet"]
+        claim["metadata"]["ownerReferences"] = [*refs, _owner_ref(owner)]
+        self.store.update("persistentvolumeclaims", claim)
 
     def _delete_pod(self, sts: dict, pod: dict) -> None:
         pm = pod["metadata"]

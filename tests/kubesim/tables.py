@@ -188,6 +188,34 @@ def _event_row(o):
     ]
 
 
+def _binding_row(o):
+    ref = o.get("roleRef") or {}
+    return [
+        o["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(o["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _quota_row(o):
+    """`pods: 1/2, requests.memory: 0/1Gi` (REQUEST) and the limits.* ones (LIMIT), as kubectl prints."""
+    hard = (o.get("status") or {}).get("hard") or (o.get("spec") or {}).get("hard") or {}
+    used = (o.get("status") or {}).get("used") or {}
+    cells: dict[str, list[str]] = {"request": [], "limit": []}
+    for r in sorted(hard):
+        cells["limit" if r.startswith("limits.") else "request"].append(f"{r}: {used.get(r, '0')}/{hard[r]}")
+    return [
+        o["metadata"]["name"],
+        age(o["metadata"].get("creationTimestamp")),
+        ", ".join(cells["request"]),
+        ", ".join(cells["limit"]),
+    ]
+
+
+def _role_row(o):
+    return [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]
+
+
 TABLES = {
     "pods": (
         [
@@ -294,18 +322,35 @@ TABLES = {
         ],
         _event_row,
     ),
-    "rolebindings.rbac.authorization.k8s.io": (
-        [NAME, _col("Role"), AGE],
+    "rolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
+    "storageclasses.storage.k8s.io": (
+        [
+            NAME,
+            _col("Provisioner"),
+            _col("ReclaimPolicy"),
+            _col("VolumeBindingMode"),
+            _col("AllowVolumeExpansion", "boolean"),
+            AGE,
+        ],
         lambda o: [
-            o["metadata"]["name"],
-            f"{(o.get('roleRef') or {}).get('kind', '')}/{(o.get('roleRef') or {}).get('name', '')}",
+            o["metadata"]["name"]
+            + (
+                " (default)"
+                if (o["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class")
+                == "true"
+                else ""
+            ),
+            o.get("provisioner", ""),
+            o.get("reclaimPolicy", "Delete"),
+            o.get("volumeBindingMode", "Immediate"),
+            bool(o.get("allowVolumeExpansion")),
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
-    "roles.rbac.authorization.k8s.io": (
-        [NAME, _col("Created At", "date")],
-        lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
-    ),
+    "clusterrolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
+    "resourcequotas": ([NAME, AGE, _col("Request"), _col("Limit")], _quota_row),
+    "clusterroles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
+    "roles.rbac.authorization.k8s.io": ([NAME, _col("Created At", "date")], _role_row),
 }
 
 

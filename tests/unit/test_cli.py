@@ -3,7 +3,9 @@
 
 import argparse
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -251,3 +253,17 @@ def test_bad_connection_flag_values_are_usage_errors(flag, message):
     with pytest.raises(PreevyError) as raised:
         options.Connection.from_args(parsed)
     assert raised.value.exit_code == ExitCode.USAGE and raised.value.message.startswith(message)
+
+
+def test_a_reader_that_goes_away_is_no_error_and_no_traceback(tmp_path):
+    launcher = pathlib.Path(__file__).resolve().parents[2] / "kubectl-preevy"
+    proc = subprocess.Popen(
+        [PYTHON, str(launcher), "template"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it writes: `kubectl preevy template | head -0`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1 and stderr == "" and not list(tmp_path.rglob("*.log"))

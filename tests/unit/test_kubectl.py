@@ -148,3 +148,13 @@ def test_the_error_names_the_verb_whatever_flags_came_before_it():
     client = kubectl.Kubectl(None, "ctx", "previews", {}, Connection(token="t", as_groups=("g",)))
     result = process.Result(client.argv("apply", "-f", "-"), 1, "", "error: something odd\n")
     assert client.error(result).message == "`kubectl apply` failed: something odd"
+
+
+def test_profiles_kept_in_the_cluster_are_read_with_the_connection_flags_too():
+    from kubectl_preevy import cli, profiles
+
+    parsed = cli.build_parser("kubectl preevy").parse_args(
+        ["profile", "ls", "-n", "previews", "--token", "t0ken", "--as", "dev"]
+    )
+    store = profiles.ClusterStore.from_args(parsed, {})
+    assert store.kubectl.argv("get", "configmaps")[:4] == ["kubectl", "--as=dev", "--token=t0ken", "-n"]

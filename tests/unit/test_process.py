@@ -63,6 +63,19 @@ def test_a_background_process_is_recorded_when_stopped_and_stopping_it_is_not_a_
     assert process.journal.records[-1].returncode == 4 and process.journal.failed()
 
 
+def test_the_stderr_of_a_background_process_joins_its_record_before_or_after_stop(capsys):
+    process.journal.reset(verbosity=2)
+    proc = process.popen([PYTHON, "-c", "raise SystemExit(1)"], stdin=subprocess.DEVNULL)
+    process.journal.output(proc, "error: lost connection to pod\n")
+    proc.wait()
+    process.stop(proc)
+    process.journal.output(proc, "read after it ended\n")
+    [record] = process.journal.records
+    assert record.stderr == "error: lost connection to pod\nread after it ended\n" and record.pid == proc.pid
+    err = capsys.readouterr().err
+    assert "  | error: lost connection to pod\n" in err and "  | read after it ended\n" in err
+
+
 def test_a_timeout_is_recorded_and_is_our_timeout_error():
     with pytest.raises(PreevyError) as raised:
         process.run([PYTHON, "-c", "import time; time.sleep(30)"], timeout=0.5)
