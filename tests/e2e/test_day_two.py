@@ -16,13 +16,13 @@ from tests.e2e import (
     _LineReader,
     environment_objects,
     error_lines,
+    hello_environment,
     hello_project,
     preevy,
     remote,
     start,
     stop,
     up_json,
-    user_env,
 )
 
 ENV_ID = "hello-day-two"
@@ -32,18 +32,10 @@ ENV_ID = "hello-day-two"
 def environment(kubesim, tmp_path_factory):
     """One environment of examples/hello: (namespace, project dir, environ, pod, a dir without compose files)."""
     base = tmp_path_factory.mktemp("daytwo")
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    kubesim.kubectl("create", "namespace", namespace)
-    environ = user_env(kubesim, base / "config")
-    project = hello_project(base / "hello")
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
-    try:
-        up = up_json("-n", namespace, "--id", ENV_ID, cwd=project, env=environ)
-        yield namespace, project, environ, f"{up['statefulSet']}-0", elsewhere
-    finally:
-        preevy("down", "-n", namespace, "--id", ENV_ID, "--force", cwd=project, env=environ)
-        kubesim.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with hello_environment(kubesim, base, ENV_ID) as (namespace, project, environ, pod):
+        yield namespace, project, environ, pod, elsewhere
 
 
 def day_two(environment, *args: str, check: bool = True) -> subprocess.CompletedProcess:
