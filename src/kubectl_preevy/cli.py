@@ -350,6 +350,41 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     config_unset.add_argument("keys", nargs="+", metavar="KEY")
     _add_cluster_flags(config_unset)
 
+    # issue 10: checks before `up`, and the Role a CI identity needs
+    doctor = commands.add_parser(
+        "doctor",
+        help="check permissions, Pod Security, StorageClass and quota before `up` (takes up's flags)",
+    )
+    _add_project_flags(doctor)
+    _add_cluster_flags(doctor)
+    _add_driver_flags(doctor)
+    for flag in ("--timeout",):
+        doctor.add_argument(flag, help=argparse.SUPPRESS)
+    for flag in ("--dry-run", "--recreate"):
+        doctor.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    doctor.set_defaults(dry_run=True)  # writes nothing, not even the default profile
+    _add_output_flag(doctor)
+    rbac = commands.add_parser(
+        "rbac", help="print the minimal Role (and RoleBinding) for an identity that runs up/down/connect"
+    )
+    _add_cluster_flags(rbac)
+    _add_driver_flags(rbac)
+    rbac.add_argument(
+        "--service-account", metavar="NAME", help="bind the Role to this ServiceAccount (printed too)"
+    )
+    rbac.add_argument(
+        "--bind-user", dest="users", action="append", metavar="NAME", help="bind the Role to a user"
+    )
+    rbac.add_argument(
+        "--bind-group", dest="groups", action="append", metavar="NAME", help="bind the Role to a group"
+    )
+    rbac.add_argument("--role-name", default="kubectl-preevy", metavar="NAME", help="default: kubectl-preevy")
+    rbac.add_argument(
+        "--cluster-reads",
+        action="store_true",
+        help="also a ClusterRole (and binding) to read StorageClasses and the namespace (optional checks)",
+    )
+
     version = commands.add_parser("version", help="print the version")
     _add_output_flag(version)
     for leaf in _leaf_parsers(parser):
@@ -366,6 +401,8 @@ COMMAND_MODULES = {
     "init": "init",
     "profile": "profile",
     "version": "version",
+    "doctor": "doctor",
+    "rbac": "rbac",
     "logs": "logs",
     "exec": "exec",
     "shell": "shell",

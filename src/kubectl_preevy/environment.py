@@ -5,11 +5,14 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 """
 
 import dataclasses
+import datetime
 import json
 import re
+import subprocess
+import time
 from typing import Any
 
-from kubectl_preevy import console, messages, naming
+from kubectl_preevy import console, diagnosis, messages, naming, permissions, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
@@ -29,7 +32,9 @@ LEFTOVER_TYPES = (
     "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
 )
+POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
+_LEGACY_FORBIDDEN = re.compile(r'deployments\.apps is forbidden|cannot list resource "deployments"')
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
@@ -150,7 +155,17 @@ def list_all(kubectl: Kubectl, profile_id: str | None) -> list[Environment]:
 
 
 def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool) -> list[Environment]:
-    items = kubectl.json(DOCKER_HOST_TYPES if legacy else "statefulsets.apps", "-l", selector)["items"]
+    """legacy: Deployments too, unless listing them is forbidden (a Role made by `kubectl preevy rbac` has
+    no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment)."""
+    items = None
+    if legacy:
+        result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, "-o", "json")
+        if result.ok:
+            items = json.loads(result.stdout)["items"]
+        elif not _LEGACY_FORBIDDEN.search(result.stderr):
+            raise kubectl.error(result)
+    if items is None:
+        items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
     envs = [Environment(item) for item in items]
     return sorted(envs, key=lambda env: env.created_at, reverse=True)
 
@@ -176,6 +191,8 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
     else:
         args = ["apply", "-f", "-"]
     result = kubectl.run(*args, stdin=manifest)
+    for warning in diagnosis.apply_warnings(result.stderr):
+        console.warn(messages.APPLY_WARNING.format(warning=warning))
     if result.ok:
         return
     immutable = _IMMUTABLE.search(result.stderr)
@@ -190,19 +207,28 @@ class ImmutableChange(PreevyError):
     """The template or an option changed a field Kubernetes does not change in place."""
 
 
-def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float, cleanup_hint: str) -> None:
-    """`kubectl rollout status` with a deadline; on timeout, why the pod is not ready."""
-    result = kubectl.run(
-        "rollout",
-        "status",
-        f"statefulset/{name}",
-        f"--timeout={timeout_seconds:g}s",
-        timeout=timeout_seconds + 30,
-    )
-    if result.ok:
+def wait_ready(
+    kubectl: Kubectl,
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime | None = None,
+) -> None:
+    """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a true failure (diagnosis.py)
+    ends the wait at once. On timeout, why the pod is not ready.
+    since: when the objects were applied (older events belong to another run)."""
+    since = since or datetime.datetime.now(datetime.timezone.utc)
+    rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={timeout_seconds:g}s")
+    proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
+    finally:
+        process.stop(proc)
+    if proc.returncode == 0:
         return
-    if "timed out" not in result.stderr:
-        raise kubectl.error(result)
+    if "timed out" not in stderr:
+        raise kubectl.error(process.Result(kubectl.argv(*rollout), proc.returncode, "", stderr))
     raise PreevyError(
         messages.NOT_READY.format(
             env_id=env_id,
@@ -214,6 +240,38 @@ def wait_ready(kubectl: Kubectl, env_id: str, name: str, timeout_seconds: float,
         ),
         ExitCode.TIMEOUT,
     )
+
+
+def _wait_watching(
+    kubectl: Kubectl,
+    proc: subprocess.Popen[bytes],
+    env_id: str,
+    name: str,
+    timeout_seconds: float,
+    cleanup_hint: str,
+    since: datetime.datetime,
+) -> str:
+    """Until `rollout status` exits (its stderr returned), or a true failure is raised."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            _, err = proc.communicate(timeout=POLL_SECONDS)
+            return err.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise PreevyError(
+                    messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
+                    ExitCode.TIMEOUT,
+                ) from None
+        found = diagnosis.true_failure(kubectl, name, since)
+        if found:
+            reason = unready_reason(kubectl, name) if found.crash else found.reason
+            raise PreevyError(
+                messages.REFUSED_WHILE_WAITING.format(
+                    env_id=env_id, reason=reason, fix=found.fix, cleanup=cleanup_hint
+                ),
+                found.exit_code,
+            )
 
 
 def unready_reason(kubectl: Kubectl, name: str) -> str:
@@ -346,18 +404,21 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
     kinds = ",".join(types)
-    kubectl.check("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
-    # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
-    result = kubectl.run(
-        "delete",
-        kinds,
-        "-l",
-        selector,
-        "--cascade=foreground",
-        f"--wait={'true' if wait else 'false'}",
-        f"--timeout={timeout_seconds:g}s",
-        timeout=timeout_seconds + 60,
-    )
+    labelled = kubectl.run("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    if not labelled.ok and not permissions.refused_requests(labelled.stderr):
+        raise kubectl.error(labelled)
+    result = _delete_types(kubectl, types, selector, wait, timeout_seconds)
+    refused = permissions.refused_requests(result.stderr)
+    if not result.ok and refused and not _other_errors(result.stderr):
+        # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
+        allowed = [t for t in types if not permissions.refused_type(t, result.stderr)]
+        if wait and allowed:
+            result = _delete_types(kubectl, allowed, selector, wait, timeout_seconds)
+        if result.ok or not _other_errors(result.stderr):
+            raise PreevyError(
+                messages.DELETE_REFUSED.format(refused=", ".join(refused), namespace=kubectl.namespace),
+                ExitCode.REFUSED,
+            )
     if result.ok:
         return
     if wait and "timed out" in result.stderr:
@@ -370,10 +431,35 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     raise kubectl.error(result)
 
 
+def _delete_types(
+    kubectl: Kubectl, types: list[str], selector: str, wait: bool, timeout_seconds: float
+) -> process.Result:
+    # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
+    return kubectl.run(
+        "delete",
+        ",".join(types),
+        "-l",
+        selector,
+        "--cascade=foreground",
+        f"--wait={'true' if wait else 'false'}",
+        f"--timeout={timeout_seconds:g}s",
+        timeout=timeout_seconds + 60,
+    )
+
+
+def _other_errors(stderr: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
+    ]
+
+
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
-    """Instances that still have objects although their docker-host StatefulSet is gone."""
+    """Instances that still have objects although their docker-host StatefulSet is gone. Types this
+    identity may not list are passed over (it could not delete their objects either)."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.check(
+    result = kubectl.run(
         "get",
         ",".join(LEFTOVER_TYPES),
         "-l",
@@ -382,6 +468,8 @@ def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[s
         f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
         '{"\\n"}{end}',
     )
+    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+        raise kubectl.error(result)
     return sorted({line for line in result.stdout.splitlines() if line})
 
 

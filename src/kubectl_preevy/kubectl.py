@@ -144,10 +144,16 @@ _TRANSLATIONS = (
         ExitCode.CLUSTER,
     ),
     (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
+    (
+        re.compile(r"unable to create new content in namespace (\S+) because it is being terminated"),
+        messages.NAMESPACE_TERMINATING_AT,
+        ExitCode.CLUSTER,
+    ),
 )
 
 
 _FORBIDDEN = re.compile(r"^Error from server \(Forbidden\)", re.M)
+_RBAC_DENIAL = re.compile(r'is forbidden: User "[^"]*" cannot \S+ resource')
 
 
 def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
@@ -158,8 +164,9 @@ def translate_error(stderr: str, command: str, namespace: str, last_line: str) -
             groups = [g for g in match.groups() if g is not None]
             return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
     if _FORBIDDEN.search(stderr):  # RBAC, Pod Security admission, a ResourceQuota: the cluster said no
+        rbac = messages.RBAC_HINT.format(namespace=namespace) if _RBAC_DENIAL.search(stderr) else ""
         return PreevyError(
-            messages.KUBECTL_REFUSED.format(command=command, error=_clean(last_line)), ExitCode.REFUSED
+            messages.KUBECTL_REFUSED.format(command=command, error=_clean(last_line)) + rbac, ExitCode.REFUSED
         )
     return PreevyError(
         messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE

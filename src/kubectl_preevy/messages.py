@@ -303,6 +303,74 @@ CERTIFICATE_AUTHORITY_UNREADABLE = (
 )
 KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
 
+# checks before `up` and `kubectl preevy doctor` (preflight.py), refusals while waiting (diagnosis.py)
+NAMESPACE_TERMINATING = (
+    "namespace {namespace} is being deleted (Terminating): wait until `kubectl get namespace {namespace}` "
+    "says NotFound and create it again, or choose another with -n"
+)
+PERMISSION_MISSING = "{permission} in namespace {namespace} ({why}; needed by {commands})"
+PERMISSION_OPTIONAL = "{permission} is not allowed: {why} is not checked"
+PERMISSION_FIX = (
+    "have an administrator apply the Role printed by `kubectl preevy rbac -n {namespace}` "
+    "(all checks: `kubectl preevy doctor -n {namespace}`)"
+)
+REFUSED_PERMISSIONS = "`kubectl preevy {command}` needs permissions this identity lacks: {missing}; {fix}"
+PSA_SKIPPED = "the Pod Security check is skipped: cannot read namespace {namespace} ({error})"
+PSA_REFUSED = (
+    'namespace {namespace} enforces Pod Security "{level}", which refuses the pods of {what}: {violations}'
+)
+PSA_WARNED = 'Pod Security "{level}" would warn about {what}: {violations}'
+PSA_FIX = (
+    "use a template without privileged containers (`kubectl preevy template --variant sysbox`), or have an "
+    "administrator run `kubectl label namespace {namespace} "
+    "pod-security.kubernetes.io/enforce=privileged --overwrite`"
+)
+STORAGE_CLASS_SKIPPED = "the StorageClass check is skipped: cannot read StorageClasses ({error})"
+NO_DEFAULT_STORAGE_CLASS = "the cluster has no default StorageClass: the volume claim would stay Pending"
+STORAGE_CLASS_MISSING = "StorageClass {name} does not exist: the volume claim would stay Pending"
+STORAGE_CLASS_FIX = "choose one with --kube-pod-storage-class NAME (see `kubectl get storageclass`)"
+QUOTA_SKIPPED = "the quota check is skipped: cannot read ResourceQuotas ({error})"
+QUOTA_SHORT = "ResourceQuota {quota} refuses the environment: {detail}"
+QUOTA_FIX = (
+    "free some of it, or have an administrator raise it (`kubectl describe resourcequota {quota} -n "
+    "{namespace}`), or lower the template's requests and --kube-pod-storage-size"
+)
+APPLY_WARNING = "the cluster warns: {warning}"
+FAILED_CREATE_PSA = 'the namespace\'s Pod Security policy "{level}" refuses the pod: {violations}'
+FAILED_CREATE_QUOTA = "a ResourceQuota refuses the pod or its volume claim: {detail}"
+QUOTA_FIX_ANY = (
+    "free some of it, or have an administrator raise it (`kubectl describe resourcequota -n {namespace}`), "
+    "or lower the template's requests and --kube-pod-storage-size"
+)
+FAILED_CREATE = "StatefulSet {statefulset} cannot create its pod: {detail}"
+FAILED_CREATE_FIX = "see `kubectl describe statefulset {statefulset} -n {namespace}`"
+IMAGE_PULL_FAILED = "container {container} cannot pull image {image}: {detail}"
+IMAGE_PULL_FIX = (
+    "fix the template's image (`kubectl preevy template` shows the default), or give the pod access to "
+    "the registry (imagePullSecrets)"
+)
+OOM_KILLED = (
+    "container {container} was killed for exceeding its memory limit (OOMKilled, restart count {restarts})"
+)
+OOM_FIX = "raise resources.limits.memory of the container in your template (`kubectl preevy template`)"
+CRASH_LOOP = "container {container} keeps exiting (CrashLoopBackOff)"
+CRASH_FIX = "see `kubectl logs --previous` of the pod"
+CLAIM_PENDING = "volume claim {claim} stays Pending: {detail}"
+REFUSED_WHILE_WAITING = "environment {env_id} cannot start: {reason}; {fix}; remove it with `{cleanup}`"
+DELETE_REFUSED = (
+    "deleted what this identity may; the cluster refused: {refused}: have an administrator grant "
+    "`kubectl preevy rbac -n {namespace}`, then run `kubectl preevy down` again"
+)
+NAMESPACE_TERMINATING_AT = (
+    "namespace {0} is being deleted (Terminating): wait until `kubectl get namespace {0}` says NotFound "
+    "and create it again, or choose another with -n"
+)
+RBAC_HINT = (
+    ": have an administrator apply the Role printed by `kubectl preevy rbac -n {namespace}` (all checks: "
+    "`kubectl preevy doctor`)"
+)
+DOCTOR_FAILED = "{count} check(s) failed, the first: {first} (the table above says how to fix each)"
+
 # --- day two, Preevy interop (issue 12) ----------------------------------------------------------------------
 PREEVY_TEMPLATE_KEPT = (
     "environment {env_id} was made by Preevy with its default template: updating it with the same "

@@ -88,3 +88,30 @@ def test_an_unreachable_server_is_one_error_line_an_error_document_and_a_log_wit
     assert re.search(r"^  \| .*connection refused", text, re.M), text
     assert secret not in text + result.stderr + result.stdout
     assert log.stat().st_mode & 0o077 == 0  # the owner's only
+
+
+def test_identity_flags_reach_the_cluster_a_forbidden_answer_is_6_and_a_bad_token_is_4(
+    namespace, env, tmp_path
+):
+    def ls(*flags: str):
+        return preevy("ls", "-n", namespace, *flags, cwd=tmp_path, env=env)
+
+    assert ls("--as", "intern@example.com", "--as-group", "system:masters").returncode == 0
+    refused = ls("--as", "intern@example.com", "-o", "json")
+    assert refused.returncode == 6, refused.stderr
+    [line] = error_lines(refused.stderr)
+    assert line.startswith("error: the cluster refused `kubectl get`: ") and "intern@example.com" in line
+    assert json.loads(refused.stdout)["reason"] == "REFUSED"
+    unauthorized = ls("--token", "not-a-valid-token")
+    assert unauthorized.returncode == 4, unauthorized.stderr
+    [line] = error_lines(unauthorized.stderr)
+    assert (
+        line.startswith("error: the cluster refused our credentials")
+        and "not-a-valid-token" not in unauthorized.stderr
+    )
+    missing_ca = ls("--certificate-authority", str(tmp_path / "no-such-ca.crt"))
+    assert missing_ca.returncode == 4, missing_ca.stderr
+    assert error_lines(missing_ca.stderr) == [
+        f"error: cannot read the certificate authority {tmp_path / 'no-such-ca.crt'} (no such file or directory): "
+        "pass a readable file with --certificate-authority"
+    ]

@@ -18,6 +18,7 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    preflight,
     remote,
     resources,
     template,
@@ -41,15 +42,22 @@ def run(args: argparse.Namespace) -> int:
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
     with shared.sigterm_as_interrupt():
-        current.kubectl.namespace_exists()
         if args.dry_run:
+            current.kubectl.namespace_exists()
             _dry_run(current, env_id)
             return 0
-        _objects(
-            current, env_id, None, quiet=True
-        )  # a template that does not render or validate fails before the lock
+        # a template that does not render or validate, or that the cluster would refuse, fails before the lock
+        preflight.require(
+            current.kubectl,
+            rendered_objects(current, env_id),
+            existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+            storage_class=current.options.storage_class,
+            command="up --recreate" if args.recreate else "up",
+            also=("down",) if args.recreate else (),  # it may delete the environment
+        )
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
                 env_id,
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
-                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id)
+                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
             services, stats = _deploy(current, env)
     _report(args, current, env_id, env, services, stats)
@@ -69,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _existing(current: Run, env_id: str) -> Environment | None:
     return environment.newest(environment.find(current.kubectl, current.profile.id, env_id), env_id)
+
+
+def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
+    """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
+    stand-in that asks the cluster nothing (no permission is needed to find it)."""
+    return _objects(current, env_id, None, instance=naming.instance_name(current.profile.id, env_id))
 
 
 def _dry_run(current: Run, env_id: str) -> None:
@@ -139,14 +153,13 @@ def _objects(
     env_id: str,
     existing: Environment | None,
     avoid: frozenset[str] = frozenset(),
-    *,
-    quiet: bool = False,
+    instance: str | None = None,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
     existing environment are kept, so an unchanged environment applies as a no-op. An environment
     Preevy made with its default template is updated with the `preevy` variant, so that its template
     hash, and Preevy's next `up` of it, stay as they were."""
-    instance = existing.instance if existing else _new_instance(current, env_id, avoid)
+    instance = instance or (existing.instance if existing else _new_instance(current, env_id, avoid))
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
 
     def render(variant: str) -> template.TemplateObjects:
@@ -162,8 +175,7 @@ def _objects(
     if existing and current.options.template is None and existing.template_hash != rendered.template_hash:
         preevys = render(resources.PREEVY_VARIANT)
         if existing.template_hash == preevys.template_hash:
-            if not quiet:
-                console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
+            console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
             rendered = preevys
     return template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
