@@ -274,6 +274,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="delete and recreate the environment (and its volume) when a change cannot be applied in place",
     )
+    _add_lifetime_flags(up)
+    _add_pr_comment_flags(up)
     _add_output_flag(up)
 
     down = commands.add_parser("down", help="delete every object of the environment")
@@ -287,6 +289,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     down.add_argument(
         "--timeout", default="3m", metavar="DURATION", help="how long to wait for deletion (default: 3m)"
     )
+    _add_pr_comment_flags(down)
     _add_output_flag(down)
 
     connect = commands.add_parser("connect", help="forward every published port to 127.0.0.1 until Ctrl-C")
@@ -387,9 +390,91 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     _add_output_flag(version)
+    _add_lifetime_commands(commands)
     for leaf in _leaf_parsers(parser):
         _add_verbose_flag(leaf, "verbose")
     return parser
+
+
+# --- lifetime: ttl, sleep-after, sleep, wake, gc (issue 11) -------------------------------------------
+
+
+def _add_lifetime_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("lifetime")
+    group.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="delete the environment (`kubectl preevy gc`) this long after its last up, e.g. 72h "
+        "(also $PREEVY_TTL; annotation preevy.dev/keep=true opts out)",
+    )
+    group.add_argument(
+        "--sleep-after",
+        dest="sleep_after",
+        metavar="DURATION",
+        help="let `kubectl preevy gc` sleep the environment once idle this long, e.g. 8h "
+        "(also $PREEVY_SLEEP_AFTER)",
+    )
+
+
+def _add_pr_comment_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pull/merge request comment (GitHub Actions, GitLab CI)")
+    group.add_argument(
+        "--pr-comment",
+        choices=("auto", "always", "never"),
+        default=os.environ.get("PREEVY_PR_COMMENT") or "auto",
+        help="comment the URLs on the pull/merge request: auto (when in one, with a token), always "
+        "(else an error), never (default: $PREEVY_PR_COMMENT, else auto)",
+    )
+    group.add_argument(
+        "--pr-comment-template",
+        metavar="PATH",
+        default=os.environ.get("PREEVY_PR_COMMENT_TEMPLATE"),
+        help="Jinja2 template of the comment (sandboxed; variables env_id, namespace, urls, deleted)",
+    )
+
+
+def _add_lifetime_commands(commands: "argparse._SubParsersAction[_Parser]") -> None:
+    for name, help_text, default_timeout in (
+        ("sleep", "scale the environment to 0, keeping its volume", "3m"),
+        ("wake", "scale a sleeping environment back and restart its services", "5m"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        _add_project_flags(sub)
+        _add_cluster_flags(sub)
+        sub.add_argument(
+            "--timeout",
+            default=default_timeout,
+            metavar="DURATION",
+            help=f"how long to wait (default: {default_timeout})",
+        )
+        if name == "wake":
+            _add_output_flag(sub)
+    gc = commands.add_parser("gc", help="delete expired environments and sleep idle ones")
+    _add_cluster_flags(gc)
+    gc.add_argument("-A", "--all-namespaces", action="store_true", help="environments of every namespace")
+    gc.add_argument("--dry-run", action="store_true", help="say what gc would do, and do nothing")
+    gc.add_argument(
+        "--timeout", default="3m", metavar="DURATION", help="how long to wait per environment (default: 3m)"
+    )
+    _add_output_flag(gc)
+
+    install = commands.add_parser("install", help="install cluster-side helpers (gc as a CronJob)")
+    install_commands = install.add_subparsers(dest="install_command", metavar="WHAT")
+    install_commands.required = True
+    install_gc = install_commands.add_parser(
+        "gc", help="run `kubectl preevy gc` in the namespace on a schedule (ServiceAccount, Role, CronJob)"
+    )
+    _add_cluster_flags(install_gc)
+    install_gc.add_argument(
+        "--schedule", default="*/30 * * * *", metavar="CRON", help="cron schedule (default: '*/30 * * * *')"
+    )
+    install_gc.add_argument(
+        "--image",
+        default=f"ghcr.io/kubectl-preevy/kubectl-preevy-gc:{__version__}",
+        metavar="IMAGE",
+        help="image with python3, kubectl and kubectl-preevy (see the Dockerfile; default: %(default)s)",
+    )
+    install_gc.add_argument("--dry-run", action="store_true", help="print the objects and stop")
 
 
 COMMAND_MODULES = {
@@ -401,6 +486,10 @@ COMMAND_MODULES = {
     "init": "init",
     "profile": "profile",
     "version": "version",
+    "sleep": "sleep",
+    "wake": "wake",
+    "gc": "gc",
+    "install": "install",
     "doctor": "doctor",
     "rbac": "rbac",
     "logs": "logs",

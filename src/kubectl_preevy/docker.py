@@ -147,12 +147,15 @@ def compose_up(
     working_dir: str,
     environ: Mapping[str, str],
     port: int,
+    *,
+    build: bool = True,
     remove_orphans: bool = True,
 ) -> None:
     """`docker compose up -d --build --remove-orphans` of the rewritten model; all its output on our stderr.
 
     It runs in the project directory so that relative build contexts resolve; the build context
-    travels to the remote Docker server through the forward. remove_orphans=False keeps containers the
+    travels to the remote Docker server through the forward. build=False (`wake`): the images are
+    already in the pod's Docker, no build context is needed. remove_orphans=False keeps containers the
     model does not have (Preevy's agent).
     """
     argv = [
@@ -166,7 +169,7 @@ def compose_up(
         model_file,
         "up",
         "-d",
-        "--build",
+        "--build" if build else "--no-build",
         *(["--remove-orphans"] if remove_orphans else []),
     ]
     proc = process.popen(

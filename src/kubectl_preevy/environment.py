@@ -145,27 +145,39 @@ def find(
     return _docker_hosts(kubectl, selector, legacy)
 
 
-def list_all(kubectl: Kubectl, profile_id: str | None) -> list[Environment]:
-    """The environments of a profile (None: of every profile) in the namespace, legacy ones included."""
+def list_all(
+    kubectl: Kubectl,
+    profile_id: str | None,
+    *,
+    include_deleted: bool = False,
+    all_namespaces: bool = False,
+    legacy: bool = False,
+) -> list[Environment]:
+    """The environments of the profile (profile_id None: of every profile) in the namespace, or in every
+    namespace, newest first; legacy: docker-host Deployments too (Preevy before v0.0.60)."""
     selector = ",".join(
-        ([naming.profile_selector(profile_id)] if profile_id is not None else [])
-        + [f"{naming.LABEL_DELETED}!=true", f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}"]
+        [
+            naming.profile_selector(profile_id) if profile_id is not None else naming.LABEL_PROFILE_ID,
+            naming.LABEL_ENV_ID,
+            *([] if include_deleted else [f"{naming.LABEL_DELETED}!=true"]),
+            f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
+        ]
     )
-    return _docker_hosts(kubectl, selector, legacy=True)
+    return _docker_hosts(kubectl, selector, legacy, *(["--all-namespaces"] if all_namespaces else []))
 
 
-def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool) -> list[Environment]:
+def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool, *flags: str) -> list[Environment]:
     """legacy: Deployments too, unless listing them is forbidden (a Role made by `kubectl preevy rbac` has
     no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment)."""
     items = None
     if legacy:
-        result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, "-o", "json")
+        result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, *flags, "-o", "json")
         if result.ok:
             items = json.loads(result.stdout)["items"]
         elif not _LEGACY_FORBIDDEN.search(result.stderr):
             raise kubectl.error(result)
     if items is None:
-        items = kubectl.json("statefulsets.apps", "-l", selector)["items"]
+        items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
     envs = [Environment(item) for item in items]
     return sorted(envs, key=lambda env: env.created_at, reverse=True)
 

@@ -1,6 +1,7 @@
 """kubectl, bound to the resolved kubeconfig, context and namespace; its raw errors made into ours."""
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ API_VERBS = frozenset(
     {"get", "apply", "create", "delete", "label", "annotate", "patch", "replace", "auth", "logs"}
 )
 REQUEST_TIMEOUT = "20s"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 API_CALL_TIMEOUT_SECONDS = 90
 
 
@@ -35,13 +37,19 @@ class Kubectl:
             + (["--context", context] if context else [])
             + self.connection.kubectl_flags(request_timeout=False)
         )
+        self.in_cluster = in_cluster(kubeconfig, self.environ)
         self.namespace = namespace or ""
         if not namespace:
             self.namespace = self._current_namespace()
 
     def argv(self, verb: str, *args: str) -> list[str]:
         request_timeout = self.connection.request_timeout or REQUEST_TIMEOUT
-        timeout = ["--request-timeout", request_timeout] if verb in API_VERBS else []
+        # kubectl ignores its in-cluster config once a flag such as --request-timeout changes the
+        # default config (a CronJob's pod then asks localhost:8080): the process timeout bounds it there
+        in_cluster_default = self.in_cluster and not self.connection.request_timeout
+        timeout = (
+            ["--request-timeout", request_timeout] if verb in API_VERBS and not in_cluster_default else []
+        )
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(
@@ -93,6 +101,18 @@ class Kubectl:
         if not result.ok:
             raise self.error(result)
         return result.stdout.strip() or "default"
+
+
+def in_cluster(kubeconfig: str | None, environ: Mapping[str, str]) -> bool:
+    """Whether kubectl will use the pod's ServiceAccount (no kubeconfig anywhere, the service env and token)."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return (
+        not kubeconfig
+        and not environ.get("KUBECONFIG")
+        and not os.path.exists(os.path.join(home, ".kube", "config"))
+        and bool(environ.get("KUBERNETES_SERVICE_HOST") and environ.get("KUBERNETES_SERVICE_PORT"))
+        and os.path.exists(SERVICE_ACCOUNT_TOKEN)
+    )
 
 
 # (pattern in kubectl's stderr, message, exit code); the first match wins.

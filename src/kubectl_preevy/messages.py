@@ -279,6 +279,61 @@ NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
 
+# Lifetime: ttl, sleep-after, sleep, wake, gc (issue 11)
+WHY_DURATION = "must be a duration such as 90s, 30m, 8h or 3d"
+SLEEPING = "sleeping {env_id}: scaling StatefulSet/{name} to 0 (its volume is kept)"
+SLEPT = "{env_id} sleeps; `{command}` brings it back"
+ALREADY_SLEEPING = "{env_id} already sleeps"
+WAKING = "waking {env_id}: scaling StatefulSet/{name} back to 1"
+ALREADY_AWAKE = "{env_id} is running"
+RESTARTING_SERVICES = "restarting the services of project {project} from the model stored in the pod"
+SLEEP_TIMEOUT = (
+    "pod {pod} is still there {timeout} after scaling to 0: see `kubectl describe pod {pod} -n {namespace}`, "
+    "then run `{command}` again"
+)
+NO_STORED_MODEL = (
+    "the pod of {env_id} holds no compose model ({path}): run `kubectl preevy up` in the project to "
+    "deploy it again"
+)
+GC_LOCKED = "locked by another run"
+GC_NOTHING = "nothing to collect in {scope}"
+GC_SCOPE_ALL = "any namespace"
+GC_SCOPE_NAMESPACE = "namespace {namespace}"
+GC_REASON_EXPIRED = "expired at {expires_at}"
+GC_REASON_IDLE = "idle since {since} (sleep-after {sleep_after})"
+GC_CHANGED = "changed meanwhile (renewed, woken or deleted)"
+GC_FAILED = "gc of {env_id} failed: {error}"
+
+# Pull/merge request comments and CI outputs (issue 11)
+PR_NOT_CI = "not a GitHub Actions or GitLab CI job"
+PR_NOT_A_PR = "not a {provider} pull/merge request job (nothing in {where})"
+PR_NO_TOKEN = "no token: set {variables}"
+PR_COMMENT_SKIPPED = "pull request comment skipped: {why}"
+PR_COMMENT_IMPOSSIBLE = (
+    "cannot comment on the pull request: {why} (or pass --pr-comment auto to skip outside pull requests)"
+)
+PR_COMMENT_DONE = "pull request comment {outcome}: {target}"
+PR_API_FAILED = "commenting on {target} failed: {method} {path}: {error}: check the token's permissions"
+PR_TEMPLATE_ERROR = (
+    "the pull request comment template does not render: {error}: fix it, or drop --pr-comment-template"
+)
+PR_TEMPLATE_UNREADABLE = "cannot read the pull request comment template {path} ({error})"
+CI_OUTPUT_UNWRITABLE = "cannot write the CI output {path} ({error})"
+CI_DOTENV_WRITTEN = "URLs written to {path} (dotenv, for GitLab environment:url)"
+PR_COMMENT_MODE = "invalid pull request comment mode {mode!r} (from $PREEVY_PR_COMMENT): use one of {modes}"
+GC_BAD_SCHEDULE = (
+    "invalid --schedule {schedule!r}: use 5 cron fields (minute hour day-of-month month day-of-week), "
+    "e.g. '*/30 * * * *', or @hourly/@daily"
+)
+GC_BAD_IMAGE = (
+    "invalid --image {image!r}: use an image reference such as registry.example/kubectl-preevy-gc:0.1.0"
+)
+GC_INSTALLED = (
+    "CronJob {name} in namespace {namespace} runs `kubectl preevy gc` on {schedule!r} with image {image}, "
+    "as ServiceAccount {name} (Role {name})"
+)
+GC_RUN_NOW = "run it now: kubectl create job {name}-now --from=cronjob/{name} -n {namespace}"
+GC_REASON_UNFINISHED = "its deletion did not finish"
 # --- diagnostics, connection flags (issue 15) ---------------------------------------------------------
 INVALID_REQUEST_TIMEOUT = (
     "invalid --request-timeout {value!r}: use a number of seconds or a duration with a unit on every "
@@ -302,6 +357,7 @@ CERTIFICATE_AUTHORITY_UNREADABLE = (
     "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
 )
 KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
+ENVIRONMENT_SLEEPS = "{env_id} sleeps (scaled to 0): wake it with `{command}`"
 
 # checks before `up` and `kubectl preevy doctor` (preflight.py), refusals while waiting (diagnosis.py)
 NAMESPACE_TERMINATING = (

@@ -32,6 +32,8 @@ OPTION_FIELDS = {
     "server-side-apply": "server_side_apply",
     "storage-class": "storage_class",
     "storage-size": "storage_size",
+    "ttl": "ttl",
+    "sleep-after": "sleep_after",
 }
 OPTION_FLAGS = {
     "namespace": "-n/--namespace",
@@ -41,8 +43,15 @@ OPTION_FLAGS = {
     "server-side-apply": "--[no-]kube-pod-server-side-apply",
     "storage-class": "--kube-pod-storage-class",
     "storage-size": "--kube-pod-storage-size",
+    "ttl": "--ttl",
+    "sleep-after": "--sleep-after",
 }
-OPTION_ENV_VARS = {"kubeconfig": "KUBECONFIG", "context": "KUBE_CONTEXT"}
+OPTION_ENV_VARS = {
+    "kubeconfig": "KUBECONFIG",
+    "context": "KUBE_CONTEXT",
+    "ttl": "PREEVY_TTL",
+    "sleep-after": "PREEVY_SLEEP_AFTER",
+}
 OPTION_NAMES = tuple(OPTION_FIELDS)
 
 
@@ -115,6 +124,40 @@ class Options:
     storage_size: float  # GiB, > 0
     sources: dict[str, str]  # option name -> where the value came from
     connection: Connection = Connection()
+    ttl: float | None = None  # seconds: the environment expires that long after its last `up`
+    sleep_after: float | None = None  # seconds: `gc` sleeps it when idle that long
+
+
+# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused);
+# days (`d`) only where asked (ttl, sleep-after).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+
+
+def duration_seconds(text: str, *, days: bool = False) -> float | None:
+    """A Go duration (90s, 5m, 1h30m, 1.5m, 500ms; with days=True also 3d) or a plain number of seconds
+    -> seconds; None unless valid and > 0."""
+    value = text.strip() if text else ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        total = float(value)
+    elif _DURATION.fullmatch(value):
+        parts = _DURATION_PART.findall(value)
+        if not days and any(unit == "d" for _, unit in parts):
+            return None
+        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    else:
+        return None
+    return total if 0 < total < float("inf") else None
 
 
 def resolve_options(
@@ -157,6 +200,8 @@ def resolve_options(
         server_side_apply=values.get("server-side-apply", True),
         storage_class=values.get("storage-class"),
         storage_size=values.get("storage-size", DEFAULT_STORAGE_SIZE),
+        ttl=values.get("ttl"),
+        sleep_after=values.get("sleep-after"),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
         connection=Connection.from_args(args),
     )
@@ -289,6 +334,19 @@ def _parse_storage_size(name: str, raw: object, source: str, base_dir: pathlib.P
     return size
 
 
+def _parse_duration(name: str, raw: object, source: str, base_dir: pathlib.Path) -> float:
+    seconds = (
+        float(raw)
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+        else duration_seconds(raw, days=True)
+        if isinstance(raw, str)
+        else None
+    )
+    if seconds is None:
+        raise _invalid(name, raw, source, messages.WHY_DURATION)
+    return seconds
+
+
 _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "namespace": _parse_namespace,
     "kubeconfig": _parse_kubeconfig,
@@ -297,6 +355,8 @@ _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "server-side-apply": _parse_bool,
     "storage-class": _parse_storage_class,
     "storage-size": _parse_storage_size,
+    "ttl": _parse_duration,
+    "sleep-after": _parse_duration,
 }
 
 

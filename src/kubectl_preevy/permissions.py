@@ -92,6 +92,8 @@ def required(objects: Sequence[dict[str, Any]], *, lock_configmaps: bool = True)
         CONNECT,
     )
     need("apps", "statefulsets", ("list",), "finding the environment", DOWN)
+    # `up` wakes a sleeping environment first (sleep and wake themselves scale too)
+    need("apps", "statefulsets/scale", ("get", "patch"), "waking a sleeping environment", UP)
     need("", "pods", ("get", "list"), "finding the environment's pod", UP, CONNECT)
     need("", "pods", TEMPLATE_VERBS[DOWN], "deleting the environment's pod", DOWN)
     need("", "persistentvolumeclaims", ("get",), "explaining a Pending volume", UP)

@@ -73,7 +73,8 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
         ("hello-e2e", statefulset, "1/1")
     ]
     kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted=true")
-    assert preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout == ""  # being deleted
+    being_deleted = preevy("ls", "-n", namespace, cwd=tmp_path, env=env, check=True).stdout
+    assert being_deleted.splitlines()[1].split()[3] == "deleting"
     kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted-")
 
     # A second up: only the edited file travels, the deleted one goes, the pod and its volume stay.

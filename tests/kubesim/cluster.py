@@ -32,6 +32,7 @@ class Cluster:
     def __init__(self, state_dir: pathlib.Path | str, watch_history: int = 2000):
         from .admission import QuotaController
         from .authn import Tokens
+        from .batch import CronJobController, JobController
         from .bootstrap_policy import AggregationController, seed
         from .controllers import (
             GarbageCollector,
@@ -64,6 +65,8 @@ class Cluster:
             ServiceAccountController(self),
             VolumeController(self),
             StatefulSetController(self),
+            JobController(self),
+            CronJobController(self),
             Scheduler(self),
             GarbageCollector(self),
         ]
@@ -188,11 +191,17 @@ class Cluster:
                 default = default_storage_class(self.store)  # the DefaultStorageClass admission plugin
                 if default is not None:
                     spec["storageClassName"] = default
-        elif key == "pods" and isinstance(spec, dict) and not spec.get("nodeName"):
+        elif key == "pods" and isinstance(spec, dict):
             from .scheduler import unschedulable
+            from .serviceaccounts import admit_pod
 
-            if unschedulable(self.store, obj) is None:
+            admit_pod(self.store, obj)
+            if not spec.get("nodeName") and unschedulable(self.store, obj) is None:
                 spec["nodeName"] = NODE_NAME  # schedulable now; else the scheduler binds it later
+        elif key == "jobs.batch":
+            from .batch import admit_job
+
+            admit_job(obj)
 
     def create_object(self, key: str, obj: dict) -> dict:
         """Create as a controller would through the API (defaults, admission, initial status; no

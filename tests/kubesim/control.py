@@ -147,9 +147,18 @@ class Control:
         return respond({"token": token, "expirationTimestamp": expiry})
 
     async def image(self, request: web.Request) -> web.StreamResponse:
-        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed."""
+        """{"image": REF, "exists": false}: pulls of REF fail (ErrImagePull); true: they succeed.
+        {"image": REF, "path": [DIR...]}: REF holds the programs of those host directories (first on the
+        PATH of its containers), and can be pulled."""
         body = await _body(request)
+        path = (body or {}).get("path")
+        if body and isinstance(body.get("image"), str) and isinstance(path, list):
+            if not all(isinstance(d, str) and d.startswith("/") for d in path):
+                return _bad("path must be a list of absolute host directories")
+            self.cluster.images.provide(body["image"], path)
+            log.info("image %s: PATH %s", body["image"], path)
+            return respond({"image": body["image"], "path": path})
         if not body or not isinstance(body.get("image"), str) or not isinstance(body.get("exists"), bool):
-            return _bad('want {"image": REF, "exists": true|false}')
+            return _bad('want {"image": REF, "exists": true|false} or {"image": REF, "path": [DIR...]}')
         self.cluster.images.mark(body["image"], body["exists"])
         return respond({"image": body["image"], "exists": body["exists"]})

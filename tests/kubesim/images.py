@@ -6,6 +6,9 @@ programs. But an image reference decides two things, as on a real node:
   exist and fails with ErrImagePull / ImagePullBackOff (containerd's `not found` wording).
   Every other reference is assumed pullable, unless marked missing through the control endpoint
   (`POST /kubesim/v1/images {"image": REF, "exists": false}`).
+* what programs it holds beyond the host's: `POST /kubesim/v1/images {"image": REF, "path": [DIR...]}`
+  puts those host directories first on the PATH of its containers (the tests map the gc image of
+  `kubectl preevy install gc` to a directory holding the zipapp, run with the host's python3 and kubectl).
 * the userland: `docker` images (`docker:dind`, `docker:24.0.7-dind-alpine3.18`...) are Alpine
   based, so their `sh`, `tar`, `find`, `stat`... are BusyBox applets. The node bind-mounts a
   directory of BusyBox applets (links to the host's /bin/busybox) on /usr/local/sbin, the first
@@ -74,6 +77,7 @@ class Images:
     def __init__(self, state_dir: pathlib.Path):
         self.missing: set[str] = set()  # canonical references marked missing (control endpoint)
         self.known: set[str] = set()  # canonical references marked present
+        self.programs: dict[str, list[str]] = {}  # canonical reference -> host dirs first on its PATH
         self.applets = state_dir / "images" / "busybox-applets"
 
     def pull_error(self, reference: str) -> str | None:
@@ -94,6 +98,15 @@ class Images:
         ref = canonical(reference)
         (self.known if exists else self.missing).add(ref)
         (self.missing if exists else self.known).discard(ref)
+
+    def provide(self, reference: str, directories: list[str]) -> None:
+        """The image holds the programs of these host directories (and can be pulled): its containers
+        find them first on their PATH (e.g. the gc image's kubectl-preevy zipapp)."""
+        self.mark(reference, True)
+        self.programs[canonical(reference)] = list(directories)
+
+    def program_dirs(self, reference: str) -> list[str]:
+        return self.programs.get(canonical(reference), [])
 
     def applet_dir(self) -> pathlib.Path | None:
         """A directory of BusyBox applet links (made once); None without a host busybox."""

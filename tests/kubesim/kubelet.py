@@ -34,7 +34,7 @@ How a pod runs
   kubelet picks them (during a crash-loop back-off both are the newest, dead, instance).
 * Volumes: persistentVolumeClaim (the claim's directory `cluster.pvc_path`; the pod waits in
   ContainerCreating until the claim exists), configMap, secret, projected (configMap, secret,
-  downwardAPI, serviceAccountToken: a dummy token), downwardAPI (files written under the pod's
+  downwardAPI, serviceAccountToken: a real token of the pod's ServiceAccount, bound to the pod), downwardAPI (files written under the pod's
   state dir, `items`, `defaultMode`/`mode` honoured; rewritten when the object changes), emptyDir
   (a directory under the pod's state dir, removed with the pod), hostPath (type checks and
   DirectoryOrCreate/FileOrCreate). subPath/subPathExpr (subdirectories created on demand in
@@ -100,7 +100,7 @@ import shutil
 import signal
 import time
 
-from . import images, node_volumes, podns
+from . import images, node_apiproxy, node_volumes, podns
 from .node_container import BACKOFF_CAP, BACKOFF_FIRST, GRACE_CAP, NORMAL, WARNING, Container
 from .node_runtime import PodRuntime
 from .node_sandbox import Holder
@@ -141,6 +141,7 @@ class Pod(PodRuntime):
         self.start_time = now()
         self.holder: Holder | None = None
         self.netns_fd: int | None = None
+        self.api_proxy: node_apiproxy.ApiProxy | None = None
         self.initialized = not self.init_containers
         self.init_failed = False
         self.sandbox_up = False
@@ -229,7 +230,9 @@ class Pod(PodRuntime):
 
     def _prepare_mounts(self, c: Container) -> None:
         try:
-            env = node_volumes.container_env(self.kubelet.cluster.store, self.obj, c.spec, self.pod_ip)
+            env = node_volumes.container_env(
+                self.kubelet.cluster.store, self.obj, c.spec, self.pod_ip, self.service_env()
+            )
             c.mounts = node_volumes.container_mounts(c.spec, self.volumes, env)
         except node_volumes.NotReadyYet as e:
             e.container = c
@@ -238,6 +241,9 @@ class Pod(PodRuntime):
             applets = self.kubelet.cluster.images.applet_dir()
             if applets is not None:  # the image's BusyBox userland, first in its PATH
                 c.mounts.insert(0, (str(applets), images.APPLET_DIR, True))
+
+    def service_env(self) -> dict[str, str]:
+        return node_apiproxy.service_env(self.kubelet.cluster, bool(self.spec.get("hostNetwork")))
 
     def _report_not_ready(self, e: node_volumes.NotReadyYet) -> None:
         if e.mount_failure:
@@ -280,6 +286,10 @@ class Pod(PodRuntime):
         try:
             await holder.start(self.dir / "holder.json")
             self.netns_fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            if not self.spec.get("hostNetwork"):
+                self.api_proxy = await node_apiproxy.ApiProxy.start(
+                    self.kubelet.netns, self.netns_fd, node_apiproxy.tls_port(self.kubelet.cluster)
+                )
             return True
         except (OSError, RuntimeError, asyncio.TimeoutError) as e:
             log.error("pod %s: cannot start its sandbox: %s", self.key, e)
@@ -329,6 +339,9 @@ class Pod(PodRuntime):
         return True
 
     def _close_netns(self) -> None:
+        if self.api_proxy is not None:
+            self.api_proxy.close()
+            self.api_proxy = None
         if self.netns_fd is not None:
             os.close(self.netns_fd)
             self.netns_fd = None

@@ -156,6 +156,10 @@ class Kubesim:
             {"verb": verb, "resource": resource, "code": code, "count": count},
         )
 
+    def add_image(self, image: str, path: list[str]) -> dict:
+        """Containers of `image` find the programs of these host directories first (POST /kubesim/v1/images)."""
+        return self._control("POST", "/kubesim/v1/images", {"image": image, "path": path})
+
     def cut_portforward_after(self, nbytes: int | None) -> dict:
         return self._control("POST", "/kubesim/v1/faults/portforward", {"cutAfterBytes": nbytes})
 

@@ -234,7 +234,13 @@ class Container:
         """The instance's environment; None (state waiting, a Failed event) when a reference is missing."""
         pod = self.pod
         try:
-            return node_volumes.container_env(pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip)
+            env = node_volumes.container_env(
+                pod.kubelet.cluster.store, pod.obj, self.spec, pod.pod_ip, pod.service_env()
+            )
+            programs = pod.kubelet.cluster.images.program_dirs(self.spec.get("image", ""))
+            if programs:  # the image's own programs come first, as its filesystem's would
+                env["PATH"] = ":".join([*programs, env.get("PATH", node_volumes.DEFAULT_PATH)])
+            return env
         except node_volumes.NotReadyYet as e:
             self.wait(e.reason, str(e))
             self.event("Failed", f"Error: {e}", WARNING)

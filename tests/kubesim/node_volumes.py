@@ -179,7 +179,7 @@ class Volume:
 
 
 def api_volume_files(
-    store, pod: dict, volume: dict, pod_ip: str | None
+    store, pod: dict, volume: dict, pod_ip: str | None, tokens=None
 ) -> tuple[list, int | None, set] | None:
     """Files of a configMap/secret/projected/downwardAPI volume; None for other kinds."""
     ns = pod["metadata"]["namespace"]
@@ -214,15 +214,32 @@ def api_volume_files(
             elif "downwardAPI" in source:
                 files += _downward_files(pod, (source["downwardAPI"] or {}).get("items") or [], pod_ip)
             elif "serviceAccountToken" in source:
+                token_source = source["serviceAccountToken"] or {}
                 files.append(
                     (
-                        (source["serviceAccountToken"] or {}).get("path") or "token",
-                        b"kubesim-service-account-token",
+                        token_source.get("path") or "token",
+                        _service_account_token(store, pod, token_source, tokens),
                         None,
                     )
                 )
         return files, src.get("defaultMode"), refs
     return None
+
+
+def _service_account_token(store, pod: dict, source: dict, tokens) -> bytes:
+    """A token of the pod's ServiceAccount bound to the pod (authn.Tokens), as the kubelet requests it."""
+    if tokens is None:
+        return b"kubesim-service-account-token"
+    ns = pod["metadata"]["namespace"]
+    name = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    sa = store.get("serviceaccounts", ns, name)
+    if sa is None:
+        raise NotReadyYet(f'failed to fetch token: serviceaccounts "{name}" not found')
+    audience = source.get("audience")
+    token, _ = tokens.issue(
+        sa, int(source.get("expirationSeconds") or 3607), [audience] if audience else None, bound=pod
+    )
+    return token.encode()
 
 
 def _downward_files(pod: dict, items: list, pod_ip: str | None) -> list:
@@ -256,7 +273,7 @@ def _prepare_volume(cluster, pod: dict, volume: dict, own_dir: pathlib.Path, pod
         return _claim_volume(cluster, pod, volume)
     if "hostPath" in volume:
         return _host_path_volume(volume)
-    api = api_volume_files(cluster.store, pod, volume, pod_ip)
+    api = api_volume_files(cluster.store, pod, volume, pod_ip, cluster.tokens)
     if api is None:  # emptyDir and anything unknown: an empty directory removed with the pod
         own_dir.mkdir(parents=True, exist_ok=True)
         return Volume(name, own_dir, False, "emptyDir", set())
@@ -307,7 +324,7 @@ def refresh_api_volume(cluster, pod: dict, volume: Volume, pod_ip: str | None) -
     for spec in pod.get("spec", {}).get("volumes") or []:
         if spec.get("name") == volume.name:
             try:
-                api = api_volume_files(cluster.store, pod, spec, pod_ip)
+                api = api_volume_files(cluster.store, pod, spec, pod_ip, cluster.tokens)
             except NotReadyYet:
                 return
             if api is not None:
@@ -340,11 +357,14 @@ def container_mounts(
 # ------------------------------------------------------------------ environment
 
 
-def container_env(store, pod: dict, container: dict, pod_ip: str | None) -> dict[str, str]:
-    """The container's environment: envFrom, then env (with $(VAR) expansion and valueFrom),
-    plus PATH/HOME/HOSTNAME defaults. Raises ConfigError for a missing non-optional reference."""
+def container_env(
+    store, pod: dict, container: dict, pod_ip: str | None, service_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The container's environment: the services' (KUBERNETES_SERVICE_HOST...), envFrom, then env
+    (with $(VAR) expansion and valueFrom), plus PATH/HOME/HOSTNAME defaults. Raises ConfigError for
+    a missing non-optional reference."""
     ns = pod["metadata"]["namespace"]
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(service_env or {})
     for source in container.get("envFrom") or []:
         env.update(_env_from(store, ns, source))
     for var in container.get("env") or []:

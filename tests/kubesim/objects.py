@@ -239,7 +239,15 @@ def _default_namespace(obj: dict) -> None:
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
 
 
+def _batch():
+    from . import batch
+
+    return batch
+
+
 _SPEC_DEFAULTS = {
+    "jobs.batch": lambda spec: _batch().default_job_spec(spec),
+    "cronjobs.batch": lambda spec: _batch().default_cronjob_spec(spec),
     "pods": _default_pod,
     "statefulsets.apps": _default_statefulset,
     "deployments.apps": _default_deployment,
@@ -517,6 +525,8 @@ def _immutable_data_causes(key: str, obj: dict, old: dict | None) -> list:
 
 
 _VALIDATIONS = {
+    "jobs.batch": lambda key, obj, old: _batch().job_causes(key, obj, old),
+    "cronjobs.batch": lambda key, obj, old: _batch().cronjob_causes(key, obj, old),
     "pods": _pod_causes,
     "statefulsets.apps": _workload_causes,
     "deployments.apps": _workload_causes,

@@ -82,7 +82,9 @@ class Store:
             raise errors.already_exists(res.plural, res.group, meta["name"])
         obj["apiVersion"] = res.group_version
         obj["kind"] = res.kind
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(
+            uuid.uuid4()
+        )  # clients' uids are dropped before; admission may set one
         meta["creationTimestamp"] = meta.get("creationTimestamp") or now()
         if res.generation:
             meta["generation"] = 1

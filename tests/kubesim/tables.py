@@ -188,6 +188,15 @@ def _event_row(o):
     ]
 
 
+def _batch_row(kind: str):
+    def row(o):
+        from . import batch
+
+        return batch.job_row(o) if kind == "job" else batch.cronjob_row(o)
+
+    return row
+
+
 def _binding_row(o):
     ref = o.get("roleRef") or {}
     return [
@@ -217,6 +226,22 @@ def _role_row(o):
 
 
 TABLES = {
+    "jobs.batch": (
+        [NAME, _col("Status"), _col("Completions"), _col("Duration"), AGE],
+        _batch_row("job"),
+    ),
+    "cronjobs.batch": (
+        [
+            NAME,
+            _col("Schedule"),
+            _col("Timezone"),
+            _col("Suspend", "boolean"),
+            _col("Active", "integer"),
+            _col("Last Schedule", "date"),
+            AGE,
+        ],
+        _batch_row("cronjob"),
+    ),
     "pods": (
         [
             NAME,

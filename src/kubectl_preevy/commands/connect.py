@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     kubectl = current.kubectl
     with shared.sigterm_as_interrupt():
         try:
-            env = shared.existing_environment(current, env_id)
+            env = shared.existing_environment(current, env_id, awake=True)
             pod = environment.ready_pod(kubectl, env)
             published = _published_ports(current, pod)
             local_ports = portforward.local_ports_for(sorted({p.published for p in published}))

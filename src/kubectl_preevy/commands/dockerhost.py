@@ -25,9 +25,18 @@ class Target:
         return self.env.first_container
 
     def project(self, args: argparse.Namespace, port: int) -> remote.RemoteProject:
-        """The compose project in the pod: `-p`, else the one of the compose files here, else the last `up`'s;
-        without a stored model, the project its containers tell (Docker reached on the forwarded port)."""
-        wanted = getattr(args, "project", None) or (self.run.project.name if self.run.project else None)
+        """The compose project in the pod: `-p`, else the one of the compose files here, else the one `up`
+        recorded on the StatefulSet, else the last one stored; without a stored model, the project its
+        containers tell (Docker reached on the forwarded port)."""
+        from kubectl_preevy import lifetime
+
+        annotations = self.env.statefulset["metadata"].get("annotations") or {}
+        wanted = (
+            getattr(args, "project", None)
+            or (self.run.project.name if self.run.project else None)
+            or annotations.get(lifetime.ANNOTATION_COMPOSE_PROJECT)
+            or None
+        )
         try:
             return remote.load(
                 self.run.kubectl, self.pod, self.container, wanted, self.run.command_hint("up", self.env_id)

@@ -1,8 +1,9 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
 
 import argparse
+import os
 
-from kubectl_preevy import console, environment, lock, messages
+from kubectl_preevy import console, environment, lock, messages, prcomment
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -13,10 +14,14 @@ def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="optional")
     env_id = shared.env_id(args, current)
     kubectl = current.kubectl
+    comment_template = prcomment.checked_template(
+        args.pr_comment, args.pr_comment_template, env_id, os.environ
+    )
     with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "down", timeout):
         targets = _targets(kubectl, current.profile.id, env_id)
         if not targets:
             if args.force:
+                _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
                 return 0
             raise PreevyError(
                 messages.UNKNOWN_ENVIRONMENT_DOWN.format(env_id=env_id, namespace=kubectl.namespace),
@@ -38,7 +43,20 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         console.result(env_id)
+    _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
     return 0
+
+
+def _mark_comment_deleted(args: argparse.Namespace, env_id: str, namespace: str, template: str) -> None:
+    prcomment.comment(
+        args.pr_comment,
+        os.environ,
+        env_id=env_id,
+        namespace=namespace,
+        urls=[],
+        deleted=True,
+        template=template,
+    )
 
 
 def _targets(kubectl: Kubectl, profile_id: str, env_id: str) -> dict[str, list[str]]:

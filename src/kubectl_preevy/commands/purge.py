@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
     current = shared.load_run(args, project="none")
     kubectl = current.kubectl
-    envs = environment.list_all(kubectl, None if args.all_profiles else current.profile.id)
+    envs = environment.list_all(kubectl, None if args.all_profiles else current.profile.id, legacy=True)
     whose = messages.PURGE_ALL_PROFILES if args.all_profiles else f"profile {current.profile.name!r}"
     if not envs:
         console.info(messages.PURGE_NOTHING.format(whose=whose, namespace=kubectl.namespace))

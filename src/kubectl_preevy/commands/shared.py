@@ -5,26 +5,16 @@ import contextlib
 import dataclasses
 import os
 import pathlib
-import re
 import shlex
 import signal
 import types
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from kubectl_preevy import compose, console, envid, messages, profiles
+from kubectl_preevy import compose, console, envid, environment, messages, profiles
 from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
-
-if TYPE_CHECKING:
-    from kubectl_preevy.environment import Environment
-
-# Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused).
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclasses.dataclass
@@ -82,14 +72,20 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
     return value
 
 
-def existing_environment(run: Run, env_id: str) -> "Environment":
-    """The environment to act on (the newest of duplicates, with a warning), or PreevyError if none."""
-    from kubectl_preevy import environment
+def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
+    """The environment to act on (the newest of duplicates, with a warning), or PreevyError: no such
+    environment (awake: or it sleeps)."""
+    from kubectl_preevy import lifetime
 
     env = environment.newest(environment.find(run.kubectl, run.profile.id, env_id), env_id)
     if env is None:
         raise PreevyError(
             messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            ExitCode.FAILURE,
+        )
+    if awake and lifetime.of(env.statefulset).state == lifetime.STATE_SLEEPING:
+        raise PreevyError(
+            messages.ENVIRONMENT_SLEEPS.format(env_id=env_id, command=run.command_hint("wake", env_id)),
             ExitCode.FAILURE,
         )
     return env
@@ -98,14 +94,8 @@ def existing_environment(run: Run, env_id: str) -> "Environment":
 def parse_duration(text: str, flag: str) -> float:
     """A duration as kubectl takes it -> seconds (> 0): a Go duration (90s, 5m, 1h30m, 1.5m, 500ms; a
     unit on every number), or a plain number of seconds (90)."""
-    value = text.strip() if text else ""
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        total = float(value)
-    elif _DURATION.fullmatch(value):
-        total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value))
-    else:
-        total = 0.0
-    if not total > 0 or total == float("inf"):
+    total = options_module.duration_seconds(text)
+    if total is None:
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
     return total
 

@@ -10,17 +10,21 @@ import tempfile
 from typing import Any
 
 from kubectl_preevy import (
+    cioutputs,
     compose,
     console,
     docker,
     environment,
     filesync,
+    lifetime,
     lock,
     messages,
     naming,
+    prcomment,
     preflight,
     remote,
     resources,
+    sleepwake,
     template,
     urls,
 )
@@ -38,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     # what would travel is checked before the cluster is asked anything
     compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     env_id = shared.env_id(args, current)
+    comment_template = prcomment.checked_template(
+        args.pr_comment, args.pr_comment_template, env_id, os.environ
+    )
     host_paths = compose.host_bind_sources(project)
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
@@ -57,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         )
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
+            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+                sleepwake.scale_up(current.kubectl, existing)
             applied_at = datetime.datetime.now(datetime.timezone.utc)
             env = _apply(
                 current,
@@ -71,8 +80,30 @@ def run(args: argparse.Namespace) -> int:
                 current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
             services, stats = _deploy(current, env)
-    _report(args, current, env_id, env, services, stats)
+            document = _report(args, current, env_id, env, services, stats)
+            rows = document["services"]
+            _record_urls(current, env, rows)
+    cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
+    prcomment.comment(
+        args.pr_comment,
+        os.environ,
+        env_id=env_id,
+        namespace=current.kubectl.namespace,
+        urls=rows,
+        deleted=False,
+        template=comment_template,
+    )
     return 0
+
+
+def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
+    """The URL rows of the environment document on the StatefulSet, for `ls` (whatever kind of URL)."""
+    current.kubectl.check(
+        "annotate",
+        f"statefulset/{env.name}",
+        f"{lifetime.ANNOTATION_URLS}={lifetime.urls_annotation(rows)}",
+        "--overwrite",
+    )
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
@@ -177,9 +208,15 @@ def _objects(
         if existing.template_hash == preevys.template_hash:
             console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
             rendered = preevys
-    return template.add_environment_metadata(
+    objects = template.add_environment_metadata(
         rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
     )
+    project = current.project.name if current.project else ""
+    annotations = lifetime.up_annotations(
+        lifetime.now(), current.options.ttl, current.options.sleep_after, project
+    )
+    template.docker_host_statefulset(objects)["metadata"]["annotations"].update(annotations)
+    return objects
 
 
 def _apply(
@@ -227,6 +264,9 @@ def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort],
         agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
         if agents:
             console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
+        # kept in the pod before the services start (for day two and `wake`), with Preevy's agent if it runs
+        stored = _with_kept_agent(current, env, pod, project.name, model) if agents else model
+        _store_model(current, env, pod, project.name, stored)
         console.step(messages.COMPOSE_UP.format(project=project.name))
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
             json.dump(model, model_file)
@@ -239,9 +279,6 @@ def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort],
                 port,
                 remove_orphans=not agents,
             )
-        if agents:
-            model = _with_kept_agent(current, env, pod, project.name, model)
-        _store_model(current, env, pod, project.name, model)
         return docker.published_ports(port, project.name), stats
 
 
@@ -286,27 +323,27 @@ def _report(
     env: Environment,
     services: list[docker.PublishedPort],
     stats: filesync.SyncStats,
-) -> None:
+) -> dict[str, Any]:
+    """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
     service_urls = urls.service_urls(services)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
+    document = urls.environment_document(
+        env_id,
+        namespace,
+        env.name,
+        service_urls,
+        instance=env.instance,
+        connect=connect,
+        sync=stats.as_json(),
+    )
     if args.output != "table":
-        console.document(
-            urls.environment_document(
-                env_id,
-                namespace,
-                env.name,
-                service_urls,
-                instance=env.instance,
-                connect=connect,
-                sync=stats.as_json(),
-            ),
-            args.output,
-        )
-        return
+        console.document(document, args.output)
+        return document
     if service_urls:
         console.result(urls.urls_table(service_urls))
         console.info(messages.CONNECT_HINT.format(command=connect))
     else:
         console.info(messages.NO_PUBLISHED_PORTS)
+    return document
