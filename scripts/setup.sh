@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything kubectl-preevy's demo and tests need on a fresh Debian (bookworm) machine:
-# dockerd/containerd/runc, iptables, a static busybox (test images FROM scratch), Docker Compose v2
+# dockerd/containerd/runc, iptables, a static busybox (test images FROM scratch), openssl and curl
+# (the expose tests make certificates and fetch through the emulated data plane), Docker Compose v2
 # as a docker CLI plugin, kubectl if missing, and the Python packages. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-for package in docker.io iptables busybox-static git make; do
+for package in docker.io iptables busybox-static git make openssl curl; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

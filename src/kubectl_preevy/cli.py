@@ -128,6 +128,19 @@ def _add_driver_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_expose_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("public URLs (from the cluster's own ingress or Gateway)")
+    for flag, dest, metavar, help_text in (
+        ("expose", "expose", "MODE", "none (default: localhost URLs through `connect`), gateway or ingress"),
+        ("domain", "domain", "DOMAIN", "wildcard domain: URLs are <service>-<port>-<env id>.DOMAIN"),
+        ("gateway", "gateway", "[NS/]NAME", "the Gateway the HTTPRoutes attach to (--expose gateway)"),
+        ("ingress-class", "ingress_class", "CLASS", "IngressClass (default: the cluster's default class)"),
+        ("tls-secret", "tls_secret", "SECRET", "wildcard certificate Secret for the Ingress (HTTPS URLs)"),
+        ("cluster-issuer", "cluster_issuer", "ISSUER", "cert-manager ClusterIssuer for the Ingress"),
+    ):
+        group.add_argument(f"--{flag}", f"--kube-pod-{flag}", dest=dest, metavar=metavar, help=help_text)
+
+
 def _add_project_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("compose project")
     group.add_argument(
@@ -251,6 +264,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(up)
     _add_cluster_flags(up)
     _add_driver_flags(up)
+    _add_expose_flags(up)
     up.add_argument(
         "--timeout",
         default="5m",
@@ -282,6 +296,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(down)
     _add_cluster_flags(down)
     _add_driver_flags(down)
+    _add_expose_flags(down)
     down.add_argument("--force", action="store_true", help="exit 0 quietly if the environment does not exist")
     down.add_argument(
         "--no-wait", dest="wait", action="store_false", help="do not wait until every object is gone"
@@ -296,6 +311,27 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(connect)
     _add_cluster_flags(connect)
     _add_output_flag(connect)
+
+    urls = commands.add_parser("urls", help="print the public URLs of an environment (see --expose)")
+    urls.add_argument("service", nargs="?", help="only this compose service")
+    urls.add_argument("port", nargs="?", type=int, help="only this container port")
+    _add_project_flags(urls)
+    _add_cluster_flags(urls)
+    _add_output_flag(urls)
+    urls.add_argument("--output-urls-to", metavar="FILE", help="also write the URLs to FILE as JSON")
+
+    share = commands.add_parser(
+        "share", help="print a kubeconfig that can only `connect` to the environment, for a reviewer"
+    )
+    _add_project_flags(share)
+    _add_cluster_flags(share)
+    share.add_argument(
+        "--ttl",
+        dest="token_ttl",  # not the environment's ttl option
+        default="8h",
+        metavar="DURATION",
+        help="how long the kubeconfig's token is valid (default: 8h)",
+    )
 
     ls = commands.add_parser("ls", help="list the environments of the profile")
     _add_cluster_flags(ls)
@@ -315,6 +351,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     init.add_argument("name", nargs="?", default="default", help="profile name (default: `default`)")
     _add_cluster_flags(init)
     _add_driver_flags(init)
+    _add_expose_flags(init)
     init.add_argument(
         "--store",
         choices=("local", "cluster"),
@@ -361,6 +398,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_project_flags(doctor)
     _add_cluster_flags(doctor)
     _add_driver_flags(doctor)
+    _add_expose_flags(doctor)
     for flag in ("--timeout",):
         doctor.add_argument(flag, help=argparse.SUPPRESS)
     for flag in ("--dry-run", "--recreate"):
@@ -372,6 +410,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     _add_cluster_flags(rbac)
     _add_driver_flags(rbac)
+    _add_expose_flags(rbac)  # the routing objects' permissions too
     rbac.add_argument(
         "--service-account", metavar="NAME", help="bind the Role to this ServiceAccount (printed too)"
     )
@@ -482,6 +521,8 @@ COMMAND_MODULES = {
     "down": "down",
     "connect": "connect",
     "ls": "ls",
+    "urls": "urls",
+    "share": "share",
     "template": "template",
     "init": "init",
     "profile": "profile",

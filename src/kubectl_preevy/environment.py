@@ -391,7 +391,14 @@ def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
 def ready_pod(kubectl: Kubectl, env: Environment) -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
-    for pod in kubectl.json("pods", "-l", selector)["items"]:
+    result = kubectl.run("get", "pods", "-l", selector, "-o", "json")
+    if result.ok:
+        pods = json.loads(result.stdout)["items"]
+    elif "Forbidden" in result.stderr:  # allowed to get the pod only (a `share` kubeconfig)
+        pods = [kubectl.json("pods", f"{env.name}-0")]
+    else:
+        raise kubectl.error(result)
+    for pod in pods:
         owned = env.legacy or any(
             ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
             for ref in pod["metadata"].get("ownerReferences") or []

@@ -427,6 +427,75 @@ RBAC_HINT = (
 )
 DOCTOR_FAILED = "{count} check(s) failed, the first: {first} (the table above says how to fix each)"
 
+# --- exposing environments (expose.py, commands/urls.py) ---
+WHY_EXPOSE = "must be none, gateway or ingress"
+WHY_DOMAIN = (
+    "must be a DNS domain (lowercase letters, digits, '-' and '.', at most 189 characters), "
+    "e.g. pr.example.com, whose wildcard *.pr.example.com points at your ingress or Gateway"
+)
+WHY_GATEWAY = "must be NAME or NAMESPACE/NAME of an existing Gateway (see `kubectl get gateways -A`)"
+EXPOSE_NEEDS = (
+    "expose {mode} (from {source}) needs {option}: pass {flag} (or set it in the profile or x-preevy)"
+)
+NOT_ROUTABLE_HOST_NETWORK = "network_mode: host (it shares the pod's network; no port is published to route)"
+NOT_ROUTABLE_PROTOCOL = "{protocol} (HTTP routes and port-forwards carry TCP only)"
+GATEWAY_API_MISSING = (
+    "the cluster does not serve the Gateway API (gateway.networking.k8s.io/v1): "
+    "install a Gateway API implementation, or use --expose ingress"
+)
+GATEWAY_NOT_FOUND = "Gateway {gateway} not found: pass --gateway NAMESPACE/NAME of an existing one (see `kubectl get gateways -A`)"
+GATEWAY_NO_LISTENER_FOR_DOMAIN = (
+    "hostname not matched by any listener: no HTTP/HTTPS listener of Gateway {gateway} accepts hostnames "
+    "under {domain} (its listeners: {listeners}); use a --domain one of them matches"
+)
+GATEWAY_NAMESPACE_NOT_ALLOWED = (
+    "listener does not allow routes from this namespace: no listener of Gateway {gateway} accepts routes "
+    "from namespace {namespace} (allowedRoutes); ask its owner to allow it, or use another --gateway or -n"
+)
+NO_INGRESS_CLASS = (
+    "no IngressClass: the cluster has no default IngressClass (classes: {classes}); "
+    "pass --ingress-class, or ask an admin to install an ingress controller"
+)
+INGRESS_CLASS_NOT_FOUND = "IngressClass {name} not found: pass --ingress-class with one of: {classes}"
+TLS_SECRET_NOT_FOUND = (
+    "Secret {name} not found in namespace {namespace}: create it "
+    "(`kubectl create secret tls {name} --cert=... --key=...`) or drop --tls-secret"
+)
+WAITING_ROUTES = "waiting until the {kind} objects ({count}) are accepted"
+ROUTE_REFUSED = "Gateway {gateway} refused HTTPRoute {route}: {explanation}; fix it and run up again, or remove the environment with `{hint}`"
+REFUSED_NAMESPACE = "listener does not allow routes from this namespace ({namespace})"
+REFUSED_HOSTNAME = "hostname not matched by any listener ({hosts})"
+REFUSED_NO_PARENT = "Gateway {gateway} not found"
+ROUTE_NOT_ACCEPTED = (
+    "HTTPRoute {names} not accepted within {timeout} ({detail}): check the Gateway's controller, "
+    "then run up again or `{hint}`"
+)
+INGRESS_NO_ADDRESS = (
+    "Ingress {names} got no address within {timeout} ({detail}): is an ingress controller serving its class? "
+    "Then run up again or `{hint}`"
+)
+NO_CONTROLLER_STATUS = "no status from any controller"
+NOT_EXPOSED = (
+    "environment {env_id} has no public URLs (it was brought up with --expose none): "
+    "`{command}` forwards its ports to localhost"
+)
+NO_MATCHING_URL = "no URL for {what} in environment {env_id}: its services are {services}"
+EXPOSE_DRY_RUN_URLS = "the public URLs would be:"
+URLS_WRITTEN = "URLs written to {path}"
+SHARED = (
+    "shared environment {env_id} for {ttl}: save this kubeconfig to FILE and send it privately; "
+    "with it `{command}` forwards its ports (get and port-forward of pod {pod}, nothing else); "
+    "`kubectl preevy down` removes the access"
+)
+GATEWAY_NOT_READABLE = (
+    "cannot read Gateway {gateway} (forbidden): assuming an HTTPS listener on 443 for the URLs; "
+    "its controller's answer on the HTTPRoutes decides"
+)
+NOTHING_TO_CONNECT_ROUTABLE = (
+    "no port of the environment can be forwarded ({why}): publish a TCP port to reach a service"
+)
+EXPOSE_OPTIONS_IGNORED = "{options} apply to --expose ingress only: ignored with --expose {mode}"
+
 # --- day two, Preevy interop (issue 12) ----------------------------------------------------------------------
 PREEVY_TEMPLATE_KEPT = (
     "environment {env_id} was made by Preevy with its default template: updating it with the same "

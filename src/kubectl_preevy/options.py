@@ -32,6 +32,12 @@ OPTION_FIELDS = {
     "server-side-apply": "server_side_apply",
     "storage-class": "storage_class",
     "storage-size": "storage_size",
+    "expose": "expose",
+    "domain": "domain",
+    "gateway": "gateway",
+    "ingress-class": "ingress_class",
+    "tls-secret": "tls_secret",
+    "cluster-issuer": "cluster_issuer",
     "ttl": "ttl",
     "sleep-after": "sleep_after",
 }
@@ -43,15 +49,29 @@ OPTION_FLAGS = {
     "server-side-apply": "--[no-]kube-pod-server-side-apply",
     "storage-class": "--kube-pod-storage-class",
     "storage-size": "--kube-pod-storage-size",
+    "expose": "--expose",
+    "domain": "--domain",
+    "gateway": "--gateway",
+    "ingress-class": "--ingress-class",
+    "tls-secret": "--tls-secret",
+    "cluster-issuer": "--cluster-issuer",
     "ttl": "--ttl",
     "sleep-after": "--sleep-after",
 }
 OPTION_ENV_VARS = {
     "kubeconfig": "KUBECONFIG",
     "context": "KUBE_CONTEXT",
+    "expose": "PREEVY_EXPOSE",
+    "domain": "PREEVY_DOMAIN",
+    "gateway": "PREEVY_GATEWAY",
+    "ingress-class": "PREEVY_INGRESS_CLASS",
+    "tls-secret": "PREEVY_TLS_SECRET",
+    "cluster-issuer": "PREEVY_CLUSTER_ISSUER",
     "ttl": "PREEVY_TTL",
     "sleep-after": "PREEVY_SLEEP_AFTER",
 }
+EXPOSE_MODES = ("none", "gateway", "ingress")
+MAX_DOMAIN_LENGTH = 253 - 64  # room for the first label, <service>-<port>-<env id>, and its dot
 OPTION_NAMES = tuple(OPTION_FIELDS)
 
 
@@ -124,6 +144,12 @@ class Options:
     storage_size: float  # GiB, > 0
     sources: dict[str, str]  # option name -> where the value came from
     connection: Connection = Connection()
+    expose: str = "none"  # none | gateway | ingress: public URLs from the cluster's own routing
+    domain: str | None = None  # wildcard domain of the hostnames (<service>-<port>-<env id>.<domain>)
+    gateway: str | None = None  # NAME or NAMESPACE/NAME of an existing Gateway (expose gateway)
+    ingress_class: str | None = None  # None: the cluster's default IngressClass (expose ingress)
+    tls_secret: str | None = None  # an existing wildcard certificate Secret (expose ingress)
+    cluster_issuer: str | None = None  # cert-manager's cluster-issuer annotation (expose ingress)
     ttl: float | None = None  # seconds: the environment expires that long after its last `up`
     sleep_after: float | None = None  # seconds: `gc` sleeps it when idle that long
 
@@ -192,7 +218,7 @@ def resolve_options(
                 break
     if sources.get("kubeconfig", "").startswith("env "):
         values["kubeconfig"] = None  # kubectl reads (and merges) $KUBECONFIG itself
-    return Options(
+    resolved = Options(
         namespace=values.get("namespace"),
         kubeconfig=values.get("kubeconfig"),
         context=values.get("context"),
@@ -203,8 +229,32 @@ def resolve_options(
         ttl=values.get("ttl"),
         sleep_after=values.get("sleep-after"),
         sources={name: sources.get(name, _default_source(name)) for name in OPTION_NAMES},
+        expose=values.get("expose", "none"),
+        domain=values.get("domain"),
+        gateway=values.get("gateway"),
+        ingress_class=values.get("ingress-class"),
+        tls_secret=values.get("tls-secret"),
+        cluster_issuer=values.get("cluster-issuer"),
         connection=Connection.from_args(args),
     )
+    _check_exposure(resolved)
+    return resolved
+
+
+def _check_exposure(options: Options) -> None:
+    """The options `expose` needs together (each named with where `expose` came from)."""
+    needed = {"gateway": ("domain", "gateway"), "ingress": ("domain",)}.get(options.expose, ())
+    for name in needed:
+        if getattr(options, OPTION_FIELDS[name]) is None:
+            raise PreevyError(
+                messages.EXPOSE_NEEDS.format(
+                    mode=options.expose,
+                    source=options.sources["expose"],
+                    option=name,
+                    flag=OPTION_FLAGS[name],
+                ),
+                ExitCode.USAGE,
+            )
 
 
 def _default_source(name: str) -> str:
@@ -334,6 +384,29 @@ def _parse_storage_size(name: str, raw: object, source: str, base_dir: pathlib.P
     return size
 
 
+def _parse_expose(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
+    if not isinstance(raw, str) or raw.strip().lower() not in EXPOSE_MODES:
+        raise _invalid(name, raw, source, messages.WHY_EXPOSE)
+    return raw.strip().lower()
+
+
+def _parse_domain(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
+    text = raw.strip().lower() if isinstance(raw, str) else ""
+    text = text[2:] if text.startswith("*.") else text
+    if not naming.is_rfc1123_subdomain(text) or len(text) > MAX_DOMAIN_LENGTH:
+        raise _invalid(name, raw, source, messages.WHY_DOMAIN)
+    return text
+
+
+def _parse_gateway(name: str, raw: object, source: str, base_dir: pathlib.Path) -> str:
+    namespace, _, gateway = raw.partition("/") if isinstance(raw, str) else ("", "", "")
+    if not gateway:
+        namespace, gateway = "", namespace
+    if not naming.is_rfc1123_subdomain(gateway) or (namespace and not naming.is_rfc1123_label(namespace)):
+        raise _invalid(name, raw, source, messages.WHY_GATEWAY)
+    return str(raw)
+
+
 def _parse_duration(name: str, raw: object, source: str, base_dir: pathlib.Path) -> float:
     seconds = (
         float(raw)
@@ -355,6 +428,12 @@ _PARSERS: dict[str, Callable[[str, object, str, pathlib.Path], object]] = {
     "server-side-apply": _parse_bool,
     "storage-class": _parse_storage_class,
     "storage-size": _parse_storage_size,
+    "expose": _parse_expose,
+    "domain": _parse_domain,
+    "gateway": _parse_gateway,
+    "ingress-class": _parse_storage_class,
+    "tls-secret": _parse_storage_class,
+    "cluster-issuer": _parse_storage_class,
     "ttl": _parse_duration,
     "sleep-after": _parse_duration,
 }

@@ -11,7 +11,7 @@ import json
 import pathlib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubectl_preevy import __version__, messages, naming
@@ -419,47 +419,72 @@ def add_environment_metadata(
     env_id: str,
     instance: str,
     created_at: datetime.datetime | str,
+    extra_types: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash (of
     the documents as rendered when objects come from render_template, else of the objects as given), and
-    `preevy.dev/all-types` on the docker-host StatefulSet."""
+    `preevy.dev/all-types` on the docker-host StatefulSet (plus extra_types: the kinds of objects made
+    later, outside the template, such as the routing of expose.py)."""
     specs = copy.deepcopy(objects)
     template_hash = getattr(objects, "template_hash", None) or naming.template_hash(objects)
-    types = json.dumps(all_types(objects), separators=(",", ":"))
+    declared = all_types(objects)
+    declared += [t for t in extra_types if t not in declared]
+    types = json.dumps(declared, separators=(",", ":"))
     for index, spec in enumerate(specs):
-        metadata = spec.setdefault("metadata", {})
-        metadata.setdefault("labels", {})
-        metadata.setdefault("annotations", {})
-        metadata["labels"] = dict(metadata["labels"] or {})
-        metadata["annotations"] = dict(metadata["annotations"] or {})
-        metadata["labels"].update(
-            naming.sanitize_labels(
-                {
-                    naming.LABEL_PROFILE_ID: profile_id,
-                    naming.LABEL_ENV_ID: env_id,
-                    naming.LABEL_INSTANCE: instance,
-                    "app.kubernetes.io/instance": instance,
-                    naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-                    "app.kubernetes.io/name": env_id,
-                    "app.kubernetes.io/part-of": profile_id,
-                    "app.kubernetes.io/version": __version__,
-                    "internal.config.kubernetes.io/index": str(index),
-                }
-            )
-        )
-        metadata["annotations"].update(
-            {
-                naming.ANNOTATION_ENV_ID: env_id,
-                naming.ANNOTATION_PROFILE_ID: profile_id,
-                naming.ANNOTATION_CREATED_AT: iso_timestamp(created_at),
-                naming.ANNOTATION_TEMPLATE_HASH: template_hash,
-                naming.ANNOTATION_KIND: spec["kind"],
-                naming.ANNOTATION_API_VERSION: spec["apiVersion"],
-            }
+        add_object_metadata(
+            spec,
+            index,
+            profile_id=profile_id,
+            env_id=env_id,
+            instance=instance,
+            created_at=created_at,
+            template_hash=template_hash,
         )
         if is_docker_host(spec):
-            metadata["annotations"][naming.ANNOTATION_ALL_TYPES] = types
+            spec["metadata"]["annotations"][naming.ANNOTATION_ALL_TYPES] = types
     return specs
+
+
+def add_object_metadata(
+    spec: dict[str, Any],
+    index: int,
+    *,
+    profile_id: str,
+    env_id: str,
+    instance: str,
+    created_at: datetime.datetime | str,
+    template_hash: str,
+) -> dict[str, Any]:
+    """One object with the labels and annotations every object of the environment carries (in place)."""
+    metadata = spec.setdefault("metadata", {})
+    metadata["labels"] = dict(metadata.get("labels") or {})
+    metadata["annotations"] = dict(metadata.get("annotations") or {})
+    metadata["labels"].update(
+        naming.sanitize_labels(
+            {
+                naming.LABEL_PROFILE_ID: profile_id,
+                naming.LABEL_ENV_ID: env_id,
+                naming.LABEL_INSTANCE: instance,
+                "app.kubernetes.io/instance": instance,
+                naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+                "app.kubernetes.io/name": env_id,
+                "app.kubernetes.io/part-of": profile_id,
+                "app.kubernetes.io/version": __version__,
+                "internal.config.kubernetes.io/index": str(index),
+            }
+        )
+    )
+    metadata["annotations"].update(
+        {
+            naming.ANNOTATION_ENV_ID: env_id,
+            naming.ANNOTATION_PROFILE_ID: profile_id,
+            naming.ANNOTATION_CREATED_AT: iso_timestamp(created_at),
+            naming.ANNOTATION_TEMPLATE_HASH: template_hash,
+            naming.ANNOTATION_KIND: spec["kind"],
+            naming.ANNOTATION_API_VERSION: spec["apiVersion"],
+        }
+    )
+    return spec
 
 
 def manifest_yaml(objects: list[dict[str, Any]]) -> str:

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 @dataclasses.dataclass(frozen=True)
 class ServiceUrl:
     service: str
-    port: int  # the container's port
-    url: str
+    port: int | None  # the container's port (None: a host-network service without any)
+    url: str  # "" when not routable
+    reason: str | None = None  # why it has no URL (UDP, network_mode: host)
 
 
 def service_urls(
@@ -29,8 +30,27 @@ def service_urls(
     ]
 
 
+def public_urls(rows: Iterable[Any]) -> list[ServiceUrl]:
+    """The rows of expose.py (routed ports, and those that are not routable) as ServiceUrls."""
+    return [ServiceUrl(r.service, r.port, r.url or "", r.reason) for r in rows]
+
+
 def urls_table(urls: list[ServiceUrl]) -> str:
-    return console.table([[u.service, str(u.port), u.url] for u in urls], ["service", "port", "url"])
+    return console.table(
+        [
+            [u.service, "-" if u.port is None else str(u.port), u.url or f"not routable: {u.reason}"]
+            for u in urls
+        ],
+        ["service", "port", "url"],
+    )
+
+
+def services_json(urls: list[ServiceUrl]) -> list[dict[str, Any]]:
+    return [{"service": u.service, "port": u.port, "url": u.url} for u in urls if u.url]
+
+
+def not_routable_json(urls: list[ServiceUrl]) -> list[dict[str, Any]]:
+    return [{"service": u.service, "port": u.port, "reason": u.reason} for u in urls if not u.url]
 
 
 def environment_document(
@@ -43,6 +63,7 @@ def environment_document(
         "envId": env_id,
         "namespace": namespace,
         "statefulSet": statefulset,
-        "services": [{"service": u.service, "port": u.port, "url": u.url} for u in urls],
+        "services": services_json(urls),
+        **({"notRoutable": not_routable_json(urls)} if not_routable_json(urls) else {}),
         **extra,
     }

@@ -40,8 +40,11 @@ class Cluster:
             ServiceAccountController,
             VolumeController,
         )
+        from .dataplane import DataPlane
         from .images import Images
         from .kubelet import Kubelet
+        from .networking import NetworkingController, default_ingress_class
+        from .networking import seed as seed_networking
         from .pki import Pki
         from .rbac import Authorizer
         from .scheduler import Scheduler
@@ -69,7 +72,10 @@ class Cluster:
             CronJobController(self),
             Scheduler(self),
             GarbageCollector(self),
+            NetworkingController(self),
         ]
+        self.dataplane = DataPlane(self)
+        self._default_ingress_class = default_ingress_class
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.stopping = False
@@ -89,6 +95,7 @@ class Cluster:
             },
         )
         self.controllers[0].reconcile()
+        seed_networking(self)
 
     # ------------------------------------------------------------ lifecycle
     def pvc_path(self, namespace: str, claim: str) -> pathlib.Path:
@@ -97,6 +104,7 @@ class Cluster:
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self.store.subscribe(self._on_event)
+        await self.dataplane.start()
         self._reconcile_all()
         self._task = asyncio.create_task(self._run(), name="kubesim-controllers")
         await self.kubelet.start()
@@ -116,6 +124,7 @@ class Cluster:
         except asyncio.TimeoutError:
             log.error("kubelet did not stop within 45s")
         finally:
+            await self.dataplane.stop()
             self.store.unsubscribe(self._on_event)
             self.events.flush()
 
@@ -198,6 +207,12 @@ class Cluster:
             admit_pod(self.store, obj)
             if not spec.get("nodeName") and unschedulable(self.store, obj) is None:
                 spec["nodeName"] = NODE_NAME  # schedulable now; else the scheduler binds it later
+        elif key == "ingresses.networking.k8s.io" and isinstance(spec, dict):
+            annotations = obj["metadata"].get("annotations") or {}
+            if not spec.get("ingressClassName") and "kubernetes.io/ingress.class" not in annotations:
+                default = self._default_ingress_class(self.store)
+                if default:
+                    spec["ingressClassName"] = default  # the DefaultIngressClass admission plugin
         elif key == "jobs.batch":
             from .batch import admit_job
 

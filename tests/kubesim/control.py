@@ -34,6 +34,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_post("/kubesim/v1/faults/unready", control.unready)
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
+    app.router.add_get("/kubesim/v1/dataplane", control.dataplane)
     app.router.add_get("/kubesim/v1/tls", control.tls)
     app.router.add_post("/kubesim/v1/certificates", control.certificate)
     app.router.add_post("/kubesim/v1/tokens", control.token)
@@ -112,6 +113,10 @@ class Control:
         if runtime is None or not hasattr(runtime, "host_pids"):
             return respond(errors.status(404, "NotFound", f'pod "{name}" has no runtime'), 404)
         return respond({"pids": list(runtime.host_pids())})
+
+    async def dataplane(self, request: web.Request) -> web.Response:
+        """The local ports of the ingress and Gateway data plane (tests reach URLs through them)."""
+        return respond(self.cluster.dataplane.ports())
 
     # ------------------------------------------------------------ identities (authentication)
     async def tls(self, request: web.Request) -> web.Response:

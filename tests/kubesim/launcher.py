@@ -185,6 +185,10 @@ class Kubesim:
     def pod_pids(self, namespace: str, pod: str) -> list[int]:
         return self._control("GET", f"/kubesim/v1/pods/{namespace}/{pod}/pids")["pids"]
 
+    def dataplane(self) -> dict:
+        """{"ingress": {"http": PORT, "https": PORT}, "gateways": {"NS/NAME": {"LISTENER_PORT": LOCAL_PORT}}}"""
+        return self._control("GET", "/kubesim/v1/dataplane")
+
     # ------------------------------------------------------------ restricted identities (https port)
     def _identity_kubeconfig(
         self, label: str, user: dict, namespace: str, path: pathlib.Path | None

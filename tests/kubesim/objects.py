@@ -56,11 +56,12 @@ _OPAQUE = {
 
 def _fields_of(msg: str) -> dict[str, str]:
     """JSON field name -> type of a message, with inline (embedded) structs flattened."""
+    from .gateway_schema import MESSAGES as JSON_ONLY
     from .protobuf import INLINE
     from .protobuf_schema import MESSAGES
 
     out = {}
-    for name, typ in MESSAGES.get(msg, {}).values():
+    for name, typ in (MESSAGES.get(msg) or JSON_ONLY.get(msg, {})).values():
         if name in INLINE and typ in MESSAGES:
             out.update(_fields_of(typ))
         else:

@@ -65,6 +65,7 @@ class Resource:
         return p
 
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"  # Gateway API v1 standard channel, served as built in
 STATUS = Sub("status", ("get", "patch", "update"))
 SCALE = Sub("scale", ("get", "patch", "update"), ("autoscaling", "v1", "Scale"))
 
@@ -271,6 +272,50 @@ RESOURCES: tuple[Resource, ...] = (
         "Ingress",
         proto="net.Ingress",
         short_names=("ing",),
+        subresources=(STATUS,),
+        generation=True,
+        status_sub=True,
+    ),
+    Resource(
+        "networking.k8s.io",
+        "ingressclasses",
+        "ingressclass",
+        "IngressClass",
+        proto="net.IngressClass",
+        namespaced=False,
+    ),
+    Resource(
+        GATEWAY_GROUP,
+        "gatewayclasses",
+        "gatewayclass",
+        "GatewayClass",
+        proto="gw.GatewayClass",
+        namespaced=False,
+        short_names=("gc",),
+        categories=("gateway-api",),
+        subresources=(STATUS,),
+        generation=True,
+        status_sub=True,
+    ),
+    Resource(
+        GATEWAY_GROUP,
+        "gateways",
+        "gateway",
+        "Gateway",
+        proto="gw.Gateway",
+        short_names=("gtw",),
+        categories=("gateway-api",),
+        subresources=(STATUS,),
+        generation=True,
+        status_sub=True,
+    ),
+    Resource(
+        GATEWAY_GROUP,
+        "httproutes",
+        "httproute",
+        "HTTPRoute",
+        proto="gw.HTTPRoute",
+        categories=("gateway-api",),
         subresources=(STATUS,),
         generation=True,
         status_sub=True,

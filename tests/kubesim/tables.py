@@ -165,6 +165,13 @@ def _svc_row(o):
     ]
 
 
+def _condition(o, type_: str) -> str:
+    for c in (o.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c.get("status", "Unknown")
+    return "Unknown"
+
+
 def _event_row(o):
     """As the apiserver prints an Event (wide: the priority-1 cells are always there)."""
     inv, source = o.get("involvedObject") or {}, o.get("source") or {}
@@ -346,6 +353,57 @@ TABLES = {
             _col("Name", priority=1),
         ],
         _event_row,
+    ),
+    # networking.k8s.io (as the apiserver prints them) and the Gateway API (the CRDs' printer columns)
+    "ingresses.networking.k8s.io": (
+        [NAME, _col("Class"), _col("Hosts"), _col("Address"), _col("Ports"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("spec") or {}).get("ingressClassName") or "<none>",
+            ",".join(r.get("host") or "*" for r in (o.get("spec") or {}).get("rules") or []) or "*",
+            ",".join(
+                i.get("ip") or i.get("hostname") or ""
+                for i in ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            ),
+            "80, 443" if (o.get("spec") or {}).get("tls") else "80",
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "ingressclasses.networking.k8s.io": (
+        [NAME, _col("Controller"), _col("Parameters"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("spec") or {}).get("controller", ""),
+            "<none>",
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "gatewayclasses.gateway.networking.k8s.io": (
+        [NAME, _col("Controller"), _col("Accepted"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("spec") or {}).get("controllerName", ""),
+            _condition(o, "Accepted"),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "gateways.gateway.networking.k8s.io": (
+        [NAME, _col("Class"), _col("Address"), _col("Programmed"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("spec") or {}).get("gatewayClassName", ""),
+            ",".join(a.get("value", "") for a in (o.get("status") or {}).get("addresses") or []),
+            _condition(o, "Programmed"),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "httproutes.gateway.networking.k8s.io": (
+        [NAME, _col("Hostnames"), AGE],
+        lambda o: [
+            o["metadata"]["name"],
+            str((o.get("spec") or {}).get("hostnames") or []).replace("'", '"'),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
     ),
     "rolebindings.rbac.authorization.k8s.io": ([NAME, _col("Role"), AGE], _binding_row),
     "storageclasses.storage.k8s.io": (

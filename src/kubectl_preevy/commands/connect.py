@@ -47,6 +47,14 @@ def _published_ports(current: Run, pod: str) -> list[docker.PublishedPort]:
             docker_forward.local_ports[docker.DOCKER_PORT], current.project.name if current.project else None
         )
     if not published:
+        from kubectl_preevy import expose
+
+        targets = expose.compose_targets(current.project.model) if current.project else []
+        refused = [f"{t.service}: {t.reason}" for t in targets if t.reason]
+        if refused:  # ports exist, but no forward can carry them: "add ports:" would be false advice
+            raise PreevyError(
+                messages.NOTHING_TO_CONNECT_ROUTABLE.format(why="; ".join(refused)), ExitCode.FAILURE
+            )
         raise PreevyError(messages.NOTHING_TO_CONNECT, ExitCode.FAILURE)
     return published
 

@@ -5,7 +5,7 @@ import argparse
 import os
 from typing import Any
 
-from kubectl_preevy import console, naming, permissions, profiles, template
+from kubectl_preevy import console, expose, naming, permissions, profiles, template
 from kubectl_preevy.kubectl import Kubectl
 from kubectl_preevy.options import resolve_options
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     instance = naming.instance_name(profile.id, PLACEHOLDER_ENV_ID)
     objects = template.render_template(
         options, instance, template.template_labels(profile.id, instance), namespace=namespace
-    )
+    ) + expose.routing_kinds(options)  # the Service and routes of --expose (from the profile)
     console.result(template.manifest_yaml(documents(args, namespace, permissions.required(objects))))
     return 0
 

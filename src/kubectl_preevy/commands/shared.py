@@ -74,10 +74,12 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
 
 def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
     """The environment to act on (the newest of duplicates, with a warning), or PreevyError: no such
-    environment (awake: or it sleeps)."""
-    from kubectl_preevy import lifetime
+    environment (awake: or it sleeps). With a kubeconfig made by `share`, the one it names (a reviewer
+    may not list anything)."""
+    from kubectl_preevy import lifetime, share
 
-    env = environment.newest(environment.find(run.kubectl, run.profile.id, env_id), env_id)
+    named = share.shared_environment(run.kubectl, env_id)
+    env = named or environment.newest(environment.find(run.kubectl, run.profile.id, env_id), env_id)
     if env is None:
         raise PreevyError(
             messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),

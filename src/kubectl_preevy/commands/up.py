@@ -15,6 +15,7 @@ from kubectl_preevy import (
     console,
     docker,
     environment,
+    expose,
     filesync,
     lifetime,
     lock,
@@ -24,6 +25,7 @@ from kubectl_preevy import (
     preflight,
     remote,
     resources,
+    share,
     sleepwake,
     template,
     urls,
@@ -51,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     with shared.sigterm_as_interrupt():
         if args.dry_run:
             current.kubectl.namespace_exists()
-            _dry_run(current, env_id)
+            exposure = expose.resolve(current.kubectl, current.options)
+            _with_base_uris(args, current, exposure, env_id)
+            _dry_run(current, env_id, exposure)
+            _dry_run_urls(current, exposure, env_id)
             return 0
         # a template that does not render or validate, or that the cluster would refuse, fails before the lock
         preflight.require(
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             command="up --recreate" if args.recreate else "up",
             also=("down",) if args.recreate else (),  # it may delete the environment
         )
+        exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+        base_uris = _with_base_uris(args, current, exposure, env_id)
         with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
             existing = _existing(current, env_id)
             if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
@@ -71,16 +78,18 @@ def run(args: argparse.Namespace) -> int:
                 current,
                 env_id,
                 existing,
-                _objects(current, env_id, existing),
+                _objects(current, env_id, existing, exposure),
                 recreate=args.recreate,
                 timeout=timeout,
+                exposure=exposure,
             )
             console.step(messages.WAITING_READY.format(name=env.name))
             environment.wait_ready(
                 current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
             )
-            services, stats = _deploy(current, env)
-            document = _report(args, current, env_id, env, services, stats)
+            services, stats = _deploy(current, env, base_uris)
+            public = _route(current, env, env_id, exposure, services, existing, timeout)
+            document = _report(args, current, env_id, env, services, stats, public)
             rows = document["services"]
             _record_urls(current, env, rows)
     cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
@@ -94,6 +103,73 @@ def run(args: argparse.Namespace) -> int:
         template=comment_template,
     )
     return 0
+
+
+def _with_base_uris(
+    args: argparse.Namespace, current: Run, exposure: expose.Exposure | None, env_id: str
+) -> dict[str, str]:
+    """PREEVY_BASE_URI_* of the public URLs; the compose model is read again with them, so that
+    `${PREEVY_BASE_URI_API_3000}` is interpolated as Preevy does (in the compose files, `.env`,
+    `env_file`s: wherever compose interpolates)."""
+    project = _project(current)
+    base_uris = expose.base_uri_environment(exposure, project.model, env_id)
+    if base_uris:
+        current.project = compose.load_project(
+            getattr(args, "files", None),
+            getattr(args, "project", None),
+            pathlib.Path.cwd(),
+            {**os.environ, **base_uris},
+        )
+    return base_uris
+
+
+def _project(current: Run) -> compose.ComposeProject:
+    assert current.project is not None, "up always loads the compose project"
+    return current.project
+
+
+def _dry_run_urls(current: Run, exposure: expose.Exposure | None, env_id: str) -> None:
+    if exposure is None:
+        return
+    targets = expose.compose_targets(_project(current).model)
+    rows = [
+        expose.Row(
+            t.service,
+            t.port,
+            exposure.url(t.service, t.port, env_id) if t.reason is None and t.port is not None else None,
+            t.reason,
+        )
+        for t in targets
+    ]
+    console.info(messages.EXPOSE_DRY_RUN_URLS)
+    console.info(urls.urls_table(urls.public_urls(rows)))
+
+
+def _route(
+    current: Run,
+    env: Environment,
+    env_id: str,
+    exposure: expose.Exposure | None,
+    services: list[docker.PublishedPort],
+    existing: Environment | None,
+    timeout: float,
+) -> list[expose.Row] | None:
+    """The Service and routes of the published ports applied (stale ones removed), and accepted."""
+    kubectl = current.kubectl
+    resources = expose.resource_names(exposure, existing.types if existing else [])
+    if exposure is None:
+        expose.remove_stale(kubectl, env.instance, [], resources)
+        return None
+    targets = expose.compose_targets(_project(current).model)
+    objects = expose.build_objects(
+        exposure, statefulset=env.statefulset, env_id=env_id, published=services, targets=targets
+    )
+    environment.apply(
+        kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=False
+    )
+    expose.remove_stale(kubectl, env.instance, objects, resources)
+    expose.wait_accepted(kubectl, exposure, objects, timeout, current.command_hint("down", env_id))
+    return expose.rows(exposure, env_id, services, targets)
 
 
 def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
@@ -113,16 +189,17 @@ def _existing(current: Run, env_id: str) -> Environment | None:
 def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
     """The objects of a new environment, for the checks (doctor, before `up`): its instance name is a
     stand-in that asks the cluster nothing (no permission is needed to find it)."""
-    return _objects(current, env_id, None, instance=naming.instance_name(current.profile.id, env_id))
+    instance = naming.instance_name(current.profile.id, env_id)
+    return _objects(current, env_id, None, None, instance=instance) + expose.routing_kinds(current.options)
 
 
-def _dry_run(current: Run, env_id: str) -> None:
+def _dry_run(current: Run, env_id: str, exposure: expose.Exposure | None) -> None:
     """The objects `up` would apply, after the files it would copy (as YAML comments, so the output
     stays a manifest): compared with the running pod's when there is one, else all of them."""
     project = current.project
     assert project is not None
     existing = _existing(current, env_id)
-    objects = _objects(current, env_id, existing)
+    objects = _objects(current, env_id, existing, exposure)
     shell: filesync.Shell | None = None
     where = messages.DRY_RUN_NEW_POD
     if existing is not None:
@@ -183,6 +260,7 @@ def _objects(
     current: Run,
     env_id: str,
     existing: Environment | None,
+    exposure: expose.Exposure | None,
     avoid: frozenset[str] = frozenset(),
     instance: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -209,7 +287,12 @@ def _objects(
             console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
             rendered = preevys
     objects = template.add_environment_metadata(
-        rendered, profile_id=current.profile.id, env_id=env_id, instance=instance, created_at=created_at
+        rendered,
+        profile_id=current.profile.id,
+        env_id=env_id,
+        instance=instance,
+        created_at=created_at,
+        extra_types=[*(exposure.types if exposure else []), *share.declared_types(existing)],
     )
     project = current.project.name if current.project else ""
     annotations = lifetime.up_annotations(
@@ -227,6 +310,7 @@ def _apply(
     *,
     recreate: bool,
     timeout: float,
+    exposure: expose.Exposure | None,
 ) -> Environment:
     kubectl = current.kubectl
     verb = messages.UPDATING if existing else messages.CREATING
@@ -243,14 +327,16 @@ def _apply(
             raise
         console.step(messages.RECREATING.format(instance=existing.instance))
         environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
-        objects = _objects(current, env_id, None, avoid=frozenset({existing.instance}))
+        objects = _objects(current, env_id, None, exposure, avoid=frozenset({existing.instance}))
         environment.apply(
             kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
         )
     return Environment(template.docker_host_statefulset(objects))
 
 
-def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
+def _deploy(
+    current: Run, env: Environment, base_uris: dict[str, str]
+) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
     project, kubectl = current.project, current.kubectl
     assert project is not None, "up always loads the compose project"
@@ -275,7 +361,7 @@ def _deploy(current: Run, env: Environment) -> tuple[list[docker.PublishedPort],
                 project.name,
                 model_file.name,
                 str(project.working_dir),
-                os.environ,
+                {**os.environ, **base_uris},
                 port,
                 remove_orphans=not agents,
             )
@@ -323,10 +409,16 @@ def _report(
     env: Environment,
     services: list[docker.PublishedPort],
     stats: filesync.SyncStats,
+    public: list[expose.Row] | None,
 ) -> dict[str, Any]:
     """Print the result; the environment document (its `services` rows feed ls, CI outputs, comments)."""
     namespace = current.kubectl.namespace
-    service_urls = urls.service_urls(services)
+    if public is None:  # localhost URLs through `connect`, and what no forward can carry
+        refused = [t for t in expose.compose_targets(_project(current).model) if t.reason]
+        public_rows = [expose.Row(t.service, t.port, None, t.reason) for t in refused]
+        service_urls = urls.service_urls(services) + urls.public_urls(public_rows)
+    else:
+        service_urls = urls.public_urls(public)
     console.info(messages.PROVISIONED.format(env_id=env_id, name=env.name, namespace=namespace))
     connect = current.command_hint("connect", env_id)
     document = urls.environment_document(
