@@ -118,3 +118,10 @@ def test_the_project_from_containers_is_the_wanted_one_or_the_only_one():
     assert remote.from_containers([web, db, other], None) is None
     assert remote.from_containers([web, db, other], "blog").services == ["web"]
     assert remote.from_containers([web], "nope") is None
+
+
+def test_status_shows_the_urls_up_recorded():
+    rows = status.services(
+        [container("shop-web-1", "web")], None, {("web", 80): "https://web-80-e.pr.example.com"}
+    )
+    assert rows[0]["ports"] == [{"port": 80, "published": 8080, "url": "https://web-80-e.pr.example.com"}]

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             project = _project(where, args, port)
             document["project"] = project.name if project else None
             document["services"] = services(
-                docker.containers(port, project.name if project else None), project
+                docker.containers(port, project.name if project else None), project, recorded_urls(env)
             )
     _print(args.output, document)
     return 0
@@ -53,6 +53,17 @@ def _project(where: dockerhost.Target, args: argparse.Namespace, port: int) -> r
     except PreevyError as err:
         console.warn(err.message)
         return None
+
+
+def recorded_urls(env: environment.Environment) -> dict[tuple[str, int], str]:
+    """(service, port) -> the URL the last `up` recorded on the StatefulSet."""
+    from kubectl_preevy import lifetime
+
+    return {
+        (str(row.get("service")), int(row["port"])): str(row["url"])
+        for row in lifetime.of(env.statefulset).urls
+        if isinstance(row.get("port"), int)
+    }
 
 
 def expires_at(docker_host: dict[str, Any]) -> str | None:
@@ -76,8 +87,14 @@ def pod_state(kubectl: Kubectl, env: environment.Environment) -> dict[str, Any]:
     }
 
 
-def services(containers: list[dict[str, Any]], project: remote.RemoteProject | None) -> list[dict[str, Any]]:
-    """One entry per container of the project, and one per service of its model that has none."""
+def services(
+    containers: list[dict[str, Any]],
+    project: remote.RemoteProject | None,
+    recorded: dict[tuple[str, int], str] | None = None,
+) -> list[dict[str, Any]]:
+    """One entry per container of the project, and one per service of its model that has none. URLs: the
+    ones `up` recorded (public ones when exposed), else where `connect` serves them."""
+    recorded = recorded or {}
     rows = []
     for container in sorted(containers, key=lambda c: (docker.service_of(c), c["Names"][0])):
         status = container.get("Status", "")
@@ -101,7 +118,7 @@ def services(containers: list[dict[str, Any]], project: remote.RemoteProject | N
                 "health": health.group(1).replace("health: ", "") if health else None,
                 "status": status,
                 "ports": [
-                    {"port": u.port, "published": p.published, "url": u.url}
+                    {"port": u.port, "published": p.published, "url": recorded.get((service, p.port), u.url)}
                     for p, u in zip(published, urls.service_urls(published), strict=True)
                 ],
             }
