@@ -567,7 +567,13 @@ def _run(
     try:
         return int(command(args) or 0)
     except PreevyError as err:
-        return _fail(args, argv, err.message, err.exit_code, f"error: {err.message}")
+        from kubectl_preevy import interrupt
+
+        if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
+            # a child died of the same Ctrl-C before our handler ran: the interruption is the truth
+            return _fail(args, argv, messages.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted")
+        message = " ".join(err.message.split("\n"))  # one line, whatever a tool's output put in it
+        return _fail(args, argv, message, err.exit_code, f"error: {message}")
     except KeyboardInterrupt:
         return _fail(args, argv, messages.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted")
     except BrokenPipeError:  # whoever read our stdout went away (`| head`): not a bug, nothing to say

@@ -185,7 +185,17 @@ def compose_up(
     finally:
         process.stop(proc)
     if returncode != 0:
-        raise PreevyError(messages.COMPOSE_UP_FAILED.format(code=returncode), ExitCode.FAILURE)
+        raise ComposeUpFailed(returncode)
+
+
+class ComposeUpFailed(PreevyError):
+    """`docker compose up` exited non-zero (its output went to stderr); up.py words the hint."""
+
+    def __init__(self, code: int, again: str = "kubectl preevy up", down: str = "kubectl preevy down"):
+        super().__init__(
+            messages.COMPOSE_UP_FAILED.format(code=code, again=again, down=down), ExitCode.FAILURE
+        )
+        self.code = code
 
 
 def compose_attached(

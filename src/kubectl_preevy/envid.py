@@ -53,7 +53,8 @@ def validate_env_id(value: str) -> str:
         raise PreevyError(messages.ENV_ID_EMPTY, ExitCode.USAGE)
     suggestion = naming.normalize_env_id(value)
     if suggestion != value:
-        raise PreevyError(messages.ENV_ID_INVALID.format(value=value, suggestion=suggestion), ExitCode.USAGE)
+        shown = value.encode("unicode_escape").decode()  # a newline in it stays on the one error line
+        raise PreevyError(messages.ENV_ID_INVALID.format(value=shown, suggestion=suggestion), ExitCode.USAGE)
     return value
 
 

@@ -12,9 +12,9 @@ import subprocess
 import time
 from typing import Any
 
-from kubectl_preevy import console, diagnosis, messages, naming, permissions, process
+from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
-from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.kubectl import Kubectl, duration
 
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
@@ -35,6 +35,14 @@ LEFTOVER_TYPES = (
 POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 _LEGACY_FORBIDDEN = re.compile(r'deployments\.apps is forbidden|cannot list resource "deployments"')
+# kubectl: the type is not in discovery (a CRD removed since the environment was made)
+_NOT_SERVED = re.compile(
+    r"the server doesn't have a resource type|no matches for kind|could not find the requested resource"
+)
+# a dry run refused by authorization or admission rather than by validation
+_REFUSED = re.compile(
+    r"\(Forbidden\)|is forbidden|exceeded quota|violates PodSecurity|admission webhook .* denied"
+)
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
@@ -182,41 +190,107 @@ def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool, *flags: str) ->
     return sorted(envs, key=lambda env: env.created_at, reverse=True)
 
 
-def newest(envs: list[Environment], env_id: str) -> Environment | None:
-    """The environment to act on: the newest, as Preevy picks it, with a warning when there are others."""
+def newest(envs: list[Environment], env_id: str, down: str = "") -> Environment | None:
+    """The environment to act on: the newest, as Preevy picks it, with a warning when there are others
+    (down: the command that removes them all)."""
     if len(envs) > 1:
         console.warn(
             messages.DUPLICATE_ENVIRONMENTS.format(
-                env_id=env_id, instances=", ".join(e.instance for e in envs), chosen=envs[0].instance
+                env_id=env_id,
+                instances=", ".join(e.instance for e in envs),
+                chosen=envs[0].instance,
+                down=down or f"kubectl preevy down --id {env_id}",
             )
         )
     return envs[0] if envs else None
 
 
-def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
-    """Create or update the objects. Server-side apply updates in place; what Kubernetes refuses to
-    change in place (a StatefulSet's volumeClaimTemplates...) is reported, never deleted silently."""
+def _apply_args(server_side: bool, new: bool) -> list[str]:
     if server_side:
-        args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-"]
-    elif new:
-        args = ["create", "--save-config", "-f", "-"]
-    else:
-        args = ["apply", "-f", "-"]
-    result = kubectl.run(*args, stdin=manifest)
+        return ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-"]
+    if new:
+        return ["create", "--save-config", "-f", "-"]
+    return ["apply", "-f", "-"]
+
+
+def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
+    """The whole manifest through the API server's validation and admission, persisting nothing
+    (`--dry-run=server`): unknown fields or kinds, invalid values, admission refusals end here, before
+    any object exists. ImmutableChange when only an in-place update is refused."""
+    result = kubectl.run(*_apply_args(server_side, new), "--dry-run=server", stdin=manifest)
+    if result.ok or _only_missing_own_roles(result.stderr, manifest):
+        return
+    _raise_immutable(result.stderr)
+    detail = _one_line(_first_error(result.stderr), limit=REASON_MAX_LENGTH)
+    if _REFUSED.search(result.stderr):
+        raise PreevyError(messages.VALIDATION_REFUSED.format(detail=detail), ExitCode.REFUSED)
+    error = kubectl.error(result)
+    if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, missing namespace...: already clear
+        raise error
+    if retry.is_transient(result.stderr):  # still failing after the retries: not the template's fault
+        raise error
+    raise PreevyError(messages.VALIDATION_FAILED.format(detail=detail), ExitCode.USAGE)
+
+
+def _only_missing_own_roles(stderr: str, manifest: str) -> bool:
+    """Whether every error of a dry run is a binding to a Role of the manifest itself, which a dry run
+    does not create: an identity without `bind` has its bindings checked against the bound Role, which
+    then "is not found" (a real apiserver answers so too). The real apply creates the Role first."""
+    import yaml
+
+    errors = [line for line in stderr.splitlines() if line.startswith(("Error from server", "error:"))]
+    if not errors:
+        return False
+    roles = {
+        (document.get("kind"), (document.get("metadata") or {}).get("name"))
+        for document in yaml.safe_load_all(manifest)
+        if isinstance(document, dict)
+    }
+    for line in errors:
+        missing = _MISSING_ROLE.search(line)
+        if not missing or (_ROLE_KINDS[missing.group(1)], missing.group(2)) not in roles:
+            return False
+    return True
+
+
+_MISSING_ROLE = re.compile(
+    r'is forbidden: (role|clusterrole)\.rbac\.authorization\.k8s\.io "([^"]+)" not found'
+)
+_ROLE_KINDS = {"role": "Role", "clusterrole": "ClusterRole"}
+
+
+def _first_error(stderr: str) -> str:
+    """kubectl's first error line (one per refused object), without its prefix."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("Error from server", "error:"))] or lines or ["?"]
+    return re.sub(r"^(error: |Error from server( \(\w+\))?: )", "", errors[0])
+
+
+def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> None:
+    """Create or update the objects. Server-side apply updates in place (and is retried on transient
+    errors: it is idempotent); what Kubernetes refuses to change in place (a StatefulSet's
+    volumeClaimTemplates...) is reported, never deleted silently."""
+    result = kubectl.run(*_apply_args(server_side, new), stdin=manifest)
     for warning in diagnosis.apply_warnings(result.stderr):
         console.warn(messages.APPLY_WARNING.format(warning=warning))
     if result.ok:
         return
-    immutable = _IMMUTABLE.search(result.stderr)
-    if immutable:
-        raise ImmutableChange(
-            messages.IMMUTABLE_CHANGE.format(detail=immutable.group(1)[:200]), ExitCode.FAILURE
-        )
+    _raise_immutable(result.stderr)
     raise kubectl.error(result)
+
+
+def _raise_immutable(stderr: str) -> None:
+    immutable = _IMMUTABLE.search(stderr)
+    if immutable:
+        raise ImmutableChange(immutable.group(1)[:200])
 
 
 class ImmutableChange(PreevyError):
     """The template or an option changed a field Kubernetes does not change in place."""
+
+    def __init__(self, detail: str, again: str = "kubectl preevy up --recreate"):
+        super().__init__(messages.IMMUTABLE_CHANGE.format(detail=detail, again=again), ExitCode.FAILURE)
+        self.detail = detail
 
 
 def wait_ready(
@@ -227,11 +301,12 @@ def wait_ready(
     cleanup_hint: str,
     since: datetime.datetime | None = None,
 ) -> None:
-    """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a true failure (diagnosis.py)
-    ends the wait at once. On timeout, why the pod is not ready.
+    """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a pod stuck on an older
+    template is replaced (repair_stuck_rollout), and a true failure (diagnosis.py) ends the wait at once.
+    On timeout, why the pod is not ready.
     since: when the objects were applied (older events belong to another run)."""
     since = since or datetime.datetime.now(datetime.timezone.utc)
-    rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={timeout_seconds:g}s")
+    rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={duration(timeout_seconds)}")
     proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
@@ -265,6 +340,7 @@ def _wait_watching(
 ) -> str:
     """Until `rollout status` exits (its stderr returned), or a true failure is raised."""
     deadline = time.monotonic() + timeout_seconds
+    repaired: set[str] = set()
     while True:
         try:
             _, err = proc.communicate(timeout=POLL_SECONDS)
@@ -275,6 +351,8 @@ def _wait_watching(
                     messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
                     ExitCode.TIMEOUT,
                 ) from None
+        if repair_stuck_rollout(kubectl, name, repaired):
+            continue  # the crash-looping pod was the old template's: not a failure of this one
         found = diagnosis.true_failure(kubectl, name, since)
         if found:
             reason = unready_reason(kubectl, name) if found.crash else found.reason
@@ -284,6 +362,58 @@ def _wait_watching(
                 ),
                 found.exit_code,
             )
+
+
+def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> bool:
+    """The StatefulSet "forced rollback" trap (kubernetes/kubernetes#67250): with podManagementPolicy
+    OrderedReady, a pod of an older revision that is not Ready is never replaced by the controller, so a
+    fixed template never rolls out. The documented fix: delete that pod. repaired: pod uids done.
+    Whether a pod was deleted now."""
+    statefulset = kubectl.json("statefulset", name)
+    status = statefulset.get("status") or {}
+    update_revision = status.get("updateRevision")
+    if not update_revision or status.get("observedGeneration", 0) < statefulset["metadata"].get(
+        "generation", 1
+    ):
+        return False
+    deleted = False
+    selector = ",".join(f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items())
+    for pod in kubectl.json("pods", "-l", selector)["items"]:
+        metadata = pod["metadata"]
+        revision = (metadata.get("labels") or {}).get("controller-revision-hash")
+        if (
+            metadata.get("uid") in repaired
+            or metadata.get("deletionTimestamp")
+            or not _owned_by(pod, name)
+            or _is_ready(pod)
+            or not revision
+            or revision == update_revision
+        ):
+            continue
+        console.warn(
+            messages.STUCK_ROLLOUT_REPAIRED.format(pod=metadata["name"], old=revision, new=update_revision)
+        )
+        kubectl.check("delete", "pod", metadata["name"], "--wait=false", "--ignore-not-found")
+        repaired.add(metadata.get("uid", ""))
+        deleted = True
+    return deleted
+
+
+def _owned_by(pod: dict[str, Any], statefulset: str) -> bool:
+    return any(
+        ref.get("kind") == "StatefulSet" and ref.get("name") == statefulset
+        for ref in pod["metadata"].get("ownerReferences") or []
+    )
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+pod_ready = _is_ready  # the public name (status)
 
 
 def unready_reason(kubectl: Kubectl, name: str) -> str:
@@ -388,7 +518,7 @@ def _one_line(text: str, limit: int = REASON_MAX_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def ready_pod(kubectl: Kubectl, env: Environment) -> str:
+def ready_pod(kubectl: Kubectl, env: Environment, again: str = "kubectl preevy up") -> str:
     """The name of a Ready pod owned by the environment's StatefulSet."""
     selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
     result = kubectl.run("get", "pods", "-l", selector, "-o", "json")
@@ -399,43 +529,44 @@ def ready_pod(kubectl: Kubectl, env: Environment) -> str:
     else:
         raise kubectl.error(result)
     for pod in pods:
-        owned = env.legacy or any(
-            ref.get("kind") == "StatefulSet" and ref.get("name") == env.name
-            for ref in pod["metadata"].get("ownerReferences") or []
-        )
-        if owned and pod_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
+        owned = env.legacy or _owned_by(pod, env.name)
+        if owned and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
             return str(pod["metadata"]["name"])
     raise PreevyError(
-        messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace),
+        messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace, again=again),
         ExitCode.FAILURE,
     )
 
 
-def pod_ready(pod: dict[str, Any]) -> bool:
-    """The pod's Ready condition is True."""
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
+def delete(
+    kubectl: Kubectl,
+    instance: str,
+    types: list[str],
+    *,
+    wait: bool,
+    timeout_seconds: float,
+    again: str = "kubectl preevy down",
+) -> None:
+    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all.
 
-
-def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, timeout_seconds: float) -> None:
-    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all."""
+    A type the cluster no longer serves is skipped (said so); one this identity may not delete does not
+    stop the others, and the error names it. again: the `down` that retries (for the hints)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
-    kinds = ",".join(types)
-    labelled = kubectl.run("label", kinds, "-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
-    if not labelled.ok and not permissions.refused_requests(labelled.stderr):
-        raise kubectl.error(labelled)
-    result = _delete_types(kubectl, types, selector, wait, timeout_seconds)
+    served = _label_deleted(kubectl, types, selector)
+    if not served:
+        return
+    result = _delete_types(kubectl, served, selector, wait, timeout_seconds)
     refused = permissions.refused_requests(result.stderr)
     if not result.ok and refused and not _other_errors(result.stderr):
         # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
-        allowed = [t for t in types if not permissions.refused_type(t, result.stderr)]
+        allowed = [t for t in served if not permissions.refused_type(t, result.stderr)]
         if wait and allowed:
             result = _delete_types(kubectl, allowed, selector, wait, timeout_seconds)
         if result.ok or not _other_errors(result.stderr):
             raise PreevyError(
-                messages.DELETE_REFUSED.format(refused=", ".join(refused), namespace=kubectl.namespace),
+                messages.DELETE_REFUSED.format(
+                    refused=", ".join(refused), namespace=kubectl.namespace, again=again
+                ),
                 ExitCode.REFUSED,
             )
     if result.ok:
@@ -443,11 +574,31 @@ def delete(kubectl: Kubectl, instance: str, types: list[str], *, wait: bool, tim
     if wait and "timed out" in result.stderr:
         raise PreevyError(
             messages.DELETE_TIMEOUT.format(
-                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace
+                instance=instance, timeout=f"{timeout_seconds:g}s", namespace=kubectl.namespace, again=again
             ),
             ExitCode.TIMEOUT,
         )
     raise kubectl.error(result)
+
+
+def _label_deleted(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
+    """Label the objects deleted; the types the cluster serves (all of them, unless one is no longer:
+    a CRD removed since the environment was made). Labels this identity may not set are left: the delete
+    says what it may not do."""
+    args = ("-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
+    result = kubectl.run("label", ",".join(types), *args)
+    if result.ok or (permissions.refused_requests(result.stderr) and not _other_errors(result.stderr)):
+        return types
+    if not _NOT_SERVED.search(result.stderr):
+        raise kubectl.error(result)
+    served = []
+    for kind in types:
+        one = kubectl.run("label", kind, *args) if len(types) > 1 else result
+        if not one.ok and _NOT_SERVED.search(one.stderr):
+            console.warn(messages.TYPE_NOT_SERVED.format(type=kind))
+            continue
+        served.append(kind)
+    return served
 
 
 def _delete_types(
@@ -461,7 +612,7 @@ def _delete_types(
         selector,
         "--cascade=foreground",
         f"--wait={'true' if wait else 'false'}",
-        f"--timeout={timeout_seconds:g}s",
+        f"--timeout={duration(timeout_seconds)}",
         timeout=timeout_seconds + 60,
     )
 

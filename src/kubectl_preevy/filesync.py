@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import stat
 import subprocess
 import tarfile
@@ -215,7 +216,8 @@ def _sync_once(
         sent = _apply(shell, project.remote_dir, sync_plan, local, compress)
     if sync_plan.in_place:
         console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
-    sent_files = [p for p in sync_plan.send if local[p][0].kind != "dir" and p not in sent.vanished]
+    # files, not the links among them (nor directories): "synced N files" counts what a user calls files
+    sent_files = [p for p in sync_plan.send if local[p][0].kind == "file" and p not in sent.vanished]
     return (
         SyncStats(
             files=len(sent_files),
@@ -373,24 +375,28 @@ def record_json(record: dict[str, Entry]) -> bytes:
 
 def parse_listing(text: str) -> dict[str, Entry]:
     """`stat -c '%f %s %Y %n'` lines (raw hex mode, size, mtime, path) -> entries by path."""
-    entries = {}
+    lines: list[tuple[list[str], str]] = []  # (mode, size, mtime), name
     for line in text.splitlines():
         parts = line.split(" ", 3)
-        if len(parts) != 4:
-            continue
-        name = parts[3][2:] if parts[3].startswith("./") else parts[3]
+        if len(parts) == 4 and _LISTING_FIELDS.fullmatch(" ".join(parts[:3])):
+            lines.append((parts[:3], parts[3]))
+        elif lines:  # a name with a newline in it goes on on the next line
+            lines[-1] = (lines[-1][0], lines[-1][1] + "\n" + line)
+    entries = {}
+    for fields, path in lines:
+        name = path[2:] if path.startswith("./") else path
         if not name or name == ".":
             continue
-        try:
-            mode, size, mtime = int(parts[0], 16), int(parts[1]), int(parts[2])
-        except ValueError:
-            continue  # a name with a newline in it: such a file is simply treated as absent
+        mode, size, mtime = int(fields[0], 16), int(fields[1]), int(fields[2])
         kind = _kind(mode)
         if kind:
             entries[name] = Entry(
                 kind=kind, size=size if kind != "dir" else 0, mtime=mtime, mode=stat.S_IMODE(mode)
             )
     return entries
+
+
+_LISTING_FIELDS = re.compile(r"[0-9a-f]+ \d+ -?\d+")
 
 
 # --- the decisions -------------------------------------------------------------------------------------
@@ -421,7 +427,7 @@ def plan(
         if theirs is None:
             if ours and previous is not None and _same(mine, previous) and path not in remote.pending:
                 new_record[path] = previous  # removed in the pod by a container: left so
-                unchanged += mine.kind != "dir"
+                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
             else:
                 send.append(path)
                 new_record[path] = mine
@@ -429,7 +435,7 @@ def plan(
         if not ours:
             if theirs.kind == mine.kind and (mine.kind == "dir" or _same(mine, theirs)):
                 new_record[path] = mine  # the same as ours: adopted (an older version's copy)
-                unchanged += mine.kind != "dir"
+                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
             else:
                 kept.append(path)
                 if theirs.kind != "dir":
@@ -446,7 +452,7 @@ def plan(
             continue
         if not changed:
             new_record[path] = previous if previous is not None else mine
-            unchanged += mine.kind != "dir"
+            unchanged += mine.kind == "file"  # files, as "synced N files" counts them
             if theirs.kind != mine.kind and theirs.kind != "dir":
                 blocked.append(path)
             continue
@@ -564,7 +570,10 @@ class PodShell:
         ]
 
     def run(self, script: str, args: list[str]) -> str:
-        result = self.kubectl.run(*self._argv(script, args, stdin=False), timeout=LIST_TIMEOUT_SECONDS)
+        # the listing (mkdir -p, cat, find) and the removals (rm -f, rmdir) are safe to repeat
+        result = self.kubectl.run(
+            *self._argv(script, args, stdin=False), timeout=LIST_TIMEOUT_SECONDS, retry_transient=True
+        )
         if not result.ok:
             raise _sync_error(self.kubectl, result)
         return result.stdout

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_preevy import messages, process
+from kubectl_preevy import messages, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.options import Connection
 
@@ -19,6 +19,8 @@ API_VERBS = frozenset(
 REQUEST_TIMEOUT = "20s"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 API_CALL_TIMEOUT_SECONDS = 90
+# Verbs safe to repeat after a transient failure (see retry.py); `apply` only server-side.
+RETRIED_VERBS = frozenset({"get", "delete", "label", "annotate", "rollout", "logs", "api-resources", "auth"})
 
 
 class Kubectl:
@@ -38,7 +40,12 @@ class Kubectl:
             + self.connection.kubectl_flags(request_timeout=False)
         )
         self.in_cluster = in_cluster(kubeconfig, self.environ)
+        if not kubeconfig:
+            missing = missing_kubeconfig(self.environ)
+            if missing:
+                raise PreevyError(messages.KUBECONFIG_ENV_MISSING.format(path=missing), ExitCode.CLUSTER)
         self.namespace = namespace or ""
+        self._reached = False  # once the cluster answered, a refused connection is a transient failure
         if not namespace:
             self.namespace = self._current_namespace()
 
@@ -53,16 +60,58 @@ class Kubectl:
         return ["kubectl", *self._config_flags, "-n", self.namespace, verb, *timeout, *args]
 
     def run(
-        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = API_CALL_TIMEOUT_SECONDS,
+        retry_transient: bool | None = None,
     ) -> process.Result:
-        """Run kubectl; never raises on failure (see `check`)."""
-        return process.run(self.argv(*args), stdin=stdin, env=self.environ, timeout=timeout)
+        """Run kubectl; never raises on failure (see `check`). A transient failure (retry.py) of a step that
+        is safe to repeat is retried with back-off; retry_transient None: decided by the verb."""
+        argv = self.argv(*args)
+        if retry_transient is None:
+            retry_transient = safe_to_repeat(args)
+        if not retry_transient:
+            return self._run_once(argv, stdin, timeout)
+        return retry.retrying(
+            lambda: self._run_once(argv, stdin, timeout),
+            self._transient,
+            on_retry=self._say_retrying,
+        )
+
+    def _run_once(self, argv: list[str], stdin: str | bytes | None, timeout: float | None) -> process.Result:
+        result = process.run(argv, stdin=stdin, env=self.environ, timeout=timeout)
+        if result.ok:
+            self._reached = True
+        return result
+
+    def _transient(self, result: process.Result) -> bool:
+        if result.ok or not retry.is_transient(result.stderr):
+            return False
+        # a connection that fails before the cluster ever answered is a wrong address or a cluster that is
+        # down: said at once (exit 4), not after the back-off
+        return self._reached or not retry.is_connection_failure(result.stderr)
+
+    def _say_retrying(self, result: process.Result, delay: float) -> None:
+        from kubectl_preevy import console
+
+        console.warn(
+            messages.RETRYING.format(
+                command=self._command(result),
+                error=_clean(retry.transient_line(result.stderr)),
+                seconds=delay,
+            )
+        )
 
     def check(
-        self, *args: str, stdin: str | bytes | None = None, timeout: float | None = API_CALL_TIMEOUT_SECONDS
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = API_CALL_TIMEOUT_SECONDS,
+        retry_transient: bool | None = None,
     ) -> process.Result:
         """Run kubectl; a failure becomes our one-line PreevyError."""
-        result = self.run(*args, stdin=stdin, timeout=timeout)
+        result = self.run(*args, stdin=stdin, timeout=timeout, retry_transient=retry_transient)
         if not result.ok:
             raise self.error(result)
         return result
@@ -76,9 +125,12 @@ class Kubectl:
         return process.popen(self.argv(*args), env=self.environ, **popen_kwargs)
 
     def error(self, result: process.Result) -> PreevyError:
+        return translate_error(result.stderr, self._command(result), self.namespace, result.last_error_line())
+
+    def _command(self, result: process.Result) -> str:
         rest = result.argv[1 + len(self._config_flags) :]
         verb = rest[2] if rest[:1] == ["-n"] else rest[0]
-        return translate_error(result.stderr, f"kubectl {verb}", self.namespace, result.last_error_line())
+        return f"kubectl {verb}"
 
     def namespace_exists(self) -> None:
         """A clear error for a missing namespace, before anything is applied.
@@ -101,6 +153,20 @@ class Kubectl:
         if not result.ok:
             raise self.error(result)
         return result.stdout.strip() or "default"
+
+
+def duration(seconds: float) -> str:
+    """seconds as a duration kubectl parses (Go's time.ParseDuration: never an exponent such as 3.6e+09s)."""
+    return f"{max(seconds, 0.001):.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def safe_to_repeat(args: tuple[str, ...] | list[str]) -> bool:
+    """Whether a kubectl command line may run again after a transient failure."""
+    if not args:
+        return False
+    if args[0] == "apply":
+        return "--server-side" in args
+    return args[0] in RETRIED_VERBS
 
 
 def in_cluster(kubeconfig: str | None, environ: Mapping[str, str]) -> bool:
@@ -141,6 +207,11 @@ _TRANSLATIONS = (
     (
         re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
         messages.NO_CURRENT_CONTEXT,
+        ExitCode.CLUSTER,
+    ),
+    (
+        re.compile(r"The connection to the server localhost:8080 was refused"),
+        messages.NO_CLUSTER_SELECTED,
         ExitCode.CLUSTER,
     ),
     (
@@ -191,6 +262,15 @@ def translate_error(stderr: str, command: str, namespace: str, last_line: str) -
     return PreevyError(
         messages.KUBECTL_FAILED.format(command=command, error=_clean(last_line)), ExitCode.FAILURE
     )
+
+
+def missing_kubeconfig(environ: Mapping[str, str]) -> str | None:
+    """$KUBECONFIG when it names only files that do not exist (kubectl would then run with an empty
+    configuration and blame the context, or try localhost:8080), else None."""
+    paths = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if not paths or any(os.path.exists(p) for p in paths):
+        return None
+    return os.pathsep.join(paths)
 
 
 def _clean(line: str) -> str:

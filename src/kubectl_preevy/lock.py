@@ -5,20 +5,22 @@ Preevy has no lock: two concurrent ups create the environment twice and the newe
 renews the lock's expiry while it runs; a lock whose expiry has passed was left by a run that
 died without releasing it, and is taken over by a replace at its resourceVersion, so that of two
 waiters only one gets it. Expiries are compared with this machine's clock: the lease is long
-enough for ordinary clock skew.
+enough for ordinary clock skew. A lock whose holder ran on this machine (same host and pid namespace)
+and no longer runs (kill -9) is taken over at once.
 """
 
 import contextlib
 import datetime
 import json
 import os
+import pathlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from kubectl_preevy import console, messages, naming
+from kubectl_preevy import console, messages, naming, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
@@ -26,6 +28,9 @@ NAME_PREFIX = "preevy-lock-"
 MAX_NAME_LENGTH = naming.MAX_NAME_LENGTH
 ANNOTATION_HOLDER = "preevy.dev/lock-holder"
 ANNOTATION_EXPIRES_AT = "preevy.dev/lock-expires-at"
+# Where the holder runs: a lock whose holder ran here and is gone (SIGKILL) is taken over at once.
+ANNOTATION_MACHINE = "preevy.dev/lock-machine"
+ANNOTATION_PID = "preevy.dev/lock-pid"
 LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 POLL_SECONDS = 1.0
@@ -43,6 +48,27 @@ def lock_name(profile_id: str, env_id: str) -> str:
 
 def holder_description(command: str) -> str:
     return f"`kubectl preevy {command}` on {socket.gethostname()} (pid {os.getpid()})"
+
+
+def machine_id() -> str:
+    """This host and pid namespace: a pid means the same process only where both are the same."""
+    try:
+        pid_namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_namespace = "?"
+    return f"{socket.gethostname()}/{pid_namespace}"
+
+
+def holder_gone(annotations: dict[str, str]) -> bool:
+    """Whether the lock's holder ran on this machine and its process is no longer a kubectl-preevy."""
+    if annotations.get(ANNOTATION_MACHINE) != machine_id():
+        return False
+    try:
+        pid = int(annotations.get(ANNOTATION_PID, ""))
+        cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (ValueError, OSError):
+        return True
+    return pid != os.getpid() and b"preevy" not in cmdline
 
 
 def expiry_text(moment: datetime.datetime) -> str:
@@ -72,6 +98,10 @@ def held(
         lock.release()
 
 
+class TransientLockError(PreevyError):
+    """Writing the lock failed in a way worth trying again (retry.is_transient)."""
+
+
 class EnvironmentLock:
     def __init__(self, kubectl: Kubectl, profile_id: str, env_id: str, holder: str):
         self.kubectl = kubectl
@@ -93,31 +123,39 @@ class EnvironmentLock:
         deadline = time.monotonic() + timeout_seconds
         announced = None
         while True:
-            self._resource_version = self._write(None)
+            try:
+                self._resource_version = self._write(None)
+            except TransientLockError:
+                self._resource_version = None  # tried again below, within the deadline
             if self._resource_version is not None:
                 break
             current = self._current()
-            if current is None:
-                continue  # released meanwhile: create it again at once
-            holder, expires_at = self._holder_and_expiry(current)
-            if has_expired(expires_at, _now()):
-                self._resource_version = self._take_over(current, holder, expires_at)
-                if self._resource_version is not None:
+            if current is not None:
+                holder, expires_at = self._holder_and_expiry(current)
+                annotations = current["metadata"].get("annotations") or {}
+                if holder == self.holder:  # our own create answered with an error, yet went through
+                    self._resource_version = current["metadata"]["resourceVersion"]
                     break
-            elif time.monotonic() > deadline:
+                gone = holder_gone(annotations)
+                if gone or has_expired(expires_at, _now()):
+                    self._resource_version = self._take_over(current, holder, expires_at, gone)
+                    if self._resource_version is not None:
+                        break
+                elif holder != announced:
+                    console.step(messages.LOCK_WAITING.format(holder=holder, env_id=self.env_id))
+                    announced = holder
+            if time.monotonic() > deadline:
                 raise PreevyError(
                     messages.LOCK_TIMEOUT.format(
                         env_id=self.env_id,
-                        holder=holder,
+                        holder=holder if current is not None else "another run",
                         timeout=f"{timeout_seconds:g}s",
-                        expires_at=expires_at,
+                        expires_at=expires_at if current is not None else "a minute",
                     ),
                     ExitCode.TIMEOUT,
                 )
-            elif holder != announced:
-                console.step(messages.LOCK_WAITING.format(holder=holder, env_id=self.env_id))
-                announced = holder
-            time.sleep(POLL_SECONDS)
+            # every turn waits, and the deadline bounds them all (a lock that comes and goes included)
+            time.sleep(POLL_SECONDS if current is not None else POLL_SECONDS / 4)
         self._renewer = threading.Thread(target=self._renew_until_released, daemon=True)
         self._renewer.start()
 
@@ -138,12 +176,16 @@ class EnvironmentLock:
                 )
             )
 
-    def _take_over(self, current: dict[str, Any], holder: str, expires_at: str | None) -> str | None:
-        resource_version = self._write(current["metadata"]["resourceVersion"])
+    def _take_over(
+        self, current: dict[str, Any], holder: str, expires_at: str | None, gone: bool
+    ) -> str | None:
+        try:
+            resource_version = self._write(current["metadata"]["resourceVersion"])
+        except TransientLockError:
+            return None
         if resource_version is not None:
-            console.warn(
-                messages.LOCK_BROKEN.format(env_id=self.env_id, holder=holder, expires_at=expires_at)
-            )
+            message = messages.LOCK_HOLDER_GONE if gone else messages.LOCK_BROKEN
+            console.warn(message.format(env_id=self.env_id, holder=holder, expires_at=expires_at))
         return resource_version
 
     def _renew_until_released(self) -> None:
@@ -168,6 +210,8 @@ class EnvironmentLock:
             "annotations": {
                 ANNOTATION_HOLDER: self.holder,
                 ANNOTATION_EXPIRES_AT: expiry_text(_now() + datetime.timedelta(seconds=LEASE_SECONDS)),
+                ANNOTATION_MACHINE: machine_id(),
+                ANNOTATION_PID: str(os.getpid()),
             },
         }
         if resource_version is not None:
@@ -185,7 +229,10 @@ class EnvironmentLock:
             return result.stdout.strip()
         if any(reason in result.stderr for reason in ("(AlreadyExists)", "(Conflict)", "(NotFound)")):
             return None
-        raise self.kubectl.error(result)
+        error = self.kubectl.error(result)
+        if retry.is_transient(result.stderr):
+            raise TransientLockError(error.message, error.exit_code)
+        raise error
 
     def _current(self) -> dict[str, Any] | None:
         result = self.kubectl.check("get", "configmap", self.name, "--ignore-not-found", "-o", "json")

@@ -22,7 +22,7 @@ WHY_CONTEXT = "must be the name of a context of your kubeconfig (see `kubectl co
 WHY_PATH = "must be a file path"
 WHY_FILE_MISSING = "{path} does not exist: fix the path"
 WHY_BOOL = "must be true or false"
-WHY_STORAGE_SIZE = "must be a positive number of GiB"
+WHY_STORAGE_SIZE = "must be a positive number of GiB, from 0.001 to 1000000"
 UNKNOWN_OPTION = 'unknown option "{key}" (from {source}): use one of {known}'
 X_PREEVY_NOT_MAPPING = "{key} (from {where}) must be a mapping: see `kubectl preevy up -h` for its options"
 
@@ -53,6 +53,10 @@ INVALID_PROFILE_NAME = (
 INVALID_PROFILE_ID = (
     "invalid profile id \"{id}\": use lowercase letters, digits, '-', '_' and '.', "
     "starting and ending with a letter or digit, at most 63 characters"
+)
+WHY_PROFILE_ID = (
+    "use lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit, "
+    "at most 63 characters"
 )
 PROFILE_FILE_INVALID = "profile file {path} is not valid ({problem}): fix it or remove it with `kubectl preevy profile rm {name}`"
 PROFILE_CONFIGMAP_INVALID = (
@@ -104,8 +108,10 @@ TEMPLATE_UNSAFE = (
 TEMPLATE_YAML = (
     "invalid YAML ({problem}, line {line} of the rendered output): see `kubectl preevy up --dry-run`"
 )
-TEMPLATE_NOT_OBJECT = "not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
-TEMPLATE_MISSING_FIELD = "{what} has no {field}"
+TEMPLATE_NOT_OBJECT = (
+    "not a Kubernetes object (a mapping with apiVersion, kind and metadata.name): fix or remove that document"
+)
+TEMPLATE_MISSING_FIELD = "{what} has no {field}: add it to the template"
 TEMPLATE_OTHER_NAMESPACE = (
     '{kind} {name} is in namespace "{namespace}", not the environment\'s namespace "{expected}": '
     "use `namespace: {{{{ namespace }}}}` or leave it out"
@@ -122,7 +128,7 @@ TEMPLATE_TWO_DOCKER_HOSTS = (
     "StatefulSet {name} is labelled app.kubernetes.io/component: docker-host like the one "
     "in document {other}: exactly one is allowed"
 )
-TEMPLATE_NO_CONTAINERS = "StatefulSet {name} has no containers (spec.template.spec.containers)"
+TEMPLATE_NO_CONTAINERS = "StatefulSet {name} has no containers (spec.template.spec.containers): add the container that runs dockerd"
 TEMPLATE_NO_NAMESPACE = "no namespace to render the template in"
 
 # --- runtime: compose project, cluster, environment, files, Docker (up/down/connect/ls) ---
@@ -143,12 +149,20 @@ KUBECONFIG_BROKEN = "kubeconfig {0} cannot be read ({1}): fix the file, or pass 
 KUBECONFIG_MISSING = (
     "kubeconfig {0} does not exist: pass an existing file with --kubeconfig, or fix $KUBECONFIG"
 )
+KUBECONFIG_ENV_MISSING = (
+    "kubeconfig {path} (from $KUBECONFIG) does not exist: fix $KUBECONFIG, or pass an existing file "
+    "with --kubeconfig"
+)
 CONTEXT_MISSING = (
     "context {0} is not in the kubeconfig: pass one of `kubectl config get-contexts` with --context"
 )
 NO_CURRENT_CONTEXT = (
     "the kubeconfig has no current context: pass --context, or select one with "
     "`kubectl config use-context NAME`"
+)
+NO_CLUSTER_SELECTED = (
+    "the kubeconfig selects no cluster (kubectl fell back to localhost:8080): pass --context, or select one "
+    "with `kubectl config use-context NAME`"
 )
 CLUSTER_UNREACHABLE = (
     "cannot reach the cluster at {0}: check that it is running and that the kubeconfig and "
@@ -165,7 +179,9 @@ NAMESPACE_MISSING = (
     "namespace {namespace} does not exist: create it with `kubectl create namespace {namespace}`, "
     "or choose another with -n"
 )
-KUBECTL_FAILED = "`{command}` failed: {error}"
+KUBECTL_FAILED = (
+    "`{command}` failed: {error}: fix what it says, or run the command again if the cluster was busy"
+)
 
 PORT_FORWARD_FAILED = (
     "cannot forward a port of pod {pod}: {error}: check the pod with `kubectl describe pod {pod}`"
@@ -180,13 +196,14 @@ INVALID_DURATION = (
 )
 DUPLICATE_ENVIRONMENTS = (
     "environment {env_id} exists several times ({instances}), from concurrent runs: acting on the "
-    "newest, {chosen} (as Preevy does); `kubectl preevy down --id {env_id}` removes them all"
+    "newest, {chosen} (as Preevy does); `{down}` removes them all"
 )
 LOCK_WAITING = "waiting for {holder}, which is changing environment {env_id}"
 LOCK_BROKEN = (
     "the lock of environment {env_id} held by {holder} expired at {expires_at} (that run stopped without "
     "releasing it): taking it over"
 )
+LOCK_HOLDER_GONE = "the lock of environment {env_id} is held by {holder}, which no longer runs on this machine: taking it over"
 LOCK_TIMEOUT = (
     "environment {env_id} is still locked by {holder} after {timeout}: let that run finish and retry, or "
     "pass a longer --timeout (a lock left behind by a crashed run is taken over after {expires_at})"
@@ -203,7 +220,7 @@ CREATING = "creating environment {env_id} in namespace {namespace}"
 UPDATING = "updating environment {env_id} in namespace {namespace}"
 RECREATING = "deleting {instance} (and its volume) to create it again"
 IMMUTABLE_CHANGE = (
-    "the environment cannot be changed in place ({detail}): run `kubectl preevy up --recreate` to "
+    "the environment cannot be changed in place ({detail}): run `{again}` to "
     "delete it, its volume (images, volumes) included, and create it again"
 )
 WAITING_READY = "waiting for StatefulSet {name} to be ready"
@@ -216,7 +233,9 @@ REASON_WAITING = "container {container} is waiting ({reason}): {message}"
 REASON_EXITED = "container {container} exited with code {code} (restart count {restarts})"
 REASON_LAST_LOG_LINE = "{reason}, its last log line: {line}"
 REASON_NOT_READY = "pod {pod} runs but is not ready (its readiness probe fails)"
-NO_READY_POD = "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `kubectl preevy up` again"
+NO_READY_POD = (
+    "no ready pod of StatefulSet {name} (environment {env_id}) in namespace {namespace}: run `{again}` again"
+)
 SYNCING = "copying files into {pod}:{directory}"
 SYNC_MISSING_SOURCE = (
     "{path} does not exist: the pod gets an empty directory there, as docker compose would create"
@@ -259,18 +278,18 @@ DOCKER_API_FAILED = "the Docker server answered {status} to {path}: {error}"
 COMPOSE_UP = "docker compose up (project {project})"
 COMPOSE_UP_FAILED = (
     "`docker compose up` failed (exit code {code}; its output is above): fix the project and run "
-    "`kubectl preevy up` again, or `kubectl preevy down` to remove the environment"
+    "`{again}` again, or `{down}` to remove the environment"
 )
 PROVISIONED = "Preview environment {env_id} provisioned at: StatefulSet/{name} of namespace {namespace}"
 CONNECT_HINT = "these URLs work on this machine while `{command}` runs"
 NO_PUBLISHED_PORTS = "no service publishes a port"
 
-UNKNOWN_ENVIRONMENT = "no environment {env_id} in namespace {namespace}: see `kubectl preevy ls`"
+UNKNOWN_ENVIRONMENT = "no environment {env_id} in namespace {namespace}: see `{ls}`"
 UNKNOWN_ENVIRONMENT_DOWN = UNKNOWN_ENVIRONMENT + ", or pass --force to ignore"
 DELETING = "deleting {instance} in namespace {namespace}"
 DELETE_TIMEOUT = (
     "objects of {instance} still exist after {timeout}: see `kubectl get all,pvc -n {namespace} -l "
-    "preevy.dev/instance={instance}`, and run `kubectl preevy down` again"
+    "preevy.dev/instance={instance}`, and run `{again}` again"
 )
 
 NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace}"
@@ -278,6 +297,45 @@ NO_ENVIRONMENTS = "no environment of profile '{profile}' in namespace {namespace
 NOTHING_TO_CONNECT = "no service of the environment publishes a port: add `ports:` to the compose file"
 CONNECTED = "forwarding to the environment; press Ctrl-C to stop"
 CONNECT_STOPPED = "stopped forwarding"
+
+# --- failures: retries, validation, interruptions, repairs (issue 9) ---
+RETRYING = "`{command}` failed ({error}): retrying in {seconds:g}s"
+VALIDATION_FAILED = (
+    "the cluster refused the environment's objects in a dry run ({detail}); nothing was created: "
+    "fix the template or the options (`kubectl preevy up --dry-run` prints the objects)"
+)
+VALIDATION_REFUSED = (
+    "the cluster would refuse the environment's objects ({detail}); nothing was created: "
+    "ask for the missing rights or policy exception, or change the template"
+)
+FIRST_APPLY_FAILED_CLEANED = "the first apply failed: removed what it had created of {instance}"
+FIRST_APPLY_CLEANUP_FAILED = (
+    "the first apply failed and removing what it created failed too ({error}): `{cleanup}` removes it"
+)
+TYPE_NOT_SERVED = "the cluster no longer serves {type}: nothing of that type to delete"
+STUCK_ROLLOUT_REPAIRED = (
+    "pod {pod} is not ready and runs the previous template (revision {old}, the StatefulSet wants {new}): "
+    "deleting it so that the new template rolls out (kubernetes/kubernetes#67250)"
+)
+INTERRUPTED_HINT = "interrupted: run `{again}` to continue, or `{down}` to remove the environment"
+INTERRUPTED_DOWN = "interrupted: run `{again}` to finish deleting the environment"
+TIMEOUT_TOO_LONG = "invalid {flag} {value!r}: at most {maximum} (a longer wait is a hang; use a shorter one)"
+POD_RESTARTED_DURING = (
+    "pod {pod} {what} during {step}: {detail}: run `{again}` again (the copy and the start pick up where "
+    "they stopped)"
+)
+POD_REPLACED = "was replaced"
+POD_CONTAINER_RESTARTED = "had its container {container} restarted"
+POD_GONE = "went away"
+FORWARD_DROPPED_DURING_COMPOSE = (
+    "the port-forward to the Docker server of pod {pod} dropped during `docker compose up` ({error}): "
+    "run `{again}` again"
+)
+DOCKERD_STOPPED = (
+    "the Docker server of pod {pod} stopped answering during {step} ({error}): see `kubectl logs {pod} -n "
+    "{namespace}`, then run `{again}` again"
+)
+RETRYING_STEP = "{problem}: trying once more"
 
 # Lifetime: ttl, sleep-after, sleep, wake, gc (issue 11)
 WHY_DURATION = "must be a duration such as 90s, 30m, 8h or 3d"
@@ -356,7 +414,10 @@ CLUSTER_MISSING = (
 CERTIFICATE_AUTHORITY_UNREADABLE = (
     "cannot read the certificate authority {0} ({1}): pass a readable file with --certificate-authority"
 )
-KUBECTL_REFUSED = "the cluster refused `{command}`: {error}"
+KUBECTL_REFUSED = (
+    "the cluster refused `{command}`: {error}: ask your cluster admin for the rights (or a policy exception), "
+    "or use another namespace"
+)
 ENVIRONMENT_SLEEPS = "{env_id} sleeps (scaled to 0): wake it with `{command}`"
 
 # checks before `up` and `kubectl preevy doctor` (preflight.py), refusals while waiting (diagnosis.py)
@@ -415,7 +476,7 @@ CLAIM_PENDING = "volume claim {claim} stays Pending: {detail}"
 REFUSED_WHILE_WAITING = "environment {env_id} cannot start: {reason}; {fix}; remove it with `{cleanup}`"
 DELETE_REFUSED = (
     "deleted what this identity may; the cluster refused: {refused}: have an administrator grant "
-    "`kubectl preevy rbac -n {namespace}`, then run `kubectl preevy down` again"
+    "`kubectl preevy rbac -n {namespace}`, then run `{again}` again"
 )
 NAMESPACE_TERMINATING_AT = (
     "namespace {0} is being deleted (Terminating): wait until `kubectl get namespace {0}` says NotFound "

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 DRIVER = "kube-pod"
 DEFAULT_STORAGE_SIZE = 5.0
+MIN_STORAGE_SIZE = 0.001  # GiB: about 1 MiB
+MAX_STORAGE_SIZE = 1_000_000.0  # GiB
 SOURCE_DEFAULT = "default"
 SOURCE_CONTEXT = "the kubeconfig context (else `default`)"
 SOURCE_KUBECTL = "kubectl's default loading"
@@ -379,7 +381,9 @@ def _parse_storage_size(name: str, raw: object, source: str, base_dir: pathlib.P
         size = float(raw.strip() if isinstance(raw, str) else raw)
     except (TypeError, ValueError):
         raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE) from None
-    if not size > 0 or size == float("inf"):
+    # the template writes it as `{{ storageSize }}Gi`: outside this range Python writes an exponent
+    # (1e-07Gi), which is no Kubernetes quantity
+    if not MIN_STORAGE_SIZE <= size <= MAX_STORAGE_SIZE or "e" in repr(size):
         raise _invalid(name, raw, source, messages.WHY_STORAGE_SIZE)
     return size
 

@@ -3,17 +3,27 @@
 Every program run is recorded (argv with secrets redacted, exit code, duration, stderr) in `journal`:
 `-v` prints each record on stderr, `-vv` with the program's stderr too, and the log file written when a
 command fails holds them all (see diagnostics.py).
+
+Child lifetime: every child runs in a process group of its own, so a Ctrl-C at the terminal (or a
+signal to our group) reaches only us and we stop the children in order (a kubectl that dies of
+SIGINT first would otherwise turn an interruption into an error); and on Linux with a parent-death
+signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
 """
 
 import collections
+import ctypes
 import dataclasses
+import functools
 import os
 import shlex
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from kubectl_preevy import messages
+from kubectl_preevy import interrupt, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 if TYPE_CHECKING:
@@ -188,22 +198,75 @@ def run(
         raise
     result = Result(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
     journal.add(argv, result.returncode, started, result.stderr)
+    interrupt.raise_pending()
     return result
 
 
 def popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    *,
+    terminal: bool = False,
+    **popen_kwargs: Any,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in the background. The caller owns the process and must `stop()` it (which records it)."""
-    proc = _popen(argv, env=env, cwd=cwd, **popen_kwargs)
+    """Start argv in the background. The caller owns the process and must `stop()` it (which records it).
+    terminal: the child reads the user's terminal (`kubectl exec -it`): it stays in our process group,
+    the terminal's foreground one (a group of its own would be stopped by SIGTTIN), and gets Ctrl-C too."""
+    proc = _popen(argv, env=env, cwd=cwd, own_group=not terminal, **popen_kwargs)
     journal.started(proc, argv)
     return proc
 
 
 def _popen(
-    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, **popen_kwargs: Any
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    own_group: bool = True,
+    **popen_kwargs: Any,
 ) -> subprocess.Popen[bytes]:
-    return cast("subprocess.Popen[bytes]", command(argv).popen(env=env, cwd=cwd, **popen_kwargs))
+    bound = command(argv)
+    setup = _child_setup(os.getpid(), own_group)
+    with interrupt.deferred():  # see interrupt.py: never a KeyboardInterrupt inside the fork
+        proc = cast(
+            "subprocess.Popen[bytes]", bound.popen(env=env, cwd=cwd, preexec_fn=setup, **popen_kwargs)
+        )
+    try:
+        interrupt.raise_pending()
+    except KeyboardInterrupt:
+        stop(proc)
+        raise
+    return proc
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, loaded in the parent (never between fork and exec), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _child_setup(parent_pid: int, own_group: bool = True) -> Callable[[], None]:
+    """What runs in the child before exec: a process group of its own, SIGKILL when the parent dies."""
+    prctl = _prctl()
+
+    def setup() -> None:
+        if own_group:
+            os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent_pid:  # the parent died before the signal was armed
+                os._exit(1)
+
+    return setup
 
 
 def argv_of(proc: subprocess.Popen[bytes]) -> list[str]:
@@ -233,7 +296,13 @@ def run_attached(
     """Run argv on our own stdin (none when stdin=False), stdout and stderr (a terminal stays a terminal);
     its exit code. Interrupted (Ctrl-C, SIGTERM as KeyboardInterrupt): it is stopped, the interrupt goes on."""
     proc = popen(
-        argv, env=env, cwd=cwd, stdin=None if stdin else subprocess.DEVNULL, stdout=None, stderr=None
+        argv,
+        env=env,
+        cwd=cwd,
+        terminal=stdin,  # it may read the user's terminal: in the foreground process group
+        stdin=None if stdin else subprocess.DEVNULL,
+        stdout=None,
+        stderr=None,
     )
     try:
         return proc.wait()

@@ -67,6 +67,13 @@ def validate_id(profile_id: str) -> str:
     return profile_id
 
 
+def _id_problem(profile_id: str) -> str | None:
+    """Why a stored profile id is not valid (it goes into every object's labels), or None."""
+    if len(profile_id) > naming.MAX_LABEL_LENGTH or not _ID.fullmatch(profile_id):
+        return f"invalid id {profile_id!r}: " + messages.WHY_PROFILE_ID
+    return None
+
+
 def new_profile_id(name: str) -> str:
     """`default` for the default profile (deterministic), else Preevy's style `<name>-<5 random [a-z0-9]>`."""
     return DEFAULT_PROFILE_ID if name == DEFAULT_PROFILE else f"{name}-{naming.random_suffix()}"
@@ -126,6 +133,9 @@ class LocalStore:
             raise invalid(f"invalid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise invalid("no id")
+        problem = _id_problem(data["id"])
+        if problem:
+            raise invalid(problem)
         options = data.get("options") or {}
         if not isinstance(options, dict):
             raise invalid("options is not a mapping")
@@ -286,11 +296,13 @@ class ClusterStore:
         namespace, configmap_name = metadata.get("namespace", "?"), metadata.get("name", "?")
         data = dict(configmap.get("data") or {})
         profile_id = data.pop(CONFIGMAP_ID_KEY, None)
-        if not profile_id:
+        problem = f"no {CONFIGMAP_ID_KEY}" if not profile_id else _id_problem(profile_id)
+        if problem:
             raise PreevyError(
                 messages.PROFILE_CONFIGMAP_INVALID.format(
-                    namespace=namespace, configmap=configmap_name, problem=f"no {CONFIGMAP_ID_KEY}"
-                )
+                    namespace=namespace, configmap=configmap_name, problem=problem
+                ),
+                ExitCode.USAGE,
             )
         options = {key: value for key, value in data.items() if key in options_module.OPTION_NAMES}
         options.pop("template", None)
@@ -395,25 +407,27 @@ def find_profile(name: str, args: argparse.Namespace, environ: Mapping[str, str]
 
 
 def load_profile(
-    args: argparse.Namespace, environ: Mapping[str, str], *, save_default: bool = True
+    args: argparse.Namespace, environ: Mapping[str, str], *, save_default: bool = True, quiet: bool = False
 ) -> Profile:
     """--profile, else $PREEVY_PROFILE, else the current profile, else `default` (created on first use,
-    saved unless save_default is False)."""
+    saved unless save_default is False; quiet: not saved and nothing said, see save_default_profile)."""
     name = requested_name(args, environ)
     if name:
         profile = find_profile(name, args, environ)
         if profile is None:
             raise PreevyError(
                 messages.PROFILE_NOT_FOUND.format(
-                    name=name, namespace=ClusterStore.from_args(args, environ).where
+                    name=name, namespace=ClusterStore.from_args(args, environ).kubectl.namespace
                 ),
                 ExitCode.USAGE,
             )
         return profile
-    return _default_profile(args, environ, save_default)
+    return _default_profile(args, environ, save_default, quiet)
 
 
-def _default_profile(args: argparse.Namespace, environ: Mapping[str, str], save: bool) -> Profile:
+def _default_profile(
+    args: argparse.Namespace, environ: Mapping[str, str], save: bool, quiet: bool = False
+) -> Profile:
     local = LocalStore(environ)
     profile = local.load(DEFAULT_PROFILE)
     if profile:
@@ -425,9 +439,17 @@ def _default_profile(args: argparse.Namespace, environ: Mapping[str, str], save:
     if profile:
         return profile
     profile = Profile(name=DEFAULT_PROFILE, id=DEFAULT_PROFILE_ID, options={})
+    if quiet:
+        return profile
     if not save:
         console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=messages.PROFILE_DEFAULT_DRY_RUN))
         return profile
+    return save_default_profile(profile, environ)
+
+
+def save_default_profile(profile: Profile, environ: Mapping[str, str]) -> Profile:
+    """Save the made-up default profile, and say so (or why it could not be saved)."""
+    local = LocalStore(environ)
     try:
         local.save(profile)
     except PreevyError as err:

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 
 from tests.prerequisites import require_tool
 
@@ -216,6 +217,52 @@ def remote(
 ) -> subprocess.CompletedProcess:
     """A command in the pod's first container, through kubectl exec."""
     return kubesim.kubectl("exec", "-n", namespace, pod, "--", *command, check=check)
+
+
+def run_until(
+    args: list[str],
+    step: str,
+    cwd: pathlib.Path,
+    env: dict[str, str],
+    action: Callable[[subprocess.Popen[str]], None],
+    timeout: float = UP_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """kubectl-preevy in a process group of its own; when a stderr line starts with step, action(proc)
+    (a fault, a signal to the group), then it runs to its end. stderr is read by one thread only."""
+    proc = subprocess.Popen(
+        [str(PREEVY), *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith(step):
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(timeout), f"never reached {step!r}:\n{''.join(lines)}"
+        action(proc)
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    reader.join(10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(lines))
 
 
 @contextlib.contextmanager

@@ -83,5 +83,5 @@ def test_connect_to_an_unknown_environment_fails_in_one_line(environment, tmp_pa
     result = preevy("connect", "-n", namespace, "--id", "nope", cwd=tmp_path, env=environ)
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        f"error: no environment nope in namespace {namespace}: see `kubectl preevy ls`"
+        f"error: no environment nope in namespace {namespace}: see `kubectl preevy ls --namespace={namespace}`"
     ]

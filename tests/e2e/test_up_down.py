@@ -146,7 +146,7 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
 
     again = preevy("down", *flags, cwd=project, env=env)
     assert again.returncode == 1 and error_lines(again.stderr) == [
-        f"error: no environment hello-e2e in namespace {namespace}: see `kubectl preevy ls`, or pass --force to ignore"
+        f"error: no environment hello-e2e in namespace {namespace}: see `kubectl preevy ls --namespace={namespace}`, or pass --force to ignore"
     ]
     forced = preevy("down", *flags, "--force", cwd=project, env=env)
     assert (forced.returncode, forced.stdout) == (0, "")
@@ -325,7 +325,8 @@ def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(
     stuck = preevy("down", *flags, "--timeout", "3s", cwd=project, env=env)
     assert stuck.returncode == 5 and error_lines(stuck.stderr) == [
         f"error: objects of {statefulset} still exist after 3s: see `kubectl get all,pvc -n {namespace} -l "
-        f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down` again"
+        f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down --id in-place "
+        f"--namespace={namespace}` again"
     ]
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == [
         f"configmap/{statefulset}-dc"

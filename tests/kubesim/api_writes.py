@@ -11,7 +11,7 @@ import uuid
 import yaml
 from aiohttp import web
 
-from . import admission, errors, objects, patching, protobuf
+from . import admission, errors, objects, patching, protobuf, quantities
 from .api_request import (
     APPLY,
     JSONPATCH,
@@ -95,6 +95,7 @@ class Writes:
         if res.status_sub or res.key in ("pods", "persistentvolumeclaims", "namespaces"):
             body.pop("status", None)
             objects.initial_status(res.key, body)
+        quantities.check(res.kind, res.version, body)
         objects.apply_defaults(res.key, body)
         objects.validate(res.key, res, body, None)
         self.cluster.admit(res.key, body)
@@ -197,6 +198,8 @@ class Writes:
         res = route.res
         new = _settled(route, old, new)
         meta = new["metadata"]
+        if route.sub != "status":
+            quantities.check(res.kind, res.version, new)
         objects.apply_defaults(res.key, new)
         if route.sub != "status":
             objects.validate(res.key, res, new, old)

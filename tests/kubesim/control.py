@@ -58,8 +58,14 @@ class Control:
         b = await _body(request)
         if b is None or not b.get("verb") or not b.get("resource") or not isinstance(b.get("code"), int):
             return _bad('want {"verb": ..., "resource": ..., "code": int, "count": int}')
+        dry_run = b.get("dryRun")
         self.faults.add_request_failure(
-            b["verb"], b["resource"], b["code"], int(b.get("count", 1)), b.get("message")
+            b["verb"],
+            b["resource"],
+            b["code"],
+            int(b.get("count", 1)),
+            b.get("message"),
+            dry_run if isinstance(dry_run, bool) else None,
         )
         log.info("fault: fail %s %s with %s x%s", b["verb"], b["resource"], b["code"], b.get("count", 1))
         return respond(self.faults.describe())

@@ -14,9 +14,12 @@ class RequestFailure:
     code: int
     count: int
     message: str | None = None
+    dry_run: bool | None = None  # only requests with (True) or without (False) dryRun=All; None: both
 
-    def matches(self, verb: str, key: str) -> bool:
+    def matches(self, verb: str, key: str, dry_run: bool = False) -> bool:
         if self.verb not in ("*", verb):
+            return False
+        if self.dry_run is not None and self.dry_run != dry_run:
             return False
         base = key.split("/", 1)[0]
         return self.resource in ("*", key) or (
@@ -31,13 +34,19 @@ class Faults:
         self.unready: set[tuple[str, str]] = set()
 
     def add_request_failure(
-        self, verb: str, resource: str, code: int, count: int = 1, message: str | None = None
+        self,
+        verb: str,
+        resource: str,
+        code: int,
+        count: int = 1,
+        message: str | None = None,
+        dry_run: bool | None = None,
     ):
-        self.requests.append(RequestFailure(verb.lower(), resource, int(code), int(count), message))
+        self.requests.append(RequestFailure(verb.lower(), resource, int(code), int(count), message, dry_run))
 
-    def take_request_failure(self, verb: str, key: str) -> dict | None:
+    def take_request_failure(self, verb: str, key: str, dry_run: bool = False) -> dict | None:
         for f in self.requests:
-            if f.count > 0 and f.matches(verb, key):
+            if f.count > 0 and f.matches(verb, key, dry_run):
                 f.count -= 1
                 if f.count <= 0:
                     self.requests.remove(f)

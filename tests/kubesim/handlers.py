@@ -96,7 +96,7 @@ class Api:
         q = request.query
         verb = _verb(request.method, route, q)
         key = route.key + (f"/{route.sub}" if route.sub else "")
-        failure = self.cluster.faults.take_request_failure(verb, key)
+        failure = self.cluster.faults.take_request_failure(verb, key, q.get("dryRun") == "All")
         if failure is not None:
             log.info("injected fault %s for %s %s", failure["code"], verb, key)
             return respond(failure, failure["code"])

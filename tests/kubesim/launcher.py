@@ -149,12 +149,21 @@ class Kubesim:
         except urllib.error.HTTPError as e:
             raise KubesimError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
 
-    def fault_requests(self, verb: str, resource: str, code: int, count: int = 1) -> dict:
-        return self._control(
-            "POST",
-            "/kubesim/v1/faults/requests",
-            {"verb": verb, "resource": resource, "code": code, "count": count},
-        )
+    def fault_requests(
+        self,
+        verb: str,
+        resource: str,
+        code: int,
+        count: int = 1,
+        message: str | None = None,
+        dry_run: bool | None = None,
+    ) -> dict:
+        body: dict = {"verb": verb, "resource": resource, "code": code, "count": count}
+        if message is not None:
+            body["message"] = message
+        if dry_run is not None:
+            body["dryRun"] = dry_run
+        return self._control("POST", "/kubesim/v1/faults/requests", body)
 
     def add_image(self, image: str, path: list[str]) -> dict:
         """Containers of `image` find the programs of these host directories first (POST /kubesim/v1/images)."""

@@ -331,6 +331,8 @@ def _labels_causes(labels, field="metadata.labels") -> list[dict]:
             )
         if len(v) > 63:
             out.append(errors.field_invalid(field, v, "must be no more than 63 characters"))
+        elif v and not QUALIFIED.match(v):
+            out.append(errors.field_invalid(field, v, LABEL_VALUE_MSG))
         elif not LABEL_VALUE.match(v):
             out.append(errors.field_invalid(field, v, MSG_LABEL_VALUE))
     return out
@@ -364,7 +366,38 @@ def _containers_causes(spec, prefix) -> list[dict]:
         seen.add(c.get("name"))
         if not c.get("image"):
             out.append(errors.field_required(f"{p}.image", ""))
+        out += _ports_causes(c, p)
+    policy = spec.get("restartPolicy", "Always")
+    if policy not in RESTART_POLICIES:
+        out.append(errors.field_unsupported(f"{prefix}.restartPolicy", policy, list(RESTART_POLICIES)))
     return out
+
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex "
+    "used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+
+def _ports_causes(container: dict, prefix: str) -> list[dict]:
+    """containerPort and numeric probe ports: 1-65535, as the apiserver checks them."""
+    out = []
+    for i, port in enumerate(container.get("ports") or []):
+        number = port.get("containerPort") if isinstance(port, dict) else None
+        if not isinstance(number, int) or not 0 < number < 65536:
+            out.append(errors.field_invalid(f"{prefix}.ports[{i}].containerPort", number, PORT_MSG))
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        handler = container.get(probe) if isinstance(container.get(probe), dict) else {}
+        for kind in ("httpGet", "tcpSocket", "grpc"):
+            number = (handler.get(kind) or {}).get("port") if isinstance(handler.get(kind), dict) else None
+            if isinstance(number, int) and not 0 < number < 65536:
+                out.append(errors.field_invalid(f"{prefix}.{probe}.{kind}.port", number, PORT_MSG))
+    return out
+
+
+PORT_MSG = "must be between 1 and 65535, inclusive"
 
 
 def _strip_images(spec: dict) -> dict:
@@ -431,6 +464,13 @@ def _workload_causes(key: str, obj: dict, old: dict | None) -> list:
     tpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
     causes = _selector_causes(key, spec.get("selector"), (tpl.get("metadata") or {}).get("labels") or {})
     causes += _containers_causes(tpl.get("spec"), "spec.template.spec")
+    policy = (
+        (tpl.get("spec") or {}).get("restartPolicy", "Always")
+        if isinstance(tpl.get("spec"), dict)
+        else "Always"
+    )
+    if policy != "Always" and policy in RESTART_POLICIES:  # Deployments and StatefulSets restart, always
+        causes.append(errors.field_unsupported("spec.template.spec.restartPolicy", policy, ["Always"]))
     r = spec.get("replicas")
     if not isinstance(r, int) or r < 0:
         causes.append(errors.field_invalid("spec.replicas", r, "must be greater than or equal to 0"))

@@ -61,13 +61,15 @@ def test_parse_listing_reads_busybox_stat_lines():
             "41ed 4096 1700000000 ./relative/site",
             "81a4 5 1700000001 ./relative/site/index page.html",
             "a1ff 10 1700000002 ./relative/site/latest",
-            "garbage",
+            "81a4 3 1700000003 ./relative/site/two",
+            "lines 1 2",  # a file name with a newline in it goes on on the next line
         ]
     )
     assert filesync.parse_listing(listing) == {
         "relative/site": Entry("dir", 0, 1700000000, 0o755),
         "relative/site/index page.html": Entry("file", 5, 1700000001, 0o644),
         "relative/site/latest": Entry("link", 10, 1700000002, 0o777),
+        "relative/site/two\nlines 1 2": Entry("file", 3, 1700000003, 0o644),
     }
 
 

@@ -147,7 +147,7 @@ def test_connection_flags_go_to_every_call_and_a_given_request_timeout_replaces_
 def test_the_error_names_the_verb_whatever_flags_came_before_it():
     client = kubectl.Kubectl(None, "ctx", "previews", {}, Connection(token="t", as_groups=("g",)))
     result = process.Result(client.argv("apply", "-f", "-"), 1, "", "error: something odd\n")
-    assert client.error(result).message == "`kubectl apply` failed: something odd"
+    assert client.error(result).message.startswith("`kubectl apply` failed: something odd: ")
 
 
 def test_profiles_kept_in_the_cluster_are_read_with_the_connection_flags_too():

@@ -157,12 +157,12 @@ INVALID = [
     ("namespace", "-x", "lowercase letters"),
     ("namespace", "a" * 64, "at most 63"),
     ("storage-class", "Fast!", "lowercase letters"),
-    ("storage-size", "-1", "must be a positive number of GiB"),
-    ("storage-size", "0", "must be a positive number of GiB"),
-    ("storage-size", "abc", "must be a positive number of GiB"),
-    ("storage-size", "5Gi", "must be a positive number of GiB"),
-    ("storage-size", "nan", "must be a positive number of GiB"),
-    ("storage-size", "inf", "must be a positive number of GiB"),
+    ("storage-size", "-1", "must be a positive number of GiB, from 0.001 to 1000000"),
+    ("storage-size", "0", "must be a positive number of GiB, from 0.001 to 1000000"),
+    ("storage-size", "abc", "must be a positive number of GiB, from 0.001 to 1000000"),
+    ("storage-size", "5Gi", "must be a positive number of GiB, from 0.001 to 1000000"),
+    ("storage-size", "nan", "must be a positive number of GiB, from 0.001 to 1000000"),
+    ("storage-size", "inf", "must be a positive number of GiB, from 0.001 to 1000000"),
     ("server-side-apply", "maybe", "must be true or false"),
     ("context", "", "name of a context"),
     ("template", "missing.yaml.njk", "does not exist"),
@@ -208,7 +208,7 @@ def test_storage_size_error_message_is_exact():
         )
     assert (
         caught.value.message
-        == 'invalid storage-size "-1" (from x-preevy in /p/compose.yaml): must be a positive number of GiB'
+        == 'invalid storage-size "-1" (from x-preevy in /p/compose.yaml): must be a positive number of GiB, from 0.001 to 1000000'
     )
 
 

@@ -158,7 +158,7 @@ def test_profile_options_feed_resolve_options(environ):
         options.resolve_options(args(), None, None, profile, {})
     assert (
         caught.value.message
-        == "invalid storage-size \"abc\" (from profile 'ci'): must be a positive number of GiB"
+        == "invalid storage-size \"abc\" (from profile 'ci'): must be a positive number of GiB, from 0.001 to 1000000"
     )
 
 
@@ -241,7 +241,7 @@ def test_init_rejects_existing_profile_and_bad_options_without_writing(environ, 
     assert code == ExitCode.USAGE
     assert (
         err.strip()
-        == 'error: invalid storage-size "-1" (from flag --kube-pod-storage-size): must be a positive number of GiB'
+        == 'error: invalid storage-size "-1" (from flag --kube-pod-storage-size): must be a positive number of GiB, from 0.001 to 1000000'
     )
     assert profiles.LocalStore(environ).load("other") is None
     code, _, err = main(capsys, "init", "Bad_Name")
@@ -323,7 +323,7 @@ def test_profile_config_set_and_unset(environ, capsys, tmp_path):
     [
         (
             ["set", "storage-size=abc"],
-            'error: invalid storage-size "abc" (from profile config set): must be a positive number of GiB',
+            'error: invalid storage-size "abc" (from profile config set): must be a positive number of GiB, from 0.001 to 1000000',
         ),
         (
             ["set", "namespace=OK", "storage-size=1"],

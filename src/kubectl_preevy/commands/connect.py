@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     with shared.sigterm_as_interrupt():
         try:
             env = shared.existing_environment(current, env_id, awake=True)
-            pod = environment.ready_pod(kubectl, env)
+            pod = environment.ready_pod(kubectl, env, current.command_hint("up", env_id))
             published = _published_ports(current, pod)
             local_ports = portforward.local_ports_for(sorted({p.published for p in published}))
             forward = PortForward(kubectl, pod, [(local, remote) for remote, local in local_ports.items()])

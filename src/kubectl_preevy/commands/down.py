@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from kubectl_preevy import console, environment, lock, messages, prcomment
+from kubectl_preevy import console, environment, interrupt, lock, messages, prcomment
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -17,19 +17,31 @@ def run(args: argparse.Namespace) -> int:
     comment_template = prcomment.checked_template(
         args.pr_comment, args.pr_comment_template, env_id, os.environ
     )
-    with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "down", timeout):
-        targets = _targets(kubectl, current.profile.id, env_id)
-        if not targets:
-            if args.force:
-                _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
-                return 0
-            raise PreevyError(
-                messages.UNKNOWN_ENVIRONMENT_DOWN.format(env_id=env_id, namespace=kubectl.namespace),
-                ExitCode.FAILURE,
-            )
-        for instance, types in targets.items():
-            console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
-            environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
+    again = current.command_hint("down", env_id)
+    try:
+        with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "down", timeout):
+            targets = _targets(kubectl, current.profile.id, env_id)
+            if not targets:
+                if args.force:
+                    _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
+                    return 0
+                raise PreevyError(
+                    messages.UNKNOWN_ENVIRONMENT_DOWN.format(
+                        env_id=env_id, namespace=kubectl.namespace, ls=current.command_hint("ls", None)
+                    ),
+                    ExitCode.FAILURE,
+                )
+            for instance, types in targets.items():
+                console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
+                environment.delete(
+                    kubectl, instance, types, wait=args.wait, timeout_seconds=timeout, again=again
+                )
+    except KeyboardInterrupt:
+        raise PreevyError(messages.INTERRUPTED_DOWN.format(again=again), ExitCode.INTERRUPTED) from None
+    except PreevyError as err:
+        if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
+            raise PreevyError(messages.INTERRUPTED_DOWN.format(again=again), ExitCode.INTERRUPTED) from None
+        raise
     if args.output != "table":
         console.document(
             {

@@ -57,6 +57,7 @@ def _create_in_cluster(
     # -n says where the profile is kept; environments go there too unless `profile config set namespace=...`
     profile.options.pop("namespace", None)
     cluster = profiles.ClusterStore.from_args(args, environ)
+    cluster.kubectl.namespace_exists()
     existing = cluster.load(profile.name)
     if existing:
         raise PreevyError(

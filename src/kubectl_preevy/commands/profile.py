@@ -134,11 +134,9 @@ def _rm(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from kubectl_preevy import console
 
-    profile = profiles.load_profile(args, environ)
+    # the settings are checked before the profile is loaded: a bad one writes no file (not even `default`)
     if args.config_command == "set":
         updates = parse_settings(args.settings)
-        _check_storable(profile, updates)
-        profile.options.update(updates)
     else:
         for key in args.keys:
             if key not in options.OPTION_NAMES:
@@ -148,6 +146,11 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     ),
                     ExitCode.USAGE,
                 )
+    profile = profiles.load_profile(args, environ)
+    if args.config_command == "set":
+        _check_storable(profile, updates)
+        profile.options.update(updates)
+    else:
         for key in args.keys:
             profile.options.pop(key, None)
     _save(profile, args, environ)

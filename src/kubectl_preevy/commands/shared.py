@@ -1,20 +1,19 @@
 """What the commands share: the project, profile, options, kubectl and environment id of one run."""
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import pathlib
 import shlex
-import signal
-import types
-from collections.abc import Iterator
+import sys
 
-from kubectl_preevy import compose, console, envid, environment, messages, profiles
+from kubectl_preevy import compose, console, envid, environment, interrupt, messages, process, profiles
 from kubectl_preevy import options as options_module
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+
+MAX_TIMEOUT_SECONDS = 24 * 3600  # a --timeout beyond a day is a mistake (and 1e9s is no kubectl duration)
 
 
 @dataclasses.dataclass
@@ -23,24 +22,35 @@ class Run:
     profile: profiles.Profile
     options: options_module.Options
     kubectl: Kubectl
+    profile_requested: bool = True  # --profile, $PREEVY_PROFILE or a current profile named it
+    profile_unsaved: bool = False  # the default profile, made up for this run, not saved yet
 
-    def command_hint(self, command: str, env_id: str) -> str:
-        """The command line that reaches this environment again, e.g. for cleaning up."""
-        argv = [
-            "kubectl",
-            "preevy",
-            command,
-            "--id",
-            env_id,
-            *options_module.cluster_flags(self.options, namespace=self.kubectl.namespace),
-        ]
-        if self.profile.name != profiles.DEFAULT_PROFILE:
+    def command_hint(self, command: str, env_id: str | None, *extra: str) -> str:
+        """The command line that reaches this environment again (e.g. `down` to clean up): every flag that
+        addresses it (--id, --profile, --kubeconfig, --context, -n) as given or derived in this run."""
+        argv = ["kubectl", "preevy", command, *(["--id", env_id] if env_id is not None else [])]
+        if self.profile_requested:
             argv += ["--profile", self.profile.name]
-        return shlex.join(argv)
+        argv += options_module.cluster_flags(self.options, namespace=self.kubectl.namespace)
+        return shlex.join([*argv, *extra])
+
+    def rerun_hint(self, *extra: str) -> str:
+        """The user's own command line (every flag it had), with extra flags added: to run it again."""
+        argv = ["kubectl", "preevy", *process.redact(sys.argv[1:])]
+        return shlex.join([*argv, *(flag for flag in extra if flag not in argv)])
+
+    def save_profile(self) -> None:
+        """Save the default profile made up for this run, now that it is about to write to the cluster
+        (a command that fails before that leaves no profile file behind)."""
+        if self.profile_unsaved:
+            profiles.save_default_profile(self.profile, os.environ)
+            self.profile_unsaved = False
 
 
 def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
-    """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls)."""
+    """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls).
+
+    The namespace must exist (one error line, exit 4, whatever the command)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
@@ -51,7 +61,8 @@ def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
         compose_project = compose.load_project(
             getattr(args, "files", None), getattr(args, "project", None), cwd, environ
         )
-    profile = profiles.load_profile(args, environ, save_default=not getattr(args, "dry_run", False))
+    requested = profiles.requested_name(args, environ) is not None
+    profile = profiles.load_profile(args, environ, save_default=False, quiet=True)
     options = options_module.resolve_options(
         args,
         compose_project.x_preevy if compose_project else None,
@@ -60,7 +71,15 @@ def load_run(args: argparse.Namespace, *, project: str = "required") -> Run:
         environ,
     )
     kubectl = Kubectl(options.kubeconfig, options.context, options.namespace, environ, options.connection)
-    return Run(compose_project, profile, options, kubectl)
+    kubectl.namespace_exists()
+    unsaved = not requested and profile.location == ""
+    if unsaved and getattr(args, "dry_run", False):
+        console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=messages.PROFILE_DEFAULT_DRY_RUN))
+    return Run(compose_project, profile, options, kubectl, requested, unsaved and not args_dry_run(args))
+
+
+def args_dry_run(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "dry_run", False))
 
 
 def env_id(args: argparse.Namespace, run: Run) -> str:
@@ -79,10 +98,14 @@ def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> envir
     from kubectl_preevy import lifetime, share
 
     named = share.shared_environment(run.kubectl, env_id)
-    env = named or environment.newest(environment.find(run.kubectl, run.profile.id, env_id), env_id)
+    env = named or environment.newest(
+        environment.find(run.kubectl, run.profile.id, env_id), env_id, run.command_hint("down", env_id)
+    )
     if env is None:
         raise PreevyError(
-            messages.UNKNOWN_ENVIRONMENT.format(env_id=env_id, namespace=run.kubectl.namespace),
+            messages.UNKNOWN_ENVIRONMENT.format(
+                env_id=env_id, namespace=run.kubectl.namespace, ls=run.command_hint("ls", None)
+            ),
             ExitCode.FAILURE,
         )
     if awake and lifetime.of(env.statefulset).state == lifetime.STATE_SLEEPING:
@@ -99,18 +122,11 @@ def parse_duration(text: str, flag: str) -> float:
     total = options_module.duration_seconds(text)
     if total is None:
         raise PreevyError(messages.INVALID_DURATION.format(flag=flag, value=text), ExitCode.USAGE)
+    if total > MAX_TIMEOUT_SECONDS:
+        raise PreevyError(
+            messages.TIMEOUT_TOO_LONG.format(flag=flag, value=text, maximum="24h"), ExitCode.USAGE
+        )
     return total
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every `finally` stops what it started."""
-
-    def interrupt(signum: int, frame: types.FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+sigterm_as_interrupt = interrupt.as_keyboard_interrupt  # SIGTERM unwinds like Ctrl-C; both remembered

@@ -1,12 +1,14 @@
 """`kubectl preevy up`: create or update the environment, copy the files, start every service."""
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
+import time
 from typing import Any
 
 from kubectl_preevy import (
@@ -17,6 +19,7 @@ from kubectl_preevy import (
     environment,
     expose,
     filesync,
+    interrupt,
     lifetime,
     lock,
     messages,
@@ -33,7 +36,15 @@ from kubectl_preevy import (
 from kubectl_preevy.commands import shared
 from kubectl_preevy.commands.shared import Run
 from kubectl_preevy.environment import Environment
-from kubectl_preevy.errors import PreevyError
+from kubectl_preevy.errors import ExitCode, PreevyError
+from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.portforward import PortForward
+
+
+@dataclasses.dataclass(frozen=True)
+class Hints:
+    again: str  # the user's command line, to run it again
+    down: str  # the `down` that removes this environment
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,48 +61,22 @@ def run(args: argparse.Namespace) -> int:
     host_paths = compose.host_bind_sources(project)
     if host_paths:
         console.info(messages.HOST_PATHS_KEPT.format(paths=", ".join(host_paths)))
-    with shared.sigterm_as_interrupt():
-        if args.dry_run:
-            current.kubectl.namespace_exists()
-            exposure = expose.resolve(current.kubectl, current.options)
-            _with_base_uris(args, current, exposure, env_id)
-            _dry_run(current, env_id, exposure)
-            _dry_run_urls(current, exposure, env_id)
-            return 0
-        # a template that does not render or validate, or that the cluster would refuse, fails before the lock
-        preflight.require(
-            current.kubectl,
-            rendered_objects(current, env_id),
-            existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
-            storage_class=current.options.storage_class,
-            command="up --recreate" if args.recreate else "up",
-            also=("down",) if args.recreate else (),  # it may delete the environment
-        )
-        exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
-        base_uris = _with_base_uris(args, current, exposure, env_id)
-        with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
-            existing = _existing(current, env_id)
-            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
-                sleepwake.scale_up(current.kubectl, existing)
-            applied_at = datetime.datetime.now(datetime.timezone.utc)
-            env = _apply(
-                current,
-                env_id,
-                existing,
-                _objects(current, env_id, existing, exposure),
-                recreate=args.recreate,
-                timeout=timeout,
-                exposure=exposure,
-            )
-            console.step(messages.WAITING_READY.format(name=env.name))
-            environment.wait_ready(
-                current.kubectl, env_id, env.name, timeout, current.command_hint("down", env_id), applied_at
-            )
-            services, stats = _deploy(current, env, base_uris)
-            public = _route(current, env, env_id, exposure, services, existing, timeout)
-            document = _report(args, current, env_id, env, services, stats, public)
-            rows = document["services"]
-            _record_urls(current, env, rows)
+    hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
+    try:
+        with shared.sigterm_as_interrupt():
+            if args.dry_run:
+                exposure = expose.resolve(current.kubectl, current.options)
+                _with_base_uris(args, current, exposure, env_id)
+                _dry_run(current, env_id, exposure)
+                _dry_run_urls(current, exposure, env_id)
+                return 0
+            rows = _up(args, current, env_id, timeout, hints)
+    except KeyboardInterrupt:
+        raise _interrupted(hints) from None
+    except PreevyError as err:
+        if interrupt.received() and err.exit_code != ExitCode.INTERRUPTED:
+            raise _interrupted(hints) from None
+        raise
     cioutputs.write(os.environ, env_id, rows, pathlib.Path.cwd())
     prcomment.comment(
         args.pr_comment,
@@ -103,6 +88,76 @@ def run(args: argparse.Namespace) -> int:
         template=comment_template,
     )
     return 0
+
+
+def _interrupted(hints: Hints) -> PreevyError:
+    return PreevyError(
+        messages.INTERRUPTED_HINT.format(again=hints.again, down=hints.down), ExitCode.INTERRUPTED
+    )
+
+
+def _up(
+    args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints
+) -> list[dict[str, Any]]:
+    """Up to the printed result; the URL rows of the environment document."""
+    # Validate before any write (the lock included): rendered and checked here, the identity's rights and
+    # the namespace's policies (preflight), the exposure, then the API server's validation and admission
+    # in a dry run of the whole manifest.
+    preflight.require(
+        current.kubectl,
+        rendered_objects(current, env_id),
+        existing=lambda: bool(environment.find(current.kubectl, current.profile.id, env_id)),
+        storage_class=current.options.storage_class,
+        command="up --recreate" if args.recreate else "up",
+        also=("down",) if args.recreate else (),  # it may delete the environment
+    )
+    exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+    base_uris = _with_base_uris(args, current, exposure, env_id)
+    existing = _existing(current, env_id)
+    objects = _objects(current, env_id, existing, exposure)
+    _validate(current, existing, objects, recreate=args.recreate)
+    with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
+        now_existing = _existing(current, env_id)
+        if (now_existing and now_existing.instance) != (existing and existing.instance):
+            existing = now_existing  # made meanwhile
+            objects = _objects(current, env_id, existing, exposure)
+            _validate(current, existing, objects, recreate=args.recreate)
+        if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+            sleepwake.scale_up(current.kubectl, existing)
+        applied_at = datetime.datetime.now(datetime.timezone.utc)
+        env = _apply(
+            current,
+            env_id,
+            existing,
+            objects,
+            recreate=args.recreate,
+            timeout=timeout,
+            exposure=exposure,
+            hints=hints,
+        )
+        current.save_profile()  # the environment exists: its profile (id default) is kept from now on
+        console.step(messages.WAITING_READY.format(name=env.name))
+        environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
+        services, stats = _deploy(current, env, env_id, timeout, hints, base_uris)
+        public = _route(current, env, env_id, exposure, services, existing, timeout)
+        rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
+        _record_urls(current, env, rows)
+    return rows
+
+
+def _validate(
+    current: Run, existing: Environment | None, objects: list[dict[str, Any]], *, recreate: bool
+) -> None:
+    try:
+        environment.validate(
+            current.kubectl,
+            template.manifest_yaml(objects),
+            server_side=current.options.server_side_apply,
+            new=existing is None,
+        )
+    except environment.ImmutableChange as change:
+        if not recreate:
+            raise environment.ImmutableChange(change.detail, current.rerun_hint("--recreate")) from None
 
 
 def _with_base_uris(
@@ -183,7 +238,8 @@ def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> 
 
 
 def _existing(current: Run, env_id: str) -> Environment | None:
-    return environment.newest(environment.find(current.kubectl, current.profile.id, env_id), env_id)
+    found = environment.find(current.kubectl, current.profile.id, env_id)
+    return environment.newest(found, env_id, current.command_hint("down", env_id))
 
 
 def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
@@ -311,61 +367,208 @@ def _apply(
     recreate: bool,
     timeout: float,
     exposure: expose.Exposure | None,
+    hints: Hints,
 ) -> Environment:
     kubectl = current.kubectl
     verb = messages.UPDATING if existing else messages.CREATING
     console.step(verb.format(env_id=env_id, namespace=kubectl.namespace))
+    if existing is None:
+        _first_apply(current, objects, hints)
+        return Environment(template.docker_host_statefulset(objects))
     try:
         environment.apply(
             kubectl,
             template.manifest_yaml(objects),
             server_side=current.options.server_side_apply,
-            new=existing is None,
+            new=False,
         )
-    except environment.ImmutableChange:
-        if not recreate or existing is None:
-            raise
+    except environment.ImmutableChange as change:
+        if not recreate:
+            raise environment.ImmutableChange(change.detail, current.rerun_hint("--recreate")) from None
         console.step(messages.RECREATING.format(instance=existing.instance))
-        environment.delete(kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout)
-        objects = _objects(current, env_id, None, exposure, avoid=frozenset({existing.instance}))
-        environment.apply(
-            kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
+        environment.delete(
+            kubectl, existing.instance, existing.types, wait=True, timeout_seconds=timeout, again=hints.down
         )
+        objects = _objects(current, env_id, None, exposure, avoid=frozenset({existing.instance}))
+        _first_apply(current, objects, hints)
     return Environment(template.docker_host_statefulset(objects))
 
 
+def _first_apply(current: Run, objects: list[dict[str, Any]], hints: Hints) -> None:
+    """Create the environment; when that fails, remove what it created (nothing is left half-made)."""
+    kubectl = current.kubectl
+    try:
+        environment.apply(
+            kubectl, template.manifest_yaml(objects), server_side=current.options.server_side_apply, new=True
+        )
+    except PreevyError:
+        if interrupt.received():
+            raise  # a new run continues from there; `down` finds it by its labels
+        env = Environment(template.docker_host_statefulset(objects))
+        try:
+            environment.delete(
+                kubectl, env.instance, env.types, wait=False, timeout_seconds=60, again=hints.down
+            )
+        except PreevyError as cleanup:
+            console.warn(
+                messages.FIRST_APPLY_CLEANUP_FAILED.format(error=cleanup.message, cleanup=hints.down)
+            )
+        else:
+            console.warn(messages.FIRST_APPLY_FAILED_CLEANED.format(instance=env.instance))
+        raise
+
+
 def _deploy(
-    current: Run, env: Environment, base_uris: dict[str, str]
+    current: Run, env: Environment, env_id: str, timeout: float, hints: Hints, base_uris: dict[str, str]
 ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
-    """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports."""
-    project, kubectl = current.project, current.kubectl
-    assert project is not None, "up always loads the compose project"
-    pod = environment.ready_pod(kubectl, env)
-    with docker.forward(kubectl, pod) as docker_forward:
+    """The copy and `docker compose up`, once more when the pod, its container or the forward failed under
+    them (both are safe to repeat: the copy is incremental, compose up converges)."""
+    for attempt in (1, 2):
+        pod = environment.ready_pod(current.kubectl, env, hints.again)
+        before = _pod_state(current, pod)
+        deploy = _Deploy(current, env, pod, hints, base_uris)
+        try:
+            return deploy.run()
+        except PreevyError as err:
+            if err.exit_code != ExitCode.FAILURE or interrupt.received():
+                raise
+            problem = deploy.explain(before, err)
+            if problem is None:
+                raise
+            if attempt == 2:
+                raise PreevyError(problem, ExitCode.FAILURE) from None
+            console.warn(messages.RETRYING_STEP.format(problem=problem.split(": run `")[0]))
+            environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down)
+    raise AssertionError("unreachable")
+
+
+@dataclasses.dataclass(frozen=True)
+class PodState:
+    uid: str
+    restarts: dict[str, int]  # container -> restartCount
+    exists: bool = True
+
+
+def _pod_state(current: Run, pod: str) -> PodState:
+    result = current.kubectl.run("get", "pod", pod, "-o", "json")
+    if not result.ok:
+        return PodState("", {}, exists=False)
+    document = json.loads(result.stdout)
+    statuses = (document.get("status") or {}).get("containerStatuses") or []
+    return PodState(
+        document["metadata"].get("uid", ""), {s["name"]: s.get("restartCount", 0) for s in statuses}
+    )
+
+
+STEP_COPY = "the copy of the files"
+EXPLAIN_LOOKS = 4
+
+
+class _Deploy:
+    """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
+    and when that fails, the true reason (explain)."""
+
+    def __init__(self, current: Run, env: Environment, pod: str, hints: Hints, base_uris: dict[str, str]):
+        self.current, self.env, self.pod, self.hints, self.base_uris = current, env, pod, hints, base_uris
+        self.step = "the start of the port-forward"
+        self.forward_problem: str | None = None
+
+    def run(self) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
+        project, kubectl = self.current.project, self.current.kubectl
+        assert project is not None, "up always loads the compose project"
+        with docker.forward(kubectl, self.pod) as docker_forward:
+            try:
+                return self._steps(docker_forward, project, kubectl)
+            except PreevyError:
+                self.forward_problem = self._forward_problem(docker_forward)  # while it is still ours
+                raise
+
+    def _steps(
+        self, docker_forward: PortForward, project: compose.ComposeProject, kubectl: Kubectl
+    ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
-        console.step(messages.SYNCING.format(pod=pod, directory=project.remote_dir))
-        stats = filesync.sync(kubectl, pod, env.first_container, project)
+        self.step = STEP_COPY
+        console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
+        stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
         console.info(stats.summary())
+        self.step = "`docker compose up`"
         model = compose.remote_model(project)
         agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
         if agents:
             console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
         # kept in the pod before the services start (for day two and `wake`), with Preevy's agent if it runs
-        stored = _with_kept_agent(current, env, pod, project.name, model) if agents else model
-        _store_model(current, env, pod, project.name, stored)
+        current, env = self.current, self.env
+        stored = _with_kept_agent(current, env, self.pod, project.name, model) if agents else model
+        _store_model(current, env, self.pod, project.name, stored)
         console.step(messages.COMPOSE_UP.format(project=project.name))
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
             json.dump(model, model_file)
             model_file.flush()
-            docker.compose_up(
-                project.name,
-                model_file.name,
-                str(project.working_dir),
-                {**os.environ, **base_uris},
-                port,
-                remove_orphans=not agents,
-            )
+            try:
+                environ = {**os.environ, **self.base_uris}
+                docker.compose_up(
+                    project.name,
+                    model_file.name,
+                    str(project.working_dir),
+                    environ,
+                    port,
+                    remove_orphans=not agents,
+                )
+            except docker.ComposeUpFailed as failed:
+                if self._forward_problem(docker_forward) is not None:
+                    raise
+                raise docker.ComposeUpFailed(failed.code, self.hints.again, self.hints.down) from None
         return docker.published_ports(port, project.name), stats
+
+    def _forward_problem(self, docker_forward: PortForward) -> str | None:
+        """The forward dropped during compose up, or dockerd no longer answers through it."""
+        if not docker_forward.running:
+            if self.step != "`docker compose up`":
+                return None
+            return messages.FORWARD_DROPPED_DURING_COMPOSE.format(
+                pod=self.pod, error=docker_forward.last_error or "kubectl exited", again=self.hints.again
+            )
+        answer = docker.ping(docker_forward.local_ports[docker.DOCKER_PORT])
+        if answer is None:
+            return None
+        return messages.DOCKERD_STOPPED.format(
+            pod=self.pod,
+            step=self.step,
+            error=answer,
+            namespace=self.current.kubectl.namespace,
+            again=self.hints.again,
+        )
+
+    def explain(self, before: PodState, err: PreevyError) -> str | None:
+        """What really happened when a step failed: the pod replaced or gone, its container restarted, the
+        forward dropped, dockerd not answering. None: the step's own error is the truth. The kubelet may
+        report a restart a moment after the forward or the exec broke: the pod is looked at a few times."""
+        for look in range(EXPLAIN_LOOKS):
+            problem = self._pod_problem(before, err)
+            if problem is not None:
+                return problem
+            if self.forward_problem is None and self.step != STEP_COPY:
+                break  # nothing points at the pod
+            if look < EXPLAIN_LOOKS - 1:
+                time.sleep(1)
+        return self.forward_problem
+
+    def _pod_problem(self, before: PodState, err: PreevyError) -> str | None:
+        after = _pod_state(self.current, self.pod)
+        detail = err.message
+        if not after.exists:
+            what = messages.POD_GONE
+        elif after.uid != before.uid:
+            what = messages.POD_REPLACED
+        else:
+            restarted = [c for c, n in after.restarts.items() if n > before.restarts.get(c, 0)]
+            if not restarted:
+                return None
+            what = messages.POD_CONTAINER_RESTARTED.format(container=restarted[0])
+            detail = environment.unready_reason(self.current.kubectl, self.env.name)
+        return messages.POD_RESTARTED_DURING.format(
+            pod=self.pod, what=what, step=self.step, detail=detail, again=self.hints.again
+        )
 
 
 def _with_kept_agent(
