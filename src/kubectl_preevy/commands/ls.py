@@ -10,7 +10,7 @@ from kubectl_preevy.environment import Environment
 
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none")
-    envs = environment.list_all(current.kubectl, current.profile.id, include_deleted=True)
+    envs = environment.list_all(current.kubectl, current.profile.id, include_deleted=True, legacy=True)
     if args.output != "table":
         console.document(
             {
@@ -43,6 +43,7 @@ def item(env: Environment) -> dict[str, Any]:
         "sleepAfterSeconds": facts.sleep_after,
         "keep": facts.keep,
         "urls": facts.urls,
+        "dockerHost": env.kind,
     }
 
 
@@ -54,7 +55,7 @@ def table(envs: list[Environment]) -> str:
         rows.append(
             [
                 env.env_id,
-                env.instance,
+                env.instance + (" (legacy Deployment)" if env.legacy else ""),
                 env.namespace,
                 facts.state,
                 env.ready_replicas,
