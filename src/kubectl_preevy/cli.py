@@ -167,6 +167,67 @@ def _add_output_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """--id, or the project's compose files (long --file only: -f is `logs --follow`), and -p."""
+    group = parser.add_argument_group("environment (default: the one `up` would use here)")
+    group.add_argument("--id", dest="env_id", metavar="ID", help="environment id")
+    group.add_argument(
+        "--file", dest="files", action="append", metavar="FILE", help="compose file (repeatable)"
+    )
+    group.add_argument(
+        "-p",
+        "--project",
+        dest="project",
+        metavar="NAME",
+        help="compose project in the pod (default: the last up)",
+    )
+    _add_cluster_flags(parser)
+
+
+def _add_day_two_commands(commands) -> None:  # type: ignore[no-untyped-def]
+    logs = commands.add_parser("logs", help="the services' logs (docker compose logs), with --id alone")
+    logs.add_argument("services", nargs="*", metavar="SERVICE", help="only these services")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow the logs until Ctrl-C")
+    logs.add_argument("--tail", metavar="N", help="only the last N lines of each container")
+    logs.add_argument("--since", metavar="T", help="only since T (2013-01-02T13:23:37Z, or 42m)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    _add_target_flags(logs)
+
+    exec_ = commands.add_parser("exec", help="run a command in a service's container: exec SERVICE -- CMD...")
+    exec_.add_argument("service", metavar="SERVICE")
+    exec_.add_argument("cmd", nargs="*", metavar="CMD", help="the command (after --; default: sh)")
+    exec_.add_argument("-i", "--interactive", action="store_true", help="pass stdin to the command")
+    exec_.add_argument(
+        "-t",
+        "--tty",
+        action="store_true",
+        help="allocate a TTY (default: when stdin and stdout are terminals)",
+    )
+    _add_target_flags(exec_)
+
+    shell = commands.add_parser("shell", help="a shell (or a command after --) in the Docker host container")
+    shell.add_argument("cmd", nargs="*", metavar="CMD", help="the command (after --; default: sh)")
+    _add_target_flags(shell)
+
+    status = commands.add_parser("status", help="the pod, containers, health, ports, URLs and expiry")
+    _add_target_flags(status)
+    _add_output_flag(status)
+
+    purge = commands.add_parser("purge", help="delete every environment of the profile in the namespace")
+    purge.add_argument("--all-profiles", action="store_true", help="every environment in the namespace")
+    purge.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    purge.add_argument("--wait", action="store_true", help="wait until every object is gone")
+    purge.add_argument(
+        "--timeout", default="3m", metavar="DURATION", help="per environment: lock and deletion (default: 3m)"
+    )
+    _add_cluster_flags(purge)
+    _add_output_flag(purge)
+
+    env_id = commands.add_parser("env-id", help="the environment id `up` would use here, and why")
+    _add_project_flags(env_id)
+    _add_output_flag(env_id)
+
+
 def _add_verbose_flag(parser: argparse.ArgumentParser, dest: str) -> None:
     parser.add_argument(
         "-v",
@@ -276,9 +337,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_cluster_flags(ls)
     _add_output_flag(ls)
 
+    _add_day_two_commands(commands)
+
     template = commands.add_parser("template", help="print the default template (to start a custom one)")
     template.add_argument(
-        "--variant", choices=("default", "sysbox"), default="default", help="which bundled template to print"
+        "--variant",
+        choices=("default", "sysbox", "preevy"),
+        default="default",
+        help="which bundled template to print",
     )
 
     init = commands.add_parser("init", help="create a profile")
@@ -467,6 +533,12 @@ COMMAND_MODULES = {
     "install": "install",
     "doctor": "doctor",
     "rbac": "rbac",
+    "logs": "logs",
+    "exec": "exec",
+    "shell": "shell",
+    "status": "status",
+    "purge": "purge",
+    "env-id": "env_id",
 }
 
 

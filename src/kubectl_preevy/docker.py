@@ -19,6 +19,8 @@ DOCKER_PORT = 2375
 PING_TIMEOUT_SECONDS = 60
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+PREEVY_AGENT_SERVICE = "preevy_proxy"  # Preevy's tunnel agent, a service Preevy adds to the project
+PREEVY_LABEL_PREFIX = "preevy."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +114,33 @@ def _request(port: int, method: str, path: str, timeout: float = 30) -> bytes:
         connection.close()
 
 
+def containers(port: int, project: str | None = None) -> list[dict[str, Any]]:
+    """Every container (running or not) of one compose project, or of all, as the Docker API lists them."""
+    label = f"{COMPOSE_PROJECT_LABEL}={project}" if project else COMPOSE_PROJECT_LABEL
+    query = urllib.parse.urlencode({"all": "1", "filters": json.dumps({"label": [label]})})
+    return list(json.loads(_request(port, "GET", f"/containers/json?{query}")))
+
+
+def service_of(container: dict[str, Any]) -> str:
+    return str(
+        (container.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL) or container["Names"][0].lstrip("/")
+    )
+
+
+def preevy_agents(project_containers: list[dict[str, Any]], services: set[str]) -> list[str]:
+    """Containers of the project that `--remove-orphans` would delete although Preevy made them: its tunnel
+    agent (service preevy_proxy), or any other container outside the model carrying Preevy's labels."""
+    found = []
+    for container in project_containers:
+        service = service_of(container)
+        labels = container.get("Labels") or {}
+        if service in services:
+            continue
+        if service == PREEVY_AGENT_SERVICE or any(key.startswith(PREEVY_LABEL_PREFIX) for key in labels):
+            found.append(container["Names"][0].lstrip("/"))
+    return sorted(found)
+
+
 def compose_up(
     project: str,
     model_file: str,
@@ -120,12 +149,14 @@ def compose_up(
     port: int,
     *,
     build: bool = True,
+    remove_orphans: bool = True,
 ) -> None:
     """`docker compose up -d --build --remove-orphans` of the rewritten model; all its output on our stderr.
 
     It runs in the project directory so that relative build contexts resolve; the build context
     travels to the remote Docker server through the forward. build=False (`wake`): the images are
-    already in the pod's Docker, no build context is needed.
+    already in the pod's Docker, no build context is needed. remove_orphans=False keeps containers the
+    model does not have (Preevy's agent).
     """
     argv = [
         "docker",
@@ -139,7 +170,7 @@ def compose_up(
         "up",
         "-d",
         "--build" if build else "--no-build",
-        "--remove-orphans",
+        *(["--remove-orphans"] if remove_orphans else []),
     ]
     proc = process.popen(
         argv,
@@ -165,3 +196,24 @@ class ComposeUpFailed(PreevyError):
             messages.COMPOSE_UP_FAILED.format(code=code, again=again, down=down), ExitCode.FAILURE
         )
         self.code = code
+
+
+def compose_attached(
+    project: str,
+    model: dict[str, Any],
+    args: list[str],
+    environ: Mapping[str, str],
+    port: int,
+    *,
+    stdin: bool = True,
+) -> int:
+    """`docker compose -p PROJECT -f MODEL ARGS...` against the pod's Docker server, on our terminal (logs,
+    exec); its exit code. It runs in an empty directory, so no local compose or .env file is read."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kubectl-preevy-") as directory:
+        model_file = f"{directory}/compose.json"
+        with open(model_file, "w", encoding="utf-8") as out:
+            json.dump(model, out)
+        argv = ["docker", "compose", "-p", project, "--project-directory", directory, "-f", model_file, *args]
+        return process.run_attached(argv, env=compose_environ(environ, port), cwd=directory, stdin=stdin)

@@ -34,6 +34,7 @@ LEFTOVER_TYPES = (
 )
 POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
+_LEGACY_FORBIDDEN = re.compile(r'deployments\.apps is forbidden|cannot list resource "deployments"')
 # kubectl: the type is not in discovery (a CRD removed since the environment was made)
 _NOT_SERVED = re.compile(
     r"the server doesn't have a resource type|no matches for kind|could not find the requested resource"
@@ -45,9 +46,31 @@ _REFUSED = re.compile(
 _IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
 
 
+LEGACY_TYPES = ("deployments.apps", *LEFTOVER_TYPES)  # a docker-host Deployment (Preevy before v0.0.60)
+DOCKER_HOST_TYPES = "statefulsets.apps,deployments.apps"
+
+
 @dataclasses.dataclass
 class Environment:
-    statefulset: dict[str, Any]
+    statefulset: dict[
+        str, Any
+    ]  # the docker-host object: a StatefulSet, or a Deployment for a legacy environment
+
+    @property
+    def kind(self) -> str:
+        return str(self.statefulset.get("kind") or "StatefulSet")
+
+    @property
+    def legacy(self) -> bool:
+        """An environment of Preevy before v0.0.60: its docker host is a Deployment."""
+        return self.kind == "Deployment"
+
+    @property
+    def profile_id(self) -> str:
+        return str(
+            self._annotations.get(naming.ANNOTATION_PROFILE_ID)
+            or self._labels.get(naming.LABEL_PROFILE_ID, "")
+        )
 
     @property
     def name(self) -> str:
@@ -75,6 +98,10 @@ class Environment:
         )
 
     @property
+    def template_hash(self) -> str:
+        return str(self._annotations.get(naming.ANNOTATION_TEMPLATE_HASH, ""))
+
+    @property
     def ready_replicas(self) -> str:
         status = self.statefulset.get("status") or {}
         return f"{status.get('readyReplicas', 0)}/{self.statefulset['spec'].get('replicas', 1)}"
@@ -86,6 +113,8 @@ class Environment:
     @property
     def types(self) -> list[str]:
         """kubectl resource names of every type of the environment (all-types annotation), pods and PVCs."""
+        if self.legacy:
+            return list(LEGACY_TYPES)
         try:
             declared = json.loads(self._annotations.get(naming.ANNOTATION_ALL_TYPES, "[]"))
         except json.JSONDecodeError:
@@ -113,19 +142,27 @@ def resource_name(api_version: str, kind: str) -> str:
     return f"{kind}.{version}.{group}"
 
 
-def find(kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False) -> list[Environment]:
-    """The environment's docker-host StatefulSets, oldest first (more than one only after concurrent ups)."""
+def find(
+    kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False, legacy: bool = False
+) -> list[Environment]:
+    """The environment's docker-host StatefulSets, newest first (`preevy.dev/created-at`, as Preevy picks;
+    more than one only after concurrent ups of Preevy). legacy: docker-host Deployments too."""
     selector = naming.env_selector(
         profile_id, env_id, deleted=None if include_deleted else False, docker_host=True
     )
-    return _statefulsets(kubectl, selector)
+    return _docker_hosts(kubectl, selector, legacy)
 
 
 def list_all(
-    kubectl: Kubectl, profile_id: str | None, *, include_deleted: bool = False, all_namespaces: bool = False
+    kubectl: Kubectl,
+    profile_id: str | None,
+    *,
+    include_deleted: bool = False,
+    all_namespaces: bool = False,
+    legacy: bool = False,
 ) -> list[Environment]:
-    """The docker-host StatefulSets of the profile (profile_id None: of every profile) in the namespace,
-    or in every namespace."""
+    """The environments of the profile (profile_id None: of every profile) in the namespace, or in every
+    namespace, newest first; legacy: docker-host Deployments too (Preevy before v0.0.60)."""
     selector = ",".join(
         [
             naming.profile_selector(profile_id) if profile_id is not None else naming.LABEL_PROFILE_ID,
@@ -134,14 +171,38 @@ def list_all(
             f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
         ]
     )
-    return _statefulsets(kubectl, selector, *(["--all-namespaces"] if all_namespaces else []))
+    return _docker_hosts(kubectl, selector, legacy, *(["--all-namespaces"] if all_namespaces else []))
 
 
-def _statefulsets(kubectl: Kubectl, selector: str, *flags: str) -> list[Environment]:
-    items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
-    return [
-        Environment(item) for item in sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))
-    ]
+def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool, *flags: str) -> list[Environment]:
+    """legacy: Deployments too, unless listing them is forbidden (a Role made by `kubectl preevy rbac` has
+    no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment)."""
+    items = None
+    if legacy:
+        result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, *flags, "-o", "json")
+        if result.ok:
+            items = json.loads(result.stdout)["items"]
+        elif not _LEGACY_FORBIDDEN.search(result.stderr):
+            raise kubectl.error(result)
+    if items is None:
+        items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
+    envs = [Environment(item) for item in items]
+    return sorted(envs, key=lambda env: env.created_at, reverse=True)
+
+
+def newest(envs: list[Environment], env_id: str, down: str = "") -> Environment | None:
+    """The environment to act on: the newest, as Preevy picks it, with a warning when there are others
+    (down: the command that removes them all)."""
+    if len(envs) > 1:
+        console.warn(
+            messages.DUPLICATE_ENVIRONMENTS.format(
+                env_id=env_id,
+                instances=", ".join(e.instance for e in envs),
+                chosen=envs[0].instance,
+                down=down or f"kubectl preevy down --id {env_id}",
+            )
+        )
+    return envs[0] if envs else None
 
 
 def _apply_args(server_side: bool, new: bool) -> list[str]:
@@ -352,6 +413,9 @@ def _is_ready(pod: dict[str, Any]) -> bool:
     )
 
 
+pod_ready = _is_ready  # the public name (status)
+
+
 def unready_reason(kubectl: Kubectl, name: str) -> str:
     """The most telling reason, in one phrase: a container that keeps exiting (exit code, last log line),
     else the pod's latest warning event (a failing probe, a volume that cannot be mounted...), else the
@@ -463,17 +527,28 @@ def ready_pod_document(
     kubectl: Kubectl, env: Environment, again: str = "kubectl preevy up"
 ) -> dict[str, Any]:
     """The Ready pod of the environment: its StatefulSet has one replica, so the pod is `<name>-0` (one
-    get by name, no listing; also what a `share` kubeconfig may do)."""
-    result = kubectl.run("get", "pod", f"{env.name}-0", "-o", "json")
-    if not result.ok and "(NotFound)" not in result.stderr:
-        raise kubectl.error(result)
-    pod = json.loads(result.stdout) if result.ok else None
-    if pod and _owned_by(pod, env.name) and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
-        return pod  # type: ignore[no-any-return]
+    get by name, no listing; also what a `share` kubeconfig may do). A legacy Deployment's pods are
+    listed by its selector."""
+    for pod in _candidate_pods(kubectl, env):
+        owned = env.legacy or _owned_by(pod, env.name)
+        if owned and _is_ready(pod) and not pod["metadata"].get("deletionTimestamp"):
+            return pod
     raise PreevyError(
         messages.NO_READY_POD.format(env_id=env.env_id, name=env.name, namespace=env.namespace, again=again),
         ExitCode.FAILURE,
     )
+
+
+def _candidate_pods(kubectl: Kubectl, env: Environment) -> list[dict[str, Any]]:
+    if env.legacy:
+        selector = ",".join(f"{k}={v}" for k, v in env.statefulset["spec"]["selector"]["matchLabels"].items())
+        return list(kubectl.json("pods", "-l", selector)["items"])
+    result = kubectl.run("get", "pod", f"{env.name}-0", "-o", "json")
+    if result.ok:
+        return [json.loads(result.stdout)]
+    if "(NotFound)" in result.stderr:
+        return []
+    raise kubectl.error(result)
 
 
 def delete(

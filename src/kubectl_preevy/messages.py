@@ -195,8 +195,8 @@ INVALID_DURATION = (
     "invalid {flag} {value!r}: use a duration with a unit on every number, such as 90s, 5m or 1h30m"
 )
 DUPLICATE_ENVIRONMENTS = (
-    "environment {env_id} exists several times ({instances}), from concurrent runs: using "
-    "{chosen}; `{down}` removes them all"
+    "environment {env_id} exists several times ({instances}), from concurrent runs: acting on the "
+    "newest, {chosen} (as Preevy does); `{down}` removes them all"
 )
 LOCK_WAITING = "waiting for {holder}, which is changing environment {env_id}"
 LOCK_BROKEN = (
@@ -563,3 +563,41 @@ SYNC_EXCLUDE_INVALID = (
     "relative to the project directory): fix it and run the command again"
 )
 UNCHANGED = "environment {env_id} in namespace {namespace} is unchanged and ready: not applied again"
+# --- day two, Preevy interop (issue 12) ----------------------------------------------------------------------
+PREEVY_TEMPLATE_KEPT = (
+    "environment {env_id} was made by Preevy with its default template: updating it with the same "
+    "objects (`kubectl preevy template --variant preevy`), so Preevy keeps recognizing it"
+)
+PREEVY_AGENT_KEPT = (
+    "keeping Preevy's agent ({containers}): `docker compose up` runs without --remove-orphans for this "
+    "project, so other containers the compose files no longer have are kept too"
+)
+MODEL_NOT_STORED = (
+    "could not write the compose model into pod {pod} (/var/lib/preevy/projects): {error}; "
+    "run `kubectl preevy up` again"
+)
+NO_REMOTE_PROJECT = (
+    "pod {pod} holds no compose project yet (/var/lib/preevy/projects/*/docker-compose.yaml): "
+    "run `{hint}` in the project first"
+)
+NO_REMOTE_PROJECT_NAMED = (
+    "pod {pod} holds no compose project {project} (/var/lib/preevy/projects/{project}/docker-compose.yaml): "
+    "run `{hint}` in that project first, or drop -p"
+)
+UNKNOWN_SERVICES = "no service {services} in project {project} (its services: {known})"
+LOGS_STOPPED = "stopped following the logs"
+STATUS_NO_CONTAINERS = "no containers: run `kubectl preevy up` in the project"
+PURGE_ALL_PROFILES = "every profile"
+PURGE_NOTHING = "nothing to purge: no environment of {whose} in namespace {namespace}"
+PURGE_NEEDS_YES = (
+    "purge would delete {count} environment(s) and their volumes, and stdin is not a terminal to confirm: "
+    "run `{command}`"
+)
+PURGE_CONFIRM = (
+    "delete {count} environment(s) of {whose} in namespace {namespace}, volumes included ({envs})? [y/N] "
+)
+PURGE_DECLINED = "nothing deleted"
+MODEL_FROM_CONTAINERS = (
+    "pod {pod} holds no stored compose model: using project {project} as its containers tell it "
+    "(the next `kubectl preevy up` stores the model)"
+)

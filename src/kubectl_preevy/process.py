@@ -288,3 +288,23 @@ def stop(proc: subprocess.Popen[bytes], grace_seconds: float = 3.0) -> None:
             proc.kill()
             proc.wait()
     journal.stopped(proc, by_us=running)
+
+
+def run_attached(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None, *, stdin: bool = True
+) -> int:
+    """Run argv on our own stdin (none when stdin=False), stdout and stderr (a terminal stays a terminal);
+    its exit code. Interrupted (Ctrl-C, SIGTERM as KeyboardInterrupt): it is stopped, the interrupt goes on."""
+    proc = popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        terminal=stdin,  # it may read the user's terminal: in the foreground process group
+        stdin=None if stdin else subprocess.DEVNULL,
+        stdout=None,
+        stderr=None,
+    )
+    try:
+        return proc.wait()
+    finally:
+        stop(proc)

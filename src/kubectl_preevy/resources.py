@@ -5,7 +5,12 @@ import pathlib
 
 TEMPLATES_PACKAGE = "kubectl_preevy.templates"
 DEFAULT_TEMPLATE = "default.yaml.njk"
-TEMPLATE_VARIANTS = {"default": DEFAULT_TEMPLATE, "sysbox": "sysbox.yaml.njk"}
+PREEVY_VARIANT = "preevy"  # Preevy's own default template, object for object (same template hash)
+TEMPLATE_VARIANTS = {
+    "default": DEFAULT_TEMPLATE,
+    "sysbox": "sysbox.yaml.njk",
+    PREEVY_VARIANT: "preevy.yaml.njk",
+}
 CHECKOUT_TEMPLATES = pathlib.Path(__file__).resolve().parents[2] / "templates"
 
 

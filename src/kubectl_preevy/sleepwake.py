@@ -8,28 +8,16 @@ model `up` stored in the pod, so no compose file is needed and the published por
 import os
 import tempfile
 
-from kubectl_preevy import compose, console, docker, environment, lifetime, messages
+from kubectl_preevy import compose, console, docker, environment, lifetime, messages, remote
 from kubectl_preevy.environment import Environment
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 
-MODEL_FILE = (
-    "docker-compose.yaml"  # in the project's directory in the pod (same path as the `preevy` variant)
-)
-STORE_SCRIPT = 'mkdir -p "$1" && cat > "$1/.model.tmp" && mv "$1/.model.tmp" "$1/$2"'
+MODEL_FILE = remote.MODEL_FILE  # written by `up` (remote.store), where Preevy keeps it
 
 
 def model_path(project: str) -> str:
     return f"{compose.REMOTE_PROJECTS_DIR}/{project}/{MODEL_FILE}"
-
-
-def store_model(kubectl: Kubectl, pod: str, container: str, project: str, model_text: str) -> None:
-    """The rewritten model `up` runs, kept in the pod for `wake`."""
-    directory = f"{compose.REMOTE_PROJECTS_DIR}/{project}"
-    kubectl.check(
-        "exec", "-i", pod, "-c", container, "--", "sh", "-c", STORE_SCRIPT, "sh", directory, MODEL_FILE,
-        stdin=model_text,
-    )  # fmt: skip
 
 
 def sleep(kubectl: Kubectl, env: Environment, timeout_seconds: float, retry_hint: str) -> None:

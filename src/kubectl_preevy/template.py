@@ -116,14 +116,13 @@ def _dump(value: object, indent: int | None = None) -> "markupsafe.Markup":
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def template_source(options: "Options") -> tuple[str, str]:
-    """(display name, text) of the template of these options: the file, else the bundled default."""
+def template_source(options: "Options", variant: str = "default") -> tuple[str, str]:
+    """(display name, text) of the template of these options: the file, else the bundled variant."""
     from kubectl_preevy import resources
 
     if options.template is None:
-        return resources.template_display_name(resources.DEFAULT_TEMPLATE), resources.template_text(
-            resources.DEFAULT_TEMPLATE
-        )
+        bundled = resources.TEMPLATE_VARIANTS[variant]
+        return resources.template_display_name(bundled), resources.template_text(bundled)
     name = str(options.template)
     source = options.sources.get("template", "")
     if source.startswith("profile ") and pathlib.Path(name).parent.match("kubectl-preevy/templates"):
@@ -140,15 +139,30 @@ def template_source(options: "Options") -> tuple[str, str]:
         ) from None
 
 
+class TemplateObjects(list[dict[str, Any]]):
+    """The validated objects of a rendered template, and `template_hash`: Preevy's hash of the documents
+    exactly as rendered and parsed (empty ones included), before any namespace or metadata is filled in."""
+
+    def __init__(self, objects: list[dict[str, Any]], template_hash: str) -> None:
+        super().__init__(objects)
+        self.template_hash = template_hash
+
+
 def render_template(
-    options: "Options", instance: str, labels: dict[str, str], *, namespace: str | None = None
-) -> list[dict[str, Any]]:
+    options: "Options",
+    instance: str,
+    labels: dict[str, str],
+    *,
+    namespace: str | None = None,
+    variant: str = "default",
+) -> "TemplateObjects":
     """The template's objects: rendered, parsed and validated (PreevyError naming the file and document).
 
     namespace: the environment's (resolved) namespace, when options.namespace is None. Objects without a
     namespace get it; the returned list holds the non-empty documents in template order.
+    variant: which bundled template, when options.template is None (resources.TEMPLATE_VARIANTS).
     """
-    name, text = template_source(options)
+    name, text = template_source(options, variant)
     namespace = namespace or options.namespace
     if not namespace:
         raise PreevyError(
@@ -164,7 +178,8 @@ def render_template(
         context["storageClass"] = options.storage_class
     rendered = render_text(name, text, context)
     documents = parse_documents(name, rendered)
-    return validate_objects(name, documents, namespace)
+    rendered_hash = naming.template_hash(documents)  # before validate_objects fills in namespaces
+    return TemplateObjects(validate_objects(name, documents, namespace), rendered_hash)
 
 
 def _storage_size(size: float) -> int | float:
@@ -406,11 +421,12 @@ def add_environment_metadata(
     created_at: datetime.datetime | str,
     extra_types: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash of
-    the objects as given, and `preevy.dev/all-types` on the docker-host StatefulSet (plus extra_types:
-    the kinds of objects made later, outside the template, such as the routing of expose.py)."""
+    """Copies of the objects with Preevy's labels and annotations (addEnvMetadata), the template hash (of
+    the documents as rendered when objects come from render_template, else of the objects as given), and
+    `preevy.dev/all-types` on the docker-host StatefulSet (plus extra_types: the kinds of objects made
+    later, outside the template, such as the routing of expose.py)."""
     specs = copy.deepcopy(objects)
-    template_hash = naming.template_hash(objects)
+    template_hash = getattr(objects, "template_hash", None) or naming.template_hash(objects)
     declared = all_types(objects)
     declared += [t for t in extra_types if t not in declared]
     types = json.dumps(declared, separators=(",", ":"))

@@ -3,6 +3,7 @@
 Nothing here is mocked. Every process a test starts is stopped by its pid in a `finally`.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 
 from tests.prerequisites import require_tool
@@ -261,3 +263,19 @@ def run_until(
             proc.wait(10)
     reader.join(10)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(lines))
+
+
+@contextlib.contextmanager
+def hello_environment(kubesim, base: pathlib.Path, env_id: str):
+    """examples/hello up as env_id in a fresh namespace, for a module's tests: (namespace, project dir,
+    environ, pod); then `down` and the namespace deleted."""
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    kubesim.kubectl("create", "namespace", namespace)
+    environ = user_env(kubesim, base / "config")
+    project = hello_project(base / "hello")
+    try:
+        up = up_json("-n", namespace, "--id", env_id, cwd=project, env=environ)
+        yield namespace, project, environ, f"{up['statefulSet']}-0"
+    finally:
+        preevy("down", "-n", namespace, "--id", env_id, "--force", cwd=project, env=environ)
+        kubesim.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -1,21 +1,18 @@
 """connect: the services on 127.0.0.1 until stopped, surviving a dropped forward, without the compose files."""
 
 import socket
-import uuid
 
 import pytest
 
 from tests.e2e import (
     connect,
     error_lines,
-    hello_project,
+    hello_environment,
     http_get,
     port_forward_pids,
     preevy,
     remote,
     stop,
-    up_json,
-    user_env,
 )
 
 ENV_ID = "hello-connect"
@@ -23,18 +20,9 @@ ENV_ID = "hello-connect"
 
 @pytest.fixture(scope="module")
 def environment(kubesim, tmp_path_factory):
-    """One environment of examples/hello for every test here: (namespace, project dir, env)."""
-    base = tmp_path_factory.mktemp("connect")
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    kubesim.kubectl("create", "namespace", namespace)
-    environ = user_env(kubesim, base / "config")
-    project = hello_project(base / "hello")
-    try:
-        up = up_json("-n", namespace, "--id", ENV_ID, cwd=project, env=environ)
-        yield namespace, project, environ, f"{up['statefulSet']}-0"
-    finally:
-        preevy("down", "-n", namespace, "--id", ENV_ID, "--force", cwd=project, env=environ)
-        kubesim.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    """One environment of examples/hello for every test here: (namespace, project dir, env, pod)."""
+    with hello_environment(kubesim, tmp_path_factory.mktemp("connect"), ENV_ID) as found:
+        yield found
 
 
 def test_connect_with_only_the_id_and_stop_on_sigterm(environment, tmp_path):

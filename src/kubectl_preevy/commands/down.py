@@ -75,7 +75,8 @@ def _targets(kubectl: Kubectl, profile_id: str, env_id: str) -> dict[str, list[s
     """instance -> the types of its objects. Objects already marked deleted are included (an interrupted
     `down` to finish), and so are those left when the docker-host StatefulSet is already gone."""
     targets = {
-        env.instance: env.types for env in environment.find(kubectl, profile_id, env_id, include_deleted=True)
+        env.instance: env.types
+        for env in environment.find(kubectl, profile_id, env_id, include_deleted=True, legacy=True)
     }
     if targets:
         return targets

@@ -12,7 +12,9 @@ from kubectl_preevy.environment import Environment
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none", check_namespace=False)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        listed = pool.submit(environment.list_all, current.kubectl, current.profile.id, include_deleted=True)
+        listed = pool.submit(
+            environment.list_all, current.kubectl, current.profile.id, include_deleted=True, legacy=True
+        )
         checked = pool.submit(current.kubectl.namespace_exists)
         checked.result()  # a missing namespace lists nothing: its error comes first
         envs = listed.result()
@@ -48,6 +50,7 @@ def item(env: Environment) -> dict[str, Any]:
         "sleepAfterSeconds": facts.sleep_after,
         "keep": facts.keep,
         "urls": facts.urls,
+        "dockerHost": env.kind,
     }
 
 
@@ -59,7 +62,7 @@ def table(envs: list[Environment]) -> str:
         rows.append(
             [
                 env.env_id,
-                env.instance,
+                env.instance + (" (legacy Deployment)" if env.legacy else ""),
                 env.namespace,
                 facts.state,
                 env.ready_replicas,

@@ -94,25 +94,28 @@ def env_id(args: argparse.Namespace, run: Run) -> str:
 
 
 def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
-    """The environment's docker-host StatefulSet, or PreevyError: no such environment (awake: or it sleeps).
-    With a kubeconfig made by `share`, the one it names (a reviewer may not list anything)."""
+    """The environment to act on (the newest of duplicates, with a warning), or PreevyError: no such
+    environment (awake: or it sleeps). With a kubeconfig made by `share`, the one it names (a reviewer
+    may not list anything)."""
     from kubectl_preevy import lifetime, share
 
     named = share.shared_environment(run.kubectl, env_id)
-    found = [named] if named else environment.find(run.kubectl, run.profile.id, env_id)
-    if not found:
+    env = named or environment.newest(
+        environment.find(run.kubectl, run.profile.id, env_id), env_id, run.command_hint("down", env_id)
+    )
+    if env is None:
         raise PreevyError(
             messages.UNKNOWN_ENVIRONMENT.format(
                 env_id=env_id, namespace=run.kubectl.namespace, ls=run.command_hint("ls", None)
             ),
             ExitCode.FAILURE,
         )
-    if awake and lifetime.of(found[0].statefulset).state == lifetime.STATE_SLEEPING:
+    if awake and lifetime.of(env.statefulset).state == lifetime.STATE_SLEEPING:
         raise PreevyError(
             messages.ENVIRONMENT_SLEEPS.format(env_id=env_id, command=run.command_hint("wake", env_id)),
             ExitCode.FAILURE,
         )
-    return found[0]
+    return env
 
 
 def parse_duration(text: str, flag: str) -> float:

@@ -27,6 +27,8 @@ from kubectl_preevy import (
     naming,
     prcomment,
     preflight,
+    remote,
+    resources,
     share,
     sleepwake,
     template,
@@ -314,16 +316,7 @@ def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> 
 def _existing(current: Run, env_id: str, found: list[Environment] | None = None) -> Environment | None:
     if found is None:
         found = environment.find(current.kubectl, current.profile.id, env_id)
-    if len(found) > 1:
-        console.warn(
-            messages.DUPLICATE_ENVIRONMENTS.format(
-                env_id=env_id,
-                instances=", ".join(e.instance for e in found),
-                chosen=found[0].instance,
-                down=current.command_hint("down", env_id),
-            )
-        )
-    return found[0] if found else None
+    return environment.newest(found, env_id, current.command_hint("down", env_id))
 
 
 def rendered_objects(current: Run, env_id: str) -> list[dict[str, Any]]:
@@ -405,15 +398,27 @@ def _objects(
     instance: str | None = None,
 ) -> list[dict[str, Any]]:
     """The template's objects with Preevy's metadata; the instance name and creation time of the
-    existing environment are kept, so an unchanged environment applies as a no-op."""
+    existing environment are kept, so an unchanged environment applies as a no-op. An environment
+    Preevy made with its default template is updated with the `preevy` variant, so that its template
+    hash, and Preevy's next `up` of it, stay as they were."""
     instance = instance or (existing.instance if existing else _new_instance(current, env_id, avoid))
     created_at = existing.created_at if existing else datetime.datetime.now(datetime.timezone.utc)
-    rendered = template.render_template(
-        current.options,
-        instance,
-        template.template_labels(current.profile.id, instance),
-        namespace=current.kubectl.namespace,
-    )
+
+    def render(variant: str) -> template.TemplateObjects:
+        return template.render_template(
+            current.options,
+            instance,
+            template.template_labels(current.profile.id, instance),
+            namespace=current.kubectl.namespace,
+            variant=variant,
+        )
+
+    rendered = render("default")
+    if existing and current.options.template is None and existing.template_hash != rendered.template_hash:
+        preevys = render(resources.PREEVY_VARIANT)
+        if existing.template_hash == preevys.template_hash:
+            console.info(messages.PREEVY_TEMPLATE_KEPT.format(env_id=env_id))
+            rendered = preevys
     objects = template.add_environment_metadata(
         rendered,
         profile_id=current.profile.id,
@@ -568,15 +573,28 @@ class _Deploy:
         stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
         console.info(stats.summary())
         self.step = "`docker compose up`"
+        model = compose.remote_model(project)
+        agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
+        if agents:
+            console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
+        # kept in the pod before the services start (for day two and `wake`), with Preevy's agent if it runs
+        current, env = self.current, self.env
+        stored = _with_kept_agent(current, env, self.pod, project.name, model) if agents else model
+        _store_model(current, env, self.pod, project.name, stored)
         console.step(messages.COMPOSE_UP.format(project=project.name))
-        model_text = json.dumps(compose.remote_model(project), indent=2)
-        sleepwake.store_model(kubectl, self.pod, self.env.first_container, project.name, model_text)
-        with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model:
-            model.write(model_text)
-            model.flush()
+        with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
+            json.dump(model, model_file)
+            model_file.flush()
             try:
                 environ = {**os.environ, **self.base_uris}
-                docker.compose_up(project.name, model.name, str(project.working_dir), environ, port)
+                docker.compose_up(
+                    project.name,
+                    model_file.name,
+                    str(project.working_dir),
+                    environ,
+                    port,
+                    remove_orphans=not agents,
+                )
             except docker.ComposeUpFailed as failed:
                 if self._forward_problem(docker_forward) is not None:
                     raise
@@ -632,6 +650,40 @@ class _Deploy:
         return messages.POD_RESTARTED_DURING.format(
             pod=self.pod, what=what, step=self.step, detail=detail, again=self.hints.again
         )
+
+
+def _with_kept_agent(
+    current: Run, env: Environment, pod: str, project: str, model: dict[str, Any]
+) -> dict[str, Any]:
+    """The model plus Preevy's agent service from the model stored before (Preevy's), so that Preevy's
+    commands still see its agent in the project."""
+    try:
+        stored = remote.load(current.kubectl, pod, env.first_container, project, "")
+    except PreevyError:
+        return model
+    services = dict(model.get("services") or {})
+    agent = (stored.model.get("services") or {}).get(docker.PREEVY_AGENT_SERVICE)
+    if agent is not None:
+        services.setdefault(docker.PREEVY_AGENT_SERVICE, agent)
+    return {**model, "services": services}
+
+
+def _store_model(current: Run, env: Environment, pod: str, project: str, model: dict[str, Any]) -> None:
+    """The model as it runs and Preevy's driver metadata, in the pod where Preevy keeps them."""
+    options = current.options
+    opts: dict[str, object] = {"namespace": current.kubectl.namespace, "storageSize": options.storage_size}
+    if options.storage_class:
+        opts["storageClass"] = options.storage_class
+    remote.store(
+        current.kubectl,
+        pod,
+        env.first_container,
+        project,
+        model,
+        remote.driver_metadata(
+            env.env_id, env.instance, env.name, current.kubectl.namespace, env.created_at, opts
+        ),
+    )
 
 
 def _report(
