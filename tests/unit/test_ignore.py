@@ -1,5 +1,6 @@
 """The copy's exclusions (.preevyignore, x-preevy sync.exclude): Docker's .dockerignore matching."""
 
+import typing
 import pathlib
 
 import pytest
@@ -42,7 +43,7 @@ def test_sync_exclude_follows_preevyignore_and_is_checked(tmp_path: pathlib.Path
     assert excluder.excluded(tmp_path / "x.tmp")
     assert not excluder.excluded(tmp_path / "keep.tmp")
     assert not excluder.excluded(pathlib.Path("/elsewhere/x.tmp"))  # outside the project: never
-    bad: dict[str, object]
+    bad: typing.Any
     for bad in (
         {"sync": {"exclude": "x"}},
         {"sync": ["x"]},
