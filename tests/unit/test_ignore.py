@@ -1,7 +1,7 @@
 """The copy's exclusions (.preevyignore, x-preevy sync.exclude): Docker's .dockerignore matching."""
 
-import typing
 import pathlib
+import typing
 
 import pytest
 
