@@ -2,7 +2,7 @@
 
 Command modules are imported only when their command runs, so `--help` stays instant. Every failure
 ends as ONE `error:` line on stderr (and, with `-o json|yaml`, an Error document on stdout); an
-unexpected exception is ExitCode.INTERNAL with its traceback in a log file (diagnostics.py).
+unexpected exception is ExitCode.INTERNAL with its traceback in a log file (runlog.py).
 """
 
 import argparse
@@ -623,11 +623,11 @@ def _silence_stdout() -> None:
 
 def _write_log(argv: list[str], outcome: str, error: BaseException | None = None) -> str | OSError:
     """The log file's path, or why it could not be written."""
-    from kubectl_preevy import diagnostics, process
+    from kubectl_preevy import process, runlog
 
-    text = diagnostics.log_text(argv, outcome, list(process.journal.records), error)
+    text = runlog.log_text(argv, outcome, list(process.journal.records), error)
     try:
-        return str(diagnostics.write_log(text, os.environ))
+        return str(runlog.write_log(text, os.environ))
     except OSError as write_error:
         return write_error
 

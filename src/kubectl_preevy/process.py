@@ -2,7 +2,7 @@
 
 Every program run is recorded (argv with secrets redacted, exit code, duration, stderr) in `journal`:
 `-v` prints each record on stderr, `-vv` with the program's stderr too, and the log file written when a
-command fails holds them all (see diagnostics.py).
+command fails holds them all (see runlog.py).
 
 Child lifetime: every child runs in a process group of its own, so a Ctrl-C at the terminal (or a
 signal to our group) reaches only us and we stop the children in order (a kubectl that dies of

@@ -142,11 +142,11 @@ def test_bad_input_writes_no_log_even_after_a_failed_program(capsys, tmp_path):
 
 
 def test_only_the_last_logs_are_kept(capsys, tmp_path):
-    from kubectl_preevy import diagnostics
+    from kubectl_preevy import runlog
 
-    for _ in range(diagnostics.MAX_LOGS + 3):
+    for _ in range(runlog.MAX_LOGS + 3):
         run(capsys, fail_with(RuntimeError("again")))
-    assert len(logs(tmp_path)) == diagnostics.MAX_LOGS
+    assert len(logs(tmp_path)) == runlog.MAX_LOGS
 
 
 def test_a_usage_error_with_o_json_is_an_error_document_too(capsys):
