@@ -39,7 +39,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Protocol
 
-from kubectl_preevy import compose, console, ignore, messages, process
+from kubectl_preevy import compose, console, ignore, messages, process, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -49,7 +49,14 @@ GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 STREAM_PLAIN = "plain tar (the cluster is on this machine)"
 STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
 STREAM_GZIP = "tar.gz, level 1"
+STREAM_SWITCHED = "plain tar, then tar.gz, level 1 (the link carried {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
+# A plain stream to a cluster on this machine is measured as it goes: after WARMUP bytes (that only fill
+# the buffers on the way), if the next WINDOW bytes went slower than SLOW_LINK bytes/s (where one core of
+# gzip -1 is faster than the link), the rest goes compressed, in a second exec.
+SLOW_LINK_BYTES_PER_SECOND = 40_000_000
+SLOW_LINK_WARMUP = 4 << 20
+SLOW_LINK_WINDOW = 4 << 20
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
@@ -131,6 +138,7 @@ class SyncStats:
     unchanged: int = 0
     deleted: int = 0
     stream: str = ""  # how the files travelled (STREAM_PLAIN or STREAM_GZIP), when any did
+    switched_at: float | None = None  # a plain stream found slow at this rate (bytes/s), then compressed
 
     def summary(self) -> str:
         line = messages.SYNC_SUMMARY.format(
@@ -158,6 +166,10 @@ class Sent:
     changed: list[str] = dataclasses.field(default_factory=list)
     vanished: list[str] = dataclasses.field(default_factory=list)
     bytes: int = 0
+    unsent: list[str] = dataclasses.field(
+        default_factory=list
+    )  # the link was slow: left for a compressed exec
+    rate: float | None = None  # bytes/s the plain stream was measured at, when it was
 
 
 # --- the sync ----------------------------------------------------------------------------------------
@@ -171,29 +183,56 @@ class Shell(Protocol):
     def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """How the tar travels."""
+
+    compress: bool
+    measure: bool = False  # plain because the cluster is local: measured, and compressed if the link is slow
+    system_tar: bool = True  # the system's GNU tar writes the members, when there is one
+
+
 def sync(
-    kubectl: Kubectl, pod: str, container: str, project: ComposeProject, compress: bool | None = None
+    kubectl: Kubectl,
+    pod: str,
+    container: str,
+    project: ComposeProject,
+    compress: bool | None = None,
+    *,
+    system_tar: bool = True,
 ) -> SyncStats:
-    """compress None: chosen by the link (choose_compress)."""
+    """compress None: chosen by the link (choose_stream)."""
     local = _local(kubectl.server_url())
-    if compress is None:
-        compress = choose_compress(local, kubectl.environ)
-    stats = sync_with(PodShell(kubectl, pod, container), project, compress)
+    stream = choose_stream(local, kubectl.environ) if compress is None else Stream(compress)
+    stream = dataclasses.replace(stream, system_tar=system_tar)
+    stats = sync_with(PodShell(kubectl, pod, container), project, stream)
     if stats.files:
-        stats.stream = STREAM_GZIP if compress else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+        stats.stream = describe_stream(stream, local, stats.switched_at)
     return stats
 
 
+def describe_stream(stream: Stream, local: bool, switched_at: float | None) -> str:
+    if switched_at is not None:
+        return STREAM_SWITCHED.format(rate=human_size(int(switched_at)))
+    if stream.compress:
+        return STREAM_GZIP
+    return STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+
+
+def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
+    """Plain tar to a cluster on this machine (measured as it goes: compressed if the link proves slow),
+    gzip to another one; PREEVY_COPY_STREAM=tar|gzip decides instead."""
+    chosen = environ.get(STREAM_VARIABLE, "").strip().lower()
+    if chosen in ("tar", "plain", "gzip", "gz"):
+        return Stream(compress=chosen in ("gzip", "gz"))
+    return Stream(compress=not local, measure=local)
+
+
 def choose_compress(local: bool, environ: Mapping[str, str]) -> bool:
-    """Whether the copy is gzipped: not when the API server (and so the pod's exec stream) is on this
+    """Whether the copy starts gzipped: not when the API server (and so the pod's exec stream) is on this
     machine, where compressing (~60 MB/s of one core) is slower than the link; otherwise yes, the link
     being unknown and often slower than that. PREEVY_COPY_STREAM=tar|gzip decides instead."""
-    chosen = environ.get(STREAM_VARIABLE, "").strip().lower()
-    if chosen in ("tar", "plain"):
-        return False
-    if chosen in ("gzip", "gz"):
-        return True
-    return not local
+    return choose_stream(local, environ).compress
 
 
 def _local(server_url: str) -> bool:
@@ -206,13 +245,14 @@ def _local(server_url: str) -> bool:
         return False
 
 
-def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> SyncStats:
+def sync_with(shell: Shell, project: ComposeProject, compress: bool | Stream = True) -> SyncStats:
     """Copy what changed; a file changing while it is sent is sent once more, then as read."""
+    stream = compress if isinstance(compress, Stream) else Stream(compress)
     try:
-        stats, sent = _sync_once(shell, project, compress)
+        stats, sent = _sync_once(shell, project, stream)
         if sent.changed:
             console.info(messages.SYNC_CHANGED_RETRY.format(paths=_some(sent.changed)))
-            again, sent = _sync_once(shell, project, compress, report=False)
+            again, sent = _sync_once(shell, project, stream, report=False)
             stats.files += again.files
             stats.bytes += again.bytes
             if sent.changed:
@@ -225,7 +265,7 @@ def sync_with(shell: Shell, project: ComposeProject, compress: bool = True) -> S
 
 
 def _sync_once(
-    shell: Shell, project: ComposeProject, compress: bool, report: bool = True
+    shell: Shell, project: ComposeProject, stream: Stream, report: bool = True
 ) -> tuple[SyncStats, Sent]:
     """One listing and one copy; report=False (the retry): the lines already said are not repeated."""
     paths = compose.synced_paths(project)
@@ -250,7 +290,8 @@ def _sync_once(
         )
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
-        sent = _apply(shell, project.remote_dir, sync_plan, local, compress)
+        roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
+        sent = _apply(shell, project.remote_dir, sync_plan, local, stream, roots, remote.record or {})
     if sync_plan.in_place:
         console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
     # files, not the links among them (nor directories): "synced N files" counts what a user calls files
@@ -261,6 +302,7 @@ def _sync_once(
             bytes=sent.bytes,
             unchanged=sync_plan.unchanged,
             deleted=len(sync_plan.delete_files),
+            switched_at=sent.rate if sent.unsent else None,
         ),
         sent,
     )
@@ -586,9 +628,12 @@ def _apply(
     remote_dir: str,
     sync_plan: SyncPlan,
     local: dict[str, tuple[Entry, pathlib.Path]],
-    compress: bool,
+    stream: Stream,
+    roots: dict[str, pathlib.Path],
+    old_record: dict[str, Entry],
 ) -> Sent:
-    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
+    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks. A plain
+    stream found slow stops at a member boundary; the rest follows compressed, in one more exec."""
     arguments = (
         [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
         + [f"d:{p}" for p in sync_plan.delete_dirs]
@@ -597,12 +642,40 @@ def _apply(
     batches = list(_batches(arguments)) or [[]]
     for batch in batches[:-1]:
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
-    script = DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if compress else UNPACK_PART)
     in_place = set(sync_plan.in_place)
     members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
-    return shell.stream(
-        script, [remote_dir, *batches[-1]], lambda pipe: write_tar(pipe, members, sync_plan, compress)
+    tar = tarstream.gnu_tar() if stream.system_tar else None
+    if tar is None:
+        return shell.stream(
+            _unpack_script(stream.compress),
+            [remote_dir, *batches[-1]],
+            lambda pipe: write_tar(pipe, members, sync_plan, stream.compress),
+        )
+    writer = _SystemTar(tar, members, sync_plan, local, roots, old_record)
+    gate = (
+        tarstream.RateGate(SLOW_LINK_BYTES_PER_SECOND, SLOW_LINK_WARMUP, SLOW_LINK_WINDOW)
+        if stream.measure and not stream.compress
+        else None
     )
+    sent = shell.stream(
+        _unpack_script(stream.compress),
+        [remote_dir, *batches[-1]],
+        lambda pipe: writer.write(pipe, stream.compress, gate),
+    )
+    if not sent.unsent:
+        return sent
+    rest = shell.stream(_unpack_script(True), [remote_dir], lambda pipe: writer.write(pipe, True, None))
+    return Sent(
+        changed=sent.changed + rest.changed,
+        vanished=sent.vanished + rest.vanished,
+        bytes=sent.bytes + rest.bytes,
+        unsent=sent.unsent,
+        rate=sent.rate,
+    )
+
+
+def _unpack_script(compress: bool) -> str:
+    return DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if compress else UNPACK_PART)
 
 
 def _batches(arguments: list[str]) -> Iterator[list[str]]:
@@ -664,6 +737,9 @@ class PodShell:
                     sent = write(proc.stdin)
                 except BrokenPipeError:
                     pass  # kubectl ended early: its exit code and stderr say why
+                except BaseException:
+                    process.stop(proc)  # before its stdin ends: a half stream is never unpacked as whole
+                    raise
                 finally:
                     _close_quietly(proc.stdin)
                 proc.wait()
@@ -708,6 +784,144 @@ def write_tar(
     if compress:
         sink.close()
     return sent
+
+
+class _SystemTar:
+    """A sync's tar stream with GNU tar writing the members under copied directories (the bulk: C, big
+    writes), relayed through us; we write the rest: the pending list first, the roots themselves, files
+    rewritten in place (under INPLACE_DIR), and last the record of what really went. `write` may stop at
+    a member boundary (a slow link); the next `write` sends what was left."""
+
+    def __init__(
+        self,
+        tar: str,
+        members: list[tuple[str, str, pathlib.Path]],
+        sync_plan: SyncPlan,
+        local: dict[str, tuple[Entry, pathlib.Path]],
+        roots: dict[str, pathlib.Path],
+        old_record: dict[str, Entry],
+    ) -> None:
+        self.tar, self.local, self.old_record = tar, local, old_record
+        self.record = dict(sync_plan.record)
+        self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
+        self.ours = [m for m in members if not self._theirs(m)]
+        self.theirs = [m[1] for m in members if self._theirs(m)]
+
+    def _theirs(self, member: tuple[str, str, pathlib.Path]) -> bool:
+        arcname, remote, _ = member
+        return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
+
+    def write(self, pipe: IO[bytes], compress: bool, gate: tarstream.Gate | None) -> Sent:
+        sent = Sent()
+        sink, finish = _compressed(pipe) if compress else (pipe, lambda: None)
+        try:
+            out = _Counting(sink)
+            pending = [m[1] for m in self.ours] + self.theirs
+            out.write(tarstream.small_member(PENDING, json.dumps(pending).encode()))
+            tar = tarfile.TarFile(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, dereference=False)  # type: ignore[arg-type]
+            for arcname, remote_path, local_path in self.ours:
+                self._note(sent, remote_path, _add_member(tar, arcname, local_path))
+            self.ours = []
+            unsent = self._relay(out, gate, sent) if self.theirs else []
+            record = dict(self.record)
+            for path in unsent:  # as before this sync: sent by the next exec, or the next sync
+                record.pop(path, None)
+                if path in self.old_record:
+                    record[path] = self.old_record[path]
+            out.write(tarstream.small_member(RECORD_NEW, record_json(record)))
+            out.write(tarstream.END_OF_ARCHIVE)
+            self.theirs = sent.unsent = unsent
+        finally:
+            finish()
+        return sent
+
+    def _note(self, sent: Sent, remote_path: str, outcome: tuple[Entry, bool, int] | None) -> None:
+        if outcome is None:
+            sent.vanished.append(remote_path)
+            self.record.pop(remote_path, None)
+            return
+        entry, changed, size = outcome
+        sent.bytes += size
+        self.record[remote_path] = dataclasses.replace(entry, size=CHANGED_SIZE) if changed else entry
+        if changed:
+            sent.changed.append(remote_path)
+
+    def _relay(self, out: "_Counting", gate: tarstream.Gate | None, sent: Sent) -> list[str]:
+        """GNU tar's members, from a directory of links named as the roots are in the pod; what was not sent."""
+        with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
+            view = pathlib.Path(tmp, "view")
+            for root, real in self.dir_roots.items():
+                (view / root).parent.mkdir(parents=True, exist_ok=True)
+                (view / root).symlink_to(real)
+            names = pathlib.Path(tmp, "names")
+            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in self.theirs))
+            relayed = tarstream.relay(
+                [self.tar, *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(view), out, gate
+            )
+        went = set(relayed.names)
+        unsent: list[str] = []
+        for path in self.theirs:
+            entry, local_path = self.local[path]
+            if path in went:
+                self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
+            elif relayed.stopped:
+                unsent.append(path)
+            elif os.path.lexists(local_path):  # not gone, yet not sent: unreadable
+                raise PreevyError(
+                    messages.FILE_SYNC_FAILED.format(error=_last_line(relayed.stderr, path)), ExitCode.FAILURE
+                )
+            else:
+                self._note(sent, path, None)
+        if isinstance(gate, tarstream.RateGate):
+            sent.rate = gate.rate
+        return unsent
+
+
+def _changed_since(entry: Entry, local_path: pathlib.Path) -> bool:
+    """Whether a file sent by tar differs now from what the scan saw (changed before or while it was read)."""
+    if entry.kind != "file":
+        return False
+    try:
+        st = os.lstat(local_path)
+    except FileNotFoundError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns)
+
+
+def _last_line(stderr: str, path: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"tar did not send {path}"
+
+
+class _Counting:
+    """A write-only stream that knows its position (what tarfile asks of its file)."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink, self.position = sink, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sink.write(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+
+def _compressed(pipe: IO[bytes]) -> tuple[IO[bytes], Callable[[], None]]:
+    """A gzip stream into pipe: a local pigz or gzip process (a core of its own), else in-process gzip."""
+    argv = tarstream.compressor_argv("gzip")
+    if argv is None:
+        gz = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        return gz, gz.close  # type: ignore[return-value]
+    pipe.flush()
+    proc = tarstream.start_compressor(argv, pipe.fileno())
+    assert proc.stdin is not None
+
+    def finish() -> None:
+        tarstream.finish_compressor(proc)  # its exit code: kubectl's tar says what was wrong with the stream
+
+    return proc.stdin, finish
 
 
 def _add_member(

@@ -168,6 +168,10 @@ def test_record_round_trip_and_garbage():
 # --- the scripts under BusyBox (as in docker:dind, Alpine) -------------------------------------------
 
 
+PYTHON_TAR = filesync.Stream(compress=True, system_tar=False)  # the in-process writer, gzipped
+SYSTEM_TAR = filesync.Stream(compress=False)  # GNU tar's members relayed, plain
+
+
 class BusyboxShell:
     """The sync's scripts run by BusyBox's sh with only BusyBox applets on PATH, on a local directory."""
 
@@ -219,9 +223,9 @@ def sync_project(tmp_path, model_services, secrets=None):
     return project
 
 
-def run_sync(shell, project, pod_dir):
+def run_sync(shell, project, pod_dir, stream=PYTHON_TAR):
     with remote_dir_at(pod_dir):
-        return filesync.sync_with(shell, project)
+        return filesync.sync_with(shell, project, stream)
 
 
 @contextlib.contextmanager
@@ -233,7 +237,12 @@ def remote_dir_at(pod_dir):
         yield
 
 
-def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, shell):
+@pytest.mark.parametrize(
+    "stream",
+    [PYTHON_TAR, SYSTEM_TAR, filesync.Stream(compress=True)],
+    ids=["python-writer-gzip", "system-tar-plain", "system-tar-gzip"],
+)
+def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, shell, stream):
     work = tmp_path / "project"
     (work / "site").mkdir(parents=True)
     (work / "site" / "index.html").write_text("v1")
@@ -257,7 +266,7 @@ def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, 
     pod = tmp_path / "pod"
     copy = pod / "relative"
 
-    stats = run_sync(shell, project, pod)
+    stats = run_sync(shell, project, pod, stream)
     assert (stats.files, stats.deleted) == (4, 0)
     assert (copy / "site" / "index.html").read_text() == "v1"
     assert (copy / "secret.txt").read_text() == "s3cret"
@@ -273,7 +282,7 @@ def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, 
 
     (work / "site" / "old.html").unlink()
     (work / "app.ini").write_text("a=2\n")
-    stats = run_sync(shell, project, pod)
+    stats = run_sync(shell, project, pod, stream)
     assert (stats.files, stats.deleted, stats.unchanged) == (1, 1, 2)
     assert not (copy / "site" / "old.html").exists()
     assert (copy / "site" / "index.html").read_text() == "changed by a container"
@@ -285,17 +294,17 @@ def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, 
 
     (work / "site" / "index.html").write_text("v3 from the user")
     os.utime(work / "site" / "index.html", (1_800_000_000, 1_800_000_000))
-    stats = run_sync(shell, project, pod)
+    stats = run_sync(shell, project, pod, stream)
     assert (copy / "site" / "index.html").read_text() == "v3 from the user"  # local edits win
     assert (copy / "site" / "data" / "rows").read_text() == "written by the app"
     shutil.rmtree(work / "site")
-    stats = run_sync(shell, project, pod)
+    stats = run_sync(shell, project, pod, stream)
     assert stats.deleted == 1
     assert (copy / "site" / "data" / "rows").read_text() == "written by the app"
     assert not (copy / "site" / "index.html").exists()
 
     calls = shell.calls
-    run_sync(shell, project, pod)
+    run_sync(shell, project, pod, stream)
     assert shell.calls == calls + 1  # nothing to do: one listing, no copy
 
 
@@ -310,18 +319,19 @@ def one_directory_project(tmp_path, directory, files):
     )
 
 
-def test_an_older_version_copy_loses_nothing(tmp_path, shell):
+@pytest.mark.parametrize("stream", [PYTHON_TAR, SYSTEM_TAR], ids=["python-writer", "system-tar"])
+def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream):
     work = tmp_path / "project"
     project = one_directory_project(tmp_path, "data", {"seed.sql": b"seed"})
     pod = tmp_path / "pod"
     (pod / "relative" / "data" / "pg").mkdir(parents=True)
     (pod / "relative" / "data" / "pg" / "base").write_text("database")
     (pod / "relative" / "data" / "seed.sql").write_text("seed, as the app changed it")
-    run_sync(shell, project, pod)
+    run_sync(shell, project, pod, stream)
     assert (pod / "relative" / "data" / "pg" / "base").read_text() == "database"
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
     (work / "data" / "seed.sql").unlink()
-    run_sync(shell, project, pod)
+    run_sync(shell, project, pod, stream)
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
 
 
