@@ -373,6 +373,22 @@ def test_port_forward_cut_fault_drops_the_connection_and_the_forward_lives_on(ku
         assert kubectl.proc.poll() is None
 
 
+def test_a_shaped_link_still_carries_exec_and_forwarded_bytes_exactly(kubesim, namespace):
+    _run_pod(kubesim, namespace, _echo_pod())
+    _run_pod(kubesim, namespace, _pod("shell", ["sleep", "3600"]))
+    payload = os.urandom(2 * MB)
+    try:
+        assert kubesim.shape_link(4 * MB)["linkBytesPerSecond"] == 4 * MB
+        echoed = kubesim.kubectl("exec", "-i", "-n", namespace, "shell", "--", "cat", input=payload).stdout
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+        with _port_forward(kubesim, namespace, "echo", ECHO_PORT) as (port, kubectl):
+            sent, received, count = _echo_round_trip(port, 1 * MB, chunk=MB // 4)
+            assert (count, received) == (1 * MB, sent)
+            assert kubectl.proc.poll() is None
+    finally:
+        assert kubesim.shape_link(None)["linkBytesPerSecond"] is None
+
+
 def test_port_forward_to_a_closed_port_reports_like_the_kubelet(kubesim, namespace):
     _run_pod(kubesim, namespace, _echo_pod())
     with _port_forward(kubesim, namespace, "echo", ECHO_PORT + 1) as (port, kubectl):

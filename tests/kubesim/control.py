@@ -31,6 +31,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_delete("/kubesim/v1/faults", control.clear)
     app.router.add_post("/kubesim/v1/faults/requests", control.requests)
     app.router.add_post("/kubesim/v1/faults/portforward", control.portforward)
+    app.router.add_post("/kubesim/v1/faults/link", control.link)
     app.router.add_post("/kubesim/v1/faults/unready", control.unready)
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
@@ -80,6 +81,15 @@ class Control:
             return _bad('want {"cutAfterBytes": int|null}')
         self.faults.portforward_cut_after = b["cutAfterBytes"]
         log.info("fault: port-forward cut after %s bytes", b["cutAfterBytes"])
+        return respond(self.faults.describe())
+
+    async def link(self, request: web.Request) -> web.Response:
+        b = await _body(request)
+        rate = None if b is None else b.get("bytesPerSecond", "missing")
+        if not (rate is None or (isinstance(rate, int) and not isinstance(rate, bool) and rate > 0)):
+            return _bad('want {"bytesPerSecond": int > 0|null}')
+        self.faults.link_bytes_per_second = rate
+        log.info("fault: exec and port-forward streams paced at %s bytes/s", rate)
         return respond(self.faults.describe())
 
     async def unready(self, request: web.Request) -> web.Response:

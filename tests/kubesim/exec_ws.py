@@ -20,6 +20,8 @@ import subprocess
 
 from aiohttp import WSMsgType, web
 
+from .faults import Faults, Pace
+
 PROTOCOL = "v5.channel.k8s.io"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 0xFF
 MAX_CHUNK = 32 * 1024
@@ -61,15 +63,18 @@ async def finish_with_status(ws: web.WebSocketResponse, status: dict) -> None:
         pass
 
 
-async def run_exec(ws: web.WebSocketResponse, argv: list[str], options: ExecOptions) -> None:
-    """Runs argv, streams its stdio over ws and ends with its exit Status."""
+async def run_exec(
+    ws: web.WebSocketResponse, argv: list[str], options: ExecOptions, faults: Faults | None = None
+) -> None:
+    """Runs argv, streams its stdio over ws and ends with its exit Status (paced as faults say)."""
+    faults = faults or Faults()
     try:
         process = await _spawn(argv, options)
     except OSError as error:
         await finish_with_status(ws, internal_error_status(f"failed to exec in container: {error}"))
         return
-    client = asyncio.create_task(_pump_client_to_stdin(ws, process))
-    command = asyncio.create_task(_pump_output_until_exit(ws, process))
+    client = asyncio.create_task(_pump_client_to_stdin(ws, process, Pace(faults)))
+    command = asyncio.create_task(_pump_output_until_exit(ws, process, Pace(faults)))
     try:
         await asyncio.wait({client, command}, return_when=asyncio.FIRST_COMPLETED)
         if command.done():
@@ -108,9 +113,9 @@ def _status_for(returncode: int) -> dict:
     return exit_code_status(returncode if returncode > 0 else 128 - returncode)
 
 
-async def _pump_output_until_exit(ws: web.WebSocketResponse, process) -> int:
+async def _pump_output_until_exit(ws: web.WebSocketResponse, process, pace: Pace) -> int:
     pumps = [
-        _pump_output(ws, stream, channel)
+        _pump_output(ws, stream, channel, pace)
         for stream, channel in ((process.stdout, STDOUT), (process.stderr, STDERR))
         if stream is not None
     ]
@@ -118,13 +123,16 @@ async def _pump_output_until_exit(ws: web.WebSocketResponse, process) -> int:
     return await process.wait()
 
 
-async def _pump_output(ws: web.WebSocketResponse, stream: asyncio.StreamReader, channel: int) -> None:
+async def _pump_output(
+    ws: web.WebSocketResponse, stream: asyncio.StreamReader, channel: int, pace: Pace
+) -> None:
     prefix = bytes([channel])
     while chunk := await stream.read(MAX_CHUNK):
+        await pace(len(chunk))
         await ws.send_bytes(prefix + chunk)  # awaits the socket's drain: bounded memory
 
 
-async def _pump_client_to_stdin(ws: web.WebSocketResponse, process) -> None:
+async def _pump_client_to_stdin(ws: web.WebSocketResponse, process, pace: Pace) -> None:
     """Reads the websocket until it ends; feeds channel 0 to stdin, one drained message at a time.
 
     Returns only when the client went away. Reading continues after stdin EOF so that aiohttp
@@ -139,6 +147,7 @@ async def _pump_client_to_stdin(ws: web.WebSocketResponse, process) -> None:
             continue
         channel, payload = message.data[0], message.data[1:]
         if channel == STDIN and stdin is not None:
+            await pace(len(payload))
             if not await _write_stdin(stdin, payload):
                 stdin = None
         elif channel == CLOSE and payload[:1] == bytes([STDIN]) and stdin is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from . import errors
@@ -31,6 +32,7 @@ class Faults:
     def __init__(self):
         self.requests: list[RequestFailure] = []
         self.portforward_cut_after: int | None = None
+        self.link_bytes_per_second: int | None = None  # node half: paces exec and port-forward streams
         self.unready: set[tuple[str, str]] = set()
 
     def add_request_failure(
@@ -56,11 +58,37 @@ class Faults:
     def clear(self) -> None:
         self.requests.clear()
         self.portforward_cut_after = None
+        self.link_bytes_per_second = None
         self.unready.clear()
 
     def describe(self) -> dict:
         return {
             "requests": [dataclasses.asdict(f) for f in self.requests],
             "portforwardCutAfterBytes": self.portforward_cut_after,
+            "linkBytesPerSecond": self.link_bytes_per_second,
             "unready": [{"namespace": ns, "pod": p} for ns, p in sorted(self.unready)],
         }
+
+
+class Pace:
+    """One direction of one exec or port-forward stream, held to `faults.link_bytes_per_second` (a slow
+    link: the bytes wait before they go on; re-read on every chunk, None is unlimited)."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rate: int | None = None
+        self.started = 0.0
+        self.moved = 0
+
+    async def __call__(self, size: int) -> None:
+        rate = self.faults.link_bytes_per_second
+        if not rate:
+            self.rate = None
+            return
+        now = asyncio.get_running_loop().time()
+        if rate != self.rate:
+            self.rate, self.started, self.moved = rate, now, 0
+        self.moved += size
+        due = self.started + self.moved / rate
+        if due > now:
+            await asyncio.sleep(due - now)

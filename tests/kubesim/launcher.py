@@ -172,6 +172,10 @@ class Kubesim:
     def cut_portforward_after(self, nbytes: int | None) -> dict:
         return self._control("POST", "/kubesim/v1/faults/portforward", {"cutAfterBytes": nbytes})
 
+    def shape_link(self, bytes_per_second: int | None) -> dict:
+        """Pace every exec and port-forward stream (each direction) at this rate; None: full speed."""
+        return self._control("POST", "/kubesim/v1/faults/link", {"bytesPerSecond": bytes_per_second})
+
     def hold_unready(self, namespace: str, pod: str, hold: bool = True) -> dict:
         return self._control(
             "POST", "/kubesim/v1/faults/unready", {"namespace": namespace, "pod": pod, "hold": hold}

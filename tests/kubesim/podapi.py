@@ -52,7 +52,7 @@ class PodStreamRoutes:
         except OSError as error:  # the pod's sandbox just went away
             await exec_ws.finish_with_status(ws, exec_ws.internal_error_status(str(error)))
             return ws
-        await exec_ws.run_exec(ws, argv, options)
+        await exec_ws.run_exec(ws, argv, options, self._cluster.faults)
         return ws
 
     async def portforward(self, request: web.Request) -> web.StreamResponse:

@@ -20,6 +20,7 @@ import os
 from aiohttp import WSMsgType, web
 
 from tests.kubesim import spdy
+from tests.kubesim.faults import Pace
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 MAX_DATA_FRAME = 32 * 1024
@@ -181,6 +182,8 @@ class ForwardedConnection:
         self._pod_done = False
         self._task: asyncio.Task | None = None
         self._bytes_moved = 0
+        self._pace_in = Pace(session._faults)  # a slow link (fault injection), each way
+        self._pace_out = Pace(session._faults)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -196,6 +199,7 @@ class ForwardedConnection:
         data = self._within_cut_budget(data)
         try:
             if data:
+                await self._pace_in(len(data))
                 self._writer.write(data)
                 await self._writer.drain()
             if fin:
@@ -254,6 +258,7 @@ class ForwardedConnection:
             if not received:
                 break
             if chunk := self._within_cut_budget(received):
+                await self._pace_out(len(chunk))
                 await self._session.send(spdy.data_frame(data_stream, chunk))
             if self._bytes_moved_past_cut():
                 await self._cut()
