@@ -13,6 +13,8 @@ Rows (product vs raw):
   down           `down`  vs  kubectl delete <the same kinds> -l preevy.dev/instance=... --cascade=foreground
                  --wait (on an environment made raw)
   first copy     the product's copy (filesync.sync)  vs  tar c | kubectl exec tar x (uncompressed)
+  first copy, slow link  the same with every exec stream paced at 100 Mbit/s (kubesim's link fault)  vs
+                 tar cz | kubectl exec -i tar xz, unpacked into the pod's volume as the product's copy is
   one-file copy  the copy after one file changed  vs  tar of that one file over exec
   --help         `kubectl preevy --help` (warm)  vs  kubectl version --client
 
@@ -49,6 +51,7 @@ GOALS = {
     "ls": 2.0,
     "down": 1.1,
     "first copy": 1.0,
+    "first copy, slow link": 1.0,
     "one-file copy": 2.0,
     "--help": 1.3,
 }
@@ -256,7 +259,10 @@ def make_tree(root: pathlib.Path, files: int, total_bytes: int) -> None:
         (directory / f"f{n}.dat").write_bytes(data[:size])
 
 
-def bench_copy(bench: Bench, files: int, megabytes: int) -> None:
+SLOW_LINK_BYTES_PER_SECOND = 12_500_000  # 100 Mbit/s
+
+
+def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[int | None], object]) -> None:
     """The product's copy, in-process (filesync.sync), against a raw tar over exec into the same pod."""
     from kubectl_preevy import compose, filesync
     from kubectl_preevy.kubectl import Kubectl
@@ -309,6 +315,41 @@ def bench_copy(bench: Bench, files: int, megabytes: int) -> None:
         lambda i: timed(lambda: filesync.sync(kubectl, pod, "docker", project(i))),
         lambda i: raw_tar(i, ["data"]),
     )
+    shape_link(SLOW_LINK_BYTES_PER_SECOND)
+    try:
+        for i in range(bench.pairs):
+            project(100 + i)
+
+        def raw_slow(i: int) -> float:
+            def work() -> None:
+                tar = subprocess.Popen(["tar", "cz", "-C", str(project_dir), "data"], stdout=subprocess.PIPE)
+                target = f"/var/lib/preevy/raw-slow{i}"
+                bench.run(
+                    [
+                        "kubectl",
+                        "exec",
+                        "-i",
+                        pod,
+                        "-c",
+                        "docker",
+                        "--",
+                        "sh",
+                        "-c",
+                        f"mkdir -p {target} && tar xz -C {target}",
+                    ],
+                    stdin=tar.stdout,
+                )
+                tar.wait()
+
+            return timed(work)
+
+        bench.pair(
+            "first copy, slow link",
+            lambda i: timed(lambda: filesync.sync(kubectl, pod, "docker", project(100 + i))),
+            raw_slow,
+        )
+    finally:
+        shape_link(None)
     changed = "data/d05/e5/f5.dat"
 
     def product_one(i: int) -> float:
@@ -350,7 +391,7 @@ def main() -> int:
             if "lifecycle" in only:
                 bench_lifecycle(bench, args.quick)
             if "copy" in only:
-                bench_copy(bench, args.files, args.mb)
+                bench_copy(bench, args.files, args.mb, sim.shape_link)
         finally:
             sim.stop()
     print(f"{bench.pairs} interleaved pairs; copy: {args.files} files / {args.mb} MB\n")

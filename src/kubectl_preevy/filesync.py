@@ -35,6 +35,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Protocol
@@ -49,18 +50,21 @@ GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 STREAM_PLAIN = "plain tar (the cluster is on this machine)"
 STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
 STREAM_GZIP = "tar.gz, level 1"
-STREAM_SWITCHED = "plain tar, then tar.gz, level 1 (the link carried {rate}/s)"
+STREAM_MEASURED = " (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
-# A plain stream to a cluster on this machine is measured as it goes: after WARMUP bytes (that only fill
-# the buffers on the way), if the next WINDOW bytes went slower than SLOW_LINK bytes/s (where one core of
-# gzip -1 is faster than the link), the rest goes compressed, in a second exec.
+# A big copy to a cluster on this machine first measures the link, in the exec that unpacks: the pod says
+# "ready", reads PROBE_BYTES, says "probed" (both lines travel back alike: the time between them is the
+# upload alone, whatever the buffers on the way hold), then reads the stream's kind. Below SLOW_LINK
+# bytes/s (where one core of gzip -1 outruns the link) the tar goes gzipped.
+PROBE_MIN_SEND = 16 << 20  # smaller copies go plain: the probe would cost more than it saves
+PROBE_BYTES = 512 << 10
 SLOW_LINK_BYTES_PER_SECOND = 40_000_000
-SLOW_LINK_WARMUP = 4 << 20
-SLOW_LINK_WINDOW = 4 << 20
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
 PENDING = f"{STATE_DIR}/pending"
+PROBE_PART = f"echo ready; head -c {PROBE_BYTES} >/dev/null || exit 1; echo probed; read z; "
+
 INPLACE_DIR = f"{STATE_DIR}/inplace"
 COPY_ROOTS = ("relative", "absolute")
 CHANGED_SIZE = -1  # a recorded size no file has: "send it again" (it changed while it was sent)
@@ -138,7 +142,8 @@ class SyncStats:
     unchanged: int = 0
     deleted: int = 0
     stream: str = ""  # how the files travelled (STREAM_PLAIN or STREAM_GZIP), when any did
-    switched_at: float | None = None  # a plain stream found slow at this rate (bytes/s), then compressed
+    measured: float | None = None  # the link's rate (bytes/s), when it was measured
+    compressed: bool = False
 
     def summary(self) -> str:
         line = messages.SYNC_SUMMARY.format(
@@ -166,13 +171,14 @@ class Sent:
     changed: list[str] = dataclasses.field(default_factory=list)
     vanished: list[str] = dataclasses.field(default_factory=list)
     bytes: int = 0
-    unsent: list[str] = dataclasses.field(
-        default_factory=list
-    )  # the link was slow: left for a compressed exec
-    rate: float | None = None  # bytes/s the plain stream was measured at, when it was
+    rate: float | None = None  # bytes/s the link was measured at, when it was
+    compressed: bool = False
 
 
 # --- the sync ----------------------------------------------------------------------------------------
+
+
+Writer = Callable[[IO[bytes], IO[bytes] | None], Sent]  # (the script's stdin, its stdout) -> what went
 
 
 class Shell(Protocol):
@@ -180,7 +186,7 @@ class Shell(Protocol):
 
     def run(self, script: str, args: list[str]) -> str: ...
 
-    def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent: ...
+    def stream(self, script: str, args: list[str], write: Writer) -> Sent: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +194,7 @@ class Stream:
     """How the tar travels."""
 
     compress: bool
-    measure: bool = False  # plain because the cluster is local: measured, and compressed if the link is slow
+    measure: bool = False  # plain because the cluster is local: a big copy measures the link first
     system_tar: bool = True  # the system's GNU tar writes the members, when there is one
 
 
@@ -207,20 +213,19 @@ def sync(
     stream = dataclasses.replace(stream, system_tar=system_tar)
     stats = sync_with(PodShell(kubectl, pod, container), project, stream)
     if stats.files:
-        stats.stream = describe_stream(stream, local, stats.switched_at)
+        stats.stream = describe_stream(local, stats)
     return stats
 
 
-def describe_stream(stream: Stream, local: bool, switched_at: float | None) -> str:
-    if switched_at is not None:
-        return STREAM_SWITCHED.format(rate=human_size(int(switched_at)))
-    if stream.compress:
-        return STREAM_GZIP
-    return STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+def describe_stream(local: bool, stats: SyncStats) -> str:
+    described = STREAM_GZIP if stats.compressed else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+    if stats.measured is not None:
+        described += STREAM_MEASURED.format(rate=human_size(int(stats.measured)))
+    return described
 
 
 def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
-    """Plain tar to a cluster on this machine (measured as it goes: compressed if the link proves slow),
+    """Plain tar to a cluster on this machine (a big copy measures the link first: gzip if it is slow),
     gzip to another one; PREEVY_COPY_STREAM=tar|gzip decides instead."""
     chosen = environ.get(STREAM_VARIABLE, "").strip().lower()
     if chosen in ("tar", "plain", "gzip", "gz"):
@@ -291,7 +296,7 @@ def _sync_once(
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
         roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
-        sent = _apply(shell, project.remote_dir, sync_plan, local, stream, roots, remote.record or {})
+        sent = _apply(shell, project.remote_dir, sync_plan, local, stream, roots)
     if sync_plan.in_place:
         console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
     # files, not the links among them (nor directories): "synced N files" counts what a user calls files
@@ -302,7 +307,8 @@ def _sync_once(
             bytes=sent.bytes,
             unchanged=sync_plan.unchanged,
             deleted=len(sync_plan.delete_files),
-            switched_at=sent.rate if sent.unsent else None,
+            measured=sent.rate,
+            compressed=sent.compressed,
         ),
         sent,
     )
@@ -630,10 +636,8 @@ def _apply(
     local: dict[str, tuple[Entry, pathlib.Path]],
     stream: Stream,
     roots: dict[str, pathlib.Path],
-    old_record: dict[str, Entry],
 ) -> Sent:
-    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks. A plain
-    stream found slow stops at a member boundary; the rest follows compressed, in one more exec."""
+    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
     arguments = (
         [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
         + [f"d:{p}" for p in sync_plan.delete_dirs]
@@ -645,37 +649,38 @@ def _apply(
     in_place = set(sync_plan.in_place)
     members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
     tar = tarstream.gnu_tar() if stream.system_tar else None
-    if tar is None:
+
+    def write(pipe: IO[bytes], compress: bool) -> Sent:
+        if tar is None:
+            return write_tar(pipe, members, sync_plan, compress)
+        return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
+
+    send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
+    if stream.measure and not stream.compress and send_bytes >= PROBE_MIN_SEND:
+        script = DELETE_PART + PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
         return shell.stream(
-            _unpack_script(stream.compress),
-            [remote_dir, *batches[-1]],
-            lambda pipe: write_tar(pipe, members, sync_plan, stream.compress),
+            script, [remote_dir, *batches[-1]], lambda pipe, replies: _probed(pipe, replies, write)
         )
-    writer = _SystemTar(tar, members, sync_plan, local, roots, old_record)
-    gate = (
-        tarstream.RateGate(SLOW_LINK_BYTES_PER_SECOND, SLOW_LINK_WARMUP, SLOW_LINK_WINDOW)
-        if stream.measure and not stream.compress
-        else None
-    )
-    sent = shell.stream(
-        _unpack_script(stream.compress),
-        [remote_dir, *batches[-1]],
-        lambda pipe: writer.write(pipe, stream.compress, gate),
-    )
-    if not sent.unsent:
-        return sent
-    rest = shell.stream(_unpack_script(True), [remote_dir], lambda pipe: writer.write(pipe, True, None))
-    return Sent(
-        changed=sent.changed + rest.changed,
-        vanished=sent.vanished + rest.vanished,
-        bytes=sent.bytes + rest.bytes,
-        unsent=sent.unsent,
-        rate=sent.rate,
-    )
+    script = DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART)
+    return shell.stream(script, [remote_dir, *batches[-1]], lambda pipe, _: write(pipe, stream.compress))
 
 
-def _unpack_script(compress: bool) -> str:
-    return DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if compress else UNPACK_PART)
+def _probed(pipe: IO[bytes], replies: IO[bytes] | None, write: Callable[[IO[bytes], bool], Sent]) -> Sent:
+    """The link measured (PROBE_PART), then the tar, gzipped if the link is slow."""
+    assert replies is not None
+    if replies.readline() != b"ready\n":
+        return Sent()  # the exec failed: kubectl's exit code and stderr say why
+    started = time.monotonic()
+    pipe.write(bytes(PROBE_BYTES))
+    pipe.flush()
+    if replies.readline() != b"probed\n":
+        return Sent()
+    rate = PROBE_BYTES / max(time.monotonic() - started, 1e-6)
+    compress = rate < SLOW_LINK_BYTES_PER_SECOND
+    pipe.write(b"z\n" if compress else b"\n")
+    sent = write(pipe, compress)
+    sent.rate = rate
+    return sent
 
 
 def _batches(arguments: list[str]) -> Iterator[list[str]]:
@@ -722,19 +727,20 @@ class PodShell:
             raise _sync_error(self.kubectl, result)
         return result.stdout
 
-    def stream(self, script: str, args: list[str], write: Callable[[IO[bytes]], Sent]) -> Sent:
+    def stream(self, script: str, args: list[str], write: Writer) -> Sent:
+        """The script's stdout reaches `write` (the scripts say little: a few lines, never a pipe full)."""
         sent = Sent()
         with tempfile.TemporaryFile() as stderr:
             proc = self.kubectl.popen(
                 *self._argv(script, args, stdin=True),
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=stderr,
             )
             try:
                 try:
                     assert proc.stdin is not None
-                    sent = write(proc.stdin)
+                    sent = write(proc.stdin, proc.stdout)
                 except BrokenPipeError:
                     pass  # kubectl ended early: its exit code and stderr say why
                 except BaseException:
@@ -742,6 +748,8 @@ class PodShell:
                     raise
                 finally:
                     _close_quietly(proc.stdin)
+                if proc.stdout is not None:
+                    proc.stdout.read()
                 proc.wait()
             finally:
                 process.stop(proc)
@@ -760,12 +768,8 @@ def write_tar(
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
     (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
-    sink: IO[bytes] = (
-        gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)  # type: ignore[assignment]
-        if compress
-        else pipe
-    )
-    sent = Sent()
+    sink, finish = _compressed(pipe) if compress else (pipe, _nothing)
+    sent = Sent(compressed=compress)
     record = dict(sync_plan.record)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
         _add_bytes(tar, PENDING, json.dumps([m[1] for m in members]).encode())
@@ -781,16 +785,14 @@ def write_tar(
             if changed:
                 sent.changed.append(remote_path)
         _add_bytes(tar, RECORD_NEW, record_json(record))
-    if compress:
-        sink.close()
+    finish()
     return sent
 
 
 class _SystemTar:
     """A sync's tar stream with GNU tar writing the members under copied directories (the bulk: C, big
     writes), relayed through us; we write the rest: the pending list first, the roots themselves, files
-    rewritten in place (under INPLACE_DIR), and last the record of what really went. `write` may stop at
-    a member boundary (a slow link); the next `write` sends what was left."""
+    rewritten in place (under INPLACE_DIR), and last the record of what really went."""
 
     def __init__(
         self,
@@ -799,9 +801,8 @@ class _SystemTar:
         sync_plan: SyncPlan,
         local: dict[str, tuple[Entry, pathlib.Path]],
         roots: dict[str, pathlib.Path],
-        old_record: dict[str, Entry],
     ) -> None:
-        self.tar, self.local, self.old_record = tar, local, old_record
+        self.tar, self.local = tar, local
         self.record = dict(sync_plan.record)
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
         self.ours = [m for m in members if not self._theirs(m)]
@@ -811,9 +812,9 @@ class _SystemTar:
         arcname, remote, _ = member
         return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
 
-    def write(self, pipe: IO[bytes], compress: bool, gate: tarstream.Gate | None) -> Sent:
-        sent = Sent()
-        sink, finish = _compressed(pipe) if compress else (pipe, lambda: None)
+    def write(self, pipe: IO[bytes], compress: bool) -> Sent:
+        sent = Sent(compressed=compress)
+        sink, finish = _compressed(pipe) if compress else (pipe, _nothing)
         try:
             out = _Counting(sink)
             pending = [m[1] for m in self.ours] + self.theirs
@@ -821,16 +822,10 @@ class _SystemTar:
             tar = tarfile.TarFile(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, dereference=False)  # type: ignore[arg-type]
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
-            self.ours = []
-            unsent = self._relay(out, gate, sent) if self.theirs else []
-            record = dict(self.record)
-            for path in unsent:  # as before this sync: sent by the next exec, or the next sync
-                record.pop(path, None)
-                if path in self.old_record:
-                    record[path] = self.old_record[path]
-            out.write(tarstream.small_member(RECORD_NEW, record_json(record)))
+            if self.theirs:
+                self._relay(out, sent)
+            out.write(tarstream.small_member(RECORD_NEW, record_json(self.record)))
             out.write(tarstream.END_OF_ARCHIVE)
-            self.theirs = sent.unsent = unsent
         finally:
             finish()
         return sent
@@ -846,8 +841,8 @@ class _SystemTar:
         if changed:
             sent.changed.append(remote_path)
 
-    def _relay(self, out: "_Counting", gate: tarstream.Gate | None, sent: Sent) -> list[str]:
-        """GNU tar's members, from a directory of links named as the roots are in the pod; what was not sent."""
+    def _relay(self, out: "_Counting", sent: Sent) -> None:
+        """GNU tar's members, read from a directory of links named as the roots are in the pod."""
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
@@ -856,25 +851,23 @@ class _SystemTar:
             names = pathlib.Path(tmp, "names")
             names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in self.theirs))
             relayed = tarstream.relay(
-                [self.tar, *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(view), out, gate
+                [self.tar, *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(view), out
             )
         went = set(relayed.names)
-        unsent: list[str] = []
         for path in self.theirs:
             entry, local_path = self.local[path]
             if path in went:
                 self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
-            elif relayed.stopped:
-                unsent.append(path)
             elif os.path.lexists(local_path):  # not gone, yet not sent: unreadable
                 raise PreevyError(
                     messages.FILE_SYNC_FAILED.format(error=_last_line(relayed.stderr, path)), ExitCode.FAILURE
                 )
             else:
                 self._note(sent, path, None)
-        if isinstance(gate, tarstream.RateGate):
-            sent.rate = gate.rate
-        return unsent
+
+
+def _nothing() -> None:
+    pass
 
 
 def _changed_since(entry: Entry, local_path: pathlib.Path) -> bool:
@@ -891,6 +884,14 @@ def _changed_since(entry: Entry, local_path: pathlib.Path) -> bool:
 def _last_line(stderr: str, path: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     return lines[-1] if lines else f"tar did not send {path}"
+
+
+def _has_fileno(pipe: IO[bytes]) -> bool:
+    try:
+        pipe.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
 
 
 class _Counting:
@@ -911,7 +912,7 @@ class _Counting:
 def _compressed(pipe: IO[bytes]) -> tuple[IO[bytes], Callable[[], None]]:
     """A gzip stream into pipe: a local pigz or gzip process (a core of its own), else in-process gzip."""
     argv = tarstream.compressor_argv("gzip")
-    if argv is None:
+    if argv is None or not _has_fileno(pipe):
         gz = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
         return gz, gz.close  # type: ignore[return-value]
     pipe.flush()

@@ -2,8 +2,7 @@
 into kubectl's stdin, optionally through a compressor process.
 
 The relay reads GNU tar's output member by member (512-byte headers), so that we know exactly which members
-went out, can stop at a member boundary (a link found slow: the rest goes compressed in another exec), and
-leave out tar's end-of-archive blocks: our own members (the sync record) follow, then the end.
+went out, and leaves out tar's end-of-archive blocks: our own members (the sync record) follow, then the end.
 
 Compressors are separate processes (`pigz`, `gzip`, one core each beside tar and kubectl): in-process gzip
 runs at ~60 MB/s of the one core Python has. Without any, the caller falls back to in-process gzip.
@@ -85,66 +84,52 @@ class Writer(Protocol):
 
 @dataclasses.dataclass
 class Relayed:
-    names: list[str]  # the members that went out whole, in order (directories without their trailing /)
-    stopped: bool  # the gate stopped it at a member boundary: the rest was not sent
-    returncode: int | None  # tar's (None: stopped by us)
+    names: list[str]  # the members that went out, in order (directories without their trailing /)
+    returncode: int
     stderr: str
     bytes: int  # what was written out
 
 
-class Gate:
-    """Whether to go on sending, asked before each member with the bytes sent so far."""
-
-    def __call__(self, sent: int) -> bool:
-        return True
-
-
-def relay(argv: list[str], cwd: str, out: Writer, gate: Gate | None = None) -> Relayed:
+def relay(argv: list[str], cwd: str, out: Writer) -> Relayed:
     """Run tar (argv) in cwd, write its members to out (not its end-of-archive blocks)."""
-    gate = gate or Gate()
     with open(os.devnull, "rb") as devnull, tempfile.TemporaryFile() as stderr:
         proc = process.popen(argv, cwd=cwd, stdin=devnull, stdout=subprocess.PIPE, stderr=stderr)
         try:
             assert proc.stdout is not None
             widen_pipe(proc.stdout.fileno())
-            parser = _Members(out, gate)
+            parser = _Members(out)
             fd = proc.stdout.fileno()
             while not parser.done and (chunk := os.read(fd, READ_SIZE)):
                 parser.feed(chunk)
-            if parser.stopped:
-                process.stop(proc)
-                returncode = None
-            else:
-                while os.read(fd, READ_SIZE):  # padding after the end-of-archive blocks
-                    pass
-                returncode = proc.wait()
+            while os.read(fd, READ_SIZE):  # padding after the end-of-archive blocks
+                pass
+            returncode = proc.wait()
         finally:
             process.stop(proc)
         stderr.seek(0)
         text = stderr.read().decode(errors="replace")
         process.journal.output(proc, text)
-    return Relayed(parser.names, parser.stopped, returncode, text, parser.written)
+    return Relayed(parser.names, returncode, text, parser.written)
 
 
 class _Members:
     """A tar stream parsed as it passes: headers are read, data is passed on untouched."""
 
-    def __init__(self, out: Writer, gate: Gate) -> None:
-        self.out, self.gate = out, gate
+    def __init__(self, out: Writer) -> None:
+        self.out = out
         self.names: list[str] = []
         self.written = 0
-        self.done = self.stopped = False
+        self.done = False
         self._carry = b""  # the start of a header split across reads
         self._left = 0  # bytes of the current member's (padded) data still to pass
         self._long = bytearray()  # a GNU long name being read
         self._long_left = 0
-        self._long_name: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         data = self._carry + chunk if self._carry else chunk
         self._carry = b""
         view = memoryview(data)
-        start = i = 0
+        i = 0
         while i < len(data):
             if self._left:
                 n = min(self._left, len(data) - i)
@@ -163,24 +148,20 @@ class _Members:
                 self.done = True
                 break
             kind = bytes(header[156:157])
-            if self._long_name is None and not self.gate(self.written + i - start):
-                self.done = self.stopped = True  # before this member (its long name member included)
-                break
             size = _size(header)
             if kind in LONG_NAME_TYPES:
                 if kind == b"L":
                     self._long, self._long_left = bytearray(), size
-                self._long_name = ""
             else:
                 raw = self._long.split(b"\0", 1)[0] if self._long else bytes(header[:100]).split(b"\0", 1)[0]
                 self.names.append(os.fsdecode(bytes(raw)).rstrip("/"))
-                self._long, self._long_name = bytearray(), None
+                self._long = bytearray()
             i += BLOCK
             self._left = size + (-size % BLOCK)
         end = len(data) - len(self._carry) if not self.done else i
-        if end > start:
-            self.out.write(view[start:end])
-            self.written += end - start
+        if end:
+            self.out.write(view[:end])
+            self.written += end
 
 
 def _size(header: memoryview) -> int:
@@ -188,28 +169,6 @@ def _size(header: memoryview) -> int:
     if field[0] & 0x80:  # base-256, for sizes of 8 GiB and more
         return int.from_bytes(field[1:], "big")
     return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
-
-
-class RateGate(Gate):
-    """Stops a plain stream whose link turns out slow: after `warmup` bytes, the rate of the next `window`
-    bytes (the first ones only fill the buffers on the way) below `minimum` bytes per second."""
-
-    def __init__(self, minimum: float, warmup: int, window: int) -> None:
-        self.minimum, self.warmup, self.window = minimum, warmup, window
-        self.started: float | None = None
-        self.rate: float | None = None
-
-    def __call__(self, sent: int) -> bool:
-        if self.rate is not None or sent < self.warmup:
-            return True
-        now = time.monotonic()
-        if self.started is None:
-            self.started = now
-            return True
-        if sent < self.warmup + self.window:
-            return True
-        self.rate = (sent - self.warmup) / max(now - self.started, 1e-6)
-        return self.rate >= self.minimum
 
 
 def start_compressor(argv: list[str], out_fd: int) -> subprocess.Popen[bytes]:

@@ -196,12 +196,17 @@ class BusyboxShell:
 
     def stream(self, script, args, write):
         proc = subprocess.Popen(
-            self._argv(script, args), stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
+            self._argv(script, args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
         )
         try:
-            sent = write(proc.stdin)
+            sent = write(proc.stdin, proc.stdout)
         finally:
             proc.stdin.close()
+        proc.stdout.read()
         stderr = proc.stderr.read()
         assert proc.wait() == 0, stderr
         return sent
