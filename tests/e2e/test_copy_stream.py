@@ -1,0 +1,135 @@
+"""The copy (filesync.sync, in-process) with the real kubectl into a pod of the emulator that has docker:dind's
+BusyBox userland: the stream it chooses, and the files arriving byte for byte, whichever writer made the tar."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import tarfile
+
+import pytest
+
+from kubectl_preevy import filesync
+from kubectl_preevy.compose import ComposeProject
+from kubectl_preevy.kubectl import Kubectl
+from tests.e2e import user_env
+
+POD = "copy-target"
+
+
+@pytest.fixture
+def pod(kubesim, namespace) -> str:
+    """A pod of the docker image (BusyBox sh, tar, stat...) that only sleeps, its /var/lib/preevy a volume."""
+    spec = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": POD},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "docker",
+                    "image": "docker:27-dind",
+                    "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "state", "mountPath": "/var/lib/preevy"}],
+                }
+            ],
+            "volumes": [{"name": "state", "emptyDir": {}}],
+        },
+    }
+    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
+    kubesim.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", f"pod/{POD}", "--timeout=60s", timeout=70
+    )
+    return POD
+
+
+def project_with(tmp_path: pathlib.Path, files: dict[str, bytes]) -> ComposeProject:
+    work = tmp_path / "project"
+    for name, content in files.items():
+        (work / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / "data" / name).write_bytes(content)
+    (work / "data" / "link").symlink_to("a.txt")
+    model = {
+        "name": "copytest",
+        "services": {"app": {"volumes": [{"type": "bind", "source": str(work / "data"), "target": "/d"}]}},
+    }
+    return ComposeProject(
+        name="copytest", files=[work / "compose.yaml"], working_dir=work, model=model, x_preevy=None
+    )
+
+
+def tree_in_pod(kubesim, namespace: str) -> dict[str, object]:
+    archive = kubesim.kubectl(
+        "exec", "-n", namespace, POD, "-c", "docker", "--",
+        "tar", "cf", "-", "-C", "/var/lib/preevy/projects/copytest/relative/data", ".",
+        input=b"",
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {
+            m.name.removeprefix("./"): _what(tar, m) for m in tar.getmembers() if m.name not in (".", "./")
+        }
+
+
+def _what(tar: tarfile.TarFile, member: tarfile.TarInfo) -> object:
+    if member.issym():
+        return ("link", member.linkname)
+    if member.isdir():
+        return ("dir",)
+    content = tar.extractfile(member)
+    assert content is not None
+    return ("file", hashlib.sha256(content.read()).hexdigest(), member.mode & 0o777)
+
+
+def local_tree(root: pathlib.Path) -> dict[str, object]:
+    tree: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            tree[name] = ("link", os.readlink(path))
+        elif path.is_dir():
+            tree[name] = ("dir",)
+        else:
+            tree[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode & 0o777)
+    return tree
+
+
+FILES = {
+    "a.txt": b"line of text\n" * 5000,
+    "bin/random.bin": os.urandom(300_000),
+    "deep/er/name with spaces.txt": b"x",
+    "deep/" + "long-" * 30 + "name.txt": b"a name longer than a tar header holds",
+}
+
+
+@pytest.mark.parametrize("system_tar", [True, False], ids=["system-tar", "python-writer"])
+def test_files_arrive_byte_for_byte_and_a_one_file_change_sends_one_file(
+    kubesim, namespace, pod, tmp_path, system_tar
+):
+    env = user_env(kubesim, tmp_path / "config")
+    kubectl = Kubectl(None, None, namespace, env)
+    project = project_with(tmp_path, FILES)
+    stats = filesync.sync(kubectl, pod, "docker", project, system_tar=system_tar)
+    assert stats.files == len(FILES)
+    assert (
+        stats.stream == filesync.STREAM_PLAIN
+    )  # the emulator is on this machine; a small copy is not probed
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+
+    (tmp_path / "project" / "data" / "a.txt").write_bytes(b"changed\n")
+    stats = filesync.sync(kubectl, pod, "docker", project, system_tar=system_tar)
+    assert (stats.files, stats.unchanged) == (1, len(FILES) - 1)
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+
+
+def test_a_slow_link_is_measured_and_the_copy_goes_gzipped(kubesim, namespace, pod, tmp_path, monkeypatch):
+    env = user_env(kubesim, tmp_path / "config")
+    kubectl = Kubectl(None, None, namespace, env)
+    project = project_with(tmp_path, FILES)
+    monkeypatch.setattr(filesync, "PROBE_MIN_SEND", 0)  # a small tree, probed as a big one would be
+    kubesim.shape_link(2_000_000)  # 16 Mbit/s, far below where gzip -1 pays
+    stats = filesync.sync(kubectl, pod, "docker", project)
+    kubesim.shape_link(None)
+    assert stats.stream.startswith(filesync.STREAM_GZIP + " (the link measured ")
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
