@@ -277,7 +277,8 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
     pod = f"{name}-0"
     bench.run(["kubectl", "apply", "-f", "-"], input=manifest)
     bench.run(["kubectl", "rollout", "status", f"statefulset/{name}", "--timeout=300s"])
-    kubectl = Kubectl(None, None, "default", bench.env)
+    # the copy's cache of what it last wrote (synccache.py) starts empty, as on a machine that never copied
+    kubectl = Kubectl(None, None, "default", dict(bench.env, XDG_CACHE_HOME=str(bench.base / "copy-cache")))
     os.environ.update(bench.env)
     projects = {}
 

@@ -25,6 +25,7 @@ The tar is written straight into kubectl's stdin, so a big tree never sits in me
 
 import dataclasses
 import gzip
+import hashlib
 import io
 import ipaddress
 import json
@@ -44,21 +45,22 @@ from kubectl_preevy import compose, console, ignore, messages, process, tarstrea
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.synccache import SyncCache
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 STREAM_PLAIN = "plain tar (the cluster is on this machine)"
 STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
 STREAM_GZIP = "tar.gz, level 1"
-STREAM_MEASURED = " (the link measured {rate}/s)"
+STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy to a cluster on this machine first measures the link, in the exec that unpacks: the pod says
 # "ready", reads PROBE_BYTES, says "probed" (both lines travel back alike: the time between them is the
 # upload alone, whatever the buffers on the way hold), then reads the stream's kind. Below SLOW_LINK
-# bytes/s (where one core of gzip -1 outruns the link) the tar goes gzipped.
+# bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies go plain: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
-SLOW_LINK_BYTES_PER_SECOND = 40_000_000
+SLOW_LINK_BYTES_PER_SECOND = 25_000_000
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
@@ -99,6 +101,29 @@ UNPACK_PART = (
     f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
+# Writes without a listing first say whether the pod's copy is as assumed, before they read anything: a
+# copy never made from here goes only into a directory holding nothing of ours or of anyone's (m:DIR: a
+# missing bind source, made empty); one made from here only when the record is what we last wrote
+# (h:SHA256), no copy was left half done, and each path about to be written or removed is as the record
+# says (g:EXPECTED:PATH, EXPECTED being `stat -c %f,%s,%Y` or - for none).
+FRESH = "fresh"
+FRESH_PART = (
+    f"d=$1; for p in {STATE_DIR}/record {STATE_DIR}/pending {' '.join(COPY_ROOTS)}; do "
+    'if [ -e "$d/$p" ] || [ -L "$d/$p" ]; then echo taken; exit 0; fi; done; '
+    f'mkdir -p "$d/{STATE_DIR}" || exit 1; '
+    'for a do case $a in m:*) mkdir -p -- "$d/${a#m:}" || exit 1;; esac; done; '
+    f"echo {FRESH}; "
+)
+CURRENT = "current"
+GUARD_PART = (
+    'cd "$1" 2>/dev/null || { echo stale; exit 0; }; '
+    "for a do case $a in h:*) h=${a#h:};; esac; done; "
+    f'[ ! -e {PENDING} ] && [ "$(sha256sum < {RECORD} 2>/dev/null)" = "$h  -" ] || {{ echo stale; exit 0; }}; '
+    "for a do case $a in g:*) a=${a#g:}; e=${a%%:*}; p=${a#*:}; "
+    's=$(stat -c %f,%s,%Y -- "$p" 2>/dev/null) || s=-; '
+    '[ "$s" = "$e" ] || { echo stale; exit 0; };; esac; done; '
+    f"echo {CURRENT}; "
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +189,9 @@ class SyncStats:
         }
 
 
+_Bytes = bytes  # Sent has a field named bytes
+
+
 @dataclasses.dataclass
 class Sent:
     """What one tar stream really carried: the files that changed or vanished while being read."""
@@ -173,6 +201,8 @@ class Sent:
     bytes: int = 0
     rate: float | None = None  # bytes/s the link was measured at, when it was
     compressed: bool = False
+    record: _Bytes = b""  # the record it ends with (RECORD_NEW), as written
+    refused: bool = False  # the pod's copy was not as assumed (FRESH_PART, GUARD_PART): nothing was written
 
 
 # --- the sync ----------------------------------------------------------------------------------------
@@ -182,7 +212,11 @@ Writer = Callable[[IO[bytes], IO[bytes] | None], Sent]  # (the script's stdin, i
 
 
 class Shell(Protocol):
-    """Where the scripts run: the pod (PodShell), or a local BusyBox in tests."""
+    """Where the scripts run: the pod (PodShell), or a local BusyBox in tests. With a cache (the record
+    last written there from here), a copy may skip the listing."""
+
+    @property
+    def cache(self) -> SyncCache | None: ...
 
     def run(self, script: str, args: list[str]) -> str: ...
 
@@ -218,10 +252,10 @@ def sync(
 
 
 def describe_stream(local: bool, stats: SyncStats) -> str:
-    described = STREAM_GZIP if stats.compressed else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
     if stats.measured is not None:
-        described += STREAM_MEASURED.format(rate=human_size(int(stats.measured)))
-    return described
+        kind = STREAM_GZIP if stats.compressed else "plain tar"
+        return STREAM_MEASURED.format(kind=kind, rate=human_size(int(stats.measured)))
+    return STREAM_GZIP if stats.compressed else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
 
 
 def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
@@ -280,13 +314,19 @@ def _sync_once(
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
     local = scan_local([p for p in paths if p.exists], excluder_of(project))
-    remote = list_remote(shell, project.remote_dir, [p.remote for p in paths if not p.exists], write=True)
-    sync_plan = plan(
-        {path: entry for path, (entry, _) in local.items()},
-        remote,
-        [p.remote for p in paths],
-        mounted_files(project),
-    )
+    roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
+    missing = [p.remote for p in paths if not p.exists]
+    entries = {path: entry for path, (entry, _) in local.items()}
+    mounted = mounted_files(project)
+    cache = shell.cache
+    if cache is not None:
+        done = _without_listing(
+            shell, cache, project.remote_dir, (entries, local, roots), missing, mounted, stream
+        )
+        if done is not None:
+            return done
+    remote = list_remote(shell, project.remote_dir, missing, write=True)
+    sync_plan = plan(entries, remote, [p.remote for p in paths], mounted)
     if sync_plan.kept and report:
         console.warn(
             messages.SYNC_KEPT.format(
@@ -295,23 +335,86 @@ def _sync_once(
         )
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
-        roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
         sent = _apply(shell, project.remote_dir, sync_plan, local, stream, roots)
+    elif remote.record is not None:
+        sent.record = record_json(remote.record)  # as this version writes it: the pod's, if it did
+    if cache is not None and sent.record:
+        cache.save(project.remote_dir, sent.record)
+    return _stats(sync_plan, local, sent), sent
+
+
+def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, pathlib.Path]], sent: Sent) -> SyncStats:
     if sync_plan.in_place:
         console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
     # files, not the links among them (nor directories): "synced N files" counts what a user calls files
     sent_files = [p for p in sync_plan.send if local[p][0].kind == "file" and p not in sent.vanished]
-    return (
-        SyncStats(
-            files=len(sent_files),
-            bytes=sent.bytes,
-            unchanged=sync_plan.unchanged,
-            deleted=len(sync_plan.delete_files),
-            measured=sent.rate,
-            compressed=sent.compressed,
-        ),
-        sent,
+    return SyncStats(
+        files=len(sent_files),
+        bytes=sent.bytes,
+        unchanged=sync_plan.unchanged,
+        deleted=len(sync_plan.delete_files),
+        measured=sent.rate,
+        compressed=sent.compressed,
     )
+
+
+LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, pathlib.Path]], dict[str, pathlib.Path]]
+
+
+def _without_listing(
+    shell: Shell,
+    cache: SyncCache,
+    remote_dir: str,
+    tree: LocalTree,
+    missing: list[str],
+    mounted: set[str],
+    stream: Stream,
+) -> tuple[SyncStats, Sent] | None:
+    """One exec, no listing: a first copy from here into a directory holding nothing (FRESH_PART), or
+    a change against the record we last wrote there (GUARD_PART). None: the pod's copy was not as
+    assumed (nothing was written), or the change is not one to check that way: list the pod's files."""
+    entries, local, roots = tree
+    cached = cache.load(remote_dir)
+    if cached is None:
+        sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
+        guard = (FRESH, FRESH_PART, [f"m:{m}" for m in missing])
+    else:
+        record = parse_record(cached.decode(errors="replace"))
+        if record is None or missing:
+            return None
+        sync_plan = plan(entries, Remote(dict(record), record, set()), [*roots, *missing], mounted)
+        if sync_plan.empty and sync_plan.record == record:
+            return None  # nothing changed here: the listing says whether the pod's copy did
+        checks = _guards(sync_plan, record, local)
+        if checks is None:
+            return None
+        guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
+    if sum(len(a) + 1 for a in guard[2]) > MAX_ARGS_BYTES // 2:
+        return None
+    sent = _apply(shell, remote_dir, sync_plan, local, stream, roots, guard)
+    if sent.refused:
+        return None
+    cache.save(remote_dir, sent.record)
+    return _stats(sync_plan, local, sent), sent
+
+
+def _guards(
+    sync_plan: SyncPlan, record: dict[str, Entry], local: dict[str, tuple[Entry, pathlib.Path]]
+) -> list[str] | None:
+    """g:EXPECTED:PATH for each path written or removed; None when one is not a file on both sides (links and
+    directories: their times in the pod are not the record's), or directories are removed."""
+    if sync_plan.delete_dirs:
+        return None
+    checks = []
+    for path in [*sync_plan.send, *sync_plan.delete_files, *sync_plan.replace]:
+        was = record.get(path)
+        if was is None:
+            checks.append(f"g:-:{path}")
+        elif was.kind == "file" and (path not in local or local[path][0].kind == "file"):
+            checks.append(f"g:{stat.S_IFREG | was.mode:x},{was.size},{was.mtime}:{path}")
+        else:
+            return None
+    return checks
 
 
 def preview(shell: Shell | None, project: ComposeProject) -> tuple[SyncPlan, dict[str, Entry]]:
@@ -636,14 +739,19 @@ def _apply(
     local: dict[str, tuple[Entry, pathlib.Path]],
     stream: Stream,
     roots: dict[str, pathlib.Path],
+    guard: tuple[str, str, list[str]] | None = None,
 ) -> Sent:
-    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks."""
+    """Removals first, then the tar; the last batch of removals rides in the exec that unpacks. guard:
+    (the line that says go on, the script that says it, its arguments) run first in that exec; any other
+    line and nothing is written (Sent.refused)."""
     arguments = (
         [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
         + [f"d:{p}" for p in sync_plan.delete_dirs]
         + [f"i:{local[p][0].mode:o}:{p}" for p in sync_plan.in_place]
     )
     batches = list(_batches(arguments)) or [[]]
+    if guard is not None and len(batches) > 1:
+        return Sent(refused=True)  # removals would run before the guard
     for batch in batches[:-1]:
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
     in_place = set(sync_plan.in_place)
@@ -656,13 +764,19 @@ def _apply(
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
     send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
-    if stream.measure and not stream.compress and send_bytes >= PROBE_MIN_SEND:
-        script = DELETE_PART + PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
-        return shell.stream(
-            script, [remote_dir, *batches[-1]], lambda pipe, replies: _probed(pipe, replies, write)
-        )
-    script = DELETE_PART + (UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART)
-    return shell.stream(script, [remote_dir, *batches[-1]], lambda pipe, _: write(pipe, stream.compress))
+    probe = stream.measure and not stream.compress and send_bytes >= PROBE_MIN_SEND
+    if probe:
+        unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
+    else:
+        unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART
+    expected, guard_part, guard_args = guard or ("", "", [])
+
+    def body(pipe: IO[bytes], replies: IO[bytes] | None) -> Sent:
+        if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
+            return Sent(refused=True)
+        return _probed(pipe, replies, write) if probe else write(pipe, stream.compress)
+
+    return shell.stream(guard_part + DELETE_PART + unpack, [remote_dir, *guard_args, *batches[-1]], body)
 
 
 def _probed(pipe: IO[bytes], replies: IO[bytes] | None, write: Callable[[IO[bytes], bool], Sent]) -> Sent:
@@ -702,6 +816,14 @@ class PodShell:
 
     def __init__(self, kubectl: Kubectl, pod: str, container: str) -> None:
         self.kubectl, self.pod, self.container = kubectl, pod, container
+        self._cache: SyncCache | None = None
+
+    @property
+    def cache(self) -> SyncCache:
+        if self._cache is None:
+            kubectl = self.kubectl
+            self._cache = SyncCache.of(kubectl.environ, kubectl.server_url(), kubectl.namespace, self.pod)
+        return self._cache
 
     def _argv(self, script: str, args: list[str], stdin: bool) -> list[str]:
         return [
@@ -784,7 +906,8 @@ def write_tar(
             record[remote_path] = dataclasses.replace(entry, size=CHANGED_SIZE) if changed else entry
             if changed:
                 sent.changed.append(remote_path)
-        _add_bytes(tar, RECORD_NEW, record_json(record))
+        sent.record = record_json(record)
+        _add_bytes(tar, RECORD_NEW, sent.record)
     finish()
     return sent
 
@@ -824,7 +947,8 @@ class _SystemTar:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
             if self.theirs:
                 self._relay(out, sent)
-            out.write(tarstream.small_member(RECORD_NEW, record_json(self.record)))
+            sent.record = record_json(self.record)
+            out.write(tarstream.small_member(RECORD_NEW, sent.record))
             out.write(tarstream.END_OF_ARCHIVE)
         finally:
             finish()

@@ -33,6 +33,9 @@ def user_env(kubesim, config_dir: pathlib.Path) -> dict[str, str]:
     environ = dict(kubesim.env)
     environ["XDG_CONFIG_HOME"] = str(config_dir)
     environ["XDG_STATE_HOME"] = str(config_dir.with_name(config_dir.name + "-state"))  # log files
+    environ["XDG_CACHE_HOME"] = str(
+        config_dir.with_name(config_dir.name + "-cache")
+    )  # e.g. the copy's records
     ci_prefixes = ("GITHUB_", "GITLAB_", "CI_")  # a CI running these tests is not the user's CI
     for name in [k for k in environ if k.startswith(("DOCKER_", "COMPOSE_", "PREEVY_", *ci_prefixes))]:
         del environ[name]

@@ -13,6 +13,7 @@ import pytest
 from kubectl_preevy import compose, filesync
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.filesync import Entry, Remote
+from kubectl_preevy.synccache import SyncCache
 from tests.prerequisites import require_tool
 
 
@@ -184,6 +185,7 @@ class BusyboxShell:
             (self.bin / applet).symlink_to(busybox)
         self.env = {"PATH": str(self.bin)}
         self.calls = 0
+        self.cache = None  # a SyncCache: copies may skip the listing
 
     def _argv(self, script, args):
         self.calls += 1
@@ -324,8 +326,11 @@ def one_directory_project(tmp_path, directory, files):
     )
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["listing", "no-listing-first"])
 @pytest.mark.parametrize("stream", [PYTHON_TAR, SYSTEM_TAR], ids=["python-writer", "system-tar"])
-def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream):
+def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream, cached):
+    if cached:  # the write that skips the listing finds the directory taken: nothing written, then listed
+        shell.cache = SyncCache(tmp_path / "cache", "here")
     work = tmp_path / "project"
     project = one_directory_project(tmp_path, "data", {"seed.sql": b"seed"})
     pod = tmp_path / "pod"
@@ -338,6 +343,60 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream):
     (work / "data" / "seed.sql").unlink()
     run_sync(shell, project, pod, stream)
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
+
+
+def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell):
+    work = tmp_path / "project" / "site"
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a1", "b.txt": b"b1"})
+    pod = tmp_path / "pod"
+    copy = pod / "relative" / "site"
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+
+    def sync_counting() -> int:
+        calls = shell.calls
+        run_sync(shell, project, pod, SYSTEM_TAR)
+        return shell.calls - calls
+
+    assert sync_counting() == 1  # a first copy into an empty directory: no listing
+    assert (copy / "a.txt").read_bytes() == b"a1"
+    (work / "a.txt").write_bytes(b"a2, longer")
+    (work / "c.txt").write_bytes(b"c1")
+    assert sync_counting() == 1  # against the record we wrote: one exec
+    assert [(copy / n).read_bytes() for n in ("a.txt", "c.txt")] == [b"a2, longer", b"c1"]
+
+    (copy / "b.txt").write_bytes(b"a container's")  # in the pod, then a local edit of the same file
+    (work / "b.txt").write_bytes(b"b2 from the user")
+    assert sync_counting() == 3  # refused (b.txt is not as recorded), the listing, the copy
+    assert (copy / "b.txt").read_bytes() == b"b2 from the user"  # local edits win, as with a listing
+
+    (copy / "d.txt").write_bytes(b"a container's own")  # where a new local file appears next
+    (work / "d.txt").write_bytes(b"mine")
+    assert (
+        sync_counting() == 2
+    )  # refused (d.txt is in the pod, not in the record), the listing: nothing to send
+    assert (copy / "d.txt").read_bytes() == b"a container's own"  # never overwritten
+
+    record = pod / ".preevy-sync" / "record"
+    record.write_bytes(record.read_bytes() + b" ")  # another machine copied since: a stale cache
+    (work / "a.txt").write_bytes(b"a3")
+    assert sync_counting() == 3
+    assert (copy / "a.txt").read_bytes() == b"a3"
+    (work / "c.txt").unlink()
+    (work / "d.txt").unlink()  # while it stays, each copy is refused once: the pod's d.txt is not ours
+    assert sync_counting() == 1  # the cache is current again
+    assert not (copy / "c.txt").exists()
+
+
+def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, shell):
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a1"})
+    pod = tmp_path / "pod"
+    run_sync(shell, project, pod, SYSTEM_TAR)  # without a cache: another machine
+    (pod / "relative" / "site" / "a.txt").write_bytes(b"a container's")
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+    calls = shell.calls
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert shell.calls == calls + 2  # refused (taken), then the listing: nothing to send
+    assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
 def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch, capsys):
