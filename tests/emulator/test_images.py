@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import yaml
 
@@ -81,6 +82,14 @@ def test_docker_images_have_a_busybox_userland_first_in_path(kubesim, namespace)
         "tar cf - -C /tmp d | tar tf -",
     ).stdout  # fmt: skip
     assert listing.splitlines() == ["3 /tmp/d/f", "d/", "d/f"]
+    # compressors: what docker:dind has (BusyBox gzip, xz), not the host's zstd or lz4
+    found = kubesim.kubectl(
+        "exec", "dind", "-n", namespace, "--", "sh", "-c",
+        "for c in gzip gunzip xz zstd unzstd lz4; do command -v $c >/dev/null && echo $c; done; true",
+    ).stdout.split()  # fmt: skip
+    assert [c for c in found if c not in ("xz",)] == ["gzip", "gunzip"]  # xz where the host has it
+    if shutil.which("zstd"):
+        assert kubesim.kubectl("exec", "plain", "-n", namespace, "--", "sh", "-c", "command -v zstd").stdout
     # dockerd and the docker CLI stay the host's
     assert kubesim.kubectl(
         "exec", "dind", "-n", namespace, "--", "sh", "-c", "command -v dockerd"

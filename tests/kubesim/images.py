@@ -13,7 +13,10 @@ programs. But an image reference decides two things, as on a real node:
   based, so their `sh`, `tar`, `find`, `stat`... are BusyBox applets. The node bind-mounts a
   directory of BusyBox applets (links to the host's /bin/busybox) on /usr/local/sbin, the first
   entry of the image's PATH, so those commands behave as in the real image, while dockerd,
-  containerd, runc, iptables and the docker CLI stay the host's.
+  containerd, runc, iptables and the docker CLI stay the host's. The host's compressors the image does not
+  have (zstd, lz4: docker:dind installs xz and pigz, BusyBox has gzip) are masked there by /dev/null
+  (`command -v zstd` finds nothing), so that what a program finds in the pod to decompress with is what
+  the real image offers, no more.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ APPLET_DIR = "/usr/local/sbin"  # first in the PATH of the docker images
 BUSYBOX = "/bin/busybox"
 # applets the real docker:dind image has from packages (or that must stay the host's for dockerd)
 NOT_BUSYBOX = frozenset({"xz", "unxz", "xzcat", "ssh", "scp", "openssl", "git", "pigz", "unpigz"})
+# programs of the host that the docker image lacks, masked in its containers (where the host has them)
+NOT_IN_DOCKER_IMAGE = ("zstd", "unzstd", "zstdcat", "zstdmt", "pzstd", "lz4", "lz4c", "lz4cat", "unlz4")
 
 
 def split(reference: str) -> tuple[str, str, str]:
@@ -107,6 +112,12 @@ class Images:
 
     def program_dirs(self, reference: str) -> list[str]:
         return self.programs.get(canonical(reference), [])
+
+    def masks(self) -> list[tuple[str, str, bool]]:
+        """Read-only mounts (source, target, True) of /dev/null over each host program the docker image does
+        not have: not a regular file, so a shell's PATH search (`command -v`) passes over it."""
+        found = {os.path.realpath(path) for name in NOT_IN_DOCKER_IMAGE if (path := shutil.which(name))}
+        return [(os.devnull, path, True) for path in sorted(found)]
 
     def applet_dir(self) -> pathlib.Path | None:
         """A directory of BusyBox applet links (made once); None without a host busybox."""

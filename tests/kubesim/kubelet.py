@@ -241,6 +241,7 @@ class Pod(PodRuntime):
             applets = self.kubelet.cluster.images.applet_dir()
             if applets is not None:  # the image's BusyBox userland, first in its PATH
                 c.mounts.insert(0, (str(applets), images.APPLET_DIR, True))
+            c.mounts.extend(self.kubelet.cluster.images.masks())  # nor more than the image has
 
     def service_env(self) -> dict[str, str]:
         return node_apiproxy.service_env(self.kubelet.cluster, bool(self.spec.get("hostNetwork")))
