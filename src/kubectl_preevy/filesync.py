@@ -343,7 +343,7 @@ def _sync_once(
     return _stats(sync_plan, local, sent), sent
 
 
-def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, pathlib.Path]], sent: Sent) -> SyncStats:
+def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, str]], sent: Sent) -> SyncStats:
     if sync_plan.in_place:
         console.info(messages.SYNC_IN_PLACE.format(paths=_some(sync_plan.in_place)))
     # files, not the links among them (nor directories): "synced N files" counts what a user calls files
@@ -358,7 +358,7 @@ def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, pathlib.Path]], se
     )
 
 
-LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, pathlib.Path]], dict[str, pathlib.Path]]
+LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, pathlib.Path]]
 
 
 def _without_listing(
@@ -399,7 +399,7 @@ def _without_listing(
 
 
 def _guards(
-    sync_plan: SyncPlan, record: dict[str, Entry], local: dict[str, tuple[Entry, pathlib.Path]]
+    sync_plan: SyncPlan, record: dict[str, Entry], local: dict[str, tuple[Entry, str]]
 ) -> list[str] | None:
     """g:EXPECTED:PATH for each path written or removed; None when one is not a file on both sides (links and
     directories: their times in the pod are not the record's), or directories are removed."""
@@ -454,16 +454,16 @@ def excluder_of(project: ComposeProject) -> ignore.Excluder:
 
 def scan_local(
     paths: list[SyncedPath], excluder: ignore.Excluder | None = None
-) -> dict[str, tuple[Entry, pathlib.Path]]:
+) -> dict[str, tuple[Entry, str]]:
     """Every file, directory and symlink under the paths, keyed by remote path.
 
     A root that is a symlink is followed (Docker follows it too); links inside are kept as links.
     An unreadable file fails here, before anything is sent.
     """
-    found: dict[str, tuple[Entry, pathlib.Path]] = {}
+    found: dict[str, tuple[Entry, str]] = {}
     excluder = excluder or ignore.Excluder(pathlib.Path("/"))
     for root in paths:
-        real = pathlib.Path(os.path.realpath(root.local))
+        real = os.path.realpath(root.local)
         # exclusions are matched on the path as the project names it (root.local), not the link's target
         _scan(real, root.remote, os.stat(real), found, _Walk(excluder, root.local, real))
     return found
@@ -473,43 +473,59 @@ def scan_local(
 class _Walk:
     excluder: ignore.Excluder
     named: pathlib.Path  # the root as the compose file names it
-    real: pathlib.Path  # the root resolved
+    real: str  # the root resolved
 
-    def excluded(self, local: pathlib.Path) -> bool:
+    def excluded(self, local: str) -> bool:
         if self.excluder.empty or local == self.real:
             return False  # a mount's own root is always copied (the service mounts it)
-        return self.excluder.excluded(self.named / local.relative_to(self.real))
+        return self.excluder.excluded(self.named / os.path.relpath(local, self.real))
+
+
+_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
+
+
+def _readable(local: str, st: os.stat_result) -> bool:
+    if _EUID == 0 or (st.st_uid == _EUID and st.st_mode & stat.S_IRUSR):
+        return True  # the common cases, without a system call
+    return os.access(local, os.R_OK)
 
 
 def _scan(
-    local: pathlib.Path,
+    local: str,
     remote: str,
     st: os.stat_result,
-    found: dict[str, tuple[Entry, pathlib.Path]],
+    found: dict[str, tuple[Entry, str]],
     walk: _Walk,
 ) -> bool:
-    """Whether anything was kept (an excluded directory is walked only when a `!` pattern may re-include)."""
+    """Whether anything was kept (an excluded directory is walked only when a `!` pattern may re-include).
+    Plain strings and os.scandir: this runs for every file of the tree on every `up`."""
     entry = _entry(st)
     if entry is None:
         return False  # sockets, fifos, devices: not ours to copy
     excluded = walk.excluded(local)
     if excluded and (entry.kind != "dir" or not walk.excluder.has_negations):
         return False
-    if entry.kind == "file" and not os.access(local, os.R_OK):
-        raise PermissionError(13, "Permission denied", str(local))
+    if entry.kind == "file" and not _readable(local, st):
+        raise PermissionError(13, "Permission denied", local)
     found[remote] = (entry, local)  # a directory before what it holds
     kept = False
     if entry.kind == "dir":
-        for child in sorted(os.scandir(local), key=lambda e: e.name):
+        with os.scandir(local) as entries:
+            children = sorted(entries, key=_name)
+        for child in children:
             try:
                 child_stat = child.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # gone since the directory was read
-            kept = _scan(pathlib.Path(child.path), f"{remote}/{child.name}", child_stat, found, walk) or kept
+            kept = _scan(child.path, f"{remote}/{child.name}", child_stat, found, walk) or kept
     if excluded and not kept:
         del found[remote]
         return False
     return True
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def _entry(st: os.stat_result) -> Entry | None:
@@ -736,7 +752,7 @@ def _apply(
     shell: Shell,
     remote_dir: str,
     sync_plan: SyncPlan,
-    local: dict[str, tuple[Entry, pathlib.Path]],
+    local: dict[str, tuple[Entry, str]],
     stream: Stream,
     roots: dict[str, pathlib.Path],
     guard: tuple[str, str, list[str]] | None = None,
@@ -755,7 +771,9 @@ def _apply(
     for batch in batches[:-1]:
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
     in_place = set(sync_plan.in_place)
-    members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
+    members = [
+        (f"{INPLACE_DIR}/{p}" if p in in_place else p, p, pathlib.Path(local[p][1])) for p in sync_plan.send
+    ]
     tar = tarstream.gnu_tar() if stream.system_tar else None
 
     def write(pipe: IO[bytes], compress: bool) -> Sent:
@@ -922,7 +940,7 @@ class _SystemTar:
         tar: str,
         members: list[tuple[str, str, pathlib.Path]],
         sync_plan: SyncPlan,
-        local: dict[str, tuple[Entry, pathlib.Path]],
+        local: dict[str, tuple[Entry, str]],
         roots: dict[str, pathlib.Path],
     ) -> None:
         self.tar, self.local = tar, local
@@ -994,7 +1012,7 @@ def _nothing() -> None:
     pass
 
 
-def _changed_since(entry: Entry, local_path: pathlib.Path) -> bool:
+def _changed_since(entry: Entry, local_path: str) -> bool:
     """Whether a file sent by tar differs now from what the scan saw (changed before or while it was read)."""
     if entry.kind != "file":
         return False

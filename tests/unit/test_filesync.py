@@ -42,7 +42,7 @@ def test_scan_lists_files_dirs_and_links_under_remote_names(tmp_path):
     ]
     entry, local = found["relative/site/index.html"]
     assert (entry.kind, entry.size, entry.mtime) == ("file", 5, 1_700_000_000)
-    assert local == site / "index.html"
+    assert pathlib.Path(local) == site / "index.html"
     assert found["relative/site/latest"][0].kind == "link"
 
 
