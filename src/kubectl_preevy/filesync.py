@@ -32,16 +32,19 @@ import json
 import os
 import pathlib
 import re
+import secrets
+import shlex
 import stat
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Protocol
+from typing import IO, NoReturn, Protocol
 
-from kubectl_preevy import compose, console, ignore, messages, process, tarstream
+from kubectl_preevy import compose, console, ignore, messages, process, retry, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -101,6 +104,12 @@ UNPACK_PART = (
     f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
+# One exec carries a whole copy: its command (NEXT) reads a script from stdin (its length on a line, then
+# the script, ending with SCRIPT_END) and evaluates it; a script that lists ends with NEXT again, so the
+# listing and the write share the exec, and the exec starts while the local files are scanned. The `set --`
+# line of each script gives it its arguments ($1...), quoted by us.
+SCRIPT_END = "#preevy-sync script end"
+NEXT = f'IFS= read -r n && s=$(head -c "$n") && case $s in *"{SCRIPT_END}") eval "$s";; *) exit 1;; esac'
 # Writes without a listing first say whether the pod's copy is as assumed, before they read anything: a
 # copy never made from here goes only into a directory holding nothing of ours or of anyone's (m:DIR: a
 # missing bind source, made empty); one made from here only when the record is what we last wrote
@@ -109,19 +118,20 @@ MAX_ARGS_BYTES = 64 * 1024
 FRESH = "fresh"
 FRESH_PART = (
     f"d=$1; for p in {STATE_DIR}/record {STATE_DIR}/pending {' '.join(COPY_ROOTS)}; do "
-    'if [ -e "$d/$p" ] || [ -L "$d/$p" ]; then echo taken; exit 0; fi; done; '
+    'if [ -e "$d/$p" ] || [ -L "$d/$p" ]; then echo taken; ' + NEXT + "; exit $?; fi; done; "
     f'mkdir -p "$d/{STATE_DIR}" || exit 1; '
     'for a do case $a in m:*) mkdir -p -- "$d/${a#m:}" || exit 1;; esac; done; '
     f"echo {FRESH}; "
 )
 CURRENT = "current"
+STALE = "{ echo stale; " + NEXT + "; exit $?; }"
 GUARD_PART = (
-    'cd "$1" 2>/dev/null || { echo stale; exit 0; }; '
+    f'cd "$1" 2>/dev/null || {STALE}; '
     "for a do case $a in h:*) h=${a#h:};; esac; done; "
-    f'[ ! -e {PENDING} ] && [ "$(sha256sum < {RECORD} 2>/dev/null)" = "$h  -" ] || {{ echo stale; exit 0; }}; '
+    f'[ ! -e {PENDING} ] && [ "$(sha256sum < {RECORD} 2>/dev/null)" = "$h  -" ] || {STALE}; '
     "for a do case $a in g:*) a=${a#g:}; e=${a%%:*}; p=${a#*:}; "
     's=$(stat -c %f,%s,%Y -- "$p" 2>/dev/null) || s=-; '
-    '[ "$s" = "$e" ] || { echo stale; exit 0; };; esac; done; '
+    f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
 
@@ -220,7 +230,9 @@ class Shell(Protocol):
 
     def run(self, script: str, args: list[str]) -> str: ...
 
-    def stream(self, script: str, args: list[str], write: Writer) -> Sent: ...
+    def open(self, command: str) -> "Opened":
+        """Start `sh -c command` there, its stdin and stdout ours."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,10 +318,21 @@ def sync_with(shell: Shell, project: ComposeProject, compress: bool | Stream = T
 def _sync_once(
     shell: Shell, project: ComposeProject, stream: Stream, report: bool = True
 ) -> tuple[SyncStats, Sent]:
-    """One listing and one copy; report=False (the retry): the lines already said are not repeated."""
+    """One exec (Session): the listing when needed, and the copy; report=False (the retry): the lines
+    already said are not repeated."""
     paths = compose.synced_paths(project)
     if not paths:
         return SyncStats(), Sent()
+    session = Session(shell)  # the exec starts while we scan
+    try:
+        return _sync_in(session, paths, project, stream, report)
+    finally:
+        session.stop()
+
+
+def _sync_in(
+    session: "Session", paths: list[SyncedPath], project: ComposeProject, stream: Stream, report: bool
+) -> tuple[SyncStats, Sent]:
     for path in paths:
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
@@ -318,14 +341,14 @@ def _sync_once(
     missing = [p.remote for p in paths if not p.exists]
     entries = {path: entry for path, (entry, _) in local.items()}
     mounted = mounted_files(project)
-    cache = shell.cache
+    cache = session.cache
     if cache is not None:
         done = _without_listing(
-            shell, cache, project.remote_dir, (entries, local, roots), missing, mounted, stream
+            session, cache, project.remote_dir, (entries, local, roots), missing, mounted, stream
         )
         if done is not None:
             return done
-    remote = list_remote(shell, project.remote_dir, missing, write=True)
+    remote = list_remote(session, project.remote_dir, missing, write=True)
     sync_plan = plan(entries, remote, [p.remote for p in paths], mounted)
     if sync_plan.kept and report:
         console.warn(
@@ -335,9 +358,11 @@ def _sync_once(
         )
     sent = Sent()
     if not sync_plan.empty or sync_plan.record != remote.record or remote.pending:
-        sent = _apply(shell, project.remote_dir, sync_plan, local, stream, roots)
-    elif remote.record is not None:
-        sent.record = record_json(remote.record)  # as this version writes it: the pod's, if it did
+        sent = _apply(session, project.remote_dir, sync_plan, local, stream, roots)
+    else:
+        session.close()
+        if remote.record is not None:
+            sent.record = record_json(remote.record)  # as this version writes it: the pod's, if it did
     if cache is not None and sent.record:
         cache.save(project.remote_dir, sent.record)
     return _stats(sync_plan, local, sent), sent
@@ -362,7 +387,7 @@ LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, path
 
 
 def _without_listing(
-    shell: Shell,
+    shell: "Session",
     cache: SyncCache,
     remote_dir: str,
     tree: LocalTree,
@@ -554,7 +579,7 @@ def _kind(mode: int) -> str | None:
 # --- the pod's side ----------------------------------------------------------------------------------
 
 
-def list_remote(shell: Shell, remote_dir: str, missing: list[str], *, write: bool) -> Remote:
+def list_remote(shell: "Shell | Session", remote_dir: str, missing: list[str], *, write: bool) -> Remote:
     return parse_remote(shell.run(LIST_SCRIPT, [remote_dir, "write" if write else "read", *missing]))
 
 
@@ -749,7 +774,7 @@ def _under(path: str, root: str) -> bool:
 
 
 def _apply(
-    shell: Shell,
+    shell: "Session",
     remote_dir: str,
     sync_plan: SyncPlan,
     local: dict[str, tuple[Entry, str]],
@@ -829,6 +854,135 @@ def _batches(arguments: list[str]) -> Iterator[list[str]]:
         yield batch
 
 
+@dataclasses.dataclass
+class Opened:
+    """A started `sh -c NEXT` (kubectl exec -i, or a local sh). finish(): wait for it, raise what its failure
+    means; stop(): end it now; transient(): once it failed, the line saying why trying again may help, or ""."""
+
+    proc: subprocess.Popen[bytes]
+    finish: Callable[[], None]
+    stop: Callable[[], None]
+    transient: Callable[[], str]
+
+
+class Session:
+    """The one exec of a copy (see NEXT): started first, then given the listing and/or the write scripts;
+    run() and stream() are Shell's (what list_remote and _apply call)."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+        self.cache = shell.cache
+        self.opened = shell.open(NEXT)
+        self.answered = False  # a script of ours ran there: a failure now is not one to start again
+        self.expired = False
+        self.ended = False
+
+    def _send(self, script: str, args: list[str]) -> None:
+        assert self.opened.proc.stdin is not None
+        text = f"set -- {' '.join(shlex.quote(a) for a in args)}\n{script}\n{SCRIPT_END}".encode()
+        self.opened.proc.stdin.write(b"%d\n" % len(text) + text)
+        self.opened.proc.stdin.flush()
+
+    def _first_line(self, script: str, args: list[str]) -> bytes:
+        """Send a script, read its first line. An exec that failed before any script of ours answered, for a
+        transient reason (the API server busy...), is started again, with back-off."""
+        for delay in [*retry.delays(), None]:
+            assert self.opened.proc.stdout is not None
+            try:
+                self._send(script, args)
+                line = self.opened.proc.stdout.readline()
+            except BrokenPipeError:
+                line = b""
+            if line or self.answered or self.expired or delay is None:
+                return line
+            why = self.opened.transient()
+            if not why:
+                return line
+            console.warn(messages.RETRYING.format(command="kubectl exec", error=why, seconds=delay))
+            time.sleep(delay)
+            self.opened = self.shell.open(NEXT)
+        return b""
+
+    def run(self, script: str, args: list[str]) -> str:
+        marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()
+        wrapped = f"( {script}\n) || exit $?\necho '{marker.decode()}'\n{NEXT}"
+        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
+        timer.start()
+        try:
+            line = self._first_line(wrapped, args)
+            self.answered = True
+            lines = [line]
+            assert self.opened.proc.stdout is not None
+            while line and line.rstrip(b"\n") != marker:
+                line = self.opened.proc.stdout.readline()
+                lines.append(line)
+        finally:
+            timer.cancel()
+        if not line:
+            self._failed()
+        return b"".join(lines[:-1]).decode(errors="replace")
+
+    def stream(self, script: str, args: list[str], write: Writer) -> Sent:
+        """The script, then write(its stdin, its stdout) once it said "go" (no byte of the stream is sent
+        before it reads it); the exec ends with it unless the script refused (Sent.refused)."""
+        go = self._first_line(f"echo go\n{script}", args)
+        self.answered = True
+        if go != b"go\n":
+            self._failed()
+        proc = self.opened.proc
+        sent = Sent()
+        try:
+            assert proc.stdin is not None
+            sent = write(proc.stdin, proc.stdout)
+        except BrokenPipeError:
+            pass  # the exec ended early: its exit code and stderr say why
+        except BaseException:
+            self.stop()  # before its stdin ends: a half stream is never unpacked as whole
+            raise
+        if sent.refused:
+            return sent
+        self._end()
+        return sent
+
+    def close(self) -> None:
+        """End an exec that has nothing more to do."""
+        if self.ended:
+            return
+        try:
+            self._send("exit 0", [])
+        except BrokenPipeError:
+            pass
+        self._end()
+
+    def _end(self) -> None:
+        self.ended = True
+        _close_quietly(self.opened.proc.stdin)
+        if self.opened.proc.stdout is not None:
+            self.opened.proc.stdout.read()
+        self.opened.finish()
+
+    def stop(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.opened.stop()
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.opened.stop()
+
+    def _failed(self) -> NoReturn:
+        """The exec ended before the script said what it should: raise what that means."""
+        self.ended = True
+        if self.expired:
+            raise PreevyError(
+                messages.COMMAND_TIMED_OUT.format(command="kubectl exec", seconds=LIST_TIMEOUT_SECONDS),
+                ExitCode.TIMEOUT,
+            )
+        _close_quietly(self.opened.proc.stdin)
+        self.opened.finish()
+        raise PreevyError(messages.FILE_SYNC_FAILED.format(error="the exec ended early"), ExitCode.FAILURE)
+
+
 class PodShell:
     """The scripts run by `kubectl exec` in the pod's first container."""
 
@@ -867,40 +1021,38 @@ class PodShell:
             raise _sync_error(self.kubectl, result)
         return result.stdout
 
-    def stream(self, script: str, args: list[str], write: Writer) -> Sent:
-        """The script's stdout reaches `write` (the scripts say little: a few lines, never a pipe full)."""
-        sent = Sent()
-        with tempfile.TemporaryFile() as stderr:
-            proc = self.kubectl.popen(
-                *self._argv(script, args, stdin=True),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-            try:
+    def open(self, command: str) -> Opened:
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the exec ended)
+        proc = self.kubectl.popen(
+            *self._argv(command, [], stdin=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
+        said: list[str] = []
+
+        def ended() -> str:
+            if not said:
+                _close_quietly(proc.stdin)
                 try:
-                    assert proc.stdin is not None
-                    sent = write(proc.stdin, proc.stdout)
-                except BrokenPipeError:
-                    pass  # kubectl ended early: its exit code and stderr say why
-                except BaseException:
-                    process.stop(proc)  # before its stdin ends: a half stream is never unpacked as whole
-                    raise
+                    proc.wait()
                 finally:
-                    _close_quietly(proc.stdin)
-                if proc.stdout is not None:
-                    proc.stdout.read()
-                proc.wait()
-            finally:
-                process.stop(proc)
-            stderr.seek(0)
-            result = process.Result(
-                process.argv_of(proc), proc.returncode, "", stderr.read().decode(errors="replace")
-            )
-            process.journal.output(proc, result.stderr)
-        if not result.ok:
-            raise _sync_error(self.kubectl, result)
-        return sent
+                    process.stop(proc)
+                stderr.seek(0)
+                said.append(stderr.read().decode(errors="replace"))
+                stderr.close()
+                process.journal.output(proc, said[0])
+            return said[0]
+
+        def finish() -> None:
+            text = ended()
+            if proc.returncode != 0:
+                raise _sync_error(
+                    self.kubectl, process.Result(process.argv_of(proc), proc.returncode, "", text)
+                )
+
+        def transient() -> str:
+            text = ended()
+            return retry.transient_line(text) if proc.returncode and retry.is_transient(text) else ""
+
+        return Opened(proc, finish, lambda: process.stop(proc), transient)
 
 
 def write_tar(

@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import subprocess
 import tarfile
+import tempfile
 
 import pytest
 
@@ -196,22 +197,27 @@ class BusyboxShell:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def stream(self, script, args, write):
+    def open(self, command):
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (read in finish)
         proc = subprocess.Popen(
-            self._argv(script, args),
+            self._argv(command, []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             env=self.env,
         )
-        try:
-            sent = write(proc.stdin, proc.stdout)
-        finally:
+
+        def finish():
             proc.stdin.close()
-        proc.stdout.read()
-        stderr = proc.stderr.read()
-        assert proc.wait() == 0, stderr
-        return sent
+            code = proc.wait()
+            stderr.seek(0)
+            assert code == 0, stderr.read().decode()
+
+        def stop():
+            proc.kill()
+            proc.wait()
+
+        return filesync.Opened(proc, finish, stop, lambda: "")
 
 
 @pytest.fixture
@@ -312,7 +318,7 @@ def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, 
 
     calls = shell.calls
     run_sync(shell, project, pod, stream)
-    assert shell.calls == calls + 1  # nothing to do: one listing, no copy
+    assert shell.calls == calls + 1  # nothing to do: the listing, in the one exec
 
 
 def one_directory_project(tmp_path, directory, files):
@@ -366,20 +372,20 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
 
     (copy / "b.txt").write_bytes(b"a container's")  # in the pod, then a local edit of the same file
     (work / "b.txt").write_bytes(b"b2 from the user")
-    assert sync_counting() == 3  # refused (b.txt is not as recorded), the listing, the copy
+    assert (
+        sync_counting() == 1
+    )  # refused (b.txt is not as recorded), then the listing and the copy, same exec
     assert (copy / "b.txt").read_bytes() == b"b2 from the user"  # local edits win, as with a listing
 
     (copy / "d.txt").write_bytes(b"a container's own")  # where a new local file appears next
     (work / "d.txt").write_bytes(b"mine")
-    assert (
-        sync_counting() == 2
-    )  # refused (d.txt is in the pod, not in the record), the listing: nothing to send
+    assert sync_counting() == 1  # refused (d.txt is not ours), the listing: nothing to send
     assert (copy / "d.txt").read_bytes() == b"a container's own"  # never overwritten
 
     record = pod / ".preevy-sync" / "record"
     record.write_bytes(record.read_bytes() + b" ")  # another machine copied since: a stale cache
     (work / "a.txt").write_bytes(b"a3")
-    assert sync_counting() == 3
+    assert sync_counting() == 1
     assert (copy / "a.txt").read_bytes() == b"a3"
     (work / "c.txt").unlink()
     (work / "d.txt").unlink()  # while it stays, each copy is refused once: the pod's d.txt is not ours
@@ -395,7 +401,7 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     shell.cache = SyncCache(tmp_path / "cache", "here")
     calls = shell.calls
     run_sync(shell, project, pod, SYSTEM_TAR)
-    assert shell.calls == calls + 2  # refused (taken), then the listing: nothing to send
+    assert shell.calls == calls + 1  # refused (taken), then the listing (same exec): nothing to send
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
