@@ -16,10 +16,12 @@ Files that are themselves mounted (single-file binds, secrets, configs) are rewr
 (`cat > file`: same inode), so a running container sees the edit; tar would unlink and create a new
 file that the container's mount never shows.
 
-Two execs per `up` (more only for very long deletion lists): one lists what the pod has and reads
-the record (`find | xargs stat`, BusyBox-compatible), one deletes, unpacks a tar stream and then
-renames the new record over the old (written last, so a broken copy leaves the old record and the
-list of paths it was about to send, `.preevy-sync/pending`, which the next sync treats as ours).
+One exec per copy (a Session, started before the local scan: see NEXT), into which we send scripts: the
+listing (`find | xargs stat` and the record, BusyBox-compatible) when it is needed, then the write:
+deletions, a tar stream unpacked, and the new record renamed over the old (written last, so a broken copy
+leaves the old record and the list of paths it was about to send, `.preevy-sync/pending`, which the next
+sync treats as ours). The listing is skipped for a first copy from this machine into an empty directory,
+and for a change against the record we last wrote there (synccache.py), both checked in the pod first.
 The tar is written straight into kubectl's stdin, so a big tree never sits in memory.
 """
 
