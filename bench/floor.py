@@ -287,9 +287,13 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
             projects[i] = compose.load_project(None, f"copy{i}", project_dir, bench.env)
         return projects[i]
 
-    def raw_tar(i: int, paths: list[str]) -> float:
+    def raw_tar(i: int, paths: list[str], target: str = "", gzip: bool = False) -> float:
+        """tar c[z] of the paths | kubectl exec -i tar x[z] into target (default /tmp/raw<i>)."""
+        target = target or f"/tmp/raw{i}"
+        z = "z" if gzip else ""
+
         def work() -> None:
-            tar = subprocess.Popen(["tar", "c", "-C", str(project_dir), *paths], stdout=subprocess.PIPE)
+            tar = subprocess.Popen(["tar", f"c{z}", "-C", str(project_dir), *paths], stdout=subprocess.PIPE)
             bench.run(
                 [
                     "kubectl",
@@ -301,7 +305,7 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
                     "--",
                     "sh",
                     "-c",
-                    f"mkdir -p /tmp/raw{i} && tar x -C /tmp/raw{i}",
+                    f"mkdir -p {target} && tar x{z} -C {target}",
                 ],
                 stdin=tar.stdout,
             )
@@ -321,33 +325,10 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
         for i in range(bench.pairs):
             project(100 + i)
 
-        def raw_slow(i: int) -> float:
-            def work() -> None:
-                tar = subprocess.Popen(["tar", "cz", "-C", str(project_dir), "data"], stdout=subprocess.PIPE)
-                target = f"/var/lib/preevy/raw-slow{i}"
-                bench.run(
-                    [
-                        "kubectl",
-                        "exec",
-                        "-i",
-                        pod,
-                        "-c",
-                        "docker",
-                        "--",
-                        "sh",
-                        "-c",
-                        f"mkdir -p {target} && tar xz -C {target}",
-                    ],
-                    stdin=tar.stdout,
-                )
-                tar.wait()
-
-            return timed(work)
-
         bench.pair(
             "first copy, slow link",
             lambda i: timed(lambda: filesync.sync(kubectl, pod, "docker", project(100 + i))),
-            raw_slow,
+            lambda i: raw_tar(i, ["data"], f"/var/lib/preevy/raw-slow{i}", gzip=True),
         )
     finally:
         shape_link(None)
