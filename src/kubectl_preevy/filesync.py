@@ -44,7 +44,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, NoReturn, Protocol
+from typing import IO, NamedTuple, NoReturn, Protocol
 
 from kubectl_preevy import compose, console, ignore, messages, process, retry, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
@@ -138,8 +138,9 @@ GUARD_PART = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """A tuple (cheap to make: one per file per `up`), in the record's order of fields."""
+
     kind: str  # "file", "dir" or "link"
     size: int
     mtime: int  # whole seconds
@@ -622,20 +623,17 @@ def parse_record(text: str) -> dict[str, Entry] | None:
     record = {}
     for path, fields in data["entries"].items():
         if isinstance(fields, list) and len(fields) in (4, 5):
-            numbers = [int(f) for f in fields[1:]]
-            record[path] = Entry(
-                kind=str(fields[0]),
-                size=numbers[0],
-                mtime=numbers[1],
-                mode=numbers[2],
-                mtime_ns=numbers[3] if len(numbers) > 3 else 0,
-            )
+            try:
+                mtime_ns = int(fields[4]) if len(fields) > 4 else 0
+                record[path] = Entry(str(fields[0]), int(fields[1]), int(fields[2]), int(fields[3]), mtime_ns)
+            except (TypeError, ValueError):
+                continue  # a field that is no number: as if the path were not recorded
     return record
 
 
 def record_json(record: dict[str, Entry]) -> bytes:
-    entries = {path: [e.kind, e.size, e.mtime, e.mode, e.mtime_ns] for path, e in sorted(record.items())}
-    return json.dumps({"version": 1, "entries": entries}, separators=(",", ":")).encode()
+    """Entries as [kind, size, mtime, mode, mtime_ns] (Entry's own order: a tuple is a JSON array)."""
+    return json.dumps({"version": 1, "entries": dict(sorted(record.items()))}, separators=(",", ":")).encode()
 
 
 def parse_listing(text: str) -> dict[str, Entry]:
@@ -1075,7 +1073,7 @@ def write_tar(
                 continue
             entry, changed, size = outcome
             sent.bytes += size
-            record[remote_path] = dataclasses.replace(entry, size=CHANGED_SIZE) if changed else entry
+            record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
             if changed:
                 sent.changed.append(remote_path)
         sent.record = record_json(record)
@@ -1133,7 +1131,7 @@ class _SystemTar:
             return
         entry, changed, size = outcome
         sent.bytes += size
-        self.record[remote_path] = dataclasses.replace(entry, size=CHANGED_SIZE) if changed else entry
+        self.record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
         if changed:
             sent.changed.append(remote_path)
 
