@@ -106,6 +106,7 @@ UNPACK_PART = (
     f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
+MAX_GUARDS = 64
 # One exec carries a whole copy: its command (NEXT) reads a script from stdin (its length on a line, then
 # the script, ending with SCRIPT_END) and evaluates it; a script that lists ends with NEXT again, so the
 # listing and the write share the exec, and the exec starts while the local files are scanned. The `set --`
@@ -417,8 +418,8 @@ def _without_listing(
         if checks is None:
             return None
         guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
-    if sum(len(a) + 1 for a in guard[2]) > MAX_ARGS_BYTES // 2:
-        return None
+    if len(guard[2]) > MAX_GUARDS:
+        return None  # a stat per path in the pod: past a few dozen, one listing is quicker
     sent = _apply(shell, remote_dir, sync_plan, local, stream, roots, guard)
     if sent.refused:
         return None
