@@ -540,7 +540,7 @@ def _scan(
     kept = False
     if entry.kind == "dir":
         with os.scandir(local) as entries:
-            children = sorted(entries, key=_name)
+            children = list(entries)  # in the directory's order: plan() sorts what it sends
         for child in children:
             try:
                 child_stat = child.stat(follow_symlinks=False)
@@ -553,21 +553,15 @@ def _scan(
     return True
 
 
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
-
-
 def _entry(st: os.stat_result) -> Entry | None:
-    kind = _kind(st.st_mode)
-    if kind is None:
-        return None
-    return Entry(
-        kind=kind,
-        size=st.st_size if kind != "dir" else 0,
-        mtime=int(st.st_mtime),
-        mode=stat.S_IMODE(st.st_mode),
-        mtime_ns=st.st_mtime_ns if kind == "file" else 0,
-    )
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return Entry("file", st.st_size, int(st.st_mtime), mode & 0o7777, st.st_mtime_ns)
+    if stat.S_ISDIR(mode):
+        return Entry("dir", 0, int(st.st_mtime), mode & 0o7777, 0)
+    if stat.S_ISLNK(mode):
+        return Entry("link", st.st_size, int(st.st_mtime), mode & 0o7777, 0)
+    return None
 
 
 def _kind(mode: int) -> str | None:
