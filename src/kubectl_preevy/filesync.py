@@ -222,7 +222,13 @@ class Sent:
 # --- the sync ----------------------------------------------------------------------------------------
 
 
-Writer = Callable[[IO[bytes], IO[bytes] | None], Sent]  # (the script's stdin, its stdout) -> what went
+class Replies(Protocol):
+    """The script's stdout, as the writers read it: line by line."""
+
+    def readline(self) -> bytes: ...
+
+
+Writer = Callable[[IO[bytes], Replies | None], Sent]  # (the script's stdin, its stdout) -> what went
 
 
 class Shell(Protocol):
@@ -809,15 +815,16 @@ def _apply(
         unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART
     expected, guard_part, guard_args = guard or ("", "", [])
 
-    def body(pipe: IO[bytes], replies: IO[bytes] | None) -> Sent:
+    def body(pipe: IO[bytes], replies: Replies | None) -> Sent:
         if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
             return Sent(refused=True)
         return _probed(pipe, replies, write) if probe else write(pipe, stream.compress)
 
-    return shell.stream(guard_part + DELETE_PART + unpack, [remote_dir, *guard_args, *batches[-1]], body)
+    script = guard_part + DELETE_PART + unpack
+    return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
 
 
-def _probed(pipe: IO[bytes], replies: IO[bytes] | None, write: Callable[[IO[bytes], bool], Sent]) -> Sent:
+def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], bool], Sent]) -> Sent:
     """The link measured (PROBE_PART), then the tar, gzipped if the link is slow."""
     assert replies is not None
     if replies.readline() != b"ready\n":
@@ -847,6 +854,20 @@ def _batches(arguments: list[str]) -> Iterator[list[str]]:
         size += len(argument) + 1
     if batch:
         yield batch
+
+
+class _Replayed:
+    """A stdout whose first line was already read (by Session): readline() gives it back first."""
+
+    def __init__(self, first: bytes, rest: Replies) -> None:
+        self.first: bytes | None = first
+        self.rest = rest
+
+    def readline(self) -> bytes:
+        if self.first is not None:
+            line, self.first = self.first, None
+            return line
+        return self.rest.readline()
 
 
 @dataclasses.dataclass
@@ -917,18 +938,29 @@ class Session:
             self._failed()
         return b"".join(lines[:-1]).decode(errors="replace")
 
-    def stream(self, script: str, args: list[str], write: Writer) -> Sent:
-        """The script, then write(its stdin, its stdout) once it said "go" (no byte of the stream is sent
-        before it reads it); the exec ends with it unless the script refused (Sent.refused)."""
-        go = self._first_line(f"echo go\n{script}", args)
-        self.answered = True
-        if go != b"go\n":
-            self._failed()
+    def stream(self, script: str, args: list[str], write: Writer, *, says_first: bool = False) -> Sent:
+        """The script, then write(its stdin, its stdout) once it said a first line (no byte of the stream
+        is sent before the script reads it): "go", or the script's own (says_first: write reads it); the
+        exec ends with it unless the script refused (Sent.refused)."""
+        proc = self.opened.proc
+        if says_first:
+            assert proc.stdout is not None
+            first = self._first_line(script, args)
+            self.answered = True
+            if not first:
+                self._failed()
+            replies: Replies | None = _Replayed(first, proc.stdout)
+        else:
+            go = self._first_line(f"echo go\n{script}", args)
+            self.answered = True
+            if go != b"go\n":
+                self._failed()
+            replies = proc.stdout
         proc = self.opened.proc
         sent = Sent()
         try:
             assert proc.stdin is not None
-            sent = write(proc.stdin, proc.stdout)
+            sent = write(proc.stdin, replies)
         except BrokenPipeError:
             pass  # the exec ended early: its exit code and stderr say why
         except BaseException:
