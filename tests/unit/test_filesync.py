@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from kubectl_preevy import compose, filesync
+from kubectl_preevy import compose, filesync, retry
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.filesync import Entry, Remote
 from kubectl_preevy.synccache import SyncCache
@@ -403,6 +403,40 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     run_sync(shell, project, pod, SYSTEM_TAR)
     assert shell.calls == calls + 1  # refused (taken), then the listing (same exec): nothing to send
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
+
+
+def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is_started_again(
+    tmp_path, shell, capsys
+):
+    busy = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
+    opened = shell.open
+    starts: list[str] = []
+
+    def open_flaky(command):
+        starts.append(command)
+        if len(starts) > 1:
+            return opened(command)
+        proc = subprocess.Popen(
+            ["sh", "-c", f"echo '{busy}' >&2; exit 1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+        def transient():
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            proc.wait()
+            return retry.transient_line(proc.stderr.read().decode())
+
+        return filesync.Opened(proc, lambda: None, proc.kill, transient)
+
+    shell.open = open_flaky
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a"})
+    stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+    assert stats.files == 1 and (tmp_path / "pod" / "relative" / "site" / "a.txt").read_bytes() == b"a"
+    assert len(starts) == 2
+    assert "`kubectl exec` failed (" in capsys.readouterr().err
 
 
 def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch, capsys):
