@@ -59,11 +59,11 @@ STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
 STREAM_GZIP = "tar.gz, level 1"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
-# A big copy to a cluster on this machine first measures the link, in the exec that unpacks: the pod says
+# A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
 # "ready", reads PROBE_BYTES, says "probed" (both lines travel back alike: the time between them is the
 # upload alone, whatever the buffers on the way hold), then reads the stream's kind. Below SLOW_LINK
 # bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
-PROBE_MIN_SEND = 16 << 20  # smaller copies go plain: the probe would cost more than it saves
+PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
 SLOW_LINK_BYTES_PER_SECOND = 25_000_000
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
@@ -250,7 +250,7 @@ class Stream:
     """How the tar travels."""
 
     compress: bool
-    measure: bool = False  # plain because the cluster is local: a big copy measures the link first
+    measure: bool = False  # chosen by us: a big copy measures the link first, and decides by it
     system_tar: bool = True  # the system's GNU tar writes the members, when there is one
 
 
@@ -281,12 +281,12 @@ def describe_stream(local: bool, stats: SyncStats) -> str:
 
 
 def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
-    """Plain tar to a cluster on this machine (a big copy measures the link first: gzip if it is slow),
-    gzip to another one; PREEVY_COPY_STREAM=tar|gzip decides instead."""
+    """A big copy measures the link first and goes gzipped only when it is slow; a small one goes plain to a
+    cluster on this machine, gzipped to another; PREEVY_COPY_STREAM=tar|gzip decides instead."""
     chosen = environ.get(STREAM_VARIABLE, "").strip().lower()
     if chosen in ("tar", "plain", "gzip", "gz"):
         return Stream(compress=chosen in ("gzip", "gz"))
-    return Stream(compress=not local, measure=local)
+    return Stream(compress=not local, measure=True)
 
 
 def choose_compress(local: bool, environ: Mapping[str, str]) -> bool:
@@ -808,7 +808,7 @@ def _apply(
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
     send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
-    probe = stream.measure and not stream.compress and send_bytes >= PROBE_MIN_SEND
+    probe = stream.measure and send_bytes >= PROBE_MIN_SEND
     if probe:
         unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
     else:
