@@ -56,7 +56,7 @@ LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 STREAM_PLAIN = "plain tar (the cluster is on this machine)"
 STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
-STREAM_GZIP = "tar.gz, level 1"
+STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
@@ -66,6 +66,7 @@ STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by ha
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
 SLOW_LINK_BYTES_PER_SECOND = 25_000_000
+VERY_SLOW_LINK_BYTES_PER_SECOND = 15_000_000  # gzip -6 then: ~60 MB/s of one core, still well ahead
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
@@ -182,7 +183,7 @@ class SyncStats:
     deleted: int = 0
     stream: str = ""  # how the files travelled (STREAM_PLAIN or STREAM_GZIP), when any did
     measured: float | None = None  # the link's rate (bytes/s), when it was measured
-    compressed: bool = False
+    level: int = 0  # gzip's, 0: plain tar
 
     def summary(self) -> str:
         line = messages.SYNC_SUMMARY.format(
@@ -214,7 +215,7 @@ class Sent:
     vanished: list[str] = dataclasses.field(default_factory=list)
     bytes: int = 0
     rate: float | None = None  # bytes/s the link was measured at, when it was
-    compressed: bool = False
+    level: int = 0  # gzip's, 0: plain tar
     record: _Bytes = b""  # the record it ends with (RECORD_NEW), as written
     refused: bool = False  # the pod's copy was not as assumed (FRESH_PART, GUARD_PART): nothing was written
 
@@ -274,10 +275,11 @@ def sync(
 
 
 def describe_stream(local: bool, stats: SyncStats) -> str:
+    gzipped = STREAM_GZIP.format(level=stats.level)
     if stats.measured is not None:
-        kind = STREAM_GZIP if stats.compressed else "plain tar"
+        kind = gzipped if stats.level else "plain tar"
         return STREAM_MEASURED.format(kind=kind, rate=human_size(int(stats.measured)))
-    return STREAM_GZIP if stats.compressed else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+    return gzipped if stats.level else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
 
 
 def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
@@ -389,7 +391,7 @@ def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, str]], sent: Sent)
         unchanged=sync_plan.unchanged,
         deleted=len(sync_plan.delete_files),
         measured=sent.rate,
-        compressed=sent.compressed,
+        level=sent.level,
     )
 
 
@@ -802,7 +804,7 @@ def _apply(
     ]
     tar = tarstream.gnu_tar() if stream.system_tar else None
 
-    def write(pipe: IO[bytes], compress: bool) -> Sent:
+    def write(pipe: IO[bytes], compress: int) -> Sent:
         if tar is None:
             return write_tar(pipe, members, sync_plan, compress)
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
@@ -818,13 +820,13 @@ def _apply(
     def body(pipe: IO[bytes], replies: Replies | None) -> Sent:
         if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
             return Sent(refused=True)
-        return _probed(pipe, replies, write) if probe else write(pipe, stream.compress)
+        return _probed(pipe, replies, write) if probe else write(pipe, GZIP_LEVEL if stream.compress else 0)
 
     script = guard_part + DELETE_PART + unpack
     return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
 
 
-def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], bool], Sent]) -> Sent:
+def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
     """The link measured (PROBE_PART), then the tar, gzipped if the link is slow."""
     assert replies is not None
     if replies.readline() != b"ready\n":
@@ -835,9 +837,9 @@ def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes]
     if replies.readline() != b"probed\n":
         return Sent()
     rate = PROBE_BYTES / max(time.monotonic() - started, 1e-6)
-    compress = rate < SLOW_LINK_BYTES_PER_SECOND
-    pipe.write(b"z\n" if compress else b"\n")
-    sent = write(pipe, compress)
+    level = 0 if rate >= SLOW_LINK_BYTES_PER_SECOND else 6 if rate < VERY_SLOW_LINK_BYTES_PER_SECOND else 1
+    pipe.write(b"z\n" if level else b"\n")
+    sent = write(pipe, level)
     sent.rate = rate
     return sent
 
@@ -1083,12 +1085,13 @@ class PodShell:
 
 
 def write_tar(
-    pipe: IO[bytes], members: list[tuple[str, str, pathlib.Path]], sync_plan: SyncPlan, compress: bool
+    pipe: IO[bytes], members: list[tuple[str, str, pathlib.Path]], sync_plan: SyncPlan, compress: int
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
     (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
-    sink, finish = _compressed(pipe) if compress else (pipe, _nothing)
-    sent = Sent(compressed=compress)
+    level = int(compress)  # True: gzip's level 1
+    sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
+    sent = Sent(level=level)
     record = dict(sync_plan.record)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
         _add_bytes(tar, PENDING, json.dumps([m[1] for m in members]).encode())
@@ -1132,9 +1135,11 @@ class _SystemTar:
         arcname, remote, _ = member
         return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
 
-    def write(self, pipe: IO[bytes], compress: bool) -> Sent:
-        sent = Sent(compressed=compress)
-        sink, finish = _compressed(pipe) if compress else (pipe, _nothing)
+    def write(self, pipe: IO[bytes], compress: int) -> Sent:
+        """compress: gzip's level, 0 (or False) for plain tar."""
+        level = int(compress)
+        sent = Sent(level=level)
+        sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
         try:
             out = _Counting(sink)
             pending = [m[1] for m in self.ours] + self.theirs
@@ -1230,11 +1235,11 @@ class _Counting:
         return self.position
 
 
-def _compressed(pipe: IO[bytes]) -> tuple[IO[bytes], Callable[[], None]]:
+def _compressed(pipe: IO[bytes], level: int) -> tuple[IO[bytes], Callable[[], None]]:
     """A gzip stream into pipe: a local pigz or gzip process (a core of its own), else in-process gzip."""
-    argv = tarstream.compressor_argv("gzip")
+    argv = tarstream.compressor_argv("gzip", level)
     if argv is None or not _has_fileno(pipe):
-        gz = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        gz = gzip.GzipFile(fileobj=pipe, mode="wb", compresslevel=level, mtime=0)
         return gz, gz.close  # type: ignore[return-value]
     pipe.flush()
     proc = tarstream.start_compressor(argv, pipe.fileno())

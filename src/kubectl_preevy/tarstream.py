@@ -40,7 +40,7 @@ GNU_TAR_FLAGS = (
     "--verbatim-files-from",
 )
 LONG_NAME_TYPES = (b"L", b"K")  # GNU long name / long link name: a pseudo-member before the real one
-COMPRESSORS = {"gzip": (("pigz", "-1", "-c"), ("gzip", "-1", "-c"))}  # local programs, preferred first
+COMPRESSORS = {"gzip": ("pigz", "gzip")}  # local programs, preferred first
 
 
 @functools.cache
@@ -56,11 +56,11 @@ def gnu_tar() -> str | None:
     return path if result.ok and "GNU tar" in result.stdout.split("\n", 1)[0] else None
 
 
-def compressor_argv(kind: str) -> list[str] | None:
-    """The local program that writes a `kind` stream (pigz before gzip), or None."""
-    for argv in COMPRESSORS.get(kind, ()):
-        if shutil.which(argv[0]):
-            return list(argv)
+def compressor_argv(kind: str, level: int) -> list[str] | None:
+    """The local program that writes a `kind` stream at that level (pigz before gzip), or None."""
+    for name in COMPRESSORS.get(kind, ()):
+        if shutil.which(name):
+            return [name, f"-{level}", "-c"]
     return None
 
 
