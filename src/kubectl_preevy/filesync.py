@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NamedTuple, NoReturn, Protocol
 
 from kubectl_preevy import compose, console, ignore, messages, process, retry, tarstream
@@ -799,9 +799,7 @@ def _apply(
     for batch in batches[:-1]:
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
     in_place = set(sync_plan.in_place)
-    members = [
-        (f"{INPLACE_DIR}/{p}" if p in in_place else p, p, pathlib.Path(local[p][1])) for p in sync_plan.send
-    ]
+    members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
     tar = tarstream.gnu_tar() if stream.system_tar else None
 
     def write(pipe: IO[bytes], compress: int) -> Sent:
@@ -1055,6 +1053,8 @@ class PodShell:
         proc = self.kubectl.popen(
             *self._argv(command, [], stdin=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
         )
+        assert proc.stdin is not None
+        tarstream.widen_pipe(proc.stdin.fileno())  # the tar goes through it: fewer, bigger writes
         said: list[str] = []
 
         def ended() -> str:
@@ -1085,7 +1085,7 @@ class PodShell:
 
 
 def write_tar(
-    pipe: IO[bytes], members: list[tuple[str, str, pathlib.Path]], sync_plan: SyncPlan, compress: int
+    pipe: IO[bytes], members: Sequence[tuple[str, str, str | pathlib.Path]], sync_plan: SyncPlan, compress: int
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
     (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
@@ -1120,7 +1120,7 @@ class _SystemTar:
     def __init__(
         self,
         tar: str,
-        members: list[tuple[str, str, pathlib.Path]],
+        members: Sequence[tuple[str, str, str | pathlib.Path]],
         sync_plan: SyncPlan,
         local: dict[str, tuple[Entry, str]],
         roots: dict[str, pathlib.Path],
@@ -1131,7 +1131,7 @@ class _SystemTar:
         self.ours = [m for m in members if not self._theirs(m)]
         self.theirs = [m[1] for m in members if self._theirs(m)]
 
-    def _theirs(self, member: tuple[str, str, pathlib.Path]) -> bool:
+    def _theirs(self, member: tuple[str, str, str | pathlib.Path]) -> bool:
         arcname, remote, _ = member
         return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
 
@@ -1252,11 +1252,11 @@ def _compressed(pipe: IO[bytes], level: int) -> tuple[IO[bytes], Callable[[], No
 
 
 def _add_member(
-    tar: tarfile.TarFile, arcname: str, local_path: pathlib.Path
+    tar: tarfile.TarFile, arcname: str, local_path: str | pathlib.Path
 ) -> tuple[Entry, bool, int] | None:
     """One file as it is now: (its entry, whether it changed while read, bytes); None if it is gone."""
     try:
-        if not local_path.is_symlink() and local_path.is_file():
+        if not os.path.islink(local_path) and os.path.isfile(local_path):
             with open(local_path, "rb") as content:
                 before = os.fstat(content.fileno())
                 info = tar.gettarinfo(arcname=arcname, fileobj=content)
