@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from kubectl_preevy import compose, filesync, retry
+from kubectl_preevy import compose, filesync, retry, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.filesync import Entry, Remote
 from kubectl_preevy.synccache import SyncCache
@@ -457,6 +457,28 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch,
     said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
     assert said == ["changed while being copied, copying again: relative/logs/big.log"]
     assert stats.files == 2  # sent twice
+
+
+def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, monkeypatch, capsys):
+    project = one_directory_project(tmp_path, "logs", {"app.log": b"x" * 100_000, "other": b"o"})
+    log = tmp_path / "project" / "logs" / "app.log"
+    relay = tarstream.relay
+    changed: list[bool] = []
+
+    def relay_after_a_write(argv, cwd, out):
+        if not changed:
+            changed.append(True)
+            log.write_bytes(b"rotated")  # after the scan, before tar reads it
+        return relay(argv, cwd, out)
+
+    monkeypatch.setattr(tarstream, "relay", relay_after_a_write)
+    stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+    assert (tmp_path / "pod" / "relative" / "logs" / "app.log").read_bytes() == b"rotated"
+    said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
+    assert said == ["changed while being copied, copying again: relative/logs/app.log"]
+    assert stats.files == 3  # both files, then the changed one again
+    record = filesync.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
+    assert record["relative/logs/app.log"].size == len(b"rotated")  # recorded as it now is
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
