@@ -145,19 +145,15 @@ def _locked(
     seen = _existing(current, env_id, first_look)
     objects = _objects(current, env_id, seen, exposure) if seen is not None else []
     env: Environment | None = None
-    pod: dict[str, Any] | None = None
+    ready: _ReadyPod | None = None
     if seen is not None and unchanged_and_ready(seen, objects):
-        refreshed, pod = parallel.together(
-            lambda: _refresh(current, env_id, seen, objects, precondition=True),
-            lambda: _ready_pod_or_none(current, seen),
-        )
+        ready, refreshed = _refresh_and_reach(current, env_id, seen, objects)
         env = seen if refreshed else None
     existing = seen
     if env is None:  # something to apply, or changed since the first look
-        pod = None
         existing, objects = _checked_objects(args, current, env_id, checked, seen, exposure)
         env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
-    services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, pod)
+    services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
     urls_changed = _urls_text(rows) != _recorded_urls(existing, env)
@@ -287,6 +283,48 @@ def _validation_error(
     except PreevyError as err:
         return err
     return None
+
+
+@dataclasses.dataclass
+class _ReadyPod:
+    """The Ready pod as just read, and a forward to its Docker server already started."""
+
+    document: dict[str, Any]
+    forward: PortForward
+
+
+SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
+
+
+def _refresh_and_reach(
+    current: Run, env_id: str, seen: Environment, objects: list[dict[str, Any]]
+) -> tuple[_ReadyPod | None, bool]:
+    """The unchanged environment's moment written at the version seen (see _refresh), while its pod is read
+    and the forward to it started (used only when the write proved nothing changed); whether written."""
+    kubectl = current.kubectl
+    forwards: list[PortForward] = []
+
+    def start_forward() -> None:
+        try:
+            forwards.append(docker.forward(kubectl, f"{seen.name}-0", SPECULATIVE_FORWARD_SECONDS))
+        except PreevyError:
+            pass  # started again (and its failure said) by _deploy
+
+    try:
+        _, refreshed, document = parallel.together(
+            start_forward,
+            lambda: _refresh(current, env_id, seen, objects, precondition=True),
+            lambda: _ready_pod_or_none(current, seen),
+        )
+    except BaseException:
+        for forward in forwards:
+            forward.stop()
+        raise
+    if refreshed and forwards and document is not None and document["metadata"]["name"] == forwards[0].pod:
+        return _ReadyPod(document, forwards[0]), True
+    for forward in forwards:
+        forward.stop()
+    return None, refreshed
 
 
 def _ready_pod_or_none(current: Run, env: Environment) -> dict[str, Any] | None:
@@ -687,17 +725,19 @@ def _deploy(
     timeout: float,
     hints: Hints,
     base_uris: dict[str, str],
-    ready_pod: dict[str, Any] | None = None,
+    ready: "_ReadyPod | None" = None,
 ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """The copy and `docker compose up`, once more when the pod, its container or the forward failed under
-    them (both are safe to repeat: the copy is incremental, compose up converges). ready_pod: the Ready
-    pod as just read (else it is read here)."""
+    them (both are safe to repeat: the copy is incremental, compose up converges). ready: the Ready pod as
+    just read and a forward to it (else both are done here)."""
     for attempt in (1, 2):
-        document = ready_pod if attempt == 1 and ready_pod else None
+        document = ready.document if attempt == 1 and ready else None
         document = document or environment.ready_pod_document(current.kubectl, env, hints.again)
         pod = str(document["metadata"]["name"])
         before = _pod_state_of(document)
-        deploy = _Deploy(current, env, pod, hints, base_uris)
+        deploy = _Deploy(
+            current, env, pod, hints, base_uris, ready.forward if attempt == 1 and ready else None
+        )
         try:
             return deploy.run()
         except PreevyError as err:
@@ -744,15 +784,24 @@ class _Deploy:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
     and when that fails, the true reason (explain)."""
 
-    def __init__(self, current: Run, env: Environment, pod: str, hints: Hints, base_uris: dict[str, str]):
+    def __init__(
+        self,
+        current: Run,
+        env: Environment,
+        pod: str,
+        hints: Hints,
+        base_uris: dict[str, str],
+        started: PortForward | None = None,
+    ):
         self.current, self.env, self.pod, self.hints, self.base_uris = current, env, pod, hints, base_uris
+        self.started = started  # a forward to the pod's Docker server already started (stopped by run)
         self.step = STEP_FORWARD
         self.forward_problem: str | None = None
 
     def run(self) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         project, kubectl = self.current.project, self.current.kubectl
         assert project is not None, "up always loads the compose project"
-        forwards: list[PortForward] = []
+        forwards: list[PortForward] = [self.started] if self.started else []
         try:
             return self._steps(forwards, project, kubectl)
         except PreevyError:
@@ -782,7 +831,8 @@ class _Deploy:
             return run
 
         def forward_and_store() -> list[str]:
-            step(STEP_FORWARD, lambda: forwards.append(docker.forward(kubectl, self.pod)))()
+            if not forwards:
+                step(STEP_FORWARD, lambda: forwards.append(docker.forward(kubectl, self.pod)))()
             port = forwards[0].local_ports[docker.DOCKER_PORT]
             return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
 
