@@ -113,17 +113,19 @@ def _up(
     then, when something will be applied, the identity's rights and the namespace's policies (preflight),
     the exposure, and the API server's validation and admission in a dry run of the whole manifest."""
     kubectl = current.kubectl
-    checked = rendered_objects(current, env_id)  # a template that does not render: before the cluster
+    # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
+    render = functools.cache(lambda: rendered_objects(current, env_id))
     env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
     try:
         try:
-            _, first_look = parallel.together(
+            _, first_look, checked = parallel.together(
                 lambda: env_lock.acquire(timeout),
                 lambda: environment.find(kubectl, current.profile.id, env_id),
+                render,
             )
         except PreevyError as err:
             if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
-                _preflight(args, current, checked, existing=lambda: False)
+                _preflight(args, current, render(), existing=lambda: False)
             raise
         return _locked(args, current, env_id, timeout, hints, checked, first_look, env_lock)
     finally:
@@ -174,32 +176,23 @@ def _checked_objects(
     applied (a new environment: its first instance name); done again when the look or the names taken
     say otherwise."""
     kubectl, profile_id = current.kubectl, current.profile.id
-    looked = functools.cache(lambda: environment.find(kubectl, profile_id, env_id, include_deleted=True))
+    # one read: the docker hosts (deleted ones too) and every instance name the environment's objects carry
+    look = functools.cache(lambda: environment.find_with_instances(kubectl, profile_id, env_id))
     guess = _objects(
         current, env_id, seen, exposure, instance=None if seen else _instance_name(current, env_id)
     )
-
-    def taken() -> set[str]:
-        return set(environment.leftover_instances(kubectl, profile_id, env_id))
-
-    _, speculative, leftovers = parallel.together(
-        lambda: _preflight(args, current, checked, existing=lambda: _live(looked()) != []),
+    _, speculative = parallel.together(
+        lambda: _preflight(args, current, checked, existing=lambda: _live(look()[0]) != []),
         lambda: _validation_error(current, seen, guess, recreate=args.recreate),
-        taken if seen is None else None,
     )
-    existing = _existing(current, env_id, _live(looked()))
-    if _same_version(existing, seen) and (
-        existing is not None or _instance_of(guess) not in _taken(looked(), leftovers)
-    ):
+    found, taken = look()
+    existing = _existing(current, env_id, _live(found))
+    if _same_version(existing, seen) and (existing is not None or _instance_of(guess) not in taken):
         if speculative is not None:
             raise speculative
         return existing, guess
     # made, changed or deleted since the first look, or the first name is taken: rendered and validated again
-    instance = None
-    if existing is None:
-        instance = _instance_name(
-            current, env_id, _taken(looked(), leftovers if leftovers is not None else taken())
-        )
+    instance = _instance_name(current, env_id, taken) if existing is None else None
     objects = _objects(current, env_id, existing, exposure, instance=instance)
     if not unchanged_and_ready(existing, objects):
         _validate(current, existing, objects, recreate=args.recreate)
@@ -262,10 +255,6 @@ def _live(found: list[Environment]) -> list[Environment]:
         for e in found
         if (e.statefulset["metadata"].get("labels") or {}).get(naming.LABEL_DELETED) != "true"
     ]
-
-
-def _taken(found: list[Environment], leftovers: set[str] | None) -> set[str]:
-    return {e.instance for e in found} | (leftovers or set())
 
 
 def _instance_of(objects: list[dict[str, Any]]) -> str:
@@ -590,11 +579,8 @@ def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()
     """The instance name of a new environment: Preevy's `<profile>-<env>-<5 chars>`, the suffix
     derived from the environment (so `up --dry-run` shows the name `up` will use), skipping names
     that objects still carry (a `down --no-wait` in progress, or the instance being recreated)."""
-    taken = set(avoid) | {
-        e.instance for e in environment.find(current.kubectl, current.profile.id, env_id, True)
-    }
-    taken |= set(environment.leftover_instances(current.kubectl, current.profile.id, env_id))
-    return _instance_name(current, env_id, taken)
+    _, taken = environment.find_with_instances(current.kubectl, current.profile.id, env_id)
+    return _instance_name(current, env_id, taken | avoid)
 
 
 def _instance_name(current: Run, env_id: str, taken: Collection[str] = ()) -> str:
