@@ -149,12 +149,17 @@ def _locked(
     env: Environment | None = None
     ready: _ReadyPod | None = None
     if seen is not None and unchanged_and_ready(seen, objects):
-        ready, refreshed = _refresh_and_reach(current, env_id, seen, objects)
+        # the unchanged environment's moment written at the version seen (see _refresh), while its pod is
+        # read and the forward to it started (used only when the write proved nothing changed)
+        ready, refreshed = _reach(
+            current, seen, lambda: _refresh(current, env_id, seen, objects, precondition=True)
+        )
         env = seen if refreshed else None
     existing = seen
     if env is None:  # something to apply, or changed since the first look
         existing, objects = _checked_objects(args, current, env_id, checked, seen, exposure)
         env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
+        ready, _ = _reach(current, env)
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
@@ -285,35 +290,34 @@ class _ReadyPod:
 SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
 
 
-def _refresh_and_reach(
-    current: Run, env_id: str, seen: Environment, objects: list[dict[str, Any]]
-) -> tuple[_ReadyPod | None, bool]:
-    """The unchanged environment's moment written at the version seen (see _refresh), while its pod is read
-    and the forward to it started (used only when the write proved nothing changed); whether written."""
-    kubectl = current.kubectl
+def _reach(
+    current: Run, env: Environment, meanwhile: Callable[[], Any] | None = None
+) -> tuple[_ReadyPod | None, Any]:
+    """The environment's Ready pod read while the forward to it starts, and `meanwhile` run too: the pod and
+    its forward (None when either did not work out: _deploy does them again, and says why), and the result
+    of `meanwhile` (when it is False, the forward is stopped: it was not wanted)."""
     forwards: list[PortForward] = []
 
     def start_forward() -> None:
         try:
-            forwards.append(docker.forward(kubectl, f"{seen.name}-0", SPECULATIVE_FORWARD_SECONDS))
+            forwards.append(docker.forward(current.kubectl, f"{env.name}-0", SPECULATIVE_FORWARD_SECONDS))
         except PreevyError:
-            pass  # started again (and its failure said) by _deploy
+            pass
 
     try:
-        _, refreshed, document = parallel.together(
-            start_forward,
-            lambda: _refresh(current, env_id, seen, objects, precondition=True),
-            lambda: _ready_pod_or_none(current, seen),
+        _, document, result = parallel.together(
+            start_forward, lambda: _ready_pod_or_none(current, env), meanwhile
         )
     except BaseException:
         for forward in forwards:
             forward.stop()
         raise
-    if refreshed and forwards and document is not None and document["metadata"]["name"] == forwards[0].pod:
-        return _ReadyPod(document, forwards[0]), True
+    wanted = result is not False and document is not None
+    if wanted and forwards and document["metadata"]["name"] == forwards[0].pod:
+        return _ReadyPod(document, forwards[0]), result
     for forward in forwards:
         forward.stop()
-    return None, refreshed
+    return None, result
 
 
 def _ready_pod_or_none(current: Run, env: Environment) -> dict[str, Any] | None:
