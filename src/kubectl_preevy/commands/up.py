@@ -106,12 +106,12 @@ def _up(
 ) -> list[dict[str, Any]]:
     """Up to the printed result; the URL rows of the environment document.
 
-    The lock is taken first, while the environment is looked at: nothing it protects is written before it
-    is held, and what was seen is proved current (the drift check) by a precondition on the first write
-    (an unchanged environment: its annotation at the resourceVersion seen), else looked at again under it.
-    Validation comes before anything but the lock is written: the template rendered and checked here,
-    then, when something will be applied, the identity's rights and the namespace's policies (preflight),
-    the exposure, and the API server's validation and admission in a dry run of the whole manifest."""
+    The lock is taken while the environment is looked at (the first look) and the template rendered:
+    nothing the lock protects is written before it is held. What was seen is proved current (the drift
+    check) by a precondition on the first write (an unchanged environment: its annotation at the
+    resourceVersion seen), else the environment is looked at again under the lock. Whatever is applied is
+    validated before it is: the identity's rights and the namespace's policies (preflight), the exposure,
+    and the API server's validation and admission in a dry run of the whole manifest."""
     kubectl = current.kubectl
     # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
     render = functools.cache(lambda: rendered_objects(current, env_id))
