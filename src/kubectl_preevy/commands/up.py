@@ -299,6 +299,8 @@ def _reach(
     forwards: list[PortForward] = []
 
     def start_forward() -> None:
+        if env.legacy:
+            return  # a Deployment's pod has no name known in advance
         try:
             forwards.append(docker.forward(current.kubectl, f"{env.name}-0", SPECULATIVE_FORWARD_SECONDS))
         except PreevyError:
