@@ -157,7 +157,7 @@ def _locked(
         env = seen if refreshed else None
     existing = seen
     if env is None:  # something to apply, or changed since the first look
-        existing, objects = _checked_objects(args, current, env_id, checked, seen, exposure)
+        existing, objects = _checked_objects(args, current, env_id, checked, seen, objects, exposure)
         env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
         ready, _ = _reach(current, env)
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
@@ -174,21 +174,25 @@ def _checked_objects(
     env_id: str,
     checked: list[dict[str, Any]],
     seen: Environment | None,
+    seen_objects: list[dict[str, Any]],
     exposure: expose.Exposure | None,
 ) -> tuple[Environment | None, list[dict[str, Any]]]:
     """Under the lock: the environment as it is now (looked at again) and the objects to apply, validated.
+    seen_objects: those rendered for the environment as first seen (if it was).
     At the same time as that look and the preflight's reads, a dry run of what the first look says will be
     applied (a new environment: its first instance name); done again when the look or the names taken
     say otherwise."""
     kubectl, profile_id = current.kubectl, current.profile.id
     # one read: the docker hosts (deleted ones too) and every instance name the environment's objects carry
     look = functools.cache(lambda: environment.find_with_instances(kubectl, profile_id, env_id))
-    guess = _objects(
-        current, env_id, seen, exposure, instance=None if seen else _instance_name(current, env_id)
-    )
-    _, speculative = parallel.together(
-        lambda: _preflight(args, current, checked, existing=lambda: _live(look()[0]) != []),
-        lambda: _validation_error(current, seen, guess, recreate=args.recreate),
+
+    def speculate() -> tuple[list[dict[str, Any]], PreevyError | None]:
+        first_name = _instance_name(current, env_id)
+        guess = seen_objects if seen else _objects(current, env_id, None, exposure, instance=first_name)
+        return guess, _validation_error(current, seen, guess, recreate=args.recreate)
+
+    _, (guess, speculative) = parallel.together(
+        lambda: _preflight(args, current, checked, existing=lambda: _live(look()[0]) != []), speculate
     )
     found, taken = look()
     existing = _existing(current, env_id, _live(found))
