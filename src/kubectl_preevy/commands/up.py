@@ -163,7 +163,7 @@ def _locked(
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
-    urls_changed = _urls_text(rows) != _recorded_urls(existing, env)
+    urls_changed = lifetime.urls_annotation(rows) != _recorded_urls(existing, env)
     parallel.together(env_lock.release, (lambda: _record_urls(current, env, rows)) if urls_changed else None)
     return rows
 
@@ -331,10 +331,6 @@ def _ready_pod_or_none(current: Run, env: Environment) -> dict[str, Any] | None:
         return environment.ready_pod_document(current.kubectl, env)
     except PreevyError:
         return None  # looked for again (and said) when the copy starts
-
-
-def _urls_text(rows: list[dict[str, Any]]) -> str:
-    return lifetime.urls_annotation(rows)
 
 
 def _recorded_urls(existing: Environment | None, env: Environment) -> str | None:
