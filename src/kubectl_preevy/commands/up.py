@@ -830,7 +830,8 @@ class _Deploy:
 
         def copy() -> filesync.SyncStats:
             stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
-            console.info(stats.summary())
+            if not interrupt.received():  # (an interrupted run may be exiting: this thread then says nothing)
+                console.info(stats.summary())
             return stats
 
         try:
