@@ -28,7 +28,6 @@ from kubectl_preevy import (
     naming,
     parallel,
     prcomment,
-    preflight,
     remote,
     resources,
     share,
@@ -247,6 +246,8 @@ def _preflight(
     checked: list[dict[str, Any]],
     existing: Callable[[], bool],
 ) -> None:
+    from kubectl_preevy import preflight  # (not needed by an unchanged environment's up)
+
     preflight.require(
         current.kubectl,
         checked,
