@@ -1085,7 +1085,10 @@ class PodShell:
 
 
 def write_tar(
-    pipe: IO[bytes], members: Sequence[tuple[str, str, str | pathlib.Path]], sync_plan: SyncPlan, compress: int
+    pipe: IO[bytes],
+    members: Sequence[tuple[str, str, str | pathlib.Path]],
+    sync_plan: SyncPlan,
+    compress: int,
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
     (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
