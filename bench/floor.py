@@ -12,7 +12,8 @@ Rows (product vs raw):
   ls             `ls`  vs  kubectl get statefulsets -l ...
   down           `down`  vs  kubectl delete <the same kinds> -l preevy.dev/instance=... --cascade=foreground
                  --wait (on an environment made raw)
-  first copy     the product's copy (filesync.sync)  vs  tar c | kubectl exec tar x (uncompressed)
+  first copy     the product's copy (filesync.sync)  vs  tar c | kubectl exec tar x (uncompressed), into the
+                 pod's volume (where the copy writes), as every copy row
   first copy, slow link  the same with every exec stream paced at 100 Mbit/s (kubesim's link fault)  vs
                  tar cz | kubectl exec -i tar xz, unpacked into the pod's volume as the product's copy is
   one-file copy  the copy after one file changed  vs  tar of that one file over exec
@@ -288,8 +289,9 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
         return projects[i]
 
     def raw_tar(i: int, paths: list[str], target: str = "", gzip: bool = False) -> float:
-        """tar c[z] of the paths | kubectl exec -i tar x[z] into target (default /tmp/raw<i>)."""
-        target = target or f"/tmp/raw{i}"
+        """tar c[z] of the paths | kubectl exec -i tar x[z] into target (default /var/lib/preevy/raw<i>: the
+        same volume the product's copy writes to, not the pod's /tmp, which may be memory)."""
+        target = target or f"/var/lib/preevy/raw{i}"
         z = "z" if gzip else ""
 
         def work() -> None:
@@ -318,7 +320,7 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
     bench.pair(
         "first copy",
         lambda i: timed(lambda: filesync.sync(kubectl, pod, "docker", project(i))),
-        lambda i: raw_tar(i, ["data"]),
+        lambda i: raw_tar(i, ["data"], f"/var/lib/preevy/raw-fast{i}"),
     )
     shape_link(SLOW_LINK_BYTES_PER_SECOND)
     try:
@@ -338,7 +340,7 @@ def bench_copy(bench: Bench, files: int, megabytes: int, shape_link: Callable[[i
         (project_dir / changed).write_bytes(os.urandom(1000) + str(i).encode())
         return timed(lambda: filesync.sync(kubectl, pod, "docker", project(i)))
 
-    bench.pair("one-file copy", product_one, lambda i: raw_tar(i, [changed]))
+    bench.pair("one-file copy", product_one, lambda i: raw_tar(i, [changed], f"/var/lib/preevy/raw-one{i}"))
     bench.run(["kubectl", "delete", "-f", "-", "--wait"], input=manifest)
 
 
