@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ ANNOTATION_PID = "preevy.dev/lock-pid"
 LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 POLL_SECONDS = 1.0
+_NAMESPACE_MISSING = re.compile(r'\(NotFound\).*namespaces "[^"]+" not found')
 
 
 def lock_name(profile_id: str, env_id: str) -> str:
@@ -116,6 +118,7 @@ class EnvironmentLock:
             }
         )
         self._resource_version: str | None = None
+        self.contended = False  # the first create did not get it: another run held it, or it failed
         self._released = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -129,6 +132,7 @@ class EnvironmentLock:
                 self._resource_version = None  # tried again below, within the deadline
             if self._resource_version is not None:
                 break
+            self.contended = True
             current = self._current()
             if current is not None:
                 holder, expires_at = self._holder_and_expiry(current)
@@ -240,6 +244,10 @@ class EnvironmentLock:
         )
         if result.ok:
             return result.stdout.strip()
+        if _NAMESPACE_MISSING.search(result.stderr):  # the namespace check, folded into the lock's creation
+            raise PreevyError(
+                messages.NAMESPACE_MISSING.format(namespace=self.kubectl.namespace), ExitCode.CLUSTER
+            )
         if any(reason in result.stderr for reason in ("(AlreadyExists)", "(Conflict)", "(NotFound)")):
             return None
         error = self.kubectl.error(result)

@@ -1,9 +1,12 @@
 """Concurrent runs on one environment: a lock in the cluster takes them one at a time (Preevy creates the
 environment twice, #456), and a lock left behind by a crashed run is taken over."""
 
+import datetime
 import json
 
-from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, start, stop
+import yaml
+
+from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, run_until, start, stop
 
 CRASHED_HOLDER = "`kubectl preevy up` on crashed-ci (pid 1)"
 
@@ -68,3 +71,51 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=race") == []
     assert "configmap/preevy-lock-default-race" not in lock_names(kubesim, namespace)
+
+
+def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
+    kubesim, namespace, env, tmp_path
+):
+    """down looks for the environment while it takes the lock (issue 13); when another run held the lock,
+    it looks again once it holds it: the environment that run made meanwhile is deleted, nothing is left."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "meanwhile"]
+    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
+    (statefulset,) = [
+        o["metadata"]["name"] for o in yaml.safe_load_all(manifest) if o["kind"] == "StatefulSet"
+    ]
+    lock = "preevy-lock-default-meanwhile"
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
+    kubesim.kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": lock,
+                    "namespace": namespace,
+                    "annotations": {
+                        "preevy.dev/lock-holder": "`kubectl preevy up` on another-ci (pid 1)",
+                        "preevy.dev/lock-expires-at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                },
+            }
+        ),
+    )
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
+
+    def holder_makes_the_environment_and_releases(proc) -> None:
+        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+        kubesim.kubectl("delete", "configmap", lock, "-n", namespace)
+
+    down = run_until(
+        ["down", *flags], "> waiting for", project, env, holder_makes_the_environment_and_releases
+    )
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == "meanwhile\n"
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=meanwhile") == []
+    assert f"configmap/{lock}" not in lock_names(kubesim, namespace)
