@@ -15,11 +15,9 @@ def lock_names(kubesim, namespace: str) -> list[str]:
     return kubesim.kubectl("get", "configmaps", "-n", namespace, "-o", "name").stdout.split()
 
 
-def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
-    kubesim, namespace, env, tmp_path
-):
-    project = hello_project(tmp_path / "hello")
-    flags = ["-n", namespace, "--id", "race"]
+def hold_lock(kubesim, namespace: str, name: str, holder: str, expires_at: str) -> None:
+    """The lock ConfigMap as another run holding it would have made it."""
+    annotations = {"preevy.dev/lock-holder": holder, "preevy.dev/lock-expires-at": expires_at}
     kubesim.kubectl(
         "create",
         "-f",
@@ -28,17 +26,18 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {
-                    "name": "preevy-lock-default-race",
-                    "namespace": namespace,
-                    "annotations": {
-                        "preevy.dev/lock-holder": CRASHED_HOLDER,
-                        "preevy.dev/lock-expires-at": "2020-01-01T00:00:00Z",
-                    },
-                },
+                "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
             }
         ),
     )
+
+
+def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "race"]
+    hold_lock(kubesim, namespace, "preevy-lock-default-race", CRASHED_HOLDER, "2020-01-01T00:00:00Z")
 
     runs = [start(["up", *flags, "-o", "json", "--timeout", "60s"], project, env) for _ in range(2)]
     try:
@@ -86,25 +85,8 @@ def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
     ]
     lock = "preevy-lock-default-meanwhile"
     expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
-    kubesim.kubectl(
-        "create",
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": lock,
-                    "namespace": namespace,
-                    "annotations": {
-                        "preevy.dev/lock-holder": "`kubectl preevy up` on another-ci (pid 1)",
-                        "preevy.dev/lock-expires-at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    },
-                },
-            }
-        ),
-    )
+    holder = "`kubectl preevy up` on another-ci (pid 1)"
+    hold_lock(kubesim, namespace, lock, holder, expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
 
     def holder_makes_the_environment_and_releases(proc) -> None:
