@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import pathlib
-import re
 import socket
 import threading
 import time
@@ -35,7 +34,6 @@ ANNOTATION_PID = "preevy.dev/lock-pid"
 LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 POLL_SECONDS = 1.0
-_NAMESPACE_MISSING = re.compile(r'\(NotFound\).*namespaces "[^"]+" not found')
 
 
 def lock_name(profile_id: str, env_id: str) -> str:
@@ -244,10 +242,8 @@ class EnvironmentLock:
         )
         if result.ok:
             return result.stdout.strip()
-        if _NAMESPACE_MISSING.search(result.stderr):  # the namespace check, folded into the lock's creation
-            raise PreevyError(
-                messages.NAMESPACE_MISSING.format(namespace=self.kubectl.namespace), ExitCode.CLUSTER
-            )
+        if verb == "create" and "(NotFound)" in result.stderr:
+            raise self.kubectl.error(result)  # only the namespace can be missing: said as such (exit 4)
         if any(reason in result.stderr for reason in ("(AlreadyExists)", "(Conflict)", "(NotFound)")):
             return None
         error = self.kubectl.error(result)
