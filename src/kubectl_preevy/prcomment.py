@@ -287,15 +287,16 @@ def comment(
     template: str,
 ) -> None:
     """Write (up) or mark deleted (down) the environment's comment, as mode says:
-    never; auto (skip with one info line when not in a PR job or without a token; warn on an API
-    failure); always (those are errors)."""
+    never; auto (skip silently outside CI, with one info line in a CI job that is no PR or has no token; warn
+    on an API failure); always (those are errors)."""
     if mode == "never":
         return
     target, why = detect(environ)
     if target is None:
         if mode == "always":
             raise PreevyError(messages.PR_COMMENT_IMPOSSIBLE.format(why=why), ExitCode.USAGE)
-        console.info(messages.PR_COMMENT_SKIPPED.format(why=why))
+        if why != messages.PR_NOT_CI:  # outside CI (a developer's own `up`) there is nothing to say
+            console.info(messages.PR_COMMENT_SKIPPED.format(why=why))
         return
     body = render(template, env_id=env_id, namespace=namespace, urls=urls, deleted=deleted)
     try:

@@ -91,7 +91,7 @@ def test_an_unreachable_server_is_one_error_line_an_error_document_and_a_log_wit
 
 
 def test_identity_flags_reach_the_cluster_a_forbidden_answer_is_6_and_a_bad_token_is_4(
-    namespace, env, tmp_path
+    kubesim, namespace, env, tmp_path
 ):
     def ls(*flags: str):
         return preevy("ls", "-n", namespace, *flags, cwd=tmp_path, env=env)
@@ -102,7 +102,12 @@ def test_identity_flags_reach_the_cluster_a_forbidden_answer_is_6_and_a_bad_toke
     [line] = error_lines(refused.stderr)
     assert line.startswith("error: the cluster refused `kubectl get`: ") and "intern@example.com" in line
     assert json.loads(refused.stdout)["reason"] == "REFUSED"
-    unauthorized = ls("--token", "not-a-valid-token")
+    # a valid client certificate authenticates before any token (kube-apiserver's authenticator order):
+    # a bad --token is refused only where the kubeconfig's user has no certificate
+    token_only = kubesim.kubeconfig_for_token(
+        "an-expired-token", namespace, path=tmp_path / "token.kubeconfig"
+    )
+    unauthorized = ls("--kubeconfig", str(token_only), "--token", "not-a-valid-token")
     assert unauthorized.returncode == 4, unauthorized.stderr
     [line] = error_lines(unauthorized.stderr)
     assert (

@@ -136,4 +136,6 @@ def test_auto_skips_outside_a_pull_request_and_always_refuses_before_touching_th
     no_token = github_push | {"GITHUB_REF": "refs/pull/9/merge"}
     done = preevy("up", "-n", namespace, "--id", "push", cwd=project, env=no_token, timeout=180, check=True)
     assert "pull request comment skipped: no token: set GITHUB_TOKEN" in done.stderr
-    preevy("down", "-n", namespace, "--id", "push", cwd=project, env=no_token, timeout=180, check=True)
+    # a developer's own down, outside any CI job: nothing said about comments
+    local = preevy("down", "-n", namespace, "--id", "push", cwd=project, env=env, timeout=180, check=True)
+    assert "pull request comment" not in local.stderr

@@ -224,6 +224,9 @@ def test_client_certificate_users_groups_and_anonymous(kubesim, namespace):
     bad = kubesim.kubeconfig_for_token("not-a-token", namespace)
     res = kubesim.kubectl_as(bad, "get", "configmaps", check=False)
     assert res.stderr.strip() == "error: You must be logged in to the server (Unauthorized)"
+    # a valid client certificate wins over a bad token (x509 runs before the token authenticators)
+    both = kubesim.kubectl_as(kc, "--token", "not-a-token", "auth", "whoami", "-o", "json")
+    assert json.loads(both.stdout)["status"]["userInfo"]["username"] == "alice"
 
 
 def test_impersonation_needs_impersonate(kubesim, namespace):

@@ -2,11 +2,12 @@
 
 * Plain-http port: no credential can reach it (kubectl sends none over http), so every request
   there is the cluster admin (`kubernetes-admin`, group `system:masters`), as today's fixtures use.
-* TLS port: `Authorization: Bearer` is the static admin token (`kubesim`) or a ServiceAccount
-  token (a JWT signed by the emulator, checked for signature, expiry, audience and that the
-  ServiceAccount (and bound Pod) still exist with the same uid); else a client certificate
-  signed by the cluster CA (CN = user, O = groups); else `system:anonymous`.
-  A bad or expired token is 401 `Unauthorized`, never anonymous.
+* TLS port: the authenticators run in kube-apiserver's order, the first success wins (its union
+  authenticator): a client certificate signed by the cluster CA (CN = user, O = groups); then
+  `Authorization: Bearer`, the static admin token (`kubesim`) or a ServiceAccount token (a JWT
+  signed by the emulator, checked for signature, expiry, audience and that the ServiceAccount (and
+  bound Pod) still exist with the same uid); else `system:anonymous`. A bad or expired token
+  without a valid client certificate is 401 `Unauthorized`, never anonymous.
 Impersonation headers (`kubectl --as/--as-group`) are applied in `authz.py` (they need RBAC).
 """
 
@@ -180,6 +181,10 @@ def authenticate(request, tokens: Tokens) -> User:
     """Who sent this request (see the module docstring); raises 401 for a bad credential."""
     if not request.secure:
         return ADMIN
+    ident = peer_identity(request.transport.get_extra_info("peercert") if request.transport else None)
+    if ident is not None:  # x509 comes before the token authenticators; a valid certificate wins
+        cn, orgs = ident
+        return User(cn, (*orgs, AUTHENTICATED))
     auth = request.headers.get("Authorization", "")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -192,8 +197,4 @@ def authenticate(request, tokens: Tokens) -> User:
         if user is None:
             raise unauthorized()
         return user
-    ident = peer_identity(request.transport.get_extra_info("peercert") if request.transport else None)
-    if ident is not None:
-        cn, orgs = ident
-        return User(cn, (*orgs, AUTHENTICATED))
     return ANONYMOUS
