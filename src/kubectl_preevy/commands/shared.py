@@ -53,7 +53,7 @@ def load_run(args: argparse.Namespace, *, project: str = "required", check_names
     (with --id, read only if its files may set options: `x-preevy`, see `may_set_options`), "none" (ls).
 
     The namespace must exist (one error line, exit 4, whatever the command); check_namespace False: the
-    command checks it itself (concurrently with its first read)."""
+    command checks it itself (ls: when it lists nothing; down: the lock's creation says it)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
