@@ -32,8 +32,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """No KeyboardInterrupt inside the block (a fork); see raise_pending."""
+    """No KeyboardInterrupt inside the block (a fork); see raise_pending. Only the main thread's forks
+    matter: the signal is handled there (a step run in another thread forks without deferring it)."""
     global _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _deferring += 1
     try:
         yield
@@ -44,7 +48,7 @@ def deferred() -> Iterator[None]:
 def raise_pending() -> None:
     """The KeyboardInterrupt of a signal that arrived while deferred, once."""
     global _pending
-    if _pending and not _deferring:
+    if _pending and not _deferring and threading.current_thread() is threading.main_thread():
         _pending = False
         raise KeyboardInterrupt
 

@@ -1,10 +1,9 @@
 """`kubectl preevy down`: delete every object of the environment, its volume included."""
 
 import argparse
-import concurrent.futures
 import os
 
-from kubectl_preevy import console, environment, interrupt, lock, messages, prcomment
+from kubectl_preevy import console, environment, interrupt, lock, messages, parallel, prcomment
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -21,14 +20,16 @@ def run(args: argparse.Namespace) -> int:
     )
     again = current.command_hint("down", env_id)
     try:
-        with shared.sigterm_as_interrupt(), concurrent.futures.ThreadPoolExecutor(1) as pool:
-            # the find (a read) runs while the lock is taken, and again once it is held if another run held
-            # it (an `up` may have made the environment meanwhile). When the lock was free at once, a run
-            # that made objects after the find would have released the lock within those milliseconds too,
-            # which no `up` does (it waits for the rollout after its apply).
-            found = pool.submit(_targets, kubectl, current.profile.id, env_id)
-            with lock.held(kubectl, current.profile.id, env_id, "down", timeout) as held:
-                targets = found.result()
+        with shared.sigterm_as_interrupt():
+            held = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("down"))
+            try:
+                # the find (a read) runs while the lock is taken, and again once it is held if another run
+                # held it (an `up` may have made the environment meanwhile). When the lock was free at once,
+                # a run that made objects after the find would have released the lock within those
+                # milliseconds too, which no `up` does (it waits for the rollout after its apply).
+                _, targets = parallel.together(
+                    lambda: held.acquire(timeout), lambda: _targets(kubectl, current.profile.id, env_id)
+                )
                 if held.contended:
                     targets = _targets(kubectl, current.profile.id, env_id)
                 if not targets:
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                     environment.delete(
                         kubectl, instance, types, wait=args.wait, timeout_seconds=timeout, again=again
                     )
+            finally:
+                held.release()
     except KeyboardInterrupt:
         raise PreevyError(messages.INTERRUPTED_DOWN.format(again=again), ExitCode.INTERRUPTED) from None
     except PreevyError as err:
