@@ -90,15 +90,18 @@ def _parse(text: str) -> dict[str, Any] | None:
 
 
 def _named(configs: list[dict[str, Any]], section: str, field: str, name: object) -> dict[str, Any] | None:
-    """The first definition of `name` in the files' `section` list (its `field` mapping), or None."""
+    """The first file's definition of `name` in its `section` list (its `field` mapping), or None (also
+    for a name defined twice in one file: kubectl refuses such a file, and says why)."""
     if not isinstance(name, str) or not name:
         return None
     for config in configs:
         entries = config.get(section) or []
         if not isinstance(entries, list):
             return None
-        for entry in entries:
-            if isinstance(entry, dict) and entry.get("name") == name:
-                value = entry.get(field) or {}
-                return value if isinstance(value, dict) else None
+        found = [entry for entry in entries if isinstance(entry, dict) and entry.get("name") == name]
+        if len(found) > 1:
+            return None
+        if found:
+            value = found[0].get(field) or {}
+            return value if isinstance(value, dict) else None
     return None

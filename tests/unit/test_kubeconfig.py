@@ -120,6 +120,10 @@ def test_without_kubeconfig_the_home_config_is_read(tmp_path):
         (NO_CURRENT, None),  # no current context: kubectl's own error
         (A, "nope"),  # an unknown context: kubectl's own error
         (A.replace("- name: u\n", "- name: v\n"), None),  # an unknown user: kubectl's own error
+        (
+            A.replace("current-context", "- name: first\n  context: {cluster: two}\ncurrent-context"),
+            None,
+        ),  # twice
         (A.replace('cluster: {server: "https://one:6443"}', "cluster: {}"), None),  # a cluster without server
         (A.replace("namespace: previews", "namespace: 12"), None),  # not a string
         ("clusters: [", None),  # not YAML
