@@ -1,12 +1,9 @@
 """Concurrent runs on one environment: a lock in the cluster takes them one at a time (Preevy creates the
 environment twice, #456), and a lock left behind by a crashed run is taken over."""
 
-import datetime
 import json
 
-import yaml
-
-from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, run_until, start, stop
+from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, start, stop
 
 CRASHED_HOLDER = "`kubectl preevy up` on crashed-ci (pid 1)"
 
@@ -15,9 +12,11 @@ def lock_names(kubesim, namespace: str) -> list[str]:
     return kubesim.kubectl("get", "configmaps", "-n", namespace, "-o", "name").stdout.split()
 
 
-def hold_lock(kubesim, namespace: str, name: str, holder: str, expires_at: str) -> None:
-    """The lock ConfigMap as another run holding it would have made it."""
-    annotations = {"preevy.dev/lock-holder": holder, "preevy.dev/lock-expires-at": expires_at}
+def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "race"]
     kubesim.kubectl(
         "create",
         "-f",
@@ -26,18 +25,17 @@ def hold_lock(kubesim, namespace: str, name: str, holder: str, expires_at: str) 
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+                "metadata": {
+                    "name": "preevy-lock-default-race",
+                    "namespace": namespace,
+                    "annotations": {
+                        "preevy.dev/lock-holder": CRASHED_HOLDER,
+                        "preevy.dev/lock-expires-at": "2020-01-01T00:00:00Z",
+                    },
+                },
             }
         ),
     )
-
-
-def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
-    kubesim, namespace, env, tmp_path
-):
-    project = hello_project(tmp_path / "hello")
-    flags = ["-n", namespace, "--id", "race"]
-    hold_lock(kubesim, namespace, "preevy-lock-default-race", CRASHED_HOLDER, "2020-01-01T00:00:00Z")
 
     runs = [start(["up", *flags, "-o", "json", "--timeout", "60s"], project, env) for _ in range(2)]
     try:
@@ -70,34 +68,3 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=race") == []
     assert "configmap/preevy-lock-default-race" not in lock_names(kubesim, namespace)
-
-
-def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
-    kubesim, namespace, env, tmp_path
-):
-    """down looks for the environment while it takes the lock (issue 13); when another run held the lock,
-    it looks again once it holds it: the environment that run made meanwhile is deleted, nothing is left."""
-    project = hello_project(tmp_path / "hello")
-    flags = ["-n", namespace, "--id", "meanwhile"]
-    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
-    (statefulset,) = [
-        o["metadata"]["name"] for o in yaml.safe_load_all(manifest) if o["kind"] == "StatefulSet"
-    ]
-    lock = "preevy-lock-default-meanwhile"
-    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
-    holder = "`kubectl preevy up` on another-ci (pid 1)"
-    hold_lock(kubesim, namespace, lock, holder, expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
-
-    def holder_makes_the_environment_and_releases(proc) -> None:
-        kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
-        kubesim.kubectl("delete", "configmap", lock, "-n", namespace)
-
-    down = run_until(
-        ["down", *flags], "> waiting for", project, env, holder_makes_the_environment_and_releases
-    )
-    assert down.returncode == 0, down.stderr
-    assert down.stdout == "meanwhile\n"
-    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
-    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=meanwhile") == []
-    assert f"configmap/{lock}" not in lock_names(kubesim, namespace)
