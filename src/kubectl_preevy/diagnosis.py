@@ -2,7 +2,7 @@
 
 A StatefulSet that cannot create its pod (Pod Security, quota: FailedCreate events), a claim that stays
 Pending for lack of a StorageClass, an image that cannot be pulled, a container killed for memory or
-crash-looping. `diagnose` is pure (pod and events in, Diagnosis out); `true_failure` reads them.
+crash-looping. `diagnose` is pure (pod and events in, Diagnosis out); `true_failure` reads the events.
 """
 
 import dataclasses
@@ -189,14 +189,15 @@ def _pending_claim(pod: dict[str, Any], events: Sequence[dict[str, Any]]) -> Dia
     return None
 
 
-def true_failure(kubectl: Kubectl, statefulset: str, since: datetime.datetime) -> Diagnosis | None:
-    """Read the pod and the namespace's events, and diagnose. A read that fails diagnoses nothing."""
-    pod_result = kubectl.run("get", "pod", f"{statefulset}-0", "--ignore-not-found", "-o", "json")
+def true_failure(
+    kubectl: Kubectl, statefulset: str, since: datetime.datetime, pod: dict[str, Any] | None
+) -> Diagnosis | None:
+    """Read the namespace's events, and diagnose with the pod as just read (None: there is none). A read
+    that fails diagnoses nothing."""
     events_result = kubectl.run("get", "events", "-o", "json")
-    if not pod_result.ok or not events_result.ok:
+    if not events_result.ok:
         return None
     try:
-        pod = json.loads(pod_result.stdout) if pod_result.stdout.strip() else None
         events = json.loads(events_result.stdout).get("items") or []
     except json.JSONDecodeError:
         return None

@@ -153,6 +153,34 @@ def find(
     return _docker_hosts(kubectl, selector, legacy)
 
 
+def find_with_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> tuple[list[Environment], set[str]]:
+    """In one read, the environment's docker-host StatefulSets, deleted ones too (newest first), and every
+    instance name its objects still carry (those of a `down --no-wait` in progress, or an interrupted
+    one, included). Types this identity may not list are passed over (it could not delete their objects
+    either)."""
+    selector = naming.env_selector(profile_id, env_id, deleted=None)
+    result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json")
+    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+        raise kubectl.error(result)
+    try:
+        items = json.loads(result.stdout).get("items") or [] if result.stdout.strip() else []
+    except json.JSONDecodeError:
+        raise kubectl.error(result) from None
+    labels = [(item, item["metadata"].get("labels") or {}) for item in items]
+    hosts = [
+        Environment(item)
+        for item, item_labels in labels
+        if item.get("kind") == "StatefulSet"
+        and item_labels.get(naming.LABEL_COMPONENT) == naming.DOCKER_HOST_COMPONENT
+    ]
+    instances = {
+        str(item_labels[naming.LABEL_INSTANCE])
+        for _, item_labels in labels
+        if naming.LABEL_INSTANCE in item_labels
+    }
+    return sorted(hosts, key=lambda env: env.created_at, reverse=True), instances
+
+
 def list_all(
     kubectl: Kubectl,
     profile_id: str | None,
@@ -351,9 +379,13 @@ def _wait_watching(
                     messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
                     ExitCode.TIMEOUT,
                 ) from None
-        if repair_stuck_rollout(kubectl, name, repaired):
+        looked = _statefulset_and_pod(kubectl, name)
+        if looked is None:
+            continue  # a read that fails diagnoses nothing
+        statefulset, pod = looked
+        if repair_stuck_rollout(kubectl, statefulset, [pod] if pod else [], repaired):
             continue  # the crash-looping pod was the old template's: not a failure of this one
-        found = diagnosis.true_failure(kubectl, name, since)
+        found = diagnosis.true_failure(kubectl, name, since, pod=pod)
         if found:
             reason = unready_reason(kubectl, name) if found.crash else found.reason
             raise PreevyError(
@@ -364,12 +396,28 @@ def _wait_watching(
             )
 
 
-def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> bool:
+def _statefulset_and_pod(kubectl: Kubectl, name: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The StatefulSet and its pod (`<name>-0`, None when there is none), in one read; None if it failed."""
+    result = kubectl.run("get", f"statefulset/{name}", f"pod/{name}-0", "--ignore-not-found", "-o", "json")
+    if not result.ok:
+        return None
+    try:
+        items = json.loads(result.stdout).get("items") or []
+    except json.JSONDecodeError:
+        return None
+    statefulsets = [i for i in items if i.get("kind") == "StatefulSet"]
+    pods = [i for i in items if i.get("kind") == "Pod"]
+    return (statefulsets[0], pods[0] if pods else None) if statefulsets else None
+
+
+def repair_stuck_rollout(
+    kubectl: Kubectl, statefulset: dict[str, Any], pods: list[dict[str, Any]], repaired: set[str]
+) -> bool:
     """The StatefulSet "forced rollback" trap (kubernetes/kubernetes#67250): with podManagementPolicy
     OrderedReady, a pod of an older revision that is not Ready is never replaced by the controller, so a
-    fixed template never rolls out. The documented fix: delete that pod. repaired: pod uids done.
-    Whether a pod was deleted now."""
-    statefulset = kubectl.json("statefulset", name)
+    fixed template never rolls out. The documented fix: delete that pod. statefulset, pods: as just read
+    (one replica: its pod `<name>-0`); repaired: pod uids done. Whether a pod was deleted now."""
+    name = statefulset["metadata"]["name"]
     status = statefulset.get("status") or {}
     update_revision = status.get("updateRevision")
     if not update_revision or status.get("observedGeneration", 0) < statefulset["metadata"].get(
@@ -377,8 +425,7 @@ def repair_stuck_rollout(kubectl: Kubectl, name: str, repaired: set[str]) -> boo
     ):
         return False
     deleted = False
-    selector = ",".join(f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items())
-    for pod in kubectl.json("pods", "-l", selector)["items"]:
+    for pod in pods:
         metadata = pod["metadata"]
         revision = (metadata.get("labels") or {}).get("controller-revision-hash")
         if (

@@ -162,7 +162,7 @@ class EnvironmentLock:
         self._renewer.start()
 
     def release(self) -> None:
-        """Stop renewing, and delete the lock if it is still ours. A cluster that does not answer now does
+        """Stop renewing, and delete the lock if it is still ours (once: releasing again does nothing). A cluster that does not answer now does
         not hide the error the run may be ending with: the lock then expires on its own."""
         self._released.set()
         if self._renewer is not None:
@@ -190,6 +190,7 @@ class EnvironmentLock:
         result = self.kubectl.run("delete", "--raw", path, "-f", "-", stdin=json.dumps(options))
         if not result.ok and not any(r in result.stderr for r in ("(Conflict)", "(NotFound)")):
             raise self.kubectl.error(result)
+        self._resource_version = None  # released: a second release asks nothing
 
     def _take_over(
         self, current: dict[str, Any], holder: str, expires_at: str | None, gone: bool

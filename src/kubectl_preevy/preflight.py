@@ -5,13 +5,13 @@ Security level against the template's pods, the StorageClass of its claims, quot
 row of `kubectl preevy doctor`; `require` is what `up` runs: it refuses with one line.
 """
 
-import concurrent.futures
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from kubectl_preevy import console, messages, permissions, podsecurity, quota
+from kubectl_preevy import console, messages, parallel, permissions, podsecurity, quota
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 from kubectl_preevy.permissions import Permission
@@ -110,9 +110,7 @@ def gather(kubectl: Kubectl, storage_class: str | None, existing: Callable[[], b
         "quotas": lambda: _read(kubectl, "get", "resourcequotas,limitranges", "-o", "json"),
         "existing": lambda: _exists(existing),
     }
-    with concurrent.futures.ThreadPoolExecutor(len(reads)) as pool:
-        futures = {name: pool.submit(read) for name, read in reads.items()}
-        done: dict[str, Any] = {name: future.result() for name, future in futures.items()}
+    done: dict[str, Any] = dict(zip(reads, parallel.together(*reads.values()), strict=True))
     return Facts(
         kubectl.namespace, done["rules"], done["namespace"], done["storage"], done["quotas"], done["existing"]
     )
@@ -137,9 +135,10 @@ def resolve_uncertain(kubectl: Kubectl, facts: Facts, needed: Sequence[Permissio
     asked = uncertain(facts, needed)
     if not asked:
         return
-    with concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL) as pool:
-        answers = pool.map(lambda p: _can_i(kubectl, p), asked)
-        facts.access.update(zip(asked, answers, strict=True))
+    for start in range(0, len(asked), MAX_PARALLEL):
+        batch = asked[start : start + MAX_PARALLEL]
+        answers = parallel.together(*(functools.partial(_can_i, kubectl, p) for p in batch))
+        facts.access.update(zip(batch, answers, strict=True))
 
 
 def uncertain(facts: Facts, needed: Sequence[Permission]) -> list[Permission]:

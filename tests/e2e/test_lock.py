@@ -1,9 +1,20 @@
 """Concurrent runs on one environment: a lock in the cluster takes them one at a time (Preevy creates the
 environment twice, #456), and a lock left behind by a crashed run is taken over."""
 
+import datetime
 import json
+import re
 
-from tests.e2e import UP_TIMEOUT, environment_objects, hello_project, preevy, start, stop
+from tests.e2e import (
+    UP_TIMEOUT,
+    environment_objects,
+    hello_project,
+    preevy,
+    run_until,
+    start,
+    stop,
+    up_json,
+)
 
 CRASHED_HOLDER = "`kubectl preevy up` on crashed-ci (pid 1)"
 
@@ -68,3 +79,92 @@ def test_two_concurrent_ups_make_one_environment_and_a_stale_lock_is_taken_over(
     preevy("down", *flags, cwd=project, env=env, check=True)
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=race") == []
     assert "configmap/preevy-lock-default-race" not in lock_names(kubesim, namespace)
+
+
+def held_lock(name: str, namespace: str, holder: str) -> str:
+    """A lock ConfigMap held by another (live) run, for an hour."""
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "annotations": {
+                    "preevy.dev/lock-holder": holder,
+                    "preevy.dev/lock-expires-at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+            },
+        }
+    )
+
+
+def test_a_change_between_the_first_look_and_the_lock_is_seen_and_applied(kubesim, namespace, env, tmp_path):
+    """`up` looks at the environment while it takes the lock; what another run changed meanwhile (here: the
+    template hash, as an up of another template would) fails the precondition of the unchanged
+    environment's annotate, and the environment is looked at again and applied, not taken as unchanged."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "drift"]
+    statefulset = up_json(*flags, cwd=project, env=env)["statefulSet"]
+    hash_path = "jsonpath={.metadata.annotations.preevy\\.dev/template-hash}"
+    template_hash = kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o", hash_path).stdout
+    assert template_hash
+    holder = "`kubectl preevy up` on another-ci (pid 7)"
+    kubesim.kubectl("create", "-f", "-", input=held_lock("preevy-lock-default-drift", namespace, holder))
+
+    def change_then_release(proc) -> None:
+        kubesim.kubectl(
+            "annotate", "sts", statefulset, "-n", namespace, "preevy.dev/template-hash=another", "--overwrite"
+        )
+        kubesim.kubectl("delete", "configmap", "preevy-lock-default-drift", "-n", namespace)
+
+    up = run_until(
+        ["up", *flags, "--timeout", "60s"], f"> waiting for {holder}", project, env, change_then_release
+    )
+    assert up.returncode == 0, up.stderr
+    assert f"updating environment drift in namespace {namespace}" in up.stderr
+    assert "is unchanged and ready" not in up.stderr
+    assert (
+        kubesim.kubectl("get", "sts", statefulset, "-n", namespace, "-o", hash_path).stdout == template_hash
+    )
+    assert "configmap/preevy-lock-default-drift" not in lock_names(kubesim, namespace)
+
+    # nothing changed since: the next up finds it unchanged, and the precondition holds
+    again = preevy("up", *flags, "--timeout", "60s", cwd=project, env=env, timeout=UP_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert f"environment drift in namespace {namespace} is unchanged and ready" in again.stderr
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_an_instance_name_still_carried_by_leftovers_is_passed_over(kubesim, namespace, env, tmp_path):
+    """A new environment's name is derived (its dry run is made with the first one while the cluster is
+    read); objects of a `down --no-wait` still carrying that name make `up` choose the next one, and the
+    leftovers are not touched."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "taken"]
+    dry_run = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
+    first_name = re.search(r"preevy.dev/instance: (\S+)", dry_run).group(1)
+    leftover = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "left-by-a-down",
+            "namespace": namespace,
+            "labels": {
+                "preevy.dev/instance": first_name,
+                "preevy.dev/profile-id": "default",
+                "preevy.dev/env-id": "taken",
+                "preevy.dev/deleted": "true",
+            },
+        },
+        "data": {"kept": "yes"},
+    }
+    kubesim.kubectl("create", "-f", "-", input=json.dumps(leftover))
+
+    statefulset = up_json(*flags, cwd=project, env=env)["statefulSet"]
+    assert statefulset != first_name and statefulset.startswith("default-taken-")
+    kept = kubesim.kubectl("get", "configmap", "left-by-a-down", "-n", namespace, "-o", "json").stdout
+    assert json.loads(kept)["data"] == {"kept": "yes"}
+    assert json.loads(kept)["metadata"]["labels"]["preevy.dev/instance"] == first_name
+    preevy("down", *flags, cwd=project, env=env, check=True)

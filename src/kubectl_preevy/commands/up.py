@@ -10,6 +10,7 @@ import os
 import pathlib
 import tempfile
 import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 from kubectl_preevy import (
@@ -25,8 +26,8 @@ from kubectl_preevy import (
     lock,
     messages,
     naming,
+    parallel,
     prcomment,
-    preflight,
     remote,
     resources,
     share,
@@ -50,7 +51,7 @@ class Hints:
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    current = shared.load_run(args, project="required")
+    current = shared.load_run(args, project="required", check_namespace=False)  # the lock's create checks it
     project = current.project
     assert project is not None  # project="required"
     # what would travel is checked before the cluster is asked anything
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with shared.sigterm_as_interrupt():
             if args.dry_run:
+                current.kubectl.namespace_exists()
                 exposure = expose.resolve(current.kubectl, current.options)
                 _with_base_uris(args, current, exposure, env_id)
                 _dry_run(current, env_id, exposure)
@@ -101,57 +103,242 @@ def _interrupted(hints: Hints) -> PreevyError:
 def _up(
     args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints
 ) -> list[dict[str, Any]]:
-    """Up to the printed result; the URL rows of the environment document."""
-    # Validate before any write (the lock included): rendered and checked here, the identity's rights and
-    # the namespace's policies (preflight), the exposure, then the API server's validation and admission
-    # in a dry run of the whole manifest.
-    # the environment is looked up once before the lock (concurrently with the preflight reads), once in it
-    first_look = functools.cache(lambda: environment.find(current.kubectl, current.profile.id, env_id))
+    """Up to the printed result; the URL rows of the environment document.
+
+    The lock is taken while the environment is looked at (the first look) and the template rendered:
+    nothing the lock protects is written before it is held. What was seen is proved current (the drift
+    check) by a precondition on the first write (an unchanged environment: its annotation at the
+    resourceVersion seen), else the environment is looked at again under the lock. Whatever is applied is
+    validated before it is: the identity's rights and the namespace's policies (preflight), the exposure,
+    and the API server's validation and admission in a dry run of the whole manifest."""
+    kubectl = current.kubectl
+    # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
+    render = functools.cache(lambda: rendered_objects(current, env_id))
+    env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
+    try:
+        try:
+            _, first_look, checked = parallel.together(
+                lambda: env_lock.acquire(timeout),
+                lambda: environment.find(kubectl, current.profile.id, env_id),
+                render,
+            )
+        except PreevyError as err:
+            if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
+                _preflight(args, current, render(), existing=lambda: False)
+            raise
+        return _locked(args, current, env_id, timeout, hints, checked, first_look, env_lock)
+    finally:
+        env_lock.release()
+
+
+def _locked(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    timeout: float,
+    hints: Hints,
+    checked: list[dict[str, Any]],
+    first_look: list[Environment],
+    env_lock: lock.EnvironmentLock,
+) -> list[dict[str, Any]]:
+    exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
+    base_uris = _with_base_uris(args, current, exposure, env_id)
+    seen = _existing(current, env_id, first_look)
+    objects = _objects(current, env_id, seen, exposure) if seen is not None else []
+    env: Environment | None = None
+    ready: _ReadyPod | None = None
+    if seen is not None and unchanged_and_ready(seen, objects):
+        # the unchanged environment's moment written at the version seen (see _refresh), while its pod is
+        # read and the forward to it started (used only when the write proved nothing changed)
+        ready, refreshed = _reach(
+            current, seen, lambda: _refresh(current, env_id, seen, objects, precondition=True)
+        )
+        env = seen if refreshed else None
+    existing = seen
+    if env is None:  # something to apply, or changed since the first look
+        existing, objects = _checked_objects(args, current, env_id, checked, seen, objects, exposure)
+        env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
+        ready, _ = _reach(current, env)
+    services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
+    public = _route(current, env, env_id, exposure, services, existing, timeout)
+    rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
+    urls_changed = lifetime.urls_annotation(rows) != _recorded_urls(existing, env)
+    parallel.together(env_lock.release, (lambda: _record_urls(current, env, rows)) if urls_changed else None)
+    return rows
+
+
+def _checked_objects(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    checked: list[dict[str, Any]],
+    seen: Environment | None,
+    seen_objects: list[dict[str, Any]],
+    exposure: expose.Exposure | None,
+) -> tuple[Environment | None, list[dict[str, Any]]]:
+    """Under the lock: the environment as it is now (looked at again) and the objects to apply, validated.
+    seen_objects: those rendered for the environment as first seen (if it was).
+    At the same time as that look and the preflight's reads, a dry run of what the first look says will be
+    applied (a new environment: its first instance name); done again when the look or the names taken
+    say otherwise."""
+    kubectl, profile_id = current.kubectl, current.profile.id
+    # one read: the docker hosts (deleted ones too) and every instance name the environment's objects carry
+    look = functools.cache(lambda: environment.find_with_instances(kubectl, profile_id, env_id))
+
+    def speculate() -> tuple[list[dict[str, Any]], PreevyError | None]:
+        first_name = _instance_name(current, env_id)
+        guess = seen_objects if seen else _objects(current, env_id, None, exposure, instance=first_name)
+        return guess, _validation_error(current, seen, guess, recreate=args.recreate)
+
+    _, (guess, speculative) = parallel.together(
+        lambda: _preflight(args, current, checked, existing=lambda: _live(look()[0]) != []), speculate
+    )
+    found, taken = look()
+    existing = _existing(current, env_id, _live(found))
+    if _same_version(existing, seen) and (existing is not None or _instance_of(guess) not in taken):
+        if speculative is not None:
+            raise speculative
+        return existing, guess
+    # made, changed or deleted since the first look, or the first name is taken: rendered and validated again
+    instance = _instance_name(current, env_id, taken) if existing is None else None
+    objects = _objects(current, env_id, existing, exposure, instance=instance)
+    if not unchanged_and_ready(existing, objects):
+        _validate(current, existing, objects, recreate=args.recreate)
+    return existing, objects
+
+
+def _update(
+    args: argparse.Namespace,
+    current: Run,
+    env_id: str,
+    timeout: float,
+    hints: Hints,
+    existing: Environment | None,
+    objects: list[dict[str, Any]],
+    exposure: expose.Exposure | None,
+) -> Environment:
+    """The environment made as the objects say (applied and rolled out), or refreshed when it is already."""
+    if existing is not None and unchanged_and_ready(existing, objects):
+        _refresh(current, env_id, existing, objects)
+        return existing
+    if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
+        sleepwake.scale_up(current.kubectl, existing)
+    applied_at = datetime.datetime.now(datetime.timezone.utc)
+    env = _apply(
+        current,
+        env_id,
+        existing,
+        objects,
+        recreate=args.recreate,
+        timeout=timeout,
+        exposure=exposure,
+        hints=hints,
+    )
+    current.save_profile()  # the environment exists: its profile (id default) is kept from now on
+    console.step(messages.WAITING_READY.format(name=env.name))
+    environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
+    return env
+
+
+def _preflight(
+    args: argparse.Namespace,
+    current: Run,
+    checked: list[dict[str, Any]],
+    existing: Callable[[], bool],
+) -> None:
+    from kubectl_preevy import preflight  # (not needed by an unchanged environment's up)
+
     preflight.require(
         current.kubectl,
-        rendered_objects(current, env_id),
-        existing=lambda: bool(first_look()),
+        checked,
+        existing=existing,
         storage_class=current.options.storage_class,
         command="up --recreate" if args.recreate else "up",
         also=("down",) if args.recreate else (),  # it may delete the environment
     )
-    exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
-    base_uris = _with_base_uris(args, current, exposure, env_id)
-    existing = _existing(current, env_id, first_look())
-    objects = _objects(current, env_id, existing, exposure)
-    if not unchanged_and_ready(existing, objects):
-        _validate(current, existing, objects, recreate=args.recreate)
-    with lock.held(current.kubectl, current.profile.id, env_id, "up", timeout):
-        now_existing = _existing(current, env_id)  # the drift check: what the lock now protects
-        if not _same_version(now_existing, existing):
-            existing = now_existing  # made or changed meanwhile
-            objects = _objects(current, env_id, existing, exposure)
-            if not unchanged_and_ready(existing, objects):
-                _validate(current, existing, objects, recreate=args.recreate)
-        if existing is not None and unchanged_and_ready(existing, objects):
-            env = _refresh(current, env_id, existing, objects)
-        else:
-            if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
-                sleepwake.scale_up(current.kubectl, existing)
-            applied_at = datetime.datetime.now(datetime.timezone.utc)
-            env = _apply(
-                current,
-                env_id,
-                existing,
-                objects,
-                recreate=args.recreate,
-                timeout=timeout,
-                exposure=exposure,
-                hints=hints,
-            )
-            current.save_profile()  # the environment exists: its profile (id default) is kept from now on
-            console.step(messages.WAITING_READY.format(name=env.name))
-            environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
-        services, stats = _deploy(current, env, env_id, timeout, hints, base_uris)
-        public = _route(current, env, env_id, exposure, services, existing, timeout)
-        rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
-        _record_urls(current, env, rows)
-    return rows
+
+
+def _live(found: list[Environment]) -> list[Environment]:
+    """The environments not being deleted (a `down --no-wait` in progress labels them first)."""
+    return [
+        e
+        for e in found
+        if (e.statefulset["metadata"].get("labels") or {}).get(naming.LABEL_DELETED) != "true"
+    ]
+
+
+def _instance_of(objects: list[dict[str, Any]]) -> str:
+    return Environment(template.docker_host_statefulset(objects)).instance
+
+
+def _validation_error(
+    current: Run, existing: Environment | None, objects: list[dict[str, Any]], *, recreate: bool
+) -> PreevyError | None:
+    """The dry run's refusal (raised by the caller when these turn out to be the objects applied)."""
+    if existing is not None and unchanged_and_ready(existing, objects):
+        return None
+    try:
+        _validate(current, existing, objects, recreate=recreate)
+    except PreevyError as err:
+        return err
+    return None
+
+
+@dataclasses.dataclass
+class _ReadyPod:
+    """The Ready pod as just read, and a forward to its Docker server already started."""
+
+    document: dict[str, Any]
+    forward: PortForward
+
+
+SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
+
+
+def _reach(
+    current: Run, env: Environment, meanwhile: Callable[[], Any] | None = None
+) -> tuple[_ReadyPod | None, Any]:
+    """The environment's Ready pod read while the forward to it starts, and `meanwhile` run too: the pod and
+    its forward (None when either did not work out: _deploy does them again, and says why), and the result
+    of `meanwhile` (when it is False, the forward is stopped: it was not wanted)."""
+    forwards: list[PortForward] = []
+
+    def start_forward() -> None:
+        if env.legacy:
+            return  # a Deployment's pod has no name known in advance
+        try:
+            forwards.append(docker.forward(current.kubectl, f"{env.name}-0", SPECULATIVE_FORWARD_SECONDS))
+        except PreevyError:
+            pass
+
+    try:
+        _, document, result = parallel.together(
+            start_forward, lambda: _ready_pod_or_none(current, env), meanwhile
+        )
+    except BaseException:
+        for forward in forwards:
+            forward.stop()
+        raise
+    wanted = result is not False and document is not None
+    if wanted and forwards and document["metadata"]["name"] == forwards[0].pod:
+        return _ReadyPod(document, forwards[0]), result
+    for forward in forwards:
+        forward.stop()
+    return None, result
+
+
+def _ready_pod_or_none(current: Run, env: Environment) -> dict[str, Any] | None:
+    try:
+        return environment.ready_pod_document(current.kubectl, env)
+    except PreevyError:
+        return None  # looked for again (and said) when the copy starts
+
+
+def _recorded_urls(existing: Environment | None, env: Environment) -> str | None:
+    """The URL rows recorded on the StatefulSet as it was looked at (None: another, or a new one)."""
+    if existing is None or existing.name != env.name:
+        return None
+    return (existing.statefulset["metadata"].get("annotations") or {}).get(lifetime.ANNOTATION_URLS)
 
 
 # written by every up (the time of this one): not a change of what the environment is
@@ -207,18 +394,33 @@ def _same_version(a: Environment | None, b: Environment | None) -> bool:
     )
 
 
-def _refresh(current: Run, env_id: str, existing: Environment, objects: list[dict[str, Any]]) -> Environment:
-    """The unchanged environment: only the moment of this up written (one call instead of the apply)."""
-    console.step(messages.UNCHANGED.format(env_id=env_id, namespace=current.kubectl.namespace))
+def _refresh(
+    current: Run,
+    env_id: str,
+    existing: Environment,
+    objects: list[dict[str, Any]],
+    precondition: bool = False,
+) -> bool:
+    """The unchanged environment: only the moment of this up written (one call instead of the apply).
+    precondition: only if the StatefulSet is still at the resourceVersion it was seen at (every `up` and
+    `down` writes it): False when it is not, and nothing was written."""
     annotations = template.docker_host_statefulset(objects)["metadata"]["annotations"]
-    current.kubectl.check(
+    version = existing.statefulset["metadata"].get("resourceVersion")
+    result = current.kubectl.run(
         "annotate",
         f"statefulset/{existing.name}",
         *(f"{key}={annotations[key]}" for key in sorted(MOMENT_ANNOTATIONS) if key in annotations),
         "--overwrite",
+        *([f"--resource-version={version}"] if precondition and version else []),
+        retry_transient=not precondition,  # a Conflict is the answer, not a failure to try again
     )
+    if not result.ok:
+        if precondition and any(r in result.stderr for r in ("(Conflict)", "(NotFound)")):
+            return False
+        raise current.kubectl.error(result)
+    console.step(messages.UNCHANGED.format(env_id=env_id, namespace=current.kubectl.namespace))
     current.save_profile()
-    return existing
+    return True
 
 
 def _validate(
@@ -289,7 +491,8 @@ def _route(
     kubectl = current.kubectl
     resources = expose.resource_names(exposure, existing.types if existing else [])
     if exposure is None:
-        expose.remove_stale(kubectl, env.instance, [], resources)
+        if _may_have_routing(existing):
+            expose.remove_stale(kubectl, env.instance, [], resources)
         return None
     targets = expose.compose_targets(_project(current).model)
     objects = expose.build_objects(
@@ -301,6 +504,17 @@ def _route(
     expose.remove_stale(kubectl, env.instance, objects, resources)
     expose.wait_accepted(kubectl, exposure, objects, timeout, current.command_hint("down", env_id))
     return expose.rows(exposure, env_id, services, targets)
+
+
+ROUTING_KINDS = frozenset({"service", "services", "httproute", "httproutes", "ingress", "ingresses"})
+
+
+def _may_have_routing(existing: Environment | None) -> bool:
+    """Whether the environment as it was may hold routing objects (a new one holds none): it declares a
+    Service, HTTPRoute or Ingress type."""
+    if existing is None:
+        return False
+    return any(name.split(".")[0].lower() in ROUTING_KINDS for name in existing.types)
 
 
 def _record_urls(current: Run, env: Environment, rows: list[dict[str, Any]]) -> None:
@@ -372,10 +586,12 @@ def _new_instance(current: Run, env_id: str, avoid: frozenset[str] = frozenset()
     """The instance name of a new environment: Preevy's `<profile>-<env>-<5 chars>`, the suffix
     derived from the environment (so `up --dry-run` shows the name `up` will use), skipping names
     that objects still carry (a `down --no-wait` in progress, or the instance being recreated)."""
-    taken = set(avoid) | {
-        e.instance for e in environment.find(current.kubectl, current.profile.id, env_id, True)
-    }
-    taken |= set(environment.leftover_instances(current.kubectl, current.profile.id, env_id))
+    _, taken = environment.find_with_instances(current.kubectl, current.profile.id, env_id)
+    return _instance_name(current, env_id, taken | avoid)
+
+
+def _instance_name(current: Run, env_id: str, taken: Collection[str] = ()) -> str:
+    """The first instance name derived from the environment that is not taken."""
     for attempt in range(100):
         seed = f"{current.profile.id}\0{env_id}\0{current.kubectl.namespace}\0{attempt}"
         number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
@@ -496,15 +712,25 @@ def _first_apply(current: Run, objects: list[dict[str, Any]], hints: Hints) -> N
 
 
 def _deploy(
-    current: Run, env: Environment, env_id: str, timeout: float, hints: Hints, base_uris: dict[str, str]
+    current: Run,
+    env: Environment,
+    env_id: str,
+    timeout: float,
+    hints: Hints,
+    base_uris: dict[str, str],
+    ready: "_ReadyPod | None" = None,
 ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
     """The copy and `docker compose up`, once more when the pod, its container or the forward failed under
-    them (both are safe to repeat: the copy is incremental, compose up converges)."""
+    them (both are safe to repeat: the copy is incremental, compose up converges). ready: the Ready pod as
+    just read and a forward to it (else both are done here)."""
     for attempt in (1, 2):
-        document = environment.ready_pod_document(current.kubectl, env, hints.again)
+        document = ready.document if attempt == 1 and ready else None
+        document = document or environment.ready_pod_document(current.kubectl, env, hints.again)
         pod = str(document["metadata"]["name"])
         before = _pod_state_of(document)
-        deploy = _Deploy(current, env, pod, hints, base_uris)
+        deploy = _Deploy(
+            current, env, pod, hints, base_uris, ready.forward if attempt == 1 and ready else None
+        )
         try:
             return deploy.run()
         except PreevyError as err:
@@ -542,6 +768,8 @@ def _pod_state_of(document: dict[str, Any]) -> PodState:
 
 
 STEP_COPY = "the copy of the files"
+STEP_FORWARD = "the start of the port-forward"
+STEP_COMPOSE_UP = "`docker compose up`"
 EXPLAIN_LOOKS = 4
 
 
@@ -549,38 +777,73 @@ class _Deploy:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
     and when that fails, the true reason (explain)."""
 
-    def __init__(self, current: Run, env: Environment, pod: str, hints: Hints, base_uris: dict[str, str]):
+    def __init__(
+        self,
+        current: Run,
+        env: Environment,
+        pod: str,
+        hints: Hints,
+        base_uris: dict[str, str],
+        started: PortForward | None = None,
+    ):
         self.current, self.env, self.pod, self.hints, self.base_uris = current, env, pod, hints, base_uris
-        self.step = "the start of the port-forward"
+        self.started = started  # a forward to the pod's Docker server already started (stopped by run)
+        self.step = STEP_FORWARD
         self.forward_problem: str | None = None
 
     def run(self) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
         project, kubectl = self.current.project, self.current.kubectl
         assert project is not None, "up always loads the compose project"
-        with docker.forward(kubectl, self.pod) as docker_forward:
-            try:
-                return self._steps(docker_forward, project, kubectl)
-            except PreevyError:
-                self.forward_problem = self._forward_problem(docker_forward)  # while it is still ours
-                raise
+        forwards: list[PortForward] = [self.started] if self.started else []
+        try:
+            return self._steps(forwards, project, kubectl)
+        except PreevyError:
+            if forwards:
+                self.forward_problem = self._forward_problem(forwards[0])  # while it is still ours
+            raise
+        finally:
+            for docker_forward in forwards:
+                docker_forward.stop()
 
     def _steps(
-        self, docker_forward: PortForward, project: compose.ComposeProject, kubectl: Kubectl
+        self, forwards: list[PortForward], project: compose.ComposeProject, kubectl: Kubectl
     ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
-        port = docker_forward.local_ports[docker.DOCKER_PORT]
-        self.step = STEP_COPY
+        """The copy at the same time as the forward's start and the model's store (all before compose up)."""
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
-        stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
-        console.info(stats.summary())
-        self.step = "`docker compose up`"
         model = compose.remote_model(project)
-        agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
-        if agents:
-            console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
-        # kept in the pod before the services start (for day two and `wake`), with Preevy's agent if it runs
-        current, env = self.current, self.env
-        stored = _with_kept_agent(current, env, self.pod, project.name, model) if agents else model
-        _store_model(current, env, self.pod, project.name, stored)
+        failed_in: dict[int, str] = {}  # id of an error -> the step it ended
+
+        def step(name: str, action: Callable[[], Any]) -> Callable[[], Any]:
+            def run() -> Any:
+                try:
+                    return action()
+                except BaseException as err:
+                    failed_in[id(err)] = name
+                    raise
+
+            return run
+
+        def forward_and_store() -> list[str]:
+            if not forwards:
+                step(STEP_FORWARD, lambda: forwards.append(docker.forward(kubectl, self.pod)))()
+            port = forwards[0].local_ports[docker.DOCKER_PORT]
+            return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
+
+        def copy() -> filesync.SyncStats:
+            stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
+            if not interrupt.received():  # (an interrupted run may be exiting: this thread then says nothing)
+                console.info(stats.summary())
+            return stats
+
+        try:
+            # the forward is started in this thread: it must outlive the step (see parallel.py)
+            agents, stats = parallel.together(forward_and_store, step(STEP_COPY, copy))
+        except PreevyError as err:
+            self.step = failed_in.get(id(err), self.step)
+            raise
+        self.step = STEP_COMPOSE_UP
+        docker_forward = forwards[0]
+        port = docker_forward.local_ports[docker.DOCKER_PORT]
         console.step(messages.COMPOSE_UP.format(project=project.name))
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
             json.dump(model, model_file)
@@ -601,10 +864,21 @@ class _Deploy:
                 raise docker.ComposeUpFailed(failed.code, self.hints.again, self.hints.down) from None
         return docker.published_ports(port, project.name), stats
 
+    def _store(self, port: int, project: compose.ComposeProject, model: dict[str, Any]) -> list[str]:
+        """The model kept in the pod before the services start (for day two and `wake`), with Preevy's agent
+        if it runs; the agent's containers (then kept: no --remove-orphans)."""
+        agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
+        if agents:
+            console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
+        current, env = self.current, self.env
+        stored = _with_kept_agent(current, env, self.pod, project.name, model) if agents else model
+        _store_model(current, env, self.pod, project.name, stored)
+        return agents
+
     def _forward_problem(self, docker_forward: PortForward) -> str | None:
         """The forward dropped during compose up, or dockerd no longer answers through it."""
         if not docker_forward.running:
-            if self.step != "`docker compose up`":
+            if self.step != STEP_COMPOSE_UP:
                 return None
             return messages.FORWARD_DROPPED_DURING_COMPOSE.format(
                 pod=self.pod, error=docker_forward.last_error or "kubectl exited", again=self.hints.again
