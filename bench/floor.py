@@ -25,6 +25,7 @@ Needs what the end-to-end tests need: kubectl, docker with compose, dockerd, /bi
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import os
 import pathlib
@@ -364,6 +365,9 @@ def main() -> int:
     if args.quick:
         args.pairs, args.files, args.mb = 3, 1000, 25
     only = args.only or ["help", "lifecycle", "copy"]
+    # the product's modules compiled once, as an installed package's are: with PYTHONDONTWRITEBYTECODE set
+    # (as on the development machine) every run of the checkout would otherwise compile them again
+    compileall.compile_dir(ROOT / "src", quiet=1)
     with tempfile.TemporaryDirectory(prefix="preevy-floor-") as tmp:
         base = pathlib.Path(tmp)
         sim = Kubesim(base).start()

@@ -11,7 +11,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 from kubectl_preevy import __version__, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -250,14 +250,39 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return [leaf for child in children for leaf in _leaf_parsers(child)] if children else [parser]
 
 
-def build_parser(prog: str) -> argparse.ArgumentParser:
+class _Unbuilt:
+    """The parser of a command that does not run: whatever is added to it is dropped (start-up time)."""
+
+    def __getattr__(self, name: str) -> Callable[..., "_Unbuilt"]:
+        return lambda *args, **kwargs: self
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The subcommands: each listed with its help, but only the one that runs gets its arguments."""
+
+    built: str | None = None  # None: every command's parser is built
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        parser = super().add_parser(name, **kwargs)
+        return parser if self.built is None or name == self.built else _Unbuilt()
+
+
+def command_in(argv: list[str]) -> str:
+    """The command argv runs ("" when none: the top-level help, --version or a usage error)."""
+    first = next((arg for arg in argv if not arg.startswith("-")), "")
+    return first if first in COMMAND_MODULES else ""
+
+
+def build_parser(prog: str, command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; command: build only this command's arguments (the others are only listed)."""
     parser = _Parser(
         prog=prog, description="A Docker Compose project as a preview environment in one pod of your cluster."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # before the command (`kubectl preevy -v up`) and after it (`up -v`): two counters, added up in main
     _add_verbose_flag(parser, "global_verbose")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = cast(_Commands, parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands))
+    commands.built = command
     commands.required = True
 
     up = commands.add_parser("up", help="create or update the environment and start every service")
@@ -544,7 +569,7 @@ COMMAND_MODULES = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(prog_name())
+    parser = build_parser(prog_name(), command_in(argv))
     _Parser.requested_output = requested_output(argv)
     args = parser.parse_args(argv)
     from kubectl_preevy import process

@@ -1,10 +1,13 @@
 """Terminal output: progress, warnings and errors on stderr; results on stdout.
 
-rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help` stays fast.
+rich honours NO_COLOR, FORCE_COLOR and non-terminals. Import is lazy so `--help` stays fast; when stderr
+is no terminal and nothing forces colour (CI, scripts), the lines are written plain and rich (~10 ms to
+load) is not loaded at all: the same text rich would write there.
 """
 
 import functools
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -18,30 +21,61 @@ API_VERSION = "kubectl-preevy/v1"  # of every JSON document we print (and of pro
 def stderr() -> "Console":
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @functools.cache
 def stdout() -> "Console":
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def info(message: str) -> None:
-    stderr().print(message, markup=False)
+    if _plain():
+        _write(message)
+    else:
+        stderr().print(message, markup=False)
 
 
 def step(message: str) -> None:
-    stderr().print(f"[bold]>[/bold] {_escape(message)}")
+    if _plain():
+        _write(f"> {message}")
+    else:
+        stderr().print(f"[bold]>[/bold] {_escape(message)}")
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]warning:[/yellow] {_escape(message)}")
+    if _plain():
+        _write(f"warning: {message}")
+    else:
+        stderr().print(f"[yellow]warning:[/yellow] {_escape(message)}")
 
 
 def error(message: str) -> None:
-    stderr().print(f"[red]error:[/red] {_escape(message)}")
+    if _plain():
+        _write(f"error: {message}")
+    else:
+        stderr().print(f"[red]error:[/red] {_escape(message)}")
+
+
+def _plain() -> bool:
+    """Whether rich would write to stderr as to no terminal (its `Console.is_terminal`): no colour, no
+    styles, so the plain line is the same and rich need not be loaded."""
+    environ = os.environ
+    if environ.get("TTY_COMPATIBLE") in ("0", "1"):
+        return environ["TTY_COMPATIBLE"] == "0"
+    if environ.get("FORCE_COLOR") is not None:
+        return environ["FORCE_COLOR"] == ""
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return True
+
+
+def _write(line: str) -> None:
+    sys.stderr.write(line.expandtabs(8) + "\n")  # rich expands tabs, to 8 columns
+    sys.stderr.flush()
 
 
 def result(text: str) -> None:

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
+from kubectl_preevy import kubeconfig as kubeconfig_files
 from kubectl_preevy import messages, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.options import Connection
@@ -37,6 +38,7 @@ class Kubectl:
     ):
         self.environ = dict(environ)
         self.connection = connection or Connection()
+        self._kubeconfig, self._context = kubeconfig, context
         self._config_flags = (
             (["--kubeconfig", kubeconfig] if kubeconfig else [])
             + (["--context", context] if context else [])
@@ -153,17 +155,32 @@ class Kubectl:
         raise self.error(result)
 
     def _current_namespace(self) -> str:
-        # the server's URL in the same call (the copy chooses its stream by it)
+        # the server's URL with it (the copy chooses its stream by it)
+        read = self._read_kubeconfig()
+        if read is not None:
+            self._server_url = self._server_url or read.server
+            return read.namespace
         namespace, _, server = self._config_view(
             '{.contexts[0].context.namespace}{"\\n"}{.clusters[0].cluster.server}'
         ).partition("\n")
         self._server_url = self._server_url or server.strip()
         return namespace.strip() or "default"
 
+    def _read_kubeconfig(self) -> kubeconfig_files.Current | None:
+        """The files read in-process when they are plain (kubeconfig.py), else None: ask `config view`."""
+        if self.connection.cluster:  # another cluster than the context's: kubectl resolves it
+            return None
+        return kubeconfig_files.current(self._kubeconfig, self._context, self.environ)
+
     def server_url(self) -> str:
         """The API server's URL, as --server or the kubeconfig's current context says."""
         if self._server_url is None:
-            self._server_url = self._config_view("{.clusters[0].cluster.server}").strip()
+            read = self._read_kubeconfig()
+            self._server_url = (
+                read.server
+                if read is not None
+                else self._config_view("{.clusters[0].cluster.server}").strip()
+            )
         return self._server_url
 
     def _config_view(self, jsonpath: str) -> str:

@@ -116,6 +116,7 @@ class EnvironmentLock:
             }
         )
         self._resource_version: str | None = None
+        self.contended = False  # the first create did not get it: another run held it, or it failed
         self._released = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -129,6 +130,7 @@ class EnvironmentLock:
                 self._resource_version = None  # tried again below, within the deadline
             if self._resource_version is not None:
                 break
+            self.contended = True
             current = self._current()
             if current is not None:
                 holder, expires_at = self._holder_and_expiry(current)

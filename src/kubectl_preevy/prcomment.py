@@ -149,8 +149,9 @@ def render(
 
 
 def checked_template(mode: str, path: str | None, env_id: str, environ: Mapping[str, str]) -> str:
-    """The template's text, rendered once to check it before anything is written ("" with mode never);
-    with mode always, the pull request and token must be there too."""
+    """The template's text, rendered once to check it before anything is written ("" with mode never; the
+    bundled one is not: it is ours, and jinja2 then need not load); with mode always, the pull request and
+    token must be there too."""
     if mode not in MODES:
         raise PreevyError(messages.PR_COMMENT_MODE.format(mode=mode, modes=", ".join(MODES)), ExitCode.USAGE)
     if mode == "never":
@@ -160,8 +161,11 @@ def checked_template(mode: str, path: str | None, env_id: str, environ: Mapping[
         if target is None:
             raise PreevyError(messages.PR_COMMENT_IMPOSSIBLE.format(why=why), ExitCode.USAGE)
     text = template_text(path)
-    render(text, env_id=env_id, namespace="", urls=[{"service": "s", "port": 1, "url": "u"}], deleted=False)
-    render(text, env_id=env_id, namespace="", urls=[], deleted=True)
+    if path:
+        render(
+            text, env_id=env_id, namespace="", urls=[{"service": "s", "port": 1, "url": "u"}], deleted=False
+        )
+        render(text, env_id=env_id, namespace="", urls=[], deleted=True)
     return text
 
 

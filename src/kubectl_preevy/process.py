@@ -11,7 +11,6 @@ signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
 """
 
 import collections
-import ctypes
 import dataclasses
 import functools
 import os
@@ -248,6 +247,8 @@ def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
+        import ctypes  # here: only programs need it, not `version`
+
         prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None

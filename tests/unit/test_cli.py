@@ -267,3 +267,19 @@ def test_a_reader_that_goes_away_is_no_error_and_no_traceback(tmp_path):
     proc.stdout.close()  # before it writes: `kubectl preevy template | head -0`
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 1 and stderr == "" and not list(tmp_path.rglob("*.log"))
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_only_the_command_that_runs_gets_its_arguments_built_and_it_is_the_same_parser():
+    full = cli.build_parser("kubectl preevy")
+    assert cli.build_parser("kubectl preevy", "").format_help() == full.format_help()
+    for name, parser in _command_parsers(full).items():
+        built = _command_parsers(cli.build_parser("kubectl preevy", name))
+        assert built[name].format_help() == parser.format_help()
+        assert list(built) == list(_command_parsers(full))  # every command still listed
+    assert cli.command_in(["-v", "ls", "-n", "x"]) == "ls"
+    assert cli.command_in(["--help"]) == cli.command_in(["nope"]) == ""

@@ -36,3 +36,16 @@ def test_a_number_without_its_unit_or_a_zero_duration_is_a_usage_error(text):
     assert raised.value.message == (
         f"invalid --timeout {text!r}: use a duration with a unit on every number, such as 90s, 5m or 1h30m"
     )
+
+
+def test_down_with_an_id_reads_the_compose_model_only_when_its_files_may_set_options(tmp_path):
+    from kubectl_preevy.commands.shared import may_set_options
+
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n")
+    assert not may_set_options(None, tmp_path, {})
+    (tmp_path / "other.yaml").write_text("x-preevy:\n  drivers: {kube-pod: {namespace: previews}}\n")
+    assert may_set_options(["other.yaml"], tmp_path, {})
+    assert may_set_options(None, tmp_path, {"COMPOSE_FILE": "compose.yaml:other.yaml"})
+    (tmp_path / "compose.preevy.yaml").write_text("include:\n  - more.yaml\n")  # Preevy's system file
+    assert may_set_options(None, tmp_path, {})
+    assert may_set_options(["missing.yaml"], tmp_path, {})  # docker compose says what is wrong

@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from kubectl_preevy import console, environment, interrupt, lock, messages, prcomment
+from kubectl_preevy import console, environment, interrupt, lock, messages, parallel, prcomment
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -11,7 +11,8 @@ from kubectl_preevy.kubectl import Kubectl
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    current = shared.load_run(args, project="optional")
+    # the namespace is checked by the lock's creation (a missing one: exit 4, as everywhere)
+    current = shared.load_run(args, project="options", check_namespace=False)
     env_id = shared.env_id(args, current)
     kubectl = current.kubectl
     comment_template = prcomment.checked_template(
@@ -19,23 +20,35 @@ def run(args: argparse.Namespace) -> int:
     )
     again = current.command_hint("down", env_id)
     try:
-        with shared.sigterm_as_interrupt(), lock.held(kubectl, current.profile.id, env_id, "down", timeout):
-            targets = _targets(kubectl, current.profile.id, env_id)
-            if not targets:
-                if args.force:
-                    _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
-                    return 0
-                raise PreevyError(
-                    messages.UNKNOWN_ENVIRONMENT_DOWN.format(
-                        env_id=env_id, namespace=kubectl.namespace, ls=current.command_hint("ls", None)
-                    ),
-                    ExitCode.FAILURE,
+        with shared.sigterm_as_interrupt():
+            held = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("down"))
+            try:
+                # the find (a read) runs while the lock is taken, and again once it is held if another run
+                # held it (an `up` may have made the environment meanwhile). When the lock was free at once,
+                # a run that made objects after the find would have released the lock within those
+                # milliseconds too, which no `up` does (it waits for the rollout after its apply).
+                _, targets = parallel.together(
+                    lambda: held.acquire(timeout), lambda: _targets(kubectl, current.profile.id, env_id)
                 )
-            for instance, types in targets.items():
-                console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
-                environment.delete(
-                    kubectl, instance, types, wait=args.wait, timeout_seconds=timeout, again=again
-                )
+                if held.contended:
+                    targets = _targets(kubectl, current.profile.id, env_id)
+                if not targets:
+                    if args.force:
+                        _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
+                        return 0
+                    raise PreevyError(
+                        messages.UNKNOWN_ENVIRONMENT_DOWN.format(
+                            env_id=env_id, namespace=kubectl.namespace, ls=current.command_hint("ls", None)
+                        ),
+                        ExitCode.FAILURE,
+                    )
+                for instance, types in targets.items():
+                    console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
+                    environment.delete(
+                        kubectl, instance, types, wait=args.wait, timeout_seconds=timeout, again=again
+                    )
+            finally:
+                held.release()
     except KeyboardInterrupt:
         raise PreevyError(messages.INTERRUPTED_DOWN.format(again=again), ExitCode.INTERRUPTED) from None
     except PreevyError as err:

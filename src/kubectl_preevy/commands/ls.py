@@ -1,7 +1,6 @@
 """`kubectl preevy ls`: the environments of the profile in the namespace, with their state and lifetime."""
 
 import argparse
-import concurrent.futures
 from typing import Any
 
 from kubectl_preevy import console, environment, lifetime, messages
@@ -11,13 +10,9 @@ from kubectl_preevy.environment import Environment
 
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none", check_namespace=False)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        listed = pool.submit(
-            environment.list_all, current.kubectl, current.profile.id, include_deleted=True, legacy=True
-        )
-        checked = pool.submit(current.kubectl.namespace_exists)
-        checked.result()  # a missing namespace lists nothing: its error comes first
-        envs = listed.result()
+    envs = environment.list_all(current.kubectl, current.profile.id, include_deleted=True, legacy=True)
+    if not envs:
+        current.kubectl.namespace_exists()  # a missing namespace lists nothing: say it is missing
     if args.output != "table":
         console.document(
             {

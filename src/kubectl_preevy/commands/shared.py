@@ -6,6 +6,7 @@ import os
 import pathlib
 import shlex
 import sys
+from collections.abc import Mapping
 
 from kubectl_preevy import compose, console, envid, environment, interrupt, messages, process, profiles
 from kubectl_preevy import options as options_module
@@ -48,16 +49,18 @@ class Run:
 
 
 def load_run(args: argparse.Namespace, *, project: str = "required", check_namespace: bool = True) -> Run:
-    """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "none" (ls).
+    """project: "required" (up), "optional" (with --id, a compose file is read only if there is one), "options"
+    (with --id, read only if its files may set options: `x-preevy`, see `may_set_options`), "none" (ls).
 
     The namespace must exist (one error line, exit 4, whatever the command); check_namespace False: the
-    command checks it itself (concurrently with its first read)."""
+    command checks it itself (ls: when it lists nothing; down: the lock's creation says it)."""
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
     if project == "required" or (
-        project == "optional"
+        project in ("optional", "options")
         and (args.files or not args.env_id or compose.default_files(cwd, environ, required=False))
+        and (project == "optional" or not args.env_id or may_set_options(args.files, cwd, environ))
     ):
         compose_project = compose.load_project(
             getattr(args, "files", None), getattr(args, "project", None), cwd, environ
@@ -78,6 +81,22 @@ def load_run(args: argparse.Namespace, *, project: str = "required", check_names
     if unsaved and getattr(args, "dry_run", False):
         console.info(messages.PROFILE_DEFAULT_NOT_SAVED.format(reason=messages.PROFILE_DEFAULT_DRY_RUN))
     return Run(compose_project, profile, options, kubectl, requested, unsaved and not args_dry_run(args))
+
+
+def may_set_options(files: list[str] | None, cwd: pathlib.Path, environ: Mapping[str, str]) -> bool:
+    """Whether the compose files may hold `x-preevy` options (the namespace, context...): they say so, or
+    include others. Otherwise a command given --id skips `docker compose config` (it needs no model)."""
+    paths = compose.system_files(cwd) + (
+        [cwd / f for f in files] if files else compose.default_files(cwd, environ, required=False)
+    )
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return True  # `docker compose config` says what is wrong
+        if "x-preevy" in text or "include" in text:
+            return True
+    return False
 
 
 def args_dry_run(args: argparse.Namespace) -> bool:
