@@ -1,5 +1,3 @@
-import sys
+from kubectl_preevy.cli import console_main
 
-from kubectl_preevy.cli import main
-
-sys.exit(main())
+console_main()

@@ -86,7 +86,7 @@ def test_zipapp_starts_with_env_python3_and_runs_the_console_script(zipapp):
     assert os.access(zipapp, os.X_OK)
     with zipfile.ZipFile(zipapp) as app:
         env = json.loads(app.read("environment.json"))
-    assert env["entry_point"] == "kubectl_preevy.cli:main"
+    assert env["entry_point"] == "kubectl_preevy.cli:console_main"
     assert env["preamble"] == "shiv_preamble.py"
     assert env["reproducible"] is True
 

@@ -283,3 +283,27 @@ def test_only_the_command_that_runs_gets_its_arguments_built_and_it_is_the_same_
         assert list(built) == list(_command_parsers(full))  # every command still listed
     assert cli.command_in(["-v", "ls", "-n", "x"]) == "ls"
     assert cli.command_in(["--help"]) == cli.command_in(["nope"]) == ""
+
+
+def test_an_error_document_for_a_reader_that_went_away_is_the_error_line_and_its_exit_code(tmp_path):
+    launcher = pathlib.Path(__file__).resolve().parents[2] / "kubectl-preevy"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")  # no current context: exit 4 before any request
+    environ = {**os.environ, "KUBECONFIG": str(kubeconfig), "XDG_STATE_HOME": str(tmp_path / "state")}
+    environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    environ["KUBECACHEDIR"] = str(tmp_path / "cache")
+    proc = subprocess.Popen(
+        [PYTHON, str(launcher), "ls", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environ,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `kubectl preevy ls -o json | head -0`: the error document has no reader
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == ExitCode.CLUSTER
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: the kubeconfig has no current context: pass --context, or select one with "
+        "`kubectl config use-context NAME`"
+    ]
+    assert "Traceback" not in stderr
