@@ -10,9 +10,10 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
-from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
+from kubectl_preevy import console, diagnosis, messages, naming, parallel, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
 
@@ -606,16 +607,23 @@ def delete(
     wait: bool,
     timeout_seconds: float,
     again: str = "kubectl preevy down",
+    marked: Callable[[], object] | None = None,
 ) -> None:
     """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all.
 
     A type the cluster no longer serves is skipped (said so); one this identity may not delete does not
-    stop the others, and the error names it. again: the `down` that retries (for the hints)."""
+    stop the others, and the error names it. again: the `down` that retries (for the hints). marked: run
+    once every object is marked, while they are deleted (`down` releases its lock there: an `up` from then
+    on passes the marked objects over and makes a new instance, which this delete does not touch)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
     served = _label_deleted(kubectl, types, selector)
     if not served:
+        if marked is not None:
+            marked()
         return
-    result = _delete_types(kubectl, served, selector, wait, timeout_seconds)
+    result = parallel.together(
+        lambda: _delete_types(kubectl, served, selector, wait, timeout_seconds), marked
+    )[0]
     refused = permissions.refused_requests(result.stderr)
     if not result.ok and refused and not _other_errors(result.stderr):
         # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed

@@ -44,3 +44,46 @@ def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=meanwhile") == []
     assert kubesim.kubectl("get", "configmap", lock, "-n", namespace, "--ignore-not-found").stdout == ""
+
+
+def test_once_down_has_marked_everything_its_lock_is_released_and_an_up_makes_a_new_instance(
+    kubesim, namespace, env, tmp_path
+):
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "handover"]
+    preevy("up", *flags, cwd=project, env=env, check=True)
+    (old,) = kubesim.kubectl(
+        "get", "statefulsets", "-n", namespace, "-l", "preevy.dev/env-id=handover", "-o", "name"
+    ).stdout.split()
+    (claim,) = kubesim.kubectl(
+        "get", "pvc", "-n", namespace, "-l", f"preevy.dev/instance={old.split('/')[1]}", "-o", "name"
+    ).stdout.split()
+    # a finalizer keeps the volume claim (and so `down`'s wait) until the test removes it
+    hold = '{"metadata":{"finalizers":["test.preevy.dev/hold"]}}'
+    kubesim.kubectl("patch", claim, "-n", namespace, "--type=merge", "-p", hold)
+    lock = "preevy-lock-default-handover"
+    made: list[str] = []
+
+    def up_while_down_waits(proc) -> None:
+        run_until_gone = datetime.datetime.now() + datetime.timedelta(seconds=60)
+        while kubesim.kubectl("get", "configmap", lock, "-n", namespace, "--ignore-not-found").stdout:
+            assert datetime.datetime.now() < run_until_gone, "down kept its lock while it waited"
+        assert proc.poll() is None  # still waiting for the claim
+        again = preevy("up", *flags, cwd=project, env=env, timeout=180)
+        made.append(again.stderr)
+        assert again.returncode == 0, again.stderr
+        kubesim.kubectl(
+            "patch", claim, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+        )
+
+    down = run_until(["down", *flags], "> deleting", project, env, up_while_down_waits)
+    assert down.returncode == 0, down.stderr
+    assert made, "the up did not run"
+    assert environment_objects(kubesim, namespace, f"preevy.dev/instance={old.split('/')[1]}") == []
+    (new,) = kubesim.kubectl(
+        "get", "statefulsets", "-n", namespace, "-l", "preevy.dev/env-id=handover", "-o", "name"
+    ).stdout.split()
+    assert new != old
+    listed = preevy("ls", "-n", namespace, "-o", "json", cwd=project, env=env, check=True).stdout
+    assert [(i["envId"], i["state"]) for i in yaml.safe_load(listed)["items"]] == [("handover", "running")]
+    preevy("down", *flags, cwd=project, env=env, check=True)

@@ -42,10 +42,18 @@ def run(args: argparse.Namespace) -> int:
                         ),
                         ExitCode.FAILURE,
                     )
+                last = list(targets)[-1]
                 for instance, types in targets.items():
                     console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
                     environment.delete(
-                        kubectl, instance, types, wait=args.wait, timeout_seconds=timeout, again=again
+                        kubectl,
+                        instance,
+                        types,
+                        wait=args.wait,
+                        timeout_seconds=timeout,
+                        again=again,
+                        # once everything is marked deleted the lock has done its work (see delete)
+                        marked=held.release if instance == last else None,
                     )
             finally:
                 held.release()
