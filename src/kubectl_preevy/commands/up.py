@@ -51,13 +51,77 @@ class Hints:
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    current = shared.load_run(args, project="required", check_namespace=False)  # the lock's create checks it
+    if _model_beside_the_lock(args):
+        with shared.sigterm_as_interrupt():  # the lock is released however the read ends
+            current, early = _load_beside_the_lock(args, timeout)
+    else:
+        current, early = shared.load_run(args, project="required", check_namespace=False), None
+    try:
+        return _run(args, current, timeout, early)
+    finally:
+        if early is not None:
+            early.lock.release()  # once up has ended (a second release asks nothing)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Early:
+    """The lock taken and the environment looked at while the compose model was read."""
+
+    env_id: str
+    lock: lock.EnvironmentLock
+    first_look: list[Environment]
+
+
+def _model_beside_the_lock(args: argparse.Namespace) -> bool:
+    """With --id and compose files that cannot set options (no x-preevy, nothing included), neither the
+    lock nor the look needs the compose model: they run while `docker compose config` reads it."""
+    if args.dry_run or not args.env_id:
+        return False
+    return not shared.may_set_options(getattr(args, "files", None), pathlib.Path.cwd(), os.environ)
+
+
+def _load_beside_the_lock(args: argparse.Namespace, timeout: float) -> tuple[Run, _Early]:
+    current = shared.load_run(args, project="none", check_namespace=False)  # the lock's create checks it
+    env_id = shared.env_id(args, current)
+    kubectl, profile_id = current.kubectl, current.profile.id
+    env_lock = lock.EnvironmentLock(kubectl, profile_id, env_id, lock.holder_description("up"))
+    loaded: dict[str, compose.ComposeProject] = {}
+
+    def load_model() -> None:
+        loaded["project"] = compose.load_project(
+            getattr(args, "files", None), getattr(args, "project", None), pathlib.Path.cwd(), os.environ
+        )
+
+    hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
+    try:
+        _, _, first_look = parallel.together(
+            load_model,
+            lambda: env_lock.acquire(timeout),
+            lambda: environment.find(kubectl, profile_id, env_id),
+        )
+    except BaseException as err:
+        current.project = loaded.get("project")
+        try:
+            if isinstance(err, PreevyError) and err.exit_code == ExitCode.REFUSED and current.project:
+                # every missing permission in one line, when that is why the lock was refused
+                _preflight(args, current, rendered_objects(current, env_id), existing=lambda: False)
+        finally:
+            env_lock.release()
+        if isinstance(err, KeyboardInterrupt):
+            raise _interrupted(hints) from None
+        raise
+    current.project = loaded["project"]
+    return current, _Early(env_id, env_lock, first_look)
+
+
+def _run(args: argparse.Namespace, current: Run, timeout: float, early: _Early | None) -> int:
     project = current.project
-    assert project is not None  # project="required"
-    # what would travel is checked before the cluster is asked anything
+    assert project is not None  # loaded in either way
+    # what would travel is checked before anything but the lock (taken beside the model's read, then
+    # released) is written
     compose.check_sources(project, args.copy_outside, pathlib.Path.cwd())
     filesync.excluder_of(project)  # a malformed x-preevy.sync is refused before the cluster is asked
-    env_id = shared.env_id(args, current)
+    env_id = early.env_id if early else shared.env_id(args, current)
     comment_template = prcomment.checked_template(
         args.pr_comment, args.pr_comment_template, env_id, os.environ
     )
@@ -74,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 _dry_run(current, env_id, exposure)
                 _dry_run_urls(current, exposure, env_id)
                 return 0
-            rows = _up(args, current, env_id, timeout, hints)
+            rows = _up(args, current, env_id, timeout, hints, early)
     except KeyboardInterrupt:
         raise _interrupted(hints) from None
     except PreevyError as err:
@@ -101,7 +165,7 @@ def _interrupted(hints: Hints) -> PreevyError:
 
 
 def _up(
-    args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints
+    args: argparse.Namespace, current: Run, env_id: str, timeout: float, hints: Hints, early: _Early | None
 ) -> list[dict[str, Any]]:
     """Up to the printed result; the URL rows of the environment document.
 
@@ -114,6 +178,11 @@ def _up(
     kubectl = current.kubectl
     # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
     render = functools.cache(lambda: rendered_objects(current, env_id))
+    if early is not None:  # taken and looked at while the model was read
+        try:
+            return _locked(args, current, env_id, timeout, hints, render(), early.first_look, early.lock)
+        finally:
+            early.lock.release()
     env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
     try:
         try:
