@@ -7,10 +7,12 @@ raised right after (raise_pending), once; the clean-up that follows may run prog
 """
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
 
+_OWNER_PID = os.getpid()  # the process whose run an interruption unwinds
 _received = threading.Event()
 _pending = False
 _deferring = 0
@@ -23,6 +25,10 @@ def received() -> bool:
 
 def _interrupt(signum: int, frame: object) -> None:
     global _pending
+    if os.getpid() != _OWNER_PID:
+        # a child forked by another thread, between fork and exec (Python code still runs there, its
+        # at-fork callbacks): not ours to unwind; the run that forked it stops it as it unwinds
+        return
     _received.set()
     if _deferring:
         _pending = True
