@@ -128,7 +128,8 @@ def test_sleep_after_then_gc_sleeps_and_wake_brings_the_same_page_and_data_back(
     assert ls_items(namespace, tmp_path, env)["napper"]["state"] == "running"
     served = connect(flags, project, env, services=2)
     try:
-        assert served.urls == first_urls
+        # the same services; a local port may have moved on if another program took it meanwhile
+        assert served.urls.keys() == first_urls.keys()
         assert http_get(served.urls["web"]) == page
         assert http_get(served.urls["counter"]).strip() == b"2"  # the named volume's count survived
     finally:
