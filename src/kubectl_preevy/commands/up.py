@@ -178,11 +178,8 @@ def _up(
     kubectl = current.kubectl
     # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
     render = functools.cache(lambda: rendered_objects(current, env_id))
-    if early is not None:  # taken and looked at while the model was read
-        try:
-            return _locked(args, current, env_id, timeout, hints, render(), early.first_look, early.lock)
-        finally:
-            early.lock.release()
+    if early is not None:  # taken and looked at while the model was read; run() releases it however up ends
+        return _locked(args, current, env_id, timeout, hints, render(), early.first_look, early.lock)
     env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
     try:
         try:
