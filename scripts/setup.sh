@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything kubectl-preevy's demo and tests need on a fresh Debian (bookworm) machine:
 # dockerd/containerd/runc, iptables, a static busybox (test images FROM scratch), openssl and curl
-# (the expose tests make certificates and fetch through the emulated data plane), Docker Compose v2
+# (the expose tests make certificates and fetch through the emulated data plane), zstd and lz4 (the
+# emulator must hide them from docker:dind pods, which have none), Docker Compose v2
 # as a docker CLI plugin, kubectl if missing, and the Python packages. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
-for package in docker.io iptables busybox-static git make openssl curl; do
+for package in docker.io iptables busybox-static git make openssl curl zstd lz4; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
