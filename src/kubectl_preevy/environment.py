@@ -9,7 +9,7 @@ import datetime
 import json
 import re
 import subprocess
-import time
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -367,34 +367,87 @@ def _wait_watching(
     cleanup_hint: str,
     since: datetime.datetime,
 ) -> str:
-    """Until `rollout status` exits (its stderr returned), or a true failure is raised."""
-    deadline = time.monotonic() + timeout_seconds
-    repaired: set[str] = set()
-    while True:
-        try:
-            _, err = proc.communicate(timeout=POLL_SECONDS)
-            return err.decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            if time.monotonic() > deadline:
-                raise PreevyError(
-                    messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
-                    ExitCode.TIMEOUT,
-                ) from None
+    """Until `rollout status` exits (its stderr returned), or a true failure is raised. The looks run in a
+    thread of their own (_Watcher): the exit is seen at once, not once a look in progress has ended; a look
+    that finds a true failure stops the rollout's wait, which ends this one at once."""
+    watcher = _Watcher(kubectl, proc, env_id, name, cleanup_hint, since)
+    threading.Thread(target=watcher.run, daemon=True).start()
+    try:
+        _, err = proc.communicate(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        raise PreevyError(
+            messages.COMMAND_TIMED_OUT.format(command="kubectl rollout", seconds=timeout_seconds),
+            ExitCode.TIMEOUT,
+        ) from None
+    finally:
+        failure = watcher.stop()
+    if failure is not None:
+        raise failure
+    return err.decode(errors="replace")
+
+
+class _Watcher:
+    """Every POLL_SECONDS while `rollout status` runs: a pod stuck on an older template replaced, a true
+    failure recorded (and the rollout's wait stopped). Once stopped it writes and records nothing: a look
+    still running then is a read whose answer nobody wants."""
+
+    def __init__(
+        self,
+        kubectl: Kubectl,
+        proc: subprocess.Popen[bytes],
+        env_id: str,
+        name: str,
+        cleanup_hint: str,
+        since: datetime.datetime,
+    ):
+        self.kubectl, self.proc, self.env_id, self.name = kubectl, proc, env_id, name
+        self.cleanup_hint, self.since = cleanup_hint, since
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+
+    def stop(self) -> BaseException | None:
+        """No more looks; the failure that stopped the rollout's wait, if one did."""
+        with self._lock:
+            self._stopped.set()
+            return self._failure
+
+    def run(self) -> None:
+        repaired: set[str] = set()
+        while not self._stopped.wait(POLL_SECONDS):
+            failure: BaseException | None = None
+            try:
+                failure = self._look(repaired)
+            except BaseException as err:  # noqa: BLE001 (a failed repair: raised by the waiting thread)
+                failure = err
+            if failure is not None:
+                with self._lock:
+                    if not self._stopped.is_set():
+                        self._failure = failure
+                        self.proc.terminate()  # the wait ends now, with this failure
+                return
+
+    def _look(self, repaired: set[str]) -> PreevyError | None:
+        kubectl, name = self.kubectl, self.name
         looked = _statefulset_and_pod(kubectl, name)
-        if looked is None:
-            continue  # a read that fails diagnoses nothing
+        if looked is None or self._stopped.is_set():
+            return None  # a read that fails diagnoses nothing
         statefulset, pod = looked
-        if repair_stuck_rollout(kubectl, statefulset, [pod] if pod else [], repaired):
-            continue  # the crash-looping pod was the old template's: not a failure of this one
-        found = diagnosis.true_failure(kubectl, name, since, pod=pod)
-        if found:
-            reason = unready_reason(kubectl, name) if found.crash else found.reason
-            raise PreevyError(
-                messages.REFUSED_WHILE_WAITING.format(
-                    env_id=env_id, reason=reason, fix=found.fix, cleanup=cleanup_hint
-                ),
-                found.exit_code,
-            )
+        with self._lock:  # (never a pod deleted once the rollout has ended)
+            if self._stopped.is_set() or repair_stuck_rollout(
+                kubectl, statefulset, [pod] if pod else [], repaired
+            ):
+                return None  # the crash-looping pod was the old template's: not a failure of this one
+        found = diagnosis.true_failure(kubectl, name, self.since, pod=pod)
+        if not found:
+            return None
+        reason = unready_reason(kubectl, name) if found.crash else found.reason
+        return PreevyError(
+            messages.REFUSED_WHILE_WAITING.format(
+                env_id=self.env_id, reason=reason, fix=found.fix, cleanup=self.cleanup_hint
+            ),
+            found.exit_code,
+        )
 
 
 def _statefulset_and_pod(kubectl: Kubectl, name: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
