@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, current, timeout, early)
     finally:
         if early is not None:
+            early.forwards.stop()  # (when nothing took it over)
             early.lock.release()  # once up has ended (a second release asks nothing)
 
 
@@ -70,6 +71,7 @@ class _Early:
     env_id: str
     lock: lock.EnvironmentLock
     first_look: list[Environment]
+    forwards: "_EarlyForward"
 
 
 def _model_beside_the_lock(args: argparse.Namespace) -> bool:
@@ -93,13 +95,17 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float) -> tuple[Run
         )
 
     hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
+    forwards = _EarlyForward()
     try:
-        _, _, first_look = parallel.together(
+        # the look in this thread: a forward it starts must outlive the step (see parallel.py)
+        first_look, _, _, _ = parallel.together(
+            lambda: forwards.look(kubectl, profile_id, env_id),
             load_model,
             lambda: env_lock.acquire(timeout),
-            lambda: environment.find(kubectl, profile_id, env_id),
+            _warm_imports,
         )
     except BaseException as err:
+        forwards.stop()
         current.project = loaded.get("project")
         try:
             if isinstance(err, PreevyError) and err.exit_code == ExitCode.REFUSED and current.project:
@@ -111,7 +117,52 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float) -> tuple[Run
             raise _interrupted(hints) from None
         raise
     current.project = loaded["project"]
-    return current, _Early(env_id, env_lock, first_look)
+    return current, _Early(env_id, env_lock, first_look, forwards)
+
+
+def _warm_imports() -> None:
+    """What the steps after the look import (the template's renderer, YAML), imported while it waits."""
+    try:
+        import jinja2.sandbox  # noqa: F401
+        import yaml  # noqa: F401
+    except ImportError:
+        pass  # said where it is needed
+
+
+class _EarlyForward:
+    """A forward to the Docker server of the environment's pod, started as soon as the first look finds the
+    environment rolled out and Ready (before the rest of up knows whether it will be used: _reach takes it
+    when the environment is unchanged, else it is stopped)."""
+
+    def __init__(self) -> None:
+        self._forward: PortForward | None = None
+
+    def look(self, kubectl: Kubectl, profile_id: str, env_id: str) -> list[Environment]:
+        """The first look, and the forward started when it found the environment Ready."""
+        found = environment.find(kubectl, profile_id, env_id)
+        live = _live(found)
+        if len(live) == 1 and not live[0].legacy and _rolled_out_and_ready(live[0].statefulset):
+            try:
+                self._forward = docker.forward(kubectl, f"{live[0].name}-0", EARLY_FORWARD_SECONDS)
+            except PreevyError:
+                pass  # _reach starts one again, and _deploy says why if it does not start
+        return found
+
+    def take(self, pod: str) -> PortForward | None:
+        """The forward when it goes to this pod (the caller stops it), else None (it is stopped)."""
+        forward, self._forward = self._forward, None
+        if forward is not None and forward.pod != pod:
+            forward.stop()
+            return None
+        return forward
+
+    def stop(self) -> None:
+        forward, self._forward = self._forward, None
+        if forward is not None:
+            forward.stop()
+
+
+EARLY_FORWARD_SECONDS = 1.0  # dockerd of a Ready pod answers at once; else it is started again later
 
 
 def _run(args: argparse.Namespace, current: Run, timeout: float, early: _Early | None) -> int:
@@ -179,21 +230,26 @@ def _up(
     # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
     render = functools.cache(lambda: rendered_objects(current, env_id))
     if early is not None:  # taken and looked at while the model was read; run() releases it however up ends
-        return _locked(args, current, env_id, timeout, hints, render(), early.first_look, early.lock)
+        return _locked(
+            args, current, env_id, timeout, hints, render, early.first_look, early.lock, early.forwards
+        )
     env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
+    forwards = _EarlyForward()
     try:
         try:
-            _, first_look, checked = parallel.together(
+            # the look in this thread: a forward it starts must outlive the step (see parallel.py)
+            first_look, _, _ = parallel.together(
+                lambda: forwards.look(kubectl, current.profile.id, env_id),
                 lambda: env_lock.acquire(timeout),
-                lambda: environment.find(kubectl, current.profile.id, env_id),
                 render,
             )
         except PreevyError as err:
             if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
                 _preflight(args, current, render(), existing=lambda: False)
             raise
-        return _locked(args, current, env_id, timeout, hints, checked, first_look, env_lock)
+        return _locked(args, current, env_id, timeout, hints, render, first_look, env_lock, forwards)
     finally:
+        forwards.stop()
         env_lock.release()
 
 
@@ -203,10 +259,13 @@ def _locked(
     env_id: str,
     timeout: float,
     hints: Hints,
-    checked: list[dict[str, Any]],
+    checked: Callable[[], list[dict[str, Any]]],
     first_look: list[Environment],
     env_lock: lock.EnvironmentLock,
+    forwards: _EarlyForward,
 ) -> list[dict[str, Any]]:
+    """checked: the objects of the checks (only a full path needs them); forwards: the forward the first look
+    may have started."""
     exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
     base_uris = _with_base_uris(args, current, exposure, env_id)
     seen = _existing(current, env_id, first_look)
@@ -217,14 +276,20 @@ def _locked(
         # the unchanged environment's moment written at the version seen (see _refresh), while its pod is
         # read and the forward to it started (used only when the write proved nothing changed)
         ready, refreshed = _reach(
-            current, seen, lambda: _refresh(current, env_id, seen, objects, precondition=True)
+            current,
+            seen,
+            hints,
+            base_uris,
+            lambda: _refresh(current, env_id, seen, objects, precondition=True),
+            forwards.take(f"{seen.name}-0"),
         )
         env = seen if refreshed else None
+    forwards.stop()  # (one _reach did not take: to a pod about to change)
     existing = seen
     if env is None:  # something to apply, or changed since the first look
         existing, objects = _checked_objects(args, current, env_id, checked, seen, objects, exposure)
         env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
-        ready, _ = _reach(current, env)
+        ready, _ = _reach(current, env, hints, base_uris)
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
@@ -237,7 +302,7 @@ def _checked_objects(
     args: argparse.Namespace,
     current: Run,
     env_id: str,
-    checked: list[dict[str, Any]],
+    checked: Callable[[], list[dict[str, Any]]],
     seen: Environment | None,
     seen_objects: list[dict[str, Any]],
     exposure: expose.Exposure | None,
@@ -257,7 +322,7 @@ def _checked_objects(
         return guess, _validation_error(current, seen, guess, recreate=args.recreate)
 
     _, (guess, speculative) = parallel.together(
-        lambda: _preflight(args, current, checked, existing=lambda: _live(look()[0]) != []), speculate
+        lambda: _preflight(args, current, checked(), existing=lambda: _live(look()[0]) != []), speculate
     )
     found, taken = look()
     existing = _existing(current, env_id, _live(found))
@@ -352,42 +417,56 @@ def _validation_error(
 
 @dataclasses.dataclass
 class _ReadyPod:
-    """The Ready pod as just read, and a forward to its Docker server already started."""
+    """The Ready pod as just read, a forward to its Docker server already started, and what goes before
+    `docker compose up` already done through it (the copy, the model's store)."""
 
     document: dict[str, Any]
     forward: PortForward
+    prepared: "_Prepared"
 
 
 SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
 
 
 def _reach(
-    current: Run, env: Environment, meanwhile: Callable[[], Any] | None = None
+    current: Run,
+    env: Environment,
+    hints: Hints,
+    base_uris: dict[str, str],
+    meanwhile: Callable[[], Any] | None = None,
+    started: PortForward | None = None,
 ) -> tuple[_ReadyPod | None, Any]:
-    """The environment's Ready pod read while the forward to it starts, and `meanwhile` run too: the pod and
-    its forward (None when either did not work out: _deploy does them again, and says why), and the result
-    of `meanwhile` (when it is False, the forward is stopped: it was not wanted)."""
-    forwards: list[PortForward] = []
+    """The environment's Ready pod read while, through a forward to its Docker server, the files are copied
+    and the model stored (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
+    is still the one seen: then nothing is known yet, and what is done meanwhile must be harmless if it turns
+    out otherwise: the same files the full path copies, into the environment's own volume, under the lock).
+    The pod, its forward and that work (None when any of it did not work out: _deploy does it all again, and
+    says why), and the result of `meanwhile` (when it is False, the forward is stopped: it was not wanted).
+    started: a forward to the pod already started (then stopped by this, or by the deploy it is handed to)."""
+    forwards: list[PortForward] = [started] if started else []
+    pod = f"{env.name}-0"  # a Deployment's pod (legacy) has no name known in advance
+    deploy = None if env.legacy else _Deploy(current, env, pod, hints, base_uris)
 
-    def start_forward() -> None:
-        if env.legacy:
-            return  # a Deployment's pod has no name known in advance
+    def prepare() -> _Prepared | None:
+        if deploy is None:
+            return None
         try:
-            forwards.append(docker.forward(current.kubectl, f"{env.name}-0", SPECULATIVE_FORWARD_SECONDS))
+            return deploy.prepare(forwards, forward_seconds=SPECULATIVE_FORWARD_SECONDS, say=False)
         except PreevyError:
-            pass
+            return None  # done again by _deploy, which says why if it fails again
 
     try:
-        _, document, result = parallel.together(
-            start_forward, lambda: _ready_pod_or_none(current, env), meanwhile
+        # the forward is started in this thread: it must outlive the step (see parallel.py)
+        prepared, document, result = parallel.together(
+            prepare, lambda: _ready_pod_or_none(current, env), meanwhile
         )
     except BaseException:
         for forward in forwards:
             forward.stop()
         raise
     wanted = result is not False and document is not None
-    if wanted and forwards and document["metadata"]["name"] == forwards[0].pod:
-        return _ReadyPod(document, forwards[0]), result
+    if wanted and prepared is not None and document["metadata"]["name"] == pod:
+        return _ReadyPod(document, forwards[0], prepared), result
     for forward in forwards:
         forward.stop()
     return None, result
@@ -794,9 +873,8 @@ def _deploy(
         document = document or environment.ready_pod_document(current.kubectl, env, hints.again)
         pod = str(document["metadata"]["name"])
         before = _pod_state_of(document)
-        deploy = _Deploy(
-            current, env, pod, hints, base_uris, ready.forward if attempt == 1 and ready else None
-        )
+        reached = ready if attempt == 1 else None
+        deploy = _Deploy(current, env, pod, hints, base_uris, reached)
         try:
             return deploy.run()
         except PreevyError as err:
@@ -839,6 +917,16 @@ STEP_COMPOSE_UP = "`docker compose up`"
 EXPLAIN_LOOKS = 4
 
 
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """What goes before `docker compose up`: the model as it runs (stored in the pod), Preevy's agent
+    containers kept, the copy's numbers."""
+
+    model: dict[str, Any]
+    agents: list[str]
+    stats: filesync.SyncStats
+
+
 class _Deploy:
     """Through a forward to the pod's Docker server: copy the files, `docker compose up`, read the ports;
     and when that fails, the true reason (explain)."""
@@ -850,19 +938,24 @@ class _Deploy:
         pod: str,
         hints: Hints,
         base_uris: dict[str, str],
-        started: PortForward | None = None,
+        reached: _ReadyPod | None = None,
     ):
         self.current, self.env, self.pod, self.hints, self.base_uris = current, env, pod, hints, base_uris
-        self.started = started  # a forward to the pod's Docker server already started (stopped by run)
+        self.reached = reached  # the forward already started (stopped by run) and the copy done through it
         self.step = STEP_FORWARD
         self.forward_problem: str | None = None
 
     def run(self) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
-        project, kubectl = self.current.project, self.current.kubectl
-        assert project is not None, "up always loads the compose project"
-        forwards: list[PortForward] = [self.started] if self.started else []
+        project = _project(self.current)
+        forwards: list[PortForward] = [self.reached.forward] if self.reached else []
         try:
-            return self._steps(forwards, project, kubectl)
+            if self.reached:
+                prepared = self.reached.prepared
+                self._say_copy(prepared.stats, project)
+            else:
+                prepared = self.prepare(forwards)
+            self.step = STEP_COMPOSE_UP
+            return self._compose_up(forwards[0], project, prepared), prepared.stats
         except PreevyError:
             if forwards:
                 self.forward_problem = self._forward_problem(forwards[0])  # while it is still ours
@@ -871,11 +964,14 @@ class _Deploy:
             for docker_forward in forwards:
                 docker_forward.stop()
 
-    def _steps(
-        self, forwards: list[PortForward], project: compose.ComposeProject, kubectl: Kubectl
-    ) -> tuple[list[docker.PublishedPort], filesync.SyncStats]:
-        """The copy at the same time as the forward's start and the model's store (all before compose up)."""
-        console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
+    def prepare(
+        self, forwards: list[PortForward], *, forward_seconds: float | None = None, say: bool = True
+    ) -> _Prepared:
+        """The copy at the same time as the forward's start and the model's store. The forward started is
+        added to forwards (the caller stops it). say=False: the copy's lines are said by run()."""
+        project, kubectl = _project(self.current), self.current.kubectl
+        if say:
+            console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
         model = compose.remote_model(project)
         failed_in: dict[int, str] = {}  # id of an error -> the step it ended
 
@@ -889,15 +985,20 @@ class _Deploy:
 
             return run
 
+        def start_forward() -> None:
+            forwards.append(docker.forward(kubectl, self.pod, forward_seconds or docker.PING_TIMEOUT_SECONDS))
+
         def forward_and_store() -> list[str]:
             if not forwards:
-                step(STEP_FORWARD, lambda: forwards.append(docker.forward(kubectl, self.pod)))()
+                step(STEP_FORWARD, start_forward)()
             port = forwards[0].local_ports[docker.DOCKER_PORT]
             return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
 
         def copy() -> filesync.SyncStats:
             stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
-            if not interrupt.received():  # (an interrupted run may be exiting: this thread then says nothing)
+            if (
+                say and not interrupt.received()
+            ):  # (an interrupted run may be exiting: this thread then says nothing)
                 console.info(stats.summary())
             return stats
 
@@ -907,12 +1008,19 @@ class _Deploy:
         except PreevyError as err:
             self.step = failed_in.get(id(err), self.step)
             raise
-        self.step = STEP_COMPOSE_UP
-        docker_forward = forwards[0]
+        return _Prepared(model, agents, stats)
+
+    def _say_copy(self, stats: filesync.SyncStats, project: compose.ComposeProject) -> None:
+        console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
+        console.info(stats.summary())
+
+    def _compose_up(
+        self, docker_forward: PortForward, project: compose.ComposeProject, prepared: _Prepared
+    ) -> list[docker.PublishedPort]:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
         console.step(messages.COMPOSE_UP.format(project=project.name))
         with tempfile.NamedTemporaryFile("w", prefix=f"preevy-{project.name}-", suffix=".json") as model_file:
-            json.dump(model, model_file)
+            json.dump(prepared.model, model_file)
             model_file.flush()
             try:
                 environ = {**os.environ, **self.base_uris}
@@ -922,13 +1030,13 @@ class _Deploy:
                     str(project.working_dir),
                     environ,
                     port,
-                    remove_orphans=not agents,
+                    remove_orphans=not prepared.agents,
                 )
             except docker.ComposeUpFailed as failed:
                 if self._forward_problem(docker_forward) is not None:
                     raise
                 raise docker.ComposeUpFailed(failed.code, self.hints.again, self.hints.down) from None
-        return docker.published_ports(port, project.name), stats
+        return docker.published_ports(port, project.name)
 
     def _store(self, port: int, project: compose.ComposeProject, model: dict[str, Any]) -> list[str]:
         """The model kept in the pod before the services start (for day two and `wake`), with Preevy's agent
