@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -76,13 +77,44 @@ class SyncedPath:
     exists: bool  # a missing bind source is created as an empty directory, as docker compose does
 
 
+# where the docker CLI looks for plugins after the user's own directory (on Linux: cli-plugins/manager)
+SYSTEM_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
+def compose_command(environ: Mapping[str, str]) -> list[str]:
+    """`docker compose`: the compose plugin itself where the docker CLI would find it, so that the CLI's own
+    start and its check of the plugin (two more programs before compose runs) are skipped. Run alone, the
+    plugin reads the same files and variables (DOCKER_HOST, COMPOSE_*, the config directory). A CLI told
+    to look elsewhere first (cliPluginsExtraDirs), or no plugin where we look: `docker compose` as typed
+    (as is a missing docker CLI: said as such)."""
+    if shutil.which("docker", path=environ.get("PATH")) is None:
+        return ["docker", "compose"]
+    config = environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(config, "config.json"), encoding="utf-8") as file:
+            extra_dirs = "cliPluginsExtraDirs" in json.load(file)
+    except (OSError, ValueError):
+        extra_dirs = False
+    if not extra_dirs:
+        for directory in (os.path.join(config, "cli-plugins"), *SYSTEM_PLUGIN_DIRS):
+            plugin = os.path.join(directory, "docker-compose")
+            if os.path.isfile(plugin) and os.access(plugin, os.X_OK):
+                return [plugin]
+    return ["docker", "compose"]
+
+
 def load_project(
     files: list[str] | None, project: str | None, cwd: pathlib.Path, environ: Mapping[str, str]
 ) -> ComposeProject:
     paths = system_files(cwd) + (
         [(cwd / f).resolve() for f in files] if files else default_files(cwd, environ)
     )
-    argv = ["docker", "compose"]
+    argv = compose_command(environ)
     if project:
         argv += ["-p", project]
     for path in paths:
@@ -143,7 +175,7 @@ def _config_error(result: process.Result, environ: Mapping[str, str]) -> PreevyE
     # Without the plugin, the docker CLI reads `compose` or its flags as its own, and says so in ways
     # that vary by version: ask the plugin itself.
     if not process.run(
-        ["docker", "compose", "version"], env=dict(environ), timeout=CONFIG_TIMEOUT_SECONDS
+        [*compose_command(environ), "version"], env=dict(environ), timeout=CONFIG_TIMEOUT_SECONDS
     ).ok:
         return PreevyError(messages.MISSING_COMPOSE_PLUGIN, ExitCode.MISSING_TOOL)
     return PreevyError(messages.INVALID_COMPOSE.format(error=result.last_error_line()), ExitCode.USAGE)

@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_preevy import messages, process
+from kubectl_preevy import compose, messages, process
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 from kubectl_preevy.portforward import PortForward
@@ -158,9 +158,9 @@ def compose_up(
     already in the pod's Docker, no build context is needed. remove_orphans=False keeps containers the
     model does not have (Preevy's agent).
     """
+    environ = compose_environ(environ, port)
     argv = [
-        "docker",
-        "compose",
+        *compose.compose_command(environ),
         "-p",
         project,
         "--project-directory",
@@ -174,7 +174,7 @@ def compose_up(
     ]
     proc = process.popen(
         argv,
-        env=compose_environ(environ, port),
+        env=environ,
         cwd=working_dir,
         stdin=subprocess.DEVNULL,
         stdout=sys.stderr.fileno(),
