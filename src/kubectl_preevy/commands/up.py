@@ -114,12 +114,13 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str)
     forwards = _EarlyForward()
     try:
         # the look in this thread: a forward it starts must outlive the step (see parallel.py)
-        first_look, _, _, _ = parallel.together(
+        parallel.together(
             lambda: forwards.look(kubectl, profile_id, env_id),
             load_model,
             lambda: env_lock.acquire(timeout),
             _warm_imports,
         )
+        first_look = forwards.found()
     except BaseException as err:
         forwards.stop()
         current.project = loaded.get("project")
@@ -156,17 +157,28 @@ class _EarlyForward:
 
     def __init__(self) -> None:
         self._forward: PortForward | None = None
+        self._found: list[Environment] = []
+        self._failure: Exception | None = None
 
-    def look(self, kubectl: Kubectl, profile_id: str, env_id: str) -> list[Environment]:
-        """The first look, and the forward started when it found the environment Ready."""
-        found = environment.find(kubectl, profile_id, env_id)
-        live = _live(found)
+    def look(self, kubectl: Kubectl, profile_id: str, env_id: str) -> None:
+        """The first look, and the forward started when it found the environment Ready. Its failure is kept
+        for found(): the steps beside it (the model, the lock) say theirs first, as they did."""
+        try:
+            self._found = environment.find(kubectl, profile_id, env_id)
+        except Exception as err:  # noqa: BLE001 (raised by found())
+            self._failure = err
+            return
+        live = _live(self._found)
         if len(live) == 1 and not live[0].legacy and _rolled_out_and_ready(live[0].statefulset):
             try:
                 self._forward = docker.forward(kubectl, f"{live[0].name}-0", EARLY_FORWARD_SECONDS)
             except PreevyError:
                 pass  # _reach starts one again, and _deploy says why if it does not start
-        return found
+
+    def found(self) -> list[Environment]:
+        if self._failure is not None:
+            raise self._failure
+        return self._found
 
     def take(self, pod: str) -> PortForward | None:
         """The forward when it goes to this pod (the caller stops it), else None (it is stopped)."""
@@ -258,11 +270,12 @@ def _up(
     try:
         try:
             # the look in this thread: a forward it starts must outlive the step (see parallel.py)
-            first_look, _, _ = parallel.together(
+            parallel.together(
                 lambda: forwards.look(kubectl, current.profile.id, env_id),
                 lambda: env_lock.acquire(timeout),
                 render,
             )
+            first_look = forwards.found()
         except PreevyError as err:
             if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
                 _preflight(args, current, render(), existing=lambda: False)
