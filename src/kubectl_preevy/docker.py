@@ -37,17 +37,29 @@ def compose_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
     return env
 
 
-def forward(kubectl: Kubectl, pod: str, timeout: float = PING_TIMEOUT_SECONDS) -> PortForward:
+def begin_forward(kubectl: Kubectl, pod: str) -> PortForward:
+    """A forward to the pod's Docker server, begun (not waited for: forward(begun=) does)."""
+    docker_forward = PortForward(kubectl, pod, [(0, DOCKER_PORT)])
+    docker_forward.begin()
+    return docker_forward
+
+
+def forward(
+    kubectl: Kubectl, pod: str, timeout: float = PING_TIMEOUT_SECONDS, begun: PortForward | None = None
+) -> PortForward:
     """A started forward to the pod's Docker server, once that answers `GET /_ping`.
 
     dockerd may still be starting (a custom template may have no readiness probe), and kubectl
     port-forward exits when a connection to the pod port fails: then it is started again.
-    The caller stops the forward.
+    The caller stops the forward. begun: one begun_forward() started, waited for here.
     """
-    docker_forward = PortForward(kubectl, pod, [(0, DOCKER_PORT)])
+    docker_forward = begun or PortForward(kubectl, pod, [(0, DOCKER_PORT)])
     deadline = time.monotonic() + timeout
     try:
-        docker_forward.start()
+        if begun is not None:
+            begun.wait_started()
+        else:
+            docker_forward.start()
         while True:
             error = ping(docker_forward.local_ports[DOCKER_PORT])
             if error is None:

@@ -38,6 +38,12 @@ class PortForward:
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[int, int]:
         """Start kubectl (again) and wait until it listens on every port; PreevyError if it does not."""
+        self.begin()
+        return self.wait_started(timeout)
+
+    def begin(self) -> None:
+        """Start kubectl (again), without waiting (wait_started). In the thread the forward must outlive: a
+        child dies with the thread that started it (process.py)."""
         self.stop()
         pairs = [f"{local or ''}:{remote}" for local, remote in self.ports]
         self.local_ports = {}
@@ -55,6 +61,10 @@ class PortForward:
         )
         threading.Thread(target=self._read_stdout, args=(self._proc,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._proc,), daemon=True).start()
+
+    def wait_started(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[int, int]:
+        """Until the kubectl begun listens on every port; PreevyError if it does not."""
+        assert self._proc is not None, "begun"
         deadline = time.monotonic() + timeout
         while not self._started.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:

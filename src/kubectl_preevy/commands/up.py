@@ -170,10 +170,8 @@ class _EarlyForward:
             return
         live = _live(self._found)
         if len(live) == 1 and not live[0].legacy and _rolled_out_and_ready(live[0].statefulset):
-            try:
-                self._forward = docker.forward(kubectl, f"{live[0].name}-0", EARLY_FORWARD_SECONDS)
-            except PreevyError:
-                pass  # _reach starts one again, and _deploy says why if it does not start
+            # begun only: it gets ready while the rest goes on (_Deploy.prepare waits for it)
+            self._forward = docker.begin_forward(kubectl, f"{live[0].name}-0")
 
     def found(self) -> list[Environment]:
         if self._failure is not None:
@@ -192,9 +190,6 @@ class _EarlyForward:
         forward, self._forward = self._forward, None
         if forward is not None:
             forward.stop()
-
-
-EARLY_FORWARD_SECONDS = 1.0  # dockerd of a Ready pod answers at once; else it is started again later
 
 
 def _run(args: argparse.Namespace, current: Run, timeout: float, early: _Early | None) -> int:
@@ -1001,7 +996,8 @@ class _Deploy:
         self, forwards: list[PortForward], *, forward_seconds: float | None = None, say: bool = True
     ) -> _Prepared:
         """The copy at the same time as the forward's start and the model's store. The forward started is
-        added to forwards (the caller stops it). say=False: the copy's lines are said by run()."""
+        added to forwards (the caller stops it; one there already was begun, and is waited for). say=False:
+        the copy's lines are said by run()."""
         project, kubectl = _project(self.current), self.current.kubectl
         if say:
             console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
@@ -1019,11 +1015,14 @@ class _Deploy:
             return run
 
         def start_forward() -> None:
-            forwards.append(docker.forward(kubectl, self.pod, forward_seconds or docker.PING_TIMEOUT_SECONDS))
+            timeout = forward_seconds or docker.PING_TIMEOUT_SECONDS
+            if forwards:  # begun by the first look: waited for here
+                docker.forward(kubectl, self.pod, timeout, begun=forwards[0])
+            else:
+                forwards.append(docker.forward(kubectl, self.pod, timeout))
 
         def forward_and_store() -> list[str]:
-            if not forwards:
-                step(STEP_FORWARD, start_forward)()
+            step(STEP_FORWARD, start_forward)()
             port = forwards[0].local_ports[docker.DOCKER_PORT]
             return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
 
