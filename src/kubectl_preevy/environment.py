@@ -129,7 +129,7 @@ class Environment:
     @property
     def deleting(self) -> bool:
         """Being deleted: kubectl's DELETE was accepted (deletionTimestamp: a foreground deletion keeps the
-        object until its pods are gone), or marked by a `down` of kubectl-preevy before 0.6 (the label)."""
+        object until its pods are gone), or labelled so by the `down` of an earlier version."""
         return bool(self.statefulset["metadata"].get("deletionTimestamp")) or (
             self._labels.get(naming.LABEL_DELETED) == "true"
         )

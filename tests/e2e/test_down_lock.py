@@ -46,7 +46,7 @@ def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
     assert kubesim.kubectl("get", "configmap", lock, "-n", namespace, "--ignore-not-found").stdout == ""
 
 
-def test_once_down_has_marked_everything_its_lock_is_released_and_an_up_makes_a_new_instance(
+def test_once_down_deletes_the_docker_host_its_lock_is_released_and_an_up_makes_a_new_instance(
     kubesim, namespace, env, tmp_path
 ):
     project = hello_project(tmp_path / "hello")
@@ -69,6 +69,11 @@ def test_once_down_has_marked_everything_its_lock_is_released_and_an_up_makes_a_
         while kubesim.kubectl("get", "configmap", lock, "-n", namespace, "--ignore-not-found").stdout:
             assert datetime.datetime.now() < run_until_gone, "down kept its lock while it waited"
         assert proc.poll() is None  # still waiting for the claim
+        # the StatefulSet carries deletionTimestamp (held by its claim): listed as being deleted
+        listed = preevy("ls", "-n", namespace, "-o", "json", cwd=project, env=env, check=True).stdout
+        assert [(i["instance"], i["state"]) for i in yaml.safe_load(listed)["items"]] == [
+            (old.split("/")[1], "deleting")
+        ]
         again = preevy("up", *flags, cwd=project, env=env, timeout=180)
         made.append(again.stderr)
         assert again.returncode == 0, again.stderr
