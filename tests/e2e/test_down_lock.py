@@ -58,9 +58,10 @@ def test_once_down_deletes_the_docker_host_its_lock_is_released_and_an_up_makes_
     (claim,) = kubesim.kubectl(
         "get", "pvc", "-n", namespace, "-l", f"preevy.dev/instance={old.split('/')[1]}", "-o", "name"
     ).stdout.split()
-    # a finalizer keeps the volume claim (and so `down`'s wait) until the test removes it
+    # a finalizer keeps the volume claim and the StatefulSet (and so `down`'s wait) until the test removes it
     hold = '{"metadata":{"finalizers":["test.preevy.dev/hold"]}}'
-    kubesim.kubectl("patch", claim, "-n", namespace, "--type=merge", "-p", hold)
+    for held in (claim, old):
+        kubesim.kubectl("patch", held, "-n", namespace, "--type=merge", "-p", hold)
     lock = "preevy-lock-default-handover"
     made: list[str] = []
 
@@ -69,7 +70,7 @@ def test_once_down_deletes_the_docker_host_its_lock_is_released_and_an_up_makes_
         while kubesim.kubectl("get", "configmap", lock, "-n", namespace, "--ignore-not-found").stdout:
             assert datetime.datetime.now() < run_until_gone, "down kept its lock while it waited"
         assert proc.poll() is None  # still waiting for the claim
-        # the StatefulSet carries deletionTimestamp (held by its claim): listed as being deleted
+        # the StatefulSet carries deletionTimestamp (and no other mark): listed as being deleted
         listed = preevy("ls", "-n", namespace, "-o", "json", cwd=project, env=env, check=True).stdout
         assert [(i["instance"], i["state"]) for i in yaml.safe_load(listed)["items"]] == [
             (old.split("/")[1], "deleting")
@@ -77,9 +78,10 @@ def test_once_down_deletes_the_docker_host_its_lock_is_released_and_an_up_makes_
         again = preevy("up", *flags, cwd=project, env=env, timeout=180)
         made.append(again.stderr)
         assert again.returncode == 0, again.stderr
-        kubesim.kubectl(
-            "patch", claim, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
-        )
+        for held in (claim, old):
+            kubesim.kubectl(
+                "patch", held, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+            )
 
     down = run_until(["down", *flags], "> deleting", project, env, up_while_down_waits)
     assert down.returncode == 0, down.stderr
