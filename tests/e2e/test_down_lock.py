@@ -10,6 +10,15 @@ import yaml
 from tests.e2e import environment_objects, error_lines, hello_project, preevy, run_until
 
 
+def made_statefulset(kubesim, flags: list[str], project, env) -> str:
+    """`up` with these flags (-n NS --id ID); the environment's StatefulSet as `statefulset.apps/NAME`."""
+    preevy("up", *flags, cwd=project, env=env, check=True)
+    (statefulset,) = kubesim.kubectl(
+        "get", "statefulsets", "-n", flags[1], "-l", f"preevy.dev/env-id={flags[3]}", "-o", "name"
+    ).stdout.split()
+    return str(statefulset)
+
+
 def test_a_down_that_waits_for_the_lock_deletes_what_the_holder_made_meanwhile(
     kubesim, namespace, env, tmp_path
 ):
@@ -53,10 +62,7 @@ def test_once_down_deletes_the_docker_host_its_lock_is_released_and_an_up_makes_
 ):
     project = hello_project(tmp_path / "hello")
     flags = ["-n", namespace, "--id", "handover"]
-    preevy("up", *flags, cwd=project, env=env, check=True)
-    (old,) = kubesim.kubectl(
-        "get", "statefulsets", "-n", namespace, "-l", "preevy.dev/env-id=handover", "-o", "name"
-    ).stdout.split()
+    old = made_statefulset(kubesim, flags, project, env)
     (claim,) = kubesim.kubectl(
         "get", "pvc", "-n", namespace, "-l", f"preevy.dev/instance={old.split('/')[1]}", "-o", "name"
     ).stdout.split()
@@ -103,10 +109,7 @@ def test_a_down_interrupted_while_it_waits_says_how_to_finish_and_the_next_down_
 ):
     project = hello_project(tmp_path / "hello")
     flags = ["-n", namespace, "--id", "cut"]
-    preevy("up", *flags, cwd=project, env=env, check=True)
-    (statefulset,) = kubesim.kubectl(
-        "get", "statefulsets", "-n", namespace, "-l", "preevy.dev/env-id=cut", "-o", "name"
-    ).stdout.split()
+    statefulset = made_statefulset(kubesim, flags, project, env)
     instance = statefulset.split("/")[1]
     kubesim.kubectl(
         "patch",
