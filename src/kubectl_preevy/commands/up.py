@@ -418,12 +418,8 @@ def _preflight(
 
 
 def _live(found: list[Environment]) -> list[Environment]:
-    """The environments not being deleted (a `down --no-wait` in progress labels them first)."""
-    return [
-        e
-        for e in found
-        if (e.statefulset["metadata"].get("labels") or {}).get(naming.LABEL_DELETED) != "true"
-    ]
+    """The environments not being deleted (a `down` in progress, or one that was interrupted)."""
+    return [e for e in found if not e.deleting]
 
 
 def _instance_of(objects: list[dict[str, Any]]) -> str:
