@@ -112,13 +112,18 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str)
 
     hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
     forwards = _EarlyForward()
+
+    def look_then_import() -> None:
+        forwards.look(kubectl, profile_id, env_id)
+        # once every program of this step has started (imported beside them, these would hold up their start)
+        _warm_imports()
+
     try:
         # the look in this thread: a forward it starts must outlive the step (see parallel.py)
         parallel.together(
-            lambda: forwards.look(kubectl, profile_id, env_id),
+            look_then_import,
             load_model,
             lambda: env_lock.acquire(timeout),
-            _warm_imports,
         )
         first_look = forwards.found()
     except BaseException as err:
