@@ -44,12 +44,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, NamedTuple, NoReturn, Protocol
+from typing import IO, NoReturn, Protocol
 
-from kubectl_preevy import compose, console, ignore, messages, process, retry, tarstream
+from kubectl_preevy import compose, console, ignore, localscan, messages, process, retry, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.localscan import Entry as Entry  # also filesync.Entry: what a sync plan holds
 from kubectl_preevy.synccache import SyncCache
 
 LIST_TIMEOUT_SECONDS = 120
@@ -138,16 +139,6 @@ GUARD_PART = (
     f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
-
-
-class Entry(NamedTuple):
-    """A tuple (cheap to make: one per file per `up`), in the record's order of fields."""
-
-    kind: str  # "file", "dir" or "link"
-    size: int
-    mtime: int  # whole seconds
-    mode: int  # permission bits
-    mtime_ns: int = 0  # local files only (the pod's listing has whole seconds): edits within a second
 
 
 @dataclasses.dataclass
@@ -348,7 +339,7 @@ def _sync_in(
     for path in paths:
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    local = scan_local([p for p in paths if p.exists], excluder_of(project))
+    local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
     entries = {path: entry for path, (entry, _) in local.items()}
@@ -458,7 +449,7 @@ def preview(shell: Shell | None, project: ComposeProject) -> tuple[SyncPlan, dic
     """What a sync would do and the local entries (`up --dry-run`): against the pod's files when
     there is a pod (shell), else everything is sent. Nothing is written anywhere."""
     paths = compose.synced_paths(project)
-    local = scan_local([p for p in paths if p.exists], excluder_of(project))
+    local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
     remote = Remote({}, None, set())
     if shell is not None:
         remote = list_remote(shell, project.remote_dir, [], write=False)
@@ -487,99 +478,6 @@ def _some(paths: list[str], limit: int = 5) -> str:
 def excluder_of(project: ComposeProject) -> ignore.Excluder:
     compose_file = str(project.files[0]) if project.files else "the compose file"
     return ignore.load(project.working_dir, project.x_preevy, compose_file)
-
-
-def scan_local(
-    paths: list[SyncedPath], excluder: ignore.Excluder | None = None
-) -> dict[str, tuple[Entry, str]]:
-    """Every file, directory and symlink under the paths, keyed by remote path.
-
-    A root that is a symlink is followed (Docker follows it too); links inside are kept as links.
-    An unreadable file fails here, before anything is sent.
-    """
-    found: dict[str, tuple[Entry, str]] = {}
-    excluder = excluder or ignore.Excluder(pathlib.Path("/"))
-    for root in paths:
-        real = os.path.realpath(root.local)
-        # exclusions are matched on the path as the project names it (root.local), not the link's target
-        _scan(real, root.remote, os.stat(real), found, _Walk(excluder, root.local, real))
-    return found
-
-
-@dataclasses.dataclass(frozen=True)
-class _Walk:
-    excluder: ignore.Excluder
-    named: pathlib.Path  # the root as the compose file names it
-    real: str  # the root resolved
-
-    def excluded(self, local: str) -> bool:
-        if self.excluder.empty or local == self.real:
-            return False  # a mount's own root is always copied (the service mounts it)
-        return self.excluder.excluded(self.named / os.path.relpath(local, self.real))
-
-
-_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
-
-
-def _readable(local: str, st: os.stat_result) -> bool:
-    if _EUID == 0 or (st.st_uid == _EUID and st.st_mode & stat.S_IRUSR):
-        return True  # the common cases, without a system call
-    return os.access(local, os.R_OK)
-
-
-def _scan(
-    local: str,
-    remote: str,
-    st: os.stat_result,
-    found: dict[str, tuple[Entry, str]],
-    walk: _Walk,
-) -> bool:
-    """Whether anything was kept (an excluded directory is walked only when a `!` pattern may re-include).
-    Plain strings and os.scandir: this runs for every file of the tree on every `up`."""
-    entry = _entry(st)
-    if entry is None:
-        return False  # sockets, fifos, devices: not ours to copy
-    excluded = walk.excluded(local)
-    if excluded and (entry.kind != "dir" or not walk.excluder.has_negations):
-        return False
-    if entry.kind == "file" and not _readable(local, st):
-        raise PermissionError(13, "Permission denied", local)
-    found[remote] = (entry, local)  # a directory before what it holds
-    kept = False
-    if entry.kind == "dir":
-        with os.scandir(local) as entries:
-            children = list(entries)  # in the directory's order: plan() sorts what it sends
-        for child in children:
-            try:
-                child_stat = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # gone since the directory was read
-            kept = _scan(child.path, f"{remote}/{child.name}", child_stat, found, walk) or kept
-    if excluded and not kept:
-        del found[remote]
-        return False
-    return True
-
-
-def _entry(st: os.stat_result) -> Entry | None:
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        return Entry("file", st.st_size, int(st.st_mtime), mode & 0o7777, st.st_mtime_ns)
-    if stat.S_ISDIR(mode):
-        return Entry("dir", 0, int(st.st_mtime), mode & 0o7777, 0)
-    if stat.S_ISLNK(mode):
-        return Entry("link", st.st_size, int(st.st_mtime), mode & 0o7777, 0)
-    return None
-
-
-def _kind(mode: int) -> str | None:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "link"
-    return None
 
 
 # --- the pod's side ----------------------------------------------------------------------------------
@@ -654,7 +552,7 @@ def parse_listing(text: str) -> dict[str, Entry]:
         if not name or name == ".":
             continue
         mode, size, mtime = int(fields[0], 16), int(fields[1]), int(fields[2])
-        kind = _kind(mode)
+        kind = localscan.kind_of(mode)
         if kind:
             entries[name] = Entry(
                 kind=kind, size=size if kind != "dir" else 0, mtime=mtime, mode=stat.S_IMODE(mode)
@@ -1267,7 +1165,7 @@ def _add_member(
                 reader = _ExactReader(content, info.size)
                 tar.addfile(info, reader)
                 after = os.fstat(content.fileno())
-            entry = _entry(before)
+            entry = localscan.entry_of(before)
             assert entry is not None
             changed = reader.short or (after.st_size, after.st_mtime_ns) != (
                 before.st_size,
@@ -1275,7 +1173,7 @@ def _add_member(
             )
             return entry, changed, info.size
         st = os.lstat(local_path)
-        entry = _entry(st)
+        entry = localscan.entry_of(st)
         if entry is None:
             return None
         tar.addfile(tar.gettarinfo(str(local_path), arcname=arcname))

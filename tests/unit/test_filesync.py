@@ -12,8 +12,9 @@ import tempfile
 import pytest
 
 from kubectl_preevy import compose, filesync, retry, tarstream
-from kubectl_preevy.compose import ComposeProject, SyncedPath
-from kubectl_preevy.filesync import Entry, Remote
+from kubectl_preevy.compose import ComposeProject
+from kubectl_preevy.filesync import Remote
+from kubectl_preevy.localscan import Entry
 from kubectl_preevy.synccache import SyncCache
 from tests.prerequisites import require_tool
 
@@ -23,37 +24,6 @@ def file(size=10, mtime=1000, mode=0o644):
 
 
 DIR = Entry("dir", 0, 0, 0o755)
-
-
-def test_scan_lists_files_dirs_and_links_under_remote_names(tmp_path):
-    site = tmp_path / "site"
-    (site / "css").mkdir(parents=True)
-    (site / "index.html").write_text("hello")
-    (site / "css" / "a.css").write_text("body{}")
-    (site / "latest").symlink_to("index.html")
-    os.mkfifo(site / "fifo")
-    os.utime(site / "index.html", (1_700_000_000.7, 1_700_000_000.7))
-    found = filesync.scan_local([SyncedPath(site, "relative/site", True)])
-    assert sorted(found) == [
-        "relative/site",
-        "relative/site/css",
-        "relative/site/css/a.css",
-        "relative/site/index.html",
-        "relative/site/latest",
-    ]
-    entry, local = found["relative/site/index.html"]
-    assert (entry.kind, entry.size, entry.mtime) == ("file", 5, 1_700_000_000)
-    assert pathlib.Path(local) == site / "index.html"
-    assert found["relative/site/latest"][0].kind == "link"
-
-
-def test_scan_follows_a_root_that_is_a_symlink(tmp_path):
-    (tmp_path / "real").mkdir()
-    (tmp_path / "real" / "f").write_text("x")
-    (tmp_path / "alias").symlink_to("real")
-    found = filesync.scan_local([SyncedPath(tmp_path / "alias", "relative/alias", True)])
-    assert found["relative/alias"][0].kind == "dir"
-    assert "relative/alias/f" in found
 
 
 def test_parse_listing_reads_busybox_stat_lines():
