@@ -46,12 +46,14 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn, Protocol
 
-from kubectl_preevy import compose, console, ignore, localscan, messages, process, retry, tarstream
+from kubectl_preevy import compose, console, ignore, localscan, messages, process, retry, syncplan, tarstream
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 from kubectl_preevy.localscan import Entry as Entry  # also filesync.Entry: what a sync plan holds
 from kubectl_preevy.synccache import SyncCache
+from kubectl_preevy.syncplan import Remote, parse_record, plan, record_json
+from kubectl_preevy.syncplan import SyncPlan as SyncPlan  # also filesync.SyncPlan: what preview returns
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
@@ -66,6 +68,7 @@ STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by ha
 # bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
+SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
 SLOW_LINK_BYTES_PER_SECOND = 25_000_000
 VERY_SLOW_LINK_BYTES_PER_SECOND = 15_000_000  # gzip -6 then: ~60 MB/s of one core, still well ahead
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
@@ -139,31 +142,6 @@ GUARD_PART = (
     f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
-
-
-@dataclasses.dataclass
-class Remote:
-    """What the pod has: its files, the record of what we sent, the paths of a broken copy."""
-
-    files: dict[str, Entry]
-    record: dict[str, Entry] | None  # None: no record (a first sync, or an older version's copy)
-    pending: set[str]
-
-
-@dataclasses.dataclass
-class SyncPlan:
-    send: list[str]  # remote paths (under the project dir), parents before children
-    delete_files: list[str]  # ours, gone locally: removed in the pod
-    delete_dirs: list[str]  # ours, gone locally: removed in the pod if empty (deepest first)
-    replace: list[str]  # ours, changed type or link target: removed, then sent again
-    in_place: list[str]  # sent, then rewritten in place over the pod's file (same inode)
-    kept: list[str]  # in the pod, not ours, different from the local file: left as they are
-    record: dict[str, Entry]  # the record once this plan is applied
-    unchanged: int  # files and links not sent
-
-    @property
-    def empty(self) -> bool:
-        return not (self.send or self.delete_files or self.delete_dirs or self.replace)
 
 
 @dataclasses.dataclass
@@ -243,7 +221,9 @@ class Stream:
 
     compress: bool
     measure: bool = False  # chosen by us: a big copy measures the link first, and decides by it
-    system_tar: bool = True  # the system's GNU tar writes the members, when there is one
+    # the system's GNU tar writes the members, when there is one: None, for a send of SYSTEM_TAR_MEMBERS or
+    # more (a smaller one is written in-process: no tar process to start); True: always; False: never
+    system_tar: bool | None = None
 
 
 def sync(
@@ -253,7 +233,7 @@ def sync(
     project: ComposeProject,
     compress: bool | None = None,
     *,
-    system_tar: bool = True,
+    system_tar: bool | None = None,
 ) -> SyncStats:
     """compress None: chosen by the link (choose_stream)."""
     local = _local(kubectl.server_url())
@@ -411,6 +391,7 @@ def _without_listing(
         if record is None or missing:
             return None
         sync_plan = plan(entries, Remote(dict(record), record, set()), [*roots, *missing], mounted)
+        sync_plan.written = (cached, record)
         if sync_plan.empty and sync_plan.record == record:
             return None  # nothing changed here: the listing says whether the pod's copy did
         checks = _guards(sync_plan, record, local)
@@ -505,36 +486,9 @@ def parse_remote(text: str) -> Remote:
     )
 
 
-def _json_or(text: str, default: object) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
-
-
 def _pending(text: str) -> set[str]:
-    paths = _json_or(text, []) if text else []
+    paths = syncplan.json_or(text, []) if text else []
     return {p for p in paths if isinstance(p, str)} if isinstance(paths, list) else set()
-
-
-def parse_record(text: str) -> dict[str, Entry] | None:
-    data = _json_or(text, None)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-        return None  # unreadable: as if there were none (nothing is deleted then)
-    record = {}
-    for path, fields in data["entries"].items():
-        if isinstance(fields, list) and len(fields) in (4, 5):
-            try:
-                mtime_ns = int(fields[4]) if len(fields) > 4 else 0
-                record[path] = Entry(str(fields[0]), int(fields[1]), int(fields[2]), int(fields[3]), mtime_ns)
-            except (TypeError, ValueError):
-                continue  # a field that is no number: as if the path were not recorded
-    return record
-
-
-def record_json(record: dict[str, Entry]) -> bytes:
-    """Entries as [kind, size, mtime, mode, mtime_ns] (Entry's own order: a tuple is a JSON array)."""
-    return json.dumps({"version": 1, "entries": dict(sorted(record.items()))}, separators=(",", ":")).encode()
 
 
 def parse_listing(text: str) -> dict[str, Entry]:
@@ -561,114 +515,6 @@ def parse_listing(text: str) -> dict[str, Entry]:
 
 
 _LISTING_FIELDS = re.compile(r"[0-9a-f]+ \d+ -?\d+")
-
-
-# --- the decisions -------------------------------------------------------------------------------------
-
-
-def plan(
-    local: dict[str, Entry],
-    remote: Remote,
-    roots: list[str],
-    mounted: set[str] | frozenset[str] = frozenset(),
-) -> SyncPlan:
-    """What to send, delete and keep: the rules of the module docstring."""
-    record = remote.record or {}
-    owned = set(record) | remote.pending
-    pod = remote.files
-    new_record: dict[str, Entry] = {}
-    send: list[str] = []
-    replace: list[str] = []
-    in_place: list[str] = []
-    kept: list[str] = []
-    blocked: list[str] = []  # kept paths that are not directories: nothing of ours goes under them
-    unchanged = 0
-    for path in sorted(local):
-        if any(_under(path, b) and path != b for b in blocked):
-            continue
-        mine, theirs, ours = local[path], pod.get(path), path in owned
-        previous = record.get(path)
-        if theirs is None:
-            if ours and previous is not None and _same(mine, previous) and path not in remote.pending:
-                new_record[path] = previous  # removed in the pod by a container: left so
-                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            else:
-                send.append(path)
-                new_record[path] = mine
-            continue
-        if not ours:
-            if theirs.kind == mine.kind and (mine.kind == "dir" or _same(mine, theirs)):
-                new_record[path] = mine  # the same as ours: adopted (an older version's copy)
-                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            else:
-                kept.append(path)
-                if theirs.kind != "dir":
-                    blocked.append(path)
-            continue
-        if path in remote.pending:  # a broken copy may have left it half-written: what is there?
-            changed = not _same(mine, theirs)
-        else:
-            changed = previous is None or not _same(mine, previous)
-        if mine.kind == "dir" and theirs.kind == "dir":
-            new_record[path] = mine
-            if changed and mine.mode != theirs.mode:
-                send.append(path)
-            continue
-        if not changed:
-            new_record[path] = previous if previous is not None else mine
-            unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            if theirs.kind != mine.kind and theirs.kind != "dir":
-                blocked.append(path)
-            continue
-        if theirs.kind == "dir":
-            kept.append(path)  # a container made a directory of it: never removed with what it holds
-            continue
-        if theirs.kind != mine.kind or mine.kind == "link":
-            replace.append(path)
-        elif mine.kind == "file" and path in mounted:
-            in_place.append(path)
-        send.append(path)
-        new_record[path] = mine
-    delete_files, delete_dirs = [], []
-    for path in sorted(owned - set(local)):
-        if not any(_under(path, root) for root in roots):
-            if path in record:
-                new_record[path] = record[path]  # no longer copied: left as it is, still ours
-            continue
-        theirs = pod.get(path)
-        if theirs is None:
-            continue
-        sent_kind = record[path].kind if path in record else theirs.kind
-        if theirs.kind == "dir" and sent_kind == "dir":
-            delete_dirs.append(path)
-        elif theirs.kind != "dir" and sent_kind != "dir":
-            delete_files.append(path)
-    return SyncPlan(
-        send=send,
-        delete_files=delete_files,
-        delete_dirs=sorted(delete_dirs, reverse=True),
-        replace=replace,
-        in_place=in_place,
-        kept=kept,
-        record=new_record,
-        unchanged=unchanged,
-    )
-
-
-def _same(mine: Entry, other: Entry) -> bool:
-    if mine.kind != other.kind:
-        return False
-    if mine.kind == "dir":
-        return mine.mode == other.mode
-    if mine.kind == "link":
-        return mine.size == other.size
-    if mine.mtime_ns and other.mtime_ns and mine.mtime_ns != other.mtime_ns:
-        return False
-    return (mine.size, mine.mtime, mine.mode) == (other.size, other.mtime, other.mode)
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + "/")
 
 
 # --- applying it -------------------------------------------------------------------------------------
@@ -698,14 +544,15 @@ def _apply(
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
     in_place = set(sync_plan.in_place)
     members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
-    tar = tarstream.gnu_tar() if stream.system_tar else None
+    send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
+    many = len(members) >= SYSTEM_TAR_MEMBERS or send_bytes >= PROBE_MIN_SEND
+    tar = tarstream.gnu_tar() if stream.system_tar or (stream.system_tar is None and many) else None
 
     def write(pipe: IO[bytes], compress: int) -> Sent:
         if tar is None:
             return write_tar(pipe, members, sync_plan, compress)
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
-    send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
     probe = stream.measure and send_bytes >= PROBE_MIN_SEND
     if probe:
         unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
@@ -1007,7 +854,7 @@ def write_tar(
             record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
             if changed:
                 sent.changed.append(remote_path)
-        sent.record = record_json(record)
+        sent.record = record_json(record, sync_plan.written)
         _add_bytes(tar, RECORD_NEW, sent.record)
     finish()
     return sent
@@ -1027,7 +874,7 @@ class _SystemTar:
         roots: dict[str, pathlib.Path],
     ) -> None:
         self.tar, self.local = tar, local
-        self.record = dict(sync_plan.record)
+        self.record, self.written = dict(sync_plan.record), sync_plan.written
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
         self.ours = [m for m in members if not self._theirs(m)]
         self.theirs = [m[1] for m in members if self._theirs(m)]
@@ -1050,7 +897,7 @@ class _SystemTar:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
             if self.theirs:
                 self._relay(out, sent)
-            sent.record = record_json(self.record)
+            sent.record = record_json(self.record, self.written)
             out.write(tarstream.small_member(RECORD_NEW, sent.record))
             out.write(tarstream.END_OF_ARCHIVE)
         finally:
