@@ -46,7 +46,18 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn, Protocol
 
-from kubectl_preevy import compose, console, ignore, localscan, messages, process, retry, syncplan, tarstream
+from kubectl_preevy import (
+    compose,
+    console,
+    ignore,
+    localscan,
+    messages,
+    parallel,
+    process,
+    retry,
+    syncplan,
+    tarstream,
+)
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
@@ -69,6 +80,9 @@ STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by ha
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
 SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
+# A first copy from here whose scan takes longer than this (thousands of files: likely a big copy) measures the
+# link meanwhile, in the exec started for it (Session.measure): the probe then costs nothing on the way
+EARLY_PROBE_AFTER = 0.015
 SLOW_LINK_BYTES_PER_SECOND = 25_000_000
 VERY_SLOW_LINK_BYTES_PER_SECOND = 15_000_000  # gzip -6 then: ~60 MB/s of one core, still well ahead
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
@@ -133,6 +147,9 @@ FRESH_PART = (
 )
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
+PROBE_SCRIPT = (
+    f"echo ready; head -c {PROBE_BYTES} >/dev/null || exit 1; echo probed; {NEXT}"  # Session.measure
+)
 GUARD_PART = (
     f'cd "$1" 2>/dev/null || {STALE}; '
     "for a do case $a in h:*) h=${a#h:};; esac; done; "
@@ -221,6 +238,9 @@ class Stream:
 
     compress: bool
     measure: bool = False  # chosen by us: a big copy measures the link first, and decides by it
+    measured: float | None = (
+        None  # the link's rate (bytes/s), when it was measured while the files were scanned
+    )
     # the system's GNU tar writes the members, when there is one: None, for a send of SYSTEM_TAR_MEMBERS or
     # more (a smaller one is written in-process: no tar process to start); True: always; False: never
     system_tar: bool | None = None
@@ -319,15 +339,27 @@ def _sync_in(
     for path in paths:
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
+    cache = session.cache
+    cached = cache.load(project.remote_dir) if cache is not None else None
+    scanned = threading.Event()
+
+    def scan() -> localscan.Found:
+        try:
+            return localscan.scan([p for p in paths if p.exists], excluder_of(project))
+        finally:
+            scanned.set()
+
+    early = stream.measure and cache is not None and cached is None  # a first copy from here
+    local, rate = parallel.together(scan, (lambda: session.measure(scanned)) if early else None)
+    if rate is not None:
+        stream = dataclasses.replace(stream, measured=rate)
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
     entries = {path: entry for path, (entry, _) in local.items()}
     mounted = mounted_files(project)
-    cache = session.cache
     if cache is not None:
         done = _without_listing(
-            session, cache, project.remote_dir, (entries, local, roots), missing, mounted, stream
+            session, cache, cached, project.remote_dir, (entries, local, roots), missing, mounted, stream
         )
         if done is not None:
             return done
@@ -372,6 +404,7 @@ LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, path
 def _without_listing(
     shell: "Session",
     cache: SyncCache,
+    cached: bytes | None,
     remote_dir: str,
     tree: LocalTree,
     missing: list[str],
@@ -382,7 +415,6 @@ def _without_listing(
     a change against the record we last wrote there (GUARD_PART). None: the pod's copy was not as
     assumed (nothing was written), or the change is not one to check that way: list the pod's files."""
     entries, local, roots = tree
-    cached = cache.load(remote_dir)
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
         guard = (FRESH, FRESH_PART, [f"m:{m}" for m in missing])
@@ -553,17 +585,24 @@ def _apply(
             return write_tar(pipe, members, sync_plan, compress)
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
-    probe = stream.measure and send_bytes >= PROBE_MIN_SEND
+    big = stream.measure and send_bytes >= PROBE_MIN_SEND
+    probe = big and stream.measured is None
+    rate = stream.measured if big else None
+    level = _level_for(rate) if rate is not None else GZIP_LEVEL if stream.compress else 0
     if probe:
         unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
     else:
-        unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART
+        unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if level else UNPACK_PART
     expected, guard_part, guard_args = guard or ("", "", [])
 
     def body(pipe: IO[bytes], replies: Replies | None) -> Sent:
         if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
             return Sent(refused=True)
-        return _probed(pipe, replies, write) if probe else write(pipe, GZIP_LEVEL if stream.compress else 0)
+        if probe:
+            return _probed(pipe, replies, write)
+        sent = write(pipe, level)
+        sent.rate = rate
+        return sent
 
     script = guard_part + DELETE_PART + unpack
     return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
@@ -580,11 +619,16 @@ def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes]
     if replies.readline() != b"probed\n":
         return Sent()
     rate = PROBE_BYTES / max(time.monotonic() - started, 1e-6)
-    level = 0 if rate >= SLOW_LINK_BYTES_PER_SECOND else 6 if rate < VERY_SLOW_LINK_BYTES_PER_SECOND else 1
+    level = _level_for(rate)
     pipe.write(b"z\n" if level else b"\n")
     sent = write(pipe, level)
     sent.rate = rate
     return sent
+
+
+def _level_for(rate: float) -> int:
+    """gzip's level for a link of that rate (bytes/s): 0 (plain tar) on a fast one."""
+    return 0 if rate >= SLOW_LINK_BYTES_PER_SECOND else 6 if rate < VERY_SLOW_LINK_BYTES_PER_SECOND else 1
 
 
 def _batches(arguments: list[str]) -> Iterator[list[str]]:
@@ -663,6 +707,32 @@ class Session:
             time.sleep(delay)
             self.opened = self.shell.open(NEXT)
         return b""
+
+    def measure(self, scanned: threading.Event) -> float | None:
+        """The link's upload rate (bytes/s: PROBE_BYTES between two lines of the pod), unless the scan ended
+        (scanned) within EARLY_PROBE_AFTER. Run in a thread while the main one scans, which uses the session only
+        once this returned. Nothing is written in the pod: an exec that fails here is started again by the next
+        script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
+        if scanned.wait(EARLY_PROBE_AFTER):
+            return None
+        proc = self.opened.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
+        timer.start()
+        try:
+            self._send(PROBE_SCRIPT, [])
+            if proc.stdout.readline() != b"ready\n":
+                return None
+            started = time.monotonic()
+            proc.stdin.write(bytes(PROBE_BYTES))
+            proc.stdin.flush()
+            if proc.stdout.readline() != b"probed\n":
+                return None
+        except BrokenPipeError:
+            return None
+        finally:
+            timer.cancel()
+        return PROBE_BYTES / max(time.monotonic() - started, 1e-6)
 
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()

@@ -272,6 +272,26 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
     assert not (copy / "c.txt").exists()
 
 
+@pytest.mark.parametrize("taken", [False, True], ids=["empty-directory", "copy-made-elsewhere"])
+def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, shell, monkeypatch, taken):
+    monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)  # a scan as long as a big tree's
+    monkeypatch.setattr(filesync, "PROBE_MIN_SEND", 0)  # and a copy as big
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a", "b.txt": b"b"})
+    pod = tmp_path / "pod"
+    if taken:  # another machine's copy: the write that skips the listing is refused, then the listing
+        run_sync(shell, project, pod, SYSTEM_TAR)
+        (tmp_path / "project" / "site" / "b.txt").write_bytes(b"b2")
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+    probes = []
+    probed = filesync._probed
+    monkeypatch.setattr(filesync, "_probed", lambda *args: probes.append(args) or probed(*args))
+    stats = run_sync(shell, project, pod, filesync.Stream(compress=False, measure=True))
+    assert stats.measured is not None and stats.measured > 0
+    assert probes == []  # measured once, while scanning: not again in the exec that unpacks
+    assert (pod / "relative" / "site" / "b.txt").read_bytes() == (b"b2" if taken else b"b")
+    assert stats.files == (1 if taken else 2)
+
+
 def test_a_send_of_a_few_files_is_written_in_process_and_a_big_one_by_gnu_tar(tmp_path, shell, monkeypatch):
     project = one_directory_project(tmp_path, "site", {"a": b"1", "b": b"2"})
     relayed = []
@@ -299,8 +319,9 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
+@pytest.mark.parametrize("early_probe", [False, True], ids=["no-probe", "while-scanning"])
 def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is_started_again(
-    tmp_path, shell, capsys
+    tmp_path, shell, capsys, monkeypatch, early_probe
 ):
     busy = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
     opened = shell.open
@@ -327,7 +348,12 @@ def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is
 
     shell.open = open_flaky
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a"})
-    stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+    stream = SYSTEM_TAR
+    if early_probe:  # the link measured while the files are scanned, in the exec that fails
+        monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)
+        shell.cache = SyncCache(tmp_path / "cache", "here")
+        stream = filesync.Stream(compress=False, measure=True, system_tar=True)
+    stats = run_sync(shell, project, tmp_path / "pod", stream)
     assert stats.files == 1 and (tmp_path / "pod" / "relative" / "site" / "a.txt").read_bytes() == b"a"
     assert len(starts) == 2
     assert "`kubectl exec` failed (" in capsys.readouterr().err
