@@ -74,11 +74,17 @@ STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
-# "ready", reads PROBE_BYTES, says "probed" (both lines travel back alike: the time between them is the
-# upload alone, whatever the buffers on the way hold), then reads the stream's kind. Below SLOW_LINK
-# bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
+# "ready", we send PROBE_BYTES at once, the pod says "mid" once it read the first half and "probed" once it
+# read the second (both lines travel back alike: the time between them is the upload of the second half
+# alone, whatever the buffers on the way hold, and with the link busy all along: an idle link's slack, which
+# a paced link gives to the first bytes, went to the first half), then it reads the stream's kind. Below
+# SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
+PROBE_LINES = (
+    f"echo ready; head -c {PROBE_BYTES // 2} >/dev/null || exit 1; echo mid; "
+    f"head -c {PROBE_BYTES - PROBE_BYTES // 2} >/dev/null || exit 1; echo probed; "
+)
 SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
 # A first copy from here whose scan takes longer than this (thousands of files: likely a big copy) measures the
 # link meanwhile, in the exec started for it (Session.measure): the probe then costs nothing on the way
@@ -89,7 +95,7 @@ STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
 PENDING = f"{STATE_DIR}/pending"
-PROBE_PART = f"echo ready; head -c {PROBE_BYTES} >/dev/null || exit 1; echo probed; read z; "
+PROBE_PART = PROBE_LINES + "read z; "
 
 INPLACE_DIR = f"{STATE_DIR}/inplace"
 COPY_ROOTS = ("relative", "absolute")
@@ -147,9 +153,7 @@ FRESH_PART = (
 )
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
-PROBE_SCRIPT = (
-    f"echo ready; head -c {PROBE_BYTES} >/dev/null || exit 1; echo probed; {NEXT}"  # Session.measure
-)
+PROBE_SCRIPT = PROBE_LINES + NEXT  # Session.measure
 GUARD_PART = (
     f'cd "$1" 2>/dev/null || {STALE}; '
     "for a do case $a in h:*) h=${a#h:};; esac; done; "
@@ -611,19 +615,28 @@ def _apply(
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
     """The link measured (PROBE_PART), then the tar, gzipped if the link is slow."""
     assert replies is not None
-    if replies.readline() != b"ready\n":
+    rate = _measured(pipe, replies)
+    if rate is None:
         return Sent()  # the exec failed: kubectl's exit code and stderr say why
-    started = time.monotonic()
-    pipe.write(bytes(PROBE_BYTES))
-    pipe.flush()
-    if replies.readline() != b"probed\n":
-        return Sent()
-    rate = PROBE_BYTES / max(time.monotonic() - started, 1e-6)
     level = _level_for(rate)
     pipe.write(b"z\n" if level else b"\n")
     sent = write(pipe, level)
     sent.rate = rate
     return sent
+
+
+def _measured(pipe: IO[bytes], replies: Replies) -> float | None:
+    """The link's upload rate (bytes/s) by PROBE_LINES; None when the pod did not say them."""
+    if replies.readline() != b"ready\n":
+        return None
+    pipe.write(bytes(PROBE_BYTES))
+    pipe.flush()
+    if replies.readline() != b"mid\n":
+        return None
+    started = time.monotonic()
+    if replies.readline() != b"probed\n":
+        return None
+    return (PROBE_BYTES - PROBE_BYTES // 2) / max(time.monotonic() - started, 1e-6)
 
 
 def _level_for(rate: float) -> int:
@@ -709,7 +722,7 @@ class Session:
         return b""
 
     def measure(self, scanned: threading.Event) -> float | None:
-        """The link's upload rate (bytes/s: PROBE_BYTES between two lines of the pod), unless the scan ended
+        """The link's upload rate (bytes/s, by PROBE_LINES), unless the scan ended
         (scanned) within EARLY_PROBE_AFTER. Run in a thread while the main one scans, which uses the session only
         once this returned. Nothing is written in the pod: an exec that fails here is started again by the next
         script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
@@ -721,18 +734,11 @@ class Session:
         timer.start()
         try:
             self._send(PROBE_SCRIPT, [])
-            if proc.stdout.readline() != b"ready\n":
-                return None
-            started = time.monotonic()
-            proc.stdin.write(bytes(PROBE_BYTES))
-            proc.stdin.flush()
-            if proc.stdout.readline() != b"probed\n":
-                return None
+            return _measured(proc.stdin, proc.stdout)
         except BrokenPipeError:
             return None
         finally:
             timer.cancel()
-        return PROBE_BYTES / max(time.monotonic() - started, 1e-6)
 
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()
