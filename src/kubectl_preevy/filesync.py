@@ -74,11 +74,12 @@ STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
-# "ready", we send PROBE_BYTES at once, the pod says "mid" once it read the first half and "probed" once it
-# read the second (both lines travel back alike: the time between them is the upload of the second half
-# alone, whatever the buffers on the way hold, and with the link busy all along: an idle link's slack, which
-# a paced link gives to the first bytes, went to the first half), then it reads the stream's kind. Below
-# SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
+# "ready", reads half of PROBE_BYTES, says "mid", reads the other half (sent once "mid" came: BusyBox's
+# `head -c` reads ahead of what it passes on), says "probed" (both lines travel back alike: the time from
+# "mid" to "probed" is the second half's upload and a round trip, whatever the buffers on the way hold; an
+# idle link's slack, which a paced link gives to the first bytes, went to the first half), then it reads the
+# stream's kind. Below SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a
+# link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
 PROBE_LINES = (
@@ -436,10 +437,11 @@ def _without_listing(
         guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
-    sent = _apply(shell, remote_dir, sync_plan, local, stream, roots, guard)
+    sent = _apply(
+        shell, remote_dir, sync_plan, local, stream, roots, guard, lambda r: cache.save(remote_dir, r)
+    )
     if sent.refused:
         return None
-    cache.save(remote_dir, sent.record)
     return _stats(sync_plan, local, sent), sent
 
 
@@ -564,10 +566,12 @@ def _apply(
     stream: Stream,
     roots: dict[str, pathlib.Path],
     guard: tuple[str, str, list[str]] | None = None,
+    written: Callable[[bytes], None] = lambda record: None,
 ) -> Sent:
     """Removals first, then the tar; the last batch of removals rides in the exec that unpacks. guard:
     (the line that says go on, the script that says it, its arguments) run first in that exec; any other
-    line and nothing is written (Sent.refused)."""
+    line and nothing is written (Sent.refused). written(the record sent): once the whole stream went, while
+    the pod unpacks it."""
     arguments = (
         [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
         + [f"d:{p}" for p in sync_plan.delete_dirs]
@@ -602,10 +606,11 @@ def _apply(
     def body(pipe: IO[bytes], replies: Replies | None) -> Sent:
         if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
             return Sent(refused=True)
-        if probe:
-            return _probed(pipe, replies, write)
-        sent = write(pipe, level)
-        sent.rate = rate
+        sent = _probed(pipe, replies, write) if probe else write(pipe, level)
+        if not probe:
+            sent.rate = rate
+        pipe.close()  # the stream ends: the pod unpacks it meanwhile
+        written(sent.record)
         return sent
 
     script = guard_part + DELETE_PART + unpack
@@ -629,11 +634,13 @@ def _measured(pipe: IO[bytes], replies: Replies) -> float | None:
     """The link's upload rate (bytes/s) by PROBE_LINES; None when the pod did not say them."""
     if replies.readline() != b"ready\n":
         return None
-    pipe.write(bytes(PROBE_BYTES))
+    pipe.write(bytes(PROBE_BYTES // 2))
     pipe.flush()
     if replies.readline() != b"mid\n":
         return None
     started = time.monotonic()
+    pipe.write(bytes(PROBE_BYTES - PROBE_BYTES // 2))
+    pipe.flush()
     if replies.readline() != b"probed\n":
         return None
     return (PROBE_BYTES - PROBE_BYTES // 2) / max(time.monotonic() - started, 1e-6)
@@ -761,8 +768,9 @@ class Session:
 
     def stream(self, script: str, args: list[str], write: Writer, *, says_first: bool = False) -> Sent:
         """The script, then write(its stdin, its stdout) once it said a first line (no byte of the stream
-        is sent before the script reads it): "go", or the script's own (says_first: write reads it); the
-        exec ends with it unless the script refused (Sent.refused)."""
+        is sent before the script reads it: BusyBox's `head -c`, which reads the script, reads ahead of what
+        it passes on): "go", or the script's own (says_first: write reads it); the exec ends with it unless
+        the script refused (Sent.refused)."""
         proc = self.opened.proc
         if says_first:
             assert proc.stdout is not None

@@ -230,7 +230,12 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream, cached):
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
 
 
-def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell):
+@pytest.mark.parametrize(
+    "stream",
+    [SYSTEM_TAR, filesync.Stream(compress=False), filesync.Stream(compress=True)],
+    ids=["gnu-tar", "python-writer-plain", "python-writer-gzip"],
+)
+def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell, stream):
     work = tmp_path / "project" / "site"
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a1", "b.txt": b"b1"})
     pod = tmp_path / "pod"
@@ -239,7 +244,7 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
 
     def sync_counting() -> int:
         calls = shell.calls
-        run_sync(shell, project, pod, SYSTEM_TAR)
+        run_sync(shell, project, pod, stream)
         return shell.calls - calls
 
     assert sync_counting() == 1  # a first copy into an empty directory: no listing
