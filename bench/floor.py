@@ -1,7 +1,7 @@
 """Issue 13's goal table in one run: each product command side by side with the raw commands doing the
 same work, against kubesim, in interleaved A/B pairs. Prints medians, min/max and the ratio product/raw.
 
-    python bench/floor.py [--quick] [--pairs 5] [--files 10000] [--mb 250]
+    python bench/floor.py [--quick] [--pairs 5] [--files 10000] [--mb 250] [--binary dist/kubectl-preevy]
 
 Rows (product vs raw):
   fresh up       `up` of examples/hello  vs  kubectl apply (the manifest `up --dry-run` prints) + rollout
@@ -354,6 +354,11 @@ def bench_help(bench: Bench) -> None:
     )
 
 
+def use_binary(binary: pathlib.Path) -> None:
+    global PREEVY
+    PREEVY = binary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 pairs, 1,000 files / 25 MB")
@@ -361,7 +366,14 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--mb", type=int, default=250)
     parser.add_argument("--only", choices=["lifecycle", "copy", "help"], action="append")
+    parser.add_argument(
+        "--binary",
+        type=pathlib.Path,
+        default=PREEVY,
+        help="the product to measure: the checkout's launcher (default) or the zipapp (dist/kubectl-preevy)",
+    )
     args = parser.parse_args()
+    use_binary(args.binary.resolve())
     if args.quick:
         args.pairs, args.files, args.mb = 3, 1000, 25
     only = args.only or ["help", "lifecycle", "copy"]
@@ -382,7 +394,9 @@ def main() -> int:
                 bench_copy(bench, args.files, args.mb, sim.shape_link)
         finally:
             sim.stop()
-    print(f"{bench.pairs} interleaved pairs; copy: {args.files} files / {args.mb} MB\n")
+    print(
+        f"{PREEVY.relative_to(ROOT)}; {bench.pairs} interleaved pairs; copy: {args.files} files / {args.mb} MB\n"
+    )
     print(bench.table())
     return 0
 

@@ -7,7 +7,9 @@ Steps: pinned build tools into build/tools (pip --target: no venv, no system cha
 of a clean copy of the project; the pinned runtime dependencies (requirements/zipapp.txt,
 hash-checked, platform-independent choice of wheels); compiled extensions removed (PyYAML and
 MarkupSafe fall back to pure Python); shiv --reproducible with SOURCE_DATE_EPOCH set to the
-last commit's time. Two builds of the same tree are byte-identical.
+last commit's time. Two builds of the same tree are byte-identical. The bytecode is made once, when a
+build is first extracted (--compile-pyc): no later run compiles anything, even where
+PYTHONDONTWRITEBYTECODE is set, as in many CI images.
 """
 
 import argparse
@@ -231,6 +233,7 @@ def run_shiv(site: Path, output: Path, tools_dir: Path, epoch: int) -> None:
             "--reproducible",
             "--site-packages",
             str(site),
+            "--compile-pyc",
             "--console-script",
             CONSOLE_SCRIPT,
             "--python",

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -100,6 +101,63 @@ def load_project(
         model=model,
         x_preevy=model.get("x-preevy"),
     )
+
+
+# Compose's rule for a project name it is given (-p, COMPOSE_PROJECT_NAME, `name:`); a directory's name is
+# made into one (compose-go's NormalizeProjectName: lower case, only these characters, no leading - or _)
+VALID_PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def foreseen_name(
+    files: list[str] | None, project: str | None, cwd: pathlib.Path, environ: Mapping[str, str]
+) -> str | None:
+    """The project name `docker compose config` will report, when the files and settings say it plainly:
+    -p, else COMPOSE_PROJECT_NAME, else the last top-level `name:` without interpolation, else the project
+    directory's name. None whenever that is not certain (an env file that may set it, a name to
+    interpolate, a file that does not parse): the caller then waits for the model."""
+    given = project or environ.get("COMPOSE_PROJECT_NAME")
+    if given:
+        return given if VALID_PROJECT_NAME.fullmatch(given) else None
+    try:
+        paths = system_files(cwd) + (
+            [(cwd / f).resolve() for f in files] if files else default_files(cwd, environ)
+        )
+    except PreevyError:
+        return None
+    if not paths or environ.get("COMPOSE_ENV_FILES") or _env_file_may_name(paths[0].parent):
+        return None
+    named = _name_in_files(paths)
+    if named is not None:
+        return named or None
+    normalized = re.sub(r"[^a-z0-9_-]", "", paths[0].parent.name.lower()).lstrip("_-")
+    return normalized or None
+
+
+def _env_file_may_name(project_dir: pathlib.Path) -> bool:
+    try:
+        return "COMPOSE_PROJECT_NAME" in (project_dir / ".env").read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _name_in_files(paths: list[pathlib.Path]) -> str | None:
+    """The last file's top-level `name:` (None: no file has one; "": one that is not plain)."""
+    import yaml  # only here: most commands never need it
+
+    named = None
+    for path in paths:
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return ""
+        if not isinstance(document, dict):
+            return ""
+        if "name" in document:
+            value = document["name"]
+            named = value if isinstance(value, str) and VALID_PROJECT_NAME.fullmatch(value) else ""
+    return named
 
 
 def default_files(cwd: pathlib.Path, environ: Mapping[str, str], required: bool = True) -> list[pathlib.Path]:

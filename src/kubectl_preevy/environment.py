@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubectl_preevy import console, diagnosis, messages, naming, parallel, permissions, process, retry
+from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
 
@@ -127,6 +127,19 @@ class Environment:
         return list(dict.fromkeys(names + list(ALWAYS_DELETED_TYPES)))
 
     @property
+    def deleting(self) -> bool:
+        """Being deleted: kubectl's DELETE was accepted (deletionTimestamp: a foreground deletion keeps the
+        object until its pods are gone), or labelled so by the `down` of an earlier version."""
+        return bool(self.statefulset["metadata"].get("deletionTimestamp")) or (
+            self._labels.get(naming.LABEL_DELETED) == "true"
+        )
+
+    @property
+    def deleted_line(self) -> str:
+        """What `kubectl delete` prints once its DELETE of the docker host was accepted."""
+        return f'{self.kind.lower()}.apps "{self.name}" deleted'
+
+    @property
     def _labels(self) -> dict[str, Any]:
         return self.statefulset["metadata"].get("labels") or {}
 
@@ -151,7 +164,7 @@ def find(
     selector = naming.env_selector(
         profile_id, env_id, deleted=None if include_deleted else False, docker_host=True
     )
-    return _docker_hosts(kubectl, selector, legacy)
+    return _docker_hosts(kubectl, selector, legacy, include_deleted)
 
 
 def find_with_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> tuple[list[Environment], set[str]]:
@@ -200,12 +213,17 @@ def list_all(
             f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
         ]
     )
-    return _docker_hosts(kubectl, selector, legacy, *(["--all-namespaces"] if all_namespaces else []))
+    return _docker_hosts(
+        kubectl, selector, legacy, include_deleted, *(["--all-namespaces"] if all_namespaces else [])
+    )
 
 
-def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool, *flags: str) -> list[Environment]:
+def _docker_hosts(
+    kubectl: Kubectl, selector: str, legacy: bool, include_deleted: bool, *flags: str
+) -> list[Environment]:
     """legacy: Deployments too, unless listing them is forbidden (a Role made by `kubectl preevy rbac` has
-    no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment)."""
+    no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment).
+    include_deleted False: those being deleted are passed over (the selector excludes those labelled so)."""
     items = None
     if legacy:
         result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, *flags, "-o", "json")
@@ -215,7 +233,7 @@ def _docker_hosts(kubectl: Kubectl, selector: str, legacy: bool, *flags: str) ->
             raise kubectl.error(result)
     if items is None:
         items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
-    envs = [Environment(item) for item in items]
+    envs = [env for env in map(Environment, items) if include_deleted or not env.deleting]
     return sorted(envs, key=lambda env: env.created_at, reverse=True)
 
 
@@ -608,22 +626,60 @@ def delete(
     timeout_seconds: float,
     again: str = "kubectl preevy down",
     marked: Callable[[], object] | None = None,
+    docker_host: Environment | None = None,
 ) -> None:
-    """Mark every object of the instance deleted (so concurrent ups and ls skip it), then delete them all.
+    """Delete every object of the instance (foreground: waited for when wait).
 
     A type the cluster no longer serves is skipped (said so); one this identity may not delete does not
     stop the others, and the error names it. again: the `down` that retries (for the hints). marked: run
-    once every object is marked, while they are deleted (`down` releases its lock there: an `up` from then
-    on passes the marked objects over and makes a new instance, which this delete does not touch)."""
+    once kubectl says the DELETE of the docker host was accepted, while the objects are deleted (or, with
+    no docker host or none deleted, once kubectl ends): from then on it carries deletionTimestamp (or is
+    gone), so that concurrent ups and ls pass it over (`down` releases its lock there: an `up` from then on
+    makes a new instance, which this delete does not touch)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
-    served = _label_deleted(kubectl, types, selector)
-    if not served:
-        if marked is not None:
-            marked()
-        return
-    result = parallel.together(
-        lambda: _delete_types(kubectl, served, selector, wait, timeout_seconds), marked
-    )[0]
+    release = _Release(docker_host.deleted_line if docker_host else None, marked)
+    try:
+        _delete_served(kubectl, types, selector, wait, timeout_seconds, again, instance, release)
+    finally:
+        release.now()
+
+
+class _Release:
+    """Reads `kubectl delete`'s stdout as it comes: runs then() once `line` (None: never), or now()."""
+
+    def __init__(self, line: str | None, then: Callable[[], object] | None):
+        self.line, self.then, self.done = line, then, then is None
+
+    def __call__(self, line: str) -> None:
+        if line.rstrip("\n") == self.line:
+            self.now()
+
+    def now(self) -> None:
+        if not self.done and self.then is not None:
+            self.done = True
+            self.then()
+
+
+def _delete_served(
+    kubectl: Kubectl,
+    types: list[str],
+    selector: str,
+    wait: bool,
+    timeout_seconds: float,
+    again: str,
+    instance: str,
+    release: _Release,
+) -> None:
+    result = _delete_types(kubectl, types, selector, wait, timeout_seconds, release)
+    if not result.ok and _NOT_SERVED.search(result.stderr):
+        # kubectl resolves every type before it deletes anything: nothing was deleted
+        served = _served(kubectl, types, selector)
+        if not served:
+            return
+        result = _delete_types(kubectl, served, selector, wait, timeout_seconds, release)
+    else:
+        served = types
+    release.now()  # the docker host's DELETE refused, or none: nothing more to wait for
     refused = permissions.refused_requests(result.stderr)
     if not result.ok and refused and not _other_errors(result.stderr):
         # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
@@ -649,28 +705,28 @@ def delete(
     raise kubectl.error(result)
 
 
-def _label_deleted(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
-    """Label the objects deleted; the types the cluster serves (all of them, unless one is no longer:
-    a CRD removed since the environment was made). Labels this identity may not set are left: the delete
-    says what it may not do."""
-    args = ("-l", selector, f"{naming.LABEL_DELETED}=true", "--overwrite")
-    result = kubectl.run("label", ",".join(types), *args)
-    if result.ok or (permissions.refused_requests(result.stderr) and not _other_errors(result.stderr)):
-        return types
-    if not _NOT_SERVED.search(result.stderr):
-        raise kubectl.error(result)
+def _served(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
+    """The types the cluster still serves (one may not be: a CRD removed since the environment was made),
+    each asked alone; those it does not are said so."""
     served = []
     for kind in types:
-        one = kubectl.run("label", kind, *args) if len(types) > 1 else result
+        one = kubectl.run("get", kind, "-l", selector, "-o", "name")
         if not one.ok and _NOT_SERVED.search(one.stderr):
             console.warn(messages.TYPE_NOT_SERVED.format(type=kind))
             continue
+        if not one.ok and not permissions.refused_requests(one.stderr):
+            raise kubectl.error(one)
         served.append(kind)
     return served
 
 
 def _delete_types(
-    kubectl: Kubectl, types: list[str], selector: str, wait: bool, timeout_seconds: float
+    kubectl: Kubectl,
+    types: list[str],
+    selector: str,
+    wait: bool,
+    timeout_seconds: float,
+    on_line: Callable[[str], object] | None = None,
 ) -> process.Result:
     # foreground: an object is gone only once what it owns is (the pods of a template's other StatefulSets)
     return kubectl.run(
@@ -682,6 +738,7 @@ def _delete_types(
         f"--wait={'true' if wait else 'false'}",
         f"--timeout={duration(timeout_seconds)}",
         timeout=timeout_seconds + 60,
+        on_line=on_line,
     )
 
 

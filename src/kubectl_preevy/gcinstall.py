@@ -1,8 +1,8 @@
 """The objects of `kubectl preevy install gc`: gc as a CronJob in the namespace, under its own minimal Role.
 
 The Role holds exactly what `kubectl preevy gc --namespace NS` does with the bundled templates'
-environments: list the docker-host StatefulSets, take the environment's lock (a ConfigMap), label
-and delete the objects of the environment (StatefulSet, pods, claims, ConfigMaps, ServiceAccounts,
+environments: list the docker-host StatefulSets, take the environment's lock (a ConfigMap), delete
+the objects of the environment (StatefulSet, pods, claims, ConfigMaps, ServiceAccounts,
 Role, RoleBinding), scale a StatefulSet to 0 and wait for its pod to go. No secrets, no exec, no
 pod creation, nothing outside the namespace. A custom template with other
 kinds needs those added to the Role (`install gc --dry-run` prints it).
@@ -19,7 +19,7 @@ DEFAULT_SCHEDULE = "*/30 * * * *"
 # push the Dockerfile's image to your registry and pass --image until then
 DEFAULT_IMAGE = f"ghcr.io/kubectl-preevy/kubectl-preevy-gc:{__version__}"
 COMPONENT = "gc"
-DELETE_VERBS = ["get", "list", "watch", "patch", "delete"]
+DELETE_VERBS = ["get", "list", "watch", "delete"]
 
 RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": list(DELETE_VERBS)},
@@ -35,8 +35,6 @@ RULES: list[dict[str, Any]] = [
         "resources": ["roles", "rolebindings"],
         "verbs": list(DELETE_VERBS),
     },
-    # The bundled templates' Role grants these: RBAC lets gc label (update) that Role only if gc holds them too.
-    {"apiGroups": ["", "metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
 ]
 
 

@@ -4,7 +4,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubectl_preevy import kubeconfig as kubeconfig_files
@@ -72,22 +72,30 @@ class Kubectl:
         stdin: str | bytes | None = None,
         timeout: float | None = API_CALL_TIMEOUT_SECONDS,
         retry_transient: bool | None = None,
+        on_line: Callable[[str], object] | None = None,
     ) -> process.Result:
         """Run kubectl; never raises on failure (see `check`). A transient failure (retry.py) of a step that
-        is safe to repeat is retried with back-off; retry_transient None: decided by the verb."""
+        is safe to repeat is retried with back-off; retry_transient None: decided by the verb. on_line: each
+        stdout line as it comes (see process.run)."""
         argv = self.argv(*args)
         if retry_transient is None:
             retry_transient = safe_to_repeat(args)
         if not retry_transient:
-            return self._run_once(argv, stdin, timeout)
+            return self._run_once(argv, stdin, timeout, on_line)
         return retry.retrying(
-            lambda: self._run_once(argv, stdin, timeout),
+            lambda: self._run_once(argv, stdin, timeout, on_line),
             self._transient,
             on_retry=self._say_retrying,
         )
 
-    def _run_once(self, argv: list[str], stdin: str | bytes | None, timeout: float | None) -> process.Result:
-        result = process.run(argv, stdin=stdin, env=self.environ, timeout=timeout)
+    def _run_once(
+        self,
+        argv: list[str],
+        stdin: str | bytes | None,
+        timeout: float | None,
+        on_line: Callable[[str], object] | None = None,
+    ) -> process.Result:
+        result = process.run(argv, stdin=stdin, env=self.environ, timeout=timeout, on_line=on_line)
         if result.ok:
             self._reached = True
         return result

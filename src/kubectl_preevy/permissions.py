@@ -12,8 +12,8 @@ from typing import Any
 UP, DOWN, CONNECT = "up", "down", "connect"
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 # Verbs on each type of the template: up applies (server-side: patch; client-side: get, create, patch),
-# down lists by label, labels (patch), deletes and waits (get, watch).
-TEMPLATE_VERBS = {UP: ("get", "create", "patch"), DOWN: ("get", "list", "watch", "patch", "delete")}
+# down lists by label, deletes and waits (get, watch).
+TEMPLATE_VERBS = {UP: ("get", "create", "patch"), DOWN: ("get", "list", "watch", "delete")}
 # Cluster-scoped reads a Role cannot grant: the checks that need them are skipped when refused.
 OPTIONAL_CLUSTER_READS = (
     ("", "namespaces", "get", "the namespace's Pod Security labels"),

@@ -18,9 +18,10 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from kubectl_preevy import interrupt, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
@@ -169,10 +170,12 @@ def run(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     timeout: float | None = None,
+    on_line: Callable[[str], object] | None = None,
 ) -> Result:
     """Run argv to completion, capturing its output as text. Never raises on a non-zero exit.
 
-    env, when given, is the program's whole environment.
+    env, when given, is the program's whole environment. on_line: called with each line of the program's
+    stdout as it comes (in this thread, while the program runs on), e.g. to act on progress it reports.
     """
     started = time.monotonic()
     proc = _popen(
@@ -184,7 +187,11 @@ def run(
         stderr=subprocess.PIPE,
     )
     try:
-        out, err = proc.communicate(stdin.encode() if isinstance(stdin, str) else stdin, timeout=timeout)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        if on_line is None:
+            out, err = proc.communicate(data, timeout=timeout)
+        else:
+            out, err = _communicate_lines(proc, data, timeout, on_line)
     except subprocess.TimeoutExpired:
         stop(proc)
         journal.add(argv, None, started, f"(stopped after {timeout}s)")
@@ -199,6 +206,57 @@ def run(
     journal.add(argv, result.returncode, started, result.stderr)
     interrupt.raise_pending()
     return result
+
+
+def _communicate_lines(
+    proc: subprocess.Popen[bytes], data: bytes | None, timeout: float | None, on_line: Callable[[str], object]
+) -> tuple[bytes, bytes]:
+    """communicate(), with each stdout line handed to on_line as it comes. stdout is read in this thread
+    (a Ctrl-C interrupts the read); stdin and stderr in threads; a timeout stops the program (TimeoutExpired
+    once its output ended)."""
+    stderr: list[bytes] = []
+    helpers = [threading.Thread(target=lambda: stderr.append(_read_all(proc.stderr)))]
+    if data is not None:
+        helpers.append(threading.Thread(target=_write_all, args=(proc.stdin, data)))
+    timed_out = threading.Event()
+
+    def time_out() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, time_out) if timeout is not None else None
+    for thread in [*helpers, *([timer] if timer else [])]:
+        thread.daemon = True
+        thread.start()
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.decode(errors="replace"))
+        proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+    for thread in helpers:
+        thread.join()
+    return b"".join(lines), b"".join(stderr)
+
+
+def _read_all(stream: IO[bytes] | None) -> bytes:
+    return stream.read() if stream is not None else b""
+
+
+def _write_all(stream: IO[bytes] | None, data: bytes) -> None:
+    if stream is None:
+        return
+    try:
+        stream.write(data)
+        stream.close()
+    except BrokenPipeError:
+        pass
 
 
 def popen(

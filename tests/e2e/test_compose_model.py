@@ -52,3 +52,40 @@ def test_the_model_is_docker_compose_config_of_every_file_and_setting(tmp_path):
         "web",
     ]
     assert "profiles" not in compose.remote_model(with_profile)["services"]["debug"]
+
+
+def test_the_foreseen_project_name_is_the_one_docker_compose_reports_or_none(tmp_path):
+    """`up` takes its lock while `docker compose config` runs when it can foresee the environment id from
+    the project name: a foreseen name must be compose's own (or None: the lock then waits for the model)."""
+    require_tool("docker")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "DOCKER_"))}
+    service = "services:\n  web:\n    image: busybox\n"
+    cases = [  # (directory, {file: text}, -f files, -p, extra environment, foreseen)
+        ("My Shop.App", {"compose.yaml": service}, None, None, {}, "myshopapp"),
+        ("_x-Proj_2", {"docker-compose.yml": service}, None, None, {}, "x-proj_2"),
+        ("dir", {"compose.yaml": "name: shop\n" + service}, None, None, {}, "shop"),
+        (
+            "dir2",
+            {"a.yaml": "name: one\n" + service, "b.yaml": "name: two\n"},
+            ["a.yaml", "b.yaml"],
+            None,
+            {},
+            "two",
+        ),
+        ("dir3", {"sub/compose.yaml": service}, ["sub/compose.yaml"], None, {}, "sub"),
+        ("dir4", {"compose.preevy.yaml": "name: sys\n", "compose.yaml": service}, None, None, {}, "sys"),
+        ("dir5", {"compose.yaml": "name: shop\n" + service}, None, "given", {}, "given"),
+        ("dir6", {"compose.yaml": service}, None, None, {"COMPOSE_PROJECT_NAME": "fromenv"}, "fromenv"),
+        ("dir7", {"compose.yaml": service, ".env": "COMPOSE_PROJECT_NAME=dotenv\n"}, None, None, {}, None),
+        ("dir8", {"compose.yaml": "name: ${NAME}\n" + service}, None, None, {"NAME": "interp"}, None),
+    ]
+    for directory, files, file_args, project, extra, expected in cases:
+        cwd = tmp_path / directory
+        for name, text in files.items():
+            (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+            (cwd / name).write_text(text)
+        env = dict(environ, **extra)
+        foreseen = compose.foreseen_name(file_args, project, cwd, env)
+        assert foreseen == expected, directory
+        if expected is not None:
+            assert compose.load_project(file_args, project, cwd, env).name == expected, directory

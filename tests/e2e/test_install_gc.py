@@ -50,14 +50,15 @@ def test_the_job_from_the_gc_cronjob_deletes_the_expired_environment_under_its_o
         account = f"system:serviceaccount:{namespace}:preevy-gc"
         for verb, resource, where, allowed in (
             ("delete", "statefulsets.apps", namespace, "yes"),
-            ("patch", "statefulsets.apps/scale", namespace, "yes"),
+            ("patch", "statefulsets.apps --subresource=scale", namespace, "yes"),  # sleep scales
+            ("patch", "statefulsets.apps", namespace, "no"),  # gc labels nothing
             ("create", "configmaps", namespace, "yes"),
             ("get", "secrets", namespace, "no"),
             ("create", "pods", namespace, "no"),
             ("list", "statefulsets.apps", "default", "no"),
         ):
             answer = kubesim.kubectl(
-                "auth", "can-i", verb, resource, "-n", where, "--as", account, check=False
+                "auth", "can-i", verb, *resource.split(), "-n", where, "--as", account, check=False
             )
             assert answer.stdout.strip() == allowed, (verb, resource, where)
 

@@ -91,6 +91,20 @@ def test_ttl_then_gc_deletes_the_environment_and_dry_run_or_keep_do_not(kubesim,
     assert ls_items(namespace, tmp_path, env) == {}
 
 
+def test_gc_finishes_a_deletion_that_did_not_finish(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    statefulset = up_json("-n", namespace, "--id", "half-gone", cwd=project, env=env)["statefulSet"]
+    # what the interrupted `down` of an earlier version left: the StatefulSet labelled deleted
+    kubesim.kubectl("label", "sts", statefulset, "-n", namespace, "preevy.dev/deleted=true")
+    assert ls_items(namespace, tmp_path, env)["half-gone"]["state"] == "deleting"
+
+    done = gc(namespace, cwd=tmp_path, env=env)
+    assert [(i["envId"], i["action"], i["reason"]) for i in done["items"]] == [
+        ("half-gone", "deleted", "its deletion did not finish")
+    ]
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=half-gone") == []
+
+
 def test_sleep_after_then_gc_sleeps_and_wake_brings_the_same_page_and_data_back(
     kubesim, namespace, env, tmp_path
 ):

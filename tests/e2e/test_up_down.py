@@ -343,3 +343,31 @@ def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(
         '{"metadata": {"finalizers": null}}',
     )
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
+
+
+def test_without_id_up_takes_project_and_branch_and_so_does_the_next_up_and_down(
+    kubesim, namespace, env, tmp_path
+):
+    """The CI default: no --id. With a project name the files tell plainly, `up` takes its lock while
+    `docker compose config` reads the model; with one to interpolate it reads the model first. Both reach
+    the same environment as the model says, and the next `up` and `down` find it."""
+    ci = {**env, "GITHUB_ACTIONS": "true", "GITHUB_HEAD_REF": "Feature/X"}
+    plain = hello_project(tmp_path / "Shop App")
+    first = preevy("up", "-n", namespace, "-o", "json", cwd=plain, env=ci, timeout=UP_TIMEOUT, check=True)
+    assert json.loads(first.stdout)["envId"] == "shopapp-feature-x"
+    assert first.stderr.count("environment id: shopapp-feature-x (") == 1, first.stderr
+    again = preevy("up", "-n", namespace, "-o", "json", cwd=plain, env=ci, timeout=UP_TIMEOUT, check=True)
+    assert json.loads(again.stdout)["statefulSet"] == json.loads(first.stdout)["statefulSet"]
+
+    interpolated = hello_project(tmp_path / "other")
+    compose_file = interpolated / "compose.yaml"
+    compose_file.write_text("name: ${SHOP_NAME}\n" + compose_file.read_text())
+    named = {**ci, "SHOP_NAME": "shop"}
+    other = preevy("up", "-n", namespace, "-o", "json", cwd=interpolated, env=named, timeout=UP_TIMEOUT)
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["envId"] == "shop-feature-x"
+
+    preevy("down", "-n", namespace, cwd=plain, env=ci, check=True)
+    preevy("down", "-n", namespace, cwd=interpolated, env=named, check=True)
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=shopapp-feature-x") == []
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=shop-feature-x") == []

@@ -203,3 +203,15 @@ def test_deletion_propagation_orphan_and_foreground(kubesim, namespace):
     )
     kubesim.kubectl("wait", "--for=delete", "sts/fore", "-n", namespace, "--timeout=60s")
     assert _names(kubesim, namespace, "pods") == ["orph-0"]  # fore-0 went before its StatefulSet
+
+
+def test_a_foreground_deletion_marks_even_an_object_without_dependents_first(kubesim, namespace):
+    # as the apiserver: the DELETE answers the object deleting (foregroundDeletion, deletionTimestamp); the
+    # garbage collector removes the finalizer, finding no dependents, and the object goes
+    kubesim.kubectl("create", "configmap", "alone", "-n", namespace)
+    path = f"/api/v1/namespaces/{namespace}/configmaps/alone"
+    options = json.dumps({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground"})
+    answer = json.loads(kubesim.kubectl("delete", "--raw", path, "-f", "-", input=options).stdout)
+    assert answer["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert answer["metadata"]["deletionTimestamp"]
+    kubesim.kubectl("wait", "--for=delete", "configmap/alone", "-n", namespace, "--timeout=60s")

@@ -249,9 +249,9 @@ class Cluster:
         meta = obj["metadata"]
         if propagation == "Orphan":
             self.orphan_dependents(meta["uid"])
-        elif (
-            propagation == "Foreground" and key not in ("pods", "namespaces") and self.dependents(meta["uid"])
-        ):
+        elif propagation == "Foreground" and key not in ("pods", "namespaces"):
+            # as the apiserver: the finalizer whether or not there are dependents, the garbage collector
+            # removes it once none is left (so the object is seen deleting, deletionTimestamp set, first)
             fins = meta.setdefault("finalizers", [])
             if FOREGROUND not in fins:
                 fins.append(FOREGROUND)

@@ -1,6 +1,12 @@
 """environment.py: why a pod is not ready, in one phrase (the pure part of unready_reason)."""
 
-from kubectl_preevy.environment import exit_reason, exited_container, latest_warning, pod_reason
+from kubectl_preevy.environment import (
+    Environment,
+    exit_reason,
+    exited_container,
+    latest_warning,
+    pod_reason,
+)
 
 UID = "6f1c0d1e-0000-4000-8000-000000000001"
 
@@ -87,3 +93,14 @@ def test_a_long_reason_is_cut_to_one_short_line():
     long = event("FailedMount", "x" * 1000, "2026-11-28T21:00:00Z")
     reason = latest_warning([long])
     assert reason is not None and reason.endswith("...") and len(reason) < 400 and "\n" not in reason
+
+
+def test_the_line_kubectl_delete_prints_for_the_docker_host_and_whether_it_is_being_deleted():
+    statefulset = Environment({"kind": "StatefulSet", "metadata": {"name": "default-a-x1y2z"}})
+    legacy = Environment({"kind": "Deployment", "metadata": {"name": "default-a-old"}})
+    assert statefulset.deleted_line == 'statefulset.apps "default-a-x1y2z" deleted'
+    assert legacy.deleted_line == 'deployment.apps "default-a-old" deleted'
+    assert not statefulset.deleting
+    statefulset.statefulset["metadata"]["deletionTimestamp"] = "2026-11-29T03:00:00Z"
+    legacy.statefulset["metadata"]["labels"] = {"preevy.dev/deleted": "true"}  # an earlier version's mark
+    assert statefulset.deleting and legacy.deleting

@@ -81,3 +81,33 @@ def test_a_timeout_is_recorded_and_is_our_timeout_error():
         process.run([PYTHON, "-c", "import time; time.sleep(30)"], timeout=0.5)
     assert raised.value.exit_code == ExitCode.TIMEOUT
     assert process.journal.records[-1].returncode is None
+
+
+def test_on_line_gets_each_stdout_line_while_the_program_still_runs(tmp_path):
+    # the program prints, then waits for a file that only on_line creates: it can end only if each line
+    # reaches on_line as it comes, not once the program has ended
+    go = tmp_path / "go"
+    script = (
+        "import os, sys, time\n"
+        "print('first', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "print('second'); sys.stderr.write('said\\n'); sys.exit(3)\n"
+    )
+    seen = []
+
+    def on_line(line):
+        seen.append(line)
+        go.touch()
+
+    result = process.run([PYTHON, "-c", script], stdin="ignored", on_line=on_line, timeout=30)
+    assert seen == ["first\n", "second\n"]
+    assert (result.returncode, result.stdout, result.stderr) == (3, "first\nsecond\n", "said\n")
+
+
+def test_on_line_with_a_timeout_stops_the_program_and_is_our_timeout_error():
+    with pytest.raises(PreevyError) as raised:
+        process.run(
+            [PYTHON, "-c", "import time; print('x', flush=True); time.sleep(30)"], timeout=0.5, on_line=print
+        )
+    assert raised.value.exit_code == ExitCode.TIMEOUT
+    assert process.journal.records[-1].returncode is None

@@ -22,8 +22,10 @@ def types(*declared: tuple[str, str]) -> dict[str, str]:
 
 
 def test_an_environment_being_deleted_is_not_live():
-    live, deleting = statefulset("a"), statefulset("b", labels={"preevy.dev/deleted": "true"})
-    assert up._live([live, deleting]) == [live]
+    live, deleting = statefulset("a"), statefulset("b")
+    deleting.statefulset["metadata"]["deletionTimestamp"] = "2026-11-29T03:00:00Z"
+    marked = statefulset("c", labels={"preevy.dev/deleted": "true"})  # by the `down` of an earlier version
+    assert up._live([live, deleting, marked]) == [live]
 
 
 def test_stale_routing_is_looked_for_only_where_routing_types_were_declared():

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                         ExitCode.FAILURE,
                     )
                 last = list(targets)[-1]
-                for instance, types in targets.items():
+                for instance, (types, docker_host) in targets.items():
                     console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
                     environment.delete(
                         kubectl,
@@ -52,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
                         wait=args.wait,
                         timeout_seconds=timeout,
                         again=again,
-                        # once everything is marked deleted the lock has done its work (see delete)
+                        # once the docker host is being deleted the lock has done its work (see delete)
                         marked=held.release if instance == last else None,
+                        docker_host=docker_host,
                     )
             finally:
                 held.release()
@@ -92,16 +93,19 @@ def _mark_comment_deleted(args: argparse.Namespace, env_id: str, namespace: str,
     )
 
 
-def _targets(kubectl: Kubectl, profile_id: str, env_id: str) -> dict[str, list[str]]:
-    """instance -> the types of its objects. Objects already marked deleted are included (an interrupted
-    `down` to finish), and so are those left when the docker-host StatefulSet is already gone."""
-    targets = {
-        env.instance: env.types
+def _targets(
+    kubectl: Kubectl, profile_id: str, env_id: str
+) -> dict[str, tuple[list[str], environment.Environment | None]]:
+    """instance -> the types of its objects, and its docker host (None: gone already). Those being deleted
+    are included (an interrupted `down` to finish), and so are the objects left when the docker-host
+    StatefulSet is already gone."""
+    targets: dict[str, tuple[list[str], environment.Environment | None]] = {
+        env.instance: (env.types, env)
         for env in environment.find(kubectl, profile_id, env_id, include_deleted=True, legacy=True)
     }
     if targets:
         return targets
     return {
-        instance: list(environment.LEFTOVER_TYPES)
+        instance: (list(environment.LEFTOVER_TYPES), None)
         for instance in environment.leftover_instances(kubectl, profile_id, env_id)
     }

@@ -89,7 +89,9 @@ def _collect(kubectl: Kubectl, env: Environment, options: options_module.Options
     try:
         with lock.held(kubectl, profile_id, env.env_id, "gc", LOCK_WAIT_SECONDS):
             fresh = [
-                e for e in environment.find(kubectl, profile_id, env.env_id) if e.instance == env.instance
+                e
+                for e in environment.find(kubectl, profile_id, env.env_id, include_deleted=True)
+                if e.instance == env.instance
             ]
             decision = decide(fresh[0], lifetime.now()) if fresh else None
             if decision is None:

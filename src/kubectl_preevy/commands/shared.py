@@ -103,12 +103,14 @@ def args_dry_run(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "dry_run", False))
 
 
-def env_id(args: argparse.Namespace, run: Run) -> str:
-    """--id, else `<project>-<branch>`; says which and why on stderr."""
+def env_id(args: argparse.Namespace, run: Run, *, foreseen: str | None = None) -> str:
+    """--id, else `<project>-<branch>`; says which and why on stderr. foreseen: the id `up` foresaw before
+    the model was read; when this one differs, nothing is said (`up` then starts over with it)."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
     )
-    console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
+    if foreseen is None or value == foreseen:
+        console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
     return value
 
 

@@ -18,6 +18,7 @@ from kubectl_preevy import (
     compose,
     console,
     docker,
+    envid,
     environment,
     expose,
     filesync,
@@ -51,9 +52,10 @@ class Hints:
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    if _model_beside_the_lock(args):
+    foreseen = _foreseen_env_id(args)
+    if foreseen:
         with shared.sigterm_as_interrupt():  # the lock is released however the read ends
-            current, early = _load_beside_the_lock(args, timeout)
+            current, early = _load_beside_the_lock(args, timeout, foreseen)
     else:
         current, early = shared.load_run(args, project="required", check_namespace=False), None
     try:
@@ -72,17 +74,31 @@ class _Early:
     first_look: list[Environment]
 
 
-def _model_beside_the_lock(args: argparse.Namespace) -> bool:
-    """With --id and compose files that cannot set options (no x-preevy, nothing included), neither the
-    lock nor the look needs the compose model: they run while `docker compose config` reads it."""
-    if args.dry_run or not args.env_id:
-        return False
-    return not shared.may_set_options(getattr(args, "files", None), pathlib.Path.cwd(), os.environ)
+def _foreseen_env_id(args: argparse.Namespace) -> str | None:
+    """The environment id, when neither it nor the options need the compose model: the files cannot set
+    options (no x-preevy, nothing included), and the id is --id or `<project>-<branch>` with a project name
+    the files tell plainly (compose.foreseen_name). Then the lock and the look run while `docker compose
+    config` reads the model. None: the model is read first."""
+    if args.dry_run:
+        return None
+    cwd, files = pathlib.Path.cwd(), getattr(args, "files", None)
+    if shared.may_set_options(files, cwd, os.environ):
+        return None
+    if args.env_id:
+        return envid.validate_env_id(args.env_id)
+    name = compose.foreseen_name(files, getattr(args, "project", None), cwd, os.environ)
+    if name is None:
+        return None
+    try:
+        return envid.resolve_env_id(None, name, os.environ, cwd)[0]
+    except PreevyError:
+        return None  # no branch: the usual path says so, after the model
 
 
-def _load_beside_the_lock(args: argparse.Namespace, timeout: float) -> tuple[Run, _Early]:
+def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str) -> tuple[Run, _Early | None]:
+    """The model read while the foreseen environment's lock is taken and the environment looked at. Should
+    the model name another project (the foresight was wrong), that lock is released and None returned."""
     current = shared.load_run(args, project="none", check_namespace=False)  # the lock's create checks it
-    env_id = shared.env_id(args, current)
     kubectl, profile_id = current.kubectl, current.profile.id
     env_lock = lock.EnvironmentLock(kubectl, profile_id, env_id, lock.holder_description("up"))
     loaded: dict[str, compose.ComposeProject] = {}
@@ -111,6 +127,9 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float) -> tuple[Run
             raise _interrupted(hints) from None
         raise
     current.project = loaded["project"]
+    if shared.env_id(args, current, foreseen=env_id) != env_id:
+        env_lock.release()
+        return current, None
     return current, _Early(env_id, env_lock, first_look)
 
 
@@ -325,12 +344,8 @@ def _preflight(
 
 
 def _live(found: list[Environment]) -> list[Environment]:
-    """The environments not being deleted (a `down --no-wait` in progress labels them first)."""
-    return [
-        e
-        for e in found
-        if (e.statefulset["metadata"].get("labels") or {}).get(naming.LABEL_DELETED) != "true"
-    ]
+    """The environments not being deleted (a `down` in progress, or one that was interrupted)."""
+    return [e for e in found if not e.deleting]
 
 
 def _instance_of(objects: list[dict[str, Any]]) -> str:
