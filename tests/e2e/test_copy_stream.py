@@ -144,9 +144,14 @@ def test_a_first_copy_measures_a_slow_link_while_its_files_are_scanned(
     project = project_with(tmp_path, FILES)
     monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)  # as a big tree's scan would take
     monkeypatch.setattr(filesync, "PROBE_MIN_SEND", 0)
-    probes: list[object] = []
+    probes: list[tuple] = []
     probed = filesync._probed
-    monkeypatch.setattr(filesync, "_probed", lambda *args: probes.append(args) or probed(*args))
+
+    def probing(*args):
+        probes.append(args)
+        return probed(*args)
+
+    monkeypatch.setattr(filesync, "_probed", probing)
     kubesim.shape_link(2_000_000)
     try:
         stats = filesync.sync(kubectl, pod, "docker", project)

@@ -277,6 +277,16 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
     assert not (copy / "c.txt").exists()
 
 
+def counted(calls: list[tuple], function):
+    """function, each call's arguments appended to calls."""
+
+    def call(*args):
+        calls.append(args)
+        return function(*args)
+
+    return call
+
+
 @pytest.mark.parametrize("taken", [False, True], ids=["empty-directory", "copy-made-elsewhere"])
 def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, shell, monkeypatch, taken):
     monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)  # a scan as long as a big tree's
@@ -287,9 +297,8 @@ def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, sh
         run_sync(shell, project, pod, SYSTEM_TAR)
         (tmp_path / "project" / "site" / "b.txt").write_bytes(b"b2")
     shell.cache = SyncCache(tmp_path / "cache", "here")
-    probes = []
-    probed = filesync._probed
-    monkeypatch.setattr(filesync, "_probed", lambda *args: probes.append(args) or probed(*args))
+    probes: list[tuple] = []
+    monkeypatch.setattr(filesync, "_probed", counted(probes, filesync._probed))
     stats = run_sync(shell, project, pod, filesync.Stream(compress=False, measure=True))
     assert stats.measured is not None and stats.measured > 0
     assert probes == []  # measured once, while scanning: not again in the exec that unpacks
@@ -299,9 +308,8 @@ def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, sh
 
 def test_a_send_of_a_few_files_is_written_in_process_and_a_big_one_by_gnu_tar(tmp_path, shell, monkeypatch):
     project = one_directory_project(tmp_path, "site", {"a": b"1", "b": b"2"})
-    relayed = []
-    relay = tarstream.relay
-    monkeypatch.setattr(tarstream, "relay", lambda *args: relayed.append(args) or relay(*args))
+    relayed: list[tuple] = []
+    monkeypatch.setattr(tarstream, "relay", counted(relayed, tarstream.relay))
     run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=False))
     assert relayed == []  # two files: no tar process
     monkeypatch.setattr(filesync, "SYSTEM_TAR_MEMBERS", 2)

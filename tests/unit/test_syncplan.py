@@ -114,7 +114,13 @@ def reference_plan(local, remote, roots, mounted=frozenset()):
     record = remote.record or {}
     owned = set(record) | remote.pending
     pod = remote.files
-    new_record, send, replace, in_place, kept, blocked, unchanged = {}, [], [], [], [], [], 0
+    new_record: dict[str, Entry] = {}
+    send: list[str] = []
+    replace: list[str] = []
+    in_place: list[str] = []
+    kept: list[str] = []
+    blocked: list[str] = []
+    unchanged = 0
     for path in sorted(local):
         if any(syncplan._under(path, b) and path != b for b in blocked):
             continue
