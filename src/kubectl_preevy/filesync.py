@@ -243,9 +243,8 @@ class Stream:
 
     compress: bool
     measure: bool = False  # chosen by us: a big copy measures the link first, and decides by it
-    measured: float | None = (
-        None  # the link's rate (bytes/s), when it was measured while the files were scanned
-    )
+    # the link's rate (bytes/s), when it was measured while the files were scanned
+    measured: float | None = None
     # the system's GNU tar writes the members, when there is one: None, for a send of SYSTEM_TAR_MEMBERS or
     # more (a smaller one is written in-process: no tar process to start); True: always; False: never
     system_tar: bool | None = None
