@@ -132,8 +132,8 @@ def test_a_down_interrupted_while_it_waits_says_how_to_finish_and_the_next_down_
     down = run_until(["down", *flags], "> deleting", project, env, interrupt_once_the_lock_is_released)
     assert down.returncode == 130, down.stderr
     assert error_lines(down.stderr) == [
-        f"error: interrupted: run `kubectl preevy down --id cut --namespace={namespace}` to finish deleting the "
-        "environment"
+        f"error: interrupted: run `kubectl preevy down --id cut --namespace={namespace} --force` to finish "
+        "deleting the environment"
     ]
     assert statefulset in environment_objects(kubesim, namespace, f"preevy.dev/instance={instance}")
 
@@ -143,7 +143,10 @@ def test_a_down_interrupted_while_it_waits_says_how_to_finish_and_the_next_down_
         )
 
     # the hint, followed while the deletion still waits: that down finds the instance being deleted
-    again = run_until(["down", *flags], "> deleting", project, env, release_the_hold)
+    again = run_until(["down", *flags, "--force"], "> deleting", project, env, release_the_hold)
     assert again.returncode == 0, again.stderr
     assert again.stdout == "cut\n"
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=cut") == []
+    # the hint, followed once the cluster has finished the deletion by itself: nothing left is success
+    finished = preevy("down", *flags, "--force", cwd=project, env=env)
+    assert finished.returncode == 0 and error_lines(finished.stderr) == [], finished.stderr

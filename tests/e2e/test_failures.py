@@ -128,7 +128,7 @@ def test_down_deletes_what_it_can_and_names_the_rest(kubesim, namespace, project
     assert error_lines(refused.stderr) == [
         "error: deleted what this identity may; the cluster refused: delete serviceaccounts: have an "
         f"administrator grant `kubectl preevy rbac -n {namespace}`, then run "
-        f"`kubectl preevy down --id partly --namespace={namespace}` again"
+        f"`kubectl preevy down --id partly --namespace={namespace} --force` again"
     ]
     assert labelled(kubesim, namespace, "partly") == [f"serviceaccount/{statefulset}-sa"]
 

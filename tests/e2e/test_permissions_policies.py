@@ -197,7 +197,7 @@ def test_down_with_partial_rbac_deletes_what_it_may_and_names_the_rest(kubesim, 
     assert error_lines(down.stderr) == [
         "error: deleted what this identity may; the cluster refused: delete roles.rbac.authorization.k8s.io, "
         f"delete rolebindings.rbac.authorization.k8s.io: have an administrator grant `kubectl preevy rbac -n {namespace}`, "
-        f"then run `kubectl preevy down --id partial --namespace={namespace}` again"
+        f"then run `kubectl preevy down --id partial --namespace={namespace} --force` again"
     ]
     left = environment_objects(kubesim, namespace, f"preevy.dev/instance={instance}")
     assert sorted(left) == [

@@ -326,7 +326,7 @@ def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(
     assert stuck.returncode == 5 and error_lines(stuck.stderr) == [
         f"error: objects of {statefulset} still exist after 3s: see `kubectl get all,pvc -n {namespace} -l "
         f"preevy.dev/instance={statefulset}`, and run `kubectl preevy down --id in-place "
-        f"--namespace={namespace}` again"
+        f"--namespace={namespace} --force` again"
     ]
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == [
         f"configmap/{statefulset}-dc"

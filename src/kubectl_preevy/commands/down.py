@@ -18,7 +18,9 @@ def run(args: argparse.Namespace) -> int:
     comment_template = prcomment.checked_template(
         args.pr_comment, args.pr_comment_template, env_id, os.environ
     )
-    again = current.command_hint("down", env_id)
+    # --force: the cluster may finish a deletion this run left (interrupted, timed out): the rerun then
+    # finds nothing, which is success
+    again = current.command_hint("down", env_id, "--force")
     try:
         with shared.sigterm_as_interrupt():
             held = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("down"))
