@@ -154,7 +154,7 @@ def test_the_plan_decides_as_the_rules_path_by_path_on_random_trees():
             pod = dict(record)  # the record standing for the pod's files (no listing)
         pending = {n for n in names if rng.random() < 0.1}
         remote = Remote(pod, record, pending)
-        by_path = {path: Unsettled(*entry) for path, entry in local.items()}  # each one through the rules
+        by_path: dict[str, Entry] = {p: Unsettled(*e) for p, e in local.items()}  # each one through the rules
         assert decisions(syncplan.plan(local, remote, ["r", "s"], {"r/f"})) == decisions(
             syncplan.plan(by_path, remote, ["r", "s"], {"r/f"})
         )
