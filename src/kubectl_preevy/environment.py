@@ -16,6 +16,7 @@ from typing import Any
 from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
+from kubectl_preevy.synccache import SyncCache
 
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
@@ -690,6 +691,8 @@ def delete(
     gone), so that concurrent ups and ls pass it over (`down` releases its lock there: an `up` from then on
     makes a new instance, which this delete does not touch)."""
     selector = f"{naming.LABEL_INSTANCE}={instance}"
+    # what this machine kept of the docker host's copies goes with it (a hint only: never needed again)
+    SyncCache.forget_pod(kubectl.environ, kubectl.server_url, kubectl.namespace, f"{instance}-0")
     release = _Release(docker_host.deleted_line if docker_host else None, marked)
     try:
         _delete_served(kubectl, types, selector, wait, timeout_seconds, again, instance, release)

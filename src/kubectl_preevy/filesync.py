@@ -44,13 +44,27 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, NamedTuple, NoReturn, Protocol
+from typing import IO, NoReturn, Protocol
 
-from kubectl_preevy import compose, console, ignore, messages, process, retry, tarstream
+from kubectl_preevy import (
+    compose,
+    console,
+    ignore,
+    localscan,
+    messages,
+    parallel,
+    process,
+    retry,
+    syncplan,
+    tarstream,
+)
 from kubectl_preevy.compose import ComposeProject, SyncedPath
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+from kubectl_preevy.localscan import Entry as Entry  # also filesync.Entry: what a sync plan holds
 from kubectl_preevy.synccache import SyncCache
+from kubectl_preevy.syncplan import Remote, parse_record, plan, record_json
+from kubectl_preevy.syncplan import SyncPlan as SyncPlan  # also filesync.SyncPlan: what preview returns
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
@@ -60,18 +74,29 @@ STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
-# "ready", reads PROBE_BYTES, says "probed" (both lines travel back alike: the time between them is the
-# upload alone, whatever the buffers on the way hold), then reads the stream's kind. Below SLOW_LINK
-# bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a link) the tar goes gzipped.
+# "ready", reads half of PROBE_BYTES, says "mid", reads the other half (sent once "mid" came: BusyBox's
+# `head -c` reads ahead of what it passes on), says "probed" (both lines travel back alike: the time from
+# "mid" to "probed" is the second half's upload and a round trip, whatever the buffers on the way hold; an
+# idle link's slack, which a paced link gives to the first bytes, went to the first half), then it reads the
+# stream's kind. Below SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a
+# link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
 PROBE_BYTES = 512 << 10
+PROBE_LINES = (
+    f"echo ready; head -c {PROBE_BYTES // 2} >/dev/null || exit 1; echo mid; "
+    f"head -c {PROBE_BYTES - PROBE_BYTES // 2} >/dev/null || exit 1; echo probed; "
+)
+SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
+# A first copy from here whose scan takes longer than this (thousands of files: likely a big copy) measures the
+# link meanwhile, in the exec started for it (Session.measure): the probe then costs nothing on the way
+EARLY_PROBE_AFTER = 0.015
 SLOW_LINK_BYTES_PER_SECOND = 25_000_000
 VERY_SLOW_LINK_BYTES_PER_SECOND = 15_000_000  # gzip -6 then: ~60 MB/s of one core, still well ahead
 STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and absolute/
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
 PENDING = f"{STATE_DIR}/pending"
-PROBE_PART = f"echo ready; head -c {PROBE_BYTES} >/dev/null || exit 1; echo probed; read z; "
+PROBE_PART = PROBE_LINES + "read z; "
 
 INPLACE_DIR = f"{STATE_DIR}/inplace"
 COPY_ROOTS = ("relative", "absolute")
@@ -129,6 +154,7 @@ FRESH_PART = (
 )
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
+PROBE_SCRIPT = PROBE_LINES + NEXT  # Session.measure
 GUARD_PART = (
     f'cd "$1" 2>/dev/null || {STALE}; '
     "for a do case $a in h:*) h=${a#h:};; esac; done; "
@@ -138,41 +164,6 @@ GUARD_PART = (
     f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
-
-
-class Entry(NamedTuple):
-    """A tuple (cheap to make: one per file per `up`), in the record's order of fields."""
-
-    kind: str  # "file", "dir" or "link"
-    size: int
-    mtime: int  # whole seconds
-    mode: int  # permission bits
-    mtime_ns: int = 0  # local files only (the pod's listing has whole seconds): edits within a second
-
-
-@dataclasses.dataclass
-class Remote:
-    """What the pod has: its files, the record of what we sent, the paths of a broken copy."""
-
-    files: dict[str, Entry]
-    record: dict[str, Entry] | None  # None: no record (a first sync, or an older version's copy)
-    pending: set[str]
-
-
-@dataclasses.dataclass
-class SyncPlan:
-    send: list[str]  # remote paths (under the project dir), parents before children
-    delete_files: list[str]  # ours, gone locally: removed in the pod
-    delete_dirs: list[str]  # ours, gone locally: removed in the pod if empty (deepest first)
-    replace: list[str]  # ours, changed type or link target: removed, then sent again
-    in_place: list[str]  # sent, then rewritten in place over the pod's file (same inode)
-    kept: list[str]  # in the pod, not ours, different from the local file: left as they are
-    record: dict[str, Entry]  # the record once this plan is applied
-    unchanged: int  # files and links not sent
-
-    @property
-    def empty(self) -> bool:
-        return not (self.send or self.delete_files or self.delete_dirs or self.replace)
 
 
 @dataclasses.dataclass
@@ -252,7 +243,11 @@ class Stream:
 
     compress: bool
     measure: bool = False  # chosen by us: a big copy measures the link first, and decides by it
-    system_tar: bool = True  # the system's GNU tar writes the members, when there is one
+    # the link's rate (bytes/s), when it was measured while the files were scanned
+    measured: float | None = None
+    # the system's GNU tar writes the members, when there is one: None, for a send of SYSTEM_TAR_MEMBERS or
+    # more (a smaller one is written in-process: no tar process to start); True: always; False: never
+    system_tar: bool | None = None
 
 
 def sync(
@@ -262,7 +257,7 @@ def sync(
     project: ComposeProject,
     compress: bool | None = None,
     *,
-    system_tar: bool = True,
+    system_tar: bool | None = None,
 ) -> SyncStats:
     """compress None: chosen by the link (choose_stream)."""
     local = _local(kubectl.server_url())
@@ -348,15 +343,27 @@ def _sync_in(
     for path in paths:
         if not path.exists and report:
             console.info(messages.SYNC_MISSING_SOURCE.format(path=path.local))
-    local = scan_local([p for p in paths if p.exists], excluder_of(project))
+    cache = session.cache
+    cached = cache.load(project.remote_dir) if cache is not None else None
+    scanned = threading.Event()
+
+    def scan() -> localscan.Found:
+        try:
+            return localscan.scan([p for p in paths if p.exists], excluder_of(project))
+        finally:
+            scanned.set()
+
+    early = stream.measure and cache is not None and cached is None  # a first copy from here
+    local, rate = parallel.together(scan, (lambda: session.measure(scanned)) if early else None)
+    if rate is not None:
+        stream = dataclasses.replace(stream, measured=rate)
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
     entries = {path: entry for path, (entry, _) in local.items()}
     mounted = mounted_files(project)
-    cache = session.cache
     if cache is not None:
         done = _without_listing(
-            session, cache, project.remote_dir, (entries, local, roots), missing, mounted, stream
+            session, cache, cached, project.remote_dir, (entries, local, roots), missing, mounted, stream
         )
         if done is not None:
             return done
@@ -401,6 +408,7 @@ LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, path
 def _without_listing(
     shell: "Session",
     cache: SyncCache,
+    cached: bytes | None,
     remote_dir: str,
     tree: LocalTree,
     missing: list[str],
@@ -411,7 +419,6 @@ def _without_listing(
     a change against the record we last wrote there (GUARD_PART). None: the pod's copy was not as
     assumed (nothing was written), or the change is not one to check that way: list the pod's files."""
     entries, local, roots = tree
-    cached = cache.load(remote_dir)
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
         guard = (FRESH, FRESH_PART, [f"m:{m}" for m in missing])
@@ -420,6 +427,7 @@ def _without_listing(
         if record is None or missing:
             return None
         sync_plan = plan(entries, Remote(dict(record), record, set()), [*roots, *missing], mounted)
+        sync_plan.written = (cached, record)
         if sync_plan.empty and sync_plan.record == record:
             return None  # nothing changed here: the listing says whether the pod's copy did
         checks = _guards(sync_plan, record, local)
@@ -428,10 +436,11 @@ def _without_listing(
         guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
-    sent = _apply(shell, remote_dir, sync_plan, local, stream, roots, guard)
+    sent = _apply(
+        shell, remote_dir, sync_plan, local, stream, roots, guard, lambda r: cache.save(remote_dir, r)
+    )
     if sent.refused:
         return None
-    cache.save(remote_dir, sent.record)
     return _stats(sync_plan, local, sent), sent
 
 
@@ -458,7 +467,7 @@ def preview(shell: Shell | None, project: ComposeProject) -> tuple[SyncPlan, dic
     """What a sync would do and the local entries (`up --dry-run`): against the pod's files when
     there is a pod (shell), else everything is sent. Nothing is written anywhere."""
     paths = compose.synced_paths(project)
-    local = scan_local([p for p in paths if p.exists], excluder_of(project))
+    local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
     remote = Remote({}, None, set())
     if shell is not None:
         remote = list_remote(shell, project.remote_dir, [], write=False)
@@ -489,99 +498,6 @@ def excluder_of(project: ComposeProject) -> ignore.Excluder:
     return ignore.load(project.working_dir, project.x_preevy, compose_file)
 
 
-def scan_local(
-    paths: list[SyncedPath], excluder: ignore.Excluder | None = None
-) -> dict[str, tuple[Entry, str]]:
-    """Every file, directory and symlink under the paths, keyed by remote path.
-
-    A root that is a symlink is followed (Docker follows it too); links inside are kept as links.
-    An unreadable file fails here, before anything is sent.
-    """
-    found: dict[str, tuple[Entry, str]] = {}
-    excluder = excluder or ignore.Excluder(pathlib.Path("/"))
-    for root in paths:
-        real = os.path.realpath(root.local)
-        # exclusions are matched on the path as the project names it (root.local), not the link's target
-        _scan(real, root.remote, os.stat(real), found, _Walk(excluder, root.local, real))
-    return found
-
-
-@dataclasses.dataclass(frozen=True)
-class _Walk:
-    excluder: ignore.Excluder
-    named: pathlib.Path  # the root as the compose file names it
-    real: str  # the root resolved
-
-    def excluded(self, local: str) -> bool:
-        if self.excluder.empty or local == self.real:
-            return False  # a mount's own root is always copied (the service mounts it)
-        return self.excluder.excluded(self.named / os.path.relpath(local, self.real))
-
-
-_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
-
-
-def _readable(local: str, st: os.stat_result) -> bool:
-    if _EUID == 0 or (st.st_uid == _EUID and st.st_mode & stat.S_IRUSR):
-        return True  # the common cases, without a system call
-    return os.access(local, os.R_OK)
-
-
-def _scan(
-    local: str,
-    remote: str,
-    st: os.stat_result,
-    found: dict[str, tuple[Entry, str]],
-    walk: _Walk,
-) -> bool:
-    """Whether anything was kept (an excluded directory is walked only when a `!` pattern may re-include).
-    Plain strings and os.scandir: this runs for every file of the tree on every `up`."""
-    entry = _entry(st)
-    if entry is None:
-        return False  # sockets, fifos, devices: not ours to copy
-    excluded = walk.excluded(local)
-    if excluded and (entry.kind != "dir" or not walk.excluder.has_negations):
-        return False
-    if entry.kind == "file" and not _readable(local, st):
-        raise PermissionError(13, "Permission denied", local)
-    found[remote] = (entry, local)  # a directory before what it holds
-    kept = False
-    if entry.kind == "dir":
-        with os.scandir(local) as entries:
-            children = list(entries)  # in the directory's order: plan() sorts what it sends
-        for child in children:
-            try:
-                child_stat = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # gone since the directory was read
-            kept = _scan(child.path, f"{remote}/{child.name}", child_stat, found, walk) or kept
-    if excluded and not kept:
-        del found[remote]
-        return False
-    return True
-
-
-def _entry(st: os.stat_result) -> Entry | None:
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        return Entry("file", st.st_size, int(st.st_mtime), mode & 0o7777, st.st_mtime_ns)
-    if stat.S_ISDIR(mode):
-        return Entry("dir", 0, int(st.st_mtime), mode & 0o7777, 0)
-    if stat.S_ISLNK(mode):
-        return Entry("link", st.st_size, int(st.st_mtime), mode & 0o7777, 0)
-    return None
-
-
-def _kind(mode: int) -> str | None:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "link"
-    return None
-
-
 # --- the pod's side ----------------------------------------------------------------------------------
 
 
@@ -607,36 +523,9 @@ def parse_remote(text: str) -> Remote:
     )
 
 
-def _json_or(text: str, default: object) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
-
-
 def _pending(text: str) -> set[str]:
-    paths = _json_or(text, []) if text else []
+    paths = syncplan.json_or(text, []) if text else []
     return {p for p in paths if isinstance(p, str)} if isinstance(paths, list) else set()
-
-
-def parse_record(text: str) -> dict[str, Entry] | None:
-    data = _json_or(text, None)
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-        return None  # unreadable: as if there were none (nothing is deleted then)
-    record = {}
-    for path, fields in data["entries"].items():
-        if isinstance(fields, list) and len(fields) in (4, 5):
-            try:
-                mtime_ns = int(fields[4]) if len(fields) > 4 else 0
-                record[path] = Entry(str(fields[0]), int(fields[1]), int(fields[2]), int(fields[3]), mtime_ns)
-            except (TypeError, ValueError):
-                continue  # a field that is no number: as if the path were not recorded
-    return record
-
-
-def record_json(record: dict[str, Entry]) -> bytes:
-    """Entries as [kind, size, mtime, mode, mtime_ns] (Entry's own order: a tuple is a JSON array)."""
-    return json.dumps({"version": 1, "entries": dict(sorted(record.items()))}, separators=(",", ":")).encode()
 
 
 def parse_listing(text: str) -> dict[str, Entry]:
@@ -654,7 +543,7 @@ def parse_listing(text: str) -> dict[str, Entry]:
         if not name or name == ".":
             continue
         mode, size, mtime = int(fields[0], 16), int(fields[1]), int(fields[2])
-        kind = _kind(mode)
+        kind = localscan.kind_of(mode)
         if kind:
             entries[name] = Entry(
                 kind=kind, size=size if kind != "dir" else 0, mtime=mtime, mode=stat.S_IMODE(mode)
@@ -663,114 +552,6 @@ def parse_listing(text: str) -> dict[str, Entry]:
 
 
 _LISTING_FIELDS = re.compile(r"[0-9a-f]+ \d+ -?\d+")
-
-
-# --- the decisions -------------------------------------------------------------------------------------
-
-
-def plan(
-    local: dict[str, Entry],
-    remote: Remote,
-    roots: list[str],
-    mounted: set[str] | frozenset[str] = frozenset(),
-) -> SyncPlan:
-    """What to send, delete and keep: the rules of the module docstring."""
-    record = remote.record or {}
-    owned = set(record) | remote.pending
-    pod = remote.files
-    new_record: dict[str, Entry] = {}
-    send: list[str] = []
-    replace: list[str] = []
-    in_place: list[str] = []
-    kept: list[str] = []
-    blocked: list[str] = []  # kept paths that are not directories: nothing of ours goes under them
-    unchanged = 0
-    for path in sorted(local):
-        if any(_under(path, b) and path != b for b in blocked):
-            continue
-        mine, theirs, ours = local[path], pod.get(path), path in owned
-        previous = record.get(path)
-        if theirs is None:
-            if ours and previous is not None and _same(mine, previous) and path not in remote.pending:
-                new_record[path] = previous  # removed in the pod by a container: left so
-                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            else:
-                send.append(path)
-                new_record[path] = mine
-            continue
-        if not ours:
-            if theirs.kind == mine.kind and (mine.kind == "dir" or _same(mine, theirs)):
-                new_record[path] = mine  # the same as ours: adopted (an older version's copy)
-                unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            else:
-                kept.append(path)
-                if theirs.kind != "dir":
-                    blocked.append(path)
-            continue
-        if path in remote.pending:  # a broken copy may have left it half-written: what is there?
-            changed = not _same(mine, theirs)
-        else:
-            changed = previous is None or not _same(mine, previous)
-        if mine.kind == "dir" and theirs.kind == "dir":
-            new_record[path] = mine
-            if changed and mine.mode != theirs.mode:
-                send.append(path)
-            continue
-        if not changed:
-            new_record[path] = previous if previous is not None else mine
-            unchanged += mine.kind == "file"  # files, as "synced N files" counts them
-            if theirs.kind != mine.kind and theirs.kind != "dir":
-                blocked.append(path)
-            continue
-        if theirs.kind == "dir":
-            kept.append(path)  # a container made a directory of it: never removed with what it holds
-            continue
-        if theirs.kind != mine.kind or mine.kind == "link":
-            replace.append(path)
-        elif mine.kind == "file" and path in mounted:
-            in_place.append(path)
-        send.append(path)
-        new_record[path] = mine
-    delete_files, delete_dirs = [], []
-    for path in sorted(owned - set(local)):
-        if not any(_under(path, root) for root in roots):
-            if path in record:
-                new_record[path] = record[path]  # no longer copied: left as it is, still ours
-            continue
-        theirs = pod.get(path)
-        if theirs is None:
-            continue
-        sent_kind = record[path].kind if path in record else theirs.kind
-        if theirs.kind == "dir" and sent_kind == "dir":
-            delete_dirs.append(path)
-        elif theirs.kind != "dir" and sent_kind != "dir":
-            delete_files.append(path)
-    return SyncPlan(
-        send=send,
-        delete_files=delete_files,
-        delete_dirs=sorted(delete_dirs, reverse=True),
-        replace=replace,
-        in_place=in_place,
-        kept=kept,
-        record=new_record,
-        unchanged=unchanged,
-    )
-
-
-def _same(mine: Entry, other: Entry) -> bool:
-    if mine.kind != other.kind:
-        return False
-    if mine.kind == "dir":
-        return mine.mode == other.mode
-    if mine.kind == "link":
-        return mine.size == other.size
-    if mine.mtime_ns and other.mtime_ns and mine.mtime_ns != other.mtime_ns:
-        return False
-    return (mine.size, mine.mtime, mine.mode) == (other.size, other.mtime, other.mode)
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + "/")
 
 
 # --- applying it -------------------------------------------------------------------------------------
@@ -784,10 +565,12 @@ def _apply(
     stream: Stream,
     roots: dict[str, pathlib.Path],
     guard: tuple[str, str, list[str]] | None = None,
+    written: Callable[[bytes], None] = lambda record: None,
 ) -> Sent:
     """Removals first, then the tar; the last batch of removals rides in the exec that unpacks. guard:
     (the line that says go on, the script that says it, its arguments) run first in that exec; any other
-    line and nothing is written (Sent.refused)."""
+    line and nothing is written (Sent.refused). written(the record sent): once the whole stream went, while
+    the pod unpacks it."""
     arguments = (
         [f"f:{p}" for p in sync_plan.delete_files + sync_plan.replace]
         + [f"d:{p}" for p in sync_plan.delete_dirs]
@@ -800,25 +583,34 @@ def _apply(
         shell.run(DELETE_PART + "true", [remote_dir, *batch])
     in_place = set(sync_plan.in_place)
     members = [(f"{INPLACE_DIR}/{p}" if p in in_place else p, p, local[p][1]) for p in sync_plan.send]
-    tar = tarstream.gnu_tar() if stream.system_tar else None
+    send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
+    many = len(members) >= SYSTEM_TAR_MEMBERS or send_bytes >= PROBE_MIN_SEND
+    tar = tarstream.gnu_tar() if stream.system_tar or (stream.system_tar is None and many) else None
 
     def write(pipe: IO[bytes], compress: int) -> Sent:
         if tar is None:
             return write_tar(pipe, members, sync_plan, compress)
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
-    send_bytes = sum(local[p][0].size for p in sync_plan.send if local[p][0].kind == "file")
-    probe = stream.measure and send_bytes >= PROBE_MIN_SEND
+    big = stream.measure and send_bytes >= PROBE_MIN_SEND
+    probe = big and stream.measured is None
+    rate = stream.measured if big else None
+    level = _level_for(rate) if rate is not None else GZIP_LEVEL if stream.compress else 0
     if probe:
         unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
     else:
-        unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if stream.compress else UNPACK_PART
+        unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if level else UNPACK_PART
     expected, guard_part, guard_args = guard or ("", "", [])
 
     def body(pipe: IO[bytes], replies: Replies | None) -> Sent:
         if guard is not None and (replies is None or replies.readline() != f"{expected}\n".encode()):
             return Sent(refused=True)
-        return _probed(pipe, replies, write) if probe else write(pipe, GZIP_LEVEL if stream.compress else 0)
+        sent = _probed(pipe, replies, write) if probe else write(pipe, level)
+        if not probe:
+            sent.rate = rate
+        pipe.close()  # the stream ends: the pod unpacks it meanwhile
+        written(sent.record)
+        return sent
 
     script = guard_part + DELETE_PART + unpack
     return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
@@ -827,19 +619,35 @@ def _apply(
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
     """The link measured (PROBE_PART), then the tar, gzipped if the link is slow."""
     assert replies is not None
-    if replies.readline() != b"ready\n":
+    rate = _measured(pipe, replies)
+    if rate is None:
         return Sent()  # the exec failed: kubectl's exit code and stderr say why
-    started = time.monotonic()
-    pipe.write(bytes(PROBE_BYTES))
-    pipe.flush()
-    if replies.readline() != b"probed\n":
-        return Sent()
-    rate = PROBE_BYTES / max(time.monotonic() - started, 1e-6)
-    level = 0 if rate >= SLOW_LINK_BYTES_PER_SECOND else 6 if rate < VERY_SLOW_LINK_BYTES_PER_SECOND else 1
+    level = _level_for(rate)
     pipe.write(b"z\n" if level else b"\n")
     sent = write(pipe, level)
     sent.rate = rate
     return sent
+
+
+def _measured(pipe: IO[bytes], replies: Replies) -> float | None:
+    """The link's upload rate (bytes/s) by PROBE_LINES; None when the pod did not say them."""
+    if replies.readline() != b"ready\n":
+        return None
+    pipe.write(bytes(PROBE_BYTES // 2))
+    pipe.flush()
+    if replies.readline() != b"mid\n":
+        return None
+    started = time.monotonic()
+    pipe.write(bytes(PROBE_BYTES - PROBE_BYTES // 2))
+    pipe.flush()
+    if replies.readline() != b"probed\n":
+        return None
+    return (PROBE_BYTES - PROBE_BYTES // 2) / max(time.monotonic() - started, 1e-6)
+
+
+def _level_for(rate: float) -> int:
+    """gzip's level for a link of that rate (bytes/s): 0 (plain tar) on a fast one."""
+    return 0 if rate >= SLOW_LINK_BYTES_PER_SECOND else 6 if rate < VERY_SLOW_LINK_BYTES_PER_SECOND else 1
 
 
 def _batches(arguments: list[str]) -> Iterator[list[str]]:
@@ -919,6 +727,25 @@ class Session:
             self.opened = self.shell.open(NEXT)
         return b""
 
+    def measure(self, scanned: threading.Event) -> float | None:
+        """The link's upload rate (bytes/s, by PROBE_LINES), unless the scan ended
+        (scanned) within EARLY_PROBE_AFTER. Run in a thread while the main one scans, which uses the session only
+        once this returned. Nothing is written in the pod: an exec that fails here is started again by the next
+        script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
+        if scanned.wait(EARLY_PROBE_AFTER):
+            return None
+        proc = self.opened.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
+        timer.start()
+        try:
+            self._send(PROBE_SCRIPT, [])
+            return _measured(proc.stdin, proc.stdout)
+        except BrokenPipeError:
+            return None
+        finally:
+            timer.cancel()
+
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()
         wrapped = f"( {script}\n) || exit $?\necho '{marker.decode()}'\n{NEXT}"
@@ -940,8 +767,9 @@ class Session:
 
     def stream(self, script: str, args: list[str], write: Writer, *, says_first: bool = False) -> Sent:
         """The script, then write(its stdin, its stdout) once it said a first line (no byte of the stream
-        is sent before the script reads it): "go", or the script's own (says_first: write reads it); the
-        exec ends with it unless the script refused (Sent.refused)."""
+        is sent before the script reads it: BusyBox's `head -c`, which reads the script, reads ahead of what
+        it passes on): "go", or the script's own (says_first: write reads it); the exec ends with it unless
+        the script refused (Sent.refused)."""
         proc = self.opened.proc
         if says_first:
             assert proc.stdout is not None
@@ -1109,7 +937,7 @@ def write_tar(
             record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
             if changed:
                 sent.changed.append(remote_path)
-        sent.record = record_json(record)
+        sent.record = record_json(record, sync_plan.written)
         _add_bytes(tar, RECORD_NEW, sent.record)
     finish()
     return sent
@@ -1129,7 +957,7 @@ class _SystemTar:
         roots: dict[str, pathlib.Path],
     ) -> None:
         self.tar, self.local = tar, local
-        self.record = dict(sync_plan.record)
+        self.record, self.written = dict(sync_plan.record), sync_plan.written
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
         self.ours = [m for m in members if not self._theirs(m)]
         self.theirs = [m[1] for m in members if self._theirs(m)]
@@ -1152,7 +980,7 @@ class _SystemTar:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
             if self.theirs:
                 self._relay(out, sent)
-            sent.record = record_json(self.record)
+            sent.record = record_json(self.record, self.written)
             out.write(tarstream.small_member(RECORD_NEW, sent.record))
             out.write(tarstream.END_OF_ARCHIVE)
         finally:
@@ -1267,7 +1095,7 @@ def _add_member(
                 reader = _ExactReader(content, info.size)
                 tar.addfile(info, reader)
                 after = os.fstat(content.fileno())
-            entry = _entry(before)
+            entry = localscan.entry_of(before)
             assert entry is not None
             changed = reader.short or (after.st_size, after.st_mtime_ns) != (
                 before.st_size,
@@ -1275,7 +1103,7 @@ def _add_member(
             )
             return entry, changed, info.size
         st = os.lstat(local_path)
-        entry = _entry(st)
+        entry = localscan.entry_of(st)
         if entry is None:
             return None
         tar.addfile(tar.gettarinfo(str(local_path), arcname=arcname))

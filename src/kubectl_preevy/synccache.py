@@ -3,16 +3,22 @@
 Only a hint: the exec that uses it first checks, in the pod, that the record there is still exactly these
 bytes (sha256), that no copy was left half done, and that every path about to be written or removed is as
 the record says; else it writes nothing and the copy lists the pod's files as usual (filesync.py).
-Kept under $XDG_CACHE_HOME/kubectl-preevy/sync/ (else ~/.cache/...), one file per (API server, namespace,
-pod, project directory in the pod).
+Kept under $XDG_CACHE_HOME/kubectl-preevy/sync/ (else ~/.cache/...): a directory per (API server, namespace,
+pod), a file in it per project directory in the pod. `down` forgets the pods it deletes; the directories of
+pods not copied to for MAX_AGE_DAYS (deleted from elsewhere, or by a cluster gone) are removed when a new
+one is made.
 """
 
 import hashlib
 import os
 import pathlib
-from collections.abc import Mapping
+import shutil
+import time
+from collections.abc import Callable, Mapping
 
 from kubectl_preevy import profiles
+
+MAX_AGE_DAYS = 30
 
 
 class SyncCache:
@@ -23,9 +29,20 @@ class SyncCache:
     def of(cls, environ: Mapping[str, str], server: str, namespace: str, pod: str) -> "SyncCache":
         return cls(profiles.cache_dir(environ) / "sync", "\0".join((server, namespace, pod)))
 
+    @classmethod
+    def forget_pod(
+        cls, environ: Mapping[str, str], server: Callable[[], str], namespace: str, pod: str
+    ) -> None:
+        """Remove what this machine kept of a pod being deleted. server: asked only when something was kept
+        (it may need to read the kubeconfig)."""
+        if (profiles.cache_dir(environ) / "sync").is_dir():
+            shutil.rmtree(cls.of(environ, server(), namespace, pod)._place_dir(), ignore_errors=True)
+
+    def _place_dir(self) -> pathlib.Path:
+        return self.directory / _digest(self.place)
+
     def _path(self, remote_dir: str) -> pathlib.Path:
-        key = hashlib.sha256(f"{self.place}\0{remote_dir}".encode()).hexdigest()[:40]
-        return self.directory / f"{key}.record"
+        return self._place_dir() / f"{_digest(remote_dir)}.record"
 
     def load(self, remote_dir: str) -> bytes | None:
         try:
@@ -37,9 +54,34 @@ class SyncCache:
         """Best effort: without a cache the next copy lists the pod's files, as it would anyway."""
         path = self._path(remote_dir)
         try:
+            if not path.parent.is_dir():
+                _prune(self.directory)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_bytes(record)
             temporary.replace(path)
+        except OSError:
+            pass
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _prune(directory: pathlib.Path) -> None:
+    """Remove the pods' directories not written for MAX_AGE_DAYS (and files of the earlier flat layout)."""
+    oldest = time.time() - MAX_AGE_DAYS * 86400
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime >= oldest:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
         except OSError:
             pass

@@ -133,3 +133,30 @@ def test_a_slow_link_is_measured_and_the_copy_goes_gzipped(kubesim, namespace, p
     kubesim.shape_link(None)
     assert stats.stream.startswith("tar.gz, level 6 (the link measured ")  # gzip -6: the link is the limit
     assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+
+
+def test_a_first_copy_measures_a_slow_link_while_its_files_are_scanned(
+    kubesim, namespace, pod, tmp_path, monkeypatch
+):
+    env = user_env(kubesim, tmp_path / "config")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # nothing copied from here yet
+    kubectl = Kubectl(None, None, namespace, env)
+    project = project_with(tmp_path, FILES)
+    monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)  # as a big tree's scan would take
+    monkeypatch.setattr(filesync, "PROBE_MIN_SEND", 0)
+    probes: list[tuple] = []
+    probed = filesync._probed
+
+    def probing(*args):
+        probes.append(args)
+        return probed(*args)
+
+    monkeypatch.setattr(filesync, "_probed", probing)
+    kubesim.shape_link(2_000_000)
+    try:
+        stats = filesync.sync(kubectl, pod, "docker", project)
+    finally:
+        kubesim.shape_link(None)
+    assert stats.stream.startswith("tar.gz, level 6 (the link measured ")
+    assert probes == []  # measured while scanning, not in the exec that unpacks
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")

@@ -1,6 +1,7 @@
 """up, up again, dry run, refused and forced recreation, down: the life of one environment, as a user sees it."""
 
 import json
+import pathlib
 import signal
 import threading
 import time
@@ -143,6 +144,8 @@ def test_up_serves_the_project_updates_it_in_place_and_down_removes_every_trace(
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=hello-e2e") == []
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={recreated['statefulSet']}") == []
     assert not [pid for pid in pids if alive(pid)]
+    kept = pathlib.Path(env["XDG_CACHE_HOME"]) / "kubectl-preevy" / "sync"
+    assert list(kept.iterdir()) == []  # what this machine kept of the pods' copies went with them
 
     again = preevy("down", *flags, cwd=project, env=env)
     assert again.returncode == 1 and error_lines(again.stderr) == [

@@ -1,4 +1,4 @@
-"""The incremental copy's decisions: what is listed locally, parsed remotely, sent, kept and deleted."""
+"""The incremental copy: the pod's listing parsed, the scripts under BusyBox, the tar stream, the one exec."""
 
 import contextlib
 import io
@@ -11,49 +11,12 @@ import tempfile
 
 import pytest
 
-from kubectl_preevy import compose, filesync, retry, tarstream
-from kubectl_preevy.compose import ComposeProject, SyncedPath
-from kubectl_preevy.filesync import Entry, Remote
+from kubectl_preevy import compose, filesync, retry, syncplan, tarstream
+from kubectl_preevy.compose import ComposeProject
+from kubectl_preevy.localscan import Entry
 from kubectl_preevy.synccache import SyncCache
+from kubectl_preevy.syncplan import Remote
 from tests.prerequisites import require_tool
-
-
-def file(size=10, mtime=1000, mode=0o644):
-    return Entry("file", size, mtime, mode)
-
-
-DIR = Entry("dir", 0, 0, 0o755)
-
-
-def test_scan_lists_files_dirs_and_links_under_remote_names(tmp_path):
-    site = tmp_path / "site"
-    (site / "css").mkdir(parents=True)
-    (site / "index.html").write_text("hello")
-    (site / "css" / "a.css").write_text("body{}")
-    (site / "latest").symlink_to("index.html")
-    os.mkfifo(site / "fifo")
-    os.utime(site / "index.html", (1_700_000_000.7, 1_700_000_000.7))
-    found = filesync.scan_local([SyncedPath(site, "relative/site", True)])
-    assert sorted(found) == [
-        "relative/site",
-        "relative/site/css",
-        "relative/site/css/a.css",
-        "relative/site/index.html",
-        "relative/site/latest",
-    ]
-    entry, local = found["relative/site/index.html"]
-    assert (entry.kind, entry.size, entry.mtime) == ("file", 5, 1_700_000_000)
-    assert pathlib.Path(local) == site / "index.html"
-    assert found["relative/site/latest"][0].kind == "link"
-
-
-def test_scan_follows_a_root_that_is_a_symlink(tmp_path):
-    (tmp_path / "real").mkdir()
-    (tmp_path / "real" / "f").write_text("x")
-    (tmp_path / "alias").symlink_to("real")
-    found = filesync.scan_local([SyncedPath(tmp_path / "alias", "relative/alias", True)])
-    assert found["relative/alias"][0].kind == "dir"
-    assert "relative/alias/f" in found
 
 
 def test_parse_listing_reads_busybox_stat_lines():
@@ -83,95 +46,11 @@ def test_summary_counts_and_sizes():
     assert filesync.human_size(5 * 1024 * 1024) == "5.0 MiB"
 
 
-def remote(files, record=None, pending=()):
-    return Remote(files=dict(files), record=None if record is None else dict(record), pending=set(pending))
-
-
-def test_plan_first_copy_sends_everything():
-    local = {"r": DIR, "r/a": file(), "conf.txt": file()}
-    plan = filesync.plan(local, remote({}), ["r", "conf.txt"])
-    assert plan.send == ["conf.txt", "r", "r/a"] and plan.unchanged == 0
-    assert plan.delete_files == plan.delete_dirs == plan.kept == []
-    assert plan.record == local
-
-
-def test_plan_sends_local_edits_and_leaves_what_a_container_changed():
-    sent = {"r": DIR, "r/same": file(), "r/edited": file(), "r/theirs-changed": file()}
-    local = {**sent, "r/edited": file(size=11), "r/new": file()}
-    pod = {**sent, "r/theirs-changed": file(size=99, mtime=5000), "r/db/pg": file(size=8192)}
-    plan = filesync.plan(local, remote(pod, record=sent), ["r"])
-    assert plan.send == ["r/edited", "r/new"]
-    assert plan.unchanged == 2  # r/same, and r/theirs-changed: left as the container made it
-    assert plan.delete_files == plan.delete_dirs == plan.kept == []
-    assert "r/db/pg" not in plan.record
-
-
-def test_plan_deletes_only_what_the_record_says_was_sent():
-    sent = {"r": DIR, "r/gone": file(), "r/gone-dir": DIR, "r/gone-dir/x": file()}
-    local = {"r": DIR}
-    pod = {**sent, "r/gone-dir/written-by-app": file(), "r/app-data": DIR, "r/app-data/f": file()}
-    plan = filesync.plan(local, remote(pod, record=sent), ["r"])
-    assert plan.delete_files == ["r/gone", "r/gone-dir/x"]
-    assert plan.delete_dirs == ["r/gone-dir"]  # removed only if empty: the app's file stays
-    assert plan.record == {"r": DIR}
-
-
-def test_plan_without_a_record_deletes_and_overwrites_nothing_and_adopts_equal_files():
-    local = {"r": DIR, "r/a": file(), "r/b": file(size=3)}
-    pod = {"r": DIR, "r/a": file(), "r/b": file(size=4), "r/old": file(), "r/pgdata": DIR}
-    plan = filesync.plan(local, remote(pod), ["r"])
-    assert plan.send == [] and plan.delete_files == [] and plan.delete_dirs == []
-    assert plan.kept == ["r/b"]
-    assert plan.record == {"r": DIR, "r/a": file()}
-
-
-def test_plan_a_container_file_where_a_new_local_file_appears_is_kept():
-    local = {"r": DIR, "r/conf": file(size=1), "r/x": DIR, "r/x/y": file()}
-    pod = {"r": DIR, "r/conf": file(size=2), "r/x": file()}
-    plan = filesync.plan(local, remote(pod, record={"r": DIR}), ["r"])
-    assert plan.kept == ["r/conf", "r/x"] and plan.send == []
-
-
-def test_plan_replaces_what_changed_type_and_rewrites_mounted_files_in_place():
-    sent = {"r": DIR, "r/was-file": file(), "r/link": Entry("link", 9, 1, 0o777), "r/app.ini": file()}
-    local = {
-        "r": DIR,
-        "r/was-file": DIR,
-        "r/was-file/x": file(),
-        "r/link": Entry("link", 5, 1, 0o777),
-        "r/app.ini": file(size=12),
-    }
-    plan = filesync.plan(local, remote(sent, record=sent), ["r"], {"r/app.ini"})
-    assert plan.replace == ["r/link", "r/was-file"]
-    assert plan.in_place == ["r/app.ini"]
-    assert plan.send == ["r/app.ini", "r/link", "r/was-file", "r/was-file/x"]
-
-
-def test_plan_after_a_broken_copy_resends_the_pending_paths():
-    local = {"r": DIR, "r/half": file(size=100), "r/done": file()}
-    pod = {"r": DIR, "r/half": file(size=40, mtime=9), "r/done": file()}
-    plan = filesync.plan(local, remote(pod, record={"r": DIR}, pending=["r/half", "r/done"]), ["r"])
-    assert plan.send == ["r/half"] and plan.kept == []
-    assert set(plan.record) == {"r", "r/half", "r/done"}
-
-
-def test_plan_keeps_record_entries_of_paths_no_longer_copied():
-    sent = {"old": DIR, "old/f": file(), "r": DIR}
-    plan = filesync.plan({"r": DIR}, remote(sent, record=sent), ["r"])
-    assert plan.delete_files == [] and plan.record == sent
-
-
-def test_record_round_trip_and_garbage():
-    record = {"r": DIR, "r/a b": file()}
-    assert filesync.parse_record(filesync.record_json(record).decode()) == record
-    assert filesync.parse_record("not json") is None
-
-
 # --- the scripts under BusyBox (as in docker:dind, Alpine) -------------------------------------------
 
 
 PYTHON_TAR = filesync.Stream(compress=True, system_tar=False)  # the in-process writer, gzipped
-SYSTEM_TAR = filesync.Stream(compress=False)  # GNU tar's members relayed, plain
+SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar's members relayed, plain
 
 
 class BusyboxShell:
@@ -252,7 +131,7 @@ def remote_dir_at(pod_dir):
 
 @pytest.mark.parametrize(
     "stream",
-    [PYTHON_TAR, SYSTEM_TAR, filesync.Stream(compress=True)],
+    [PYTHON_TAR, SYSTEM_TAR, filesync.Stream(compress=True, system_tar=True)],
     ids=["python-writer-gzip", "system-tar-plain", "system-tar-gzip"],
 )
 def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, shell, stream):
@@ -351,7 +230,12 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream, cached):
     assert (pod / "relative" / "data" / "seed.sql").read_text() == "seed, as the app changed it"
 
 
-def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell):
+@pytest.mark.parametrize(
+    "stream",
+    [SYSTEM_TAR, filesync.Stream(compress=False), filesync.Stream(compress=True)],
+    ids=["gnu-tar", "python-writer-plain", "python-writer-gzip"],
+)
+def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell, stream):
     work = tmp_path / "project" / "site"
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a1", "b.txt": b"b1"})
     pod = tmp_path / "pod"
@@ -360,7 +244,7 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
 
     def sync_counting() -> int:
         calls = shell.calls
-        run_sync(shell, project, pod, SYSTEM_TAR)
+        run_sync(shell, project, pod, stream)
         return shell.calls - calls
 
     assert sync_counting() == 1  # a first copy into an empty directory: no listing
@@ -393,6 +277,49 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
     assert not (copy / "c.txt").exists()
 
 
+def counted(calls: list[tuple], function):
+    """function, each call's arguments appended to calls."""
+
+    def call(*args):
+        calls.append(args)
+        return function(*args)
+
+    return call
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["empty-directory", "copy-made-elsewhere"])
+def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, shell, monkeypatch, taken):
+    monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)  # a scan as long as a big tree's
+    monkeypatch.setattr(filesync, "PROBE_MIN_SEND", 0)  # and a copy as big
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a", "b.txt": b"b"})
+    pod = tmp_path / "pod"
+    if taken:  # another machine's copy: the write that skips the listing is refused, then the listing
+        run_sync(shell, project, pod, SYSTEM_TAR)
+        (tmp_path / "project" / "site" / "b.txt").write_bytes(b"b2")
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+    probes: list[tuple] = []
+    monkeypatch.setattr(filesync, "_probed", counted(probes, filesync._probed))
+    stats = run_sync(shell, project, pod, filesync.Stream(compress=False, measure=True))
+    assert stats.measured is not None and stats.measured > 0
+    assert probes == []  # measured once, while scanning: not again in the exec that unpacks
+    assert (pod / "relative" / "site" / "b.txt").read_bytes() == (b"b2" if taken else b"b")
+    assert stats.files == (1 if taken else 2)
+
+
+def test_a_send_of_a_few_files_is_written_in_process_and_a_big_one_by_gnu_tar(tmp_path, shell, monkeypatch):
+    project = one_directory_project(tmp_path, "site", {"a": b"1", "b": b"2"})
+    relayed: list[tuple] = []
+    monkeypatch.setattr(tarstream, "relay", counted(relayed, tarstream.relay))
+    run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=False))
+    assert relayed == []  # two files: no tar process
+    monkeypatch.setattr(filesync, "SYSTEM_TAR_MEMBERS", 2)
+    (tmp_path / "project" / "site" / "c").write_text("3")
+    (tmp_path / "project" / "site" / "d").write_text("4")
+    run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=False))
+    assert len(relayed) == 1
+    assert (tmp_path / "pod" / "relative" / "site" / "d").read_text() == "4"
+
+
 def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, shell):
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a1"})
     pod = tmp_path / "pod"
@@ -405,8 +332,9 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
+@pytest.mark.parametrize("early_probe", [False, True], ids=["no-probe", "while-scanning"])
 def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is_started_again(
-    tmp_path, shell, capsys
+    tmp_path, shell, capsys, monkeypatch, early_probe
 ):
     busy = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
     opened = shell.open
@@ -433,7 +361,12 @@ def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is
 
     shell.open = open_flaky
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a"})
-    stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+    stream = SYSTEM_TAR
+    if early_probe:  # the link measured while the files are scanned, in the exec that fails
+        monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)
+        shell.cache = SyncCache(tmp_path / "cache", "here")
+        stream = filesync.Stream(compress=False, measure=True, system_tar=True)
+    stats = run_sync(shell, project, tmp_path / "pod", stream)
     assert stats.files == 1 and (tmp_path / "pod" / "relative" / "site" / "a.txt").read_bytes() == b"a"
     assert len(starts) == 2
     assert "`kubectl exec` failed (" in capsys.readouterr().err
@@ -477,7 +410,7 @@ def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, 
     said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
     assert said == ["changed while being copied, copying again: relative/logs/app.log"]
     assert stats.files == 3  # both files, then the changed one again
-    record = filesync.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
+    record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
     assert record["relative/logs/app.log"].size == len(b"rotated")  # recorded as it now is
 
 
@@ -495,7 +428,7 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
     (tmp_path / "d" / "f").write_bytes(b"content")
     os.utime(tmp_path / "d" / "f", (1_700_000_000, 1_700_000_000))
     buffer = io.BytesIO()
-    plan = filesync.plan({}, remote({}), [])
+    plan = syncplan.plan({}, Remote({}, None, set()), [])
     filesync.write_tar(
         buffer,
         [
@@ -517,10 +450,12 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
 def test_a_file_gone_before_it_is_sent_is_left_out_of_the_stream_and_the_record(tmp_path):
     buffer = io.BytesIO()
     gone = tmp_path / "gone.txt"
-    plan = filesync.plan({"relative/gone.txt": file()}, remote({}), ["relative/gone.txt"])
+    plan = syncplan.plan(
+        {"relative/gone.txt": Entry("file", 10, 1000, 0o644)}, Remote({}, None, set()), ["relative/gone.txt"]
+    )
     sent = filesync.write_tar(buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False)
     assert sent.vanished == ["relative/gone.txt"]
     with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
         assert "relative/gone.txt" not in tar.getnames()
-        record = filesync.parse_record(tar.extractfile(".preevy-sync/record.new").read().decode())
+        record = syncplan.parse_record(tar.extractfile(".preevy-sync/record.new").read().decode())
     assert record == {}

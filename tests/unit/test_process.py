@@ -1,7 +1,11 @@
 """process.py: every program run recorded (secrets redacted) and, with -v/-vv, shown on stderr."""
 
+import os
+import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -111,3 +115,55 @@ def test_on_line_with_a_timeout_stops_the_program_and_is_our_timeout_error():
         )
     assert raised.value.exit_code == ExitCode.TIMEOUT
     assert process.journal.records[-1].returncode is None
+
+
+# Run by a child Python: a program whose pid goes to a file (the shell becomes the program), then a wait.
+KILLED_PARENT = """
+import sys
+sys.path.insert(0, {src!r})
+from kubectl_preevy import process
+script = 'echo $$ > {pid_file}; exec sleep 60'
+if {background}:
+    process.popen(['sh', '-c', script])
+else:
+    process.run(['sh', '-c', script], timeout={timeout})
+import time
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("background", "timeout"), [(True, None), (False, None), (False, 600)], ids=["popen", "run", "long-run"]
+)
+def test_a_program_that_may_outlive_us_is_killed_with_us(background, timeout, tmp_path):
+    """SIGKILL leaves no cleanup to us: the parent-death signal ends what would otherwise run on (the
+    quicker start without it is only for runs bounded by SHORT_RUN_SECONDS, which end by themselves)."""
+    pid_file = tmp_path / "pid"
+    src = str(pathlib.Path(process.__file__).parents[1])
+    code = KILLED_PARENT.format(src=src, pid_file=pid_file, background=background, timeout=timeout)
+    parent = subprocess.Popen([PYTHON, "-c", code])
+    try:
+        deadline = time.monotonic() + 20
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(int(pid_file.read_text())):
+            assert time.monotonic() < deadline, "the program outlived the killed parent"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if pid_file.exists() and pid_file.read_text().strip() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (pathlib.Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
