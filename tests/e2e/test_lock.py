@@ -168,3 +168,27 @@ def test_an_instance_name_still_carried_by_leftovers_is_passed_over(kubesim, nam
     assert json.loads(kept)["data"] == {"kept": "yes"}
     assert json.loads(kept)["metadata"]["labels"]["preevy.dev/instance"] == first_name
     preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_foresight_the_model_contradicts_releases_its_lock_and_up_starts_over(
+    kubesim, namespace, env, tmp_path, monkeypatch
+):
+    """`up` takes the lock of the id it foresaw while the model is read; a model naming another project
+    leaves no lock behind (then `up` goes the usual way, with the model's id)."""
+    from kubectl_preevy import process
+    from kubectl_preevy.cli import build_parser
+    from kubectl_preevy.commands import up
+
+    project = hello_project(tmp_path / "hello")
+    monkeypatch.chdir(project)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    args = build_parser("kubectl preevy", "up").parse_args(["up", "-n", namespace])
+    wrong = up._Foreseen("other-main", 'from project "other" and git branch "main"', project_name="other")
+
+    process.journal.reset(verbosity=0)
+    current, early = up._load_beside_the_lock(args, 60, wrong)
+    assert early is None and current.project is not None and current.project.name == "hello"
+    taken = [r.argv for r in process.journal.records if "create" in r.argv and r.returncode == 0]
+    assert taken, "the foreseen id's lock was taken"
+    assert [n for n in lock_names(kubesim, namespace) if "preevy-lock" in n] == []  # and released

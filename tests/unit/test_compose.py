@@ -327,3 +327,29 @@ def test_without_a_repository_the_project_directory_is_the_limit(tmp_path):
         "services": {"web": {"volumes": [bind(str(tmp_path / "p/site")), bind(str(tmp_path / "sibling"))]}}
     }
     assert compose.outside_sources(project(model, tmp_path / "p"), []) == [f"{tmp_path}/sibling"]
+
+
+# --- which program runs `docker compose` ---------------------------------------------------------------
+
+
+def executable(path: pathlib.Path) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_compose_runs_as_the_plugin_the_docker_cli_would_start_first(tmp_path):
+    executable(tmp_path / "bin" / "docker")
+    plugin = executable(tmp_path / "config" / "cli-plugins" / "docker-compose")
+    environ = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "config")}
+    assert compose.compose_command(environ) == [str(plugin)]
+
+
+def test_compose_is_docker_compose_when_the_cli_looks_elsewhere_first_or_is_missing(tmp_path):
+    executable(tmp_path / "config" / "cli-plugins" / "docker-compose")
+    (tmp_path / "config" / "config.json").write_text('{"cliPluginsExtraDirs": ["/opt/plugins"]}')
+    environ = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "config")}
+    assert compose.compose_command(environ) == ["docker", "compose"]  # no docker on PATH: said as such
+    executable(tmp_path / "bin" / "docker")
+    assert compose.compose_command(environ) == ["docker", "compose"]  # its extra directories come first

@@ -8,10 +8,13 @@ from kubectl_preevy.synccache import MAX_AGE_DAYS, SyncCache
 SERVER, NAMESPACE = "https://127.0.0.1:6443", "previews"
 
 
+def caches(tmp_path, *pods: str) -> list[SyncCache]:
+    return [SyncCache.of({"XDG_CACHE_HOME": str(tmp_path)}, SERVER, NAMESPACE, pod) for pod in pods]
+
+
 def test_a_record_is_kept_per_pod_and_project_directory_and_forgotten_with_the_pod(tmp_path):
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
-    pod = SyncCache.of(environ, SERVER, NAMESPACE, "default-pr-1-abcde-0")
-    other = SyncCache.of(environ, SERVER, NAMESPACE, "default-pr-2-fghij-0")
+    pod, other = caches(tmp_path, "default-pr-1-abcde-0", "default-pr-2-fghij-0")
     pod.save("/var/lib/preevy/projects/shop", b"record one")
     pod.save("/var/lib/preevy/projects/docs", b"record two")
     other.save("/var/lib/preevy/projects/shop", b"record three")
@@ -33,9 +36,7 @@ def test_forgetting_with_no_cache_at_all_makes_nothing(tmp_path):
 
 
 def test_a_new_pods_record_prunes_those_not_written_for_max_age_days(tmp_path):
-    environ = {"XDG_CACHE_HOME": str(tmp_path)}
-    stale = SyncCache.of(environ, SERVER, NAMESPACE, "default-gone-0")
-    recent = SyncCache.of(environ, SERVER, NAMESPACE, "default-idle-0")
+    stale, recent, new = caches(tmp_path, "default-gone-0", "default-idle-0", "default-new-0")
     stale.save("/p", b"old")
     recent.save("/p", b"recent")
     flat_layout = tmp_path / "kubectl-preevy" / "sync" / f"{'0' * 40}.record"
@@ -48,6 +49,6 @@ def test_a_new_pods_record_prunes_those_not_written_for_max_age_days(tmp_path):
 
     recent.save("/p", b"again")  # an existing pod's record: no pruning
     assert stale.load("/p") == b"old"
-    SyncCache.of(environ, SERVER, NAMESPACE, "default-new-0").save("/p", b"new")
+    new.save("/p", b"new")
     assert stale.load("/p") is None and not flat_layout.exists()
     assert recent.load("/p") == b"again"

@@ -103,15 +103,17 @@ def args_dry_run(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "dry_run", False))
 
 
-def env_id(args: argparse.Namespace, run: Run, *, foreseen: str | None = None) -> str:
-    """--id, else `<project>-<branch>`; says which and why on stderr. foreseen: the id `up` foresaw before
-    the model was read; when this one differs, nothing is said (`up` then starts over with it)."""
+def env_id(args: argparse.Namespace, run: Run) -> str:
+    """--id, else `<project>-<branch>`; says which and why on stderr."""
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
     )
-    if foreseen is None or value == foreseen:
-        console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
+    say_env_id(value, why)
     return value
+
+
+def say_env_id(value: str, why: str) -> None:
+    console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
 
 
 def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:

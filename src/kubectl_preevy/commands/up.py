@@ -52,7 +52,7 @@ class Hints:
 
 def run(args: argparse.Namespace) -> int:
     timeout = shared.parse_duration(args.timeout, "--timeout")
-    foreseen = _foreseen_env_id(args)
+    foreseen = _foreseen(args)
     if foreseen:
         with shared.sigterm_as_interrupt():  # the lock is released however the read ends
             current, early = _load_beside_the_lock(args, timeout, foreseen)
@@ -76,7 +76,16 @@ class _Early:
     forwards: "_EarlyForward"
 
 
-def _foreseen_env_id(args: argparse.Namespace) -> str | None:
+@dataclasses.dataclass(frozen=True)
+class _Foreseen:
+    """The environment id known before the compose model is read, and why (as shared.env_id says it)."""
+
+    env_id: str
+    why: str
+    project_name: str | None  # the project it was derived from (None: --id, whatever the model names)
+
+
+def _foreseen(args: argparse.Namespace) -> _Foreseen | None:
     """The environment id, when neither it nor the options need the compose model: the files cannot set
     options (no x-preevy, nothing included), and the id is --id or `<project>-<branch>` with a project name
     the files tell plainly (compose.foreseen_name). Then the lock and the look run while `docker compose
@@ -87,20 +96,23 @@ def _foreseen_env_id(args: argparse.Namespace) -> str | None:
     if shared.may_set_options(files, cwd, os.environ):
         return None
     if args.env_id:
-        return envid.validate_env_id(args.env_id)
+        return _Foreseen(*envid.resolve_env_id(args.env_id, "", os.environ, cwd), project_name=None)
     name = compose.foreseen_name(files, getattr(args, "project", None), cwd, os.environ)
     if name is None:
         return None
     try:
-        return envid.resolve_env_id(None, name, os.environ, cwd)[0]
+        return _Foreseen(*envid.resolve_env_id(None, name, os.environ, cwd), project_name=name)
     except PreevyError:
         return None  # no branch: the usual path says so, after the model
 
 
-def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str) -> tuple[Run, _Early | None]:
+def _load_beside_the_lock(
+    args: argparse.Namespace, timeout: float, foreseen: _Foreseen
+) -> tuple[Run, _Early | None]:
     """The model read while the foreseen environment's lock is taken and the environment looked at. Should
     the model name another project (the foresight was wrong), that lock is released and None returned."""
     current = shared.load_run(args, project="none", check_namespace=False)  # the lock's create checks it
+    env_id = foreseen.env_id
     kubectl, profile_id = current.kubectl, current.profile.id
     env_lock = lock.EnvironmentLock(kubectl, profile_id, env_id, lock.holder_description("up"))
     loaded: dict[str, compose.ComposeProject] = {}
@@ -112,20 +124,8 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str)
 
     hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
     forwards = _EarlyForward()
-
-    def look_then_import() -> None:
-        forwards.look(kubectl, profile_id, env_id)
-        # once every program of this step has started (imported beside them, these would hold up their start)
-        _warm_imports()
-
     try:
-        # the look in this thread: a forward it starts must outlive the step (see parallel.py)
-        parallel.together(
-            look_then_import,
-            load_model,
-            lambda: env_lock.acquire(timeout),
-        )
-        first_look = forwards.found()
+        first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, load_model)
     except BaseException as err:
         forwards.stop()
         current.project = loaded.get("project")
@@ -139,11 +139,33 @@ def _load_beside_the_lock(args: argparse.Namespace, timeout: float, env_id: str)
             raise _interrupted(hints) from None
         raise
     current.project = loaded["project"]
-    if shared.env_id(args, current, foreseen=env_id) != env_id:
+    if foreseen.project_name not in (None, current.project.name):
         forwards.stop()
         env_lock.release()
-        return current, None
+        return current, None  # _run says the id the model gives
+    shared.say_env_id(env_id, foreseen.why)
     return current, _Early(env_id, env_lock, first_look, forwards)
+
+
+def _lock_and_look(
+    current: Run,
+    env_id: str,
+    env_lock: lock.EnvironmentLock,
+    timeout: float,
+    forwards: "_EarlyForward",
+    beside: Callable[[], object],
+) -> list[Environment]:
+    """The lock taken while the environment is looked at (the first look; a forward to its pod begun when
+    it is Ready) and `beside` runs. The look in this thread: a forward it starts must outlive the step (see
+    parallel.py)."""
+
+    def look() -> None:
+        forwards.look(current.kubectl, current.profile.id, env_id)
+        # once every program of this step has started (imported beside them, these would hold up their start)
+        _warm_imports()
+
+    parallel.together(look, lambda: env_lock.acquire(timeout), beside)
+    return forwards.found()
 
 
 def _warm_imports() -> None:
@@ -269,13 +291,7 @@ def _up(
     forwards = _EarlyForward()
     try:
         try:
-            # the look in this thread: a forward it starts must outlive the step (see parallel.py)
-            parallel.together(
-                lambda: forwards.look(kubectl, current.profile.id, env_id),
-                lambda: env_lock.acquire(timeout),
-                render,
-            )
-            first_look = forwards.found()
+            first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, render)
         except PreevyError as err:
             if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
                 _preflight(args, current, render(), existing=lambda: False)
@@ -1029,9 +1045,8 @@ class _Deploy:
 
         def copy() -> filesync.SyncStats:
             stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
-            if (
-                say and not interrupt.received()
-            ):  # (an interrupted run may be exiting: this thread then says nothing)
+            # (an interrupted run may be exiting: this thread then says nothing)
+            if say and not interrupt.received():
                 console.info(stats.summary())
             return stats
 
