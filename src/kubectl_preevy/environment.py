@@ -175,7 +175,11 @@ def find_with_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> tuple
     either)."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
     result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json")
-    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+    if not result.ok and (
+        _other_errors(result.stderr)
+        or not permissions.refused_requests(result.stderr)
+        or permissions.refused_type(LEFTOVER_TYPES[0], result.stderr)  # the docker hosts: as find says it
+    ):
         raise kubectl.error(result)
     try:
         items = json.loads(result.stdout).get("items") or [] if result.stdout.strip() else []

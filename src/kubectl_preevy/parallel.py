@@ -7,9 +7,10 @@ thread that started it (process.py's parent-death signal)."""
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Step = Callable[[], Any]
+T = TypeVar("T")
 
 
 class _Background:
@@ -75,3 +76,18 @@ def together(first: Step, *others: Step | None) -> list[Any]:
     if failure is not None:
         raise failure
     return results
+
+
+class Begun(Generic[T]):
+    """A step begun now in a daemon thread, its result taken later (result(): waits, raises its failure).
+    For a read whose answer a later step may want: never for a program that must outlive its step."""
+
+    def __init__(self, step: Callable[[], T]):
+        self._background = _Background(step)
+
+    def result(self) -> T:
+        self._background.wait()
+        if self._background.error is not None:
+            raise self._background.error
+        result: T = self._background.result
+        return result

@@ -95,24 +95,71 @@ def rules_review(kubectl: Kubectl) -> Reading:
     return _read(kubectl, "create", "--validate=false", "-o", "json", "-f", "-", stdin=json.dumps(review))
 
 
+def read_facts(kubectl: Kubectl, storage_class: str | None) -> Facts:
+    """The rules, the namespace, the StorageClasses and the quotas, read concurrently (`existing` is left
+    False: gather, or require's caller, says whether the environment exists)."""
+    rules, namespace, (quotas, storage) = parallel.together(
+        lambda: rules_review(kubectl),
+        lambda: _namespace(kubectl),
+        lambda: _quotas_and_storage(kubectl, storage_class),
+    )
+    return Facts(kubectl.namespace, rules, namespace, storage, quotas)
+
+
 def gather(kubectl: Kubectl, storage_class: str | None, existing: Callable[[], bool]) -> Facts:
-    """The rules, the namespace, the StorageClasses, the quotas and whether the environment exists, read
-    concurrently."""
-    reads: dict[str, Callable[[], object]] = {
-        "rules": lambda: rules_review(kubectl),
-        "namespace": lambda: _namespace(kubectl),
-        "storage": lambda: _read(
-            kubectl,
-            *(("get", "storageclass", storage_class) if storage_class else ("get", "storageclasses")),
-            "-o",
-            "json",
-        ),
-        "quotas": lambda: _read(kubectl, "get", "resourcequotas,limitranges", "-o", "json"),
-        "existing": lambda: _exists(existing),
-    }
-    done: dict[str, Any] = dict(zip(reads, parallel.together(*reads.values()), strict=True))
-    return Facts(
-        kubectl.namespace, done["rules"], done["namespace"], done["storage"], done["quotas"], done["existing"]
+    """The reads of read_facts and whether the environment exists, concurrently."""
+    facts: Facts
+    facts, exists = parallel.together(lambda: read_facts(kubectl, storage_class), lambda: _exists(existing))
+    return dataclasses.replace(facts, existing=bool(exists))
+
+
+QUOTA_TYPES, STORAGE_TYPES = ("resourcequotas", "limitranges"), ("storageclasses.storage.k8s.io",)
+
+
+def _quotas_and_storage(kubectl: Kubectl, storage_class: str | None) -> tuple[Reading, Reading]:
+    """The ResourceQuotas and LimitRanges, and the StorageClasses (the one named), each as its own read would
+    give it. Without a named class, in one read (one kubectl less): kubectl prints what it could list and
+    says which types it may not, the reading of a refused type is then `forbidden`; any other failure, and
+    each is read again alone."""
+    if storage_class:
+        quotas, named = parallel.together(
+            lambda: _read(kubectl, "get", ",".join(QUOTA_TYPES), "-o", "json"),
+            lambda: _read(kubectl, "get", "storageclass", storage_class, "-o", "json"),
+        )
+        return quotas, named
+    result = kubectl.run("get", ",".join(QUOTA_TYPES + STORAGE_TYPES), "-o", "json")
+    split = split_quotas_and_storage(result.ok, result.stdout, result.stderr)
+    if split is not None:
+        return split
+    return _read(kubectl, "get", ",".join(QUOTA_TYPES), "-o", "json"), _read(
+        kubectl, "get", ",".join(STORAGE_TYPES), "-o", "json"
+    )
+
+
+def split_quotas_and_storage(ok: bool, stdout: str, stderr: str) -> tuple[Reading, Reading] | None:
+    """The quotas' and the StorageClasses' readings out of the one `kubectl get` of both; None when it
+    failed otherwise than by a type's Forbidden (then each is read alone, and says its own problem)."""
+    refused = {t for t in QUOTA_TYPES + STORAGE_TYPES if permissions.refused_type(t, stderr)}
+    if not ok and (not refused or _other_errors(stderr)):
+        return None
+    try:
+        items: list[dict[str, Any]] = json.loads(stdout or "{}").get("items") or []
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+    def reading(types: tuple[str, ...], kinds: tuple[str, ...]) -> Reading:
+        if refused & set(types):
+            return Reading(problem="forbidden", forbidden=True)
+        return Reading(document={"kind": "List", "items": [i for i in items if i.get("kind") in kinds]})
+
+    return reading(QUOTA_TYPES, ("ResourceQuota", "LimitRange")), reading(STORAGE_TYPES, ("StorageClass",))
+
+
+def _other_errors(stderr: str) -> bool:
+    """kubectl's errors other than an API server's Forbidden."""
+    return any(
+        line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
+        for line in stderr.splitlines()
     )
 
 
@@ -426,10 +473,16 @@ def run_checks(
     *,
     existing: Callable[[], bool],
     storage_class: str | None,
+    read: "parallel.Begun[Facts] | None" = None,
 ) -> list[Check]:
-    """existing: whether the environment exists (run concurrently with the reads)."""
+    """existing: whether the environment exists (run concurrently with the reads); read: read_facts begun
+    already (then existing runs while it ends)."""
     needed = permissions.required(objects)
-    facts = gather(kubectl, storage_class, existing)
+    if read is None:
+        facts = gather(kubectl, storage_class, existing)
+    else:
+        exists = _exists(existing)
+        facts = dataclasses.replace(read.result(), existing=exists, access={})
     resolve_uncertain(kubectl, facts, needed)
     return evaluate(facts, objects, needed, storage_class=storage_class)
 
@@ -459,9 +512,10 @@ def require(
     storage_class: str | None,
     command: str,
     also: Collection[str] = (),
+    read: "parallel.Begun[Facts] | None" = None,
 ) -> None:
-    """`up`'s checks: refuse with one line, say which checks were skipped."""
-    checks = run_checks(kubectl, objects, existing=existing, storage_class=storage_class)
+    """`up`'s checks: refuse with one line, say which checks were skipped. read: as run_checks."""
+    checks = run_checks(kubectl, objects, existing=existing, storage_class=storage_class, read=read)
     error = refusal(checks, command, also)
     if error:
         raise error

@@ -38,6 +38,10 @@ class SyncCache:
         if (profiles.cache_dir(environ) / "sync").is_dir():
             shutil.rmtree(cls.of(environ, server(), namespace, pod)._place_dir(), ignore_errors=True)
 
+    def kept(self) -> bool:
+        """Whether this machine keeps a record of a copy into the pod (a hint that it exists)."""
+        return self._place_dir().is_dir()
+
     def _place_dir(self) -> pathlib.Path:
         return self.directory / _digest(self.place)
 

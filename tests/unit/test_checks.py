@@ -2,6 +2,7 @@
 the Role granting them, Pod Security levels of the rendered pods, quota headroom."""
 
 import fractions
+import json
 import pathlib
 import tempfile
 
@@ -390,3 +391,42 @@ def test_up_recreate_also_needs_what_down_does():
     error = preflight.refusal(checks, "up --recreate", also=("down",))
     assert error is not None and error.message.startswith("`kubectl preevy up --recreate` needs permissions")
     assert "delete statefulsets.apps" in error.message
+
+
+SC_FORBIDDEN = (
+    'Error from server (Forbidden): storageclasses.storage.k8s.io is forbidden: User "ci" cannot list '
+    'resource "storageclasses" in API group "storage.k8s.io" at the cluster scope\n'
+)
+QUOTA_FORBIDDEN = (
+    'Error from server (Forbidden): resourcequotas is forbidden: User "ci" cannot list resource '
+    '"resourcequotas" in API group "" in the namespace "dev"\n'
+)
+
+
+def test_one_read_of_quotas_and_storage_classes_gives_each_its_reading():
+    quota_item = {"kind": "ResourceQuota", "metadata": {"name": "small"}}
+    range_item = {"kind": "LimitRange", "metadata": {"name": "defaults"}}
+    class_item = {"kind": "StorageClass", "metadata": {"name": "standard"}}
+    listed = json.dumps({"kind": "List", "items": [quota_item, range_item, class_item]})
+    quotas, storage = preflight.split_quotas_and_storage(True, listed, "")
+    assert quotas.document == {"kind": "List", "items": [quota_item, range_item]}
+    assert storage.document == {"kind": "List", "items": [class_item]}
+
+    # a Role's identity: the StorageClasses refused, the quotas read
+    quotas, storage = preflight.split_quotas_and_storage(
+        False, json.dumps({"kind": "List", "items": [quota_item]}), SC_FORBIDDEN
+    )
+    assert quotas.document == {"kind": "List", "items": [quota_item]}
+    assert storage.document is None and storage.forbidden and storage.problem == "forbidden"
+
+    quotas, storage = preflight.split_quotas_and_storage(
+        False, json.dumps({"kind": "List", "items": []}), QUOTA_FORBIDDEN + SC_FORBIDDEN
+    )
+    assert quotas.forbidden and storage.forbidden
+
+
+def test_a_read_of_quotas_and_storage_classes_that_failed_otherwise_is_done_again_alone():
+    unreachable = "error: dial tcp 127.0.0.1:6443: connect: connection refused\n"
+    assert preflight.split_quotas_and_storage(False, "", unreachable) is None
+    assert preflight.split_quotas_and_storage(False, "", SC_FORBIDDEN + unreachable) is None
+    assert preflight.split_quotas_and_storage(True, "not json", "") is None

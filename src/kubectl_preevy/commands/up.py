@@ -11,7 +11,7 @@ import pathlib
 import tempfile
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kubectl_preevy import (
     cioutputs,
@@ -42,6 +42,9 @@ from kubectl_preevy.environment import Environment
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 from kubectl_preevy.portforward import PortForward
+
+if TYPE_CHECKING:
+    from kubectl_preevy import preflight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +77,7 @@ class _Early:
     lock: lock.EnvironmentLock
     first_look: list[Environment]
     forwards: "_EarlyForward"
+    ahead: "_Ahead"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,23 +120,26 @@ def _load_beside_the_lock(
     kubectl, profile_id = current.kubectl, current.profile.id
     env_lock = lock.EnvironmentLock(kubectl, profile_id, env_id, lock.holder_description("up"))
     loaded: dict[str, compose.ComposeProject] = {}
-
-    def load_model() -> None:
-        loaded["project"] = compose.load_project(
-            getattr(args, "files", None), getattr(args, "project", None), pathlib.Path.cwd(), os.environ
-        )
-
     hints = Hints(current.rerun_hint(), current.command_hint("down", env_id))
     forwards = _EarlyForward()
+    ahead = _Ahead.begin(current, env_id)
+
+    def load_model() -> None:
+        loaded["project"] = current.project = compose.load_project(
+            getattr(args, "files", None), getattr(args, "project", None), pathlib.Path.cwd(), os.environ
+        )
+        ahead.validate(args, current, env_id)
+
     try:
-        first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, load_model)
+        first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, load_model, ahead.new)
     except BaseException as err:
         forwards.stop()
         current.project = loaded.get("project")
         try:
             if isinstance(err, PreevyError) and err.exit_code == ExitCode.REFUSED and current.project:
                 # every missing permission in one line, when that is why the lock was refused
-                _preflight(args, current, rendered_objects(current, env_id), existing=lambda: False)
+                objects = rendered_objects(current, env_id)
+                _preflight(args, current, objects, existing=lambda: False, reads=ahead.reads)
         finally:
             env_lock.release()
         if isinstance(err, KeyboardInterrupt):
@@ -144,7 +151,62 @@ def _load_beside_the_lock(
         env_lock.release()
         return current, None  # _run says the id the model gives
     shared.say_env_id(env_id, foreseen.why)
-    return current, _Early(env_id, env_lock, first_look, forwards)
+    return current, _Early(env_id, env_lock, first_look, forwards, ahead)
+
+
+# the checks' reads, begun beside the lock (_Ahead); None: made when the checks run
+_Reads: TypeAlias = "parallel.Begun[preflight.Facts] | None"
+_Validation: TypeAlias = tuple[list[dict[str, Any]], PreevyError | None]  # the objects, the dry run's refusal
+
+
+class _Ahead:
+    """What an up that expects a new environment (expect_new) begins before the lock is held, beside it: the
+    checks' reads (preflight.read_facts), and once the model is read the new environment's objects (its first
+    instance name) through the server's dry run. Only reads: what they say is used under the lock, once the
+    look under it agrees (a new environment, the first name free; _checked_objects), else done again. An
+    up that expects the environment to exist begins none of it (an unchanged one's up would not use it)."""
+
+    def __init__(self, new: bool, reads: _Reads):
+        self.new, self.reads = new, reads
+        self.validation: parallel.Begun[_Validation] | None = None
+
+    @classmethod
+    def begin(cls, current: Run, env_id: str) -> "_Ahead":
+        if not expect_new(current, env_id):
+            return cls(False, None)
+        from kubectl_preevy import preflight
+
+        kubectl, storage_class = current.kubectl, current.options.storage_class
+        return cls(True, parallel.Begun(lambda: preflight.read_facts(kubectl, storage_class)))
+
+    def validate(self, args: argparse.Namespace, current: Run, env_id: str) -> None:
+        """Begin the dry run of the new environment's objects (the model read; without an exposure: one is
+        resolved under the lock, and its kinds are among the objects)."""
+        if self.new and current.options.expose == "none":
+            self.validation = parallel.Begun(lambda: _new_objects_validated(args, current, env_id, None))
+
+
+def _new_objects_validated(
+    args: argparse.Namespace, current: Run, env_id: str, exposure: expose.Exposure | None
+) -> _Validation:
+    """The objects of a new environment under its first instance name, and the dry run's refusal of them."""
+    guess = _objects(current, env_id, None, exposure, instance=_instance_name(current, env_id))
+    return guess, _validation_error(current, None, guess, recreate=args.recreate)
+
+
+def expect_new(current: Run, env_id: str) -> bool:
+    """Whether the environment is likely new: this machine keeps no record of a copy into its pod (as named
+    when the environment is made: the instance name it gets first; `down` forgets it). A guess that only
+    orders what `up` reads (_lock_and_look): a wrong one costs a moment, never a check."""
+    from kubectl_preevy.synccache import SyncCache
+
+    kubectl = current.kubectl
+    pod = f"{_instance_name(current, env_id)}-0"
+    try:
+        server = kubectl.server_url()
+    except PreevyError:
+        return False  # (the kubeconfig's problem is said by the lock's kubectl, as it is without a guess)
+    return not SyncCache.of(kubectl.environ, server, kubectl.namespace, pod).kept()
 
 
 def _lock_and_look(
@@ -154,17 +216,27 @@ def _lock_and_look(
     timeout: float,
     forwards: "_EarlyForward",
     beside: Callable[[], object],
+    new: bool = False,
 ) -> list[Environment]:
     """The lock taken while the environment is looked at (the first look; a forward to its pod begun when
     it is Ready) and `beside` runs. The look in this thread: a forward it starts must outlive the step (see
-    parallel.py)."""
+    parallel.py).
+    new: a new environment is expected (expect_new): then the look is the one under the lock, once the
+    lock is held (_checked_objects looks no more): one read less, where the environment is new."""
 
     def look() -> None:
-        forwards.look(current.kubectl, current.profile.id, env_id)
+        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new)
         # once every program of this step has started (imported beside them, these would hold up their start)
         _warm_imports()
 
-    parallel.together(look, lambda: env_lock.acquire(timeout), beside)
+    def lock_then_look() -> None:
+        env_lock.acquire(timeout)
+        look()
+
+    if new:
+        parallel.together(lock_then_look, beside)
+    else:
+        parallel.together(look, lambda: env_lock.acquire(timeout), beside)
     return forwards.found()
 
 
@@ -186,12 +258,19 @@ class _EarlyForward:
         self._forward: PortForward | None = None
         self._found: list[Environment] = []
         self._failure: Exception | None = None
+        # the look made under the lock: the docker hosts (deleted ones too) and the instance names taken
+        self.under_lock: tuple[list[Environment], set[str]] | None = None
 
-    def look(self, kubectl: Kubectl, profile_id: str, env_id: str) -> None:
+    def look(self, kubectl: Kubectl, profile_id: str, env_id: str, under_lock: bool = False) -> None:
         """The first look, and the forward started when it found the environment Ready. Its failure is kept
-        for found(): the steps beside it (the model, the lock) say theirs first, as they did."""
+        for found(): the steps beside it (the model, the lock) say theirs first, as they did.
+        under_lock: made once the lock is held, it reads what _checked_objects needs too."""
         try:
-            self._found = environment.find(kubectl, profile_id, env_id)
+            if under_lock:
+                self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id)
+                self._found = _live(self.under_lock[0])
+            else:
+                self._found = environment.find(kubectl, profile_id, env_id)
         except Exception as err:  # noqa: BLE001 (raised by found())
             self._failure = err
             return
@@ -284,19 +363,22 @@ def _up(
     # the objects of the checks (the template rendered: it is data, and may be refused), meanwhile
     render = functools.cache(lambda: rendered_objects(current, env_id))
     if early is not None:  # taken and looked at while the model was read; run() releases it however up ends
+        first, taken = early.first_look, early.lock
         return _locked(
-            args, current, env_id, timeout, hints, render, early.first_look, early.lock, early.forwards
+            args, current, env_id, timeout, hints, render, first, taken, early.forwards, early.ahead
         )
     env_lock = lock.EnvironmentLock(kubectl, current.profile.id, env_id, lock.holder_description("up"))
     forwards = _EarlyForward()
+    ahead = _Ahead.begin(current, env_id)
+    ahead.validate(args, current, env_id)
     try:
         try:
-            first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, render)
+            first_look = _lock_and_look(current, env_id, env_lock, timeout, forwards, render, ahead.new)
         except PreevyError as err:
             if err.exit_code == ExitCode.REFUSED:  # every missing permission in one line, when that is why
-                _preflight(args, current, render(), existing=lambda: False)
+                _preflight(args, current, render(), existing=lambda: False, reads=ahead.reads)
             raise
-        return _locked(args, current, env_id, timeout, hints, render, first_look, env_lock, forwards)
+        return _locked(args, current, env_id, timeout, hints, render, first_look, env_lock, forwards, ahead)
     finally:
         forwards.stop()
         env_lock.release()
@@ -312,9 +394,10 @@ def _locked(
     first_look: list[Environment],
     env_lock: lock.EnvironmentLock,
     forwards: _EarlyForward,
+    ahead: _Ahead,
 ) -> list[dict[str, Any]]:
     """checked: the objects of the checks (only a full path needs them); forwards: the forward the first look
-    may have started."""
+    may have started; ahead: what was begun before the lock was held."""
     exposure = expose.resolve(current.kubectl, current.options)  # refusals before any write
     base_uris = _with_base_uris(args, current, exposure, env_id)
     seen = _existing(current, env_id, first_look)
@@ -336,7 +419,10 @@ def _locked(
     forwards.stop()  # (one _reach did not take: to a pod about to change)
     existing = seen
     if env is None:  # something to apply, or changed since the first look
-        existing, objects = _checked_objects(args, current, env_id, checked, seen, objects, exposure)
+        looked = forwards.under_lock
+        existing, objects = _checked_objects(
+            args, current, env_id, checked, seen, objects, exposure, ahead, looked
+        )
         env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
         ready, _ = _reach(current, env, hints, base_uris)
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
@@ -355,23 +441,29 @@ def _checked_objects(
     seen: Environment | None,
     seen_objects: list[dict[str, Any]],
     exposure: expose.Exposure | None,
+    ahead: _Ahead | None = None,
+    looked: tuple[list[Environment], set[str]] | None = None,
 ) -> tuple[Environment | None, list[dict[str, Any]]]:
     """Under the lock: the environment as it is now (looked at again) and the objects to apply, validated.
     seen_objects: those rendered for the environment as first seen (if it was).
     At the same time as that look and the preflight's reads, a dry run of what the first look says will be
     applied (a new environment: its first instance name); done again when the look or the names taken
-    say otherwise."""
+    say otherwise. looked: the first look, made under the lock (it read the names taken): not made again."""
     kubectl, profile_id = current.kubectl, current.profile.id
     # one read: the docker hosts (deleted ones too) and every instance name the environment's objects carry
-    look = functools.cache(lambda: environment.find_with_instances(kubectl, profile_id, env_id))
+    look = functools.cache(lambda: looked or environment.find_with_instances(kubectl, profile_id, env_id))
 
-    def speculate() -> tuple[list[dict[str, Any]], PreevyError | None]:
-        first_name = _instance_name(current, env_id)
-        guess = seen_objects if seen else _objects(current, env_id, None, exposure, instance=first_name)
-        return guess, _validation_error(current, seen, guess, recreate=args.recreate)
+    def speculate() -> _Validation:
+        if seen:
+            return seen_objects, _validation_error(current, seen, seen_objects, recreate=args.recreate)
+        if ahead is not None and ahead.validation is not None:
+            return ahead.validation.result()  # begun once the model was read
+        return _new_objects_validated(args, current, env_id, exposure)
 
+    reads = ahead.reads if ahead else None
     _, (guess, speculative) = parallel.together(
-        lambda: _preflight(args, current, checked(), existing=lambda: _live(look()[0]) != []), speculate
+        lambda: _preflight(args, current, checked(), existing=lambda: _live(look()[0]) != [], reads=reads),
+        speculate,
     )
     found, taken = look()
     existing = _existing(current, env_id, _live(found))
@@ -425,6 +517,7 @@ def _preflight(
     current: Run,
     checked: list[dict[str, Any]],
     existing: Callable[[], bool],
+    reads: _Reads = None,
 ) -> None:
     from kubectl_preevy import preflight  # (not needed by an unchanged environment's up)
 
@@ -435,6 +528,7 @@ def _preflight(
         storage_class=current.options.storage_class,
         command="up --recreate" if args.recreate else "up",
         also=("down",) if args.recreate else (),  # it may delete the environment
+        read=reads,
     )
 
 
