@@ -193,7 +193,9 @@ def true_failure(
     kubectl: Kubectl, statefulset: str, since: datetime.datetime, pod: dict[str, Any] | None
 ) -> Diagnosis | None:
     """Read the namespace's events, and diagnose with the pod as just read (None: there is none). A read
-    that fails diagnoses nothing."""
+    that fails diagnoses nothing. When the pod alone tells (needs_events), the events are not read."""
+    if not needs_events(pod):
+        return diagnose(statefulset, pod, [], since, kubectl.namespace)
     events_result = kubectl.run("get", "events", "-o", "json")
     if not events_result.ok:
         return None
@@ -202,6 +204,22 @@ def true_failure(
     except json.JSONDecodeError:
         return None
     return diagnose(statefulset, pod, events, since, kubectl.namespace)
+
+
+def needs_events(pod: dict[str, Any] | None) -> bool:
+    """Whether diagnose needs the events to say what it says of this pod: when there is none (or it is being
+    deleted: a failed create is an event), an image is not pulled (the event says why), or it is Pending and
+    not scheduled (its claim's events). Else its statuses alone tell (an OOM kill, a crash loop, or nothing)."""
+    if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    if any(
+        ((s.get("state") or {}).get("waiting") or {}).get("reason") in IMAGE_PULL_REASONS
+        for s in _statuses(pod)
+    ):
+        return True
+    status = pod.get("status") or {}
+    scheduled = [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"]
+    return status.get("phase") == "Pending" and not any(c.get("status") == "True" for c in scheduled)
 
 
 def apply_warnings(stderr: str) -> list[str]:

@@ -171,6 +171,29 @@ def test_a_pod_starting_is_no_failure():
     assert diagnosis.diagnose(STS, pod([creating]), [], SINCE, "ns") is None
 
 
+def test_the_events_are_read_only_where_the_diagnosis_needs_them():
+    pulling = {"name": "docker", "state": {"waiting": {"reason": "ErrImagePull"}}}
+    crash = {"name": "docker", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    running = {"name": "docker", "state": {"running": {}}}
+    deleting = pod([running], phase="Running")
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-28T12:00:09Z"
+    for needed in (None, deleting, pod([pulling]), pod(scheduled=False)):
+        assert diagnosis.needs_events(needed)
+    for alone in (pod([running], phase="Running"), pod([crash], phase="Running"), pod()):
+        assert not diagnosis.needs_events(alone)
+        # what the pod alone tells is what the events would have added nothing to
+        events = [
+            event("Pod", POD, "Failed", "anything", uid="u1"),
+            event("StatefulSet", STS, "FailedCreate", PSA_MESSAGE),
+            event(
+                "PersistentVolumeClaim", f"data-{POD}", "FailedBinding", "no storage class", type_="Normal"
+            ),
+        ]
+        assert diagnosis.diagnose(STS, alone, events, SINCE, "ns") == diagnosis.diagnose(
+            STS, alone, [], SINCE, "ns"
+        )
+
+
 def test_apply_warnings():
     stderr = 'Warning: would violate PodSecurity "restricted:latest": privileged\nstatefulset.apps/x serverside-applied\n'
     assert diagnosis.apply_warnings(stderr) == ['would violate PodSecurity "restricted:latest": privileged']
