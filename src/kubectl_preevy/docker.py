@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubectl_preevy import compose, messages, process
@@ -45,13 +45,18 @@ def begin_forward(kubectl: Kubectl, pod: str) -> PortForward:
 
 
 def forward(
-    kubectl: Kubectl, pod: str, timeout: float = PING_TIMEOUT_SECONDS, begun: PortForward | None = None
+    kubectl: Kubectl,
+    pod: str,
+    timeout: float = PING_TIMEOUT_SECONDS,
+    begun: PortForward | None = None,
+    given_up: Callable[[], bool] | None = None,
 ) -> PortForward:
     """A started forward to the pod's Docker server, once that answers `GET /_ping`.
 
     dockerd may still be starting (a custom template may have no readiness probe), and kubectl
     port-forward exits when a connection to the pod port fails: then it is started again.
-    The caller stops the forward. begun: one begun_forward() started, waited for here.
+    The caller stops the forward. begun: one begun_forward() started, waited for here. given_up: when it
+    says so, the wait for dockerd ends (PreevyError).
     """
     docker_forward = begun or PortForward(kubectl, pod, [(0, DOCKER_PORT)])
     deadline = time.monotonic() + timeout
@@ -60,18 +65,20 @@ def forward(
             begun.wait_started()
         else:
             docker_forward.start()
+        delay = 0.2
         while True:
             error = ping(docker_forward.local_ports[DOCKER_PORT])
             if error is None:
                 return docker_forward
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (given_up is not None and given_up()):
                 raise PreevyError(
                     messages.DOCKER_NOT_ANSWERING.format(pod=pod, timeout=f"{timeout:g}s", error=error),
                     ExitCode.TIMEOUT,
                 )
-            time.sleep(0.2)
+            time.sleep(delay)
             if not docker_forward.running:
                 docker_forward.start()
+                delay = min(delay * 2, 1.0)  # (a kubectl each time: dockerd may take a while to start)
     except BaseException:
         docker_forward.stop()
         raise

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,9 @@ LEFTOVER_TYPES = (
     "rolebindings.rbac.authorization.k8s.io",
 )
 POLL_SECONDS = 2.0  # between looks for a true failure while waiting
+# with on_pod, looks for it only (seconds from the start), until it wants no more: the looks that diagnose
+# keep their pace (a container that exits is said as it was, once restarted)
+QUICK_LOOKS_AT = (0.3, 0.6, 1.0, 1.5)
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
 _LEGACY_FORBIDDEN = re.compile(r'deployments\.apps is forbidden|cannot list resource "deployments"')
 # kubectl: the type is not in discovery (a CRD removed since the environment was made)
@@ -352,16 +356,19 @@ def wait_ready(
     timeout_seconds: float,
     cleanup_hint: str,
     since: datetime.datetime | None = None,
+    on_pod: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a pod stuck on an older
     template is replaced (repair_stuck_rollout), and a true failure (diagnosis.py) ends the wait at once.
     On timeout, why the pod is not ready.
-    since: when the objects were applied (older events belong to another run)."""
+    since: when the objects were applied (older events belong to another run).
+    on_pod: given each pod a look reads; True once it wants no more (until then, more looks: QUICK_LOOKS_AT)."""
     since = since or datetime.datetime.now(datetime.timezone.utc)
     rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={duration(timeout_seconds)}")
     proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        stderr = _wait_watching(kubectl, proc, env_id, name, timeout_seconds + 30, cleanup_hint, since)
+        watcher = _Watcher(kubectl, proc, env_id, name, cleanup_hint, since, on_pod)
+        stderr = _wait_watching(proc, watcher, timeout_seconds + 30)
     finally:
         process.stop(proc)
     if proc.returncode == 0:
@@ -381,19 +388,10 @@ def wait_ready(
     )
 
 
-def _wait_watching(
-    kubectl: Kubectl,
-    proc: subprocess.Popen[bytes],
-    env_id: str,
-    name: str,
-    timeout_seconds: float,
-    cleanup_hint: str,
-    since: datetime.datetime,
-) -> str:
+def _wait_watching(proc: subprocess.Popen[bytes], watcher: "_Watcher", timeout_seconds: float) -> str:
     """Until `rollout status` exits (its stderr returned), or a true failure is raised. The looks run in a
     thread of their own (_Watcher): the exit is seen at once, not once a look in progress has ended; a look
     that finds a true failure stops the rollout's wait, which ends this one at once."""
-    watcher = _Watcher(kubectl, proc, env_id, name, cleanup_hint, since)
     threading.Thread(target=watcher.run, daemon=True).start()
     try:
         _, err = proc.communicate(timeout=timeout_seconds)
@@ -422,9 +420,10 @@ class _Watcher:
         name: str,
         cleanup_hint: str,
         since: datetime.datetime,
+        on_pod: Callable[[dict[str, Any]], bool] | None = None,
     ):
         self.kubectl, self.proc, self.env_id, self.name = kubectl, proc, env_id, name
-        self.cleanup_hint, self.since = cleanup_hint, since
+        self.cleanup_hint, self.since, self.on_pod = cleanup_hint, since, on_pod
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
@@ -437,7 +436,18 @@ class _Watcher:
 
     def run(self) -> None:
         repaired: set[str] = set()
-        while not self._stopped.wait(POLL_SECONDS):
+        start, full = time.monotonic(), POLL_SECONDS  # (seconds from start: the next look)
+        quick = list(QUICK_LOOKS_AT if self.on_pod else ())
+        while True:
+            is_full = not quick or full <= quick[0]
+            at = full if is_full else quick.pop(0)
+            if self._stopped.wait(max(0.0, start + at - time.monotonic())):
+                return
+            if not is_full:
+                if self._sight():
+                    quick.clear()
+                continue
+            full += POLL_SECONDS
             failure: BaseException | None = None
             try:
                 failure = self._look(repaired)
@@ -450,12 +460,20 @@ class _Watcher:
                         self.proc.terminate()  # the wait ends now, with this failure
                 return
 
+    def _sight(self) -> bool:
+        """A look for on_pod only (nothing diagnosed): whether it wants no more of them."""
+        looked = _statefulset_and_pod(self.kubectl, self.name)
+        pod = looked[1] if looked is not None else None
+        return bool(pod is not None and self.on_pod is not None and self.on_pod(pod))
+
     def _look(self, repaired: set[str]) -> PreevyError | None:
         kubectl, name = self.kubectl, self.name
         looked = _statefulset_and_pod(kubectl, name)
         if looked is None or self._stopped.is_set():
             return None  # a read that fails diagnoses nothing
         statefulset, pod = looked
+        if pod is not None and self.on_pod is not None:
+            self.on_pod(pod)
         with self._lock:  # (never a pod deleted once the rollout has ended)
             if self._stopped.is_set() or repair_stuck_rollout(
                 kubectl, statefulset, [pod] if pod else [], repaired

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -423,8 +424,14 @@ def _locked(
         existing, objects = _checked_objects(
             args, current, env_id, checked, seen, objects, exposure, ahead, looked
         )
-        env = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
-        ready, _ = _reach(current, env, hints, base_uris)
+        env, applied_at = _update(args, current, env_id, timeout, hints, existing, objects, exposure)
+        rollout = None
+        if applied_at is not None:
+            console.step(messages.WAITING_READY.format(name=env.name))
+            rollout = functools.partial(
+                environment.wait_ready, current.kubectl, env_id, env.name, timeout, hints.down, applied_at
+            )
+        ready, _ = _reach(current, env, hints, base_uris, rollout=rollout, rollout_seconds=timeout)
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
@@ -488,11 +495,12 @@ def _update(
     existing: Environment | None,
     objects: list[dict[str, Any]],
     exposure: expose.Exposure | None,
-) -> Environment:
-    """The environment made as the objects say (applied and rolled out), or refreshed when it is already."""
+) -> tuple[Environment, datetime.datetime | None]:
+    """The environment made as the objects say (applied: when, for the rollout's wait), or refreshed when it
+    is already (None)."""
     if existing is not None and unchanged_and_ready(existing, objects):
         _refresh(current, env_id, existing, objects)
-        return existing
+        return existing, None
     if existing and lifetime.of(existing.statefulset).state == lifetime.STATE_SLEEPING:
         sleepwake.scale_up(current.kubectl, existing)
     applied_at = datetime.datetime.now(datetime.timezone.utc)
@@ -507,9 +515,7 @@ def _update(
         hints=hints,
     )
     current.save_profile()  # the environment exists: its profile (id default) is kept from now on
-    console.step(messages.WAITING_READY.format(name=env.name))
-    environment.wait_ready(current.kubectl, env_id, env.name, timeout, hints.down, applied_at)
-    return env
+    return env, applied_at
 
 
 def _preflight(
@@ -574,6 +580,8 @@ def _reach(
     base_uris: dict[str, str],
     meanwhile: Callable[[], Any] | None = None,
     started: PortForward | None = None,
+    rollout: Callable[[Callable[[dict[str, Any]], bool]], None] | None = None,
+    rollout_seconds: float = 0,
 ) -> tuple[_ReadyPod | None, Any]:
     """The environment's Ready pod read while, through a forward to its Docker server, the files are copied
     and the model stored (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
@@ -581,34 +589,93 @@ def _reach(
     out otherwise: the same files the full path copies, into the environment's own volume, under the lock).
     The pod, its forward and that work (None when any of it did not work out: _deploy does it all again, and
     says why), and the result of `meanwhile` (when it is False, the forward is stopped: it was not wanted).
-    started: a forward to the pod already started (then stopped by this, or by the deploy it is handed to)."""
+    started: a forward to the pod already started (then stopped by this, or by the deploy it is handed to).
+    rollout: the wait for the rollout of what was just applied (environment.wait_ready, given a function that
+    sees each pod its looks read), before the pod is read: the work begins as soon as a look sees the pod's
+    container run (_Sighting), during the wait, rather than after it; its failure is raised (rollout_seconds:
+    its bound, and so how long dockerd is waited for meanwhile)."""
     forwards: list[PortForward] = [started] if started else []
     pod = f"{env.name}-0"  # a Deployment's pod (legacy) has no name known in advance
     deploy = None if env.legacy else _Deploy(current, env, pod, hints, base_uris)
+    sighting = _Sighting(env) if rollout is not None else None
 
     def prepare() -> _Prepared | None:
-        if deploy is None:
-            return None
+        if deploy is None or (sighting is not None and not sighting.runs()):
+            return None  # (a rollout that failed is raised by its step)
+        seconds = SPECULATIVE_FORWARD_SECONDS + (rollout_seconds if sighting else 0)
         try:
-            return deploy.prepare(forwards, forward_seconds=SPECULATIVE_FORWARD_SECONDS, say=False)
+            return deploy.prepare(
+                forwards, forward_seconds=seconds, say=False, given_up=sighting.given_up if sighting else None
+            )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
 
+    def ready_pod() -> dict[str, Any] | None:
+        if rollout is not None and sighting is not None:
+            sighting.follow(rollout)
+        return _ready_pod_or_none(current, env)
+
     try:
         # the forward is started in this thread: it must outlive the step (see parallel.py)
-        prepared, document, result = parallel.together(
-            prepare, lambda: _ready_pod_or_none(current, env), meanwhile
-        )
+        prepared, document, result = parallel.together(prepare, ready_pod, meanwhile)
     except BaseException:
         for forward in forwards:
             forward.stop()
         raise
     wanted = result is not False and document is not None
-    if wanted and prepared is not None and document["metadata"]["name"] == pod:
+    same = document is not None and (sighting is None or sighting.same_pod(document))
+    if wanted and same and prepared is not None and document["metadata"]["name"] == pod:
         return _ReadyPod(document, forwards[0], prepared), result
     for forward in forwards:
         forward.stop()
     return None, result
+
+
+class _Sighting:
+    """The rollout's wait followed (follow, in its own thread) for the moment its looks see the pod's first
+    container run: the copy and the forward to dockerd may begin then (runs, in another thread)."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        self.uid: str | None = None  # of the pod seen running
+        self.failed = False
+        self._running, self._ended = threading.Event(), threading.Event()
+        self._ended_at = 0.0
+
+    def follow(self, rollout: Callable[[Callable[[dict[str, Any]], bool]], None]) -> None:
+        try:
+            rollout(self._saw)
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self._ended_at = time.monotonic()
+            self._ended.set()
+
+    def _saw(self, pod: dict[str, Any]) -> bool:
+        """A pod a look read: whether it was seen running (then no more looks are wanted)."""
+        if self._running.is_set() or pod["metadata"].get("deletionTimestamp"):
+            return self._running.is_set()
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") == self.env.first_container and "running" in (status.get("state") or {}):
+                self.uid = pod["metadata"].get("uid")
+                self._running.set()
+        return self._running.is_set()
+
+    def runs(self) -> bool:
+        """Once the pod's container was seen running (True), or the rollout ended: True when it rolled out."""
+        while not (self._running.wait(0.05) or self._ended.is_set()):
+            pass
+        return self._running.is_set() or not self.failed
+
+    def given_up(self) -> bool:
+        """Whether dockerd is waited for no more: the rollout failed, or ended a while ago."""
+        ended_for = time.monotonic() - self._ended_at if self._ended.is_set() else 0.0
+        return self.failed or ended_for > SPECULATIVE_FORWARD_SECONDS
+
+    def same_pod(self, document: dict[str, Any]) -> bool:
+        """Whether the Ready pod is the one seen running (what was done through it was done in it)."""
+        return self.uid is None or document["metadata"].get("uid") == self.uid
 
 
 def _ready_pod_or_none(current: Run, env: Environment) -> dict[str, Any] | None:
@@ -1104,7 +1171,12 @@ class _Deploy:
                 docker_forward.stop()
 
     def prepare(
-        self, forwards: list[PortForward], *, forward_seconds: float | None = None, say: bool = True
+        self,
+        forwards: list[PortForward],
+        *,
+        forward_seconds: float | None = None,
+        say: bool = True,
+        given_up: Callable[[], bool] | None = None,
     ) -> _Prepared:
         """The copy at the same time as the forward's start and the model's store. The forward started is
         added to forwards (the caller stops it; one there already was begun, and is waited for). say=False:
@@ -1128,9 +1200,9 @@ class _Deploy:
         def start_forward() -> None:
             timeout = forward_seconds or docker.PING_TIMEOUT_SECONDS
             if forwards:  # begun by the first look: waited for here
-                docker.forward(kubectl, self.pod, timeout, begun=forwards[0])
+                docker.forward(kubectl, self.pod, timeout, begun=forwards[0], given_up=given_up)
             else:
-                forwards.append(docker.forward(kubectl, self.pod, timeout))
+                forwards.append(docker.forward(kubectl, self.pod, timeout, given_up=given_up))
 
         def forward_and_store() -> list[str]:
             step(STEP_FORWARD, start_forward)()

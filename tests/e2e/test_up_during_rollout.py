@@ -1,0 +1,54 @@
+"""A fresh `up` copies the files and stores the model while the rollout is waited for, as soon as the pod's
+container runs (issue 13). What was done there is used only in the pod that turns Ready: a pod replaced
+before it is Ready gets the copy again, as a first one (no retry said), with the files as they are then."""
+
+import re
+import time
+
+from tests.e2e import connect, hello_project, http_get, preevy, remote, start, stop
+
+MODEL = "/var/lib/preevy/projects/hello/docker-compose.yaml"
+
+
+def pod_uid(kubesim, namespace: str, pod: str) -> str:
+    return kubesim.kubectl(
+        "get", "pod", pod, "-n", namespace, "-o", "jsonpath={.metadata.uid}", check=False
+    ).stdout.strip()  # fmt: skip
+
+
+def wait_for(condition, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.3)
+
+
+def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespace, env, tmp_path):
+    project = hello_project(tmp_path / "hello")
+    flags = ["--id", "replaced", "-n", namespace]
+    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
+    found = re.search(r"kind: StatefulSet\nmetadata:\n(?:  .*\n)*?  name: (\S+)", manifest)
+    assert found, manifest
+    pod = f"{found.group(1)}-0"
+    kubesim.hold_unready(namespace, pod)  # the rollout waits until released
+    up = start(["up", *flags, "--timeout", "180s"], project, env)
+    try:
+        stored = lambda: remote(kubesim, namespace, pod, "test", "-f", MODEL, check=False).returncode == 0  # noqa: E731
+        wait_for(stored, "stored the model while the pod was not Ready")
+        first = pod_uid(kubesim, namespace, pod)
+        (project / "site" / "index.html").write_text("<p>changed while the pod was replaced</p>\n")
+        kubesim.kubectl("delete", "pod", pod, "-n", namespace, "--wait=true")
+        wait_for(lambda: pod_uid(kubesim, namespace, pod) not in ("", first), "replaced the pod")
+        kubesim.hold_unready(namespace, pod, hold=False)
+        _, stderr = up.communicate(timeout=180)
+    finally:
+        if up.poll() is None:
+            stop(up)
+    assert up.returncode == 0, stderr
+    assert "trying once more" not in stderr, stderr
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == b"<p>changed while the pod was replaced</p>\n"
+    finally:
+        stop(served.proc)
+    preevy("down", *flags, cwd=project, env=env, check=True)
