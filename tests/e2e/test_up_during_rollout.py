@@ -52,3 +52,29 @@ def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespac
     finally:
         stop(served.proc)
     preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_guess_of_new_or_existing_that_is_wrong_changes_nothing_but_the_order(
+    kubesim, namespace, env, tmp_path
+):
+    """Whether up expects a new environment is a guess from this machine's copy records: an environment
+    made from another machine (no record here) is found unchanged all the same; one removed behind this
+    machine's back (its record still here) is made anew all the same."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["--id", "guess", "-n", namespace]
+    preevy("up", *flags, cwd=project, env=env, check=True)
+    elsewhere = dict(env, XDG_CACHE_HOME=str(tmp_path / "another-machine-cache"))
+    again = preevy("up", *flags, cwd=project, env=elsewhere, check=True)
+    assert f"environment guess in namespace {namespace} is unchanged and ready" in again.stderr, again.stderr
+
+    # removed with kubectl, not `down`: this machine still keeps its copy record of the pod
+    kubesim.kubectl("delete", "statefulsets,pods,pvc,configmaps,serviceaccounts,roles,rolebindings", "-n", namespace,
+                    "-l", "preevy.dev/env-id=guess", "--wait=true")  # fmt: skip
+    made = preevy("up", *flags, cwd=project, env=env, check=True)
+    assert f"creating environment guess in namespace {namespace}" in made.stderr, made.stderr
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
+    finally:
+        stop(served.proc)
+    preevy("down", *flags, cwd=project, env=env, check=True)
