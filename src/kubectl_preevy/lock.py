@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import pathlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -46,8 +45,12 @@ def lock_name(profile_id: str, env_id: str) -> str:
     )
 
 
+def _hostname() -> str:
+    return os.uname().nodename  # what socket.gethostname() reads, without importing socket (~3 ms)
+
+
 def holder_description(command: str) -> str:
-    return f"`kubectl preevy {command}` on {socket.gethostname()} (pid {os.getpid()})"
+    return f"`kubectl preevy {command}` on {_hostname()} (pid {os.getpid()})"
 
 
 def machine_id() -> str:
@@ -56,7 +59,7 @@ def machine_id() -> str:
         pid_namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
         pid_namespace = "?"
-    return f"{socket.gethostname()}/{pid_namespace}"
+    return f"{_hostname()}/{pid_namespace}"
 
 
 def holder_gone(annotations: dict[str, str]) -> bool:
