@@ -158,7 +158,7 @@ journal = Journal()
 
 def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
-    with _deferred_import("urllib.request"):  # see _Deferred
+    with _deferred_import("urllib.request", "socket", "pickle"):  # see _Deferred
         from plumbum import local
     from plumbum.commands.processes import CommandNotFound
 
@@ -171,8 +171,8 @@ def command(argv: list[str]) -> "BoundCommand":
 class _Deferred(types.ModuleType):
     """A stand-in for a module, that imports it when one of its attributes is first used. plumbum imports
     urllib.request (with email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri,
-    which we never call. (importlib's LazyLoader does not help here: the import statement itself reads the
-    module's __spec__, which makes a lazy module load.)"""
+    socket for SSH and pickle for daemons (~4 ms), none of which we use. (importlib's LazyLoader does not
+    help here: the import statement itself reads the module's __spec__, which makes a lazy module load.)"""
 
     def __getattr__(self, attribute: str) -> Any:
         if sys.modules.get(self.__name__) is self:
@@ -183,14 +183,16 @@ class _Deferred(types.ModuleType):
 
 
 @contextlib.contextmanager
-def _deferred_import(name: str) -> Iterator[None]:
+def _deferred_import(*names: str) -> Iterator[None]:
     """Within the block, `import name` gives a _Deferred stand-in (unless it is imported already); after it,
     the stand-in stays until first used, then is the module."""
-    if name not in sys.modules:
-        package, _, child = name.rpartition(".")
-        stand_in = _Deferred(name)
-        sys.modules[name] = stand_in
-        setattr(importlib.import_module(package), child, stand_in)
+    for name in names:
+        if name not in sys.modules:
+            package, _, child = name.rpartition(".")
+            stand_in = _Deferred(name)
+            sys.modules[name] = stand_in
+            if package:
+                setattr(importlib.import_module(package), child, stand_in)
     yield
 
 
