@@ -36,6 +36,7 @@ import pathlib
 import re
 import secrets
 import shlex
+import signal
 import stat
 import subprocess
 import tarfile
@@ -588,7 +589,7 @@ def _apply(
     tar = tarstream.gnu_tar() if stream.system_tar or (stream.system_tar is None and many) else None
 
     def write(pipe: IO[bytes], compress: int) -> Sent:
-        if tar is None:
+        if tar is None or not _straight_into(pipe, compress):
             return write_tar(pipe, members, sync_plan, compress)
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
 
@@ -945,8 +946,9 @@ def write_tar(
 
 class _SystemTar:
     """A sync's tar stream with GNU tar writing the members under copied directories (the bulk: C, big
-    writes), relayed through us; we write the rest: the pending list first, the roots themselves, files
-    rewritten in place (under INPLACE_DIR), and last the record of what really went."""
+    writes, straight into the stream: tarstream.archive); we write the rest before it: the pending list, the
+    roots themselves, files rewritten in place (under INPLACE_DIR). tar then writes the record of what really
+    went (RECORD_NEW, written by us once tar's listing said so) and the end of the archive."""
 
     def __init__(
         self,
@@ -967,7 +969,7 @@ class _SystemTar:
         return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
 
     def write(self, pipe: IO[bytes], compress: int) -> Sent:
-        """compress: gzip's level, 0 (or False) for plain tar."""
+        """compress: gzip's level, 0 (or False) for plain tar. pipe: a file descriptor's (tar writes into it)."""
         level = int(compress)
         sent = Sent(level=level)
         sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
@@ -979,10 +981,12 @@ class _SystemTar:
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
             if self.theirs:
-                self._relay(out, sent)
-            sent.record = record_json(self.record, self.written)
-            out.write(tarstream.small_member(RECORD_NEW, sent.record))
-            out.write(tarstream.END_OF_ARCHIVE)
+                sink.flush()  # ours before tar's, in the same pipe
+                self._archive(sink.fileno(), sent)
+            else:
+                sent.record = record_json(self.record, self.written)
+                out.write(tarstream.small_member(RECORD_NEW, sent.record))
+                out.write(tarstream.END_OF_ARCHIVE)
         finally:
             finish()
         return sent
@@ -998,29 +1002,52 @@ class _SystemTar:
         if changed:
             sent.changed.append(remote_path)
 
-    def _relay(self, out: "_Counting", sent: Sent) -> None:
-        """GNU tar's members, read from a directory of links named as the roots are in the pod."""
+    def _archive(self, fd: int, sent: Sent) -> None:
+        """GNU tar's members, read from a directory of links named as the roots are in the pod, then the
+        record, then the end of the archive."""
+        went: set[str] = set()
+
+        def read(path: str) -> None:
+            if path in self.local:
+                went.add(path)
+                entry, local_path = self.local[path]
+                self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
+
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
                 (view / root).parent.mkdir(parents=True, exist_ok=True)
                 (view / root).symlink_to(real)
+            (view / STATE_DIR).mkdir(parents=True)
+            (view / STATE_DIR).chmod(0o755)  # the mark: the pod's own STATE_DIR, as mkdir -p made it there
             names = pathlib.Path(tmp, "names")
-            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in self.theirs))
-            relayed = tarstream.relay(
-                [self.tar, *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(view), out
-            )
-        went = set(relayed.names)
+            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in [*self.theirs, STATE_DIR]))
+
+            def last(stderr: str) -> str:
+                self._left_out(sent, went, stderr)
+                sent.record = record_json(self.record, self.written)
+                descriptor = os.open(view / RECORD_NEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(descriptor, "wb") as record:
+                    record.write(sent.record)
+                return RECORD_NEW
+
+            archived = tarstream.archive(self.tar, str(names), str(view), fd, STATE_DIR, read, last)
+        if archived.returncode == -signal.SIGPIPE:
+            raise BrokenPipeError  # the exec ended early: its exit code and stderr say why
+        if not archived.marked or RECORD_NEW not in archived.names:
+            error = _last_line(archived.stderr, "the record")
+            raise PreevyError(messages.FILE_SYNC_FAILED.format(error=error), ExitCode.FAILURE)
+
+    def _left_out(self, sent: Sent, went: set[str], stderr: str) -> None:
+        """The members tar did not send: gone (left out of the record), or unreadable (the copy fails)."""
         for path in self.theirs:
-            entry, local_path = self.local[path]
             if path in went:
-                self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
-            elif os.path.lexists(local_path):  # not gone, yet not sent: unreadable
+                continue
+            if os.path.lexists(self.local[path][1]):
                 raise PreevyError(
-                    messages.FILE_SYNC_FAILED.format(error=_last_line(relayed.stderr, path)), ExitCode.FAILURE
+                    messages.FILE_SYNC_FAILED.format(error=_last_line(stderr, path)), ExitCode.FAILURE
                 )
-            else:
-                self._note(sent, path, None)
+            self._note(sent, path, None)
 
 
 def _nothing() -> None:
@@ -1041,6 +1068,11 @@ def _changed_since(entry: Entry, local_path: str) -> bool:
 def _last_line(stderr: str, path: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     return lines[-1] if lines else f"tar did not send {path}"
+
+
+def _straight_into(pipe: IO[bytes], level: int) -> bool:
+    """Whether GNU tar can write into pipe (a file descriptor's), or into the compressor writing into it."""
+    return _has_fileno(pipe) and (not level or tarstream.compressor_argv("gzip", level) is not None)
 
 
 def _has_fileno(pipe: IO[bytes]) -> bool:

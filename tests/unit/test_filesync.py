@@ -50,7 +50,7 @@ def test_summary_counts_and_sizes():
 
 
 PYTHON_TAR = filesync.Stream(compress=True, system_tar=False)  # the in-process writer, gzipped
-SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar's members relayed, plain
+SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar writes the members, plain
 
 
 class BusyboxShell:
@@ -309,7 +309,7 @@ def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, sh
 def test_a_send_of_a_few_files_is_written_in_process_and_a_big_one_by_gnu_tar(tmp_path, shell, monkeypatch):
     project = one_directory_project(tmp_path, "site", {"a": b"1", "b": b"2"})
     relayed: list[tuple] = []
-    monkeypatch.setattr(tarstream, "relay", counted(relayed, tarstream.relay))
+    monkeypatch.setattr(tarstream, "archive", counted(relayed, tarstream.archive))
     run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=False))
     assert relayed == []  # two files: no tar process
     monkeypatch.setattr(filesync, "SYSTEM_TAR_MEMBERS", 2)
@@ -395,16 +395,16 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch,
 def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, monkeypatch, capsys):
     project = one_directory_project(tmp_path, "logs", {"app.log": b"x" * 100_000, "other": b"o"})
     log = tmp_path / "project" / "logs" / "app.log"
-    relay = tarstream.relay
+    archive = tarstream.archive
     changed: list[bool] = []
 
-    def relay_after_a_write(argv, cwd, out):
+    def archive_after_a_write(*args):
         if not changed:
             changed.append(True)
             log.write_bytes(b"rotated")  # after the scan, before tar reads it
-        return relay(argv, cwd, out)
+        return archive(*args)
 
-    monkeypatch.setattr(tarstream, "relay", relay_after_a_write)
+    monkeypatch.setattr(tarstream, "archive", archive_after_a_write)
     stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
     assert (tmp_path / "pod" / "relative" / "logs" / "app.log").read_bytes() == b"rotated"
     said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
@@ -412,6 +412,25 @@ def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, 
     assert stats.files == 3  # both files, then the changed one again
     record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
     assert record["relative/logs/app.log"].size == len(b"rotated")  # recorded as it now is
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_file_gone_before_gnu_tar_reads_it_is_left_out_of_the_record(tmp_path, shell, monkeypatch, compress):
+    project = one_directory_project(tmp_path, "site", {"a": b"1", "gone": b"2", "z": b"3"})
+    archive = tarstream.archive
+
+    def archive_after_a_removal(*args):
+        (tmp_path / "project" / "site" / "gone").unlink()  # after the scan, before tar reads it
+        return archive(*args)
+
+    monkeypatch.setattr(tarstream, "archive", archive_after_a_removal)
+    stats = run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=compress, system_tar=True))
+    site = tmp_path / "pod" / "relative" / "site"
+    assert sorted(p.name for p in site.iterdir()) == ["a", "z"] and (site / "z").read_bytes() == b"3"
+    assert stats.files == 2
+    record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
+    assert sorted(record) == ["relative/site", "relative/site/a", "relative/site/z"]
+    assert not (tmp_path / "pod" / ".preevy-sync" / "pending").exists()
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
