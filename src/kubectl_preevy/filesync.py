@@ -75,18 +75,27 @@ STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
-# "ready", reads half of PROBE_BYTES, says "mid", reads the other half (sent once "mid" came: BusyBox's
+# "ready", reads PROBE_SLACK bytes, says "mid", reads PROBE_MEASURED more (sent once "mid" came: BusyBox's
 # `head -c` reads ahead of what it passes on), says "probed" (both lines travel back alike: the time from
-# "mid" to "probed" is the second half's upload and a round trip, whatever the buffers on the way hold; an
-# idle link's slack, which a paced link gives to the first bytes, went to the first half), then it reads the
+# "mid" to "probed" is the second part's upload and a round trip, whatever the buffers on the way hold; an
+# idle link's slack, which a paced link gives to the first bytes, went to the first part), then it reads the
 # stream's kind. Below SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a
 # link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
-PROBE_BYTES = 512 << 10
-PROBE_LINES = (
-    f"echo ready; head -c {PROBE_BYTES // 2} >/dev/null || exit 1; echo mid; "
-    f"head -c {PROBE_BYTES - PROBE_BYTES // 2} >/dev/null || exit 1; echo probed; "
-)
+PROBE_MEASURED = 256 << 10
+PROBE_SLACK = 256 << 10  # an exec that waited while we planned (after the listing): that long a link's slack
+# a new exec's (Session.measure): its link idle at most the round trip of the "ready" line; every byte of the
+# probe is a byte less of the copy on a slow link (64 KiB: 5 ms at 100 Mbit/s)
+PROBE_SLACK_NEW = 64 << 10
+
+
+def probe_lines(slack: int) -> str:
+    return (
+        f"echo ready; head -c {slack} >/dev/null || exit 1; echo mid; "
+        f"head -c {PROBE_MEASURED} >/dev/null || exit 1; echo probed; "
+    )
+
+
 SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
 # A first copy from here whose scan takes longer than this (thousands of files: likely a big copy) measures the
 # link meanwhile, in the exec started for it (Session.measure): the probe then costs nothing on the way
@@ -97,7 +106,7 @@ STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
 PENDING = f"{STATE_DIR}/pending"
-PROBE_PART = PROBE_LINES + "read z; "
+PROBE_PART = probe_lines(PROBE_SLACK) + "read z; "
 
 INPLACE_DIR = f"{STATE_DIR}/inplace"
 COPY_ROOTS = ("relative", "absolute")
@@ -130,7 +139,7 @@ UNPACK_PART = (
     "tar -xf - || exit 1; "
     'for a do case $a in i:*) a=${a#i:}; m=${a%%:*}; p=${a#*:}; s="' + INPLACE_DIR + '/$p"; '
     '[ ! -f "$s" ] || { cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p"; } || exit 1;; esac; done; '
-    f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
+    f"{{ [ ! -e {INPLACE_DIR} ] || rm -rf {INPLACE_DIR}; }} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
 MAX_GUARDS = 64
@@ -155,7 +164,7 @@ FRESH_PART = (
 )
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
-PROBE_SCRIPT = PROBE_LINES + NEXT  # Session.measure
+PROBE_SCRIPT = probe_lines(PROBE_SLACK_NEW) + NEXT  # Session.measure
 GUARD_PART = (
     f'cd "$1" 2>/dev/null || {STALE}; '
     "for a do case $a in h:*) h=${a#h:};; esac; done; "
@@ -354,18 +363,26 @@ def _sync_in(
         finally:
             scanned.set()
 
-    early = stream.measure and cache is not None and cached is None  # a first copy from here
-    local, rate = parallel.together(scan, (lambda: session.measure(scanned)) if early else None)
-    if rate is not None:
-        stream = dataclasses.replace(stream, measured=rate)
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
-    entries = {path: entry for path, (entry, _) in local.items()}
     mounted = mounted_files(project)
-    if cache is not None:
-        done = _without_listing(
-            session, cache, cached, project.remote_dir, (entries, local, roots), missing, mounted, stream
-        )
+
+    def scan_and_plan() -> tuple[localscan.Found, dict[str, Entry], Planned | None]:
+        """The scan, and the plan that skips the listing (if any), made while the link is measured."""
+        local = scan()
+        entries = {path: entry for path, (entry, _) in local.items()}
+        if cache is None:
+            return local, entries, None
+        return local, entries, _plan_without_listing(cached, (entries, local, roots), missing, mounted)
+
+    early = stream.measure and cache is not None and cached is None  # a first copy from here
+    (local, entries, planned), rate = parallel.together(
+        scan_and_plan, (lambda: session.measure(scanned)) if early else None
+    )
+    if rate is not None:
+        stream = dataclasses.replace(stream, measured=rate)
+    if cache is not None and planned is not None:
+        done = _without_listing(session, cache, project.remote_dir, planned, local, roots, stream)
         if done is not None:
             return done
     remote = list_remote(session, project.remote_dir, missing, write=True)
@@ -406,19 +423,15 @@ def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, str]], sent: Sent)
 LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, pathlib.Path]]
 
 
-def _without_listing(
-    shell: "Session",
-    cache: SyncCache,
-    cached: bytes | None,
-    remote_dir: str,
-    tree: LocalTree,
-    missing: list[str],
-    mounted: set[str],
-    stream: Stream,
-) -> tuple[SyncStats, Sent] | None:
-    """One exec, no listing: a first copy from here into a directory holding nothing (FRESH_PART), or
-    a change against the record we last wrote there (GUARD_PART). None: the pod's copy was not as
-    assumed (nothing was written), or the change is not one to check that way: list the pod's files."""
+Planned = tuple[SyncPlan, tuple[str, str, list[str]]]  # a plan and its guard (see _apply)
+
+
+def _plan_without_listing(
+    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str]
+) -> Planned | None:
+    """The plan of a copy that skips the listing: a first copy from here into a directory holding nothing
+    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART); None when the change is
+    not one to check that way: list the pod's files."""
     entries, local, roots = tree
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
@@ -437,6 +450,21 @@ def _without_listing(
         guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
+    return sync_plan, guard
+
+
+def _without_listing(
+    shell: "Session",
+    cache: SyncCache,
+    remote_dir: str,
+    planned: Planned,
+    local: dict[str, tuple[Entry, str]],
+    roots: dict[str, pathlib.Path],
+    stream: Stream,
+) -> tuple[SyncStats, Sent] | None:
+    """One exec, no listing (_plan_without_listing). None: the pod's copy was not as assumed (nothing was
+    written): list the pod's files."""
+    sync_plan, guard = planned
     sent = _apply(
         shell, remote_dir, sync_plan, local, stream, roots, guard, lambda r: cache.save(remote_dir, r)
     )
@@ -630,20 +658,20 @@ def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes]
     return sent
 
 
-def _measured(pipe: IO[bytes], replies: Replies) -> float | None:
-    """The link's upload rate (bytes/s) by PROBE_LINES; None when the pod did not say them."""
+def _measured(pipe: IO[bytes], replies: Replies, slack: int = PROBE_SLACK) -> float | None:
+    """The link's upload rate (bytes/s) by probe_lines(slack); None when the pod did not say them."""
     if replies.readline() != b"ready\n":
         return None
-    pipe.write(bytes(PROBE_BYTES // 2))
+    pipe.write(bytes(slack))
     pipe.flush()
     if replies.readline() != b"mid\n":
         return None
     started = time.monotonic()
-    pipe.write(bytes(PROBE_BYTES - PROBE_BYTES // 2))
+    pipe.write(bytes(PROBE_MEASURED))
     pipe.flush()
     if replies.readline() != b"probed\n":
         return None
-    return (PROBE_BYTES - PROBE_BYTES // 2) / max(time.monotonic() - started, 1e-6)
+    return PROBE_MEASURED / max(time.monotonic() - started, 1e-6)
 
 
 def _level_for(rate: float) -> int:
@@ -729,7 +757,7 @@ class Session:
         return b""
 
     def measure(self, scanned: threading.Event) -> float | None:
-        """The link's upload rate (bytes/s, by PROBE_LINES), unless the scan ended
+        """The link's upload rate (bytes/s, by PROBE_SCRIPT), unless the scan ended
         (scanned) within EARLY_PROBE_AFTER. Run in a thread while the main one scans, which uses the session only
         once this returned. Nothing is written in the pod: an exec that fails here is started again by the next
         script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
@@ -741,7 +769,7 @@ class Session:
         timer.start()
         try:
             self._send(PROBE_SCRIPT, [])
-            return _measured(proc.stdin, proc.stdout)
+            return _measured(proc.stdin, proc.stdout, PROBE_SLACK_NEW)
         except BrokenPipeError:
             return None
         finally:
@@ -961,12 +989,15 @@ class _SystemTar:
         self.tar, self.local = tar, local
         self.record, self.written = dict(sync_plan.record), sync_plan.written
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
-        self.ours = [m for m in members if not self._theirs(m)]
-        self.theirs = [m[1] for m in members if self._theirs(m)]
-
-    def _theirs(self, member: tuple[str, str, str | pathlib.Path]) -> bool:
-        arcname, remote, _ = member
-        return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
+        under = tuple(root + "/" for root in self.dir_roots)
+        self.ours: list[tuple[str, str, str | pathlib.Path]] = []  # written by us
+        self.theirs: list[str] = []  # by GNU tar: under a copied directory, named as in the pod
+        for member in members:
+            arcname, remote, _ = member
+            if arcname == remote and under and remote.startswith(under):
+                self.theirs.append(remote)
+            else:
+                self.ours.append(member)
 
     def write(self, pipe: IO[bytes], compress: int) -> Sent:
         """compress: gzip's level, 0 (or False) for plain tar. pipe: a file descriptor's (tar writes into it)."""
@@ -1006,12 +1037,18 @@ class _SystemTar:
         """GNU tar's members, read from a directory of links named as the roots are in the pod, then the
         record, then the end of the archive."""
         went: set[str] = set()
+        local = self.local
 
         def read(path: str) -> None:
-            if path in self.local:
-                went.add(path)
-                entry, local_path = self.local[path]
-                self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
+            found = local.get(path)  # None: the mark
+            if found is None:
+                return
+            went.add(path)
+            entry, local_path = found
+            sent.bytes += entry.size  # the plan recorded it as sent: only a change is noted
+            if entry.kind == "file" and _changed_since(entry, local_path):
+                self.record[path] = entry._replace(size=CHANGED_SIZE)
+                sent.changed.append(path)
 
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")

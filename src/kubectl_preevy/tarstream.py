@@ -155,7 +155,7 @@ _ESCAPED = {b"a": b"\a", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t
 def unescape(line: bytes) -> str:
     """A name as GNU tar lists it in the C locale (its `escape` quoting style: \\ooo, \\n..., \\\\)."""
     if b"\\" not in line:
-        return os.fsdecode(line)
+        return line.decode(errors="surrogateescape")  # os.fsdecode's, on Linux
 
     def one(match: re.Match[bytes]) -> bytes:
         code = match.group(1)
