@@ -616,10 +616,16 @@ def _apply(
     many = len(members) >= SYSTEM_TAR_MEMBERS or send_bytes >= PROBE_MIN_SEND
     tar = tarstream.gnu_tar() if stream.system_tar or (stream.system_tar is None and many) else None
 
+    ahead: list[bytes] = []  # the record as planned, made while the pod answers the script
+
     def write(pipe: IO[bytes], compress: int) -> Sent:
         if tar is None or not _straight_into(pipe, compress):
-            return write_tar(pipe, members, sync_plan, compress)
+            return write_tar(pipe, members, sync_plan, compress, ahead[0] if ahead else b"")
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
+
+    def meanwhile() -> None:
+        if tar is None:
+            ahead.append(record_json(sync_plan.record, sync_plan.written))
 
     big = stream.measure and send_bytes >= PROBE_MIN_SEND
     probe = big and stream.measured is None
@@ -642,7 +648,8 @@ def _apply(
         return sent
 
     script = guard_part + DELETE_PART + unpack
-    return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
+    arguments = [remote_dir, *guard_args, *batches[-1]]
+    return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
 
 
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
@@ -693,6 +700,10 @@ def _batches(arguments: list[str]) -> Iterator[list[str]]:
         yield batch
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Replayed:
     """A stdout whose first line was already read (by Session): readline() gives it back first."""
 
@@ -736,13 +747,16 @@ class Session:
         self.opened.proc.stdin.write(b"%d\n" % len(text) + text)
         self.opened.proc.stdin.flush()
 
-    def _first_line(self, script: str, args: list[str]) -> bytes:
-        """Send a script, read its first line. An exec that failed before any script of ours answered, for a
-        transient reason (the API server busy...), is started again, with back-off."""
+    def _first_line(self, script: str, args: list[str], meanwhile: Callable[[], None] = _nothing) -> bytes:
+        """Send a script, read its first line (meanwhile() run once in between). An exec that failed before any
+        script of ours answered, for a transient reason (the API server busy...), is started again, with
+        back-off."""
         for delay in [*retry.delays(), None]:
             assert self.opened.proc.stdout is not None
             try:
                 self._send(script, args)
+                meanwhile()
+                meanwhile = _nothing
                 line = self.opened.proc.stdout.readline()
             except BrokenPipeError:
                 line = b""
@@ -794,21 +808,29 @@ class Session:
             self._failed()
         return b"".join(lines[:-1]).decode(errors="replace")
 
-    def stream(self, script: str, args: list[str], write: Writer, *, says_first: bool = False) -> Sent:
+    def stream(
+        self,
+        script: str,
+        args: list[str],
+        write: Writer,
+        *,
+        says_first: bool = False,
+        meanwhile: Callable[[], None] = _nothing,
+    ) -> Sent:
         """The script, then write(its stdin, its stdout) once it said a first line (no byte of the stream
         is sent before the script reads it: BusyBox's `head -c`, which reads the script, reads ahead of what
         it passes on): "go", or the script's own (says_first: write reads it); the exec ends with it unless
-        the script refused (Sent.refused)."""
+        the script refused (Sent.refused). meanwhile(): run while the pod answers."""
         proc = self.opened.proc
         if says_first:
             assert proc.stdout is not None
-            first = self._first_line(script, args)
+            first = self._first_line(script, args, meanwhile)
             self.answered = True
             if not first:
                 self._failed()
             replies: Replies | None = _Replayed(first, proc.stdout)
         else:
-            go = self._first_line(f"echo go\n{script}", args)
+            go = self._first_line(f"echo go\n{script}", args, meanwhile)
             self.answered = True
             if go != b"go\n":
                 self._failed()
@@ -946,13 +968,16 @@ def write_tar(
     members: Sequence[tuple[str, str, str | pathlib.Path]],
     sync_plan: SyncPlan,
     compress: int,
+    planned: bytes = b"",
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
-    (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
+    (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW): planned
+    (record_json of the plan's record, made ahead) when every member went as it was planned."""
     level = int(compress)  # True: gzip's level 1
     sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
     sent = Sent(level=level)
     record = dict(sync_plan.record)
+    as_planned = bool(planned)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
         _add_bytes(tar, PENDING, json.dumps([m[1] for m in members]).encode())
         for arcname, remote_path, local_path in members:
@@ -960,13 +985,15 @@ def write_tar(
             if outcome is None:
                 sent.vanished.append(remote_path)
                 record.pop(remote_path, None)
+                as_planned = False
                 continue
             entry, changed, size = outcome
             sent.bytes += size
             record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
+            as_planned = as_planned and record[remote_path] == sync_plan.record.get(remote_path)
             if changed:
                 sent.changed.append(remote_path)
-        sent.record = record_json(record, sync_plan.written)
+        sent.record = planned if as_planned else record_json(record, sync_plan.written)
         _add_bytes(tar, RECORD_NEW, sent.record)
     finish()
     return sent
@@ -1085,10 +1112,6 @@ class _SystemTar:
                     messages.FILE_SYNC_FAILED.format(error=_last_line(stderr, path)), ExitCode.FAILURE
                 )
             self._note(sent, path, None)
-
-
-def _nothing() -> None:
-    pass
 
 
 def _changed_since(entry: Entry, local_path: str) -> bool:

@@ -415,7 +415,9 @@ def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, 
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
-def test_a_file_gone_before_gnu_tar_reads_it_is_left_out_of_the_record(tmp_path, shell, monkeypatch, compress):
+def test_a_file_gone_before_gnu_tar_reads_it_is_left_out_of_the_record(
+    tmp_path, shell, monkeypatch, compress
+):
     project = one_directory_project(tmp_path, "site", {"a": b"1", "gone": b"2", "z": b"3"})
     archive = tarstream.archive
 
@@ -466,13 +468,32 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
         assert tar.extractfile("relative/d/f").read() == b"content"
 
 
+def test_the_record_made_ahead_is_sent_when_every_member_went_as_planned(tmp_path):
+    (tmp_path / "f").write_bytes(b"content")
+    local = filesync.localscan.entry_of(os.lstat(tmp_path / "f"))
+    plan = syncplan.plan({"relative/f": local}, Remote({}, None, set()), ["relative/f"])
+    planned = syncplan.record_json(plan.record)
+    buffer = io.BytesIO()
+    sent = filesync.write_tar(buffer, [("relative/f", "relative/f", tmp_path / "f")], plan, False, planned)
+    assert sent.record is planned and not sent.changed
+    (tmp_path / "f").write_bytes(b"changed since the scan")
+    sent = filesync.write_tar(
+        io.BytesIO(), [("relative/f", "relative/f", tmp_path / "f")], plan, False, planned
+    )
+    assert sent.record != planned
+    assert syncplan.parse_record(sent.record)["relative/f"].size == len(b"changed since the scan")
+
+
 def test_a_file_gone_before_it_is_sent_is_left_out_of_the_stream_and_the_record(tmp_path):
     buffer = io.BytesIO()
     gone = tmp_path / "gone.txt"
     plan = syncplan.plan(
         {"relative/gone.txt": Entry("file", 10, 1000, 0o644)}, Remote({}, None, set()), ["relative/gone.txt"]
     )
-    sent = filesync.write_tar(buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False)
+    planned = syncplan.record_json(plan.record)  # made ahead, while the pod answered: not as it went
+    sent = filesync.write_tar(
+        buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False, planned
+    )
     assert sent.vanished == ["relative/gone.txt"]
     with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
         assert "relative/gone.txt" not in tar.getnames()
