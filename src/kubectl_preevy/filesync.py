@@ -165,15 +165,19 @@ FRESH_PART = (
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
 PROBE_SCRIPT = probe_lines(PROBE_SLACK_NEW) + NEXT  # Session.measure
-GUARD_PART = (
+RECORD_AS_CACHED = (  # $1: the project dir, $2: the cached record's sha256 (h:)
+    f'[ ! -e "$1/{PENDING}" ] && [ "$(sha256sum < "$1/{RECORD}" 2>/dev/null)" = "${{2#h:}}  -" ]'
+)
+# Session.check: the record's part of GUARD_PART, run while the files are scanned; its answer: CURRENT or stale
+CHECK_SCRIPT = f"if {RECORD_AS_CACHED}; then echo {CURRENT}; else echo stale; fi; {NEXT}"
+GUARD_PATHS_PART = (  # GUARD_PART once CHECK_SCRIPT said the record is as cached
     f'cd "$1" 2>/dev/null || {STALE}; '
-    "for a do case $a in h:*) h=${a#h:};; esac; done; "
-    f'[ ! -e {PENDING} ] && [ "$(sha256sum < {RECORD} 2>/dev/null)" = "$h  -" ] || {STALE}; '
     "for a do case $a in g:*) a=${a#g:}; e=${a%%:*}; p=${a#*:}; "
     's=$(stat -c %f,%s,%Y -- "$p" 2>/dev/null) || s=-; '
     f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
+GUARD_PART = f"{RECORD_AS_CACHED} || {STALE}; {GUARD_PATHS_PART}"  # $2: h:SHA256
 
 
 @dataclasses.dataclass
@@ -357,30 +361,33 @@ def _sync_in(
     cached = cache.load(project.remote_dir) if cache is not None else None
     scanned = threading.Event()
 
-    def scan() -> localscan.Found:
-        try:
-            return localscan.scan([p for p in paths if p.exists], excluder_of(project))
-        finally:
-            scanned.set()
-
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
     mounted = mounted_files(project)
 
-    def scan_and_plan() -> tuple[localscan.Found, dict[str, Entry], Planned | None]:
-        """The scan, and the plan that skips the listing (if any), made while the link is measured."""
-        local = scan()
-        entries = {path: entry for path, (entry, _) in local.items()}
-        if cache is None:
-            return local, entries, None
-        return local, entries, _plan_without_listing(cached, (entries, local, roots), missing, mounted)
+    def scan() -> tuple[localscan.Found, dict[str, Entry]]:
+        try:
+            local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
+            return local, {path: entry for path, (entry, _) in local.items()}
+        finally:
+            scanned.set()
 
-    early = stream.measure and cache is not None and cached is None  # a first copy from here
-    (local, entries, planned), rate = parallel.together(
-        scan_and_plan, (lambda: session.measure(scanned)) if early else None
+    # meanwhile, a first copy from here measures the link; a later one checks the pod's record is as cached
+    early = stream.measure and cache is not None and cached is None
+    check = cache is not None and cached is not None and not missing
+    meanwhile = (
+        (lambda: session.measure(scanned))
+        if early
+        else (lambda: session.check(project.remote_dir, record_digest(cached)))
+        if check and cached is not None
+        else None
     )
-    if rate is not None:
-        stream = dataclasses.replace(stream, measured=rate)
+    (local, entries), answer = parallel.together(scan, meanwhile)
+    if early and answer is not None:
+        stream = dataclasses.replace(stream, measured=answer)
+    planned = None
+    if cache is not None and not (check and answer is False):  # False: the record is not as cached
+        planned = _plan_without_listing(cached, (entries, local, roots), missing, mounted, answer is True)
     if cache is not None and planned is not None:
         done = _without_listing(session, cache, project.remote_dir, planned, local, roots, stream)
         if done is not None:
@@ -427,11 +434,12 @@ Planned = tuple[SyncPlan, tuple[str, str, list[str]]]  # a plan and its guard (s
 
 
 def _plan_without_listing(
-    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str]
+    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str], checked: bool = False
 ) -> Planned | None:
     """The plan of a copy that skips the listing: a first copy from here into a directory holding nothing
-    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART); None when the change is
-    not one to check that way: list the pod's files."""
+    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART; GUARD_PATHS_PART when
+    checked: CHECK_SCRIPT said the record is as cached); None when the change is not one to check that way:
+    list the pod's files."""
     entries, local, roots = tree
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
@@ -447,7 +455,8 @@ def _plan_without_listing(
         checks = _guards(sync_plan, record, local)
         if checks is None:
             return None
-        guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
+        digest = [] if checked else [record_digest(cached)]
+        guard = (CURRENT, GUARD_PATHS_PART if checked else GUARD_PART, [*digest, *checks])
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
     return sync_plan, guard
@@ -471,6 +480,10 @@ def _without_listing(
     if sent.refused:
         return None
     return _stats(sync_plan, local, sent), sent
+
+
+def record_digest(record: bytes) -> str:
+    return f"h:{hashlib.sha256(record).hexdigest()}"
 
 
 def _guards(
@@ -788,6 +801,22 @@ class Session:
             return None
         finally:
             timer.cancel()
+
+    def check(self, remote_dir: str, digest: str) -> bool | None:
+        """Whether the pod's record is the one cached here (digest: h:SHA256) and no copy was left half done
+        (CHECK_SCRIPT), in a thread while the main one scans (as measure); None: the exec failed."""
+        proc = self.opened.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
+        timer.start()
+        try:
+            self._send(CHECK_SCRIPT, [remote_dir, digest])
+            line = proc.stdout.readline()
+        except BrokenPipeError:
+            return None
+        finally:
+            timer.cancel()
+        return {f"{CURRENT}\n".encode(): True, b"stale\n": False}.get(line)
 
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()

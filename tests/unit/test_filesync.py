@@ -277,6 +277,27 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
     assert not (copy / "c.txt").exists()
 
 
+def test_the_pods_record_is_checked_while_the_files_are_scanned(tmp_path, shell, monkeypatch):
+    work = tmp_path / "project" / "site"
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a1"})
+    pod = tmp_path / "pod"
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+    answers: list[bool | None] = []
+    check = filesync.Session.check
+    monkeypatch.setattr(filesync.Session, "check", lambda *args: answers.append(check(*args)) or answers[-1])
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == []  # a first copy from here: nothing cached to check
+    (work / "a.txt").write_bytes(b"a2")
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == [True] and (pod / "relative" / "site" / "a.txt").read_bytes() == b"a2"
+    (pod / ".preevy-sync" / "pending").write_text("[]")  # a copy left half done (from anywhere)
+    (work / "a.txt").write_bytes(b"a3")
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == [True, False]  # so the listing, in the same exec
+    assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a3"
+    assert not (pod / ".preevy-sync" / "pending").exists()
+
+
 def counted(calls: list[tuple], function):
     """function, each call's arguments appended to calls."""
 
@@ -332,9 +353,11 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
-@pytest.mark.parametrize("early_probe", [False, True], ids=["no-probe", "while-scanning"])
+@pytest.mark.parametrize(
+    "early", ["", "probe", "check"], ids=["no-probe", "probe-while-scanning", "check-while-scanning"]
+)
 def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is_started_again(
-    tmp_path, shell, capsys, monkeypatch, early_probe
+    tmp_path, shell, capsys, monkeypatch, early
 ):
     busy = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
     opened = shell.open
@@ -362,7 +385,14 @@ def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is
     shell.open = open_flaky
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a"})
     stream = SYSTEM_TAR
-    if early_probe:  # the link measured while the files are scanned, in the exec that fails
+    if early == "check":  # a copy made from here before: the pod's record checked in the exec that fails
+        shell.cache = SyncCache(tmp_path / "cache", "here")
+        opened_flaky, shell.open = shell.open, opened
+        (tmp_path / "project" / "site" / "a.txt").write_bytes(b"before")
+        run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+        shell.open = opened_flaky
+        (tmp_path / "project" / "site" / "a.txt").write_bytes(b"a")
+    if early == "probe":  # the link measured while the files are scanned, in the exec that fails
         monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)
         shell.cache = SyncCache(tmp_path / "cache", "here")
         stream = filesync.Stream(compress=False, measure=True, system_tar=True)
