@@ -365,12 +365,17 @@ def _sync_in(
     missing = [p.remote for p in paths if not p.exists]
     mounted = mounted_files(project)
 
-    def scan() -> tuple[localscan.Found, dict[str, Entry]]:
+    def scan_and_plan() -> tuple[localscan.Found, dict[str, Entry], Planned | None]:
+        """The scan, and the plan that skips the listing (if any), made while the link is measured or the
+        pod's record checked."""
         try:
             local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
-            return local, {path: entry for path, (entry, _) in local.items()}
         finally:
             scanned.set()
+        entries = {path: entry for path, (entry, _) in local.items()}
+        if cache is None:
+            return local, entries, None
+        return local, entries, _plan_without_listing(cached, (entries, local, roots), missing, mounted)
 
     # meanwhile, a first copy from here measures the link; a later one checks the pod's record is as cached
     early = stream.measure and cache is not None and cached is None
@@ -382,12 +387,13 @@ def _sync_in(
         if check and cached is not None
         else None
     )
-    (local, entries), answer = parallel.together(scan, meanwhile)
+    (local, entries, planned), answer = parallel.together(scan_and_plan, meanwhile)
     if early and answer is not None:
         stream = dataclasses.replace(stream, measured=answer)
-    planned = None
-    if cache is not None and not (check and answer is False):  # False: the record is not as cached
-        planned = _plan_without_listing(cached, (entries, local, roots), missing, mounted, answer is True)
+    if check and planned is not None and answer is not None:
+        # the record checked: the write checks its paths only; or it is not as cached: the listing
+        sync_plan, (line, _, arguments) = planned
+        planned = (sync_plan, (line, GUARD_PATHS_PART, arguments)) if answer else None
     if cache is not None and planned is not None:
         done = _without_listing(session, cache, project.remote_dir, planned, local, roots, stream)
         if done is not None:
@@ -434,12 +440,11 @@ Planned = tuple[SyncPlan, tuple[str, str, list[str]]]  # a plan and its guard (s
 
 
 def _plan_without_listing(
-    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str], checked: bool = False
+    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str]
 ) -> Planned | None:
     """The plan of a copy that skips the listing: a first copy from here into a directory holding nothing
-    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART; GUARD_PATHS_PART when
-    checked: CHECK_SCRIPT said the record is as cached); None when the change is not one to check that way:
-    list the pod's files."""
+    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART); None when the change is
+    not one to check that way: list the pod's files."""
     entries, local, roots = tree
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
@@ -455,8 +460,7 @@ def _plan_without_listing(
         checks = _guards(sync_plan, record, local)
         if checks is None:
             return None
-        digest = [] if checked else [record_digest(cached)]
-        guard = (CURRENT, GUARD_PATHS_PART if checked else GUARD_PART, [*digest, *checks])
+        guard = (CURRENT, GUARD_PART, [record_digest(cached), *checks])  # h: ignored by GUARD_PATHS_PART
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
     return sync_plan, guard
