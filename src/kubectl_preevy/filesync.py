@@ -1048,6 +1048,7 @@ class _SystemTar:
     ) -> None:
         self.tar, self.local = tar, local
         self.record, self.written = dict(sync_plan.record), sync_plan.written
+        self.planned = sync_plan.record
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
         under = tuple(root + "/" for root in self.dir_roots)
         self.ours: list[tuple[str, str, str | pathlib.Path]] = []  # written by us
@@ -1098,6 +1099,12 @@ class _SystemTar:
         record, then the end of the archive."""
         went: set[str] = set()
         local = self.local
+        # the record as planned, encoded while tar reads the files (sent if every member went so)
+        planned, ahead = self.planned, list[bytes]()
+        encoding = threading.Thread(
+            target=lambda: ahead.append(record_json(planned, self.written)), daemon=True
+        )
+        encoding.start()
 
         def read(path: str) -> None:
             found = local.get(path)  # None: the mark
@@ -1122,7 +1129,9 @@ class _SystemTar:
 
             def last(stderr: str) -> str:
                 self._left_out(sent, went, stderr)
-                sent.record = record_json(self.record, self.written)
+                encoding.join()
+                as_planned = ahead and self.record == planned
+                sent.record = ahead[0] if as_planned else record_json(self.record, self.written)
                 descriptor = os.open(view / RECORD_NEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with open(descriptor, "wb") as record:
                     record.write(sent.record)
