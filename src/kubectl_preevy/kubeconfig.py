@@ -8,8 +8,13 @@ caller asks kubectl itself, whose answer (or error) then stands.
 client-go's rules: --kubeconfig names the only file; else $KUBECONFIG's list (missing files skipped,
 duplicates once), else ~/.kube/config. Merged: the first file that sets current-context wins, and the
 first definition of a named context, cluster or user wins. A context without a namespace: `default`.
+
+The answer is remembered in the cache directory under the files' identity and stat (device, inode, size,
+modification and change times), like git's index: a run that finds the files as they were needs no YAML
+parser (importing it is ~8 ms of every command). Any change to a file, even a touch, asks again.
 """
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -28,8 +33,92 @@ def current(kubeconfig: str | None, context: str | None, environ: Mapping[str, s
     paths = files(kubeconfig, environ)
     key = (*paths, "\0", context or "")
     if key not in _READ:
-        _READ[key] = _read(paths, explicit=bool(kubeconfig), context=context)
+        _READ[key] = _remembered(paths, bool(kubeconfig), context, environ)
     return _READ[key]
+
+
+ANSWERS_FILE = "kubeconfig-answers.json"
+MAX_ANSWERS = 16
+
+
+def _remembered(
+    paths: list[str], explicit: bool, context: str | None, environ: Mapping[str, str]
+) -> Current | None:
+    """_read's answer, from the cache when the files are unchanged since it was written there."""
+    from kubectl_preevy.profiles import cache_dir
+
+    fingerprint = json.dumps([_identity(paths), explicit, context])
+    cache = cache_dir(environ) / ANSWERS_FILE
+    answers = _load_answers(str(cache))
+    if fingerprint in answers:
+        return answers[fingerprint]
+    answer = _read(paths, explicit=explicit, context=context)
+    if not _racy(paths):
+        answers[fingerprint] = answer
+        _store_answers(str(cache), answers)
+    return answer
+
+
+RACY_SECONDS = 2
+
+
+def _racy(paths: list[str]) -> bool:
+    """A file changed within RACY_SECONDS: another change in the same clock tick could keep its stat (git's
+    "racily clean" entries). Its answer is not remembered."""
+    import time
+
+    newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for st in map(_stat, paths) if st), default=0)
+    return time.time_ns() - newest < RACY_SECONDS * 1_000_000_000
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _identity(paths: list[str]) -> list[object]:
+    """Each file as its stat says it is now (None: missing or unreadable)."""
+    identity: list[object] = []
+    for path in paths:
+        st = _stat(path)
+        identity.append(
+            [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] if st else [path]
+        )
+    return identity
+
+
+def _load_answers(cache: str) -> dict[str, Current | None]:
+    """The remembered answers; whatever is not one (a damaged or foreign file) is forgotten."""
+    try:
+        with open(cache, encoding="utf-8") as file:
+            stored = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    answers: dict[str, Current | None] = {}
+    for fingerprint, answer in stored.items() if isinstance(stored, dict) else ():
+        if answer is None:
+            answers[fingerprint] = None
+        elif isinstance(answer, list) and len(answer) == 2 and all(isinstance(v, str) for v in answer):
+            answers[fingerprint] = Current(*answer)
+    return answers
+
+
+def _store_answers(cache: str, answers: dict[str, Current | None]) -> None:
+    """The newest MAX_ANSWERS answers, written whole (another run reads the old file or the new one)."""
+    kept = dict(list(answers.items())[-MAX_ANSWERS:])
+    temporary = f"{cache}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump({k: list(v) if v is not None else None for k, v in kept.items()}, file)
+        os.replace(temporary, cache)
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
 
 
 def files(kubeconfig: str | None, environ: Mapping[str, str]) -> list[str]:

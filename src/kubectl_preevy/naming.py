@@ -6,11 +6,9 @@ units, so a character outside the BMP counts (and is replaced) twice: see `_utf1
 """
 
 import base64
-import hashlib
 import json
 import math
 import re
-import secrets
 from typing import Any
 
 MAX_LABEL_LENGTH = 63
@@ -63,6 +61,8 @@ def truncate_with_hash(text: str, max_length: int, hash_length: int = 4, separat
     """Preevy's truncateWithHash: too long => cut + `-` + the first alphanumerics of base64url(md5)."""
     if len(text) <= max_length:
         return text
+    import hashlib  # here: most commands never hash (its OpenSSL binding costs ~2 ms)
+
     digest = base64.urlsafe_b64encode(hashlib.md5(text.encode()).digest()).decode()
     suffix = re.sub(r"[^a-zA-Z0-9]", "", digest)[:hash_length]
     return truncate_prefix(text, suffix, max_length, separator)
@@ -86,6 +86,8 @@ def sanitize_name(value: str) -> str:
 
 
 def random_suffix(length: int = INSTANCE_SUFFIX_LENGTH) -> str:
+    import secrets  # here: it brings hmac and hashlib (~3 ms), most commands never draw one
+
     return "".join(secrets.choice(LOWERCASE_NUMERIC) for _ in range(length))
 
 
@@ -147,6 +149,8 @@ def template_hash(specs: list[dict[str, Any]]) -> str:
 
     specs are the rendered objects BEFORE environment metadata is added.
     """
+    import hashlib
+
     digest = hashlib.sha1(stable_json(specs).encode()).digest()
     return "sha1:" + base64.b64encode(digest).decode()
 

@@ -11,9 +11,7 @@ import dataclasses
 import json
 import pathlib
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +19,6 @@ from kubectl_preevy import console, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 MODES = ("auto", "always", "never")
-TIMEOUT_SECONDS = 20
 MAX_PAGES = 50
 PER_PAGE = 100
 GITHUB_API_URL = "https://api.github.com"
@@ -183,13 +180,15 @@ def template_text(path: str | None) -> str:
 def publish(target: Target, env_id: str, body: str, *, create: bool = True) -> str:
     """Update the environment's comment (found by its marker) or create it: "updated", "created", or
     "absent" (create False and none found)."""
+    from kubectl_preevy import prhttp  # here: only a comment written needs HTTP
+
     existing = find_comment(target, env_id)
     if existing is not None:
-        _request(target, target.update_method, target.comment_url(existing), {"body": body})
+        prhttp.request(target, target.update_method, target.comment_url(existing), {"body": body})
         return "updated"
     if not create:
         return "absent"
-    _request(target, "POST", target.comments_url, {"body": body})
+    prhttp.request(target, "POST", target.comments_url, {"body": body})
     return "created"
 
 
@@ -208,14 +207,16 @@ def find_comment(target: Target, env_id: str) -> int | None:
 
 
 def _list_page(target: Target, url: str) -> tuple[list[Any], str | None]:
-    payload, headers = _request(target, "GET", url, None)
+    from kubectl_preevy import prhttp
+
+    payload, headers = prhttp.request(target, "GET", url, None)
     next_url = None
     match = _NEXT_LINK.search(headers.get("Link") or "")
     if match:
         next_url = match.group(1)
     elif headers.get("X-Next-Page"):  # GitLab also says it this way
         next_url = _with_page(url, headers["X-Next-Page"])
-    if next_url is not None and not _same_origin(next_url, target.comments_url):
+    if next_url is not None and not prhttp.same_origin(next_url, target.comments_url):
         next_url = None  # the token goes to the configured API only
     return (payload if isinstance(payload, list) else []), next_url
 
@@ -225,55 +226,6 @@ def _with_page(url: str, page: str) -> str:
     query = dict(urllib.parse.parse_qsl(parts.query))
     query["page"] = page
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def _same_origin(url: str, reference: str) -> bool:
-    a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(reference)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
-
-
-class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects within the API's origin only: urllib would send the token's header to any host."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if not _same_origin(newurl, req.full_url):
-            return None  # urllib then raises the 3xx as an HTTPError
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _request(
-    target: Target, method: str, url: str, body: dict[str, Any] | None
-) -> tuple[Any, Mapping[str, str]]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = dict(target.headers)
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    path = urllib.parse.urlsplit(url).path
-    try:
-        opener = urllib.request.build_opener(_SameOriginRedirects)
-        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            raw = response.read()
-            return (json.loads(raw) if raw.strip() else None), response.headers
-    except urllib.error.HTTPError as err:
-        detail = err.read(300).decode(errors="replace").strip()
-        raise PreevyError(
-            messages.PR_API_FAILED.format(
-                target=target.description, method=method, path=path, error=f"HTTP {err.code} {detail}"
-            )
-        ) from None
-    except (OSError, ValueError) as err:
-        raise PreevyError(
-            messages.PR_API_FAILED.format(target=target.description, method=method, path=path, error=err)
-        ) from None
 
 
 def comment(

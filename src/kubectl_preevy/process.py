@@ -11,8 +11,10 @@ signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
+import importlib
 import os
 import shlex
 import signal
@@ -20,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from kubectl_preevy import interrupt, messages
@@ -155,13 +158,42 @@ journal = Journal()
 
 def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
-    from plumbum import local
+    with _deferred_import("urllib.request", "socket", "pickle"):  # see _Deferred
+        from plumbum import local
     from plumbum.commands.processes import CommandNotFound
 
     try:
         return local[argv[0]][argv[1:]]
     except CommandNotFound:
         raise PreevyError(messages.MISSING_TOOL.format(tool=argv[0]), ExitCode.MISSING_TOOL) from None
+
+
+class _Deferred(types.ModuleType):
+    """A stand-in for a module, that imports it when one of its attributes is first used. plumbum imports
+    urllib.request (with email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri,
+    socket for SSH and pickle for daemons (~4 ms), none of which we use. (importlib's LazyLoader does not
+    help here: the import statement itself reads the module's __spec__, which makes a lazy module load.)"""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)  # also puts it in its package, in our place
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attribute)
+
+
+@contextlib.contextmanager
+def _deferred_import(*names: str) -> Iterator[None]:
+    """Within the block, `import name` gives a _Deferred stand-in (unless it is imported already); after it,
+    the stand-in stays until first used, then is the module."""
+    for name in names:
+        if name not in sys.modules:
+            package, _, child = name.rpartition(".")
+            stand_in = _Deferred(name)
+            sys.modules[name] = stand_in
+            if package:
+                setattr(importlib.import_module(package), child, stand_in)
+    yield
 
 
 def run(

@@ -9,12 +9,11 @@ Two stores:
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubectl_preevy import console, messages, naming, process
@@ -122,15 +121,10 @@ class LocalStore:
         return self._parse(name, path, text)
 
     def _parse(self, name: str, path: pathlib.Path, text: str) -> Profile:
-        import yaml
-
         def invalid(problem: str) -> PreevyError:
             return PreevyError(messages.PROFILE_FILE_INVALID.format(path=path, problem=problem, name=name))
 
-        try:
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as err:
-            raise invalid(f"invalid YAML: {str(err).splitlines()[0]}") from None
+        data = _yaml_document(text, invalid)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise invalid("no id")
         problem = _id_problem(data["id"])
@@ -142,8 +136,6 @@ class LocalStore:
         return Profile(name=name, id=data["id"], options=options, store=STORE_LOCAL, location=str(path))
 
     def save(self, profile: Profile) -> None:
-        import yaml
-
         path = self.path(profile.name)
         document = {
             "apiVersion": console.API_VERSION,
@@ -152,7 +144,8 @@ class LocalStore:
             "id": profile.id,
             "options": dict(profile.options),
         }
-        _write_atomically(path, yaml.safe_dump(document, sort_keys=False))
+        # JSON, which is YAML: read back without importing yaml (~8 ms of every command)
+        _write_atomically(path, json.dumps(document, indent=2) + "\n")
         profile.store, profile.location = STORE_LOCAL, str(path)
 
     def remove(self, name: str) -> bool:
@@ -194,6 +187,20 @@ def _read_template(path: str) -> str:
             ),
             ExitCode.USAGE,
         ) from None
+
+
+def _yaml_document(text: str, invalid: Callable[[str], PreevyError]) -> object:
+    """A YAML document: read as JSON when it is that (as we write profiles), else by yaml."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as err:
+        raise invalid(f"invalid YAML: {str(err).splitlines()[0]}") from None
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
@@ -318,6 +325,8 @@ class ClusterStore:
 
     def _template_file(self, name: str, text: str) -> pathlib.Path:
         """The profile's embedded template as a local file (content-addressed, in the user's cache dir)."""
+        import hashlib  # here: only this needs it (its OpenSSL binding costs ~2 ms)
+
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         path = cache_dir(self.environ) / "templates" / f"{name}-{digest}.yaml.njk"
         if not path.is_file():

@@ -9,7 +9,6 @@ pods not copied to for MAX_AGE_DAYS (deleted from elsewhere, or by a cluster gon
 one is made.
 """
 
-import hashlib
 import os
 import pathlib
 import shutil
@@ -65,6 +64,8 @@ class SyncCache:
 
 
 def _digest(text: str) -> str:
+    import hashlib  # here: only this needs it (its OpenSSL binding costs ~2 ms)
+
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 

@@ -1,6 +1,7 @@
 """The namespace and server read from kubeconfig files in-process, as kubectl reads them; None (ask kubectl)
 for anything unusual. Each answer is checked against `kubectl config view` on the same files."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -161,3 +162,42 @@ def test_kubectl_uses_the_files_and_asks_config_view_only_when_they_are_unusual(
     other = kubectl.Kubectl(None, None, None, environ, Connection(cluster="two"))
     assert other.namespace == "previews"
     assert [record.argv[-5:-3] for record in process.journal.records] == [["config", "view"]]
+
+
+def test_an_answer_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
+    """The next run finds the files as they were: nothing is parsed (no yaml import). A change of the same
+    size is asked again."""
+    monkeypatch.setattr(kubeconfig, "RACY_SECONDS", 0)
+    path = write(tmp_path, "config", A)
+    environ = {"KUBECONFIG": path, "HOME": str(tmp_path)}
+    assert kubeconfig.current(None, None, environ) == ("previews", "https://one:6443")
+    assert kubeconfig.current(None, "second", environ) == ("default", "https://two:6443")
+
+    kubeconfig._READ.clear()  # the next run
+    real_read = kubeconfig._read
+    monkeypatch.setattr(kubeconfig, "_read", lambda *a, **k: pytest.fail("parsed again"))
+    assert kubeconfig.current(None, None, environ) == ("previews", "https://one:6443")
+    assert kubeconfig.current(None, "second", environ) == ("default", "https://two:6443")
+
+    monkeypatch.setattr(kubeconfig, "_read", real_read)
+    pathlib.Path(path).write_text(A.replace("namespace: previews", "namespace: weivserp"))
+    kubeconfig._READ.clear()
+    assert kubeconfig.current(None, None, environ) == ("weivserp", "https://one:6443")
+
+
+def test_a_file_changed_just_now_is_not_remembered(tmp_path):
+    """Two changes within one clock tick could leave the same stat (git's racy entries)."""
+    path = write(tmp_path, "config", A)
+    environ = {"KUBECONFIG": path, "HOME": str(tmp_path)}
+    assert kubeconfig.current(None, None, environ) == ("previews", "https://one:6443")
+    assert not (tmp_path / ".cache" / "kubectl-preevy" / kubeconfig.ANSWERS_FILE).exists()
+
+
+def test_a_damaged_answers_file_is_ignored_and_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(kubeconfig, "RACY_SECONDS", 0)
+    answers = tmp_path / ".cache" / "kubectl-preevy" / kubeconfig.ANSWERS_FILE
+    answers.parent.mkdir(parents=True)
+    answers.write_text('{"x": [1, 2], "y": "z"')
+    environ = {"KUBECONFIG": write(tmp_path, "config", A), "HOME": str(tmp_path)}
+    assert kubeconfig.current(None, None, environ) == ("previews", "https://one:6443")
+    assert list(json.loads(answers.read_text()).values()) == [["previews", "https://one:6443"]]

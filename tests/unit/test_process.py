@@ -167,3 +167,25 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_plumbum_is_loaded_without_urllib_request_which_still_works_when_used():
+    """plumbum imports urllib.request only for LocalPath.as_uri: it gets a stand-in, the real module
+    (with ssl and http.client) is imported at its first use, by whatever form of import."""
+    probe = (
+        "import sys; from kubectl_preevy import process; process.command(['true'])\n"
+        "print('ssl' in sys.modules, 'http.client' in sys.modules, type(sys.modules['socket']).__name__)\n"
+        "import socket; print(socket.gethostname() == __import__('os').uname().nodename, type(socket.socket).__name__)\n"
+        "import urllib.request; from urllib.request import Request\n"
+        "print(urllib.request.pathname2url('/a b'), Request.__name__, 'ssl' in sys.modules)\n"
+        "import plumbum; print(plumbum.local.path('/x y').as_uri())\n"
+    )
+    src = pathlib.Path(process.__file__).parents[1]
+    out = subprocess.run(
+        [PYTHON, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(src)),
+    ).stdout
+    assert out.splitlines() == ["False False _Deferred", "True type", "/a%20b Request True", "file:///x%20y"]

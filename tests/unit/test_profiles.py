@@ -5,8 +5,11 @@ port, so every cluster lookup fails fast and must degrade as documented.
 """
 
 import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 import types
 
 import pytest
@@ -368,3 +371,31 @@ def test_cluster_profile_embeds_its_template(tmp_path):
     assert options.resolve_options(args(), None, None, loaded, {}).template == copy
     with pytest.raises(PreevyError, match="cannot read the template"):
         laptop.manifest(profiles.Profile("ci", "ci-1", {"template": str(template_file)}))
+
+
+def test_a_saved_profile_is_json_and_reads_back_without_yaml(environ, tmp_path):
+    """We write profiles as JSON (which is YAML), so that reading one needs no yaml import (~8 ms a run)."""
+    store = profiles.LocalStore(environ)
+    store.save(profiles.Profile("ci", "ci-ab12c", {"namespace": "previews"}))
+    assert json.loads(store.path("ci").read_text())["id"] == "ci-ab12c"
+    probe = (
+        "import sys; from kubectl_preevy import profiles\n"
+        f"p = profiles.LocalStore({dict(environ)!r}).load('ci'); print(p.id, 'yaml' in sys.modules)\n"
+    )
+    src = pathlib.Path(profiles.__file__).parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(src)),
+    ).stdout
+    assert out == "ci-ab12c False\n"
+
+
+def test_a_profile_written_by_hand_in_yaml_still_reads(environ):
+    store = profiles.LocalStore(environ)
+    store.path("hand").parent.mkdir(parents=True, exist_ok=True)
+    store.path("hand").write_text("# mine\nid: hand-1x2y3\noptions:\n  namespace: previews\n")
+    loaded = store.load("hand")
+    assert (loaded.id, loaded.options) == ("hand-1x2y3", {"namespace": "previews"})
