@@ -36,7 +36,9 @@ def test_gnu_tar_writes_the_members_then_the_one_named_once_all_were_read(tmp_pa
     with open(tmp_path / "out.tar", "wb") as out:
         out.write(tarstream.small_member("first", b"ours"))  # what we wrote before tar's
         out.flush()
-        archived = tarstream.archive(_gnu_tar(), str(names), str(view), out.fileno(), "mark", read.append, last)
+        archived = tarstream.archive(
+            _gnu_tar(), str(names), str(view), out.fileno(), "mark", read.append, last
+        )
     went = ["d", long_name, "d/empty", "d/link", odd]
     assert read == went and archived.marked
     assert archived.names == [*went, "record"]
