@@ -1099,14 +1099,16 @@ class _SystemTar:
         record, then the end of the archive."""
         went: set[str] = set()
         local = self.local
-        # the record as planned, encoded while tar reads the files (sent if every member went so)
+        # the record as planned, encoded while tar reads the files (sent if every member went so); started once
+        # tar runs (the encoding holds the GIL: not while tar is being started)
         planned, ahead = self.planned, list[bytes]()
         encoding = threading.Thread(
             target=lambda: ahead.append(record_json(planned, self.written)), daemon=True
         )
-        encoding.start()
 
         def read(path: str) -> None:
+            if encoding.ident is None:
+                encoding.start()
             found = local.get(path)  # None: the mark
             if found is None:
                 return
@@ -1129,7 +1131,8 @@ class _SystemTar:
 
             def last(stderr: str) -> str:
                 self._left_out(sent, went, stderr)
-                encoding.join()
+                if encoding.ident is not None:
+                    encoding.join()
                 as_planned = ahead and self.record == planned
                 sent.record = ahead[0] if as_planned else record_json(self.record, self.written)
                 descriptor = os.open(view / RECORD_NEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
