@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from kubectl_preevy import compose, filesync, retry, syncplan, tarstream
+from kubectl_preevy import compose, filesync, localscan, retry, syncplan, tarstream
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.localscan import Entry
 from kubectl_preevy.synccache import SyncCache
@@ -284,7 +284,12 @@ def test_the_pods_record_is_checked_while_the_files_are_scanned(tmp_path, shell,
     shell.cache = SyncCache(tmp_path / "cache", "here")
     answers: list[bool | None] = []
     check = filesync.Session.check
-    monkeypatch.setattr(filesync.Session, "check", lambda *args: answers.append(check(*args)) or answers[-1])
+
+    def recorded_check(*args):
+        answers.append(check(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(filesync.Session, "check", recorded_check)
     run_sync(shell, project, pod, SYSTEM_TAR)
     assert answers == []  # a first copy from here: nothing cached to check
     (work / "a.txt").write_bytes(b"a2")
@@ -500,7 +505,7 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
 
 def test_the_record_made_ahead_is_sent_when_every_member_went_as_planned(tmp_path):
     (tmp_path / "f").write_bytes(b"content")
-    local = filesync.localscan.entry_of(os.lstat(tmp_path / "f"))
+    local = localscan.entry_of(os.lstat(tmp_path / "f"))
     plan = syncplan.plan({"relative/f": local}, Remote({}, None, set()), ["relative/f"])
     planned = syncplan.record_json(plan.record)
     buffer = io.BytesIO()
