@@ -963,7 +963,11 @@ class PodShell:
     def open(self, command: str) -> Opened:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the exec ended)
         proc = self.kubectl.popen(
-            *self._argv(command, [], stdin=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            *self._argv(command, [], stdin=True),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            ends_without_us=True,  # `sh` there ends at the end of its stdin, and so does the exec
         )
         assert proc.stdin is not None
         tarstream.widen_pipe(proc.stdin.fileno())  # the tar goes through it: fewer, bigger writes

@@ -116,6 +116,8 @@ def archive(
             stdout=out_fd,
             stderr=subprocess.PIPE,
             pass_fds=(tail_read,),
+            # without us, its next listed member meets a closed stderr (SIGPIPE), its last name a closed pipe
+            ends_without_us=True,
         )
     except BaseException:
         os.close(tail_write)
@@ -166,7 +168,9 @@ def unescape(line: bytes) -> str:
 
 def start_compressor(argv: list[str], out_fd: int) -> subprocess.Popen[bytes]:
     """A compressor writing into out_fd (kubectl's stdin); we write into its stdin."""
-    proc = process.popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=subprocess.DEVNULL)
+    proc = process.popen(
+        argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=subprocess.DEVNULL, ends_without_us=True
+    )
     assert proc.stdin is not None
     widen_pipe(proc.stdin.fileno())
     return proc
