@@ -36,6 +36,7 @@ import pathlib
 import re
 import secrets
 import shlex
+import signal
 import stat
 import subprocess
 import tarfile
@@ -74,18 +75,27 @@ STREAM_GZIP = "tar.gz, level {level}"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
-# "ready", reads half of PROBE_BYTES, says "mid", reads the other half (sent once "mid" came: BusyBox's
+# "ready", reads PROBE_SLACK bytes, says "mid", reads PROBE_MEASURED more (sent once "mid" came: BusyBox's
 # `head -c` reads ahead of what it passes on), says "probed" (both lines travel back alike: the time from
-# "mid" to "probed" is the second half's upload and a round trip, whatever the buffers on the way hold; an
-# idle link's slack, which a paced link gives to the first bytes, went to the first half), then it reads the
+# "mid" to "probed" is the second part's upload and a round trip, whatever the buffers on the way hold; an
+# idle link's slack, which a paced link gives to the first bytes, went to the first part), then it reads the
 # stream's kind. Below SLOW_LINK bytes/s (one core of gzip -1 runs at 60-100 MB/s: well ahead of such a
 # link) the tar goes gzipped.
 PROBE_MIN_SEND = 16 << 20  # smaller copies are not measured: the probe would cost more than it saves
-PROBE_BYTES = 512 << 10
-PROBE_LINES = (
-    f"echo ready; head -c {PROBE_BYTES // 2} >/dev/null || exit 1; echo mid; "
-    f"head -c {PROBE_BYTES - PROBE_BYTES // 2} >/dev/null || exit 1; echo probed; "
-)
+PROBE_MEASURED = 256 << 10
+PROBE_SLACK = 256 << 10  # an exec that waited while we planned (after the listing): that long a link's slack
+# a new exec's (Session.measure): its link idle at most the round trip of the "ready" line; every byte of the
+# probe is a byte less of the copy on a slow link (64 KiB: 5 ms at 100 Mbit/s)
+PROBE_SLACK_NEW = 64 << 10
+
+
+def probe_lines(slack: int) -> str:
+    return (
+        f"echo ready; head -c {slack} >/dev/null || exit 1; echo mid; "
+        f"head -c {PROBE_MEASURED} >/dev/null || exit 1; echo probed; "
+    )
+
+
 SYSTEM_TAR_MEMBERS = 100  # a send of fewer members (and under PROBE_MIN_SEND) is written in-process
 # A first copy from here whose scan takes longer than this (thousands of files: likely a big copy) measures the
 # link meanwhile, in the exec started for it (Session.measure): the probe then costs nothing on the way
@@ -96,7 +106,7 @@ STATE_DIR = ".preevy-sync"  # under the remote project dir, beside relative/ and
 RECORD = f"{STATE_DIR}/record"
 RECORD_NEW = f"{STATE_DIR}/record.new"
 PENDING = f"{STATE_DIR}/pending"
-PROBE_PART = PROBE_LINES + "read z; "
+PROBE_PART = probe_lines(PROBE_SLACK) + "read z; "
 
 INPLACE_DIR = f"{STATE_DIR}/inplace"
 COPY_ROOTS = ("relative", "absolute")
@@ -129,7 +139,7 @@ UNPACK_PART = (
     "tar -xf - || exit 1; "
     'for a do case $a in i:*) a=${a#i:}; m=${a%%:*}; p=${a#*:}; s="' + INPLACE_DIR + '/$p"; '
     '[ ! -f "$s" ] || { cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p"; } || exit 1;; esac; done; '
-    f"rm -rf {INPLACE_DIR} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
+    f"{{ [ ! -e {INPLACE_DIR} ] || rm -rf {INPLACE_DIR}; }} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
 )
 MAX_ARGS_BYTES = 64 * 1024
 MAX_GUARDS = 64
@@ -154,16 +164,20 @@ FRESH_PART = (
 )
 CURRENT = "current"
 STALE = "{ echo stale; " + NEXT + "; exit $?; }"
-PROBE_SCRIPT = PROBE_LINES + NEXT  # Session.measure
-GUARD_PART = (
+PROBE_SCRIPT = probe_lines(PROBE_SLACK_NEW) + NEXT  # Session.measure
+RECORD_AS_CACHED = (  # $1: the project dir, $2: the cached record's sha256 (h:)
+    f'[ ! -e "$1/{PENDING}" ] && [ "$(sha256sum < "$1/{RECORD}" 2>/dev/null)" = "${{2#h:}}  -" ]'
+)
+# Session.check: the record's part of GUARD_PART, run while the files are scanned; its answer: CURRENT or stale
+CHECK_SCRIPT = f"if {RECORD_AS_CACHED}; then echo {CURRENT}; else echo stale; fi; {NEXT}"
+GUARD_PATHS_PART = (  # GUARD_PART once CHECK_SCRIPT said the record is as cached
     f'cd "$1" 2>/dev/null || {STALE}; '
-    "for a do case $a in h:*) h=${a#h:};; esac; done; "
-    f'[ ! -e {PENDING} ] && [ "$(sha256sum < {RECORD} 2>/dev/null)" = "$h  -" ] || {STALE}; '
     "for a do case $a in g:*) a=${a#g:}; e=${a%%:*}; p=${a#*:}; "
     's=$(stat -c %f,%s,%Y -- "$p" 2>/dev/null) || s=-; '
     f'[ "$s" = "$e" ] || {STALE};; esac; done; '
     f"echo {CURRENT}; "
 )
+GUARD_PART = f"{RECORD_AS_CACHED} || {STALE}; {GUARD_PATHS_PART}"  # $2: h:SHA256
 
 
 @dataclasses.dataclass
@@ -347,24 +361,41 @@ def _sync_in(
     cached = cache.load(project.remote_dir) if cache is not None else None
     scanned = threading.Event()
 
-    def scan() -> localscan.Found:
-        try:
-            return localscan.scan([p for p in paths if p.exists], excluder_of(project))
-        finally:
-            scanned.set()
-
-    early = stream.measure and cache is not None and cached is None  # a first copy from here
-    local, rate = parallel.together(scan, (lambda: session.measure(scanned)) if early else None)
-    if rate is not None:
-        stream = dataclasses.replace(stream, measured=rate)
     roots = {p.remote: pathlib.Path(os.path.realpath(p.local)) for p in paths if p.exists}
     missing = [p.remote for p in paths if not p.exists]
-    entries = {path: entry for path, (entry, _) in local.items()}
     mounted = mounted_files(project)
-    if cache is not None:
-        done = _without_listing(
-            session, cache, cached, project.remote_dir, (entries, local, roots), missing, mounted, stream
-        )
+
+    def scan_and_plan() -> tuple[localscan.Found, dict[str, Entry], Planned | None]:
+        """The scan, and the plan that skips the listing (if any), made while the link is measured or the
+        pod's record checked."""
+        try:
+            local = localscan.scan([p for p in paths if p.exists], excluder_of(project))
+        finally:
+            scanned.set()
+        entries = {path: entry for path, (entry, _) in local.items()}
+        if cache is None:
+            return local, entries, None
+        return local, entries, _plan_without_listing(cached, (entries, local, roots), missing, mounted)
+
+    # meanwhile, a first copy from here measures the link; a later one checks the pod's record is as cached
+    early = stream.measure and cache is not None and cached is None
+    check = cache is not None and cached is not None and not missing
+    meanwhile = (
+        (lambda: session.measure(scanned))
+        if early
+        else (lambda: session.check(project.remote_dir, record_digest(cached)))
+        if check and cached is not None
+        else None
+    )
+    (local, entries, planned), answer = parallel.together(scan_and_plan, meanwhile)
+    if early and answer is not None:
+        stream = dataclasses.replace(stream, measured=answer)
+    if check and planned is not None and answer is not None:
+        # the record checked: the write checks its paths only; or it is not as cached: the listing
+        sync_plan, (line, _, arguments) = planned
+        planned = (sync_plan, (line, GUARD_PATHS_PART, arguments)) if answer else None
+    if cache is not None and planned is not None:
+        done = _without_listing(session, cache, project.remote_dir, planned, local, roots, stream)
         if done is not None:
             return done
     remote = list_remote(session, project.remote_dir, missing, write=True)
@@ -405,19 +436,15 @@ def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, str]], sent: Sent)
 LocalTree = tuple[dict[str, Entry], dict[str, tuple[Entry, str]], dict[str, pathlib.Path]]
 
 
-def _without_listing(
-    shell: "Session",
-    cache: SyncCache,
-    cached: bytes | None,
-    remote_dir: str,
-    tree: LocalTree,
-    missing: list[str],
-    mounted: set[str],
-    stream: Stream,
-) -> tuple[SyncStats, Sent] | None:
-    """One exec, no listing: a first copy from here into a directory holding nothing (FRESH_PART), or
-    a change against the record we last wrote there (GUARD_PART). None: the pod's copy was not as
-    assumed (nothing was written), or the change is not one to check that way: list the pod's files."""
+Planned = tuple[SyncPlan, tuple[str, str, list[str]]]  # a plan and its guard (see _apply)
+
+
+def _plan_without_listing(
+    cached: bytes | None, tree: LocalTree, missing: list[str], mounted: set[str]
+) -> Planned | None:
+    """The plan of a copy that skips the listing: a first copy from here into a directory holding nothing
+    (FRESH_PART), or a change against the record we last wrote there (GUARD_PART); None when the change is
+    not one to check that way: list the pod's files."""
     entries, local, roots = tree
     if cached is None:
         sync_plan = plan(entries, Remote({}, None, set()), [*roots, *missing], mounted)
@@ -433,15 +460,34 @@ def _without_listing(
         checks = _guards(sync_plan, record, local)
         if checks is None:
             return None
-        guard = (CURRENT, GUARD_PART, [f"h:{hashlib.sha256(cached).hexdigest()}", *checks])
+        guard = (CURRENT, GUARD_PART, [record_digest(cached), *checks])  # h: ignored by GUARD_PATHS_PART
     if len(guard[2]) > MAX_GUARDS:
         return None  # a stat per path in the pod: past a few dozen, one listing is quicker
+    return sync_plan, guard
+
+
+def _without_listing(
+    shell: "Session",
+    cache: SyncCache,
+    remote_dir: str,
+    planned: Planned,
+    local: dict[str, tuple[Entry, str]],
+    roots: dict[str, pathlib.Path],
+    stream: Stream,
+) -> tuple[SyncStats, Sent] | None:
+    """One exec, no listing (_plan_without_listing). None: the pod's copy was not as assumed (nothing was
+    written): list the pod's files."""
+    sync_plan, guard = planned
     sent = _apply(
         shell, remote_dir, sync_plan, local, stream, roots, guard, lambda r: cache.save(remote_dir, r)
     )
     if sent.refused:
         return None
     return _stats(sync_plan, local, sent), sent
+
+
+def record_digest(record: bytes) -> str:
+    return f"h:{hashlib.sha256(record).hexdigest()}"
 
 
 def _guards(
@@ -587,10 +633,16 @@ def _apply(
     many = len(members) >= SYSTEM_TAR_MEMBERS or send_bytes >= PROBE_MIN_SEND
     tar = tarstream.gnu_tar() if stream.system_tar or (stream.system_tar is None and many) else None
 
+    ahead: list[bytes] = []  # the record as planned, made while the pod answers the script
+
     def write(pipe: IO[bytes], compress: int) -> Sent:
-        if tar is None:
-            return write_tar(pipe, members, sync_plan, compress)
+        if tar is None or not _straight_into(pipe, compress):
+            return write_tar(pipe, members, sync_plan, compress, ahead[0] if ahead else b"")
         return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
+
+    def meanwhile() -> None:
+        if tar is None:
+            ahead.append(record_json(sync_plan.record, sync_plan.written))
 
     big = stream.measure and send_bytes >= PROBE_MIN_SEND
     probe = big and stream.measured is None
@@ -613,7 +665,8 @@ def _apply(
         return sent
 
     script = guard_part + DELETE_PART + unpack
-    return shell.stream(script, [remote_dir, *guard_args, *batches[-1]], body, says_first=guard is not None)
+    arguments = [remote_dir, *guard_args, *batches[-1]]
+    return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
 
 
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
@@ -629,20 +682,20 @@ def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes]
     return sent
 
 
-def _measured(pipe: IO[bytes], replies: Replies) -> float | None:
-    """The link's upload rate (bytes/s) by PROBE_LINES; None when the pod did not say them."""
+def _measured(pipe: IO[bytes], replies: Replies, slack: int = PROBE_SLACK) -> float | None:
+    """The link's upload rate (bytes/s) by probe_lines(slack); None when the pod did not say them."""
     if replies.readline() != b"ready\n":
         return None
-    pipe.write(bytes(PROBE_BYTES // 2))
+    pipe.write(bytes(slack))
     pipe.flush()
     if replies.readline() != b"mid\n":
         return None
     started = time.monotonic()
-    pipe.write(bytes(PROBE_BYTES - PROBE_BYTES // 2))
+    pipe.write(bytes(PROBE_MEASURED))
     pipe.flush()
     if replies.readline() != b"probed\n":
         return None
-    return (PROBE_BYTES - PROBE_BYTES // 2) / max(time.monotonic() - started, 1e-6)
+    return PROBE_MEASURED / max(time.monotonic() - started, 1e-6)
 
 
 def _level_for(rate: float) -> int:
@@ -662,6 +715,10 @@ def _batches(arguments: list[str]) -> Iterator[list[str]]:
         size += len(argument) + 1
     if batch:
         yield batch
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Replayed:
@@ -707,13 +764,16 @@ class Session:
         self.opened.proc.stdin.write(b"%d\n" % len(text) + text)
         self.opened.proc.stdin.flush()
 
-    def _first_line(self, script: str, args: list[str]) -> bytes:
-        """Send a script, read its first line. An exec that failed before any script of ours answered, for a
-        transient reason (the API server busy...), is started again, with back-off."""
+    def _first_line(self, script: str, args: list[str], meanwhile: Callable[[], None] = _nothing) -> bytes:
+        """Send a script, read its first line (meanwhile() run once in between). An exec that failed before any
+        script of ours answered, for a transient reason (the API server busy...), is started again, with
+        back-off."""
         for delay in [*retry.delays(), None]:
             assert self.opened.proc.stdout is not None
             try:
                 self._send(script, args)
+                meanwhile()
+                meanwhile = _nothing
                 line = self.opened.proc.stdout.readline()
             except BrokenPipeError:
                 line = b""
@@ -728,7 +788,7 @@ class Session:
         return b""
 
     def measure(self, scanned: threading.Event) -> float | None:
-        """The link's upload rate (bytes/s, by PROBE_LINES), unless the scan ended
+        """The link's upload rate (bytes/s, by PROBE_SCRIPT), unless the scan ended
         (scanned) within EARLY_PROBE_AFTER. Run in a thread while the main one scans, which uses the session only
         once this returned. Nothing is written in the pod: an exec that fails here is started again by the next
         script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
@@ -740,11 +800,27 @@ class Session:
         timer.start()
         try:
             self._send(PROBE_SCRIPT, [])
-            return _measured(proc.stdin, proc.stdout)
+            return _measured(proc.stdin, proc.stdout, PROBE_SLACK_NEW)
         except BrokenPipeError:
             return None
         finally:
             timer.cancel()
+
+    def check(self, remote_dir: str, digest: str) -> bool | None:
+        """Whether the pod's record is the one cached here (digest: h:SHA256) and no copy was left half done
+        (CHECK_SCRIPT), in a thread while the main one scans (as measure); None: the exec failed."""
+        proc = self.opened.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
+        timer.start()
+        try:
+            self._send(CHECK_SCRIPT, [remote_dir, digest])
+            line = proc.stdout.readline()
+        except BrokenPipeError:
+            return None
+        finally:
+            timer.cancel()
+        return {f"{CURRENT}\n".encode(): True, b"stale\n": False}.get(line)
 
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()
@@ -765,21 +841,29 @@ class Session:
             self._failed()
         return b"".join(lines[:-1]).decode(errors="replace")
 
-    def stream(self, script: str, args: list[str], write: Writer, *, says_first: bool = False) -> Sent:
+    def stream(
+        self,
+        script: str,
+        args: list[str],
+        write: Writer,
+        *,
+        says_first: bool = False,
+        meanwhile: Callable[[], None] = _nothing,
+    ) -> Sent:
         """The script, then write(its stdin, its stdout) once it said a first line (no byte of the stream
         is sent before the script reads it: BusyBox's `head -c`, which reads the script, reads ahead of what
         it passes on): "go", or the script's own (says_first: write reads it); the exec ends with it unless
-        the script refused (Sent.refused)."""
+        the script refused (Sent.refused). meanwhile(): run while the pod answers."""
         proc = self.opened.proc
         if says_first:
             assert proc.stdout is not None
-            first = self._first_line(script, args)
+            first = self._first_line(script, args, meanwhile)
             self.answered = True
             if not first:
                 self._failed()
             replies: Replies | None = _Replayed(first, proc.stdout)
         else:
-            go = self._first_line(f"echo go\n{script}", args)
+            go = self._first_line(f"echo go\n{script}", args, meanwhile)
             self.answered = True
             if go != b"go\n":
                 self._failed()
@@ -879,7 +963,11 @@ class PodShell:
     def open(self, command: str) -> Opened:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the exec ended)
         proc = self.kubectl.popen(
-            *self._argv(command, [], stdin=True), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            *self._argv(command, [], stdin=True),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            ends_without_us=True,  # `sh` there ends at the end of its stdin, and so does the exec
         )
         assert proc.stdin is not None
         tarstream.widen_pipe(proc.stdin.fileno())  # the tar goes through it: fewer, bigger writes
@@ -917,13 +1005,16 @@ def write_tar(
     members: Sequence[tuple[str, str, str | pathlib.Path]],
     sync_plan: SyncPlan,
     compress: int,
+    planned: bytes = b"",
 ) -> Sent:
     """The tar stream: first the list of paths about to be sent (PENDING), then the members
-    (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW)."""
+    (arcname, remote path, local path), then the record of what was really sent (RECORD_NEW): planned
+    (record_json of the plan's record, made ahead) when every member went as it was planned."""
     level = int(compress)  # True: gzip's level 1
     sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
     sent = Sent(level=level)
     record = dict(sync_plan.record)
+    as_planned = bool(planned)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, dereference=False) as tar:
         _add_bytes(tar, PENDING, json.dumps([m[1] for m in members]).encode())
         for arcname, remote_path, local_path in members:
@@ -931,13 +1022,15 @@ def write_tar(
             if outcome is None:
                 sent.vanished.append(remote_path)
                 record.pop(remote_path, None)
+                as_planned = False
                 continue
             entry, changed, size = outcome
             sent.bytes += size
             record[remote_path] = entry._replace(size=CHANGED_SIZE) if changed else entry
+            as_planned = as_planned and record[remote_path] == sync_plan.record.get(remote_path)
             if changed:
                 sent.changed.append(remote_path)
-        sent.record = record_json(record, sync_plan.written)
+        sent.record = planned if as_planned else record_json(record, sync_plan.written)
         _add_bytes(tar, RECORD_NEW, sent.record)
     finish()
     return sent
@@ -945,8 +1038,9 @@ def write_tar(
 
 class _SystemTar:
     """A sync's tar stream with GNU tar writing the members under copied directories (the bulk: C, big
-    writes), relayed through us; we write the rest: the pending list first, the roots themselves, files
-    rewritten in place (under INPLACE_DIR), and last the record of what really went."""
+    writes, straight into the stream: tarstream.archive); we write the rest before it: the pending list, the
+    roots themselves, files rewritten in place (under INPLACE_DIR). tar then writes the record of what really
+    went (RECORD_NEW, written by us once tar's listing said so) and the end of the archive."""
 
     def __init__(
         self,
@@ -958,16 +1052,20 @@ class _SystemTar:
     ) -> None:
         self.tar, self.local = tar, local
         self.record, self.written = dict(sync_plan.record), sync_plan.written
+        self.planned = sync_plan.record
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
-        self.ours = [m for m in members if not self._theirs(m)]
-        self.theirs = [m[1] for m in members if self._theirs(m)]
-
-    def _theirs(self, member: tuple[str, str, str | pathlib.Path]) -> bool:
-        arcname, remote, _ = member
-        return arcname == remote and any(remote.startswith(root + "/") for root in self.dir_roots)
+        under = tuple(root + "/" for root in self.dir_roots)
+        self.ours: list[tuple[str, str, str | pathlib.Path]] = []  # written by us
+        self.theirs: list[str] = []  # by GNU tar: under a copied directory, named as in the pod
+        for member in members:
+            arcname, remote, _ = member
+            if arcname == remote and under and remote.startswith(under):
+                self.theirs.append(remote)
+            else:
+                self.ours.append(member)
 
     def write(self, pipe: IO[bytes], compress: int) -> Sent:
-        """compress: gzip's level, 0 (or False) for plain tar."""
+        """compress: gzip's level, 0 (or False) for plain tar. pipe: a file descriptor's (tar writes into it)."""
         level = int(compress)
         sent = Sent(level=level)
         sink, finish = _compressed(pipe, level) if level else (pipe, _nothing)
@@ -979,10 +1077,12 @@ class _SystemTar:
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
             if self.theirs:
-                self._relay(out, sent)
-            sent.record = record_json(self.record, self.written)
-            out.write(tarstream.small_member(RECORD_NEW, sent.record))
-            out.write(tarstream.END_OF_ARCHIVE)
+                sink.flush()  # ours before tar's, in the same pipe
+                self._archive(sink.fileno(), sent)
+            else:
+                sent.record = record_json(self.record, self.written)
+                out.write(tarstream.small_member(RECORD_NEW, sent.record))
+                out.write(tarstream.END_OF_ARCHIVE)
         finally:
             finish()
         return sent
@@ -998,33 +1098,69 @@ class _SystemTar:
         if changed:
             sent.changed.append(remote_path)
 
-    def _relay(self, out: "_Counting", sent: Sent) -> None:
-        """GNU tar's members, read from a directory of links named as the roots are in the pod."""
+    def _archive(self, fd: int, sent: Sent) -> None:
+        """GNU tar's members, read from a directory of links named as the roots are in the pod, then the
+        record, then the end of the archive."""
+        went: set[str] = set()
+        local = self.local
+        # the record as planned, encoded while tar reads the files (sent if every member went so); started once
+        # tar runs (the encoding holds the GIL: not while tar is being started)
+        planned, ahead = self.planned, list[bytes]()
+        encoding = threading.Thread(
+            target=lambda: ahead.append(record_json(planned, self.written)), daemon=True
+        )
+
+        def read(path: str) -> None:
+            if encoding.ident is None:
+                encoding.start()
+            found = local.get(path)  # None: the mark
+            if found is None:
+                return
+            went.add(path)
+            entry, local_path = found
+            sent.bytes += entry.size  # the plan recorded it as sent: only a change is noted
+            if entry.kind == "file" and _changed_since(entry, local_path):
+                self.record[path] = entry._replace(size=CHANGED_SIZE)
+                sent.changed.append(path)
+
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
                 (view / root).parent.mkdir(parents=True, exist_ok=True)
                 (view / root).symlink_to(real)
+            (view / STATE_DIR).mkdir(parents=True)
+            (view / STATE_DIR).chmod(0o755)  # the mark: the pod's own STATE_DIR, as mkdir -p made it there
             names = pathlib.Path(tmp, "names")
-            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in self.theirs))
-            relayed = tarstream.relay(
-                [self.tar, *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(view), out
-            )
-        went = set(relayed.names)
+            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in [*self.theirs, STATE_DIR]))
+
+            def last(stderr: str) -> str:
+                self._left_out(sent, went, stderr)
+                if encoding.ident is not None:
+                    encoding.join()
+                as_planned = ahead and self.record == planned
+                sent.record = ahead[0] if as_planned else record_json(self.record, self.written)
+                descriptor = os.open(view / RECORD_NEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(descriptor, "wb") as record:
+                    record.write(sent.record)
+                return RECORD_NEW
+
+            archived = tarstream.archive(self.tar, str(names), str(view), fd, STATE_DIR, read, last)
+        if archived.returncode == -signal.SIGPIPE:
+            raise BrokenPipeError  # the exec ended early: its exit code and stderr say why
+        if not archived.marked or RECORD_NEW not in archived.names:
+            error = _last_line(archived.stderr, "the record")
+            raise PreevyError(messages.FILE_SYNC_FAILED.format(error=error), ExitCode.FAILURE)
+
+    def _left_out(self, sent: Sent, went: set[str], stderr: str) -> None:
+        """The members tar did not send: gone (left out of the record), or unreadable (the copy fails)."""
         for path in self.theirs:
-            entry, local_path = self.local[path]
             if path in went:
-                self._note(sent, path, (entry, _changed_since(entry, local_path), entry.size))
-            elif os.path.lexists(local_path):  # not gone, yet not sent: unreadable
+                continue
+            if os.path.lexists(self.local[path][1]):
                 raise PreevyError(
-                    messages.FILE_SYNC_FAILED.format(error=_last_line(relayed.stderr, path)), ExitCode.FAILURE
+                    messages.FILE_SYNC_FAILED.format(error=_last_line(stderr, path)), ExitCode.FAILURE
                 )
-            else:
-                self._note(sent, path, None)
-
-
-def _nothing() -> None:
-    pass
+            self._note(sent, path, None)
 
 
 def _changed_since(entry: Entry, local_path: str) -> bool:
@@ -1041,6 +1177,11 @@ def _changed_since(entry: Entry, local_path: str) -> bool:
 def _last_line(stderr: str, path: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     return lines[-1] if lines else f"tar did not send {path}"
+
+
+def _straight_into(pipe: IO[bytes], level: int) -> bool:
+    """Whether GNU tar can write into pipe (a file descriptor's), or into the compressor writing into it."""
+    return _has_fileno(pipe) and (not level or tarstream.compressor_argv("gzip", level) is not None)
 
 
 def _has_fileno(pipe: IO[bytes]) -> bool:

@@ -29,6 +29,8 @@ Found = dict[str, tuple[Entry, str]]  # remote path -> (entry, local path)
 
 _KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}
 _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
+_ROOT = _EUID == 0  # reads every file
+_new = tuple.__new__
 _NS = 1_000_000_000
 
 
@@ -112,13 +114,12 @@ class _Walk:
             if kind == "file":
                 if excluded:
                     continue
-                if not _readable(path, st):
+                if not (_ROOT or _readable(path, st)):
                     raise PermissionError(13, "Permission denied", path)
                 mtime_ns = st.st_mtime_ns
-                found[child_remote] = (
-                    Entry(kind, st.st_size, mtime_ns // _NS, mode & 0o7777, mtime_ns),
-                    path,
-                )
+                # tuple.__new__: an Entry without the Python frame of its __new__ (10,000 times per scan)
+                entry = _new(Entry, (kind, st.st_size, mtime_ns // _NS, mode & 0o7777, mtime_ns))
+                found[child_remote] = (entry, path)
                 kept = True
             elif kind == "dir":
                 if excluded and not self.negations:

@@ -298,12 +298,17 @@ def popen(
     cwd: str | None = None,
     *,
     terminal: bool = False,
+    ends_without_us: bool = False,
     **popen_kwargs: Any,
 ) -> subprocess.Popen[bytes]:
     """Start argv in the background. The caller owns the process and must `stop()` it (which records it).
     terminal: the child reads the user's terminal (`kubectl exec -it`): it stays in our process group,
-    the terminal's foreground one (a group of its own would be stopped by SIGTTIN), and gets Ctrl-C too."""
-    proc = _popen(argv, env=env, cwd=cwd, own_group=not terminal, **popen_kwargs)
+    the terminal's foreground one (a group of its own would be stopped by SIGTTIN), and gets Ctrl-C too.
+    ends_without_us: it ends at the end of its input from us (a pipe only we write, which closes when we
+    die, even killed): started without the parent-death signal, so through vfork (~5 ms less)."""
+    proc = _popen(
+        argv, env=env, cwd=cwd, own_group=not terminal, dies_with_us=not ends_without_us, **popen_kwargs
+    )
     journal.started(proc, argv)
     return proc
 

@@ -1,8 +1,9 @@
-"""The copy's byte stream: tar members written by the system's GNU tar (fast: C, big writes), relayed by us
-into kubectl's stdin, optionally through a compressor process.
+"""The copy's byte stream: tar members written by the system's GNU tar (fast: C, big writes) straight into
+kubectl's stdin (or a compressor's), after the members we wrote there ourselves.
 
-The relay reads GNU tar's output member by member (512-byte headers), so that we know exactly which members
-went out, and leaves out tar's end-of-archive blocks: our own members (the sync record) follow, then the end.
+tar's own listing says which members went out, and a mark member (a directory named after the others) says
+when every one of them was read: the member named after it (the sync record) is written once that is known,
+and tar ends the archive.
 
 Compressors are separate processes (`pigz`, `gzip`, one core each beside tar and kubectl): in-process gzip
 runs at ~60 MB/s of the one core Python has. Without any, the caller falls back to in-process gzip.
@@ -12,19 +13,17 @@ import dataclasses
 import fcntl
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
-from typing import Protocol
+from collections.abc import Callable
 
 from kubectl_preevy import process
 
 BLOCK = 512
-ZERO_BLOCK = bytes(BLOCK)
 END_OF_ARCHIVE = bytes(2 * BLOCK)
-READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: fewer, bigger reads and writes
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python >= 3.10 on Linux)
 # one line of a member name list (-T) per member, exactly as given: no options, no unquoting, no recursion
@@ -39,7 +38,6 @@ GNU_TAR_FLAGS = (
     "--no-unquote",
     "--verbatim-files-from",
 )
-LONG_NAME_TYPES = (b"L", b"K")  # GNU long name / long link name: a pseudo-member before the real one
 COMPRESSORS = {"gzip": ("pigz", "gzip")}  # local programs, preferred first
 
 
@@ -78,102 +76,101 @@ def small_member(name: str, data: bytes, mode: int = 0o600) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT) + data + bytes(-len(data) % BLOCK)
 
 
-class Writer(Protocol):
-    def write(self, data: bytes | memoryview, /) -> int: ...
-
-
 @dataclasses.dataclass
-class Relayed:
+class Archived:
     names: list[str]  # the members that went out, in order (directories without their trailing /)
     returncode: int
-    stderr: str
-    bytes: int  # what was written out
+    stderr: str  # tar's warnings and errors
+    marked: bool  # the mark went out: every member named before it was read whole
 
 
-def relay(argv: list[str], cwd: str, out: Writer) -> Relayed:
-    """Run tar (argv) in cwd, write its members to out (not its end-of-archive blocks)."""
-    with open(os.devnull, "rb") as devnull, tempfile.TemporaryFile() as stderr:
-        proc = process.popen(argv, cwd=cwd, stdin=devnull, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            assert proc.stdout is not None
-            widen_pipe(proc.stdout.fileno())
-            parser = _Members(out)
-            fd = proc.stdout.fileno()
-            while not parser.done and (chunk := os.read(fd, READ_SIZE)):
-                parser.feed(chunk)
-            while os.read(fd, READ_SIZE):  # padding after the end-of-archive blocks
-                pass
-            returncode = proc.wait()
-        finally:
-            process.stop(proc)
-        stderr.seek(0)
-        text = stderr.read().decode(errors="replace")
-        process.journal.output(proc, text)
-    return Relayed(parser.names, returncode, text, parser.written)
-
-
-class _Members:
-    """A tar stream parsed as it passes: headers are read, data is passed on untouched."""
-
-    def __init__(self, out: Writer) -> None:
-        self.out = out
-        self.names: list[str] = []
-        self.written = 0
-        self.done = False
-        self._carry = b""  # the start of a header split across reads
-        self._left = 0  # bytes of the current member's (padded) data still to pass
-        self._long = bytearray()  # a GNU long name being read
-        self._long_left = 0
-
-    def feed(self, chunk: bytes) -> None:
-        data = self._carry + chunk if self._carry else chunk
-        self._carry = b""
-        view = memoryview(data)
-        i = 0
-        while i < len(data):
-            if self._left:
-                n = min(self._left, len(data) - i)
-                if self._long_left:
-                    take = min(n, self._long_left)
-                    self._long += view[i : i + take]
-                    self._long_left -= take
-                i += n
-                self._left -= n
+def archive(
+    tar: str,
+    names: str,
+    cwd: str,
+    out_fd: int,
+    mark: str,
+    read: Callable[[str], None],
+    last: Callable[[str], str],
+) -> Archived:
+    """GNU tar writes straight into out_fd (no byte passes through us) the members listed in the file names
+    (NUL-terminated, relative to cwd), then `mark` (a directory under cwd), then the one member named by
+    last(), then the end of the archive. What went out is told by tar's own listing (-v, on its stderr, one
+    line as each member starts): read(name) for each member once tar went on to the next one (it was read
+    whole); last(tar's warnings so far) once the mark went, so that it can write the member it names (e.g. a
+    record of what went).
+    The mark's name, never a member's, is what says the members before it are done. tar reads the name after
+    the mark from a pipe that stays empty until then (it reads names one by one, as it goes)."""
+    tail_read, tail_write = os.pipe()
+    argv = [tar, *GNU_TAR_FLAGS, "--verbose", f"--files-from={names}", f"--files-from=/dev/fd/{tail_read}"]
+    warnings_start = (f"{tar}: ".encode(), b"tar: ")  # never a member's name: ours are relative, not "tar"
+    listed: list[str] = []
+    warnings: list[bytes] = []
+    marked = False
+    try:
+        proc = process.popen(
+            argv,
+            env=dict(os.environ, LC_ALL="C"),  # the listing escapes every byte outside ASCII: one decoding
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=subprocess.PIPE,
+            pass_fds=(tail_read,),
+            # without us, its next listed member meets a closed stderr (SIGPIPE), its last name a closed pipe
+            ends_without_us=True,
+        )
+    except BaseException:
+        os.close(tail_write)
+        raise
+    finally:
+        os.close(tail_read)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(warnings_start) or not line.endswith(b"\n"):
+                warnings.append(line)
                 continue
-            if len(data) - i < BLOCK:
-                self._carry = bytes(view[i:])
-                break
-            header = view[i : i + BLOCK]
-            if header == ZERO_BLOCK:
-                self.done = True
-                break
-            kind = bytes(header[156:157])
-            size = _size(header)
-            if kind in LONG_NAME_TYPES:
-                if kind == b"L":
-                    self._long, self._long_left = bytearray(), size
-            else:
-                raw = self._long.split(b"\0", 1)[0] if self._long else bytes(header[:100]).split(b"\0", 1)[0]
-                self.names.append(os.fsdecode(bytes(raw)).rstrip("/"))
-                self._long = bytearray()
-            i += BLOCK
-            self._left = size + (-size % BLOCK)
-        end = len(data) - len(self._carry) if not self.done else i
-        if end:
-            self.out.write(view[:end])
-            self.written += end
+            name = unescape(line[:-1]).removesuffix("/")
+            if listed and not marked:
+                read(listed[-1])  # tar went on: the previous member was read whole
+            if name == mark and not marked:
+                marked = True
+                said = b"".join(warnings).decode(errors="replace")
+                os.write(tail_write, os.fsencode(last(said)) + b"\0")
+                os.close(tail_write)
+                tail_write = -1
+            listed.append(name)
+        returncode = proc.wait()
+    finally:
+        if tail_write >= 0:
+            os.close(tail_write)
+        process.stop(proc)
+    text = b"".join(warnings).decode(errors="replace")
+    process.journal.output(proc, text)
+    return Archived([n for n in listed if n != mark], returncode, text, marked)
 
 
-def _size(header: memoryview) -> int:
-    field = bytes(header[124:136])
-    if field[0] & 0x80:  # base-256, for sizes of 8 GiB and more
-        return int.from_bytes(field[1:], "big")
-    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+_ESCAPE = re.compile(rb"\\([0-7]{3}|.)")
+_ESCAPED = {b"a": b"\a", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+
+
+def unescape(line: bytes) -> str:
+    """A name as GNU tar lists it in the C locale (its `escape` quoting style: \\ooo, \\n..., \\\\)."""
+    if b"\\" not in line:
+        return line.decode(errors="surrogateescape")  # os.fsdecode's, on Linux
+
+    def one(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        return bytes([int(code, 8)]) if len(code) == 3 else _ESCAPED.get(code, code)
+
+    return os.fsdecode(_ESCAPE.sub(one, line))
 
 
 def start_compressor(argv: list[str], out_fd: int) -> subprocess.Popen[bytes]:
     """A compressor writing into out_fd (kubectl's stdin); we write into its stdin."""
-    proc = process.popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=subprocess.DEVNULL)
+    proc = process.popen(
+        argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=subprocess.DEVNULL, ends_without_us=True
+    )
     assert proc.stdin is not None
     widen_pipe(proc.stdin.fileno())
     return proc

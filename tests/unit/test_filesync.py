@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from kubectl_preevy import compose, filesync, retry, syncplan, tarstream
+from kubectl_preevy import compose, filesync, localscan, retry, syncplan, tarstream
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.localscan import Entry
 from kubectl_preevy.synccache import SyncCache
@@ -50,7 +50,7 @@ def test_summary_counts_and_sizes():
 
 
 PYTHON_TAR = filesync.Stream(compress=True, system_tar=False)  # the in-process writer, gzipped
-SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar's members relayed, plain
+SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar writes the members, plain
 
 
 class BusyboxShell:
@@ -277,6 +277,32 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
     assert not (copy / "c.txt").exists()
 
 
+def test_the_pods_record_is_checked_while_the_files_are_scanned(tmp_path, shell, monkeypatch):
+    work = tmp_path / "project" / "site"
+    project = one_directory_project(tmp_path, "site", {"a.txt": b"a1"})
+    pod = tmp_path / "pod"
+    shell.cache = SyncCache(tmp_path / "cache", "here")
+    answers: list[bool | None] = []
+    check = filesync.Session.check
+
+    def recorded_check(*args):
+        answers.append(check(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(filesync.Session, "check", recorded_check)
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == []  # a first copy from here: nothing cached to check
+    (work / "a.txt").write_bytes(b"a2")
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == [True] and (pod / "relative" / "site" / "a.txt").read_bytes() == b"a2"
+    (pod / ".preevy-sync" / "pending").write_text("[]")  # a copy left half done (from anywhere)
+    (work / "a.txt").write_bytes(b"a3")
+    run_sync(shell, project, pod, SYSTEM_TAR)
+    assert answers == [True, False]  # so the listing, in the same exec
+    assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a3"
+    assert not (pod / ".preevy-sync" / "pending").exists()
+
+
 def counted(calls: list[tuple], function):
     """function, each call's arguments appended to calls."""
 
@@ -309,7 +335,7 @@ def test_a_first_copy_measures_the_link_while_the_files_are_scanned(tmp_path, sh
 def test_a_send_of_a_few_files_is_written_in_process_and_a_big_one_by_gnu_tar(tmp_path, shell, monkeypatch):
     project = one_directory_project(tmp_path, "site", {"a": b"1", "b": b"2"})
     relayed: list[tuple] = []
-    monkeypatch.setattr(tarstream, "relay", counted(relayed, tarstream.relay))
+    monkeypatch.setattr(tarstream, "archive", counted(relayed, tarstream.archive))
     run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=False))
     assert relayed == []  # two files: no tar process
     monkeypatch.setattr(filesync, "SYSTEM_TAR_MEMBERS", 2)
@@ -332,9 +358,11 @@ def test_a_first_copy_from_here_into_a_copy_made_elsewhere_lists_it(tmp_path, sh
     assert (pod / "relative" / "site" / "a.txt").read_bytes() == b"a container's"
 
 
-@pytest.mark.parametrize("early_probe", [False, True], ids=["no-probe", "while-scanning"])
+@pytest.mark.parametrize(
+    "early", ["", "probe", "check"], ids=["no-probe", "probe-while-scanning", "check-while-scanning"]
+)
 def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is_started_again(
-    tmp_path, shell, capsys, monkeypatch, early_probe
+    tmp_path, shell, capsys, monkeypatch, early
 ):
     busy = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
     opened = shell.open
@@ -362,7 +390,14 @@ def test_an_exec_that_fails_before_any_script_answered_for_a_transient_reason_is
     shell.open = open_flaky
     project = one_directory_project(tmp_path, "site", {"a.txt": b"a"})
     stream = SYSTEM_TAR
-    if early_probe:  # the link measured while the files are scanned, in the exec that fails
+    if early == "check":  # a copy made from here before: the pod's record checked in the exec that fails
+        shell.cache = SyncCache(tmp_path / "cache", "here")
+        opened_flaky, shell.open = shell.open, opened
+        (tmp_path / "project" / "site" / "a.txt").write_bytes(b"before")
+        run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
+        shell.open = opened_flaky
+        (tmp_path / "project" / "site" / "a.txt").write_bytes(b"a")
+    if early == "probe":  # the link measured while the files are scanned, in the exec that fails
         monkeypatch.setattr(filesync, "EARLY_PROBE_AFTER", 0)
         shell.cache = SyncCache(tmp_path / "cache", "here")
         stream = filesync.Stream(compress=False, measure=True, system_tar=True)
@@ -395,16 +430,16 @@ def test_a_file_shrinking_while_sent_is_sent_again(tmp_path, shell, monkeypatch,
 def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, monkeypatch, capsys):
     project = one_directory_project(tmp_path, "logs", {"app.log": b"x" * 100_000, "other": b"o"})
     log = tmp_path / "project" / "logs" / "app.log"
-    relay = tarstream.relay
+    archive = tarstream.archive
     changed: list[bool] = []
 
-    def relay_after_a_write(argv, cwd, out):
+    def archive_after_a_write(*args):
         if not changed:
             changed.append(True)
             log.write_bytes(b"rotated")  # after the scan, before tar reads it
-        return relay(argv, cwd, out)
+        return archive(*args)
 
-    monkeypatch.setattr(tarstream, "relay", relay_after_a_write)
+    monkeypatch.setattr(tarstream, "archive", archive_after_a_write)
     stats = run_sync(shell, project, tmp_path / "pod", SYSTEM_TAR)
     assert (tmp_path / "pod" / "relative" / "logs" / "app.log").read_bytes() == b"rotated"
     said = [line for line in capsys.readouterr().err.splitlines() if "changed while being copied" in line]
@@ -412,6 +447,27 @@ def test_a_file_changing_before_gnu_tar_reads_it_is_sent_again(tmp_path, shell, 
     assert stats.files == 3  # both files, then the changed one again
     record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
     assert record["relative/logs/app.log"].size == len(b"rotated")  # recorded as it now is
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_file_gone_before_gnu_tar_reads_it_is_left_out_of_the_record(
+    tmp_path, shell, monkeypatch, compress
+):
+    project = one_directory_project(tmp_path, "site", {"a": b"1", "gone": b"2", "z": b"3"})
+    archive = tarstream.archive
+
+    def archive_after_a_removal(*args):
+        (tmp_path / "project" / "site" / "gone").unlink()  # after the scan, before tar reads it
+        return archive(*args)
+
+    monkeypatch.setattr(tarstream, "archive", archive_after_a_removal)
+    stats = run_sync(shell, project, tmp_path / "pod", filesync.Stream(compress=compress, system_tar=True))
+    site = tmp_path / "pod" / "relative" / "site"
+    assert sorted(p.name for p in site.iterdir()) == ["a", "z"] and (site / "z").read_bytes() == b"3"
+    assert stats.files == 2
+    record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
+    assert sorted(record) == ["relative/site", "relative/site/a", "relative/site/z"]
+    assert not (tmp_path / "pod" / ".preevy-sync" / "pending").exists()
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
@@ -447,13 +503,32 @@ def test_tar_stream_holds_the_members_with_their_metadata(tmp_path):
         assert tar.extractfile("relative/d/f").read() == b"content"
 
 
+def test_the_record_made_ahead_is_sent_when_every_member_went_as_planned(tmp_path):
+    (tmp_path / "f").write_bytes(b"content")
+    local = localscan.entry_of(os.lstat(tmp_path / "f"))
+    plan = syncplan.plan({"relative/f": local}, Remote({}, None, set()), ["relative/f"])
+    planned = syncplan.record_json(plan.record)
+    buffer = io.BytesIO()
+    sent = filesync.write_tar(buffer, [("relative/f", "relative/f", tmp_path / "f")], plan, False, planned)
+    assert sent.record is planned and not sent.changed
+    (tmp_path / "f").write_bytes(b"changed since the scan")
+    sent = filesync.write_tar(
+        io.BytesIO(), [("relative/f", "relative/f", tmp_path / "f")], plan, False, planned
+    )
+    assert sent.record != planned
+    assert syncplan.parse_record(sent.record)["relative/f"].size == len(b"changed since the scan")
+
+
 def test_a_file_gone_before_it_is_sent_is_left_out_of_the_stream_and_the_record(tmp_path):
     buffer = io.BytesIO()
     gone = tmp_path / "gone.txt"
     plan = syncplan.plan(
         {"relative/gone.txt": Entry("file", 10, 1000, 0o644)}, Remote({}, None, set()), ["relative/gone.txt"]
     )
-    sent = filesync.write_tar(buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False)
+    planned = syncplan.record_json(plan.record)  # made ahead, while the pod answered: not as it went
+    sent = filesync.write_tar(
+        buffer, [("relative/gone.txt", "relative/gone.txt", gone)], plan, False, planned
+    )
     assert sent.vanished == ["relative/gone.txt"]
     with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
         assert "relative/gone.txt" not in tar.getnames()

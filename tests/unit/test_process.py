@@ -119,12 +119,15 @@ def test_on_line_with_a_timeout_stops_the_program_and_is_our_timeout_error():
 
 # Run by a child Python: a program whose pid goes to a file (the shell becomes the program), then a wait.
 KILLED_PARENT = """
-import sys
+import subprocess, sys
 sys.path.insert(0, {src!r})
 from kubectl_preevy import process
 script = 'echo $$ > {pid_file}; exec sleep 60'
-if {background}:
+if {mode!r} == "popen":
     process.popen(['sh', '-c', script])
+elif {mode!r} == "reader":  # reads what we write: ends at the end of it, quick start
+    script = 'echo $$ > {pid_file}; exec cat > /dev/null'
+    reader = process.popen(['sh', '-c', script], stdin=subprocess.PIPE, ends_without_us=True)
 else:
     process.run(['sh', '-c', script], timeout={timeout})
 import time
@@ -133,14 +136,17 @@ time.sleep(60)
 
 
 @pytest.mark.parametrize(
-    ("background", "timeout"), [(True, None), (False, None), (False, 600)], ids=["popen", "run", "long-run"]
+    ("mode", "timeout"),
+    [("popen", None), ("run", None), ("run", 600), ("reader", None)],
+    ids=["popen", "run", "long-run", "stdin-reader"],
 )
-def test_a_program_that_may_outlive_us_is_killed_with_us(background, timeout, tmp_path):
+def test_a_program_that_may_outlive_us_is_killed_with_us(mode, timeout, tmp_path):
     """SIGKILL leaves no cleanup to us: the parent-death signal ends what would otherwise run on (the
-    quicker start without it is only for runs bounded by SHORT_RUN_SECONDS, which end by themselves)."""
+    quicker start without it is only for runs bounded by SHORT_RUN_SECONDS, which end by themselves, and
+    programs that end with their input from us)."""
     pid_file = tmp_path / "pid"
     src = str(pathlib.Path(process.__file__).parents[1])
-    code = KILLED_PARENT.format(src=src, pid_file=pid_file, background=background, timeout=timeout)
+    code = KILLED_PARENT.format(src=src, pid_file=pid_file, mode=mode, timeout=timeout)
     parent = subprocess.Popen([PYTHON, "-c", code])
     try:
         deadline = time.monotonic() + 20

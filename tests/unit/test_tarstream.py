@@ -1,4 +1,3 @@
-import io
 import os
 import tarfile
 
@@ -14,48 +13,47 @@ def _gnu_tar() -> str:
     return tar
 
 
-def test_the_relay_passes_members_whole_and_leaves_out_the_end_of_archive(tmp_path):
+def test_gnu_tar_writes_the_members_then_the_one_named_once_all_were_read(tmp_path):
+    view = tmp_path / "view"
     long_name = "d/" + "very-long-" * 20 + "name.txt"
-    (tmp_path / "d").mkdir()
-    (tmp_path / long_name).write_bytes(b"x" * 1000)
-    (tmp_path / "d" / "empty").write_bytes(b"")
-    (tmp_path / "d" / "link").symlink_to("empty")
+    odd = "d/odd \\ name\nwith a newline, \t a tab and \u00e9"
+    (view / "d").mkdir(parents=True)
+    (view / long_name).write_bytes(b"x" * 1000)
+    (view / "d" / "empty").write_bytes(b"")
+    (view / "d" / "link").symlink_to("empty")
+    (view / odd).write_bytes(b"odd")
+    (view / "mark").mkdir()
+    members = ["d", long_name, "d/gone", "d/empty", "d/link", odd]
     names = tmp_path / "names"
-    names.write_bytes(b"".join(n.encode() + b"\0" for n in ["d", long_name, "d/empty", "d/link"]))
-    out = io.BytesIO()
-    relayed = tarstream.relay(
-        [_gnu_tar(), *tarstream.GNU_TAR_FLAGS, f"--files-from={names}"], str(tmp_path), out
-    )
-    assert relayed.returncode == 0
-    assert relayed.names == ["d", long_name, "d/empty", "d/link"]
-    data = out.getvalue()
-    assert len(data) == relayed.bytes and len(data) % 512 == 0
-    assert data[-512:] != bytes(512)  # no end-of-archive blocks: ours follow
-    ours = tarstream.small_member(".preevy-sync/record.new", b"{}")
-    with tarfile.open(fileobj=io.BytesIO(data + ours + tarstream.END_OF_ARCHIVE)) as tar:
-        assert tar.getnames() == ["d", long_name, "d/empty", "d/link", ".preevy-sync/record.new"]
+    names.write_bytes(b"".join(n.encode() + b"\0" for n in [*members, "mark"]))
+    read: list[str] = []
+
+    def last(warnings):
+        assert "d/gone: Cannot stat" in warnings
+        (view / "record").write_text(repr(read))  # what went, known before the member is written
+        return "record"
+
+    with open(tmp_path / "out.tar", "wb") as out:
+        out.write(tarstream.small_member("first", b"ours"))  # what we wrote before tar's
+        out.flush()
+        archived = tarstream.archive(
+            _gnu_tar(), str(names), str(view), out.fileno(), "mark", read.append, last
+        )
+    went = ["d", long_name, "d/empty", "d/link", odd]
+    assert read == went and archived.marked
+    assert archived.names == [*went, "record"]
+    assert archived.returncode == 2 and "d/gone: Cannot stat" in archived.stderr
+    with tarfile.open(tmp_path / "out.tar") as tar:
+        assert tar.getnames() == ["first", *went, "mark", "record"]
         assert tar.extractfile(long_name).read() == b"x" * 1000
+        assert tar.extractfile(odd).read() == b"odd"
         assert tar.getmember("d/link").linkname == "empty"
+        assert tar.extractfile("record").read().decode() == repr(went)
 
 
-def test_a_member_split_across_reads_is_passed_on_exactly():
-    source = io.BytesIO()
-    with tarfile.open(fileobj=source, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for n, size in enumerate((0, 1, 511, 512, 513, 70_000)):
-            info = tarfile.TarInfo(f"f{n}" + "x" * (120 if n == 3 else 0))
-            info.size = size
-            tar.addfile(info, io.BytesIO(os.urandom(size)))
-    stream = source.getvalue()
-    for step in (1, 7, 512, 4096):
-        out = io.BytesIO()
-        members = tarstream._Members(out)
-        for i in range(0, len(stream), step):
-            if not members.done:
-                members.feed(stream[i : i + step])
-        assert members.done
-        assert members.names == ["f0", "f1", "f2", "f3" + "x" * 120, "f4", "f5"]
-        with tarfile.open(fileobj=io.BytesIO(out.getvalue() + tarstream.END_OF_ARCHIVE)) as tar:
-            assert [m.size for m in tar.getmembers()] == [0, 1, 511, 512, 513, 70_000]
+def test_names_are_read_back_from_gnu_tars_listing():
+    assert tarstream.unescape(b"plain/name.txt") == "plain/name.txt"
+    assert tarstream.unescape(b"a\\\\b\\n\\t\\303\\251\\177") == "a\\b\n\t\u00e9\x7f"
 
 
 def test_a_tar_that_is_not_gnu_is_not_used(tmp_path, monkeypatch):
