@@ -180,7 +180,7 @@ def find_with_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> tuple
     selector = naming.env_selector(profile_id, env_id, deleted=None)
     result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json")
     if not result.ok and (
-        _other_errors(result.stderr)
+        permissions.other_errors(result.stderr)
         or not permissions.refused_requests(result.stderr)
         or permissions.refused_type(LEFTOVER_TYPES[0], result.stderr)  # the docker hosts: as find says it
     ):
@@ -759,12 +759,12 @@ def _delete_served(
         served = types
     release.now()  # the docker host's DELETE refused, or none: nothing more to wait for
     refused = permissions.refused_requests(result.stderr)
-    if not result.ok and refused and not _other_errors(result.stderr):
+    if not result.ok and refused and not permissions.other_errors(result.stderr):
         # partial RBAC: kubectl deleted what it was allowed to, but waits only when nothing failed
         allowed = [t for t in served if not permissions.refused_type(t, result.stderr)]
         if wait and allowed:
             result = _delete_types(kubectl, allowed, selector, wait, timeout_seconds)
-        if result.ok or not _other_errors(result.stderr):
+        if result.ok or not permissions.other_errors(result.stderr):
             raise PreevyError(
                 messages.DELETE_REFUSED.format(
                     refused=", ".join(refused), namespace=kubectl.namespace, again=again
@@ -820,14 +820,6 @@ def _delete_types(
     )
 
 
-def _other_errors(stderr: str) -> list[str]:
-    return [
-        line
-        for line in stderr.splitlines()
-        if line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
-    ]
-
-
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
     """Instances that still have objects although their docker-host StatefulSet is gone. Types this
     identity may not list are passed over (it could not delete their objects either)."""
@@ -841,7 +833,9 @@ def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[s
         f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
         '{"\\n"}{end}',
     )
-    if not result.ok and (_other_errors(result.stderr) or not permissions.refused_requests(result.stderr)):
+    if not result.ok and (
+        permissions.other_errors(result.stderr) or not permissions.refused_requests(result.stderr)
+    ):
         raise kubectl.error(result)
     return sorted({line for line in result.stdout.splitlines() if line})
 

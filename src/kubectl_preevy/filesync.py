@@ -45,7 +45,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, NoReturn, Protocol
+from typing import IO, NoReturn, Protocol, TypeVar
 
 from kubectl_preevy import (
     compose,
@@ -66,6 +66,8 @@ from kubectl_preevy.localscan import Entry as Entry  # also filesync.Entry: what
 from kubectl_preevy.synccache import SyncCache
 from kubectl_preevy.syncplan import Remote, parse_record, plan, record_json
 from kubectl_preevy.syncplan import SyncPlan as SyncPlan  # also filesync.SyncPlan: what preview returns
+
+_T = TypeVar("_T")
 
 LIST_TIMEOUT_SECONDS = 120
 GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
@@ -794,33 +796,34 @@ class Session:
         script when the failure is transient (in the main thread: a child outlives no thread's step), None."""
         if scanned.wait(EARLY_PROBE_AFTER):
             return None
-        proc = self.opened.proc
-        assert proc.stdin is not None and proc.stdout is not None
-        timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
-        timer.start()
-        try:
-            self._send(PROBE_SCRIPT, [])
-            return _measured(proc.stdin, proc.stdout, PROBE_SLACK_NEW)
-        except BrokenPipeError:
-            return None
-        finally:
-            timer.cancel()
+        return self._meanwhile(
+            PROBE_SCRIPT, [], lambda out, replies: _measured(out, replies, PROBE_SLACK_NEW)
+        )
 
     def check(self, remote_dir: str, digest: str) -> bool | None:
         """Whether the pod's record is the one cached here (digest: h:SHA256) and no copy was left half done
         (CHECK_SCRIPT), in a thread while the main one scans (as measure); None: the exec failed."""
+        answers = {f"{CURRENT}\n".encode(): True, b"stale\n": False}
+        return self._meanwhile(
+            CHECK_SCRIPT, [remote_dir, digest], lambda _, replies: answers.get(replies.readline())
+        )
+
+    def _meanwhile(
+        self, script: str, args: list[str], answer: Callable[[IO[bytes], IO[bytes]], _T | None]
+    ) -> _T | None:
+        """A script that writes nothing, run in a thread while the main one scans (measure, check): what
+        answer(its stdin, its stdout) reads of it, within LIST_TIMEOUT_SECONDS; None: the exec failed."""
         proc = self.opened.proc
         assert proc.stdin is not None and proc.stdout is not None
         timer = threading.Timer(LIST_TIMEOUT_SECONDS, self._expire)
         timer.start()
         try:
-            self._send(CHECK_SCRIPT, [remote_dir, digest])
-            line = proc.stdout.readline()
+            self._send(script, args)
+            return answer(proc.stdin, proc.stdout)
         except BrokenPipeError:
             return None
         finally:
             timer.cancel()
-        return {f"{CURRENT}\n".encode(): True, b"stale\n": False}.get(line)
 
     def run(self, script: str, args: list[str]) -> str:
         marker = f"{SECTION_MARK}end {secrets.token_hex(8)}".encode()

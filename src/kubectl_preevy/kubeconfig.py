@@ -45,29 +45,31 @@ def _remembered(
     paths: list[str], explicit: bool, context: str | None, environ: Mapping[str, str]
 ) -> Current | None:
     """_read's answer, from the cache when the files are unchanged since it was written there."""
-    from kubectl_preevy.profiles import cache_dir
+    from kubectl_preevy.profiles import cache_dir, write_cache_file
 
-    fingerprint = json.dumps([_identity(paths), explicit, context])
+    stats = [_stat(path) for path in paths]
+    fingerprint = json.dumps([_identity(paths, stats), explicit, context])
     cache = cache_dir(environ) / ANSWERS_FILE
     answers = _load_answers(str(cache))
     if fingerprint in answers:
         return answers[fingerprint]
     answer = _read(paths, explicit=explicit, context=context)
-    if not _racy(paths):
+    if not _racy(stats):
         answers[fingerprint] = answer
-        _store_answers(str(cache), answers)
+        kept = list(answers.items())[-MAX_ANSWERS:]
+        write_cache_file(cache, json.dumps({k: list(v) if v else None for k, v in kept}).encode())
     return answer
 
 
 RACY_SECONDS = 2
 
 
-def _racy(paths: list[str]) -> bool:
+def _racy(stats: list[os.stat_result | None]) -> bool:
     """A file changed within RACY_SECONDS: another change in the same clock tick could keep its stat (git's
     "racily clean" entries). Its answer is not remembered."""
     import time
 
-    newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for st in map(_stat, paths) if st), default=0)
+    newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for st in stats if st), default=0)
     return time.time_ns() - newest < RACY_SECONDS * 1_000_000_000
 
 
@@ -78,15 +80,12 @@ def _stat(path: str) -> os.stat_result | None:
         return None
 
 
-def _identity(paths: list[str]) -> list[object]:
-    """Each file as its stat says it is now (None: missing or unreadable)."""
-    identity: list[object] = []
-    for path in paths:
-        st = _stat(path)
-        identity.append(
-            [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] if st else [path]
-        )
-    return identity
+def _identity(paths: list[str], stats: list[os.stat_result | None]) -> list[object]:
+    """Each file as its stat says it is now (just its path: missing or unreadable)."""
+    return [
+        [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] if st else [path]
+        for path, st in zip(paths, stats, strict=True)
+    ]
 
 
 def _load_answers(cache: str) -> dict[str, Current | None]:
@@ -103,22 +102,6 @@ def _load_answers(cache: str) -> dict[str, Current | None]:
         elif isinstance(answer, list) and len(answer) == 2 and all(isinstance(v, str) for v in answer):
             answers[fingerprint] = Current(*answer)
     return answers
-
-
-def _store_answers(cache: str, answers: dict[str, Current | None]) -> None:
-    """The newest MAX_ANSWERS answers, written whole (another run reads the old file or the new one)."""
-    kept = dict(list(answers.items())[-MAX_ANSWERS:])
-    temporary = f"{cache}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump({k: list(v) if v is not None else None for k, v in kept.items()}, file)
-        os.replace(temporary, cache)
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
 
 
 def files(kubeconfig: str | None, environ: Mapping[str, str]) -> list[str]:

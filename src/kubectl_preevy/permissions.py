@@ -192,6 +192,15 @@ def describe(group: str, resource: str, verbs: Sequence[str]) -> str:
 _REFUSED = re.compile(r'cannot (\S+) resource "([^"]+)" in API group "([^"]*)"')
 
 
+def other_errors(stderr: str) -> list[str]:
+    """kubectl's error lines other than an API server's Forbidden."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
+    ]
+
+
 def refused_requests(stderr: str) -> list[str]:
     """What the API server's Forbidden errors in kubectl's output refused, e.g. `delete roles.rbac...`:
     one entry per verb and type, in order."""

@@ -140,7 +140,7 @@ def split_quotas_and_storage(ok: bool, stdout: str, stderr: str) -> tuple[Readin
     """The quotas' and the StorageClasses' readings out of the one `kubectl get` of both; None when it
     failed otherwise than by a type's Forbidden (then each is read alone, and says its own problem)."""
     refused = {t for t in QUOTA_TYPES + STORAGE_TYPES if permissions.refused_type(t, stderr)}
-    if not ok and (not refused or _other_errors(stderr)):
+    if not ok and (not refused or permissions.other_errors(stderr)):
         return None
     try:
         items: list[dict[str, Any]] = json.loads(stdout or "{}").get("items") or []
@@ -153,14 +153,6 @@ def split_quotas_and_storage(ok: bool, stdout: str, stderr: str) -> tuple[Readin
         return Reading(document={"kind": "List", "items": [i for i in items if i.get("kind") in kinds]})
 
     return reading(QUOTA_TYPES, ("ResourceQuota", "LimitRange")), reading(STORAGE_TYPES, ("StorageClass",))
-
-
-def _other_errors(stderr: str) -> bool:
-    """kubectl's errors other than an API server's Forbidden."""
-    return any(
-        line.startswith(("error:", "Error from server")) and "(Forbidden)" not in line
-        for line in stderr.splitlines()
-    )
 
 
 def _namespace(kubectl: Kubectl) -> Reading:

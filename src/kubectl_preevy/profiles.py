@@ -99,6 +99,18 @@ def cache_dir(environ: Mapping[str, str]) -> pathlib.Path:
     return pathlib.Path(base) / "kubectl-preevy"
 
 
+def write_cache_file(path: pathlib.Path, data: bytes) -> None:
+    """A file of our cache written whole (a concurrent run reads the old one or the new one). Best effort:
+    a cache that cannot be written is only slower."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
 class LocalStore:
     def __init__(self, environ: Mapping[str, str]):
         self.dir = config_dir(environ)

@@ -9,7 +9,6 @@ pods not copied to for MAX_AGE_DAYS (deleted from elsewhere, or by a cluster gon
 one is made.
 """
 
-import os
 import pathlib
 import shutil
 import time
@@ -56,15 +55,9 @@ class SyncCache:
     def save(self, remote_dir: str, record: bytes) -> None:
         """Best effort: without a cache the next copy lists the pod's files, as it would anyway."""
         path = self._path(remote_dir)
-        try:
-            if not path.parent.is_dir():
-                _prune(self.directory)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_bytes(record)
-            temporary.replace(path)
-        except OSError:
-            pass
+        if not path.parent.is_dir():
+            _prune(self.directory)
+        profiles.write_cache_file(path, record)
 
 
 def _digest(text: str) -> str:

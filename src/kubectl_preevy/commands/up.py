@@ -640,6 +640,7 @@ class _Sighting:
         self.uid: str | None = None  # of the pod seen running
         self.failed = False
         self._running, self._ended = threading.Event(), threading.Event()
+        self._settled = threading.Event()  # running, or ended
         self._ended_at = 0.0
 
     def follow(self, rollout: Callable[[Callable[[dict[str, Any]], bool]], None]) -> None:
@@ -651,6 +652,7 @@ class _Sighting:
         finally:
             self._ended_at = time.monotonic()
             self._ended.set()
+            self._settled.set()
 
     def _saw(self, pod: dict[str, Any]) -> bool:
         """A pod a look read: whether it was seen running (then no more looks are wanted)."""
@@ -660,12 +662,12 @@ class _Sighting:
             if status.get("name") == self.env.first_container and "running" in (status.get("state") or {}):
                 self.uid = pod["metadata"].get("uid")
                 self._running.set()
+                self._settled.set()
         return self._running.is_set()
 
     def runs(self) -> bool:
         """Once the pod's container was seen running (True), or the rollout ended: True when it rolled out."""
-        while not (self._running.wait(0.05) or self._ended.is_set()):
-            pass
+        self._settled.wait()
         return self._running.is_set() or not self.failed
 
     def given_up(self) -> bool:
