@@ -158,6 +158,8 @@ journal = Journal()
 
 def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
+    if "plumbum" not in sys.modules:
+        _processor_not_asked()
     with _deferred_import("urllib.request", "socket", "pickle"):  # see _Deferred
         from plumbum import local
     from plumbum.commands.processes import CommandNotFound
@@ -166,6 +168,15 @@ def command(argv: list[str]) -> "BoundCommand":
         return local[argv[0]][argv[1:]]
     except CommandNotFound:
         raise PreevyError(messages.MISSING_TOOL.format(tool=argv[0]), ExitCode.MISSING_TOOL) from None
+
+
+def _processor_not_asked() -> None:
+    """plumbum's LocalMachine reads `platform.uname()[0]` when imported, and indexing the answer computes
+    every field: the processor's by running `uname -p`, one more program (~4 ms) in every invocation. We read
+    no field but the system's, so the processor is given as unknown ("", what `uname -p` says on Debian)."""
+    import platform
+
+    platform.uname().__dict__.setdefault("processor", "")
 
 
 class _Deferred(types.ModuleType):

@@ -195,3 +195,22 @@ def test_plumbum_is_loaded_without_urllib_request_which_still_works_when_used():
         env=dict(os.environ, PYTHONPATH=str(src)),
     ).stdout
     assert out.splitlines() == ["False False _Deferred", "True type", "/a%20b Request True", "file:///x%20y"]
+
+
+def test_loading_plumbum_starts_no_program():
+    """plumbum reads platform.uname() when imported, whose processor field runs `uname -p`: it is given, so
+    the only programs an invocation starts are the ones it runs (the system's name is still the real one)."""
+    probe = (
+        "import os, subprocess\n"
+        "started = []\n"
+        "real_init = subprocess.Popen.__init__\n"
+        "def init(self, args, *a, **k): started.append(args); real_init(self, args, *a, **k)\n"
+        "subprocess.Popen.__init__ = init\n"
+        "from kubectl_preevy import process; process.command(['true'])\n"
+        "import plumbum; print(started, plumbum.local.uname == os.uname().sysname)\n"
+    )
+    src = pathlib.Path(process.__file__).parents[1]
+    out = subprocess.run(
+        [PYTHON, "-c", probe], capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(src))
+    ).stdout
+    assert out.split() == ["[]", "True"]
