@@ -211,6 +211,10 @@ def test_loading_plumbum_starts_no_program():
     )
     src = pathlib.Path(process.__file__).parents[1]
     out = subprocess.run(
-        [PYTHON, "-c", probe], capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(src))
+        [PYTHON, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(src)),
     ).stdout
     assert out.split() == ["[]", "True"]
