@@ -57,6 +57,8 @@ CONFIG_TIMEOUT_SECONDS = 60
 
 @dataclasses.dataclass
 class ComposeProject:
+    """The compose project as `docker compose config` resolved it."""
+
     name: str
     files: list[pathlib.Path]
     working_dir: pathlib.Path

@@ -23,6 +23,8 @@ CLOCK_SLACK_SECONDS = 1  # event times are whole seconds
 
 @dataclasses.dataclass(frozen=True)
 class Diagnosis:
+    """Why a pod is not ready, and what to do about it."""
+
     reason: str  # what happened, one phrase
     fix: str  # what to do
     exit_code: ExitCode

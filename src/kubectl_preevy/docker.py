@@ -25,6 +25,8 @@ PREEVY_LABEL_PREFIX = "preevy."
 
 @dataclasses.dataclass(frozen=True)
 class PublishedPort:
+    """A service's container port published on the Docker host (the pod)."""
+
     service: str
     port: int  # the container's port
     published: int  # the port on the Docker host (the pod)

@@ -58,6 +58,8 @@ DOCKER_HOST_TYPES = "statefulsets.apps,deployments.apps"
 
 @dataclasses.dataclass
 class Environment:
+    """An environment, as its docker-host object (StatefulSet, or legacy Deployment) describes it."""
+
     statefulset: dict[
         str, Any
     ]  # the docker-host object: a StatefulSet, or a Deployment for a legacy environment

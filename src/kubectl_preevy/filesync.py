@@ -184,6 +184,8 @@ GUARD_PART = f"{RECORD_AS_CACHED} || {STALE}; {GUARD_PATHS_PART}"  # $2: h:SHA25
 
 @dataclasses.dataclass
 class SyncStats:
+    """What a copy sent, left and deleted, and how."""
+
     files: int = 0
     bytes: int = 0
     unchanged: int = 0

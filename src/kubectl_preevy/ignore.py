@@ -22,12 +22,16 @@ X_PREEVY_EXCLUDE = "exclude"
 
 @dataclasses.dataclass(frozen=True)
 class Pattern:
+    """One exclusion pattern, as a regex; negated: `!pattern` (includes again)."""
+
     regex: re.Pattern[str]
     negated: bool
 
 
 @dataclasses.dataclass(frozen=True)
 class Excluder:
+    """The exclusion patterns of a project (x-preevy sync.exclude and .preevyignore)."""
+
     root: pathlib.Path  # the project directory: patterns are relative to it
     patterns: tuple[Pattern, ...] = ()
 

@@ -137,6 +137,8 @@ _KUBECTL_TIMEOUT = re.compile(r"\d+|(?:\d+(?:\.\d*)?(?:h|m|s|ms|us|µs|ns))+")
 
 @dataclasses.dataclass(frozen=True)
 class Options:
+    """The resolved options of a run: flags, else x-preevy, else the profile, else defaults."""
+
     namespace: str | None  # None: the current context's namespace (Kubectl resolves it, else "default")
     kubeconfig: str | None  # None: kubectl's own loading ($KUBECONFIG, merged; ~/.kube/config)
     context: str | None  # None: current context

@@ -26,6 +26,8 @@ MAX_PARALLEL = 8
 
 @dataclasses.dataclass(frozen=True)
 class Check:
+    """One preflight check's result, for the commands it concerns."""
+
     check: str  # permission | namespace | pod security | storage class | quota
     subject: str
     result: str  # ok | fail | warn | skipped
@@ -57,6 +59,8 @@ class Reading:
 
 @dataclasses.dataclass
 class Facts:
+    """What preflight read from the cluster, once, for all its checks."""
+
     namespace: str
     rules: Reading
     namespace_object: Reading

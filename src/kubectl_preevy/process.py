@@ -11,7 +11,6 @@ signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
 """
 
 import collections
-import contextlib
 import dataclasses
 import functools
 import importlib
@@ -22,11 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from kubectl_preevy import interrupt, messages
+from kubectl_preevy import deferred, interrupt, messages
 from kubectl_preevy.errors import ExitCode, PreevyError
 
 if TYPE_CHECKING:
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class Result:
+    """A program run to completion: its argv, exit code and output."""
+
     argv: list[str]
     returncode: int
     stdout: str
@@ -159,15 +159,37 @@ journal = Journal()
 def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
     if "plumbum" not in sys.modules:
-        _processor_not_asked()
-    with _deferred_import("urllib.request", "socket", "pickle"):  # see _Deferred
-        from plumbum import local
+        _import_plumbum()
+    from plumbum import local
     from plumbum.commands.processes import CommandNotFound
 
     try:
         return local[argv[0]][argv[1:]]
     except CommandNotFound:
         raise PreevyError(messages.MISSING_TOOL.format(tool=argv[0]), ExitCode.MISSING_TOOL) from None
+
+
+def _import_plumbum() -> None:
+    """plumbum, without what it imports for features we never use (see deferred.py): urllib.request (with
+    email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri, socket for SSH, pickle for
+    daemons (~4 ms), and its color library (~4 ms), which its __init__ binds as `plumbum.colors`: that name is
+    served at its first use instead (a module's __getattr__), from the real color library."""
+    _processor_not_asked()
+    deferred.defer("urllib.request", "socket", "pickle", "plumbum.colorlib")
+    with deferred.placeholders("plumbum.colorlib", "ansicolors"):
+        import plumbum
+    if vars(plumbum).get("colors") is None:  # bound to the placeholder: colorlib was not imported before
+        del plumbum.colors
+        vars(plumbum)["__getattr__"] = _plumbum_colors
+
+
+def _plumbum_colors(name: str) -> Any:
+    """`plumbum.colors`, at its first use: the real color library's `ansicolors`, as plumbum binds it."""
+    if name != "colors":
+        raise AttributeError(f"module 'plumbum' has no attribute {name!r}")
+    colors = importlib.import_module("plumbum.colorlib").ansicolors
+    vars(sys.modules["plumbum"])["colors"] = colors
+    return colors
 
 
 def _processor_not_asked() -> None:
@@ -177,34 +199,6 @@ def _processor_not_asked() -> None:
     import platform
 
     platform.uname().__dict__.setdefault("processor", "")
-
-
-class _Deferred(types.ModuleType):
-    """A stand-in for a module, that imports it when one of its attributes is first used. plumbum imports
-    urllib.request (with email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri,
-    socket for SSH and pickle for daemons (~4 ms), none of which we use. (importlib's LazyLoader does not
-    help here: the import statement itself reads the module's __spec__, which makes a lazy module load.)"""
-
-    def __getattr__(self, attribute: str) -> Any:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        real = importlib.import_module(self.__name__)  # also puts it in its package, in our place
-        self.__dict__.update(real.__dict__)
-        return getattr(real, attribute)
-
-
-@contextlib.contextmanager
-def _deferred_import(*names: str) -> Iterator[None]:
-    """Within the block, `import name` gives a _Deferred stand-in (unless it is imported already); after it,
-    the stand-in stays until first used, then is the module."""
-    for name in names:
-        if name not in sys.modules:
-            package, _, child = name.rpartition(".")
-            stand_in = _Deferred(name)
-            sys.modules[name] = stand_in
-            if package:
-                setattr(importlib.import_module(package), child, stand_in)
-    yield
 
 
 def run(

@@ -37,6 +37,8 @@ _ID = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
 
 @dataclasses.dataclass
 class Profile:
+    """A profile: its name, id and option defaults, and where it is kept."""
+
     name: str
     id: str  # goes into every object's labels (preevy.dev/profile-id)
     options: dict[str, object]  # option defaults, Preevy's option names (see options.OPTION_NAMES)

@@ -69,6 +69,8 @@ def format_quantity(value: fractions.Fraction, resource: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Shortfall:
+    """A ResourceQuota the environment would exceed."""
+
     quota: str
     resource: str
     detail: str  # e.g. `requests.memory: needs 256Mi, 128Mi of 512Mi left`

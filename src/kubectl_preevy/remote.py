@@ -41,6 +41,8 @@ _LOAD_SCRIPT = (
 
 @dataclasses.dataclass(frozen=True)
 class RemoteProject:
+    """The compose project as it runs in the pod."""
+
     name: str
     model: dict[str, Any]  # the compose model as it runs in the pod
     others: int = 0  # how many other projects the pod holds

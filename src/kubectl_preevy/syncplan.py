@@ -26,6 +26,8 @@ class Remote:
 
 @dataclasses.dataclass
 class SyncPlan:
+    """What a copy sends, deletes and keeps, and the record once it is done."""
+
     send: list[str]  # remote paths (under the project dir), parents before children
     delete_files: list[str]  # ours, gone locally: removed in the pod
     delete_dirs: list[str]  # ours, gone locally: removed in the pod if empty (deepest first)

@@ -78,6 +78,8 @@ def small_member(name: str, data: bytes, mode: int = 0o600) -> bytes:
 
 @dataclasses.dataclass
 class Archived:
+    """What tar sent, and how it ended."""
+
     names: list[str]  # the members that went out, in order (directories without their trailing /)
     returncode: int
     stderr: str  # tar's warnings and errors

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class ServiceUrl:
+    """A service port's URL, or why it has none."""
+
     service: str
     port: int | None  # the container's port (None: a host-network service without any)
     url: str  # "" when not routable

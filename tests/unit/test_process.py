@@ -194,7 +194,7 @@ def test_plumbum_is_loaded_without_urllib_request_which_still_works_when_used():
         check=True,
         env=dict(os.environ, PYTHONPATH=str(src)),
     ).stdout
-    assert out.splitlines() == ["False False _Deferred", "True type", "/a%20b Request True", "file:///x%20y"]
+    assert out.splitlines() == ["False False Deferred", "True type", "/a%20b Request True", "file:///x%20y"]
 
 
 def test_loading_plumbum_starts_no_program():

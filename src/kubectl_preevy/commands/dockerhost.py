@@ -15,6 +15,8 @@ from kubectl_preevy.errors import ExitCode, PreevyError
 
 @dataclasses.dataclass
 class Target:
+    """The environment a docker-host command acts on: its run, id, docker-host object and pod."""
+
     run: Run
     env_id: str
     env: Environment

@@ -25,6 +25,8 @@ SLEEP = "sleep"
 
 @dataclasses.dataclass
 class Action:
+    """What gc did, or would do, to one environment, and why."""
+
     env_id: str
     namespace: str
     instance: str

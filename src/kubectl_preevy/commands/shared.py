@@ -19,6 +19,8 @@ MAX_TIMEOUT_SECONDS = 24 * 3600  # a --timeout beyond a day is a mistake (and 1e
 
 @dataclasses.dataclass
 class Run:
+    """One run's project, profile, options and kubectl."""
+
     project: ComposeProject | None  # None: `--id` given and no compose file here
     profile: profiles.Profile
     options: options_module.Options

@@ -1,0 +1,87 @@
+"""deferred.py: stand-ins for modules imported but not used on the hot paths; each is the real module at its
+first use, by whatever form of import. Each probe runs in a fresh interpreter (pytest imports them all)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import kubectl_preevy
+
+SRC = pathlib.Path(kubectl_preevy.__file__).parents[1]
+
+
+def probe(code: str) -> list[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+    ).stdout.split()
+
+
+def test_a_deferred_module_loads_at_its_first_use_by_any_form_of_import():
+    assert probe(
+        "import sys; from kubectl_preevy import deferred\n"
+        "deferred.defer('json', 'email.mime', 'colorsys')\n"
+        "import json, colorsys; print(type(sys.modules['json']).__name__, 'json.decoder' in sys.modules)\n"
+        "print(json.dumps([1]), type(sys.modules['json']).__name__, json.loads('[2]'))\n"
+        "from colorsys import rgb_to_hsv; print(rgb_to_hsv(0, 0, 0)[2])\n"
+        "from email.mime import text; print(text.MIMEText('x').get_payload())\n"
+    ) == ["Deferred", "False", "[1]", "module", "[2]", "0", "x"]
+
+
+def test_asking_whether_a_deferred_module_is_a_package_does_not_load_it():
+    assert probe(
+        "import sys; from kubectl_preevy import deferred\n"
+        "deferred.defer('email.mime', 'colorsys')\n"
+        "mime, colorsys = sys.modules['email.mime'], sys.modules['colorsys']\n"
+        "print(mime.__path__[0].endswith('mime'), hasattr(colorsys, '__path__'))\n"
+        "print(type(sys.modules['email.mime']).__name__, type(sys.modules['colorsys']).__name__)\n"
+    ) == ["True", "False", "Deferred", "Deferred"]
+
+
+def test_a_placeholder_is_bound_by_a_from_import_only_within_its_block():
+    assert probe(
+        "import sys; from kubectl_preevy import deferred\n"
+        "deferred.defer('colorsys')\n"
+        "with deferred.placeholders('colorsys', 'rgb_to_hsv'):\n"
+        "    from colorsys import rgb_to_hsv\n"
+        "print(rgb_to_hsv, type(sys.modules['colorsys']).__name__)\n"
+        "from colorsys import rgb_to_hsv; print(rgb_to_hsv(0, 0, 0)[2])\n"
+    ) == ["None", "Deferred", "0"]
+
+
+def test_plumbum_is_loaded_without_its_colors_which_still_work_when_used():
+    """plumbum's __init__ binds its color library as `plumbum.colors`: it is loaded only when that is used,
+    by attribute or by import, and every form gives the same object."""
+    assert probe(
+        "import sys; from kubectl_preevy import process; process.command(['true'])\n"
+        "print('plumbum.colorlib.styles' in sys.modules)\n"
+        "import plumbum; print(type(plumbum.colors.red).__name__, 'plumbum.colorlib.styles' in sys.modules)\n"
+        "from plumbum import colors; from plumbum.colorlib import ansicolors; import plumbum.colorlib as lib\n"
+        "print(colors is ansicolors is lib.ansicolors is plumbum.colors, type(colors).__name__)\n"
+        "print(hasattr(plumbum, 'nothing'), plumbum.local['echo']('ok').strip())\n"
+    ) == ["False", "ANSIStyle", "True", "True", "StyleFactory", "False", "ok"]
+
+
+def test_plumbum_colors_imported_first_are_plumbums_own():
+    assert probe(
+        "from plumbum.colorlib import ansicolors\n"
+        "from kubectl_preevy import process; process.command(['true'])\n"
+        "import plumbum; print(plumbum.colors is ansicolors)\n"
+    ) == ["True"]
+
+
+def test_ls_and_down_import_no_inspect_and_it_works_when_used():
+    """dataclasses imports inspect only to write a missing docstring: the dataclasses these commands load have
+    theirs, so inspect (~4 ms) is not loaded; anything that does use it gets the real module."""
+    assert probe(
+        "import sys; from kubectl_preevy import cli, process\n"
+        "import kubectl_preevy.commands.ls, kubectl_preevy.commands.down, kubectl_preevy.lock\n"
+        "import kubectl_preevy.lifetime, kubectl_preevy.console, kubectl_preevy.prcomment\n"
+        "process.command(['true'])\n"
+        "print(type(sys.modules['inspect']).__name__, 'ast' in sys.modules)\n"
+        "import inspect; print(inspect.signature(lambda a: a), type(sys.modules['inspect']).__name__)\n"
+    ) == ["Deferred", "False", "(a)", "module"]
