@@ -159,7 +159,9 @@ journal = Journal()
 def command(argv: list[str]) -> "BoundCommand":
     """A plumbum command for argv, or a PreevyError saying how to install the missing program."""
     if "plumbum" not in sys.modules:
-        _import_plumbum()
+        with _importing_plumbum:  # threads may run their first programs together (down: lock and find)
+            if "plumbum" not in sys.modules:
+                _import_plumbum()
     from plumbum import local
     from plumbum.commands.processes import CommandNotFound
 
@@ -167,6 +169,9 @@ def command(argv: list[str]) -> "BoundCommand":
         return local[argv[0]][argv[1:]]
     except CommandNotFound:
         raise PreevyError(messages.MISSING_TOOL.format(tool=argv[0]), ExitCode.MISSING_TOOL) from None
+
+
+_importing_plumbum = threading.Lock()
 
 
 def _import_plumbum() -> None:
@@ -178,7 +183,7 @@ def _import_plumbum() -> None:
     deferred.defer("urllib.request", "socket", "pickle", "plumbum.colorlib")
     with deferred.placeholders("plumbum.colorlib", "ansicolors"):
         import plumbum
-    if vars(plumbum).get("colors") is None:  # bound to the placeholder: colorlib was not imported before
+    if "colors" in vars(plumbum) and plumbum.colors is None:  # the placeholder: colorlib was not imported
         del plumbum.colors
         vars(plumbum)["__getattr__"] = _plumbum_colors
 

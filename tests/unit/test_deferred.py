@@ -85,3 +85,18 @@ def test_ls_and_down_import_no_inspect_and_it_works_when_used():
         "print(type(sys.modules['inspect']).__name__, 'ast' in sys.modules)\n"
         "import inspect; print(inspect.signature(lambda a: a), type(sys.modules['inspect']).__name__)\n"
     ) == ["Deferred", "False", "(a)", "module"]
+
+
+def test_plumbum_is_imported_once_when_threads_run_their_first_programs_together():
+    """`down` takes the lock while it finds the environment: two threads run the first programs at once."""
+    assert probe(
+        "import threading; from kubectl_preevy import process\n"
+        "barrier = threading.Barrier(4); failures = []\n"
+        "def first():\n"
+        "    barrier.wait()\n"
+        "    try: process.command(['true'])\n"
+        "    except Exception as err: failures.append(repr(err))\n"
+        "threads = [threading.Thread(target=first) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "import plumbum; print(failures, type(plumbum.colors).__name__)\n"
+    ) == ["[]", "StyleFactory"]
