@@ -73,17 +73,20 @@ class Kubectl:
         timeout: float | None = API_CALL_TIMEOUT_SECONDS,
         retry_transient: bool | None = None,
         on_line: Callable[[str], object] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> process.Result:
         """Run kubectl; never raises on failure (see `check`). A transient failure (retry.py) of a step that
         is safe to repeat is retried with back-off; retry_transient None: decided by the verb. on_line: each
-        stdout line as it comes (see process.run)."""
+        stdout line as it comes; meanwhile: run once kubectl has started, on the first try only (see
+        process.run)."""
         argv = self.argv(*args)
         if retry_transient is None:
             retry_transient = safe_to_repeat(args)
         if not retry_transient:
-            return self._run_once(argv, stdin, timeout, on_line)
+            return self._run_once(argv, stdin, timeout, on_line, meanwhile)
+        pending = [meanwhile]
         return retry.retrying(
-            lambda: self._run_once(argv, stdin, timeout, on_line),
+            lambda: self._run_once(argv, stdin, timeout, on_line, pending.pop() if pending else None),
             self._transient,
             on_retry=self._say_retrying,
         )
@@ -94,8 +97,11 @@ class Kubectl:
         stdin: str | bytes | None,
         timeout: float | None,
         on_line: Callable[[str], object] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> process.Result:
-        result = process.run(argv, stdin=stdin, env=self.environ, timeout=timeout, on_line=on_line)
+        result = process.run(
+            argv, stdin=stdin, env=self.environ, timeout=timeout, on_line=on_line, meanwhile=meanwhile
+        )
         if result.ok:
             self._reached = True
         return result

@@ -177,10 +177,11 @@ _importing_plumbum = threading.Lock()
 def _import_plumbum() -> None:
     """plumbum, without what it imports for features we never use (see deferred.py): urllib.request (with
     email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri, socket for SSH, pickle for
-    daemons (~4 ms), and its color library (~4 ms), which its __init__ binds as `plumbum.colors`: that name is
-    served at its first use instead (a module's __getattr__), from the real color library."""
+    daemons (~4 ms), traceback (with linecache, tokenize and textwrap: ~1.5 ms), which logging imports to print
+    a failed handler's exception, and its color library (~4 ms), which its __init__ binds as `plumbum.colors`:
+    that name is served at its first use instead (a module's __getattr__), from the real color library."""
     _processor_not_asked()
-    deferred.defer("urllib.request", "socket", "pickle", "plumbum.colorlib")
+    deferred.defer("urllib.request", "socket", "pickle", "traceback", "plumbum.colorlib")
     with deferred.placeholders("plumbum.colorlib", "ansicolors"):
         import plumbum
     if "colors" in vars(plumbum) and plumbum.colors is None:  # the placeholder: colorlib was not imported
@@ -213,11 +214,14 @@ def run(
     cwd: str | None = None,
     timeout: float | None = None,
     on_line: Callable[[str], object] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Result:
     """Run argv to completion, capturing its output as text. Never raises on a non-zero exit.
 
     env, when given, is the program's whole environment. on_line: called with each line of the program's
     stdout as it comes (in this thread, while the program runs on), e.g. to act on progress it reports.
+    meanwhile: called once the program has started, while it runs (in this thread: a thread started before
+    the program would hold the interpreter while the program waits to start); its failure stops the program.
     """
     started = time.monotonic()
     proc = _popen(
@@ -230,6 +234,10 @@ def run(
         stderr=subprocess.PIPE,
     )
     try:
+        if meanwhile is not None:
+            meanwhile()
+        # readied while the program runs: a later background or long run needs it before its fork (~1.5 ms)
+        _prctl()
         data = stdin.encode() if isinstance(stdin, str) else stdin
         if on_line is None:
             out, err = proc.communicate(data, timeout=timeout)

@@ -100,3 +100,17 @@ def test_plumbum_is_imported_once_when_threads_run_their_first_programs_together
         "[t.start() for t in threads]; [t.join() for t in threads]\n"
         "import plumbum; print(failures, type(plumbum.colors).__name__)\n"
     ) == ["[]", "StyleFactory"]
+
+
+def test_traceback_is_deferred_with_plumbum_and_an_internal_errors_log_still_has_it():
+    """logging (which plumbum uses) imports traceback only to print a failed handler's exception."""
+    assert probe(
+        "import sys; from kubectl_preevy import process; process.command(['true'])\n"
+        "print(type(sys.modules['traceback']).__name__, 'tokenize' in sys.modules)\n"
+        "from kubectl_preevy import runlog\n"
+        "try:\n"
+        "    raise ValueError('bad')\n"
+        "except ValueError as err:\n"
+        "    text = runlog.log_text(['ls'], 'internal error', [], err)\n"
+        "print('Traceback (most recent call last):' in text, text.rstrip().endswith('ValueError: bad'))\n"
+    ) == ["Deferred", "False", "True", "True"]
