@@ -241,81 +241,80 @@ def in_cluster(kubeconfig: str | None, environ: Mapping[str, str]) -> bool:
     )
 
 
-# (pattern in kubectl's stderr, message, exit code); the first match wins.
+# (pattern in kubectl's stderr, message, exit code); the first match wins. These patterns are compiled at
+# their first use (re's cache): only a failure needs them, and compiling them all costs ~1 ms of every start.
 _TRANSLATIONS = (
-    (re.compile(r'error loading config file "([^"]*)": (.*)'), messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
+    (r'error loading config file "([^"]*)": (.*)', messages.KUBECONFIG_BROKEN, ExitCode.CLUSTER),
     (
-        re.compile(r"^error: (?:stat|open) ([^:]+): no such file or directory", re.M),
+        r"(?m)^error: (?:stat|open) ([^:]+): no such file or directory",
         messages.KUBECONFIG_MISSING,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(
-            r"cannot locate context (\S+)|context was not found for specified context: (\S+)|"
-            r'context "([^"]+)" does not exist'
-        ),
+        r"cannot locate context (\S+)|context was not found for specified context: (\S+)|"
+        r'context "([^"]+)" does not exist',
         messages.CONTEXT_MISSING,
         ExitCode.CLUSTER,
     ),
-    (re.compile(r'auth info "([^"]+)" does not exist'), messages.USER_MISSING, ExitCode.CLUSTER),
-    (re.compile(r'no server found for cluster "([^"]+)"'), messages.CLUSTER_MISSING, ExitCode.CLUSTER),
+    (r'auth info "([^"]+)" does not exist', messages.USER_MISSING, ExitCode.CLUSTER),
+    (r'no server found for cluster "([^"]+)"', messages.CLUSTER_MISSING, ExitCode.CLUSTER),
     (
-        re.compile(r"unable to read certificate-authority (\S+) for \S+ due to (?:open \S+: )?(.*)"),
+        r"unable to read certificate-authority (\S+) for \S+ due to (?:open \S+: )?(.*)",
         messages.CERTIFICATE_AUTHORITY_UNREADABLE,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"current-context must exist|invalid configuration: no configuration has been provided"),
+        r"current-context must exist|invalid configuration: no configuration has been provided",
         messages.NO_CURRENT_CONTEXT,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"The connection to the server localhost:8080 was refused"),
+        r"The connection to the server localhost:8080 was refused",
         messages.NO_CLUSTER_SELECTED,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"The connection to the server (\S+) was refused"),
+        r"The connection to the server (\S+) was refused",
         messages.CLUSTER_UNREACHABLE,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"dial tcp (\S+): connect: connection refused"),
+        r"dial tcp (\S+): connect: connection refused",
         messages.CLUSTER_UNREACHABLE,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"Unable to connect to the server: (.*)"),
+        r"Unable to connect to the server: (.*)",
         messages.CLUSTER_UNREACHABLE_BECAUSE,
         ExitCode.CLUSTER,
     ),
     (
-        re.compile(r"(Unauthorized|must be logged in|provide credentials)"),
+        r"(Unauthorized|must be logged in|provide credentials)",
         messages.CLUSTER_UNAUTHORIZED,
         ExitCode.CLUSTER,
     ),
-    (re.compile(r'namespaces "([^"]+)" not found'), messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
+    (r'namespaces "([^"]+)" not found', messages.NAMESPACE_MISSING, ExitCode.CLUSTER),
     (
-        re.compile(r"unable to create new content in namespace (\S+) because it is being terminated"),
+        r"unable to create new content in namespace (\S+) because it is being terminated",
         messages.NAMESPACE_TERMINATING_AT,
         ExitCode.CLUSTER,
     ),
 )
 
 
-_FORBIDDEN = re.compile(r"^Error from server \(Forbidden\)", re.M)
-_RBAC_DENIAL = re.compile(r'is forbidden: User "[^"]*" cannot \S+ resource')
+_FORBIDDEN = r"(?m)^Error from server \(Forbidden\)"
+_RBAC_DENIAL = r'is forbidden: User "[^"]*" cannot \S+ resource'
 
 
 def translate_error(stderr: str, command: str, namespace: str, last_line: str) -> PreevyError:
     """kubectl's stderr as our one-line error: a known cause with what to do, else what kubectl said."""
     for pattern, message, exit_code in _TRANSLATIONS:
-        match = pattern.search(stderr)
+        match = re.search(pattern, stderr)
         if match:
             groups = [g for g in match.groups() if g is not None]
             return PreevyError(message.format(*groups, namespace=namespace, detail=last_line), exit_code)
-    if _FORBIDDEN.search(stderr):  # RBAC, Pod Security admission, a ResourceQuota: the cluster said no
-        rbac = messages.RBAC_HINT.format(namespace=namespace) if _RBAC_DENIAL.search(stderr) else ""
+    if re.search(_FORBIDDEN, stderr):  # RBAC, Pod Security admission, a ResourceQuota: the cluster said no
+        rbac = messages.RBAC_HINT.format(namespace=namespace) if re.search(_RBAC_DENIAL, stderr) else ""
         return PreevyError(
             messages.KUBECTL_REFUSED.format(command=command, error=_clean(last_line)) + rbac, ExitCode.REFUSED
         )

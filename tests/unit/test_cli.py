@@ -274,13 +274,13 @@ def _command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.Argu
     return dict(action.choices)
 
 
-def test_only_the_command_that_runs_gets_its_arguments_built_and_it_is_the_same_parser():
+def test_only_the_command_that_runs_gets_its_parser_built_and_it_is_the_same_parser():
     full = cli.build_parser("kubectl preevy")
     assert cli.build_parser("kubectl preevy", "").format_help() == full.format_help()
     for name, parser in _command_parsers(full).items():
         built = _command_parsers(cli.build_parser("kubectl preevy", name))
         assert built[name].format_help() == parser.format_help()
-        assert list(built) == list(_command_parsers(full))  # every command still listed
+        assert list(built) == [name]
     assert cli.command_in(["-v", "ls", "-n", "x"]) == "ls"
     assert cli.command_in(["--help"]) == cli.command_in(["nope"]) == ""
 
