@@ -7,12 +7,16 @@ import pathlib
 import shlex
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from kubectl_preevy import compose, console, envid, environment, interrupt, messages, process, profiles
+from kubectl_preevy import console, interrupt, messages, process, profiles
 from kubectl_preevy import options as options_module
-from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
+
+if TYPE_CHECKING:  # these are imported where used: `ls` needs none of them to start its listing
+    from kubectl_preevy import environment
+    from kubectl_preevy.compose import ComposeProject
 
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a --timeout beyond a day is a mistake (and 1e9s is no kubectl duration)
 
@@ -21,7 +25,7 @@ MAX_TIMEOUT_SECONDS = 24 * 3600  # a --timeout beyond a day is a mistake (and 1e
 class Run:
     """One run's project, profile, options and kubectl."""
 
-    project: ComposeProject | None  # None: `--id` given and no compose file here
+    project: "ComposeProject | None"  # None: `--id` given and no compose file here
     profile: profiles.Profile
     options: options_module.Options
     kubectl: Kubectl
@@ -59,14 +63,16 @@ def load_run(args: argparse.Namespace, *, project: str = "required", check_names
     environ = os.environ
     cwd = pathlib.Path.cwd()
     compose_project = None
-    if project == "required" or (
-        project in ("optional", "options")
-        and (args.files or not args.env_id or compose.default_files(cwd, environ, required=False))
-        and (project == "optional" or not args.env_id or may_set_options(args.files, cwd, environ))
-    ):
-        compose_project = compose.load_project(
-            getattr(args, "files", None), getattr(args, "project", None), cwd, environ
-        )
+    if project != "none":
+        from kubectl_preevy import compose
+
+        if project == "required" or (
+            (args.files or not args.env_id or compose.default_files(cwd, environ, required=False))
+            and (project == "optional" or not args.env_id or may_set_options(args.files, cwd, environ))
+        ):
+            compose_project = compose.load_project(
+                getattr(args, "files", None), getattr(args, "project", None), cwd, environ
+            )
     requested = profiles.requested_name(args, environ) is not None
     profile = profiles.load_profile(args, environ, save_default=False, quiet=True)
     options = options_module.resolve_options(
@@ -88,6 +94,8 @@ def load_run(args: argparse.Namespace, *, project: str = "required", check_names
 def may_set_options(files: list[str] | None, cwd: pathlib.Path, environ: Mapping[str, str]) -> bool:
     """Whether the compose files may hold `x-preevy` options (the namespace, context...): they say so, or
     include others. Otherwise a command given --id skips `docker compose config` (it needs no model)."""
+    from kubectl_preevy import compose
+
     paths = compose.system_files(cwd) + (
         [cwd / f for f in files] if files else compose.default_files(cwd, environ, required=False)
     )
@@ -107,6 +115,8 @@ def args_dry_run(args: argparse.Namespace) -> bool:
 
 def env_id(args: argparse.Namespace, run: Run) -> str:
     """--id, else `<project>-<branch>`; says which and why on stderr."""
+    from kubectl_preevy import envid
+
     value, why = envid.resolve_env_id(
         args.env_id, run.project.name if run.project else "", os.environ, pathlib.Path.cwd()
     )
@@ -118,11 +128,11 @@ def say_env_id(value: str, why: str) -> None:
     console.info(messages.ENV_ID_USED.format(env_id=value, why=why))
 
 
-def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> environment.Environment:
+def existing_environment(run: Run, env_id: str, *, awake: bool = False) -> "environment.Environment":
     """The environment to act on (the newest of duplicates, with a warning), or PreevyError: no such
     environment (awake: or it sleeps). With a kubeconfig made by `share`, the one it names (a reviewer
     may not list anything)."""
-    from kubectl_preevy import lifetime, share
+    from kubectl_preevy import environment, lifetime, share
 
     named = share.shared_environment(run.kubectl, env_id)
     env = named or environment.newest(
