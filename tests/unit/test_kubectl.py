@@ -1,5 +1,10 @@
 """kubectl's errors made ours: real kubectl 1.32 stderr (captured from the real binary) -> message, exit code."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
 from kubectl_preevy import kubectl, process
@@ -158,3 +163,30 @@ def test_profiles_kept_in_the_cluster_are_read_with_the_connection_flags_too():
     )
     store = profiles.ClusterStore.from_args(parsed, {})
     assert store.kubectl.argv("get", "configmaps")[:4] == ["kubectl", "--as=dev", "--token=t0ken", "-n"]
+
+
+def test_meanwhile_runs_once_on_the_first_try_of_a_retried_call(tmp_path):
+    """A transient failure is retried: what was to run meanwhile ran already, with the first try."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kubectl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {tmp_path}/tried ]; then echo listed; exit 0; fi\n"
+        f"touch {tmp_path}/tried\n"
+        "echo 'Error from server (ServiceUnavailable): the server is currently unable to handle the request' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    probe = (
+        "import os; from kubectl_preevy.kubectl import Kubectl\n"
+        f"k = Kubectl({str(tmp_path / 'kubeconfig')!r}, None, 'ns', os.environ)\n"
+        "calls = []\n"
+        "result = k.run('get', 'pods', meanwhile=lambda: calls.append(1))\n"
+        "print(result.stdout.strip(), len(calls))\n"
+    )
+    src = pathlib.Path(kubectl.__file__).parents[1]
+    env = dict(os.environ, PYTHONPATH=str(src), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["listed", "1"]

@@ -218,3 +218,31 @@ def test_loading_plumbum_starts_no_program():
         env=dict(os.environ, PYTHONPATH=str(src)),
     ).stdout
     assert out.split() == ["[]", "True"]
+
+
+def test_meanwhile_runs_while_the_program_runs_and_before_its_input_is_written(tmp_path):
+    """The program waits for its input, which is written only once meanwhile() returned: meanwhile sees it
+    running (its mark file written), and the program then gets its input and ends."""
+    mark = tmp_path / "started"
+    program = f"import pathlib, sys; pathlib.Path({str(mark)!r}).write_text('up'); print(sys.stdin.read())"
+    seen = []
+
+    def meanwhile() -> None:
+        for _ in range(1000):  # bounded: the program writes its mark at once
+            if mark.exists():
+                break
+            time.sleep(0.01)
+        seen.append(mark.read_text())
+
+    result = process.run([PYTHON, "-c", program], stdin="input", timeout=60, meanwhile=meanwhile)
+    assert seen == ["up"] and result.ok and result.stdout == "input\n"
+
+
+def test_a_failure_of_meanwhile_stops_the_program_and_is_raised(tmp_path):
+    def meanwhile() -> None:
+        raise ValueError("meanwhile failed")
+
+    with pytest.raises(ValueError, match="meanwhile failed"):
+        process.run([PYTHON, "-c", "import time; time.sleep(60)"], timeout=120, meanwhile=meanwhile)
+    (record,) = process.journal.records
+    assert record.returncode is None and record.stderr == "(interrupted)"
