@@ -431,7 +431,15 @@ def _locked(
             rollout = functools.partial(
                 environment.wait_ready, current.kubectl, env_id, env.name, timeout, hints.down, applied_at
             )
-        ready, _ = _reach(current, env, hints, base_uris, rollout=rollout, rollout_seconds=timeout)
+        ready, _ = _reach(
+            current,
+            env,
+            hints,
+            base_uris,
+            rollout=rollout,
+            rollout_seconds=timeout,
+            compose_early=existing is None and rollout is not None,
+        )
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
@@ -568,6 +576,10 @@ class _ReadyPod:
     document: dict[str, Any]
     forward: PortForward
     prepared: "_Prepared"
+    # a new environment's `docker compose up`, run while its rollout was confirmed (_reach): the ports it
+    # published, or its failure; and the pod's state when it began (what a failure is explained against)
+    composed: "list[docker.PublishedPort] | PreevyError | None" = None
+    before: "PodState | None" = None
 
 
 SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
@@ -582,6 +594,7 @@ def _reach(
     started: PortForward | None = None,
     rollout: Callable[[Callable[[dict[str, Any]], bool]], None] | None = None,
     rollout_seconds: float = 0,
+    compose_early: bool = False,
 ) -> tuple[_ReadyPod | None, Any]:
     """The environment's Ready pod read while, through a forward to its Docker server, the files are copied
     and the model stored (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
@@ -593,22 +606,31 @@ def _reach(
     rollout: the wait for the rollout of what was just applied (environment.wait_ready, given a function that
     sees each pod its looks read), before the pod is read: the work begins as soon as a look sees the pod's
     container run (_Sighting), during the wait, rather than after it; its failure is raised (rollout_seconds:
-    its bound, and so how long dockerd is waited for meanwhile)."""
+    its bound, and so how long dockerd is waited for meanwhile).
+    compose_early: a new environment's (its only pod is the one seen running): `docker compose up` follows
+    the copy at once, while the rollout is confirmed (the kubelet marks the pod Ready a probe period or more
+    after dockerd answers). What it did stands once the rollout succeeded and the Ready pod is the one it
+    ran in; otherwise _deploy does it all again there (or the rollout's failure is raised)."""
     forwards: list[PortForward] = [started] if started else []
     pod = f"{env.name}-0"  # a Deployment's pod (legacy) has no name known in advance
     deploy = None if env.legacy else _Deploy(current, env, pod, hints, base_uris)
     sighting = _Sighting(env) if rollout is not None else None
+
+    composed: list[list[docker.PublishedPort] | PreevyError] = []  # (at most one)
 
     def prepare() -> _Prepared | None:
         if deploy is None or (sighting is not None and not sighting.runs()):
             return None  # (a rollout that failed is raised by its step)
         seconds = SPECULATIVE_FORWARD_SECONDS + (rollout_seconds if sighting else 0)
         try:
-            return deploy.prepare(
+            prepared = deploy.prepare(
                 forwards, forward_seconds=seconds, say=False, given_up=sighting.given_up if sighting else None
             )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
+        if compose_early and sighting is not None and not sighting.failed:
+            composed.append(deploy.compose_early(forwards[0], prepared))
+        return prepared
 
     def ready_pod() -> dict[str, Any] | None:
         if rollout is not None and sighting is not None:
@@ -625,6 +647,11 @@ def _reach(
     wanted = result is not False and document is not None
     same = document is not None and (sighting is None or sighting.same_pod(document))
     if wanted and same and prepared is not None and document["metadata"]["name"] == pod:
+        if composed:
+            assert sighting is not None and sighting.seen is not None
+            return _ReadyPod(
+                document, forwards[0], prepared, composed[0], _pod_state_of(sighting.seen)
+            ), result
         return _ReadyPod(document, forwards[0], prepared), result
     for forward in forwards:
         forward.stop()
@@ -638,6 +665,7 @@ class _Sighting:
     def __init__(self, env: Environment):
         self.env = env
         self.uid: str | None = None  # of the pod seen running
+        self.seen: dict[str, Any] | None = None  # that pod, as the look read it
         self.failed = False
         self._running, self._ended = threading.Event(), threading.Event()
         self._settled = threading.Event()  # running, or ended
@@ -660,7 +688,7 @@ class _Sighting:
             return self._running.is_set()
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("name") == self.env.first_container and "running" in (status.get("state") or {}):
-                self.uid = pod["metadata"].get("uid")
+                self.uid, self.seen = pod["metadata"].get("uid"), pod
                 self._running.set()
                 self._settled.set()
         return self._running.is_set()
@@ -1080,8 +1108,8 @@ def _deploy(
         document = ready.document if attempt == 1 and ready else None
         document = document or environment.ready_pod_document(current.kubectl, env, hints.again)
         pod = str(document["metadata"]["name"])
-        before = _pod_state_of(document)
         reached = ready if attempt == 1 else None
+        before = reached.before if reached and reached.before else _pod_state_of(document)
         deploy = _Deploy(current, env, pod, hints, base_uris, reached)
         try:
             return deploy.run()
@@ -1157,12 +1185,18 @@ class _Deploy:
         project = _project(self.current)
         forwards: list[PortForward] = [self.reached.forward] if self.reached else []
         try:
+            composed = self.reached.composed if self.reached else None
             if self.reached:
                 prepared = self.reached.prepared
-                self._say_copy(prepared.stats, project)
+                if composed is None:
+                    self._say_copy(prepared.stats, project)
             else:
                 prepared = self.prepare(forwards)
             self.step = STEP_COMPOSE_UP
+            if isinstance(composed, PreevyError):
+                raise composed
+            if composed is not None:
+                return composed, prepared.stats
             return self._compose_up(forwards[0], project, prepared), prepared.stats
         except PreevyError:
             if forwards:
@@ -1225,6 +1259,18 @@ class _Deploy:
             self.step = failed_in.get(id(err), self.step)
             raise
         return _Prepared(model, agents, stats)
+
+    def compose_early(
+        self, docker_forward: PortForward, prepared: _Prepared
+    ) -> list[docker.PublishedPort] | PreevyError:
+        """`docker compose up` while the pod's rollout is still being confirmed (see _reach): the ports it
+        published, or its failure (raised by run(), once the rollout is known to have succeeded)."""
+        project = _project(self.current)
+        self._say_copy(prepared.stats, project)
+        try:
+            return self._compose_up(docker_forward, project, prepared)
+        except PreevyError as err:
+            return err
 
     def _say_copy(self, stats: filesync.SyncStats, project: compose.ComposeProject) -> None:
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
