@@ -225,8 +225,10 @@ def _lock_and_look(
     new: a new environment is expected (expect_new): then the look is the one under the lock, once the
     lock is held (_checked_objects looks no more): one read less, where the environment is new."""
 
+    foreseen_pod = None if new else f"{_instance_name(current, env_id)}-0"
+
     def look() -> None:
-        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new)
+        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new, foreseen_pod=foreseen_pod)
         # once every program of this step has started (imported beside them, these would hold up their start)
         _warm_imports()
 
@@ -252,8 +254,9 @@ def _warm_imports() -> None:
 
 class _EarlyForward:
     """A forward to the Docker server of the environment's pod, started as soon as the first look finds the
-    environment rolled out and Ready (before the rest of up knows whether it will be used: _reach takes it
-    when the environment is unchanged, else it is stopped)."""
+    environment rolled out and Ready, or before it to the pod an existing environment is expected to have
+    (before the rest of up knows whether it will be used: _reach takes it when the environment is unchanged,
+    else it is stopped)."""
 
     def __init__(self) -> None:
         self._forward: PortForward | None = None
@@ -262,10 +265,21 @@ class _EarlyForward:
         # the look made under the lock: the docker hosts (deleted ones too) and the instance names taken
         self.under_lock: tuple[list[Environment], set[str]] | None = None
 
-    def look(self, kubectl: Kubectl, profile_id: str, env_id: str, under_lock: bool = False) -> None:
+    def look(
+        self,
+        kubectl: Kubectl,
+        profile_id: str,
+        env_id: str,
+        under_lock: bool = False,
+        foreseen_pod: str | None = None,
+    ) -> None:
         """The first look, and the forward started when it found the environment Ready. Its failure is kept
         for found(): the steps beside it (the model, the lock) say theirs first, as they did.
-        under_lock: made once the lock is held, it reads what _checked_objects needs too."""
+        under_lock: made once the lock is held, it reads what _checked_objects needs too.
+        foreseen_pod: the pod an existing environment is expected to have (expect_new): its forward is begun
+        before the look (only a read: stopped unless the look finds that pod Ready)."""
+        if foreseen_pod is not None:
+            self._forward = docker.begin_forward(kubectl, foreseen_pod)
         try:
             if under_lock:
                 self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id)
@@ -273,12 +287,18 @@ class _EarlyForward:
             else:
                 self._found = environment.find(kubectl, profile_id, env_id)
         except Exception as err:  # noqa: BLE001 (raised by found())
+            self.stop()
             self._failure = err
             return
         live = _live(self._found)
         if len(live) == 1 and not live[0].legacy and _rolled_out_and_ready(live[0].statefulset):
             # begun only: it gets ready while the rest goes on (_Deploy.prepare waits for it)
-            self._forward = docker.begin_forward(kubectl, f"{live[0].name}-0")
+            pod = f"{live[0].name}-0"
+            if self._forward is None or self._forward.pod != pod:
+                self.stop()
+                self._forward = docker.begin_forward(kubectl, pod)
+        else:
+            self.stop()
 
     def found(self) -> list[Environment]:
         if self._failure is not None:
