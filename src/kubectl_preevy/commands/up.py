@@ -229,17 +229,16 @@ def _lock_and_look(
 
     def look() -> None:
         forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new, foreseen_pod=foreseen_pod)
-        # once every program of this step has started (imported beside them, these would hold up their start)
-        _warm_imports()
 
     def lock_then_look() -> None:
         env_lock.acquire(timeout)
         look()
+        _warm_imports()
 
     if new:
         parallel.together(lock_then_look, beside)
-    else:
-        parallel.together(look, lambda: env_lock.acquire(timeout), beside)
+    else:  # what comes after the look is imported while it runs (off the path from look to first write)
+        parallel.together(look, lambda: env_lock.acquire(timeout), beside, _warm_imports)
     return forwards.found()
 
 
@@ -642,13 +641,20 @@ def _reach(
         if deploy is None or (sighting is not None and not sighting.runs()):
             return None  # (a rollout that failed is raised by its step)
         seconds = SPECULATIVE_FORWARD_SECONDS + (rollout_seconds if sighting else 0)
+        early = compose_early and sighting is not None
         try:
             prepared = deploy.prepare(
-                forwards, forward_seconds=seconds, say=False, given_up=sighting.given_up if sighting else None
+                forwards,
+                forward_seconds=seconds,
+                say=False,
+                given_up=sighting.given_up if sighting else None,
+                store=not early,
             )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
-        if compose_early and sighting is not None and not sighting.failed:
+        if early:
+            if sighting is not None and sighting.failed:
+                return None  # (raised by its step; nothing was stored)
             composed.append(deploy.compose_early(forwards[0], prepared))
         return prepared
 
@@ -1233,10 +1239,11 @@ class _Deploy:
         forward_seconds: float | None = None,
         say: bool = True,
         given_up: Callable[[], bool] | None = None,
+        store: bool = True,
     ) -> _Prepared:
         """The copy at the same time as the forward's start and the model's store. The forward started is
         added to forwards (the caller stops it; one there already was begun, and is waited for). say=False:
-        the copy's lines are said by run()."""
+        the copy's lines are said by run(). store=False: the model is stored by compose_early."""
         project, kubectl = _project(self.current), self.current.kubectl
         if say:
             console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
@@ -1255,13 +1262,18 @@ class _Deploy:
 
         def start_forward() -> None:
             timeout = forward_seconds or docker.PING_TIMEOUT_SECONDS
+            container = self.env.first_container if given_up else None  # a pod just seen running (_Sighting)
             if forwards:  # begun by the first look: waited for here
                 docker.forward(kubectl, self.pod, timeout, begun=forwards[0], given_up=given_up)
             else:
-                forwards.append(docker.forward(kubectl, self.pod, timeout, given_up=given_up))
+                forwards.append(
+                    docker.forward(kubectl, self.pod, timeout, given_up=given_up, container=container)
+                )
 
         def forward_and_store() -> list[str]:
             step(STEP_FORWARD, start_forward)()
+            if not store:
+                return []
             port = forwards[0].local_ports[docker.DOCKER_PORT]
             return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
 
@@ -1284,13 +1296,19 @@ class _Deploy:
         self, docker_forward: PortForward, prepared: _Prepared
     ) -> list[docker.PublishedPort] | PreevyError:
         """`docker compose up` while the pod's rollout is still being confirmed (see _reach): the ports it
-        published, or its failure (raised by run(), once the rollout is known to have succeeded)."""
+        published, or its failure (raised by run(), once the rollout is known to have succeeded). The pod is a
+        new environment's: no container of Preevy's agent to keep, so the model is stored meanwhile."""
         project = _project(self.current)
         self._say_copy(prepared.stats, project)
+        current, env = self.current, self.env
         try:
-            return self._compose_up(docker_forward, project, prepared)
+            services, _ = parallel.together(
+                lambda: self._compose_up(docker_forward, project, prepared),
+                lambda: _store_model(current, env, self.pod, project.name, prepared.model),
+            )
         except PreevyError as err:
             return err
+        return list(services)
 
     def _say_copy(self, stats: filesync.SyncStats, project: compose.ComposeProject) -> None:
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
