@@ -52,13 +52,16 @@ def forward(
     timeout: float = PING_TIMEOUT_SECONDS,
     begun: PortForward | None = None,
     given_up: Callable[[], bool] | None = None,
+    container: str | None = None,
 ) -> PortForward:
     """A started forward to the pod's Docker server, once that answers `GET /_ping`.
 
     dockerd may still be starting (a custom template may have no readiness probe), and kubectl
     port-forward exits when a connection to the pod port fails: then it is started again.
     The caller stops the forward. begun: one begun_forward() started, waited for here. given_up: when it
-    says so, the wait for dockerd ends (PreevyError).
+    says so, the wait for dockerd ends (PreevyError). container: dockerd's (a pod just started): when it
+    does not answer yet, it is waited for inside the pod (answers_inside) while the forward starts again,
+    untouched until then; else (no such wait there) the forward is started again after a growing pause.
     """
     docker_forward = begun or PortForward(kubectl, pod, [(0, DOCKER_PORT)])
     deadline = time.monotonic() + timeout
@@ -77,6 +80,13 @@ def forward(
                     messages.DOCKER_NOT_ANSWERING.format(pod=pod, timeout=f"{timeout:g}s", error=error),
                     ExitCode.TIMEOUT,
                 )
+            if container is not None:
+                docker_forward.begin()  # (again: the refused connection ends the one running)
+                answered = answers_inside(kubectl, pod, container, deadline, given_up)
+                container = None  # once: should the forward still not reach it, as without
+                if answered:
+                    docker_forward.wait_started()
+                    continue
             time.sleep(delay)
             if not docker_forward.running:
                 docker_forward.start()
@@ -84,6 +94,35 @@ def forward(
     except BaseException:
         docker_forward.stop()
         raise
+
+
+# dockerd asked inside the pod (docker:dind has BusyBox's wget) every 50 ms until it answers; exit 3: no wget
+WAIT_INSIDE_SCRIPT = (
+    "command -v wget >/dev/null || exit 3; "
+    f"until wget -q -O /dev/null http://127.0.0.1:{DOCKER_PORT}/_ping 2>/dev/null; do sleep 0.05; done"
+)
+
+
+def answers_inside(
+    kubectl: Kubectl, pod: str, container: str, deadline: float, given_up: Callable[[], bool] | None
+) -> bool:
+    """Whether dockerd answered inside the pod (one exec, no port-forward: a refused connection through one
+    ends it) before the deadline, or given_up said so. False also where the pod cannot ask (no wget)."""
+    proc = kubectl.popen(
+        "exec", pod, "-c", container, "--", "sh", "-c", WAIT_INSIDE_SCRIPT,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline or (given_up is not None and given_up()):
+                return False
+            try:
+                proc.wait(0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        return proc.returncode == 0
+    finally:
+        process.stop(proc)
 
 
 def ping(port: int) -> str | None:

@@ -5,7 +5,7 @@ before it is Ready gets the copy again, as a first one (no retry said), with the
 import re
 import time
 
-from tests.e2e import connect, hello_project, http_get, preevy, remote, start, stop
+from tests.e2e import connect, hello_project, http_get, preevy, remote, run_until, start, stop
 
 MODEL = "/var/lib/preevy/projects/hello/docker-compose.yaml"
 
@@ -49,6 +49,40 @@ def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespac
     served = connect(flags, project, env, services=2)
     try:
         assert http_get(served.urls["web"]) == b"<p>changed while the pod was replaced</p>\n"
+    finally:
+        stop(served.proc)
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_new_environment_runs_its_services_while_the_pod_is_confirmed_ready(
+    kubesim, namespace, env, tmp_path
+):
+    """`docker compose up` follows the copy at once (the kubelet marks the pod Ready a probe period or more
+    after dockerd answers): the services start while the pod is held unready, and up ends once it is Ready."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["--id", "early", "-n", namespace]
+    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
+    found = re.search(r"kind: StatefulSet\nmetadata:\n(?:  .*\n)*?  name: (\S+)", manifest)
+    assert found, manifest
+    pod = f"{found.group(1)}-0"
+    kubesim.hold_unready(namespace, pod)  # the rollout waits until released
+    ready_when_started: list[str] = []
+
+    def release(_) -> None:
+        ready_when_started.append(
+            kubesim.kubectl("get", "pod", pod, "-n", namespace,
+                            "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout
+        )  # fmt: skip
+        kubesim.hold_unready(namespace, pod, hold=False)
+
+    result = run_until(
+        ["up", *flags, "--timeout", "180s"], " Container hello-web-1  Started", project, env, release
+    )
+    assert result.returncode == 0, result.stderr
+    assert ready_when_started == ["False"], result.stderr
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
     finally:
         stop(served.proc)
     preevy("down", *flags, cwd=project, env=env, check=True)

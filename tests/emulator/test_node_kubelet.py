@@ -491,6 +491,36 @@ def test_crashing_container_restarts_with_backoff(kubesim, namespace):
     assert kubesim.kubectl("logs", "-n", namespace, "crash").stdout == "crashing\n"
 
 
+def test_a_first_exit_restarts_at_once_and_the_next_ones_back_off(kubesim, namespace):
+    """As the kubelet's doBackOff: no back-off entry before the first exit, so no CrashLoopBackOff then."""
+    _apply(kubesim, namespace, pod_manifest("twice", [container(command=("sh", "-c", "sleep 5; exit 3"))]))
+    restarted = _until(
+        lambda: (
+            (s := _container_status(_pod(kubesim, namespace, "twice"), "main"))
+            and s["restartCount"] == 1
+            and "running" in s["state"]
+            and s
+        ),
+        timeout=20,
+        what="a restart",
+    )
+    assert restarted["lastState"]["terminated"]["exitCode"] == 3
+    events = kubesim.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=twice",
+        "-o", "jsonpath={range .items[*]}{.reason}={.count} {end}",
+    ).stdout.split()  # fmt: skip
+    counts = {reason: int(count or 1) for reason, count in (e.split("=") for e in events)}
+    assert "BackOff" not in counts and counts["Started"] == 2, events
+    _until(
+        lambda: (
+            (s := _container_status(_pod(kubesim, namespace, "twice"), "main"))
+            and s["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+        ),
+        timeout=20,
+        what="the second exit's back-off",
+    )
+
+
 def test_restart_policy_never_and_onfailure(kubesim, namespace):
     _apply(kubesim, namespace, pod_manifest("once", [container(command=("true",))], restartPolicy="Never"))
     _apply(

@@ -53,8 +53,9 @@ How a pod runs
   failureThreshold are honoured; the first probe runs right after start + initialDelay.
   Without a readiness probe a container is ready once started. A (namespace, pod) in
   `cluster.faults.unready` keeps the pod's Ready condition False (checked every 0.2 s).
-* Restarts: restartPolicy Always/OnFailure/Never; back-off 1 s, 2 s, 4 s ... capped at 30 s
-  (reset after 60 s of running), shown as waiting CrashLoopBackOff with lastState terminated
+* Restarts: restartPolicy Always/OnFailure/Never; the first exit restarts at once (the kubelet's
+  doBackOff), later ones after a back-off of 1 s, 2 s, 4 s ... capped at 30 s (the kubelet's starts at
+  10 s; reset after 60 s of running), shown as waiting CrashLoopBackOff with lastState terminated
   and restartCount. Phase: Pending until the holder is up and init containers completed,
   Running, or Succeeded/Failed once no container will run again (OnFailure/Never).
 * Status (written only when it changed): phase, conditions PodScheduled, Initialized,

@@ -1,9 +1,10 @@
 """One container of a pod on the kubesim node: its instances, restarts, probes, state and events.
 
 A `Container` starts an instance in the pod's sandbox (node_sandbox.Holder), waits for it to
-exit, records the exit (state terminated), and restarts it per restartPolicy after a back-off
-(1 s, 2 s, 4 s ... capped at 30 s, reset after 60 s of running), shown as waiting
-CrashLoopBackOff with the exit moved to lastState. While an instance of a regular container
+exit, records the exit (state terminated), and restarts it per restartPolicy: at once after its first exit (as the
+kubelet does), then after a back-off (1 s, 2 s, 4 s ... capped at 30 s, reset after 60 s of
+running; the kubelet's starts at 10 s), shown as waiting CrashLoopBackOff with the exit moved to
+lastState. While an instance of a regular container
 runs, its startup, readiness and liveness probes run (node_probes.py); a failed liveness or
 startup probe kills the instance (SIGTERM, SIGKILL after the grace period). Every state change
 calls `pod.changed()` (the pod then rewrites its status, node_status.py). The events a real
@@ -158,13 +159,22 @@ class Container:
         ran_for = time.monotonic() - inst.started_mono if inst is not None else 0.0
         if ran_for >= BACKOFF_RESET_AFTER:
             self._backoff = 0.0
-        self._backoff = BACKOFF_FIRST if not self._backoff else min(BACKOFF_CAP, self._backoff * 2)
+        if inst is not None and not self._backoff:
+            # the kubelet restarts a container that exited at once the first time: its back-off entry is made
+            # then (kuberuntime_manager.go doBackOff: IsInBackOffSince is false without one, then Next)
+            self._backoff = BACKOFF_FIRST
+            if "terminated" in self.state:
+                self.update(last_state=self.state)
+            self.update(restart_count=self.restart_count + 1)
+            return
+        delay = self._backoff or BACKOFF_FIRST
+        self._backoff = min(BACKOFF_CAP, delay * 2)
         if "terminated" in self.state:
             pod = self.pod
             self.update(last_state=self.state)
             self.wait(
                 "CrashLoopBackOff",
-                f"back-off {self._backoff:g}s restarting failed container={self.name} "
+                f"back-off {delay:g}s restarting failed container={self.name} "
                 f"pod={pod.name}_{pod.namespace}({pod.uid})",
             )
             self.event(
@@ -173,7 +183,7 @@ class Container:
                 f"{pod.name}_{pod.namespace}({pod.uid})",
                 WARNING,
             )
-        await asyncio.sleep(self._backoff)
+        await asyncio.sleep(delay)
         if inst is not None:
             self.update(restart_count=self.restart_count + 1)
 

@@ -225,19 +225,20 @@ def _lock_and_look(
     new: a new environment is expected (expect_new): then the look is the one under the lock, once the
     lock is held (_checked_objects looks no more): one read less, where the environment is new."""
 
+    foreseen_pod = None if new else f"{_instance_name(current, env_id)}-0"
+
     def look() -> None:
-        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new)
-        # once every program of this step has started (imported beside them, these would hold up their start)
-        _warm_imports()
+        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new, foreseen_pod=foreseen_pod)
 
     def lock_then_look() -> None:
         env_lock.acquire(timeout)
         look()
+        _warm_imports()
 
     if new:
         parallel.together(lock_then_look, beside)
-    else:
-        parallel.together(look, lambda: env_lock.acquire(timeout), beside)
+    else:  # what comes after the look is imported while it runs (off the path from look to first write)
+        parallel.together(look, lambda: env_lock.acquire(timeout), beside, _warm_imports)
     return forwards.found()
 
 
@@ -252,8 +253,9 @@ def _warm_imports() -> None:
 
 class _EarlyForward:
     """A forward to the Docker server of the environment's pod, started as soon as the first look finds the
-    environment rolled out and Ready (before the rest of up knows whether it will be used: _reach takes it
-    when the environment is unchanged, else it is stopped)."""
+    environment rolled out and Ready, or before it to the pod an existing environment is expected to have
+    (before the rest of up knows whether it will be used: _reach takes it when the environment is unchanged,
+    else it is stopped)."""
 
     def __init__(self) -> None:
         self._forward: PortForward | None = None
@@ -262,10 +264,21 @@ class _EarlyForward:
         # the look made under the lock: the docker hosts (deleted ones too) and the instance names taken
         self.under_lock: tuple[list[Environment], set[str]] | None = None
 
-    def look(self, kubectl: Kubectl, profile_id: str, env_id: str, under_lock: bool = False) -> None:
+    def look(
+        self,
+        kubectl: Kubectl,
+        profile_id: str,
+        env_id: str,
+        under_lock: bool = False,
+        foreseen_pod: str | None = None,
+    ) -> None:
         """The first look, and the forward started when it found the environment Ready. Its failure is kept
         for found(): the steps beside it (the model, the lock) say theirs first, as they did.
-        under_lock: made once the lock is held, it reads what _checked_objects needs too."""
+        under_lock: made once the lock is held, it reads what _checked_objects needs too.
+        foreseen_pod: the pod an existing environment is expected to have (expect_new): its forward is begun
+        before the look (only a read: stopped unless the look finds that pod Ready)."""
+        if foreseen_pod is not None:
+            self._forward = docker.begin_forward(kubectl, foreseen_pod)
         try:
             if under_lock:
                 self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id)
@@ -273,12 +286,18 @@ class _EarlyForward:
             else:
                 self._found = environment.find(kubectl, profile_id, env_id)
         except Exception as err:  # noqa: BLE001 (raised by found())
+            self.stop()
             self._failure = err
             return
         live = _live(self._found)
         if len(live) == 1 and not live[0].legacy and _rolled_out_and_ready(live[0].statefulset):
             # begun only: it gets ready while the rest goes on (_Deploy.prepare waits for it)
-            self._forward = docker.begin_forward(kubectl, f"{live[0].name}-0")
+            pod = f"{live[0].name}-0"
+            if self._forward is None or self._forward.pod != pod:
+                self.stop()
+                self._forward = docker.begin_forward(kubectl, pod)
+        else:
+            self.stop()
 
     def found(self) -> list[Environment]:
         if self._failure is not None:
@@ -431,7 +450,15 @@ def _locked(
             rollout = functools.partial(
                 environment.wait_ready, current.kubectl, env_id, env.name, timeout, hints.down, applied_at
             )
-        ready, _ = _reach(current, env, hints, base_uris, rollout=rollout, rollout_seconds=timeout)
+        ready, _ = _reach(
+            current,
+            env,
+            hints,
+            base_uris,
+            rollout=rollout,
+            rollout_seconds=timeout,
+            compose_early=existing is None and rollout is not None,
+        )
     services, stats = _deploy(current, env, env_id, timeout, hints, base_uris, ready)
     public = _route(current, env, env_id, exposure, services, existing, timeout)
     rows: list[dict[str, Any]] = _report(args, current, env_id, env, services, stats, public)["services"]
@@ -568,6 +595,10 @@ class _ReadyPod:
     document: dict[str, Any]
     forward: PortForward
     prepared: "_Prepared"
+    # a new environment's `docker compose up`, run while its rollout was confirmed (_reach): the ports it
+    # published, or its failure; and the pod's state when it began (what a failure is explained against)
+    composed: "list[docker.PublishedPort] | PreevyError | None" = None
+    before: "PodState | None" = None
 
 
 SPECULATIVE_FORWARD_SECONDS = 5.0  # a Ready pod's dockerd answers at once; else _deploy says why
@@ -582,6 +613,7 @@ def _reach(
     started: PortForward | None = None,
     rollout: Callable[[Callable[[dict[str, Any]], bool]], None] | None = None,
     rollout_seconds: float = 0,
+    compose_early: bool = False,
 ) -> tuple[_ReadyPod | None, Any]:
     """The environment's Ready pod read while, through a forward to its Docker server, the files are copied
     and the model stored (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
@@ -593,22 +625,38 @@ def _reach(
     rollout: the wait for the rollout of what was just applied (environment.wait_ready, given a function that
     sees each pod its looks read), before the pod is read: the work begins as soon as a look sees the pod's
     container run (_Sighting), during the wait, rather than after it; its failure is raised (rollout_seconds:
-    its bound, and so how long dockerd is waited for meanwhile)."""
+    its bound, and so how long dockerd is waited for meanwhile).
+    compose_early: a new environment's (its only pod is the one seen running): `docker compose up` follows
+    the copy at once, while the rollout is confirmed (the kubelet marks the pod Ready a probe period or more
+    after dockerd answers). What it did stands once the rollout succeeded and the Ready pod is the one it
+    ran in; otherwise _deploy does it all again there (or the rollout's failure is raised)."""
     forwards: list[PortForward] = [started] if started else []
     pod = f"{env.name}-0"  # a Deployment's pod (legacy) has no name known in advance
     deploy = None if env.legacy else _Deploy(current, env, pod, hints, base_uris)
     sighting = _Sighting(env) if rollout is not None else None
 
+    composed: list[list[docker.PublishedPort] | PreevyError] = []  # (at most one)
+
     def prepare() -> _Prepared | None:
         if deploy is None or (sighting is not None and not sighting.runs()):
             return None  # (a rollout that failed is raised by its step)
         seconds = SPECULATIVE_FORWARD_SECONDS + (rollout_seconds if sighting else 0)
+        early = compose_early and sighting is not None
         try:
-            return deploy.prepare(
-                forwards, forward_seconds=seconds, say=False, given_up=sighting.given_up if sighting else None
+            prepared = deploy.prepare(
+                forwards,
+                forward_seconds=seconds,
+                say=False,
+                given_up=sighting.given_up if sighting else None,
+                store=not early,
             )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
+        if early:
+            if sighting is not None and sighting.failed:
+                return None  # (raised by its step; nothing was stored)
+            composed.append(deploy.compose_early(forwards[0], prepared))
+        return prepared
 
     def ready_pod() -> dict[str, Any] | None:
         if rollout is not None and sighting is not None:
@@ -625,6 +673,11 @@ def _reach(
     wanted = result is not False and document is not None
     same = document is not None and (sighting is None or sighting.same_pod(document))
     if wanted and same and prepared is not None and document["metadata"]["name"] == pod:
+        if composed:
+            assert sighting is not None and sighting.seen is not None
+            return _ReadyPod(
+                document, forwards[0], prepared, composed[0], _pod_state_of(sighting.seen)
+            ), result
         return _ReadyPod(document, forwards[0], prepared), result
     for forward in forwards:
         forward.stop()
@@ -638,6 +691,7 @@ class _Sighting:
     def __init__(self, env: Environment):
         self.env = env
         self.uid: str | None = None  # of the pod seen running
+        self.seen: dict[str, Any] | None = None  # that pod, as the look read it
         self.failed = False
         self._running, self._ended = threading.Event(), threading.Event()
         self._settled = threading.Event()  # running, or ended
@@ -660,7 +714,7 @@ class _Sighting:
             return self._running.is_set()
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("name") == self.env.first_container and "running" in (status.get("state") or {}):
-                self.uid = pod["metadata"].get("uid")
+                self.uid, self.seen = pod["metadata"].get("uid"), pod
                 self._running.set()
                 self._settled.set()
         return self._running.is_set()
@@ -1080,8 +1134,8 @@ def _deploy(
         document = ready.document if attempt == 1 and ready else None
         document = document or environment.ready_pod_document(current.kubectl, env, hints.again)
         pod = str(document["metadata"]["name"])
-        before = _pod_state_of(document)
         reached = ready if attempt == 1 else None
+        before = reached.before if reached and reached.before else _pod_state_of(document)
         deploy = _Deploy(current, env, pod, hints, base_uris, reached)
         try:
             return deploy.run()
@@ -1157,12 +1211,18 @@ class _Deploy:
         project = _project(self.current)
         forwards: list[PortForward] = [self.reached.forward] if self.reached else []
         try:
+            composed = self.reached.composed if self.reached else None
             if self.reached:
                 prepared = self.reached.prepared
-                self._say_copy(prepared.stats, project)
+                if composed is None:
+                    self._say_copy(prepared.stats, project)
             else:
                 prepared = self.prepare(forwards)
             self.step = STEP_COMPOSE_UP
+            if isinstance(composed, PreevyError):
+                raise composed
+            if composed is not None:
+                return composed, prepared.stats
             return self._compose_up(forwards[0], project, prepared), prepared.stats
         except PreevyError:
             if forwards:
@@ -1179,10 +1239,11 @@ class _Deploy:
         forward_seconds: float | None = None,
         say: bool = True,
         given_up: Callable[[], bool] | None = None,
+        store: bool = True,
     ) -> _Prepared:
         """The copy at the same time as the forward's start and the model's store. The forward started is
         added to forwards (the caller stops it; one there already was begun, and is waited for). say=False:
-        the copy's lines are said by run()."""
+        the copy's lines are said by run(). store=False: the model is stored by compose_early."""
         project, kubectl = _project(self.current), self.current.kubectl
         if say:
             console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
@@ -1201,13 +1262,18 @@ class _Deploy:
 
         def start_forward() -> None:
             timeout = forward_seconds or docker.PING_TIMEOUT_SECONDS
+            container = self.env.first_container if given_up else None  # a pod just seen running (_Sighting)
             if forwards:  # begun by the first look: waited for here
                 docker.forward(kubectl, self.pod, timeout, begun=forwards[0], given_up=given_up)
             else:
-                forwards.append(docker.forward(kubectl, self.pod, timeout, given_up=given_up))
+                forwards.append(
+                    docker.forward(kubectl, self.pod, timeout, given_up=given_up, container=container)
+                )
 
         def forward_and_store() -> list[str]:
             step(STEP_FORWARD, start_forward)()
+            if not store:
+                return []
             port = forwards[0].local_ports[docker.DOCKER_PORT]
             return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
 
@@ -1225,6 +1291,24 @@ class _Deploy:
             self.step = failed_in.get(id(err), self.step)
             raise
         return _Prepared(model, agents, stats)
+
+    def compose_early(
+        self, docker_forward: PortForward, prepared: _Prepared
+    ) -> list[docker.PublishedPort] | PreevyError:
+        """`docker compose up` while the pod's rollout is still being confirmed (see _reach): the ports it
+        published, or its failure (raised by run(), once the rollout is known to have succeeded). The pod is a
+        new environment's: no container of Preevy's agent to keep, so the model is stored meanwhile."""
+        project = _project(self.current)
+        self._say_copy(prepared.stats, project)
+        current, env = self.current, self.env
+        try:
+            services, _ = parallel.together(
+                lambda: self._compose_up(docker_forward, project, prepared),
+                lambda: _store_model(current, env, self.pod, project.name, prepared.model),
+            )
+        except PreevyError as err:
+            return err
+        return list(services)
 
     def _say_copy(self, stats: filesync.SyncStats, project: compose.ComposeProject) -> None:
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
