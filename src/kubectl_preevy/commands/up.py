@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Hints:
+    """The commands an error line of this up names."""
+
     again: str  # the user's command line, to run it again
     down: str  # the `down` that removes this environment
 
@@ -1154,6 +1156,8 @@ def _deploy(
 
 @dataclasses.dataclass(frozen=True)
 class PodState:
+    """A pod as a step began: its uid and its containers' restarts (what a failure is explained against)."""
+
     uid: str
     restarts: dict[str, int]  # container -> restartCount
     exists: bool = True
