@@ -2,6 +2,7 @@
 container runs (issue 13). What was done there is used only in the pod that turns Ready: a pod replaced
 before it is Ready gets the copy again, as a first one (no retry said), with the files as they are then."""
 
+import pathlib
 import re
 import time
 
@@ -23,14 +24,31 @@ def wait_for(condition, what: str, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
-def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespace, env, tmp_path):
+def held_unready(kubesim, namespace: str, env, tmp_path, env_id: str) -> tuple[pathlib.Path, list[str], str]:
+    """A hello project, its flags, and the pod its environment will have (as `up --dry-run` names it), held
+    unready: the rollout waits until it is released."""
     project = hello_project(tmp_path / "hello")
-    flags = ["--id", "replaced", "-n", namespace]
+    flags = ["--id", env_id, "-n", namespace]
     manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
     found = re.search(r"kind: StatefulSet\nmetadata:\n(?:  .*\n)*?  name: (\S+)", manifest)
     assert found, manifest
     pod = f"{found.group(1)}-0"
-    kubesim.hold_unready(namespace, pod)  # the rollout waits until released
+    kubesim.hold_unready(namespace, pod)
+    return project, flags, pod
+
+
+def serves_then_down(project: pathlib.Path, flags: list[str], env, page: bytes) -> None:
+    """The environment's web service serves that page through `connect`; then `down` removes it."""
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == page
+    finally:
+        stop(served.proc)
+    preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespace, env, tmp_path):
+    project, flags, pod = held_unready(kubesim, namespace, env, tmp_path, "replaced")
     up = start(["up", *flags, "--timeout", "180s"], project, env)
     try:
         stored = lambda: remote(kubesim, namespace, pod, "test", "-f", MODEL, check=False).returncode == 0  # noqa: E731
@@ -46,12 +64,7 @@ def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespac
             stop(up)
     assert up.returncode == 0, stderr
     assert "trying once more" not in stderr, stderr
-    served = connect(flags, project, env, services=2)
-    try:
-        assert http_get(served.urls["web"]) == b"<p>changed while the pod was replaced</p>\n"
-    finally:
-        stop(served.proc)
-    preevy("down", *flags, cwd=project, env=env, check=True)
+    serves_then_down(project, flags, env, b"<p>changed while the pod was replaced</p>\n")
 
 
 def test_a_new_environment_runs_its_services_while_the_pod_is_confirmed_ready(
@@ -59,13 +72,7 @@ def test_a_new_environment_runs_its_services_while_the_pod_is_confirmed_ready(
 ):
     """`docker compose up` follows the copy at once (the kubelet marks the pod Ready a probe period or more
     after dockerd answers): the services start while the pod is held unready, and up ends once it is Ready."""
-    project = hello_project(tmp_path / "hello")
-    flags = ["--id", "early", "-n", namespace]
-    manifest = preevy("up", "--dry-run", *flags, cwd=project, env=env, check=True).stdout
-    found = re.search(r"kind: StatefulSet\nmetadata:\n(?:  .*\n)*?  name: (\S+)", manifest)
-    assert found, manifest
-    pod = f"{found.group(1)}-0"
-    kubesim.hold_unready(namespace, pod)  # the rollout waits until released
+    project, flags, pod = held_unready(kubesim, namespace, env, tmp_path, "early")
     ready_when_started: list[str] = []
 
     def release(_) -> None:
@@ -80,12 +87,7 @@ def test_a_new_environment_runs_its_services_while_the_pod_is_confirmed_ready(
     )
     assert result.returncode == 0, result.stderr
     assert ready_when_started == ["False"], result.stderr
-    served = connect(flags, project, env, services=2)
-    try:
-        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
-    finally:
-        stop(served.proc)
-    preevy("down", *flags, cwd=project, env=env, check=True)
+    serves_then_down(project, flags, env, (project / "site" / "index.html").read_bytes())
 
 
 def test_a_guess_of_new_or_existing_that_is_wrong_changes_nothing_but_the_order(
@@ -106,9 +108,4 @@ def test_a_guess_of_new_or_existing_that_is_wrong_changes_nothing_but_the_order(
                     "-l", "preevy.dev/env-id=guess", "--wait=true")  # fmt: skip
     made = preevy("up", *flags, cwd=project, env=env, check=True)
     assert f"creating environment guess in namespace {namespace}" in made.stderr, made.stderr
-    served = connect(flags, project, env, services=2)
-    try:
-        assert http_get(served.urls["web"]) == (project / "site" / "index.html").read_bytes()
-    finally:
-        stop(served.proc)
-    preevy("down", *flags, cwd=project, env=env, check=True)
+    serves_then_down(project, flags, env, (project / "site" / "index.html").read_bytes())
