@@ -282,3 +282,13 @@ def hello_environment(kubesim, base: pathlib.Path, env_id: str):
     finally:
         preevy("down", "-n", namespace, "--id", env_id, "--force", cwd=project, env=environ)
         kubesim.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def serves_then_down(project: pathlib.Path, flags: list[str], env: dict[str, str], page: bytes) -> None:
+    """The environment's web service serves that page through `connect`; then `down` removes it."""
+    served = connect(flags, project, env, services=2)
+    try:
+        assert http_get(served.urls["web"]) == page
+    finally:
+        stop(served.proc)
+    preevy("down", *flags, cwd=project, env=env, check=True)

@@ -2,7 +2,7 @@
 (an annotate at the resourceVersion seen). When the proof fails (the StatefulSet changed: Conflict), what
 was done meanwhile is redone by the full path: the files served are the new ones, the copy is said once."""
 
-from tests.e2e import connect, hello_project, http_get, preevy, remote, stop
+from tests.e2e import hello_project, preevy, remote, serves_then_down
 
 UP_TIMEOUT = 180
 # the API server's words when a write at an older resourceVersion meets a changed object
@@ -33,12 +33,7 @@ def test_a_conflict_after_the_speculative_copy_redoes_it_and_serves_the_new_file
     pod = next(line for line in lines if line.startswith("> copying files into")).split()[-1].split(":")[0]
     copied = remote(kubesim, namespace, pod, "cat", "/var/lib/preevy/projects/hello/relative/site/index.html")
     assert copied.stdout.encode() == page
-    connection = connect([*flags], project, env, services=2)
-    try:
-        assert http_get(connection.urls["web"]) == page
-    finally:
-        stop(connection.proc)
-    preevy("down", *flags, cwd=project, env=env, check=True)
+    serves_then_down(project, flags, env, page)
 
 
 def test_an_unchanged_environment_is_copied_to_before_compose_up(kubesim, namespace, env, tmp_path):

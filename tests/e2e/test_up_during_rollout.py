@@ -6,7 +6,7 @@ import pathlib
 import re
 import time
 
-from tests.e2e import connect, hello_project, http_get, preevy, remote, run_until, start, stop
+from tests.e2e import hello_project, preevy, remote, run_until, serves_then_down, start, stop
 
 MODEL = "/var/lib/preevy/projects/hello/docker-compose.yaml"
 
@@ -35,16 +35,6 @@ def held_unready(kubesim, namespace: str, env, tmp_path, env_id: str) -> tuple[p
     pod = f"{found.group(1)}-0"
     kubesim.hold_unready(namespace, pod)
     return project, flags, pod
-
-
-def serves_then_down(project: pathlib.Path, flags: list[str], env, page: bytes) -> None:
-    """The environment's web service serves that page through `connect`; then `down` removes it."""
-    served = connect(flags, project, env, services=2)
-    try:
-        assert http_get(served.urls["web"]) == page
-    finally:
-        stop(served.proc)
-    preevy("down", *flags, cwd=project, env=env, check=True)
 
 
 def test_a_pod_replaced_before_it_is_ready_gets_the_copy_again(kubesim, namespace, env, tmp_path):
