@@ -675,11 +675,9 @@ def _reach(
     wanted = result is not False and document is not None
     same = document is not None and (sighting is None or sighting.same_pod(document))
     if wanted and same and prepared is not None and document["metadata"]["name"] == pod:
-        if composed:
-            assert sighting is not None and sighting.seen is not None
-            return _ReadyPod(
-                document, forwards[0], prepared, composed[0], _pod_state_of(sighting.seen)
-            ), result
+        if composed:  # (begun once the pod was seen running, or once the rollout ended before any look did)
+            began = sighting.seen if sighting is not None and sighting.seen is not None else document
+            return _ReadyPod(document, forwards[0], prepared, composed[0], _pod_state_of(began)), result
         return _ReadyPod(document, forwards[0], prepared), result
     for forward in forwards:
         forward.stop()
