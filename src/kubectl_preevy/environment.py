@@ -164,23 +164,31 @@ def resource_name(api_version: str, kind: str) -> str:
 
 
 def find(
-    kubectl: Kubectl, profile_id: str, env_id: str, include_deleted: bool = False, legacy: bool = False
+    kubectl: Kubectl,
+    profile_id: str,
+    env_id: str,
+    include_deleted: bool = False,
+    legacy: bool = False,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Environment]:
     """The environment's docker-host StatefulSets, newest first (`preevy.dev/created-at`, as Preevy picks;
-    more than one only after concurrent ups of Preevy). legacy: docker-host Deployments too."""
+    more than one only after concurrent ups of Preevy). legacy: docker-host Deployments too. meanwhile: run
+    while the read runs (Kubectl.run)."""
     selector = naming.env_selector(
         profile_id, env_id, deleted=None if include_deleted else False, docker_host=True
     )
-    return _docker_hosts(kubectl, selector, legacy, include_deleted)
+    return _docker_hosts(kubectl, selector, legacy, include_deleted, meanwhile=meanwhile)
 
 
-def find_with_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> tuple[list[Environment], set[str]]:
+def find_with_instances(
+    kubectl: Kubectl, profile_id: str, env_id: str, meanwhile: Callable[[], object] | None = None
+) -> tuple[list[Environment], set[str]]:
     """In one read, the environment's docker-host StatefulSets, deleted ones too (newest first), and every
     instance name its objects still carry (those of a `down --no-wait` in progress, or an interrupted
     one, included). Types this identity may not list are passed over (it could not delete their objects
-    either)."""
+    either). meanwhile: run while the read runs (Kubectl.run)."""
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json")
+    result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json", meanwhile=meanwhile)
     if not result.ok and (
         permissions.other_errors(result.stderr)
         or not permissions.refused_requests(result.stderr)
@@ -230,20 +238,29 @@ def list_all(
 
 
 def _docker_hosts(
-    kubectl: Kubectl, selector: str, legacy: bool, include_deleted: bool, *flags: str
+    kubectl: Kubectl,
+    selector: str,
+    legacy: bool,
+    include_deleted: bool,
+    *flags: str,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Environment]:
     """legacy: Deployments too, unless listing them is forbidden (a Role made by `kubectl preevy rbac` has
     no Deployments: whoever holds only it cannot have made, nor delete, a legacy environment).
-    include_deleted False: those being deleted are passed over (the selector excludes those labelled so)."""
+    include_deleted False: those being deleted are passed over (the selector excludes those labelled so).
+    meanwhile: run while the first read runs."""
     items = None
     if legacy:
-        result = kubectl.run("get", DOCKER_HOST_TYPES, "-l", selector, *flags, "-o", "json")
+        result = kubectl.run(
+            "get", DOCKER_HOST_TYPES, "-l", selector, *flags, "-o", "json", meanwhile=meanwhile
+        )
+        meanwhile = None
         if result.ok:
             items = json.loads(result.stdout)["items"]
         elif not _LEGACY_FORBIDDEN.search(result.stderr):
             raise kubectl.error(result)
     if items is None:
-        items = kubectl.json("statefulsets.apps", "-l", selector, *flags)["items"]
+        items = kubectl.json("statefulsets.apps", "-l", selector, *flags, meanwhile=meanwhile)["items"]
     envs = [env for env in map(Environment, items) if include_deleted or not env.deleting]
     return sorted(envs, key=lambda env: env.created_at, reverse=True)
 

@@ -130,16 +130,21 @@ class Kubectl:
         stdin: str | bytes | None = None,
         timeout: float | None = API_CALL_TIMEOUT_SECONDS,
         retry_transient: bool | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> process.Result:
-        """Run kubectl; a failure becomes our one-line PreevyError."""
-        result = self.run(*args, stdin=stdin, timeout=timeout, retry_transient=retry_transient)
+        """Run kubectl; a failure becomes our one-line PreevyError. meanwhile: as run's."""
+        result = self.run(
+            *args, stdin=stdin, timeout=timeout, retry_transient=retry_transient, meanwhile=meanwhile
+        )
         if not result.ok:
             raise self.error(result)
         return result
 
-    def json(self, *args: str) -> dict[str, Any]:
-        """`kubectl get ARGS -o json`, parsed."""
-        document: dict[str, Any] = json.loads(self.check("get", *args, "-o", "json").stdout)
+    def json(self, *args: str, meanwhile: Callable[[], object] | None = None) -> dict[str, Any]:
+        """`kubectl get ARGS -o json`, parsed. meanwhile: as run's."""
+        document: dict[str, Any] = json.loads(
+            self.check("get", *args, "-o", "json", meanwhile=meanwhile).stdout
+        )
         return document
 
     def popen(self, *args: str, **popen_kwargs: Any) -> subprocess.Popen[bytes]:

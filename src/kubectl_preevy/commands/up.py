@@ -230,17 +230,18 @@ def _lock_and_look(
     foreseen_pod = None if new else f"{_instance_name(current, env_id)}-0"
 
     def look() -> None:
-        forwards.look(current.kubectl, current.profile.id, env_id, under_lock=new, foreseen_pod=foreseen_pod)
+        # what comes after the look is imported while its read runs (begun first: imports hold up a start)
+        kubectl, profile_id = current.kubectl, current.profile.id
+        forwards.look(kubectl, profile_id, env_id, new, foreseen_pod, meanwhile=_warm_imports)
 
     def lock_then_look() -> None:
         env_lock.acquire(timeout)
         look()
-        _warm_imports()
 
     if new:
         parallel.together(lock_then_look, beside)
-    else:  # what comes after the look is imported while it runs (off the path from look to first write)
-        parallel.together(look, lambda: env_lock.acquire(timeout), beside, _warm_imports)
+    else:
+        parallel.together(look, lambda: env_lock.acquire(timeout), beside)
     return forwards.found()
 
 
@@ -273,20 +274,22 @@ class _EarlyForward:
         env_id: str,
         under_lock: bool = False,
         foreseen_pod: str | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> None:
         """The first look, and the forward started when it found the environment Ready. Its failure is kept
         for found(): the steps beside it (the model, the lock) say theirs first, as they did.
         under_lock: made once the lock is held, it reads what _checked_objects needs too.
         foreseen_pod: the pod an existing environment is expected to have (expect_new): its forward is begun
-        before the look (only a read: stopped unless the look finds that pod Ready)."""
+        before the look (only a read: stopped unless the look finds that pod Ready). meanwhile: run while the
+        look's read runs."""
         if foreseen_pod is not None:
             self._forward = docker.begin_forward(kubectl, foreseen_pod)
         try:
             if under_lock:
-                self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id)
+                self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id, meanwhile)
                 self._found = _live(self.under_lock[0])
             else:
-                self._found = environment.find(kubectl, profile_id, env_id)
+                self._found = environment.find(kubectl, profile_id, env_id, meanwhile=meanwhile)
         except Exception as err:  # noqa: BLE001 (raised by found())
             self.stop()
             self._failure = err
