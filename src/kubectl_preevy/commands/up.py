@@ -280,16 +280,21 @@ class _EarlyForward:
         for found(): the steps beside it (the model, the lock) say theirs first, as they did.
         under_lock: made once the lock is held, it reads what _checked_objects needs too.
         foreseen_pod: the pod an existing environment is expected to have (expect_new): its forward is begun
-        before the look (only a read: stopped unless the look finds that pod Ready). meanwhile: run while the
-        look's read runs."""
-        if foreseen_pod is not None:
-            self._forward = docker.begin_forward(kubectl, foreseen_pod)
+        while the look reads (only a read: stopped unless the look finds that pod Ready). meanwhile: run while
+        the look's read runs."""
+
+        def while_looking() -> None:  # (the look's read started first: it is on the way to the first write)
+            if foreseen_pod is not None:
+                self._forward = docker.begin_forward(kubectl, foreseen_pod)
+            if meanwhile is not None:
+                meanwhile()
+
         try:
             if under_lock:
-                self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id, meanwhile)
+                self.under_lock = environment.find_with_instances(kubectl, profile_id, env_id, while_looking)
                 self._found = _live(self.under_lock[0])
             else:
-                self._found = environment.find(kubectl, profile_id, env_id, meanwhile=meanwhile)
+                self._found = environment.find(kubectl, profile_id, env_id, meanwhile=while_looking)
         except Exception as err:  # noqa: BLE001 (raised by found())
             self.stop()
             self._failure = err
@@ -653,7 +658,7 @@ def _reach(
                 forward_seconds=seconds,
                 say=False,
                 given_up=sighting.given_up if sighting else None,
-                store=not early,
+                look_for_agents=not early,
             )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
@@ -1244,11 +1249,12 @@ class _Deploy:
         forward_seconds: float | None = None,
         say: bool = True,
         given_up: Callable[[], bool] | None = None,
-        store: bool = True,
+        look_for_agents: bool = True,
     ) -> _Prepared:
-        """The copy at the same time as the forward's start and the model's store. The forward started is
-        added to forwards (the caller stops it; one there already was begun, and is waited for). say=False:
-        the copy's lines are said by run(). store=False: the model is stored by compose_early."""
+        """The copy at the same time as the forward's start and the look for Preevy's agent (_agents). The
+        forward started is added to forwards (the caller stops it; one there already was begun, and is waited
+        for). say=False: the copy's lines are said by run(). look_for_agents=False: a new environment's pod,
+        which has none."""
         project, kubectl = _project(self.current), self.current.kubectl
         if say:
             console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
@@ -1275,12 +1281,12 @@ class _Deploy:
                     docker.forward(kubectl, self.pod, timeout, given_up=given_up, container=container)
                 )
 
-        def forward_and_store() -> list[str]:
+        def forward_and_agents() -> list[str]:
             step(STEP_FORWARD, start_forward)()
-            if not store:
+            if not look_for_agents:
                 return []
             port = forwards[0].local_ports[docker.DOCKER_PORT]
-            return list(step(STEP_COMPOSE_UP, lambda: self._store(port, project, model))())
+            return list(step(STEP_COMPOSE_UP, lambda: self._agents(port, project, model))())
 
         def copy() -> filesync.SyncStats:
             stats = filesync.sync(kubectl, self.pod, self.env.first_container, project)
@@ -1291,7 +1297,7 @@ class _Deploy:
 
         try:
             # the forward is started in this thread: it must outlive the step (see parallel.py)
-            agents, stats = parallel.together(forward_and_store, step(STEP_COPY, copy))
+            agents, stats = parallel.together(forward_and_agents, step(STEP_COPY, copy))
         except PreevyError as err:
             self.step = failed_in.get(id(err), self.step)
             raise
@@ -1301,25 +1307,29 @@ class _Deploy:
         self, docker_forward: PortForward, prepared: _Prepared
     ) -> list[docker.PublishedPort] | PreevyError:
         """`docker compose up` while the pod's rollout is still being confirmed (see _reach): the ports it
-        published, or its failure (raised by run(), once the rollout is known to have succeeded). The pod is a
-        new environment's: no container of Preevy's agent to keep, so the model is stored meanwhile."""
+        published, or its failure (raised by run(), once the rollout is known to have succeeded)."""
         project = _project(self.current)
         self._say_copy(prepared.stats, project)
-        current, env = self.current, self.env
         try:
-            services, _ = parallel.together(
-                lambda: self._compose_up(docker_forward, project, prepared),
-                lambda: _store_model(current, env, self.pod, project.name, prepared.model),
-            )
+            return self._compose_up(docker_forward, project, prepared)
         except PreevyError as err:
             return err
-        return list(services)
 
     def _say_copy(self, stats: filesync.SyncStats, project: compose.ComposeProject) -> None:
         console.step(messages.SYNCING.format(pod=self.pod, directory=project.remote_dir))
         console.info(stats.summary())
 
     def _compose_up(
+        self, docker_forward: PortForward, project: compose.ComposeProject, prepared: _Prepared
+    ) -> list[docker.PublishedPort]:
+        """`docker compose up` while the model is stored in the pod (_store); the ports it published."""
+        services, _ = parallel.together(
+            lambda: self._compose_up_only(docker_forward, project, prepared),
+            lambda: self._store(project, prepared),
+        )
+        return list(services)
+
+    def _compose_up_only(
         self, docker_forward: PortForward, project: compose.ComposeProject, prepared: _Prepared
     ) -> list[docker.PublishedPort]:
         port = docker_forward.local_ports[docker.DOCKER_PORT]
@@ -1343,16 +1353,19 @@ class _Deploy:
                 raise docker.ComposeUpFailed(failed.code, self.hints.again, self.hints.down) from None
         return docker.published_ports(port, project.name)
 
-    def _store(self, port: int, project: compose.ComposeProject, model: dict[str, Any]) -> list[str]:
-        """The model kept in the pod before the services start (for day two and `wake`), with Preevy's agent
-        if it runs; the agent's containers (then kept: no --remove-orphans)."""
+    def _agents(self, port: int, project: compose.ComposeProject, model: dict[str, Any]) -> list[str]:
+        """The containers of Preevy's agent running in the pod (then kept: no --remove-orphans)."""
         agents = docker.preevy_agents(docker.containers(port, project.name), set(model.get("services") or {}))
         if agents:
             console.info(messages.PREEVY_AGENT_KEPT.format(containers=", ".join(agents)))
-        current, env = self.current, self.env
-        stored = _with_kept_agent(current, env, self.pod, project.name, model) if agents else model
-        _store_model(current, env, self.pod, project.name, stored)
         return agents
+
+    def _store(self, project: compose.ComposeProject, prepared: _Prepared) -> None:
+        """The model kept in the pod (for day two and `wake`), with Preevy's agent service if its containers
+        run (read from the model stored before, which this overwrites)."""
+        current, env, model = self.current, self.env, prepared.model
+        stored = _with_kept_agent(current, env, self.pod, project.name, model) if prepared.agents else model
+        _store_model(current, env, self.pod, project.name, stored)
 
     def _forward_problem(self, docker_forward: PortForward) -> str | None:
         """The forward dropped during compose up, or dockerd no longer answers through it."""
