@@ -96,10 +96,12 @@ def forward(
         raise
 
 
-# dockerd asked inside the pod (docker:dind has BusyBox's wget) every 50 ms until it answers; exit 3: no wget
+# dockerd asked inside the pod (docker:dind has BusyBox's wget) every 50 ms until it answers (every second
+# where sleep takes whole seconds only); exit 3: no wget
 WAIT_INSIDE_SCRIPT = (
     "command -v wget >/dev/null || exit 3; "
-    f"until wget -q -O /dev/null http://127.0.0.1:{DOCKER_PORT}/_ping 2>/dev/null; do sleep 0.05; done"
+    f"until wget -q -O /dev/null http://127.0.0.1:{DOCKER_PORT}/_ping 2>/dev/null; "
+    "do sleep 0.05 2>/dev/null || sleep 1; done"
 )
 
 
