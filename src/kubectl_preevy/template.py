@@ -11,6 +11,7 @@ import json
 import pathlib
 import re
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
     import yaml
 
     from kubectl_preevy.options import Options
+
+_importing_renderer = threading.Lock()
+
+
+def import_renderer() -> None:
+    """Jinja2's sandbox and YAML imported, by one thread at a time: two threads importing Jinja2's package
+    at once may see it partially initialized (an ImportError). `up` imports them ahead, beside its reads."""
+    with _importing_renderer:
+        import jinja2.exceptions
+        import jinja2.sandbox  # noqa: F401
+        import yaml  # noqa: F401
+
 
 OPTIONAL_VARIABLES = frozenset({"storageClass"})
 PVC_TYPE = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
@@ -193,6 +206,7 @@ def render_text(name: str, text: str, context: dict[str, Any]) -> str:
     others can edit), so reaching Python internals (`__globals__`, `__class__`, `os.system`...) or
     mutating the variables is refused, and nothing the template says runs on this machine.
     """
+    import_renderer()
     import jinja2
     import jinja2.exceptions
     import jinja2.sandbox

@@ -248,8 +248,7 @@ def _lock_and_look(
 def _warm_imports() -> None:
     """What the steps after the look import (the template's renderer, YAML), imported while it waits."""
     try:
-        import jinja2.sandbox  # noqa: F401
-        import yaml  # noqa: F401
+        template.import_renderer()
     except ImportError:
         pass  # said where it is needed
 
