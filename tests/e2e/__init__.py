@@ -292,3 +292,19 @@ def serves_then_down(project: pathlib.Path, flags: list[str], env: dict[str, str
     finally:
         stop(served.proc)
     preevy("down", *flags, cwd=project, env=env, check=True)
+
+
+def sleeping_docker_pod(kubesim, namespace: str, name: str, state_volume: bool = False) -> str:
+    """A Ready pod of the docker image (docker:dind's BusyBox userland) whose container `docker` only sleeps:
+    nothing listens on dockerd's port. state_volume: its /var/lib/preevy a volume (where the copy writes)."""
+    container: dict[str, object] = {"name": "docker", "image": "docker:27-dind", "command": ["sleep", "3600"]}
+    spec: dict[str, object] = {"terminationGracePeriodSeconds": 1, "containers": [container]}
+    if state_volume:
+        container["volumeMounts"] = [{"name": "state", "mountPath": "/var/lib/preevy"}]
+        spec["volumes"] = [{"name": "state", "emptyDir": {}}]
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    kubesim.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=60s", timeout=70
+    )
+    return name

@@ -3,7 +3,6 @@ BusyBox userland: the stream it chooses, and the files arriving byte for byte, w
 
 import hashlib
 import io
-import json
 import os
 import pathlib
 import tarfile
@@ -13,7 +12,7 @@ import pytest
 from kubectl_preevy import filesync
 from kubectl_preevy.compose import ComposeProject
 from kubectl_preevy.kubectl import Kubectl
-from tests.e2e import user_env
+from tests.e2e import sleeping_docker_pod, user_env
 
 POD = "copy-target"
 
@@ -21,28 +20,7 @@ POD = "copy-target"
 @pytest.fixture
 def pod(kubesim, namespace) -> str:
     """A pod of the docker image (BusyBox sh, tar, stat...) that only sleeps, its /var/lib/preevy a volume."""
-    spec = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": POD},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": "docker",
-                    "image": "docker:27-dind",
-                    "command": ["sleep", "3600"],
-                    "volumeMounts": [{"name": "state", "mountPath": "/var/lib/preevy"}],
-                }
-            ],
-            "volumes": [{"name": "state", "emptyDir": {}}],
-        },
-    }
-    kubesim.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
-    kubesim.kubectl(
-        "wait", "-n", namespace, "--for=condition=Ready", f"pod/{POD}", "--timeout=60s", timeout=70
-    )
-    return POD
+    return sleeping_docker_pod(kubesim, namespace, POD, state_volume=True)
 
 
 def project_with(tmp_path: pathlib.Path, files: dict[str, bytes]) -> ComposeProject:

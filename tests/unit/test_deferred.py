@@ -1,24 +1,11 @@
 """deferred.py: stand-ins for modules imported but not used on the hot paths; each is the real module at its
 first use, by whatever form of import. Each probe runs in a fresh interpreter (pytest imports them all)."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
-import kubectl_preevy
-
-SRC = pathlib.Path(kubectl_preevy.__file__).parents[1]
+from tests.unit.fresh import run_fresh
 
 
 def probe(code: str) -> list[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONPATH=str(SRC)),
-    ).stdout.split()
+    return run_fresh(code).split()
 
 
 def test_a_deferred_module_loads_at_its_first_use_by_any_form_of_import():

@@ -11,6 +11,7 @@ import pytest
 
 from kubectl_preevy import process
 from kubectl_preevy.errors import ExitCode, PreevyError
+from tests.unit.fresh import run_fresh
 
 PYTHON = sys.executable
 
@@ -186,14 +187,7 @@ def test_plumbum_is_loaded_without_urllib_request_which_still_works_when_used():
         "print(urllib.request.pathname2url('/a b'), Request.__name__, 'ssl' in sys.modules)\n"
         "import plumbum; print(plumbum.local.path('/x y').as_uri())\n"
     )
-    src = pathlib.Path(process.__file__).parents[1]
-    out = subprocess.run(
-        [PYTHON, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONPATH=str(src)),
-    ).stdout
+    out = run_fresh(probe)
     assert out.splitlines() == ["False False Deferred", "True type", "/a%20b Request True", "file:///x%20y"]
 
 
@@ -209,14 +203,7 @@ def test_loading_plumbum_starts_no_program():
         "from kubectl_preevy import process; process.command(['true'])\n"
         "import plumbum; print(started, plumbum.local.uname == os.uname().sysname)\n"
     )
-    src = pathlib.Path(process.__file__).parents[1]
-    out = subprocess.run(
-        [PYTHON, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONPATH=str(src)),
-    ).stdout
+    out = run_fresh(probe)
     assert out.split() == ["[]", "True"]
 
 

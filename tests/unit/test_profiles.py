@@ -8,8 +8,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 import types
 
 import pytest
@@ -17,6 +15,7 @@ import yaml
 
 from kubectl_preevy import cli, options, profiles
 from kubectl_preevy.errors import ExitCode, PreevyError
+from tests.unit.fresh import run_fresh
 
 UNREACHABLE_KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -39,7 +38,6 @@ def environ(tmp_path, monkeypatch):
     for name in ("PREEVY_PROFILE", "KUBE_CONTEXT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    import os
 
     return os.environ
 
@@ -123,7 +121,6 @@ def test_default_profile_of_a_dry_run_is_not_saved(environ, capsys):
 def test_default_profile_works_when_it_cannot_be_saved(environ, tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "file"))
-    import os
 
     assert profiles.load_profile(args(), os.environ).id == "default"
     assert "without saving it" in capsys.readouterr().err
@@ -382,15 +379,7 @@ def test_a_saved_profile_is_json_and_reads_back_without_yaml(environ, tmp_path):
         "import sys; from kubectl_preevy import profiles\n"
         f"p = profiles.LocalStore({dict(environ)!r}).load('ci'); print(p.id, 'yaml' in sys.modules)\n"
     )
-    src = pathlib.Path(profiles.__file__).parents[1]
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONPATH=str(src)),
-    ).stdout
-    assert out == "ci-ab12c False\n"
+    assert run_fresh(probe) == "ci-ab12c False\n"
 
 
 def test_a_profile_written_by_hand_in_yaml_still_reads(environ):

@@ -599,7 +599,7 @@ def _validation_error(
 @dataclasses.dataclass
 class _ReadyPod:
     """The Ready pod as just read, a forward to its Docker server already started, and what goes before
-    `docker compose up` already done through it (the copy, the model's store)."""
+    `docker compose up` already done through it (the copy, the look for Preevy's agent)."""
 
     document: dict[str, Any]
     forward: PortForward
@@ -625,7 +625,7 @@ def _reach(
     compose_early: bool = False,
 ) -> tuple[_ReadyPod | None, Any]:
     """The environment's Ready pod read while, through a forward to its Docker server, the files are copied
-    and the model stored (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
+    and Preevy's agent looked for (_Deploy.prepare), and `meanwhile` runs too (the proof that an unchanged environment
     is still the one seen: then nothing is known yet, and what is done meanwhile must be harmless if it turns
     out otherwise: the same files the full path copies, into the environment's own volume, under the lock).
     The pod, its forward and that work (None when any of it did not work out: _deploy does it all again, and
@@ -650,20 +650,20 @@ def _reach(
         if deploy is None or (sighting is not None and not sighting.runs()):
             return None  # (a rollout that failed is raised by its step)
         seconds = SPECULATIVE_FORWARD_SECONDS + (rollout_seconds if sighting else 0)
-        early = compose_early and sighting is not None
+        early = sighting if compose_early else None  # (compose_early comes with a rollout, so a sighting)
         try:
             prepared = deploy.prepare(
                 forwards,
                 forward_seconds=seconds,
                 say=False,
                 given_up=sighting.given_up if sighting else None,
-                look_for_agents=not early,
+                look_for_agents=early is None,
             )
         except PreevyError:
             return None  # done again by _deploy, which says why if it fails again
-        if early:
-            if sighting is not None and sighting.failed:
-                return None  # (raised by its step; nothing was stored)
+        if early is not None:
+            if early.failed:
+                return None  # (raised by its step)
             composed.append(deploy.compose_early(forwards[0], prepared))
         return prepared
 
