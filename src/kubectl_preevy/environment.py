@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubectl_preevy import console, diagnosis, messages, naming, permissions, process, retry
+from kubectl_preevy import console, messages, naming, permissions, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
-from kubectl_preevy.synccache import SyncCache
 
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
@@ -221,9 +220,11 @@ def list_all(
     include_deleted: bool = False,
     all_namespaces: bool = False,
     legacy: bool = False,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Environment]:
     """The environments of the profile (profile_id None: of every profile) in the namespace, or in every
-    namespace, newest first; legacy: docker-host Deployments too (Preevy before v0.0.60)."""
+    namespace, newest first; legacy: docker-host Deployments too (Preevy before v0.0.60). meanwhile: run while
+    the read runs (Kubectl.run)."""
     selector = ",".join(
         [
             naming.profile_selector(profile_id) if profile_id is not None else naming.LABEL_PROFILE_ID,
@@ -233,7 +234,12 @@ def list_all(
         ]
     )
     return _docker_hosts(
-        kubectl, selector, legacy, include_deleted, *(["--all-namespaces"] if all_namespaces else [])
+        kubectl,
+        selector,
+        legacy,
+        include_deleted,
+        *(["--all-namespaces"] if all_namespaces else []),
+        meanwhile=meanwhile,
     )
 
 
@@ -345,6 +351,8 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
     """Create or update the objects. Server-side apply updates in place (and is retried on transient
     errors: it is idempotent); what Kubernetes refuses to change in place (a StatefulSet's
     volumeClaimTemplates...) is reported, never deleted silently."""
+    from kubectl_preevy import diagnosis  # here: `ls` and `down` never need it (start-up)
+
     result = kubectl.run(*_apply_args(server_side, new), stdin=manifest)
     for warning in diagnosis.apply_warnings(result.stderr):
         console.warn(messages.APPLY_WARNING.format(warning=warning))
@@ -498,6 +506,8 @@ class _Watcher:
                 kubectl, statefulset, [pod] if pod else [], repaired
             ):
                 return None  # the crash-looping pod was the old template's: not a failure of this one
+        from kubectl_preevy import diagnosis
+
         found = diagnosis.true_failure(kubectl, name, self.since, pod=pod)
         if not found:
             return None
@@ -737,6 +747,8 @@ def delete(
     def forget() -> None:
         """What this machine kept of the docker host's copies goes with it (a hint only: never needed again),
         forgotten once kubectl has started (its digest's hashlib costs ~2.5 ms)."""
+        from kubectl_preevy.synccache import SyncCache
+
         SyncCache.forget_pod(kubectl.environ, kubectl.server_url, kubectl.namespace, f"{instance}-0")
 
     try:

@@ -3,14 +3,16 @@
 import argparse
 from typing import Any
 
-from kubectl_preevy import console, environment, lifetime, messages
+from kubectl_preevy import console, environment, messages
 from kubectl_preevy.commands import shared
 from kubectl_preevy.environment import Environment
 
 
 def run(args: argparse.Namespace) -> int:
     current = shared.load_run(args, project="none", check_namespace=False)
-    envs = environment.list_all(current.kubectl, current.profile.id, include_deleted=True, legacy=True)
+    envs = environment.list_all(
+        current.kubectl, current.profile.id, include_deleted=True, legacy=True, meanwhile=_import_lifetime
+    )
     if not envs:
         current.kubectl.namespace_exists()  # a missing namespace lists nothing: say it is missing
     if args.output != "table":
@@ -31,7 +33,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_lifetime() -> None:
+    """Imported while kubectl lists, not before: `ls` is mostly kubectl's own time (start-up)."""
+    from kubectl_preevy import lifetime  # noqa: F401
+
+
 def item(env: Environment) -> dict[str, Any]:
+    from kubectl_preevy import lifetime
+
     facts = lifetime.of(env.statefulset)
     return {
         "envId": env.env_id,
@@ -50,6 +59,8 @@ def item(env: Environment) -> dict[str, Any]:
 
 
 def table(envs: list[Environment]) -> str:
+    from kubectl_preevy import lifetime
+
     now = lifetime.now()
     rows = []
     for env in envs:

@@ -18,6 +18,7 @@ from kubectl_preevy import (
     cioutputs,
     compose,
     console,
+    diagnosis,  # noqa: F401  loaded here, before environment's watcher thread uses it
     docker,
     envid,
     environment,
