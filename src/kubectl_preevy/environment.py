@@ -5,18 +5,20 @@ its docker-host StatefulSet carries the env id, the creation time and the list o
 """
 
 import dataclasses
-import datetime
 import json
 import re
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubectl_preevy import console, messages, naming, permissions, process, retry
+from kubectl_preevy import console, messages, naming, process, retry
 from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl, duration
+
+if TYPE_CHECKING:  # datetime and permissions are imported where used: `ls` needs neither (start-up time)
+    import datetime
 
 FIELD_MANAGER = "kubectl-preevy"
 # Types deleted with every environment whatever its template says: the pods (so that `down`
@@ -39,16 +41,15 @@ POLL_SECONDS = 2.0  # between looks for a true failure while waiting
 # keep their pace (a container that exits is said as it was, once restarted)
 QUICK_LOOKS_AT = (0.3, 0.6, 1.0, 1.5)
 REASON_MAX_LENGTH = 300  # of the reason in the one-line `not ready` error
-_LEGACY_FORBIDDEN = re.compile(r'deployments\.apps is forbidden|cannot list resource "deployments"')
+# (these patterns are compiled at their first use, by re's cache: only a failure needs them)
+_LEGACY_FORBIDDEN = r'deployments\.apps is forbidden|cannot list resource "deployments"'
 # kubectl: the type is not in discovery (a CRD removed since the environment was made)
-_NOT_SERVED = re.compile(
+_NOT_SERVED = (
     r"the server doesn't have a resource type|no matches for kind|could not find the requested resource"
 )
 # a dry run refused by authorization or admission rather than by validation
-_REFUSED = re.compile(
-    r"\(Forbidden\)|is forbidden|exceeded quota|violates PodSecurity|admission webhook .* denied"
-)
-_IMMUTABLE = re.compile(r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)")
+_REFUSED = r"\(Forbidden\)|is forbidden|exceeded quota|violates PodSecurity|admission webhook .* denied"
+_IMMUTABLE = r"(Forbidden: updates to statefulset spec[^\n]*|field is immutable[^\n]*)"
 
 
 LEGACY_TYPES = ("deployments.apps", *LEFTOVER_TYPES)  # a docker-host Deployment (Preevy before v0.0.60)
@@ -186,6 +187,8 @@ def find_with_instances(
     instance name its objects still carry (those of a `down --no-wait` in progress, or an interrupted
     one, included). Types this identity may not list are passed over (it could not delete their objects
     either). meanwhile: run while the read runs (Kubectl.run)."""
+    from kubectl_preevy import permissions
+
     selector = naming.env_selector(profile_id, env_id, deleted=None)
     result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json", meanwhile=meanwhile)
     if not result.ok and (
@@ -263,7 +266,7 @@ def _docker_hosts(
         meanwhile = None
         if result.ok:
             items = json.loads(result.stdout)["items"]
-        elif not _LEGACY_FORBIDDEN.search(result.stderr):
+        elif not re.search(_LEGACY_FORBIDDEN, result.stderr):
             raise kubectl.error(result)
     if items is None:
         items = kubectl.json("statefulsets.apps", "-l", selector, *flags, meanwhile=meanwhile)["items"]
@@ -303,7 +306,7 @@ def validate(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -
         return
     _raise_immutable(result.stderr)
     detail = _one_line(_first_error(result.stderr), limit=REASON_MAX_LENGTH)
-    if _REFUSED.search(result.stderr):
+    if re.search(_REFUSED, result.stderr):
         raise PreevyError(messages.VALIDATION_REFUSED.format(detail=detail), ExitCode.REFUSED)
     error = kubectl.error(result)
     if error.exit_code != ExitCode.FAILURE:  # unreachable cluster, missing namespace...: already clear
@@ -328,15 +331,13 @@ def _only_missing_own_roles(stderr: str, manifest: str) -> bool:
         if isinstance(document, dict)
     }
     for line in errors:
-        missing = _MISSING_ROLE.search(line)
+        missing = re.search(_MISSING_ROLE, line)
         if not missing or (_ROLE_KINDS[missing.group(1)], missing.group(2)) not in roles:
             return False
     return True
 
 
-_MISSING_ROLE = re.compile(
-    r'is forbidden: (role|clusterrole)\.rbac\.authorization\.k8s\.io "([^"]+)" not found'
-)
+_MISSING_ROLE = r'is forbidden: (role|clusterrole)\.rbac\.authorization\.k8s\.io "([^"]+)" not found'
 _ROLE_KINDS = {"role": "Role", "clusterrole": "ClusterRole"}
 
 
@@ -363,7 +364,7 @@ def apply(kubectl: Kubectl, manifest: str, *, server_side: bool, new: bool) -> N
 
 
 def _raise_immutable(stderr: str) -> None:
-    immutable = _IMMUTABLE.search(stderr)
+    immutable = re.search(_IMMUTABLE, stderr)
     if immutable:
         raise ImmutableChange(immutable.group(1)[:200])
 
@@ -382,7 +383,7 @@ def wait_ready(
     name: str,
     timeout_seconds: float,
     cleanup_hint: str,
-    since: datetime.datetime | None = None,
+    since: "datetime.datetime | None" = None,
     on_pod: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """`kubectl rollout status` with a deadline; meanwhile, every POLL_SECONDS, a pod stuck on an older
@@ -390,7 +391,10 @@ def wait_ready(
     On timeout, why the pod is not ready.
     since: when the objects were applied (older events belong to another run).
     on_pod: given each pod a look reads; True once it wants no more (until then, more looks: QUICK_LOOKS_AT)."""
-    since = since or datetime.datetime.now(datetime.timezone.utc)
+    if since is None:
+        import datetime
+
+        since = datetime.datetime.now(datetime.timezone.utc)
     rollout = ("rollout", "status", f"statefulset/{name}", f"--timeout={duration(timeout_seconds)}")
     proc = kubectl.popen(*rollout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -446,7 +450,7 @@ class _Watcher:
         env_id: str,
         name: str,
         cleanup_hint: str,
-        since: datetime.datetime,
+        since: "datetime.datetime",
         on_pod: Callable[[dict[str, Any]], bool] | None = None,
     ):
         self.kubectl, self.proc, self.env_id, self.name = kubectl, proc, env_id, name
@@ -784,8 +788,10 @@ def _delete_served(
     release: _Release,
     meanwhile: Callable[[], object],
 ) -> None:
+    from kubectl_preevy import permissions
+
     result = _delete_types(kubectl, types, selector, wait, timeout_seconds, release, meanwhile)
-    if not result.ok and _NOT_SERVED.search(result.stderr):
+    if not result.ok and re.search(_NOT_SERVED, result.stderr):
         # kubectl resolves every type before it deletes anything: nothing was deleted
         served = _served(kubectl, types, selector)
         if not served:
@@ -822,10 +828,12 @@ def _delete_served(
 def _served(kubectl: Kubectl, types: list[str], selector: str) -> list[str]:
     """The types the cluster still serves (one may not be: a CRD removed since the environment was made),
     each asked alone; those it does not are said so."""
+    from kubectl_preevy import permissions
+
     served = []
     for kind in types:
         one = kubectl.run("get", kind, "-l", selector, "-o", "name")
-        if not one.ok and _NOT_SERVED.search(one.stderr):
+        if not one.ok and re.search(_NOT_SERVED, one.stderr):
             console.warn(messages.TYPE_NOT_SERVED.format(type=kind))
             continue
         if not one.ok and not permissions.refused_requests(one.stderr):
@@ -861,6 +869,8 @@ def _delete_types(
 def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
     """Instances that still have objects although their docker-host StatefulSet is gone. Types this
     identity may not list are passed over (it could not delete their objects either)."""
+    from kubectl_preevy import permissions
+
     selector = naming.env_selector(profile_id, env_id, deleted=None)
     result = kubectl.run(
         "get",

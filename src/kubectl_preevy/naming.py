@@ -35,8 +35,9 @@ ANNOTATION_KIND = "preevy.dev/kubernetes-kind"
 ANNOTATION_API_VERSION = "preevy.dev/kubernetes-api-version"
 ANNOTATION_ALL_TYPES = "preevy.dev/all-types"
 
-_RFC1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_RFC1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# (compiled at their first use, by re's cache: `ls` and `down` need neither before their first kubectl)
+_RFC1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_RFC1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
 
 def _utf16_units(text: str) -> str:
@@ -114,12 +115,12 @@ def normalize_env_id(value: str) -> str:
 
 def is_rfc1123_label(value: str) -> bool:
     """A valid namespace (or other DNS label) name: [a-z0-9-], alphanumeric ends, <= 63 chars."""
-    return len(value) <= MAX_LABEL_LENGTH and _RFC1123_LABEL.fullmatch(value) is not None
+    return len(value) <= MAX_LABEL_LENGTH and re.fullmatch(_RFC1123_LABEL, value) is not None
 
 
 def is_rfc1123_subdomain(value: str) -> bool:
     """A valid object name such as a StorageClass's: dot-separated DNS labels, <= 253 chars."""
-    return len(value) <= 253 and _RFC1123_SUBDOMAIN.fullmatch(value) is not None
+    return len(value) <= 253 and re.fullmatch(_RFC1123_SUBDOMAIN, value) is not None
 
 
 def env_selector(

@@ -96,7 +96,7 @@ class Connection:
     def from_args(cls, args: argparse.Namespace) -> "Connection":
         """The flags of args, validated (PreevyError USAGE)."""
         request_timeout = getattr(args, "request_timeout", None)
-        if request_timeout is not None and not _KUBECTL_TIMEOUT.fullmatch(request_timeout):
+        if request_timeout is not None and not re.fullmatch(_KUBECTL_TIMEOUT, request_timeout):
             raise PreevyError(messages.INVALID_REQUEST_TIMEOUT.format(value=request_timeout), ExitCode.USAGE)
         insecure = getattr(args, "insecure_skip_tls_verify", None)
         if insecure not in (None, "true", "false"):
@@ -131,8 +131,9 @@ class Connection:
         return flags
 
 
-# kubectl's --request-timeout: a number of seconds, or a Go duration (1s, 2m, 1h30m, 500ms).
-_KUBECTL_TIMEOUT = re.compile(r"\d+|(?:\d+(?:\.\d*)?(?:h|m|s|ms|us|µs|ns))+")
+# kubectl's --request-timeout: a number of seconds, or a Go duration (1s, 2m, 1h30m, 500ms). (This module's
+# patterns are compiled at their first use, by re's cache: most runs need none of them.)
+_KUBECTL_TIMEOUT = r"\d+|(?:\d+(?:\.\d*)?(?:h|m|s|ms|us|µs|ns))+"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +161,8 @@ class Options:
 
 # Go's time.ParseDuration, as kubectl reads --timeout: every number has its unit ("1h30" is refused);
 # days (`d`) only where asked (ttl, sleep-after).
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)"
+_DURATION = f"(?:{_DURATION_PART})+"
 _UNIT_SECONDS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -180,8 +181,8 @@ def duration_seconds(text: str, *, days: bool = False) -> float | None:
     value = text.strip() if text else ""
     if re.fullmatch(r"\d+(?:\.\d+)?", value):
         total = float(value)
-    elif _DURATION.fullmatch(value):
-        parts = _DURATION_PART.findall(value)
+    elif re.fullmatch(_DURATION, value):
+        parts = re.findall(_DURATION_PART, value)
         if not days and any(unit == "d" for _, unit in parts):
             return None
         total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)

@@ -189,7 +189,7 @@ def describe(group: str, resource: str, verbs: Sequence[str]) -> str:
     return f"{', '.join(verbs)} {name}{'/' + sub if sub else ''}"
 
 
-_REFUSED = re.compile(r'cannot (\S+) resource "([^"]+)" in API group "([^"]*)"')
+_REFUSED = r'cannot (\S+) resource "([^"]+)" in API group "([^"]*)"'  # compiled at its first use (re's cache)
 
 
 def other_errors(stderr: str) -> list[str]:
@@ -205,7 +205,7 @@ def refused_requests(stderr: str) -> list[str]:
     """What the API server's Forbidden errors in kubectl's output refused, e.g. `delete roles.rbac...`:
     one entry per verb and type, in order."""
     found = []
-    for verb, resource, group in _REFUSED.findall(stderr):
+    for verb, resource, group in re.findall(_REFUSED, stderr):
         text = describe(group, resource, [verb])
         if text not in found:
             found.append(text)
@@ -220,4 +220,4 @@ def refused_type(type_name: str, stderr: str) -> bool:
         resource, group = kind, rest
     else:  # Kind.version.group
         resource, group = plural(kind), rest.partition(".")[2]
-    return any((g, r) == (group, resource) for _, r, g in _REFUSED.findall(stderr))
+    return any((g, r) == (group, resource) for _, r, g in re.findall(_REFUSED, stderr))

@@ -11,6 +11,7 @@ signal, so that no child (port-forward, exec) outlives us even after SIGKILL.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -174,28 +175,51 @@ def command(argv: list[str]) -> "BoundCommand":
 _importing_plumbum = threading.Lock()
 
 
+# What plumbum's packages bind from the modules it is loaded without (see _import_plumbum):
+# (package, name there) -> (module, name in it). Each is served at its first use, from the real module.
+_PLUMBUM_UNLOADED = {
+    ("plumbum", "colors"): ("plumbum.colorlib", "ansicolors"),
+    ("plumbum", "BaseRemoteMachine"): ("plumbum.machines.remote", "BaseRemoteMachine"),
+    ("plumbum", "PuttyMachine"): ("plumbum.machines.ssh_machine", "PuttyMachine"),
+    ("plumbum", "SshMachine"): ("plumbum.machines.ssh_machine", "SshMachine"),
+    ("plumbum.machines", "BaseRemoteMachine"): ("plumbum.machines.remote", "BaseRemoteMachine"),
+    ("plumbum.machines", "RemoteCommand"): ("plumbum.machines.remote", "RemoteCommand"),
+    ("plumbum.machines", "PuttyMachine"): ("plumbum.machines.ssh_machine", "PuttyMachine"),
+    ("plumbum.machines", "SshMachine"): ("plumbum.machines.ssh_machine", "SshMachine"),
+}
+
+
 def _import_plumbum() -> None:
     """plumbum, without what it imports for features we never use (see deferred.py): urllib.request (with
     email, http.client and ssl: ~11 ms, a tenth of `ls`) only for LocalPath.as_uri, socket for SSH, pickle for
     daemons (~4 ms), traceback (with linecache, tokenize and textwrap: ~1.5 ms), which logging imports to print
-    a failed handler's exception, and its color library (~4 ms), which its __init__ binds as `plumbum.colors`:
-    that name is served at its first use instead (a module's __getattr__), from the real color library."""
+    a failed handler's exception, its color library (~4 ms) and its remote and SSH machines (~0.6 ms). What its
+    packages bind from those two (`plumbum.colors`, `plumbum.SshMachine`...) is served at its first use instead
+    (a module's __getattr__), from the real module: the same object plumbum would have bound."""
     _processor_not_asked()
-    deferred.defer("urllib.request", "socket", "pickle", "traceback", "plumbum.colorlib")
-    with deferred.placeholders("plumbum.colorlib", "ansicolors"):
-        import plumbum
-    if "colors" in vars(plumbum) and plumbum.colors is None:  # the placeholder: colorlib was not imported
-        del plumbum.colors
-        vars(plumbum)["__getattr__"] = _plumbum_colors
+    modules = sorted({module for module, _ in _PLUMBUM_UNLOADED.values()})
+    deferred.defer("urllib.request", "socket", "pickle", "traceback", *modules)
+    with contextlib.ExitStack() as placed:
+        for module in modules:
+            names = dict.fromkeys(name for m, name in _PLUMBUM_UNLOADED.values() if m == module)
+            placed.enter_context(deferred.placeholders(module, *names))
+        import plumbum  # noqa: F401
+    for package, name in _PLUMBUM_UNLOADED:
+        namespace = vars(sys.modules[package])
+        if name in namespace and namespace[name] is None:  # the placeholder: its module was not loaded
+            del namespace[name]
+            namespace["__getattr__"] = functools.partial(_served, package)
 
 
-def _plumbum_colors(name: str) -> Any:
-    """`plumbum.colors`, at its first use: the real color library's `ansicolors`, as plumbum binds it."""
-    if name != "colors":
-        raise AttributeError(f"module 'plumbum' has no attribute {name!r}")
-    colors = importlib.import_module("plumbum.colorlib").ansicolors
-    vars(sys.modules["plumbum"])["colors"] = colors
-    return colors
+def _served(package: str, name: str) -> Any:
+    """A name a plumbum package binds from a module it was loaded without, at its first use (`plumbum.colors`):
+    the real module's object, bound in the package from then on."""
+    if (package, name) not in _PLUMBUM_UNLOADED:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    module, attribute = _PLUMBUM_UNLOADED[package, name]
+    value = getattr(importlib.import_module(module), attribute)
+    vars(sys.modules[package])[name] = value
+    return value
 
 
 def _processor_not_asked() -> None:

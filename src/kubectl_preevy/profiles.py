@@ -31,8 +31,9 @@ CONFIGMAP_ID_KEY = "profile-id"
 CONFIGMAP_TEMPLATE_KEY = "template.yaml.njk"
 MAX_NAME_LENGTH = 40
 KUBECTL_TIMEOUT = 30
-_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_ID = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
+# (compiled at their first use, by re's cache: a run that names no profile needs neither)
+_NAME = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+_ID = r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?"
 
 
 @dataclasses.dataclass
@@ -57,20 +58,20 @@ class Profile:
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not re.fullmatch(_NAME, name):
         raise PreevyError(messages.INVALID_PROFILE_NAME.format(name=name), ExitCode.USAGE)
     return name
 
 
 def validate_id(profile_id: str) -> str:
-    if len(profile_id) > naming.MAX_LABEL_LENGTH or not _ID.fullmatch(profile_id):
+    if len(profile_id) > naming.MAX_LABEL_LENGTH or not re.fullmatch(_ID, profile_id):
         raise PreevyError(messages.INVALID_PROFILE_ID.format(id=profile_id), ExitCode.USAGE)
     return profile_id
 
 
 def _id_problem(profile_id: str) -> str | None:
     """Why a stored profile id is not valid (it goes into every object's labels), or None."""
-    if len(profile_id) > naming.MAX_LABEL_LENGTH or not _ID.fullmatch(profile_id):
+    if len(profile_id) > naming.MAX_LABEL_LENGTH or not re.fullmatch(_ID, profile_id):
         return f"invalid id {profile_id!r}: " + messages.WHY_PROFILE_ID
     return None
 
@@ -174,7 +175,9 @@ class LocalStore:
     def list(self) -> list[Profile]:
         if not self.profiles_dir.is_dir():
             return []
-        names = sorted(path.stem for path in self.profiles_dir.glob("*.yaml") if _NAME.fullmatch(path.stem))
+        names = sorted(
+            path.stem for path in self.profiles_dir.glob("*.yaml") if re.fullmatch(_NAME, path.stem)
+        )
         return [profile for profile in (self.load(name) for name in names) if profile]
 
     def current(self) -> str | None:
