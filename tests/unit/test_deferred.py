@@ -53,6 +53,25 @@ def test_plumbum_is_loaded_without_its_colors_which_still_work_when_used():
     ) == ["False", "ANSIStyle", "True", "True", "StyleFactory", "False", "ok"]
 
 
+def test_plumbum_is_loaded_without_its_remote_machines_which_are_plumbums_own_when_used():
+    """plumbum's packages bind its remote and SSH machines (`plumbum.SshMachine`): their modules are loaded
+    only when one is used, by attribute or by import, and every form gives the same class."""
+    assert probe(
+        "import sys; from kubectl_preevy import process; process.command(['true'])\n"
+        "names = ('plumbum.machines.remote', 'plumbum.machines.ssh_machine')\n"
+        "print(*(type(sys.modules[name]).__name__ for name in names))\n"
+        "import plumbum, plumbum.machines; ssh = plumbum.SshMachine\n"
+        "from plumbum.machines.ssh_machine import SshMachine, PuttyMachine\n"
+        "from plumbum.machines.remote import BaseRemoteMachine, RemoteCommand\n"
+        "import plumbum.machines.remote as remote\n"
+        "print(ssh is SshMachine is plumbum.machines.SshMachine, issubclass(SshMachine, BaseRemoteMachine))\n"
+        "print(plumbum.PuttyMachine is PuttyMachine, plumbum.BaseRemoteMachine is remote.BaseRemoteMachine)\n"
+        "print(plumbum.machines.RemoteCommand is RemoteCommand, hasattr(plumbum.machines, 'nothing'))\n"
+        "print(*(type(sys.modules[name]).__name__ for name in names))\n"
+        "print((plumbum.local['echo']['a b'] | plumbum.local['wc']['-c'])().strip())\n"
+    ) == ["Deferred", "Deferred", "True", "True", "True", "True", "True", "False", "module", "module", "4"]
+
+
 def test_plumbum_colors_imported_first_are_plumbums_own():
     assert probe(
         "from plumbum.colorlib import ansicolors\n"
@@ -72,6 +91,17 @@ def test_ls_and_down_import_no_inspect_and_it_works_when_used():
         "print(type(sys.modules['inspect']).__name__, 'ast' in sys.modules)\n"
         "import inspect; print(inspect.signature(lambda a: a), type(sys.modules['inspect']).__name__)\n"
     ) == ["Deferred", "False", "(a)", "module"]
+
+
+def test_ls_starts_its_listing_without_permissions_datetime_or_compiled_patterns_of_ours():
+    """What `ls` imports before its kubectl runs: no RBAC rule matching, no dates (lifetime is imported while
+    kubectl lists), and no pattern of ours compiled (re compiles each at its first use)."""
+    assert probe(
+        "import re, sys; from kubectl_preevy import cli; import kubectl_preevy.commands.ls\n"
+        "print('kubectl_preevy.permissions' in sys.modules, 'datetime' in sys.modules)\n"
+        "ours = [m for name, m in sys.modules.items() if name.startswith('kubectl_preevy.')]\n"
+        "print(len(ours) > 10, [n for m in ours for n, v in vars(m).items() if isinstance(v, re.Pattern)])\n"
+    ) == ["False", "False", "True", "[]"]
 
 
 def test_plumbum_is_imported_once_when_threads_run_their_first_programs_together():
