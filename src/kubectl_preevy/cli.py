@@ -6,6 +6,7 @@ unexpected exception is ExitCode.INTERNAL with its traceback in a log file (runl
 """
 
 import argparse
+import gc
 import importlib
 import io
 import os
@@ -584,7 +585,9 @@ def console_main() -> NoReturn:
     """The program's entry point: main(), then our output flushed and the process ended at once. The
     interpreter's own shutdown (tearing down every module: ~25 ms once plumbum and rich are loaded) does
     nothing a finished run needs: every file and temporary directory was closed by the `with` that opened
-    it, and every program we ran has ended (a daemon thread's would be killed by a normal exit too)."""
+    it, and every program we ran has ended (a daemon thread's would be killed by a normal exit too).
+    The cyclic garbage collector is off until the first program starts (see process.resume_collector)."""
+    gc.disable()
     try:
         code = main()
     except SystemExit as exit:  # argparse's --help and usage errors (their text is already written)
