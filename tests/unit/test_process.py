@@ -233,3 +233,21 @@ def test_a_failure_of_meanwhile_stops_the_program_and_is_raised(tmp_path):
         process.run([PYTHON, "-c", "import time; time.sleep(60)"], timeout=120, meanwhile=meanwhile)
     (record,) = process.journal.records
     assert record.returncode is None and record.stderr == "(interrupted)"
+
+
+def test_the_collector_is_off_through_start_up_and_on_again_once_the_first_program_started():
+    """console_main turns the cyclic garbage collector off; the first program started turns it on again,
+    with start-up's objects frozen (they live as long as the process). A collector someone else runs is left
+    alone, frozen nothing."""
+    assert run_fresh(
+        "import gc, sys; from kubectl_preevy import cli, process\n"
+        "def main():\n"
+        "    print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "    process.run(['true']); print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "    process.popen(['true']).wait(); return 0\n"
+        "cli.main = main; cli.console_main()\n"
+    ).split() == ["False", "False", "True", "True"]
+    assert run_fresh(
+        "import gc; from kubectl_preevy import process\n"
+        "process.run(['true']); print(gc.isenabled(), gc.get_freeze_count())\n"
+    ).split() == ["True", "0"]
