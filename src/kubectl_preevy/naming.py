@@ -5,7 +5,6 @@ packages/core/src/{strings,env-id}.ts. JavaScript regexes and `substring` work o
 units, so a character outside the BMP counts (and is replaced) twice: see `_utf16_units`.
 """
 
-import base64
 import json
 import math
 import re
@@ -62,7 +61,8 @@ def truncate_with_hash(text: str, max_length: int, hash_length: int = 4, separat
     """Preevy's truncateWithHash: too long => cut + `-` + the first alphanumerics of base64url(md5)."""
     if len(text) <= max_length:
         return text
-    import hashlib  # here: most commands never hash (its OpenSSL binding costs ~2 ms)
+    import base64  # here, as hashlib: most commands never hash (its OpenSSL binding costs ~2 ms)
+    import hashlib
 
     digest = base64.urlsafe_b64encode(hashlib.md5(text.encode()).digest()).decode()
     suffix = re.sub(r"[^a-zA-Z0-9]", "", digest)[:hash_length]
@@ -150,6 +150,7 @@ def template_hash(specs: list[dict[str, Any]]) -> str:
 
     specs are the rendered objects BEFORE environment metadata is added.
     """
+    import base64
     import hashlib
 
     digest = hashlib.sha1(stable_json(specs).encode()).digest()
