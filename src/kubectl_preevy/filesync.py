@@ -151,7 +151,7 @@ UNPACK_PART = (
 # ended well and the second one reached its last member (SPLIT_END), so a failed half is a failed copy.
 SPLIT_MIN_MEMBERS = 2000
 SPLIT_MIN_BYTES = 64 << 20
-SPLIT_WAIT_TENTHS = 300  # how long (0.1 s each) either side waits in the pod for the other to be there
+SPLIT_WAIT_TICKS = 1500  # how long (0.02 s each: 30 s) either side waits in the pod for the other to be there
 SPLIT_PREFIX = f"{STATE_DIR}/part-"
 
 
@@ -166,17 +166,17 @@ def split_unpack(fifo: str) -> str:
     return (
         "tar -xf - || { kill $b; exit 1; }; "
         f"n=0; while [ ! -e {fifo}.started ]; do "
-        f"[ $n -lt {SPLIT_WAIT_TENTHS} ] || {{ kill $b; exit 1; }}; n=$((n+1)); sleep 0.1; done; "
+        f"[ $n -lt {SPLIT_WAIT_TICKS} ] || {{ kill $b; exit 1; }}; n=$((n+1)); sleep 0.02; done; "
         f"wait $b && [ -e {fifo}.end ] || exit 1; rm -f {fifo} {fifo}.started {fifo}.end; "
     )
 
 
 def split_writer(remote_dir: str, fifo: str) -> str:
     """The second exec's command: its stdin into the FIFO, once that exists (opened before saying so)."""
-    return (
-        f"cd {shlex.quote(remote_dir)} || exit 1; n=0; until [ -p {fifo} ]; do "
-        f"[ $n -lt {SPLIT_WAIT_TENTHS} ] || exit 1; n=$((n+1)); sleep 0.1; done; "
-        f"exec 3>{fifo} && : > {fifo}.started && exec cat >&3"
+    return (  # started before the first stream's script ran: the directory may not exist yet
+        f'f={shlex.quote(remote_dir)}/{fifo}; n=0; until [ -p "$f" ]; do '
+        f"[ $n -lt {SPLIT_WAIT_TICKS} ] || exit 1; n=$((n+1)); sleep 0.02; done; "
+        'exec 3>"$f" && : > "$f.started" && exec cat >&3'
     )
 
 
@@ -691,7 +691,6 @@ def _apply(
         if tar is None or not _straight_into(pipe, compress):
             assert not split  # the script waits for the second stream: split only where tar writes
             return write_tar(pipe, members, sync_plan, compress, ahead[0] if ahead else b"")
-        second = (lambda: shell.shell.open(split_writer(remote_dir, fifo))) if split else None
         return _SystemTar(tar, members, sync_plan, local, roots, second, fifo).write(pipe, compress)
 
     def meanwhile() -> None:
@@ -733,7 +732,13 @@ def _apply(
 
     script = guard_part + DELETE_PART + unpack
     arguments = [remote_dir, *guard_args, *batches[-1]]
-    return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
+    # a split's second exec starts now: connected by the time the first stream's script answered
+    second = [shell.shell.open(split_writer(remote_dir, fifo))] if split else []
+    try:
+        return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
+    finally:
+        for opened in second:
+            opened.stop()  # ended already if the stream used it; else (refused, failed before) ended now
 
 
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
@@ -1117,10 +1122,10 @@ class _SystemTar:
         sync_plan: SyncPlan,
         local: dict[str, tuple[Entry, str]],
         roots: dict[str, pathlib.Path],
-        second: Callable[[], Opened] | None = None,
+        second: list[Opened] | None = None,
         fifo: str = "",
     ) -> None:
-        """second: opens the exec that writes into the pod's FIFO (split_writer), when the stream is split."""
+        """second: the exec that writes into the pod's FIFO (split_writer), when the stream is split."""
         self.tar, self.local = tar, local
         self.second, self.fifo = second, fifo
         self.record, self.written = dict(sync_plan.record), sync_plan.written
@@ -1148,7 +1153,7 @@ class _SystemTar:
             tar = tarfile.TarFile(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, dereference=False)  # type: ignore[arg-type]
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
-            if self.theirs or self.second is not None:  # a split's second stream is awaited in the pod
+            if self.theirs or self.second:  # a split's second stream is awaited in the pod
                 sink.flush()  # ours before tar's, in the same pipe
                 self._archive(sink.fileno(), sent)
             else:
@@ -1201,7 +1206,7 @@ class _SystemTar:
                     self.record[path] = entry._replace(size=CHANGED_SIZE)
                     sent.changed.append(path)
 
-        first, second = _halves(self.theirs) if self.second is not None else (self.theirs, [])
+        first, second = _halves(self.theirs) if self.second else (self.theirs, [])
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
@@ -1209,7 +1214,7 @@ class _SystemTar:
                 (view / root).symlink_to(real)
             (view / STATE_DIR).mkdir(parents=True)
             (view / STATE_DIR).chmod(0o755)  # the mark: the pod's own STATE_DIR, as mkdir -p made it there
-            beside = _Beside(self, view, second, read) if self.second is not None else None
+            beside = _Beside(self, view, second, read) if self.second else None
 
             def last(stderr: str) -> str:
                 if beside is not None:
@@ -1264,9 +1269,9 @@ class _Beside:
     def __init__(
         self, copy: "_SystemTar", view: pathlib.Path, members: list[str], read: Callable[[str], None]
     ) -> None:
-        assert copy.second is not None
+        assert copy.second
         self.end = f"{copy.fifo}.end"
-        self.opened = copy.second()
+        self.opened = copy.second[0]
         self.archived: list[tarstream.Archived] = []
         self.warnings = ""
         self.read_all = threading.Event()  # its members read (its mark went), or its tar ended
