@@ -74,6 +74,7 @@ GZIP_LEVEL = 1  # the tree travels once per change: fast beats small
 STREAM_PLAIN = "plain tar (the cluster is on this machine)"
 STREAM_PLAIN_CHOSEN = "plain tar (PREEVY_COPY_STREAM)"
 STREAM_GZIP = "tar.gz, level {level}"
+STREAM_SPLIT = "plain tar in 2 streams"
 STREAM_MEASURED = "{kind} (the link measured {rate}/s)"
 STREAM_VARIABLE = "PREEVY_COPY_STREAM"  # `tar` or `gzip`: the choice made by hand
 # A big copy (unless PREEVY_COPY_STREAM says) first measures the link, in the exec that unpacks: the pod says
@@ -141,8 +142,44 @@ UNPACK_PART = (
     "tar -xf - || exit 1; "
     'for a do case $a in i:*) a=${a#i:}; m=${a%%:*}; p=${a#*:}; s="' + INPLACE_DIR + '/$p"; '
     '[ ! -f "$s" ] || { cat "$s" > "$p" && chmod "$m" "$p" && touch -r "$s" "$p"; } || exit 1;; esac; done; '
-    f"{{ [ ! -e {INPLACE_DIR} ] || rm -rf {INPLACE_DIR}; }} && mv -f {RECORD_NEW} {RECORD} && rm -f {PENDING}"
+    f"{{ [ ! -e {INPLACE_DIR} ] || rm -rf {INPLACE_DIR}; }} && mv -f {RECORD_NEW} {RECORD} && "
+    f"rm -f {PENDING} {STATE_DIR}/part-*"  # and what a failed split left (split_start)
 )
+# A big plain stream (a fast link) is unpacked by two tars at once: one reads the session's stream, the other
+# a FIFO that a second exec writes into (a split). Creating thousands of files is what takes the pod's time on
+# a fast link (one tar: one core, one file at a time); the record is renamed into place only once both tars
+# ended well and the second one reached its last member (SPLIT_END), so a failed half is a failed copy.
+SPLIT_MIN_MEMBERS = 2000
+SPLIT_MIN_BYTES = 64 << 20
+SPLIT_WAIT_TICKS = 1500  # how long (0.02 s each: 30 s) either side waits in the pod for the other to be there
+SPLIT_PREFIX = f"{STATE_DIR}/part-"
+
+
+def split_start(fifo: str) -> str:
+    """Before the stream's tar: the FIFO made, its tar started in the background ($b)."""
+    return f"rm -f {SPLIT_PREFIX}* && mkfifo {fifo} || exit 1; tar -xf {fifo} & b=$!; "
+
+
+def split_unpack(fifo: str) -> str:
+    """UNPACK_PART's tar, then the background one's end: it ran from a writer that opened the FIFO
+    ({fifo}.started) and unpacked the whole part ({fifo}.end, its last member)."""
+    return (
+        "tar -xf - || { kill $b; exit 1; }; "
+        f"n=0; while [ ! -e {fifo}.started ]; do "
+        f"[ $n -lt {SPLIT_WAIT_TICKS} ] || {{ kill $b; exit 1; }}; n=$((n+1)); sleep 0.02; done; "
+        f"wait $b && [ -e {fifo}.end ] || exit 1; rm -f {fifo} {fifo}.started {fifo}.end; "
+    )
+
+
+def split_writer(remote_dir: str, fifo: str) -> str:
+    """The second exec's command: its stdin into the FIFO, once that exists (opened before saying so)."""
+    return (  # started before the first stream's script ran: the directory may not exist yet
+        f'f={shlex.quote(remote_dir)}/{fifo}; n=0; until [ -p "$f" ]; do '
+        f"[ $n -lt {SPLIT_WAIT_TICKS} ] || exit 1; n=$((n+1)); sleep 0.02; done; "
+        'exec 3>"$f" && : > "$f.started" && exec cat >&3'
+    )
+
+
 MAX_ARGS_BYTES = 64 * 1024
 MAX_GUARDS = 64
 # One exec carries a whole copy: its command (NEXT) reads a script from stdin (its length on a line, then
@@ -193,6 +230,7 @@ class SyncStats:
     stream: str = ""  # how the files travelled (STREAM_PLAIN or STREAM_GZIP), when any did
     measured: float | None = None  # the link's rate (bytes/s), when it was measured
     level: int = 0  # gzip's, 0: plain tar
+    streams: int = 1  # tar streams unpacked at once
 
     def summary(self) -> str:
         line = messages.SYNC_SUMMARY.format(
@@ -226,6 +264,7 @@ class Sent:
     rate: float | None = None  # bytes/s the link was measured at, when it was
     level: int = 0  # gzip's, 0: plain tar
     record: _Bytes = b""  # the record it ends with (RECORD_NEW), as written
+    streams: int = 1  # 2: split (SPLIT_MIN_MEMBERS)
     refused: bool = False  # the pod's copy was not as assumed (FRESH_PART, GUARD_PART): nothing was written
 
 
@@ -266,6 +305,9 @@ class Stream:
     # the system's GNU tar writes the members, when there is one: None, for a send of SYSTEM_TAR_MEMBERS or
     # more (a smaller one is written in-process: no tar process to start); True: always; False: never
     system_tar: bool | None = None
+    # two streams at once (SPLIT_MIN_MEMBERS): None, for a big plain send by GNU tar; True: for any send by
+    # GNU tar of two members or more, plain; False: never
+    split: bool | None = None
 
 
 def sync(
@@ -289,10 +331,13 @@ def sync(
 
 def describe_stream(local: bool, stats: SyncStats) -> str:
     gzipped = STREAM_GZIP.format(level=stats.level)
+    plain = STREAM_SPLIT if stats.streams > 1 else "plain tar"
     if stats.measured is not None:
-        kind = gzipped if stats.level else "plain tar"
+        kind = gzipped if stats.level else plain
         return STREAM_MEASURED.format(kind=kind, rate=human_size(int(stats.measured)))
-    return gzipped if stats.level else STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN
+    if stats.level:
+        return gzipped
+    return (STREAM_PLAIN if local else STREAM_PLAIN_CHOSEN).replace("plain tar", plain, 1)
 
 
 def choose_stream(local: bool, environ: Mapping[str, str]) -> Stream:
@@ -391,7 +436,9 @@ def _sync_in(
         if check and cached is not None
         else None
     )
-    (local, entries, planned), answer = parallel.together(scan_and_plan, meanwhile)
+    # a first copy from here is likely big, written by GNU tar: which tar this is, found meanwhile (~10 ms)
+    find_tar = tarstream.gnu_tar if cached is None and stream.system_tar is not False else None
+    (local, entries, planned), answer, _ = parallel.together(scan_and_plan, meanwhile, find_tar)
     if early and answer is not None:
         stream = dataclasses.replace(stream, measured=answer)
     if check and planned is not None and answer is not None:
@@ -434,6 +481,7 @@ def _stats(sync_plan: SyncPlan, local: dict[str, tuple[Entry, str]], sent: Sent)
         deleted=len(sync_plan.delete_files),
         measured=sent.rate,
         level=sent.level,
+        streams=sent.streams,
     )
 
 
@@ -641,8 +689,9 @@ def _apply(
 
     def write(pipe: IO[bytes], compress: int) -> Sent:
         if tar is None or not _straight_into(pipe, compress):
+            assert not split  # the script waits for the second stream: split only where tar writes
             return write_tar(pipe, members, sync_plan, compress, ahead[0] if ahead else b"")
-        return _SystemTar(tar, members, sync_plan, local, roots).write(pipe, compress)
+        return _SystemTar(tar, members, sync_plan, local, roots, second, fifo).write(pipe, compress)
 
     def meanwhile() -> None:
         if tar is None:
@@ -652,8 +701,21 @@ def _apply(
     probe = big and stream.measured is None
     rate = stream.measured if big else None
     level = _level_for(rate) if rate is not None else GZIP_LEVEL if stream.compress else 0
+    split = (
+        tar is not None
+        and not probe
+        and not level
+        and stream.split is not False
+        and len(members) >= 2
+        and (stream.split or len(members) >= SPLIT_MIN_MEMBERS or send_bytes >= SPLIT_MIN_BYTES)
+        and shell.opened.proc.stdin is not None
+        and _has_fileno(shell.opened.proc.stdin)
+    )
+    fifo = f"{SPLIT_PREFIX}{secrets.token_hex(6)}" if split else ""
     if probe:
         unpack = PROBE_PART + UNPACK_PART.replace("tar -xf", "tar -x${z}f")
+    elif split:
+        unpack = split_start(fifo) + UNPACK_PART.replace("tar -xf - || exit 1; ", split_unpack(fifo))
     else:
         unpack = UNPACK_PART.replace("tar -xf", "tar -xzf") if level else UNPACK_PART
     expected, guard_part, guard_args = guard or ("", "", [])
@@ -670,7 +732,13 @@ def _apply(
 
     script = guard_part + DELETE_PART + unpack
     arguments = [remote_dir, *guard_args, *batches[-1]]
-    return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
+    # a split's second exec starts now: connected by the time the first stream's script answered
+    second = [shell.shell.open(split_writer(remote_dir, fifo))] if split else []
+    try:
+        return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
+    finally:
+        for opened in second:
+            opened.stop()  # ended already if the stream used it; else (refused, failed before) ended now
 
 
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
@@ -1054,8 +1122,12 @@ class _SystemTar:
         sync_plan: SyncPlan,
         local: dict[str, tuple[Entry, str]],
         roots: dict[str, pathlib.Path],
+        second: list[Opened] | None = None,
+        fifo: str = "",
     ) -> None:
+        """second: the exec that writes into the pod's FIFO (split_writer), when the stream is split."""
         self.tar, self.local = tar, local
+        self.second, self.fifo = second, fifo
         self.record, self.written = dict(sync_plan.record), sync_plan.written
         self.planned = sync_plan.record
         self.dir_roots = {r: real for r, real in roots.items() if r in local and local[r][0].kind == "dir"}
@@ -1081,7 +1153,7 @@ class _SystemTar:
             tar = tarfile.TarFile(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, dereference=False)  # type: ignore[arg-type]
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
-            if self.theirs:
+            if self.theirs or self.second:  # a split's second stream is awaited in the pod
                 sink.flush()  # ours before tar's, in the same pipe
                 self._archive(sink.fileno(), sent)
             else:
@@ -1105,9 +1177,12 @@ class _SystemTar:
 
     def _archive(self, fd: int, sent: Sent) -> None:
         """GNU tar's members, read from a directory of links named as the roots are in the pod, then the
-        record, then the end of the archive."""
+        record, then the end of the archive. Split (self.second): half of them in a second stream, written by
+        a second GNU tar into a second exec, which the pod unpacks at the same time (split_unpack); the
+        record is written once both tars have read their members."""
         went: set[str] = set()
         local = self.local
+        noting = threading.Lock()  # a split's two listings are read in two threads
         # the record as planned, encoded while tar reads the files (sent if every member went so); started once
         # tar runs (the encoding holds the GIL: not while tar is being started)
         planned, ahead = self.planned, list[bytes]()
@@ -1116,18 +1191,22 @@ class _SystemTar:
         )
 
         def read(path: str) -> None:
-            if encoding.ident is None:
-                encoding.start()
+            with noting:
+                if encoding.ident is None:
+                    encoding.start()
             found = local.get(path)  # None: the mark
             if found is None:
                 return
-            went.add(path)
             entry, local_path = found
-            sent.bytes += entry.size  # the plan recorded it as sent: only a change is noted
-            if entry.kind == "file" and _changed_since(entry, local_path):
-                self.record[path] = entry._replace(size=CHANGED_SIZE)
-                sent.changed.append(path)
+            changed = entry.kind == "file" and _changed_since(entry, local_path)
+            with noting:
+                went.add(path)
+                sent.bytes += entry.size  # the plan recorded it as sent: only a change is noted
+                if changed:
+                    self.record[path] = entry._replace(size=CHANGED_SIZE)
+                    sent.changed.append(path)
 
+        first, second = _halves(self.theirs) if self.second else (self.theirs, [])
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
@@ -1135,26 +1214,41 @@ class _SystemTar:
                 (view / root).symlink_to(real)
             (view / STATE_DIR).mkdir(parents=True)
             (view / STATE_DIR).chmod(0o755)  # the mark: the pod's own STATE_DIR, as mkdir -p made it there
-            names = pathlib.Path(tmp, "names")
-            names.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in [*self.theirs, STATE_DIR]))
+            beside = _Beside(self, view, second, read) if self.second else None
 
             def last(stderr: str) -> str:
+                if beside is not None:
+                    stderr += beside.wait_read()
                 self._left_out(sent, went, stderr)
                 if encoding.ident is not None:
                     encoding.join()
                 as_planned = ahead and self.record == planned
                 sent.record = ahead[0] if as_planned else record_json(self.record, self.written)
-                descriptor = os.open(view / RECORD_NEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with open(descriptor, "wb") as record:
-                    record.write(sent.record)
-                return RECORD_NEW
+                return _written(view, RECORD_NEW, sent.record)
 
-            archived = tarstream.archive(self.tar, str(names), str(view), fd, STATE_DIR, read, last)
-        if archived.returncode == -signal.SIGPIPE:
-            raise BrokenPipeError  # the exec ended early: its exit code and stderr say why
-        if not archived.marked or RECORD_NEW not in archived.names:
-            error = _last_line(archived.stderr, "the record")
-            raise PreevyError(messages.FILE_SYNC_FAILED.format(error=error), ExitCode.FAILURE)
+            try:
+                _check_archived(self._tar(first, view, tmp, fd, read, last), RECORD_NEW, "the record")
+            except BaseException:
+                if beside is not None:
+                    beside.stop()
+                raise
+            if beside is not None:
+                sent.streams = 2
+                beside.finish()
+
+    def _tar(
+        self,
+        members: list[str],
+        view: pathlib.Path,
+        tmp: str,
+        fd: int,
+        read: Callable[[str], None],
+        last: Callable[[str], str],
+    ) -> tarstream.Archived:
+        names = tempfile.NamedTemporaryFile(dir=tmp, delete=False)  # noqa: SIM115 (closed below)
+        with names:
+            names.write(b"".join(os.fsencode(p) + b"\0" for p in [*members, STATE_DIR]))
+        return tarstream.archive(self.tar, names.name, str(view), fd, STATE_DIR, read, last)
 
     def _left_out(self, sent: Sent, went: set[str], stderr: str) -> None:
         """The members tar did not send: gone (left out of the record), or unreadable (the copy fails)."""
@@ -1166,6 +1260,84 @@ class _SystemTar:
                     messages.FILE_SYNC_FAILED.format(error=_last_line(stderr, path)), ExitCode.FAILURE
                 )
             self._note(sent, path, None)
+
+
+class _Beside:
+    """The second stream of a split copy (_SystemTar._archive): a second exec (split_writer), into which a
+    second GNU tar writes the other half of the members, in a thread, ending with the FIFO's end member."""
+
+    def __init__(
+        self, copy: "_SystemTar", view: pathlib.Path, members: list[str], read: Callable[[str], None]
+    ) -> None:
+        assert copy.second
+        self.end = f"{copy.fifo}.end"
+        self.opened = copy.second[0]
+        self.archived: list[tarstream.Archived] = []
+        self.warnings = ""
+        self.read_all = threading.Event()  # its members read (its mark went), or its tar ended
+        tmp = str(view.parent)
+
+        def last(stderr: str) -> str:
+            self.warnings = stderr
+            self.read_all.set()
+            return _written(view, self.end, b"")
+
+        def write() -> None:
+            stdin = self.opened.proc.stdin
+            assert stdin is not None
+            try:
+                self.archived.append(copy._tar(members, view, tmp, stdin.fileno(), read, last))
+            finally:
+                self.read_all.set()
+                _close_quietly(stdin)
+
+        self.thread = threading.Thread(target=write, daemon=True)
+        self.thread.start()
+
+    def wait_read(self) -> str:
+        """Once its tar has read its members (or ended): its warnings so far."""
+        self.read_all.wait()
+        return self.warnings
+
+    def stop(self) -> None:
+        self.opened.stop()
+        self.thread.join()
+
+    def finish(self) -> None:
+        """Its exec's end (kubectl's error, if it failed, says why), then whether its stream was whole."""
+        self.thread.join()
+        self.opened.finish()
+        _check_archived(self.archived[0] if self.archived else None, self.end, "the second stream")
+
+
+def _halves(members: list[str]) -> tuple[list[str], list[str]]:
+    """The members in two lists of about as many, each directory's files in one of them (two tars creating
+    files in one directory would wait for each other), in their order."""
+    by_directory: dict[str, list[str]] = {}
+    for member in members:
+        by_directory.setdefault(os.path.dirname(member), []).append(member)
+    first: list[str] = []
+    second: list[str] = []
+    for group in by_directory.values():
+        (first if len(first) <= len(second) else second).extend(group)
+    return first, second
+
+
+def _written(view: pathlib.Path, name: str, data: bytes) -> str:
+    """A member tar sends last (its name), written under the view now."""
+    descriptor = os.open(view / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "wb") as member:
+        member.write(data)
+    return name
+
+
+def _check_archived(archived: "tarstream.Archived | None", last: str, what: str) -> None:
+    """A tar stream that ended early or without its last member: the copy failed."""
+    if archived is not None and archived.returncode == -signal.SIGPIPE:
+        raise BrokenPipeError  # the exec ended early: its exit code and stderr say why
+    if archived is None or not archived.marked or last not in archived.names:
+        error = _last_line(archived.stderr if archived else "", what)
+        raise PreevyError(messages.FILE_SYNC_FAILED.format(error=error), ExitCode.FAILURE)
 
 
 def _changed_since(entry: Entry, local_path: str) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from kubectl_preevy import filesync
 from kubectl_preevy.compose import ComposeProject
+from kubectl_preevy.errors import ExitCode, PreevyError
 from kubectl_preevy.kubectl import Kubectl
 from tests.e2e import sleeping_docker_pod, user_env
 
@@ -138,3 +139,60 @@ def test_a_first_copy_measures_a_slow_link_while_its_files_are_scanned(
     assert stats.stream.startswith("tar.gz, level 6 (the link measured ")
     assert probes == []  # measured while scanning, not in the exec that unpacks
     assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+
+
+def many_files_project(tmp_path: pathlib.Path, directories: int, per_directory: int) -> ComposeProject:
+    files = {
+        f"d{d:02d}/f{n:03d}.txt": b"file %d of directory %d\n" % (n, d) * (1 + n % 7)
+        for d in range(directories)
+        for n in range(per_directory)
+    }
+    return project_with(tmp_path, files)
+
+
+def state_dir_in_pod(kubesim, namespace: str) -> list[str]:
+    listing = kubesim.kubectl(
+        "exec", "-n", namespace, POD, "-c", "docker", "--",
+        "ls", "-A", "/var/lib/preevy/projects/copytest/.preevy-sync",
+    ).stdout  # fmt: skip
+    return sorted(listing.split())
+
+
+def test_a_big_first_copy_is_unpacked_by_two_tars_at_once(kubesim, namespace, pod, tmp_path):
+    env = user_env(kubesim, tmp_path / "config")
+    kubectl = Kubectl(None, None, namespace, env)
+    project = many_files_project(tmp_path, directories=25, per_directory=90)  # 2,250 files: past SPLIT_MIN
+    stats = filesync.sync(kubectl, pod, "docker", project)
+    assert stats.files == 25 * 90
+    assert stats.stream == "plain tar in 2 streams (the cluster is on this machine)"
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+    assert state_dir_in_pod(kubesim, namespace) == ["record"]  # no FIFO, no pending list left
+
+    stats = filesync.sync(kubectl, pod, "docker", project)
+    assert stats.files == 0  # the record says what both halves wrote
+
+
+def test_a_split_copy_whose_second_exec_fails_records_nothing_and_the_next_copy_completes(
+    kubesim, namespace, pod, tmp_path, monkeypatch
+):
+    env = user_env(kubesim, tmp_path / "config")
+    kubectl = Kubectl(None, None, namespace, env)
+    # 120 files: GNU tar writes them (past SYSTEM_TAR_MEMBERS)
+    project = many_files_project(tmp_path, directories=4, per_directory=30)
+    monkeypatch.setattr(filesync, "SPLIT_MIN_MEMBERS", 10)
+    monkeypatch.setattr(filesync, "split_writer", lambda remote_dir, fifo: "echo refused >&2; exit 3")
+    with pytest.raises(PreevyError) as failed:
+        filesync.sync(kubectl, pod, "docker", project)
+    assert failed.value.exit_code == ExitCode.FAILURE
+    assert str(failed.value).startswith(
+        "copying files into the pod failed: command terminated with exit code 3"
+    )
+    assert "\n" not in str(failed.value)
+    listing = state_dir_in_pod(kubesim, namespace)
+    assert "record" not in listing and "pending" in listing  # the next copy knows what may be ours
+
+    monkeypatch.undo()
+    stats = filesync.sync(kubectl, pod, "docker", project)
+    assert stats.files > 0 and stats.files + stats.unchanged == 4 * 30  # what the first half wrote is adopted
+    assert tree_in_pod(kubesim, namespace) == local_tree(tmp_path / "project" / "data")
+    assert state_dir_in_pod(kubesim, namespace) == ["record"]

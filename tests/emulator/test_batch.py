@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -9,6 +10,12 @@ import yaml
 
 from tests.emulator.test_node_kubelet import _until
 from tests.kubesim import cron
+
+UTC = datetime.timezone.utc
+
+
+def _ts(t: datetime.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(sim, *args):
@@ -22,6 +29,7 @@ def _conditions(job: dict) -> dict[str, tuple[str, str]]:
 
 
 def test_cronjob_then_a_job_created_from_it_runs_to_completion(kubesim, namespace):
+    kubesim.set_cron_clock("2026-01-01T00:00:00Z")  # before the CronJob was created: no run is due
     created = kubesim.kubectl(
         "create", "cronjob", "hello", "-n", namespace, "--image=busybox:1.36", "--schedule=*/30 * * * *",
         "--", "sh", "-c", "echo hello from $(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)",
@@ -174,9 +182,7 @@ def test_a_pod_reaches_the_api_as_its_service_account_under_rbac(kubesim, namesp
 
 
 def test_cron_schedules():
-    import datetime
-
-    utc = datetime.timezone.utc
+    utc = UTC
     at = datetime.datetime(2026, 11, 27, 10, 7, tzinfo=utc)  # a Friday
     assert cron.parse("*/30 * * * *").next_after(at) == at.replace(minute=30)
     assert cron.parse("0 9 * * mon-fri").next_after(at) == datetime.datetime(2026, 11, 30, 9, 0, tzinfo=utc)
@@ -187,7 +193,17 @@ def test_cron_schedules():
     assert cron.parse("0 0 * * 7").next_after(at) == datetime.datetime(
         2026, 11, 29, tzinfo=utc
     )  # 7 is Sunday
-    assert cron.parse("5 * * * *").last_between(at - datetime.timedelta(hours=2), at) == at.replace(minute=5)
+    hourly = cron.parse("5 * * * *")
+    assert hourly.most_recent(at - datetime.timedelta(hours=2), at) == (at.replace(minute=5), 2)
+    assert hourly.most_recent(at - datetime.timedelta(minutes=10), at) == (at.replace(minute=5), 0)
+    assert hourly.most_recent(at, at) == (None, 0)
+    weekly = cron.parse("0 0 * * 0")  # missed for 30 days: the latest Sunday, past the last day
+    assert weekly.most_recent(at - datetime.timedelta(days=30), at) == (
+        datetime.datetime(2026, 11, 22, tzinfo=utc),
+        4,
+    )
+    minutely = cron.parse("* * * * *")  # missed for a day: more than 100 (TooManyMissedTimes)
+    assert minutely.most_recent(at - datetime.timedelta(days=1), at) == (at, 1440)
     for bad, message in (
         ("x", "expected exactly 5 fields, found 1: [x]"),
         ("*/0 * * * *", "step of range should be a positive number: */0"),
@@ -202,54 +218,77 @@ def test_cron_schedules():
 
 
 def test_a_cronjob_starts_the_job_that_is_due_and_forbid_skips_while_it_runs(kubesim, namespace):
-    import datetime
-
-    kubesim.kubectl(
-        "create", "cronjob", "tick", "-n", namespace, "--image=busybox", "--schedule=* * * * *",
-        "--", "sh", "-c", "sleep 60",
-    )  # fmt: skip
-    kubesim.kubectl(
-        "patch",
-        "cronjob",
-        "tick",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"concurrencyPolicy":"Forbid"}}',
-    )
-    long_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=3)).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-
-    def missed_runs() -> None:  # as if the controller had been down for three minutes
-        kubesim.kubectl(
-            "patch", "cronjob", "tick", "-n", namespace, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"lastScheduleTime": long_ago}}),
-        )  # fmt: skip
+    # The controller's clock stands still where the test puts it: nothing depends on where the
+    # wall-clock minute falls. Ten minutes ahead, as if the controller had been down that long.
+    due = (datetime.datetime.now(UTC) + datetime.timedelta(minutes=10)).replace(second=0, microsecond=0)
+    kubesim.set_cron_clock(_ts(due + datetime.timedelta(seconds=30)))
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [{"name": "tick", "image": "busybox", "command": ["sleep", "3600"]}],
+    }
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "tick", "namespace": namespace},
+        "spec": {
+            "schedule": "* * * * *",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}},
+        },
+    }
+    kubesim.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 
     def status() -> dict:
         return _json(kubesim, "get", "cronjob", "tick", "-n", namespace).get("status", {})
 
-    missed_runs()
-    active = _until(lambda: status().get("active"), what="the due job")
-    [ref] = active
-    job = _json(kubesim, "get", "job", ref["name"], "-n", namespace)
-    scheduled = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
-    due = datetime.datetime.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    assert ref["name"] == f"tick-{int(due.timestamp() // 60)}"
-    assert due.second == 0 and due <= datetime.datetime.now(datetime.timezone.utc)
-    assert status()["lastScheduleTime"] == scheduled
-    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+    def events(reason: str) -> list[tuple[str, str]]:
+        items = _json(
+            kubesim, "get", "events", "-n", namespace,
+            "--field-selector", f"involvedObject.name=tick,reason={reason}",
+        )["items"]  # fmt: skip
+        return [(e["type"], e["message"]) for e in items]
 
-    missed_runs()  # due again while the first one runs: Forbid skips it
-    _until(lambda: status().get("lastScheduleTime") != long_ago, what="the skipped schedule")
-    assert [j["metadata"]["name"] for j in _json(kubesim, "get", "jobs", "-n", namespace)["items"]] == [
-        ref["name"]
+    def jobs() -> list[str]:
+        return sorted(j["metadata"]["name"] for j in _json(kubesim, "get", "jobs", "-n", namespace)["items"])
+
+    [ref] = _until(lambda: status().get("active"), what="the due job")
+    first = f"tick-{int(due.timestamp() // 60)}"
+    assert ref["name"] == first and ref["kind"] == "Job"
+    job = _json(kubesim, "get", "job", first, "-n", namespace)
+    assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] == _ts(due)
+    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+    assert status()["lastScheduleTime"] == _ts(due)
+    assert events("SuccessfulCreate") == [("Normal", f"Created job {first}")]
+
+    # A minute on, the next run is due while the first one runs: Forbid skips it, says so, and
+    # leaves lastScheduleTime where it was.
+    kubesim.set_cron_clock(_ts(due + datetime.timedelta(seconds=90)))
+    skipped = _until(lambda: events("JobAlreadyActive"), what="JobAlreadyActive")
+    assert skipped == [
+        ("Normal", "Not starting job because prior execution is running and concurrency policy is Forbid")
     ]
+    now = status()
+    assert now["lastScheduleTime"] == _ts(due) and [r["name"] for r in now["active"]] == [first]
+    assert jobs() == [first]
+
+    # The first run fails: the run that was skipped starts at once (it is still unmet).
+    pod = _until(
+        lambda: [
+            p["metadata"]["name"]
+            for p in _json(kubesim, "get", "pods", "-n", namespace, "-l", f"job-name={first}")["items"]
+            if p["status"].get("phase") == "Running"
+        ],
+        what="the first job's pod running",
+    )[0]
+    kubesim.kill_container(namespace, pod, "tick")
+    second = f"tick-{int(due.timestamp() // 60) + 1}"
+    _until(lambda: [r["name"] for r in status().get("active", [])] == [second], what="the skipped run")
+    assert status()["lastScheduleTime"] == _ts(due + datetime.timedelta(minutes=1))
+    assert events("SawCompletedJob") == [("Normal", f"Saw completed job: {first}, condition: Failed")]
+    assert jobs() == [first, second]
 
     kubesim.kubectl("delete", "cronjob", "tick", "-n", namespace, "--cascade=foreground", "--timeout=60s")
-    assert _json(kubesim, "get", "jobs", "-n", namespace)["items"] == []
+    assert jobs() == []
 
 
 def test_a_job_whose_pod_pod_security_refuses_says_so_in_a_failed_create_event(kubesim, namespace):

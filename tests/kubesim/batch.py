@@ -13,12 +13,17 @@ refused: Pod Security, quota; retried) (source job-controller).
 Not modelled: Indexed completion, pod failure / success policies, the job-tracking finalizer, the
 back-off delay between retries (a failed pod is replaced at once).
 
-CronJob controller: every second, the latest scheduled minute (cron.py, UTC; spec.timeZone is
-recorded, not applied) after the last schedule time (else the creation time) starts a Job
-`<cronjob>-<minutes since the epoch>` unless suspended, too late for `startingDeadlineSeconds`,
-or forbidden by `concurrencyPolicy` (Forbid skips, Replace deletes the running ones); status
-`active`, `lastScheduleTime`, `lastSuccessfulTime`; finished Jobs beyond the history limits are
-deleted. `kubectl create job --from=cronjob/X` is kubectl's own (a Job owned by the CronJob).
+CronJob controller (ControllerV2's syncCronJob, checked every second): the latest scheduled minute
+(cron.py, UTC; spec.timeZone is recorded, not applied) after `lastScheduleTime` (else the creation
+time) and after now - `startingDeadlineSeconds` starts a Job `<cronjob>-<minutes since the epoch>`
+(SuccessfulCreate), unless suspended, already started, or forbidden by `concurrencyPolicy`: Forbid
+skips it while a Job it started runs (JobAlreadyActive, lastScheduleTime unchanged, so the skipped
+run starts once that Job finishes), Replace deletes the running ones (SuccessfulDelete). Status
+`active` (the Jobs it started; SawCompletedJob / MissingJob take them out), `lastScheduleTime`,
+`lastSuccessfulTime`; events UnexpectedJob, TooManyMissedTimes, MissSchedule, FailedCreate; finished
+Jobs beyond the history limits are deleted. `kubectl create job --from=cronjob/X` is kubectl's own
+(a Job owned by the CronJob, which the controller reports as UnexpectedJob and never counts as active).
+Its clock can be stopped (faults.cron_clock, `POST /kubesim/v1/faults/clock`).
 """
 
 from __future__ import annotations
@@ -420,69 +425,162 @@ def _ready(pod: dict) -> bool:
 
 
 class CronJobController(Controller):
+    """kube-controller-manager's cronjob-controller (ControllerV2): `status.active` holds the Jobs it
+    started (a Job it did not start is reported, never adopted); a Forbid skip, a missed start and
+    too many missed runs leave `lastScheduleTime` alone, so the skipped run starts once the running
+    Job finishes (unless `startingDeadlineSeconds` has passed by then)."""
+
+    def __init__(self, cluster) -> None:
+        super().__init__(cluster)
+        # (cronjob uid, reason, subject): the events of a repeated finding, recorded once. The real
+        # controller records them again on each sync (at the next scheduled time, on any change of
+        # its Jobs); kubesim syncs every second and would only grow the Event's count.
+        self._told: set[tuple[str, str, str]] = set()
+
     def reconcile(self) -> None:
         for cronjob in self.store.list(CRONJOBS):
-            if cronjob["metadata"].get("deletionTimestamp"):
-                continue
             try:
                 self._sync(cronjob)
             except (errors.ApiError, cron.ScheduleError) as e:
                 log.warning("cronjob %s: %s", cronjob["metadata"]["name"], e)
 
+    def _now(self) -> datetime.datetime:
+        return self.cluster.faults.cron_clock or _now()
+
+    def _tell(self, cronjob: dict, reason: str, subject: str, message: str, type_: str = "Normal") -> None:
+        told = (cronjob["metadata"]["uid"], reason, subject)
+        if told not in self._told:
+            self._told.add(told)
+            self.cluster.record_event(cronjob, reason, message, type_, "cronjob-controller")
+
     def _sync(self, cronjob: dict) -> None:
         meta, spec = cronjob["metadata"], cronjob.get("spec") or {}
-        status = dict(cronjob.get("status") or {})
+        status = copy.deepcopy(cronjob.get("status") or {})
         ns, uid = meta["namespace"], meta["uid"]
         jobs = [j for j in self.store.list(JOBS, ns) if _owned_by(j, uid)]
-        running = [j for j in jobs if not finished(j) and not j["metadata"].get("deletionTimestamp")]
-        for job in jobs:
-            outcome = finished(job)
-            if outcome == "Complete":
-                completed = (job.get("status") or {}).get("completionTime")
-                if completed and (status.get("lastSuccessfulTime") or "") < completed:
-                    status["lastSuccessfulTime"] = completed
-                    self.cluster.record_event(
-                        cronjob, "SawCompletedJob", f"Saw completed job: {job['metadata']['name']}, "
-                        "condition: Complete", component="cronjob-controller",
-                    )  # fmt: skip
-        now = _now()
-        if not spec.get("suspend"):
-            due = self._due(cronjob, status, now)
-            if due is not None:
-                running = self._start(cronjob, spec, due, running, status)
-        status["active"] = [_object_reference(j) for j in running]
-        if not status["active"]:
-            status.pop("active")
-        self._prune(cronjob, spec, jobs)
+        self._prune(cronjob, spec, jobs, status)
+        self._track(cronjob, jobs, status)
+        if not meta.get("deletionTimestamp") and not spec.get("suspend"):
+            self._schedule(cronjob, spec, status)
+        if not status.get("active"):
+            status.pop("active", None)
         if status != (cronjob.get("status") or {}):
             self.store.patch_status(CRONJOBS, ns, meta["name"], status)
 
-    def _due(self, cronjob: dict, status: dict, now: datetime.datetime) -> datetime.datetime | None:
-        schedule = cron.parse(cronjob["spec"].get("schedule", ""))
-        since = _parse(status.get("lastScheduleTime")) or _parse(cronjob["metadata"].get("creationTimestamp"))
-        due = schedule.last_between(since or now, now)
-        deadline = cronjob["spec"].get("startingDeadlineSeconds")
-        if due is not None and deadline is not None and (now - due).total_seconds() > deadline:
-            return None
+    def _track(self, cronjob: dict, jobs: list[dict], status: dict) -> None:
+        """syncCronJob's bookkeeping: finished Jobs leave `active`, the latest completion is
+        `lastSuccessfulTime`, a running Job it did not start is reported, a vanished one dropped."""
+        active = status.get("active") or []
+        listed = {ref.get("uid") for ref in active}
+        for job in jobs:
+            job_uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+            outcome = finished(job)
+            if outcome is None:
+                if job_uid not in listed and not job["metadata"].get("deletionTimestamp"):
+                    self._tell(
+                        cronjob,
+                        "UnexpectedJob",
+                        job_uid,
+                        f"Saw a job that the controller did not create or forgot: {name}",
+                        "Warning",
+                    )
+                continue
+            if job_uid in listed:
+                active = [ref for ref in active if ref.get("uid") != job_uid]
+                self.cluster.record_event(
+                    cronjob,
+                    "SawCompletedJob",
+                    f"Saw completed job: {name}, condition: {outcome}",
+                    component="cronjob-controller",
+                )
+            completed = (job.get("status") or {}).get("completionTime")
+            if outcome == "Complete" and completed and (status.get("lastSuccessfulTime") or "") < completed:
+                status["lastSuccessfulTime"] = completed
+        present = {j["metadata"]["uid"] for j in jobs}
+        for ref in list(active):
+            if (
+                ref.get("uid") not in present
+                and self.store.get(JOBS, ref.get("namespace"), ref.get("name", "")) is None
+            ):
+                active.remove(ref)
+                self.cluster.record_event(
+                    cronjob,
+                    "MissingJob",
+                    f"Active job went missing: {ref.get('name')}",
+                    component="cronjob-controller",
+                )
+        status["active"] = active
+
+    def _schedule(self, cronjob: dict, spec: dict, status: dict) -> None:
+        """syncCronJob from the schedule on: start the Job of the latest unmet scheduled time, or say why not."""
+        now = self._now()
+        due = self._due(cronjob, spec, status, now)
+        if due is None:
+            return
+        meta = cronjob["metadata"]
+        name = f"{meta['name']}-{int(due.timestamp() // 60)}"
+        deadline = spec.get("startingDeadlineSeconds")
+        active = status["active"]
+        if deadline is not None and due + datetime.timedelta(seconds=deadline) < now:
+            self._tell(
+                cronjob,
+                "MissSchedule",
+                _ts(due),
+                "Missed scheduled time to start a job: " + due.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                "Warning",
+            )
+            return
+        if any(ref.get("name") == name for ref in active) or status.get("lastScheduleTime") == _ts(due):
+            return  # already processed
+        policy = spec.get("concurrencyPolicy", "Allow")
+        if policy == "Forbid" and active:
+            self._tell(
+                cronjob,
+                "JobAlreadyActive",
+                _ts(due),
+                "Not starting job because prior execution is running and concurrency policy is Forbid",
+            )
+            return
+        if policy == "Replace":
+            for ref in list(active):
+                self.cluster.delete_object(JOBS, ref["namespace"], ref["name"])
+                active.remove(ref)
+                self.cluster.record_event(
+                    cronjob, "SuccessfulDelete", f"Deleted job {ref['name']}", component="cronjob-controller"
+                )
+        job = self._start(cronjob, spec, name, due)
+        if job is not None:
+            active.append(_object_reference(job))
+            status["lastScheduleTime"] = _ts(due)
+
+    def _due(
+        self, cronjob: dict, spec: dict, status: dict, now: datetime.datetime
+    ) -> datetime.datetime | None:
+        """nextScheduleTime: the latest scheduled time after lastScheduleTime (else the creation time),
+        and after now - startingDeadlineSeconds; TooManyMissedTimes past 100 missed runs."""
+        schedule = cron.parse(spec.get("schedule", ""))
+        earliest = _parse(status.get("lastScheduleTime")) or _parse(
+            cronjob["metadata"].get("creationTimestamp")
+        )
+        earliest = earliest or now
+        deadline = spec.get("startingDeadlineSeconds")
+        if deadline is not None:
+            earliest = max(earliest, now - datetime.timedelta(seconds=deadline))
+        due, missed = schedule.most_recent(earliest, now)
+        if due is not None and missed > 100:
+            self._tell(
+                cronjob,
+                "TooManyMissedTimes",
+                _ts(due),
+                "too many missed start times. "
+                "Set or decrease .spec.startingDeadlineSeconds or check clock skew",
+                "Warning",
+            )
         return due
 
-    def _start(
-        self, cronjob: dict, spec: dict, due: datetime.datetime, running: list[dict], status: dict
-    ) -> list[dict]:
+    def _start(self, cronjob: dict, spec: dict, name: str, due: datetime.datetime) -> dict | None:
+        """The Job (created now, or found created by this CronJob earlier), or None."""
         meta = cronjob["metadata"]
-        policy = spec.get("concurrencyPolicy", "Allow")
-        if running and policy == "Forbid":
-            status["lastScheduleTime"] = _ts(due)
-            return running
-        if running and policy == "Replace":
-            for job in running:
-                self.cluster.delete_object(JOBS, meta["namespace"], job["metadata"]["name"])
-                self.cluster.record_event(
-                    cronjob, "SuccessfulDelete", f"Deleted job {job['metadata']['name']}",
-                    component="cronjob-controller",
-                )  # fmt: skip
-            running = []
-        name = f"{meta['name']}-{int(due.timestamp() // 60)}"
         template = spec.get("jobTemplate") or {}
         tpl_meta = template.get("metadata") or {}
         job = {
@@ -497,16 +595,29 @@ class CronJobController(Controller):
             },
             "spec": copy.deepcopy(template.get("spec") or {}),
         }
-        status["lastScheduleTime"] = _ts(due)
-        if self.store.get(JOBS, meta["namespace"], name) is not None:
-            return running
-        created = self.cluster.create_object(JOBS, job)  # defaulted and admitted (selector) there
+        if self.cluster.namespace_phase(meta["namespace"]) != "Active":
+            return None  # NamespaceTerminatingCause: any creation fails, nothing is said
+        try:
+            created = self.cluster.create_object(JOBS, job)  # defaulted and admitted (selector) there
+        except errors.ApiError as e:
+            if e.status.get("reason") != "AlreadyExists":
+                self.cluster.record_event(
+                    cronjob,
+                    "FailedCreate",
+                    f"Error creating job: {e.status['message']}",
+                    "Warning",
+                    "cronjob-controller",
+                )
+                return None
+            existing = self.store.get(JOBS, meta["namespace"], name)
+            return existing if existing is not None and _owned_by(existing, meta["uid"]) else None
         self.cluster.record_event(
             cronjob, "SuccessfulCreate", f"Created job {name}", component="cronjob-controller"
         )
-        return [*running, created]
+        return created
 
-    def _prune(self, cronjob: dict, spec: dict, jobs: list[dict]) -> None:
+    def _prune(self, cronjob: dict, spec: dict, jobs: list[dict], status: dict) -> None:
+        """cleanupFinishedJobs: the oldest finished Jobs beyond the history limits are deleted."""
         for outcome, field, default in (
             ("Complete", "successfulJobsHistoryLimit", 3),
             ("Failed", "failedJobsHistoryLimit", 1),
@@ -518,6 +629,9 @@ class CronJobController(Controller):
             limit = spec.get(field, default)
             for job in done[: max(0, len(done) - limit)]:
                 self.cluster.delete_object(JOBS, job["metadata"]["namespace"], job["metadata"]["name"])
+                status["active"] = [
+                    ref for ref in status.get("active") or [] if ref.get("uid") != job["metadata"]["uid"]
+                ]
                 self.cluster.record_event(
                     cronjob, "SuccessfulDelete", f"Deleted job {job['metadata']['name']}",
                     component="cronjob-controller",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 
@@ -34,6 +35,7 @@ def add_control_routes(app: web.Application, cluster) -> None:
     app.router.add_post("/kubesim/v1/faults/link", control.link)
     app.router.add_post("/kubesim/v1/faults/unready", control.unready)
     app.router.add_post("/kubesim/v1/faults/kill", control.kill)
+    app.router.add_post("/kubesim/v1/faults/clock", control.clock)
     app.router.add_get("/kubesim/v1/pods/{namespace}/{name}/pids", control.pids)
     app.router.add_get("/kubesim/v1/dataplane", control.dataplane)
     app.router.add_get("/kubesim/v1/tls", control.tls)
@@ -122,6 +124,24 @@ class Control:
                 404,
             )
         return respond({"killed": True})
+
+    async def clock(self, request: web.Request) -> web.Response:
+        """{"cronNow": "2026-11-29T10:00:30Z"}: the CronJob controller's clock stands still there (each
+        call may move it, either way); null: the wall clock again."""
+        b = await _body(request)
+        value = None if b is None else b.get("cronNow", "missing")
+        at = None
+        if isinstance(value, str):
+            try:
+                at = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:
+                pass
+        if value is not None and at is None:
+            return _bad('want {"cronNow": "YYYY-MM-DDTHH:MM:SSZ"|null}')
+        self.faults.cron_clock = at.replace(tzinfo=datetime.timezone.utc) if at else None
+        log.info("fault: the CronJob controller's clock at %s", value or "the wall clock")
+        self.cluster.wake()
+        return respond(self.faults.describe())
 
     async def pids(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]

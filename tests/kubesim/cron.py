@@ -75,15 +75,26 @@ class Schedule:
             day += datetime.timedelta(days=1)
         return None
 
-    def last_between(self, after: datetime.datetime, until: datetime.datetime) -> datetime.datetime | None:
-        """The latest scheduled minute in (after, until]: the run that is due, if any. Runs missed
-        more than a day ago are not looked for (the controller starts only the latest one anyway)."""
+    def most_recent(
+        self, earliest: datetime.datetime, now: datetime.datetime
+    ) -> tuple[datetime.datetime | None, int]:
+        """The latest scheduled minute in (earliest, now] (None if none) and roughly how many were
+        missed, as the CronJob controller's mostRecentScheduleTime counts them: the interval between
+        the first two runs after `earliest` divided into the time since the first."""
+        t1 = self.next_after(earliest)
+        if t1 is None or now < t1:
+            return None, 0
+        t2 = self.next_after(t1)
+        if t2 is None or now < t2:
+            return t1, 0
+        interval = int((t2 - t1).total_seconds())
+        missed = int((now - t1).total_seconds()) // interval + 1
         found = None
-        t = self.next_after(max(after, until - datetime.timedelta(days=1)))
-        while t is not None and t <= until:
+        t = self.next_after(t1 + datetime.timedelta(seconds=(missed - 2) * interval))
+        while t is not None and t <= now:
             found = t
             t = self.next_after(t)
-        return found
+        return found, missed
 
     def _day_matches(self, t: datetime.datetime) -> bool:
         dom = t.day in self.days

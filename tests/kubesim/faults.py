@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 
 from . import errors
 
@@ -34,6 +35,8 @@ class Faults:
         self.portforward_cut_after: int | None = None
         self.link_bytes_per_second: int | None = None  # node half: paces exec and port-forward streams
         self.unready: set[tuple[str, str]] = set()
+        # API half: the CronJob controller's clock, frozen at this instant (None: the wall clock)
+        self.cron_clock: datetime.datetime | None = None
 
     def add_request_failure(
         self,
@@ -60,6 +63,7 @@ class Faults:
         self.portforward_cut_after = None
         self.link_bytes_per_second = None
         self.unready.clear()
+        self.cron_clock = None
 
     def describe(self) -> dict:
         return {
@@ -67,6 +71,7 @@ class Faults:
             "portforwardCutAfterBytes": self.portforward_cut_after,
             "linkBytesPerSecond": self.link_bytes_per_second,
             "unready": [{"namespace": ns, "pod": p} for ns, p in sorted(self.unready)],
+            "cronClock": self.cron_clock.strftime("%Y-%m-%dT%H:%M:%SZ") if self.cron_clock else None,
         }
 
 

@@ -188,6 +188,10 @@ class Kubesim:
             body["reason"] = reason
         return self._control("POST", "/kubesim/v1/faults/kill", body)
 
+    def set_cron_clock(self, at: str | None) -> dict:
+        """Stop the CronJob controller's clock at `at` ("YYYY-MM-DDTHH:MM:SSZ"); None: the wall clock."""
+        return self._control("POST", "/kubesim/v1/faults/clock", {"cronNow": at})
+
     def clear_faults(self) -> dict:
         return self._control("DELETE", "/kubesim/v1/faults")
 

@@ -51,6 +51,7 @@ def test_summary_counts_and_sizes():
 
 PYTHON_TAR = filesync.Stream(compress=True, system_tar=False)  # the in-process writer, gzipped
 SYSTEM_TAR = filesync.Stream(compress=False, system_tar=True)  # GNU tar writes the members, plain
+SPLIT = filesync.Stream(compress=False, system_tar=True, split=True)  # two GNU tars into two shells at once
 
 
 class BusyboxShell:
@@ -131,8 +132,8 @@ def remote_dir_at(pod_dir):
 
 @pytest.mark.parametrize(
     "stream",
-    [PYTHON_TAR, SYSTEM_TAR, filesync.Stream(compress=True, system_tar=True)],
-    ids=["python-writer-gzip", "system-tar-plain", "system-tar-gzip"],
+    [PYTHON_TAR, SYSTEM_TAR, filesync.Stream(compress=True, system_tar=True), SPLIT],
+    ids=["python-writer-gzip", "system-tar-plain", "system-tar-gzip", "system-tar-split"],
 )
 def test_three_syncs_keep_what_containers_wrote_and_bring_local_edits(tmp_path, shell, stream):
     work = tmp_path / "project"
@@ -212,7 +213,9 @@ def one_directory_project(tmp_path, directory, files):
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["listing", "no-listing-first"])
-@pytest.mark.parametrize("stream", [PYTHON_TAR, SYSTEM_TAR], ids=["python-writer", "system-tar"])
+@pytest.mark.parametrize(
+    "stream", [PYTHON_TAR, SYSTEM_TAR, SPLIT], ids=["python-writer", "system-tar", "system-tar-split"]
+)
 def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream, cached):
     if cached:  # the write that skips the listing finds the directory taken: nothing written, then listed
         shell.cache = SyncCache(tmp_path / "cache", "here")
@@ -232,8 +235,8 @@ def test_an_older_version_copy_loses_nothing(tmp_path, shell, stream, cached):
 
 @pytest.mark.parametrize(
     "stream",
-    [SYSTEM_TAR, filesync.Stream(compress=False), filesync.Stream(compress=True)],
-    ids=["gnu-tar", "python-writer-plain", "python-writer-gzip"],
+    [SYSTEM_TAR, filesync.Stream(compress=False), filesync.Stream(compress=True), SPLIT],
+    ids=["gnu-tar", "python-writer-plain", "python-writer-gzip", "gnu-tar-split"],
 )
 def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded(tmp_path, shell, stream):
     work = tmp_path / "project" / "site"
@@ -247,11 +250,12 @@ def test_copies_made_from_here_skip_the_listing_until_the_pod_is_not_as_recorded
         run_sync(shell, project, pod, stream)
         return shell.calls - calls
 
-    assert sync_counting() == 1  # a first copy into an empty directory: no listing
+    split = 1 if stream.split else 0  # a send of two members or more: a second exec
+    assert sync_counting() == 1 + split  # a first copy into an empty directory: no listing
     assert (copy / "a.txt").read_bytes() == b"a1"
     (work / "a.txt").write_bytes(b"a2, longer")
     (work / "c.txt").write_bytes(b"c1")
-    assert sync_counting() == 1  # against the record we wrote: one exec
+    assert sync_counting() == 1 + split  # against the record we wrote: one exec (and the split's)
     assert [(copy / n).read_bytes() for n in ("a.txt", "c.txt")] == [b"a2, longer", b"c1"]
 
     (copy / "b.txt").write_bytes(b"a container's")  # in the pod, then a local edit of the same file
@@ -468,6 +472,50 @@ def test_a_file_gone_before_gnu_tar_reads_it_is_left_out_of_the_record(
     record = syncplan.parse_record((tmp_path / "pod" / ".preevy-sync" / "record").read_text())
     assert sorted(record) == ["relative/site", "relative/site/a", "relative/site/z"]
     assert not (tmp_path / "pod" / ".preevy-sync" / "pending").exists()
+
+
+def test_a_split_copy_records_what_went_in_either_stream(tmp_path, shell, monkeypatch):
+    files = {f"{d}/{n}": f"{d}{n}".encode() for d in ("a", "b") for n in (1, 2, 3)}
+    source = tmp_path / "project" / "site"
+    for name, content in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(content)
+    project = sync_project(
+        tmp_path, {"app": {"volumes": [{"type": "bind", "source": str(source), "target": "/d"}]}}
+    )
+    archive = tarstream.archive
+    streams: list[bool] = []
+
+    def archive_after_a_removal(tar, names, *args):
+        in_second = b"relative/site/b/2\0" in pathlib.Path(names).read_bytes()
+        streams.append(in_second)
+        if in_second:
+            (source / "b" / "2").unlink()  # after the scan, before the second stream's tar reads it
+        return archive(tar, names, *args)
+
+    monkeypatch.setattr(tarstream, "archive", archive_after_a_removal)
+    stats = run_sync(shell, project, tmp_path / "pod", SPLIT)
+    assert sorted(streams) == [False, True]  # two tars, b/ in the second
+    site = tmp_path / "pod" / "relative" / "site"
+    assert sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()) == [
+        "a/1", "a/2", "a/3", "b/1", "b/3",
+    ]  # fmt: skip
+    assert (site / "b" / "3").read_bytes() == b"b3"
+    assert (stats.files, stats.streams) == (5, 2)
+    state = tmp_path / "pod" / ".preevy-sync"
+    assert sorted(p.name for p in state.iterdir()) == ["record"]  # no FIFO nor pending list left
+    record = syncplan.parse_record((state / "record").read_text())
+    assert "relative/site/b/2" not in record and "relative/site/b/3" in record
+
+
+def test_halves_keep_each_directory_in_one_stream():
+    members = ["r", "r/a", "r/a/1", "r/a/2", "r/b", "r/b/1", "r/c/1", "r/c/2", "r/c/3"]
+    first, second = filesync._halves(members)
+    assert sorted(first + second) == sorted(members)
+    for directory in ("r", "r/a", "r/b", "r/c"):
+        inside = {m for m in members if os.path.dirname(m) == directory}
+        assert inside <= set(first) or inside <= set(second)
+    assert abs(len(first) - len(second)) <= 3
 
 
 def test_dry_run_preview_writes_nothing(tmp_path, shell):
