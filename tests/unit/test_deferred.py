@@ -1,7 +1,12 @@
 """deferred.py: stand-ins for modules imported but not used on the hot paths; each is the real module at its
 first use, by whatever form of import. Each probe runs in a fresh interpreter (pytest imports them all)."""
 
-from tests.unit.fresh import run_fresh
+import os
+import site
+import subprocess
+import sys
+
+from tests.unit.fresh import SRC, run_fresh
 
 
 def probe(code: str) -> list[str]:
@@ -131,3 +136,27 @@ def test_traceback_is_deferred_with_plumbum_and_an_internal_errors_log_still_has
         "    text = runlog.log_text(['ls'], 'internal error', [], err)\n"
         "print('Traceback (most recent call last):' in text, text.rstrip().endswith('ValueError: bad'))\n"
     ) == ["Deferred", "False", "True", "True"]
+
+
+def test_archive_compressors_and_ipaddress_are_deferred_and_work_when_used():
+    """shutil imports bz2, lzma and zlib only to know whether archives can use them, urllib.parse ipaddress for
+    an [IPv6] host: loaded at their first use. Started without site, as the launcher is (a .pth file may have
+    imported them already)."""
+    code = (
+        "import sys; from kubectl_preevy import process; import shutil, urllib.parse; process.command(['true'])\n"
+        "names = ('bz2', 'lzma', 'zlib', 'ipaddress')\n"
+        "print(*(type(sys.modules[name]).__name__ for name in names if name in sys.modules))\n"
+        "import gzip, bz2, lzma, ipaddress\n"
+        "print(gzip.decompress(gzip.compress(b'z')).decode(), bz2.decompress(bz2.compress(b'b')).decode())\n"
+        "print(lzma.decompress(lzma.compress(b'l')).decode(), urllib.parse.urlsplit('http://[::1]:8/').port)\n"
+        "print(ipaddress.ip_address('::1').is_loopback, shutil.get_archive_formats()[0][0])\n"
+    )
+    path = os.pathsep.join([str(SRC), *site.getsitepackages()])
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=path),
+    )
+    assert result.stdout.split() == ["Deferred"] * 4 + ["z", "b", "l", "8", "True", "bztar"]
