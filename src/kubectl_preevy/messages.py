@@ -272,7 +272,7 @@ LOCAL_FILE_UNREADABLE = (
     "cannot read {path} ({error}): make it readable, or remove it from the compose file's volumes"
 )
 FILE_SYNC_FAILED = (
-    "copying files into the pod failed: {error}: check that its first container has sh, tar and find"
+    "copying files into the pod failed: {error}: check that its first container has sh, tar, find and mkfifo"
 )
 DOCKER_NOT_ANSWERING = "the Docker server of pod {pod} did not answer within {timeout} ({error}): check its logs with `kubectl logs {pod}`"
 DOCKER_API_FAILED = "the Docker server answered {status} to {path}: {error}"
