@@ -254,6 +254,17 @@ def test_label_selectors(kubesim, namespace):
     assert names("tier=web,env=dev") == []
 
 
+def test_list_items_carry_no_kind_as_the_api_server_writes_them(kubesim, namespace):
+    kubesim.kubectl("create", "-n", namespace, "-f", "-", input=manifests.configmap("listed"))
+    raw = json.loads(kubesim.kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/configmaps").stdout)
+    assert raw["kind"] == "ConfigMapList" and raw["apiVersion"] == "v1"
+    assert raw["items"] and all(not set(item) & {"kind", "apiVersion"} for item in raw["items"])
+    printed = _json(kubesim, "get", "cm", "-n", namespace, "listed")
+    assert (printed["kind"], printed["apiVersion"]) == ("ConfigMap", "v1")  # a single object carries them
+    listed = _json(kubesim, "get", "cm", "-n", namespace)["items"]
+    assert {(item["kind"], item["apiVersion"]) for item in listed} == {("ConfigMap", "v1")}  # kubectl sets them
+
+
 def test_field_selectors(kubesim, namespace):
     kubesim.kubectl("create", "-n", namespace, "-f", "-", input=manifests.configmap("f1"))
     kubesim.kubectl("create", "-n", namespace, "-f", "-", input=manifests.configmap("f2"))

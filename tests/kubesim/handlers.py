@@ -18,6 +18,7 @@ from .api_request import Route, parse_route, respond
 from .api_subresources import review, scale_of, token_request
 from .api_watch import CLOSE, Watch
 from .api_writes import Writes
+from .resources import GATEWAY_GROUP
 
 log = logging.getLogger("kubesim.api")
 
@@ -150,7 +151,7 @@ class Api:
                 "kind": route.res.list_kind,
                 "apiVersion": route.res.group_version,
                 "metadata": {"resourceVersion": rv},
-                "items": items,
+                "items": [_list_item(route.res, o) for o in items],
             }
         )
 
@@ -163,6 +164,15 @@ class Api:
         if tables.wants_table(accept) and not route.sub:
             return respond(tables.table(route.key, [obj], q.get("includeObject", "PartialObjectMetadata")))
         return respond(obj)
+
+
+def _list_item(res, obj: dict) -> dict:
+    """An item of a JSON list as the API server writes it: a built-in type's items carry no kind nor
+    apiVersion (the typed list's items are encoded without their TypeMeta; `kubectl get -o json` sets them
+    again). A custom resource's items keep theirs (the Gateway API is served from its CRDs)."""
+    if res.group == GATEWAY_GROUP:
+        return obj
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
 
 
 def _verb(method: str, route: Route, q) -> str:
