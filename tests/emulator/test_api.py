@@ -262,7 +262,9 @@ def test_list_items_carry_no_kind_as_the_api_server_writes_them(kubesim, namespa
     printed = _json(kubesim, "get", "cm", "-n", namespace, "listed")
     assert (printed["kind"], printed["apiVersion"]) == ("ConfigMap", "v1")  # a single object carries them
     listed = _json(kubesim, "get", "cm", "-n", namespace)["items"]
-    assert {(item["kind"], item["apiVersion"]) for item in listed} == {("ConfigMap", "v1")}  # kubectl sets them
+    assert {(item["kind"], item["apiVersion"]) for item in listed} == {
+        ("ConfigMap", "v1")
+    }  # kubectl sets them
 
 
 def test_field_selectors(kubesim, namespace):
