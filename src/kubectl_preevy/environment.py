@@ -180,16 +180,22 @@ def find(
 
 
 def find_with_instances(
-    kubectl: Kubectl, profile_id: str, env_id: str, meanwhile: Callable[[], object] | None = None
+    kubectl: Kubectl,
+    profile_id: str,
+    env_id: str,
+    meanwhile: Callable[[], object] | None = None,
+    legacy: bool = False,
 ) -> tuple[list[Environment], set[str]]:
     """In one read, the environment's docker-host StatefulSets, deleted ones too (newest first), and every
     instance name its objects still carry (those of a `down --no-wait` in progress, or an interrupted
     one, included). Types this identity may not list are passed over (it could not delete their objects
-    either). meanwhile: run while the read runs (Kubectl.run)."""
+    either). meanwhile: run while the read runs (Kubectl.run). legacy: docker-host Deployments too."""
     from kubectl_preevy import permissions
 
     selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.run("get", ",".join(LEFTOVER_TYPES), "-l", selector, "-o", "json", meanwhile=meanwhile)
+    types = LEGACY_TYPES if legacy else LEFTOVER_TYPES
+    host_kinds = ("StatefulSet", "Deployment") if legacy else ("StatefulSet",)
+    result = kubectl.run("get", ",".join(types), "-l", selector, "-o", "json", meanwhile=meanwhile)
     if not result.ok and (
         permissions.other_errors(result.stderr)
         or not permissions.refused_requests(result.stderr)
@@ -204,7 +210,7 @@ def find_with_instances(
     hosts = [
         Environment(item)
         for item, item_labels in labels
-        if item.get("kind") == "StatefulSet"
+        if item.get("kind") in host_kinds
         and item_labels.get(naming.LABEL_COMPONENT) == naming.DOCKER_HOST_COMPONENT
     ]
     instances = {
@@ -893,29 +899,3 @@ def _delete_types(
         on_line=on_line,
         meanwhile=meanwhile,
     )
-
-
-def leftover_instances(kubectl: Kubectl, profile_id: str, env_id: str) -> list[str]:
-    """Instances that still have objects although their docker-host StatefulSet is gone. Types this
-    identity may not list are passed over (it could not delete their objects either)."""
-    from kubectl_preevy import permissions
-
-    selector = naming.env_selector(profile_id, env_id, deleted=None)
-    result = kubectl.run(
-        "get",
-        ",".join(LEFTOVER_TYPES),
-        "-l",
-        selector,
-        "-o",
-        f"jsonpath={{range .items[*]}}{{.metadata.labels.{_jsonpath_key(naming.LABEL_INSTANCE)}}}"
-        '{"\\n"}{end}',
-    )
-    if not result.ok and (
-        permissions.other_errors(result.stderr) or not permissions.refused_requests(result.stderr)
-    ):
-        raise kubectl.error(result)
-    return sorted({line for line in result.stdout.splitlines() if line})
-
-
-def _jsonpath_key(key: str) -> str:
-    return key.replace(".", "\\.")

@@ -234,6 +234,34 @@ def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
 
 
+def test_down_removes_a_first_apply_interrupted_beside_the_environment(kubesim, namespace, env, tmp_path):
+    """A first apply killed before it made its StatefulSet leaves objects of its instance name; the next `up`
+    makes the environment under another name (test_lock.py). `down` removes both: every instance the
+    environment's objects carry."""
+    project = hello_project(tmp_path / "hello")
+    flags = ["-n", namespace, "--id", "beside"]
+    preevy("up", *flags, cwd=project, env=env, check=True)
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "default-beside-zzzzz-sa",
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kubectl-preevy",
+                "preevy.dev/instance": "default-beside-zzzzz",
+                "preevy.dev/profile-id": "default",
+                "preevy.dev/env-id": "beside",
+            },
+        },
+    }
+    kubesim.kubectl("create", "-f", "-", input=json.dumps(orphan))
+
+    down = preevy("down", *flags, cwd=project, env=env, check=True)
+    assert "default-beside-zzzzz" in down.stderr  # named as it goes
+    assert environment_objects(kubesim, namespace, "preevy.dev/env-id=beside") == []
+
+
 def test_a_changed_template_is_applied_in_place_and_images_and_volumes_survive(
     kubesim, namespace, env, tmp_path
 ):

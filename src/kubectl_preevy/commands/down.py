@@ -98,16 +98,14 @@ def _mark_comment_deleted(args: argparse.Namespace, env_id: str, namespace: str,
 def _targets(
     kubectl: Kubectl, profile_id: str, env_id: str
 ) -> dict[str, tuple[list[str], environment.Environment | None]]:
-    """instance -> the types of its objects, and its docker host (None: gone already). Those being deleted
-    are included (an interrupted `down` to finish), and so are the objects left when the docker-host
-    StatefulSet is already gone."""
+    """instance -> the types of its objects, and its docker host (None: gone already, or never made). One read
+    finds them all: the docker hosts, those being deleted included (an interrupted `down` to finish), and
+    every other instance the environment's objects carry (a docker host deleted already; a first apply
+    interrupted before it made one, beside the instance a later `up` made)."""
+    hosts, instances = environment.find_with_instances(kubectl, profile_id, env_id, legacy=True)
     targets: dict[str, tuple[list[str], environment.Environment | None]] = {
-        env.instance: (env.types, env)
-        for env in environment.find(kubectl, profile_id, env_id, include_deleted=True, legacy=True)
+        env.instance: (env.types, env) for env in hosts
     }
-    if targets:
-        return targets
-    return {
-        instance: (list(environment.LEFTOVER_TYPES), None)
-        for instance in environment.leftover_instances(kubectl, profile_id, env_id)
-    }
+    for instance in sorted(instances - targets.keys()):
+        targets[instance] = (list(environment.LEFTOVER_TYPES), None)
+    return targets
