@@ -241,14 +241,7 @@ def list_all(
             f"{naming.LABEL_COMPONENT}={naming.DOCKER_HOST_COMPONENT}",
         ]
     )
-    return _docker_hosts(
-        kubectl,
-        selector,
-        legacy,
-        include_deleted,
-        *(["--all-namespaces"] if all_namespaces else []),
-        meanwhile=meanwhile,
-    )
+    return _docker_hosts(kubectl, selector, legacy, include_deleted, all_namespaces, meanwhile)
 
 
 def _docker_hosts(
@@ -256,14 +249,13 @@ def _docker_hosts(
     selector: str,
     legacy: bool,
     include_deleted: bool,
-    *flags: str,
+    every_namespace: bool = False,
     meanwhile: Callable[[], object] | None = None,
 ) -> list[Environment]:
     """legacy: Deployments too (read beside the StatefulSets), unless listing them is forbidden (a Role made
     by `kubectl preevy rbac` has no Deployments: whoever holds only it cannot have made, nor delete, a legacy
     environment). include_deleted False: those being deleted are passed over (the selector excludes those
     labelled so). meanwhile: run while the first read runs."""
-    every_namespace = "--all-namespaces" in flags
     statefulsets, deployments = parallel.together(
         lambda: _listed(kubectl, "statefulsets", selector, every_namespace, meanwhile),
         (lambda: _listed(kubectl, "deployments", selector, every_namespace)) if legacy else None,
@@ -307,6 +299,23 @@ def _items(kubectl: Kubectl, result: process.Result, kind: str) -> list[dict[str
         item.setdefault("kind", kind)
         item.setdefault("apiVersion", "apps/v1")
     return items
+
+
+def deletion_targets(
+    kubectl: Kubectl, profile_id: str, env_id: str
+) -> dict[str, tuple[list[str], Environment | None]]:
+    """What deleting the environment deletes: instance -> the types of its objects, and its docker host (None:
+    gone already, or never made). One read finds them all: the docker hosts (Deployments too), those being
+    deleted included (an interrupted `down` to finish), and every other instance the environment's objects
+    carry (a docker host deleted already; a first apply interrupted before it made one, beside the instance
+    a later `up` made)."""
+    hosts, instances = find_with_instances(kubectl, profile_id, env_id, legacy=True)
+    targets: dict[str, tuple[list[str], Environment | None]] = {
+        env.instance: (env.types, env) for env in hosts
+    }
+    for instance in sorted(instances - targets.keys()):
+        targets[instance] = (list(LEFTOVER_TYPES), None)
+    return targets
 
 
 def newest(envs: list[Environment], env_id: str, down: str = "") -> Environment | None:

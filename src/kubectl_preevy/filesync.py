@@ -733,12 +733,12 @@ def _apply(
     script = guard_part + DELETE_PART + unpack
     arguments = [remote_dir, *guard_args, *batches[-1]]
     # a split's second exec starts now: connected by the time the first stream's script answered
-    second = [shell.shell.open(split_writer(remote_dir, fifo))] if split else []
+    second = shell.shell.open(split_writer(remote_dir, fifo)) if split else None
     try:
         return shell.stream(script, arguments, body, says_first=guard is not None, meanwhile=meanwhile)
     finally:
-        for opened in second:
-            opened.stop()  # ended already if the stream used it; else (refused, failed before) ended now
+        if second is not None:
+            second.stop()  # ended already if the stream used it; else (refused, failed before) ended now
 
 
 def _probed(pipe: IO[bytes], replies: Replies | None, write: Callable[[IO[bytes], int], Sent]) -> Sent:
@@ -1122,7 +1122,7 @@ class _SystemTar:
         sync_plan: SyncPlan,
         local: dict[str, tuple[Entry, str]],
         roots: dict[str, pathlib.Path],
-        second: list[Opened] | None = None,
+        second: Opened | None = None,
         fifo: str = "",
     ) -> None:
         """second: the exec that writes into the pod's FIFO (split_writer), when the stream is split."""
@@ -1153,7 +1153,7 @@ class _SystemTar:
             tar = tarfile.TarFile(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, dereference=False)  # type: ignore[arg-type]
             for arcname, remote_path, local_path in self.ours:
                 self._note(sent, remote_path, _add_member(tar, arcname, local_path))
-            if self.theirs or self.second:  # a split's second stream is awaited in the pod
+            if self.theirs or self.second is not None:  # a split's second stream is awaited in the pod
                 sink.flush()  # ours before tar's, in the same pipe
                 self._archive(sink.fileno(), sent)
             else:
@@ -1206,7 +1206,7 @@ class _SystemTar:
                     self.record[path] = entry._replace(size=CHANGED_SIZE)
                     sent.changed.append(path)
 
-        first, second = _halves(self.theirs) if self.second else (self.theirs, [])
+        first, second = _halves(self.theirs) if self.second is not None else (self.theirs, [])
         with tempfile.TemporaryDirectory(prefix="preevy-sync-") as tmp:
             view = pathlib.Path(tmp, "view")
             for root, real in self.dir_roots.items():
@@ -1214,7 +1214,7 @@ class _SystemTar:
                 (view / root).symlink_to(real)
             (view / STATE_DIR).mkdir(parents=True)
             (view / STATE_DIR).chmod(0o755)  # the mark: the pod's own STATE_DIR, as mkdir -p made it there
-            beside = _Beside(self, view, second, read) if self.second else None
+            beside = _Beside(self, view, second, read) if self.second is not None else None
 
             def last(stderr: str) -> str:
                 if beside is not None:
@@ -1269,9 +1269,9 @@ class _Beside:
     def __init__(
         self, copy: "_SystemTar", view: pathlib.Path, members: list[str], read: Callable[[str], None]
     ) -> None:
-        assert copy.second
+        assert copy.second is not None
         self.end = f"{copy.fifo}.end"
-        self.opened = copy.second[0]
+        self.opened = copy.second
         self.archived: list[tarstream.Archived] = []
         self.warnings = ""
         self.read_all = threading.Event()  # its members read (its mark went), or its tar ended

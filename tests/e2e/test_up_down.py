@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+import pytest
 import yaml
 
 from tests.e2e import (
@@ -234,10 +235,13 @@ def test_down_removes_what_an_interrupted_down_left(kubesim, namespace, env, tmp
     assert environment_objects(kubesim, namespace, f"preevy.dev/instance={statefulset}") == []
 
 
-def test_down_removes_a_first_apply_interrupted_beside_the_environment(kubesim, namespace, env, tmp_path):
+@pytest.mark.parametrize("command", [["down"], ["purge", "--yes", "--wait"]], ids=["down", "purge"])
+def test_down_removes_a_first_apply_interrupted_beside_the_environment(
+    kubesim, namespace, env, tmp_path, command
+):
     """A first apply killed before it made its StatefulSet leaves objects of its instance name; the next `up`
-    makes the environment under another name (test_lock.py). `down` removes both: every instance the
-    environment's objects carry."""
+    makes the environment under another name (test_lock.py). `down` (and `purge`) removes both: every
+    instance the environment's objects carry."""
     project = hello_project(tmp_path / "hello")
     flags = ["-n", namespace, "--id", "beside"]
     preevy("up", *flags, cwd=project, env=env, check=True)
@@ -257,8 +261,10 @@ def test_down_removes_a_first_apply_interrupted_beside_the_environment(kubesim, 
     }
     kubesim.kubectl("create", "-f", "-", input=json.dumps(orphan))
 
-    down = preevy("down", *flags, cwd=project, env=env, check=True)
-    assert "default-beside-zzzzz" in down.stderr  # named as it goes
+    deleted = preevy(
+        *command, *(flags if command == ["down"] else flags[:2]), cwd=project, env=env, check=True
+    )
+    assert "default-beside-zzzzz" in deleted.stderr  # named as it goes
     assert environment_objects(kubesim, namespace, "preevy.dev/env-id=beside") == []
 
 

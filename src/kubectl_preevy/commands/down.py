@@ -6,7 +6,6 @@ import os
 from kubectl_preevy import console, environment, interrupt, lock, messages, parallel, prcomment
 from kubectl_preevy.commands import shared
 from kubectl_preevy.errors import ExitCode, PreevyError
-from kubectl_preevy.kubectl import Kubectl
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
                 # a run that made objects after the find would have released the lock within those
                 # milliseconds too, which no `up` does (it waits for the rollout after its apply).
                 _, targets = parallel.together(
-                    lambda: held.acquire(timeout), lambda: _targets(kubectl, current.profile.id, env_id)
+                    lambda: held.acquire(timeout),
+                    lambda: environment.deletion_targets(kubectl, current.profile.id, env_id),
                 )
                 if held.contended:
-                    targets = _targets(kubectl, current.profile.id, env_id)
+                    targets = environment.deletion_targets(kubectl, current.profile.id, env_id)
                 if not targets:
                     if args.force:
                         _mark_comment_deleted(args, env_id, kubectl.namespace, comment_template)
@@ -93,19 +93,3 @@ def _mark_comment_deleted(args: argparse.Namespace, env_id: str, namespace: str,
         deleted=True,
         template=template,
     )
-
-
-def _targets(
-    kubectl: Kubectl, profile_id: str, env_id: str
-) -> dict[str, tuple[list[str], environment.Environment | None]]:
-    """instance -> the types of its objects, and its docker host (None: gone already, or never made). One read
-    finds them all: the docker hosts, those being deleted included (an interrupted `down` to finish), and
-    every other instance the environment's objects carry (a docker host deleted already; a first apply
-    interrupted before it made one, beside the instance a later `up` made)."""
-    hosts, instances = environment.find_with_instances(kubectl, profile_id, env_id, legacy=True)
-    targets: dict[str, tuple[list[str], environment.Environment | None]] = {
-        env.instance: (env.types, env) for env in hosts
-    }
-    for instance in sorted(instances - targets.keys()):
-        targets[instance] = (list(environment.LEFTOVER_TYPES), None)
-    return targets

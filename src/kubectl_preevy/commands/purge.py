@@ -27,14 +27,10 @@ def run(args: argparse.Namespace) -> int:
     with shared.sigterm_as_interrupt():
         for profile_id, env_id in targets:
             with lock.held(kubectl, profile_id, env_id, "purge", timeout):
-                found = environment.find(kubectl, profile_id, env_id, include_deleted=True, legacy=True)
-                for each in found:
-                    console.step(
-                        messages.DELETING.format(instance=each.instance, namespace=kubectl.namespace)
-                    )
-                    environment.delete(
-                        kubectl, each.instance, each.types, wait=args.wait, timeout_seconds=timeout
-                    )
+                deleting = environment.deletion_targets(kubectl, profile_id, env_id)
+                for instance, (types, _) in deleting.items():
+                    console.step(messages.DELETING.format(instance=instance, namespace=kubectl.namespace))
+                    environment.delete(kubectl, instance, types, wait=args.wait, timeout_seconds=timeout)
             deleted.append(env_id)
     if args.output != "table":
         console.document(
