@@ -126,13 +126,13 @@ def test_default_profile_works_when_it_cannot_be_saved(environ, tmp_path, monkey
     assert "without saving it" in capsys.readouterr().err
 
 
-def test_profile_flag_beats_env_beats_current(environ):
+def test_profile_flag_beats_env_beats_current(environ, monkeypatch):
     store = profiles.LocalStore(environ)
     for name in ("a", "b", "c"):
         store.save(profiles.Profile(name, f"{name}-00000", {}))
     store.set_current("c")
     assert profiles.load_profile(args(), environ).name == "c"
-    environ["PREEVY_PROFILE"] = "b"
+    monkeypatch.setenv("PREEVY_PROFILE", "b")  # (environ is os.environ: undone after the test)
     assert profiles.load_profile(args(), environ).name == "b"
     assert profiles.load_profile(args(profile="a"), environ).name == "a"
 
